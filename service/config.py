@@ -1,0 +1,112 @@
+"""Settings, read once from the environment (and `.env` when present).
+
+Every variable is documented in `.env.example` and in the design's configuration table.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from starlette.config import Config
+from starlette.datastructures import CommaSeparatedStrings
+
+# Airtable field names, keyed by the suffix of their AIRTABLE_FIELD_* variable.
+DEFAULT_FIELDS: dict[str, str] = {
+    "COMPANY_NAME": "Company Name",
+    "CIN": "CIN",
+    "SYNC_STATUS": "Contacts Sync Status",
+    "SYNC_ERROR": "Contacts Sync Error",
+    "SYNCED_AT": "Contacts Synced At",
+    "CONTACTS_FOUND": "Contacts Found",
+    "REFRESH": "Refresh Contacts",
+    "NAME": "Name",
+    "PHONE": "Phone Number",
+    "PHONE_TYPE": "Phone Type",
+    "EMAIL": "Email",
+    "DIN": "DIN",
+    "ADDRESS": "Address",
+    "COMPANY": "Company",
+    "CONTACT_KEY": "Contact Key",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None = None
+    data_dir: Path = Path(".data")
+    port: int = 8000
+    worker_in_web: bool = True
+    worker_concurrency: int = 8
+    job_lease_s: float = 60.0
+    job_max_attempts: int = 8
+    log_format: str = "json"
+    log_level: str = "info"
+    webhook_secrets: tuple[str, ...] = ()
+    api_keys: tuple[str, ...] = ()
+    attestr_api_key: str | None = None
+    attestr_api_url: str = "https://api.attestr.com/api/v2/public/leadx/mca-cin-contact"
+    attestr_max_contacts: int = 100
+    attestr_timeout_s: float = 30.0
+    attestr_cache_ttl_days: float = 30.0
+    attestr_no_data_ttl_days: float = 7.0
+    attestr_daily_call_limit: int | None = None
+    airtable_api_key: str | None = None
+    airtable_base_id: str | None = None
+    airtable_api_url: str = "https://api.airtable.com"
+    airtable_companies_table: str = "Companies"
+    airtable_contacts_table: str = "Contacts"
+    airtable_fields: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_FIELDS))
+    airtable_rate_limit_rps: float = 5.0
+    airtable_cooldown_s: float = 30.0
+
+    def field(self, key: str) -> str:
+        """The Airtable field name for a logical field, e.g. `field("PHONE")`."""
+        return self.airtable_fields[key]
+
+
+def _secrets(value: str | None) -> tuple[str, ...]:
+    return tuple(s for s in CommaSeparatedStrings(value or "") if s)
+
+
+def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None = ".env") -> Settings:
+    """Build Settings from `environ` (default: the process environment) and the `.env` file."""
+    env = dict(os.environ if environ is None else environ)
+    config = Config(env_file if env_file and Path(env_file).is_file() else None, environ=env)
+
+    def opt(name: str) -> str | None:
+        return config(name, default=None) or None
+
+    limit = opt("ATTESTR_DAILY_CALL_LIMIT")
+    return Settings(
+        database_url=opt("DATABASE_URL"),
+        data_dir=Path(config("DATA_DIR", default=".data")),
+        port=config("PORT", cast=int, default=8000),
+        worker_in_web=config("WORKER_IN_WEB", cast=bool, default=True),
+        worker_concurrency=config("WORKER_CONCURRENCY", cast=int, default=8),
+        job_lease_s=config("JOB_LEASE_S", cast=float, default=60.0),
+        job_max_attempts=config("JOB_MAX_ATTEMPTS", cast=int, default=8),
+        log_format=config("LOG_FORMAT", default="json").lower(),
+        log_level=config("LOG_LEVEL", default="info").lower(),
+        webhook_secrets=_secrets(opt("WEBHOOK_SECRETS")),
+        api_keys=_secrets(opt("API_KEYS")),
+        attestr_api_key=opt("ATTESTR_API_KEY"),
+        attestr_api_url=config("ATTESTR_API_URL", default=Settings.attestr_api_url),
+        attestr_max_contacts=config("ATTESTR_MAX_CONTACTS", cast=int, default=100),
+        attestr_timeout_s=config("ATTESTR_TIMEOUT_S", cast=float, default=30.0),
+        attestr_cache_ttl_days=config("ATTESTR_CACHE_TTL_DAYS", cast=float, default=30.0),
+        attestr_no_data_ttl_days=config("ATTESTR_NO_DATA_TTL_DAYS", cast=float, default=7.0),
+        attestr_daily_call_limit=int(limit) if limit else None,
+        airtable_api_key=opt("AIRTABLE_API_KEY"),
+        airtable_base_id=opt("AIRTABLE_BASE_ID"),
+        airtable_api_url=config("AIRTABLE_API_URL", default=Settings.airtable_api_url),
+        airtable_companies_table=config("AIRTABLE_COMPANIES_TABLE", default="Companies"),
+        airtable_contacts_table=config("AIRTABLE_CONTACTS_TABLE", default="Contacts"),
+        airtable_fields={
+            key: config(f"AIRTABLE_FIELD_{key}", default=name) for key, name in DEFAULT_FIELDS.items()
+        },
+        airtable_rate_limit_rps=config("AIRTABLE_RATE_LIMIT_RPS", cast=float, default=5.0),
+        airtable_cooldown_s=config("AIRTABLE_COOLDOWN_S", cast=float, default=30.0),
+    )

@@ -1,0 +1,64 @@
+"""Where the database is: the server named by DATABASE_URL, or an embedded one under DATA_DIR.
+
+The embedded PostgreSQL comes from pgserver; its data stays in DATA_DIR between runs, and it
+stops when the last process of this machine that started it exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import warnings
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+
+from .config import Settings
+
+T = TypeVar("T")
+
+
+def start_embedded(data_dir: Path) -> str:
+    """Start (or join) the embedded PostgreSQL under `data_dir` and return its URL."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pgserver warns when XDG_RUNTIME_DIR is unset
+        import pgserver
+
+        data_dir.mkdir(parents=True, exist_ok=True)
+        server = pgserver.get_server(data_dir.resolve() / "postgres", cleanup_mode="stop")
+    return server.get_uri()
+
+
+def database_url(settings: Settings) -> str:
+    return settings.database_url or start_embedded(settings.data_dir)
+
+
+async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10, **kwargs: Any) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, **kwargs)
+    assert pool is not None
+    return pool
+
+
+# Errors after which the whole transaction can simply run again: two upserts that met on a row
+# or a key at the same moment.
+RETRYABLE = (
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+    asyncpg.UniqueViolationError,
+)
+
+
+async def in_transaction(pool: asyncpg.Pool, work: Callable[[asyncpg.Connection], Awaitable[T]],
+                         *, attempts: int = 5) -> T:
+    """Run `work(conn)` in a transaction, again (after a short random pause) on a deadlock."""
+    for attempt in range(1, attempts + 1):
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                return await work(conn)
+        except RETRYABLE:
+            if attempt == attempts:
+                raise
+            await asyncio.sleep(random.uniform(0.01, 0.05) * attempt)
+    raise AssertionError("unreachable")

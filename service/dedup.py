@@ -1,0 +1,384 @@
+"""De-duplication of people: the rules of the design's "People" section, in one place.
+
+A wrong merge puts one director's name on another's phone, so the rules err towards keeping
+two rows apart:
+
+* A DIN identifies a person. Two different DINs are never merged, even when they share a phone
+  or email (filings often give the company secretary's number for several directors).
+* A contact with a DIN that matches nobody by DIN takes over a person *without* a DIN who has
+  the same phone, email, or (same company, same name): that person seen before, now with the DIN.
+  A phone or email match is taken only when the names agree (one may be a shorter form of the
+  other), so a secretary's record never becomes a director's.
+* A contact without a DIN matches by phone, then email, then (same company, same name), over all
+  people; the oldest person wins when a key points at several. When phone and email point at
+  different people the phone wins, the email stays where it is, and the conflict is logged.
+* A DIN match updates every field with the newer non-empty values; any other match only fills
+  empty fields. Nothing is ever blanked.
+* Duplicates inside one answer collapse by the same rules, in the answer's order, because the
+  contacts are matched one by one against an index that already holds the earlier ones.
+
+The database work is set-based: advisory locks on every key in sorted order, one query for every
+person the batch could match (locked `FOR UPDATE`), the matching in memory, then one statement
+each to insert, update, link and mark rows for Airtable, however many contacts the batch holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import structlog
+
+from . import queries
+from .normalize import Contact, name_key
+
+log = structlog.get_logger(__name__)
+
+# Fields Airtable shows: a change to any of them means the row must be pushed again.
+_VISIBLE = frozenset({"din", "name", "phone_e164", "phone_type", "email", "addresses"})
+_COLUMNS = (
+    "din", "name", "name_raw", "phone_e164", "phone_raw", "phone_type", "email", "email_raw",
+    "addresses",
+)
+
+
+@dataclass
+class CompanyContacts:
+    """One Attestr answer for one company, ready to store."""
+
+    company_id: int
+    contacts: list[Contact]
+    replace_links: bool = True  # False for a sync limited by max_contacts: it unlinks no one
+    push_all: bool = False  # a forced sync sends every linked person to Airtable again
+
+
+@dataclass
+class UpsertOutcome:
+    company_id: int
+    person_ids: list[int]
+    contacts_new: int
+    contacts_updated: int
+    unlinked: int
+
+
+@dataclass(eq=False)
+class _Person:
+    id: int | None
+    age: int
+    din: str | None = None
+    name: str | None = None
+    name_raw: str | None = None
+    phone_e164: str | None = None
+    phone_raw: str | None = None
+    phone_type: str | None = None
+    email: str | None = None
+    email_raw: str | None = None
+    addresses: list[dict[str, str]] = field(default_factory=list)
+    company_ids: set[int] = field(default_factory=set)
+    changed: bool = False
+    visible: bool = False
+
+    def set(self, column: str, value: Any) -> None:
+        if getattr(self, column) != value:
+            setattr(self, column, value)
+            self.changed = True
+            self.visible = self.visible or column in _VISIBLE
+
+
+def names_agree(a: str | None, b: str | None) -> bool:
+    """Whether two names can be one person: equal, or one a shorter form of the other
+    ("Ravi Kumar" / "RAVI KUMAR SHARMA", "R. Kumar" / "Ravi Kumar"). A missing name agrees."""
+    ka, kb = name_key(a), name_key(b)
+    if not ka or not kb:
+        return True
+    short, long = sorted((ka.split(), kb.split()), key=len)
+    remaining = list(long)
+    for token in short:
+        hit = next((t for t in remaining if t == token or (len(token) == 1 and t[0] == token)), None)
+        if hit is None:
+            return False
+        remaining.remove(hit)
+    return True
+
+
+class _Index:
+    """Every person the batch can match, by each key, oldest first."""
+
+    def __init__(self, people: Iterable[_Person]) -> None:
+        self.by_din: dict[str, _Person] = {}
+        self.by_phone: dict[str, list[_Person]] = defaultdict(list)
+        self.by_email: dict[str, list[_Person]] = defaultdict(list)
+        self.by_name: dict[tuple[int, str], list[_Person]] = defaultdict(list)
+        self.people: list[_Person] = []
+        for person in people:
+            self.add(person)
+
+    def add(self, person: _Person) -> None:
+        self.people.append(person)
+        self.reindex(person)
+
+    def reindex(self, person: _Person) -> None:
+        """Make the person findable by its current keys (old keys are filtered on lookup)."""
+        if person.din:
+            self.by_din[person.din] = person
+        for key, table in ((person.phone_e164, self.by_phone), (person.email, self.by_email)):
+            if key and person not in table[key]:
+                table[key].append(person)
+                table[key].sort(key=lambda p: p.age)
+        nk = name_key(person.name)
+        for company_id in person.company_ids if nk else ():
+            entries = self.by_name[(company_id, nk)]
+            if person not in entries:
+                entries.append(person)
+                entries.sort(key=lambda p: p.age)
+
+    def oldest(self, attr: str, key: str | None, *, claimed_by: str | None = None) -> _Person | None:
+        """The oldest person whose `attr` (phone_e164 or email) is `key`. With `claimed_by` (the
+        name on a contact with a DIN): only a person without a DIN whose name agrees."""
+        table = self.by_phone if attr == "phone_e164" else self.by_email
+        for person in table.get(key, ()) if key else ():
+            if getattr(person, attr) != key:
+                continue  # the person's key changed since it was indexed
+            if claimed_by is not None and (person.din or not names_agree(person.name, claimed_by)):
+                continue
+            return person
+        return None
+
+    def by_company_name(self, company_id: int, name: str | None, *, din_less: bool = False) -> _Person | None:
+        nk = name_key(name)
+        if not nk:
+            return None
+        for person in self.by_name.get((company_id, nk), ()):
+            if name_key(person.name) == nk and company_id in person.company_ids and not (
+                    din_less and person.din):
+                return person
+        return None
+
+
+def _fill(person: _Person, contact: Contact, *, replace: bool, skip_email: bool = False) -> None:
+    """Copy the contact's values onto the person: all non-empty ones when `replace` (a DIN
+    match), otherwise only into empty fields. A phone or email without a valid key never
+    replaces one that has a key."""
+
+    def take(current: Any, new: Any) -> bool:
+        return bool(new) and (replace or not current)
+
+    if take(person.name, contact.name):
+        person.set("name", contact.name)
+        person.set("name_raw", contact.name_raw)
+    if contact.phone.e164 and take(person.phone_e164, contact.phone.e164):
+        person.set("phone_e164", contact.phone.e164)
+        person.set("phone_raw", contact.phone.raw)
+        person.set("phone_type", contact.phone.type)
+    elif contact.phone.raw and not person.phone_e164 and take(person.phone_raw, contact.phone.raw):
+        person.set("phone_raw", contact.phone.raw)
+    if not skip_email:
+        if contact.email.address and take(person.email, contact.email.address):
+            person.set("email", contact.email.address)
+            person.set("email_raw", contact.email.raw)
+        elif contact.email.raw and not person.email and take(person.email_raw, contact.email.raw):
+            person.set("email_raw", contact.email.raw)
+    if take(person.addresses, contact.addresses):
+        person.set("addresses", contact.addresses)
+
+
+def _match(index: _Index, contact: Contact, company_id: int) -> tuple[_Person | None, str]:
+    """The person this contact is, and how it matched: din, claim, weak, conflict or new."""
+    phone, email = contact.phone.e164, contact.email.address
+    if contact.din:
+        if person := index.by_din.get(contact.din):
+            return person, "din"
+        person = (
+            index.oldest("phone_e164", phone, claimed_by=contact.name or "")
+            or index.oldest("email", email, claimed_by=contact.name or "")
+            or index.by_company_name(company_id, contact.name, din_less=True)
+        )
+        return (person, "claim") if person else (None, "new")
+    by_phone = index.oldest("phone_e164", phone)
+    by_email = index.oldest("email", email)
+    if by_phone and by_email and by_phone is not by_email:
+        return by_phone, "conflict"
+    person = by_phone or by_email or index.by_company_name(company_id, contact.name)
+    return (person, "weak") if person else (None, "new")
+
+
+@dataclass
+class _Plan:
+    index: _Index
+    links: dict[int, list[_Person]]
+    conflicts: list[dict[str, Any]]
+
+
+def resolve(batches: list[CompanyContacts], candidates: Iterable[_Person]) -> _Plan:
+    """Match every contact of every batch, in order, against the candidates and each other."""
+    index = _Index(candidates)
+    links: dict[int, list[_Person]] = {}
+    conflicts: list[dict[str, Any]] = []
+    seq = 0
+    for batch in batches:
+        linked = links.setdefault(batch.company_id, [])
+        for position, contact in enumerate(batch.contacts):
+            person, how = _match(index, contact, batch.company_id)
+            if person is None:
+                seq += 1
+                person = _Person(id=None, age=2**62 + seq, changed=True, visible=True)
+                _fill(person, contact, replace=True)
+                person.set("din", contact.din)
+                person.company_ids.add(batch.company_id)
+                index.add(person)
+            else:
+                if how == "claim":
+                    person.set("din", contact.din)
+                _fill(person, contact, replace=how == "din", skip_email=how == "conflict")
+                if how == "conflict":
+                    email_owner = index.oldest("email", contact.email.address)
+                    conflicts.append({
+                        "company_id": batch.company_id, "position": position,
+                        "phone_person_id": person.id, "email_person_id": email_owner.id if email_owner else None,
+                    })
+                person.company_ids.add(batch.company_id)
+                index.reindex(person)
+            if all(p is not person for p in linked):
+                linked.append(person)
+    return _Plan(index, links, conflicts)
+
+
+def _lock_keys(batches: list[CompanyContacts]) -> list[int]:
+    """64-bit advisory lock keys for every key the batch may read or write, sorted so that two
+    transactions always take shared locks in the same order."""
+    keys: set[str] = set()
+    for batch in batches:
+        keys.add(f"company:{batch.company_id}")
+        for c in batch.contacts:
+            keys.update(
+                k for k in (
+                    c.din and f"din:{c.din}",
+                    c.phone.e164 and f"phone:{c.phone.e164}",
+                    c.email.address and f"email:{c.email.address}",
+                    (nk := name_key(c.name)) and f"name:{batch.company_id}:{nk}",
+                ) if k
+            )
+    return sorted(
+        int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8).digest(), "big", signed=True)
+        for k in keys
+    )
+
+
+def suppression_hash(kind: str, value: str) -> str:
+    return hashlib.sha256(f"{kind}:{value}".encode()).hexdigest()
+
+
+async def _drop_suppressed(conn: asyncpg.Connection, batches: list[CompanyContacts]) -> None:
+    """Remove contacts of people who were forgotten: they must not come back."""
+    wanted = {
+        (kind, suppression_hash(kind, value))
+        for b in batches for c in b.contacts
+        for kind, value in (("din", c.din), ("phone", c.phone.e164), ("email", c.email.address))
+        if value
+    }
+    if not wanted:
+        return
+    kinds, hashes = zip(*wanted, strict=True)
+    rows = await conn.fetch(queries.SUPPRESSED_KEYS, list(kinds), list(hashes))
+    if not rows:
+        return
+    suppressed = {(r["key_kind"], r["key_hash"]) for r in rows}
+    for b in batches:
+        b.contacts = [
+            c for c in b.contacts
+            if not any(
+                value and (kind, suppression_hash(kind, value)) in suppressed
+                for kind, value in (("din", c.din), ("phone", c.phone.e164), ("email", c.email.address))
+            )
+        ]
+
+
+def _person_from_row(row: asyncpg.Record) -> _Person:
+    values = {c: row[c] for c in _COLUMNS}
+    values["addresses"] = json.loads(row["addresses"]) if isinstance(row["addresses"], str) else row["addresses"]
+    return _Person(id=row["id"], age=row["id"], company_ids=set(row["company_ids"]), **values)
+
+
+def _column_arrays(people: list[_Person]) -> list[list[Any]]:
+    return [
+        [json.dumps(p.addresses) if c == "addresses" else getattr(p, c) for p in people]
+        for c in _COLUMNS
+    ]
+
+
+async def upsert_people(conn: asyncpg.Connection, batches: list[CompanyContacts]) -> list[UpsertOutcome]:
+    """Store the batches' people and links, marking for Airtable every row it must receive.
+
+    Runs inside the caller's transaction (so a job can change its own state in the same one);
+    the caller retries the transaction on `asyncpg.DeadlockDetectedError`.
+    """
+    await conn.execute(queries.LOCK_KEYS, _lock_keys(batches))
+    await _drop_suppressed(conn, batches)
+    company_ids = [b.company_id for b in batches]
+    contacts = [c for b in batches for c in b.contacts]
+    rows = await conn.fetch(
+        queries.PEOPLE_CANDIDATES,
+        list({c.din for c in contacts if c.din}),
+        list({c.phone.e164 for c in contacts if c.phone.e164}),
+        list({c.email.address for c in contacts if c.email.address}),
+        company_ids,
+    )
+    known = [_person_from_row(r) for r in rows]
+    was_linked = {p.id: set(p.company_ids) for p in known}
+    plan = resolve(batches, known)
+    for conflict in plan.conflicts:
+        log.warning("contacts.dedup_conflict", **conflict)
+
+    new = [p for p in plan.index.people if p.id is None]
+    if new:
+        ids = sorted(r[0] for r in await conn.fetch(queries.PEOPLE_NEW_IDS, len(new)))
+        for person, person_id in zip(new, ids, strict=True):
+            person.id = person_id
+        await conn.execute(queries.PEOPLE_INSERT, ids, *_column_arrays(new))
+    changed = [p for p in plan.index.people if p.id in was_linked and p.changed]
+    if changed:
+        await conn.execute(
+            queries.PEOPLE_UPDATE, [p.id for p in changed], *_column_arrays(changed),
+            [p.visible for p in changed],
+        )
+
+    link_companies: list[int] = []
+    link_people: list[int] = []
+    for company_id, people in plan.links.items():
+        link_companies += [company_id] * len(people)
+        link_people += [p.id for p in people]  # type: ignore[misc]
+    added = await conn.fetch(queries.LINKS_INSERT, link_companies, link_people)
+    replace = [b.company_id for b in batches if b.replace_links]
+    removed = await conn.fetch(queries.LINKS_REMOVE_OTHERS, replace, link_companies, link_people) if replace else []
+
+    # Airtable's Company field lists every company of a person: a link added or removed means
+    # the row must be pushed again, as does every linked row of a forced sync.
+    already = {p.id for p in new} | {p.id for p in changed if p.visible}
+    bump = {r["person_id"] for r in added} | {r["person_id"] for r in removed}
+    for b in batches:
+        if b.push_all:
+            bump.update(p.id for p in plan.links[b.company_id])  # type: ignore[misc]
+    bump -= already
+    if bump:
+        await conn.execute(queries.PEOPLE_MARK_FOR_PUSH, sorted(bump))
+
+    removed_by_company: dict[int, int] = defaultdict(int)
+    for r in removed:
+        removed_by_company[r["company_id"]] += 1
+    new_ids = {p.id for p in new}
+    changed_ids = {p.id for p in changed}
+    return [
+        UpsertOutcome(
+            company_id=company_id,
+            person_ids=[p.id for p in people],  # type: ignore[misc]
+            contacts_new=sum(1 for p in people if p.id in new_ids),
+            contacts_updated=sum(1 for p in people if p.id in changed_ids),
+            unlinked=removed_by_company[company_id],
+        )
+        for company_id, people in plan.links.items()
+    ]

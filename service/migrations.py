@@ -1,0 +1,52 @@
+"""Schema migrations: the plain SQL files of `migrations/`, applied in name order, once each.
+
+They run under an advisory lock so that two processes starting at once (a web and a worker,
+say) neither apply a file twice nor see a half-built schema.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import asyncpg
+import structlog
+
+from . import queries
+
+log = structlog.get_logger(__name__)
+
+_PACKAGED = Path(__file__).parent / "migrations"  # inside a built wheel
+_SOURCE = Path(__file__).parent.parent / "migrations"  # in a checkout
+MIGRATIONS_DIR = _PACKAGED if _PACKAGED.is_dir() else _SOURCE
+
+
+def migration_files(directory: Path = MIGRATIONS_DIR) -> list[Path]:
+    return sorted(directory.glob("*.sql"))
+
+
+async def migrate(conn: asyncpg.Connection, directory: Path = MIGRATIONS_DIR) -> list[str]:
+    """Apply every migration not yet recorded; return the names applied now."""
+    applied_now: list[str] = []
+    await conn.execute(queries.MIGRATIONS_LOCK)
+    try:
+        await conn.execute(queries.MIGRATIONS_TABLE)
+        done = {r["version"] for r in await conn.fetch(queries.MIGRATIONS_APPLIED)}
+        for path in migration_files(directory):
+            if path.name in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(path.read_text())
+                await conn.execute(queries.MIGRATION_RECORD, path.name)
+            applied_now.append(path.name)
+            log.info("db.migrated", migration=path.name)
+    finally:
+        await conn.execute(queries.MIGRATIONS_UNLOCK)
+    return applied_now
+
+
+async def pending_migrations(conn: asyncpg.Connection, directory: Path = MIGRATIONS_DIR) -> list[str]:
+    """Names of migrations not yet applied (all of them when the table does not exist)."""
+    if not await conn.fetchval(queries.MIGRATIONS_TABLE_EXISTS):
+        return [p.name for p in migration_files(directory)]
+    done = {r["version"] for r in await conn.fetch(queries.MIGRATIONS_APPLIED)}
+    return [p.name for p in migration_files(directory) if p.name not in done]
