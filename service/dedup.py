@@ -255,14 +255,14 @@ def _lock_keys(batches: list[CompanyContacts]) -> list[int]:
     for batch in batches:
         keys.add(f"company:{batch.company_id}")
         for c in batch.contacts:
-            keys.update(
-                k for k in (
-                    c.din and f"din:{c.din}",
-                    c.phone.e164 and f"phone:{c.phone.e164}",
-                    c.email.address and f"email:{c.email.address}",
-                    (nk := name_key(c.name)) and f"name:{batch.company_id}:{nk}",
-                ) if k
+            nk = name_key(c.name)
+            candidates = (
+                c.din and f"din:{c.din}",
+                c.phone.e164 and f"phone:{c.phone.e164}",
+                c.email.address and f"email:{c.email.address}",
+                nk and f"name:{batch.company_id}:{nk}",
             )
+            keys.update(k for k in candidates if k)
     return sorted(
         int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8).digest(), "big", signed=True)
         for k in keys
