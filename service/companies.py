@@ -11,7 +11,9 @@ async def ensure_companies(
     conn: asyncpg.Connection, companies: list[tuple[str, str | None, str | None]]
 ) -> dict[str, int]:
     """Create or refresh companies from (Airtable record id, CIN, name); return their ids."""
-    record_ids, cins, names = (list(col) for col in zip(*companies, strict=True)) if companies else ([], [], [])
+    record_ids, cins, names = (
+        (list(col) for col in zip(*companies, strict=True)) if companies else ([], [], [])
+    )
     rows = await conn.fetch(queries.COMPANIES_ENSURE, record_ids, cins, names)
     return {r["airtable_id"]: r["id"] for r in rows}
 

@@ -50,8 +50,9 @@ RETRYABLE = (
 )
 
 
-async def in_transaction(pool: asyncpg.Pool, work: Callable[[asyncpg.Connection], Awaitable[T]],
-                         *, attempts: int = 5) -> T:
+async def in_transaction(
+    pool: asyncpg.Pool, work: Callable[[asyncpg.Connection], Awaitable[T]], *, attempts: int = 5
+) -> T:
     """Run `work(conn)` in a transaction, again (after a short random pause) on a deadlock."""
     for attempt in range(1, attempts + 1):
         try:

@@ -42,7 +42,14 @@ log = structlog.get_logger(__name__)
 # Fields Airtable shows: a change to any of them means the row must be pushed again.
 _VISIBLE = frozenset({"din", "name", "phone_e164", "phone_type", "email", "addresses"})
 _COLUMNS = (
-    "din", "name", "name_raw", "phone_e164", "phone_raw", "phone_type", "email", "email_raw",
+    "din",
+    "name",
+    "name_raw",
+    "phone_e164",
+    "phone_raw",
+    "phone_type",
+    "email",
+    "email_raw",
     "addresses",
 )
 
@@ -154,8 +161,11 @@ class _Index:
         if not nk:
             return None
         for person in self.by_name.get((company_id, nk), ()):
-            if name_key(person.name) == nk and company_id in person.company_ids and not (
-                    din_less and person.din):
+            if (
+                name_key(person.name) == nk
+                and company_id in person.company_ids
+                and not (din_less and person.din)
+            ):
                 return person
         return None
 
@@ -237,10 +247,14 @@ def resolve(batches: list[CompanyContacts], candidates: Iterable[_Person]) -> _P
                 _fill(person, contact, replace=how == "din", skip_email=how == "conflict")
                 if how == "conflict":
                     email_owner = index.oldest("email", contact.email.address)
-                    conflicts.append({
-                        "company_id": batch.company_id, "position": position,
-                        "phone_person_id": person.id, "email_person_id": email_owner.id if email_owner else None,
-                    })
+                    conflicts.append(
+                        {
+                            "company_id": batch.company_id,
+                            "position": position,
+                            "phone_person_id": person.id,
+                            "email_person_id": email_owner.id if email_owner else None,
+                        }
+                    )
                 person.company_ids.add(batch.company_id)
                 index.reindex(person)
             if all(p is not person for p in linked):
@@ -264,8 +278,7 @@ def _lock_keys(batches: list[CompanyContacts]) -> list[int]:
             )
             keys.update(k for k in candidates if k)
     return sorted(
-        int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8).digest(), "big", signed=True)
-        for k in keys
+        int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8).digest(), "big", signed=True) for k in keys
     )
 
 
@@ -277,7 +290,8 @@ async def _drop_suppressed(conn: asyncpg.Connection, batches: list[CompanyContac
     """Remove contacts of people who were forgotten: they must not come back."""
     wanted = {
         (kind, suppression_hash(kind, value))
-        for b in batches for c in b.contacts
+        for b in batches
+        for c in b.contacts
         for kind, value in (("din", c.din), ("phone", c.phone.e164), ("email", c.email.address))
         if value
     }
@@ -290,7 +304,8 @@ async def _drop_suppressed(conn: asyncpg.Connection, batches: list[CompanyContac
     suppressed = {(r["key_kind"], r["key_hash"]) for r in rows}
     for b in batches:
         b.contacts = [
-            c for c in b.contacts
+            c
+            for c in b.contacts
             if not any(
                 value and (kind, suppression_hash(kind, value)) in suppressed
                 for kind, value in (("din", c.din), ("phone", c.phone.e164), ("email", c.email.address))
@@ -300,14 +315,15 @@ async def _drop_suppressed(conn: asyncpg.Connection, batches: list[CompanyContac
 
 def _person_from_row(row: asyncpg.Record) -> _Person:
     values = {c: row[c] for c in _COLUMNS}
-    values["addresses"] = json.loads(row["addresses"]) if isinstance(row["addresses"], str) else row["addresses"]
+    values["addresses"] = (
+        json.loads(row["addresses"]) if isinstance(row["addresses"], str) else row["addresses"]
+    )
     return _Person(id=row["id"], age=row["id"], company_ids=set(row["company_ids"]), **values)
 
 
 def _column_arrays(people: list[_Person]) -> list[list[Any]]:
     return [
-        [json.dumps(p.addresses) if c == "addresses" else getattr(p, c) for p in people]
-        for c in _COLUMNS
+        [json.dumps(p.addresses) if c == "addresses" else getattr(p, c) for p in people] for c in _COLUMNS
     ]
 
 
@@ -343,7 +359,9 @@ async def upsert_people(conn: asyncpg.Connection, batches: list[CompanyContacts]
     changed = [p for p in plan.index.people if p.id in was_linked and p.changed]
     if changed:
         await conn.execute(
-            queries.PEOPLE_UPDATE, [p.id for p in changed], *_column_arrays(changed),
+            queries.PEOPLE_UPDATE,
+            [p.id for p in changed],
+            *_column_arrays(changed),
             [p.visible for p in changed],
         )
 
@@ -354,7 +372,9 @@ async def upsert_people(conn: asyncpg.Connection, batches: list[CompanyContacts]
         link_people += [p.id for p in people]  # type: ignore[misc]
     added = await conn.fetch(queries.LINKS_INSERT, link_companies, link_people)
     replace = [b.company_id for b in batches if b.replace_links]
-    removed = await conn.fetch(queries.LINKS_REMOVE_OTHERS, replace, link_companies, link_people) if replace else []
+    removed = (
+        await conn.fetch(queries.LINKS_REMOVE_OTHERS, replace, link_companies, link_people) if replace else []
+    )
 
     # Airtable's Company field lists every company of a person: a link added or removed means
     # the row must be pushed again, as does every linked row of a forced sync.

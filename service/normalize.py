@@ -19,7 +19,9 @@ MAX_TEXT = 500
 _TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9]*(?:\s[^<>]*)?/?>")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u2028\u2029\ufeff]")
 _SPACE = re.compile(r"\s+")
-_EMAIL_SHAPE = re.compile(r"^[a-z0-9!#$%&'*+/=?^_`{|}~.-]+@[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*\.[a-z]{2,}$")
+_EMAIL_SHAPE = re.compile(
+    r"^[a-z0-9!#$%&'*+/=?^_`{|}~.-]+@[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*\.[a-z]{2,}$"
+)
 _EMAIL_SPLIT = re.compile(r"[\s,;/|]+")
 _INTEGRAL_FLOAT = re.compile(r"^(\d+)\.0+$")
 _PHONE_TYPES = {
@@ -27,7 +29,16 @@ _PHONE_TYPES = {
     phonenumbers.PhoneNumberType.FIXED_LINE: "Landline",
 }
 ADDRESS_PARTS = (
-    "line1", "line2", "line3", "line4", "locality", "district", "city", "state", "country", "zip",
+    "line1",
+    "line2",
+    "line3",
+    "line4",
+    "locality",
+    "district",
+    "city",
+    "state",
+    "country",
+    "zip",
 )
 
 
@@ -146,8 +157,9 @@ def normalize_contact(item: Any) -> Contact | None:
     raw_addresses = item.get("addresses")
     if isinstance(raw_addresses, dict):
         raw_addresses = [raw_addresses]
-    addresses = [a for a in map(_clean_address, raw_addresses or []) if a] if isinstance(
-        raw_addresses, list) else []
+    addresses = (
+        [a for a in map(_clean_address, raw_addresses or []) if a] if isinstance(raw_addresses, list) else []
+    )
     full_name = item.get("fullName")
     name = clean_text(full_name)
     contact = Contact(

@@ -11,7 +11,9 @@ import asyncio
 import itertools
 import os
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -19,7 +21,11 @@ import pytest
 
 from service.database import create_pool, start_embedded
 from service.migrations import migrate
+from service.standins.airtable import AirtableStandIn
+from service.standins.attestr import AttestrStandIn
+from service.standins.server import serve_in_thread
 
+S = TypeVar("S")
 TEMPLATE = "contact_sync_template"
 _counter = itertools.count()
 
@@ -69,3 +75,25 @@ async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
     pool = await create_pool(db_url, max_size=10)
     yield pool
     await pool.close()
+
+
+@dataclass
+class Running(Generic[S]):
+    """A stand-in and the URL it answers on."""
+
+    standin: S
+    url: str
+
+
+@pytest.fixture
+def airtable() -> Iterator[Running[AirtableStandIn]]:
+    standin = AirtableStandIn(cooldown_s=1.0)
+    with serve_in_thread(standin.app()) as url:
+        yield Running(standin, url)
+
+
+@pytest.fixture
+def attestr() -> Iterator[Running[AttestrStandIn]]:
+    standin = AttestrStandIn()
+    with serve_in_thread(standin.app()) as url:
+        yield Running(standin, url)

@@ -32,13 +32,24 @@ async def client():
 
 
 async def test_request_shape_and_contacts(client: AttestrClient, httpx_mock: HTTPXMock) -> None:
-    httpx_mock.add_response(url=URL, method="POST", json={
-        "valid": True, "indexId": CIN, "businessName": "ACME PRIVATE LIMITED",
-        "contacts": [
-            {"indexId": "07864946", "fullName": "GITANJALI RAHEJA", "mobileNumber": "9876543210",
-             "emailAddress": "G.Raheja@Example.com", "addresses": [{"fullAddress": "1 MG Road, Pune"}]},
-        ],
-    })
+    httpx_mock.add_response(
+        url=URL,
+        method="POST",
+        json={
+            "valid": True,
+            "indexId": CIN,
+            "businessName": "ACME PRIVATE LIMITED",
+            "contacts": [
+                {
+                    "indexId": "07864946",
+                    "fullName": "GITANJALI RAHEJA",
+                    "mobileNumber": "9876543210",
+                    "emailAddress": "G.Raheja@Example.com",
+                    "addresses": [{"fullAddress": "1 MG Road, Pune"}],
+                },
+            ],
+        },
+    )
     answer = await client.fetch(CIN)
     request = httpx_mock.get_request()
     assert request is not None
@@ -48,7 +59,10 @@ async def test_request_shape_and_contacts(client: AttestrClient, httpx_mock: HTT
     assert answer.business_name == "ACME PRIVATE LIMITED"
     (contact,) = answer.contacts
     assert (contact.din, contact.phone.e164, contact.email.address) == (
-        "07864946", "+919876543210", "g.raheja@example.com")
+        "07864946",
+        "+919876543210",
+        "g.raheja@example.com",
+    )
 
 
 async def test_valid_false_is_no_data_not_an_error(client: AttestrClient, httpx_mock: HTTPXMock) -> None:
@@ -60,15 +74,27 @@ async def test_valid_false_is_no_data_not_an_error(client: AttestrClient, httpx_
 
 
 async def test_junk_fields_are_survived(client: AttestrClient, httpx_mock: HTTPXMock) -> None:
-    httpx_mock.add_response(json={
-        "valid": "true", "businessName": {"nested": "object"}, "indexId": 12,
-        "contacts": [
-            None, 17, "a string", [],
-            {"indexId": None, "fullName": "<script>alert(1)</script>Neha   Gupta", "mobileNumber": 919812345678,
-             "emailAddress": None, "addresses": "Mumbai"},
-            {"indexId": True, "fullName": 42, "mobileNumber": ["x"], "emailAddress": {"a": 1}},
-        ],
-    })
+    httpx_mock.add_response(
+        json={
+            "valid": "true",
+            "businessName": {"nested": "object"},
+            "indexId": 12,
+            "contacts": [
+                None,
+                17,
+                "a string",
+                [],
+                {
+                    "indexId": None,
+                    "fullName": "<script>alert(1)</script>Neha   Gupta",
+                    "mobileNumber": 919812345678,
+                    "emailAddress": None,
+                    "addresses": "Mumbai",
+                },
+                {"indexId": True, "fullName": 42, "mobileNumber": ["x"], "emailAddress": {"a": 1}},
+            ],
+        }
+    )
     answer = await client.fetch(CIN)
     assert answer.business_name is None
     assert [c.name for c in answer.contacts] == ["alert(1) Neha Gupta", "42"]
@@ -102,8 +128,14 @@ async def test_contacts_not_a_list(client: AttestrClient, httpx_mock: HTTPXMock)
         (400, "9999", AttestrMalformedRequest, Action.FAIL),
     ],
 )
-async def test_error_table(client: AttestrClient, httpx_mock: HTTPXMock, status: int, code: object,
-                           error: type[AttestrError], action: Action) -> None:
+async def test_error_table(
+    client: AttestrClient,
+    httpx_mock: HTTPXMock,
+    status: int,
+    code: object,
+    error: type[AttestrError],
+    action: Action,
+) -> None:
     body = {"httpStatusCode": status, "code": code, "message": "Details from Attestr"} if code else None
     if body is None:
         httpx_mock.add_response(status_code=status, text="<html>Bad Gateway</html>")

@@ -73,7 +73,11 @@ async def test_emails_differing_in_case_and_spaces_are_one_person(pool: asyncpg.
 
 async def test_people_without_phone_or_email_do_not_collide(pool: asyncpg.Pool) -> None:
     outcome = await sync(
-        pool, ACME, person(name="Asha Rao"), person(name="Vikram Shah"), person(name="Lata Menon"),
+        pool,
+        ACME,
+        person(name="Asha Rao"),
+        person(name="Vikram Shah"),
+        person(name="Lata Menon"),
         person(name="Vikram Shah", phone="N/A", email="none"),
     )
     rows = await people(pool)
@@ -86,8 +90,10 @@ async def test_people_without_phone_or_email_do_not_collide(pool: asyncpg.Pool) 
 async def test_two_dins_sharing_the_secretarys_phone_and_email_stay_two_people(pool: asyncpg.Pool) -> None:
     secretary = {"phone": "98200 11111", "email": "cs@acme.example"}
     await sync(
-        pool, ACME,
-        person("01111111", "Arjun Mehta", **secretary), person("02222222", "Kavita Mehta", **secretary),
+        pool,
+        ACME,
+        person("01111111", "Arjun Mehta", **secretary),
+        person("02222222", "Kavita Mehta", **secretary),
     )
     await sync(pool, BETA, person("02222222", "Kavita Mehta", **secretary))
     rows = await people(pool)
@@ -100,7 +106,9 @@ async def test_two_dins_sharing_the_secretarys_phone_and_email_stay_two_people(p
 
 async def test_din_less_contact_on_a_shared_phone_goes_to_the_oldest_person(pool: asyncpg.Pool) -> None:
     shared = "98200 11111"
-    await sync(pool, ACME, person("01111111", "Arjun Mehta", shared), person("02222222", "Kavita Mehta", shared))
+    await sync(
+        pool, ACME, person("01111111", "Arjun Mehta", shared), person("02222222", "Kavita Mehta", shared)
+    )
     await sync(pool, BETA, person(name="Company Secretary", phone=shared))
     rows = await people(pool)
     assert len(rows) == 2
@@ -122,9 +130,15 @@ async def test_din_less_person_seen_earlier_gets_the_din(pool: asyncpg.Pool) -> 
 
 
 async def test_din_less_person_found_by_email_or_by_company_and_name_gets_the_din(pool: asyncpg.Pool) -> None:
-    await sync(pool, ACME, person(name="Nisha Kapoor", email="nisha@kapoor.example"), person(name="Om Prakash"))
-    await sync(pool, ACME, person("04444444", "Nisha Kapoor", email="NISHA@kapoor.example"),
-               person("05555555", "om  prakash"))
+    await sync(
+        pool, ACME, person(name="Nisha Kapoor", email="nisha@kapoor.example"), person(name="Om Prakash")
+    )
+    await sync(
+        pool,
+        ACME,
+        person("04444444", "Nisha Kapoor", email="NISHA@kapoor.example"),
+        person("05555555", "om  prakash"),
+    )
     rows = await people(pool)
     assert [(r["name"], r["din"]) for r in rows] == [("Nisha Kapoor", "04444444"), ("Om Prakash", "05555555")]
 
@@ -146,7 +160,12 @@ def test_names_agree() -> None:
 
 
 async def test_phone_and_email_pointing_at_different_people(pool: asyncpg.Pool) -> None:
-    await sync(pool, ACME, person(name="Deepa Nair", phone="9833344455"), person(name="Karan Gill", email="karan@gill.example"))
+    await sync(
+        pool,
+        ACME,
+        person(name="Deepa Nair", phone="9833344455"),
+        person(name="Karan Gill", email="karan@gill.example"),
+    )
     with capture_logs() as logs:
         await sync(pool, BETA, person(name="D Nair", phone="9833344455", email="karan@gill.example"))
     rows = await people(pool)
@@ -162,7 +181,8 @@ async def test_phone_and_email_pointing_at_different_people(pool: asyncpg.Pool) 
 
 async def test_duplicates_inside_one_answer_collapse_in_order(pool: asyncpg.Pool) -> None:
     outcome = await sync(
-        pool, ACME,
+        pool,
+        ACME,
         person(name="Farhan Ali", phone="9844455566"),
         person("07777777", "Farhan Ali", "09844455566", "farhan@ali.example"),
         person("07777777", "FARHAN ALI", None, None, addresses=[{"city": "Hyderabad"}]),
@@ -172,32 +192,50 @@ async def test_duplicates_inside_one_answer_collapse_in_order(pool: asyncpg.Pool
     assert len(rows) == 1
     row = rows[0]
     assert (row["din"], row["name"], row["phone_e164"], row["email"]) == (
-        "07777777", "FARHAN ALI", "+919844455566", "farhan@ali.example")
+        "07777777",
+        "FARHAN ALI",
+        "+919844455566",
+        "farhan@ali.example",
+    )
     assert '"Hyderabad"' in row["addresses"]
     assert outcome.person_ids == [row["id"]]
     assert outcome.contacts_new == 1
 
 
 async def test_din_match_takes_newer_values_but_never_blanks(pool: asyncpg.Pool) -> None:
-    await sync(pool, ACME, person("08888888", "Old Name", "9855566677", "old@x.example", addresses=[{"city": "Delhi"}]))
+    await sync(
+        pool,
+        ACME,
+        person("08888888", "Old Name", "9855566677", "old@x.example", addresses=[{"city": "Delhi"}]),
+    )
     await sync(pool, ACME, person("08888888", "New Name", None, "new@x.example", addresses=[]))
     await sync(pool, ACME, person("08888888", "", "12345", "not-an-email"))
     (row,) = await people(pool)
     assert (row["name"], row["phone_e164"], row["phone_raw"], row["email"]) == (
-        "New Name", "+919855566677", "9855566677", "new@x.example")
+        "New Name",
+        "+919855566677",
+        "9855566677",
+        "new@x.example",
+    )
     assert '"Delhi"' in row["addresses"]
 
 
 async def test_weak_match_only_fills_empty_fields(pool: asyncpg.Pool) -> None:
     await sync(pool, ACME, person(name="Gita Bose", phone="9866677788"))
-    await sync(pool, ACME, person(name="Gita B", phone="9866677788", email="gita@bose.example", addresses=[{"city": "Kolkata"}]))
+    await sync(
+        pool,
+        ACME,
+        person(name="Gita B", phone="9866677788", email="gita@bose.example", addresses=[{"city": "Kolkata"}]),
+    )
     (row,) = await people(pool)
     assert (row["name"], row["email"]) == ("Gita Bose", "gita@bose.example")
     assert '"Kolkata"' in row["addresses"]
 
 
 async def test_links_are_replaced_by_the_latest_answer_unless_limited(pool: asyncpg.Pool) -> None:
-    await sync(pool, ACME, person("01000001", "A One"), person("01000002", "B Two"), person("01000003", "C Three"))
+    await sync(
+        pool, ACME, person("01000001", "A One"), person("01000002", "B Two"), person("01000003", "C Three")
+    )
     limited = await sync(pool, ACME, person("01000004", "D Four"), replace_links=False)
     assert limited.unlinked == 0
     assert sum(1 for r in await people(pool) if r["companies"] == [ACME]) == 4
@@ -235,10 +273,14 @@ async def test_rows_are_marked_for_airtable_only_when_airtable_must_change(pool:
 async def test_forgotten_people_do_not_come_back(pool: asyncpg.Pool) -> None:
     await pool.execute(
         "INSERT INTO suppressions (key_kind, key_hash) VALUES ('din', $1), ('phone', $2)",
-        suppression_hash("din", "09999999"), suppression_hash("phone", "+919877788899"),
+        suppression_hash("din", "09999999"),
+        suppression_hash("phone", "+919877788899"),
     )
     outcome = await sync(
-        pool, ACME, person("09999999", "Forgotten"), person(name="Also Gone", phone="98777 88899"),
+        pool,
+        ACME,
+        person("09999999", "Forgotten"),
+        person(name="Also Gone", phone="98777 88899"),
         person("01000001", "Stays"),
     )
     assert [r["name"] for r in await people(pool)] == ["Stays"]
@@ -247,9 +289,15 @@ async def test_forgotten_people_do_not_come_back(pool: asyncpg.Pool) -> None:
 
 async def test_messy_attestr_contacts_are_stored_clean(pool: asyncpg.Pool) -> None:
     await sync(
-        pool, ACME,
-        {"indexId": 1234567, "fullName": "<b>PRIYA</b>   SEN", "mobileNumber": 9876512345.0,
-         "emailAddress": ["not", "a", "string"], "addresses": {"fullAddress": "<p>5 Park St</p>"}},
+        pool,
+        ACME,
+        {
+            "indexId": 1234567,
+            "fullName": "<b>PRIYA</b>   SEN",
+            "mobileNumber": 9876512345.0,
+            "emailAddress": ["not", "a", "string"],
+            "addresses": {"fullAddress": "<p>5 Park St</p>"},
+        },
         {"indexId": None, "fullName": None, "mobileNumber": None, "emailAddress": None},
         "garbage",
         {"fullName": "x" * 10_000, "mobileNumber": "+91 99999 00000 ext 12"},
@@ -257,7 +305,11 @@ async def test_messy_attestr_contacts_are_stored_clean(pool: asyncpg.Pool) -> No
     rows = await people(pool)
     assert len(rows) == 2
     assert (rows[0]["din"], rows[0]["name"], rows[0]["phone_e164"], rows[0]["email"]) == (
-        "01234567", "PRIYA SEN", "+919876512345", None)
+        "01234567",
+        "PRIYA SEN",
+        "+919876512345",
+        None,
+    )
     assert '"5 Park St"' in rows[0]["addresses"]
     assert len(rows[1]["name"]) == 500
 
@@ -268,11 +320,18 @@ async def test_concurrent_upserts_sharing_people_both_succeed_and_keep_both_link
     din_less = person(name="Shared Secretary", phone="9800099999", email="cs@shared.example")
 
     for _round in range(3):
-        outcomes = await asyncio.gather(*(
-            sync(pool, record_id, *reversed(shared) if i % 2 else shared, din_less,
-                 person(f"0300000{i}", f"Own Director {i}"))
-            for i, record_id in enumerate(companies)
-        ))
+        outcomes = await asyncio.gather(
+            *(
+                sync(
+                    pool,
+                    record_id,
+                    *reversed(shared) if i % 2 else shared,
+                    din_less,
+                    person(f"0300000{i}", f"Own Director {i}"),
+                )
+                for i, record_id in enumerate(companies)
+            )
+        )
         assert all(len(o.person_ids) == 7 for o in outcomes)
     rows = await people(pool)
     assert len(rows) == 5 + 1 + len(companies)

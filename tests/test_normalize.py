@@ -14,9 +14,21 @@ from service.normalize import (
 @pytest.mark.parametrize(
     "raw",
     [
-        "+91 98765 43210", "09876543210", "9876543210", "919876543210", "+91-98765-43210",
-        "(+91) 98765 43210", "0091 9876543210", "091-98765 43210", "91 98765-43210", 9876543210, 9876543210.0,
-        "9876543210.0", " 98765\u00a043210 ", "<b>98765 43210</b>", "98765 43210 / 91234 56789",
+        "+91 98765 43210",
+        "09876543210",
+        "9876543210",
+        "919876543210",
+        "+91-98765-43210",
+        "(+91) 98765 43210",
+        "0091 9876543210",
+        "091-98765 43210",
+        "91 98765-43210",
+        9876543210,
+        9876543210.0,
+        "9876543210.0",
+        " 98765\u00a043210 ",
+        "<b>98765 43210</b>",
+        "98765 43210 / 91234 56789",
         "+91 98765 43210, +91 91234 56789",
     ],
 )
@@ -71,8 +83,16 @@ def test_email_without_valid_shape_has_no_key(raw: str) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("07864946", "07864946"), (7864946, "07864946"), (" 0786 4946 ", "07864946"),
-     ("ABCDE1234F", None), (None, None), (True, None), ("0", None), ("123456789", None)],
+    [
+        ("07864946", "07864946"),
+        (7864946, "07864946"),
+        (" 0786 4946 ", "07864946"),
+        ("ABCDE1234F", None),
+        (None, None),
+        (True, None),
+        ("0", None),
+        ("123456789", None),
+    ],
 )
 def test_din(raw: object, expected: str | None) -> None:
     assert normalize_din(raw) == expected
@@ -91,17 +111,19 @@ def test_name_key_ignores_case_punctuation_and_spacing() -> None:
 
 
 def test_contact_from_messy_attestr_item() -> None:
-    contact = normalize_contact({
-        "indexId": 1234567,
-        "fullName": "  <i>Anita</i>   DESAI ",
-        "mobileNumber": "091-98200 12345",
-        "emailAddress": " Anita.Desai@Example.co.in ",
-        "addresses": [
-            "not an address",
-            {"line1": "12 MG Road", "city": "Pune", "zip": 411001, "state": None},
-        ],
-        "unexpected": {"nested": True},
-    })
+    contact = normalize_contact(
+        {
+            "indexId": 1234567,
+            "fullName": "  <i>Anita</i>   DESAI ",
+            "mobileNumber": "091-98200 12345",
+            "emailAddress": " Anita.Desai@Example.co.in ",
+            "addresses": [
+                "not an address",
+                {"line1": "12 MG Road", "city": "Pune", "zip": 411001, "state": None},
+            ],
+            "unexpected": {"nested": True},
+        }
+    )
     assert contact is not None
     assert contact.din == "01234567"
     assert contact.name == "Anita DESAI"
@@ -117,5 +139,8 @@ def test_contact_with_nothing_usable_is_dropped(item: object) -> None:
 
 
 def test_address_prefers_full_address() -> None:
-    assert address_text([{"fullAddress": "1 A St, Mumbai", "city": "Mumbai"}, {"city": "Pune"}]) == "1 A St, Mumbai"
+    assert (
+        address_text([{"fullAddress": "1 A St, Mumbai", "city": "Mumbai"}, {"city": "Pune"}])
+        == "1 A St, Mumbai"
+    )
     assert address_text([]) is None

@@ -1,0 +1,165 @@
+"""A stand-in for Attestr's company-contacts API (`/api/v2/public/leadx/mca-cin-contact`).
+
+It answers from a table of companies, `valid: false` for any other CIN, checks the Basic token,
+honours `maxContacts`, and can be told (through `/_standin/…` or `AttestrStandIn` directly) to
+answer slowly or to fail with any of Attestr's error codes. Every paid call is counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+PATH = "/api/v2/public/leadx/mca-cin-contact"
+
+_ERRORS: dict[int, tuple[int, str]] = {
+    4001: (400, "Invalid request. Please check the input."),
+    4005: (400, "Insufficient credits. Please recharge your account."),
+    4016: (401, "Invalid auth token."),
+    4031: (403, "API not provisioned for this account."),
+    4035: (403, "API access suspended for this account."),
+    4039: (403, "IP address not whitelisted."),
+    4291: (429, "Too many requests per second."),
+    4292: (429, "Too many requests per second."),
+    4293: (429, "Daily quota exhausted."),
+    4294: (429, "Daily quota exhausted."),
+    5001: (500, "Request could not be processed."),
+    5000: (500, "Internal server error."),
+    5030: (503, "Service unavailable."),
+}
+
+
+def _director(din: str, name: str, phone: str | None, email: str | None, city: str) -> dict[str, Any]:
+    return {
+        "indexId": din,
+        "fullName": name,
+        "mobileNumber": phone,
+        "emailAddress": email,
+        "addresses": [
+            {
+                "line1": "Registered office",
+                "city": city,
+                "state": "",
+                "country": "India",
+                "zip": "",
+                "fullAddress": f"Registered office, {city}, India",
+            }
+        ],
+    }
+
+
+# Sample companies for `contact-sync demo` and the tests: written the way Attestr writes them
+# (upper-case names, phones with and without the country code, a director on two boards).
+SAMPLE_COMPANIES: dict[str, dict[str, Any]] = {
+    "U72200KA2015PTC081234": {
+        "valid": True,
+        "indexId": "U72200KA2015PTC081234",
+        "businessName": "NILGIRI SOFTWARE PRIVATE LIMITED",
+        "contacts": [
+            _director("07123456", "ANANYA RAO", "+91 98450 12345", "Ananya.Rao@nilgiri.example", "Bengaluru"),
+            _director("08234567", "VIKRAM SETHI", "09845012346", "vikram@nilgiri.example", "Bengaluru"),
+            _director("08345678", "MEERA KRISHNAN", "9845012347", None, "Mysuru"),
+        ],
+    },
+    "U51909MH2018PTC309876": {
+        "valid": True,
+        "indexId": "U51909MH2018PTC309876",
+        "businessName": "KONKAN TRADERS PRIVATE LIMITED",
+        "contacts": [
+            _director("08234567", "Vikram  Sethi", "919845012346", "VIKRAM@NILGIRI.EXAMPLE", "Mumbai"),
+            _director("09456789", "FARAH KHAN", "022 2345 6789", "farah@konkan.example", "Mumbai"),
+        ],
+    },
+    "U01100DL2020PTC365432": {
+        "valid": False,
+        "message": "No data found for the given CIN.",
+    },
+}
+
+
+@dataclass
+class AttestrStandIn:
+    token: str = "standin-attestr-token"
+    companies: dict[str, dict[str, Any]] = field(default_factory=lambda: copy.deepcopy(SAMPLE_COMPANIES))
+    delay_s: float = 0.0
+    # Errors to answer with before the real answer, per CIN ("*" for every CIN): Attestr codes.
+    failures: dict[str, list[int]] = field(default_factory=dict)
+    calls: list[dict[str, Any]] = field(default_factory=list)
+
+    def fail_next(self, cin: str, *codes: int) -> None:
+        self.failures.setdefault(cin, []).extend(codes)
+
+    def calls_for(self, cin: str) -> int:
+        return sum(1 for c in self.calls if c["cin"] == cin)
+
+    def _next_failure(self, cin: str) -> int | None:
+        for key in (cin, "*"):
+            if self.failures.get(key):
+                return self.failures[key].pop(0)
+        return None
+
+    async def answer(self, request: Request) -> JSONResponse:
+        if request.headers.get("authorization") != f"Basic {self.token}":
+            return _error(4016)
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(4001)
+        cin = body.get("reg") if isinstance(body, dict) else None
+        max_contacts = body.get("maxContacts", 100) if isinstance(body, dict) else 100
+        if not isinstance(cin, str) or not cin or not isinstance(max_contacts, int) or max_contacts < 1:
+            return _error(4001)
+        self.calls.append({"cin": cin, "max_contacts": max_contacts, "at": time.time()})
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        if (code := self._next_failure(cin)) is not None:
+            return _error(code)
+        data = copy.deepcopy(
+            self.companies.get(cin) or {"valid": False, "message": "No data found for the given CIN."}
+        )
+        if isinstance(data.get("contacts"), list):
+            data["contacts"] = data["contacts"][:max_contacts]
+        return JSONResponse(data)
+
+    # --- control, for tests, the demo and benchmarks in other processes ---
+
+    async def _put_company(self, request: Request) -> JSONResponse:
+        self.companies[request.path_params["cin"]] = await request.json()
+        return JSONResponse({"ok": True})
+
+    async def _fail(self, request: Request) -> JSONResponse:
+        body = await request.json()
+        self.fail_next(request.path_params["cin"], *body["codes"])
+        return JSONResponse({"ok": True})
+
+    async def _settings(self, request: Request) -> JSONResponse:
+        body = await request.json()
+        self.delay_s = float(body.get("delay_s", self.delay_s))
+        return JSONResponse({"delay_s": self.delay_s})
+
+    async def _calls(self, _request: Request) -> JSONResponse:
+        return JSONResponse({"calls": self.calls})
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route(PATH, self.answer, methods=["POST"]),
+                Route("/_standin/companies/{cin}", self._put_company, methods=["PUT"]),
+                Route("/_standin/companies/{cin}/failures", self._fail, methods=["POST"]),
+                Route("/_standin/settings", self._settings, methods=["PUT"]),
+                Route("/_standin/calls", self._calls, methods=["GET"]),
+            ]
+        )
+
+
+def _error(code: int) -> JSONResponse:
+    status, message = _ERRORS.get(code, (500, "Internal server error."))
+    return JSONResponse({"httpStatusCode": status, "code": code, "message": message}, status_code=status)

@@ -1,0 +1,198 @@
+"""The Airtable stand-in, through pyairtable pointed at it: it must refuse what Airtable refuses."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from pyairtable import Api
+from pyairtable.api.table import Table
+from requests import HTTPError
+
+from service.standins.airtable import AirtableStandIn
+from tests.conftest import Running
+
+
+def _api(airtable: Running[AirtableStandIn], token: str | None = None) -> Api:
+    return Api(token or airtable.standin.token, endpoint_url=airtable.url, retry_strategy=None, timeout=(5, 10))
+
+
+def _table(airtable: Running[AirtableStandIn], name: str) -> Table:
+    return _api(airtable).table(airtable.standin.base_id, name)
+
+
+def _error(exc: pytest.ExceptionInfo[HTTPError]) -> tuple[int, str, str]:
+    response = exc.value.response
+    error = response.json()["error"]
+    return response.status_code, error["type"], error.get("message", "")
+
+
+@pytest.fixture
+def unlimited(airtable: Running[AirtableStandIn]) -> Running[AirtableStandIn]:
+    airtable.standin.rate_limit = 10_000
+    return airtable
+
+
+def test_token_is_required(airtable: Running[AirtableStandIn]) -> None:
+    table = _api(airtable, "patWrongToken").table(airtable.standin.base_id, "Contacts")
+    with pytest.raises(HTTPError) as exc:
+        table.all()
+    assert _error(exc)[:2] == (401, "AUTHENTICATION_REQUIRED")
+
+
+def test_unknown_base_is_refused(airtable: Running[AirtableStandIn]) -> None:
+    with pytest.raises(HTTPError) as exc:
+        _api(airtable).table("appNoSuchBase0000", "Contacts").all()
+    assert _error(exc)[:2] == (403, "INVALID_PERMISSIONS_OR_MODEL_NOT_FOUND")
+
+
+def test_schema_lists_both_tables_with_field_types(unlimited: Running[AirtableStandIn]) -> None:
+    schema = _api(unlimited).base(unlimited.standin.base_id).schema()
+    contacts = schema.table("Contacts")
+    assert contacts.field("Company").type == "multipleRecordLinks"
+    assert contacts.field("Phone Number").type == "phoneNumber"
+    assert schema.table("Companies").field("Contacts Sync Status").type == "singleSelect"
+
+
+def test_upsert_creates_then_updates_on_the_merge_field(unlimited: Running[AirtableStandIn]) -> None:
+    companies, contacts = _table(unlimited, "Companies"), _table(unlimited, "Contacts")
+    company = companies.create({"Company Name": "Acme", "CIN": "U72200KA2015PTC081234"})
+    first = contacts.batch_upsert(
+        [{"fields": {"Contact Key": "ct_1", "Name": "Ravi", "Company": [company["id"]]}}], key_fields=["Contact Key"]
+    )
+    assert len(first["createdRecords"]) == 1 and first["updatedRecords"] == []
+    contacts.update(first["createdRecords"][0], {"Status": "Contacted"})  # a person's edit
+    second = contacts.batch_upsert(
+        [{"fields": {"Contact Key": "ct_1", "Name": "Ravi Kumar"}}], key_fields=["Contact Key"]
+    )
+    assert second["updatedRecords"] == first["createdRecords"]
+    (record,) = contacts.all()
+    assert record["fields"] == {
+        "Contact Key": "ct_1",
+        "Name": "Ravi Kumar",
+        "Company": [company["id"]],
+        "Status": "Contacted",  # PATCH merged: a field it did not name survives
+    }
+
+
+def test_upsert_with_two_matches_is_refused(unlimited: Running[AirtableStandIn]) -> None:
+    contacts = _table(unlimited, "Contacts")
+    contacts.batch_create([{"Contact Key": "ct_9", "Name": "A"}, {"Contact Key": "ct_9", "Name": "B"}])
+    with pytest.raises(HTTPError) as exc:
+        contacts.batch_upsert([{"fields": {"Contact Key": "ct_9", "Name": "C"}}], key_fields=["Contact Key"])
+    assert _error(exc)[:2] == (422, "INVALID_VALUE_FOR_COLUMN")
+    assert sorted(r["fields"]["Name"] for r in contacts.all()) == ["A", "B"]
+
+
+def test_put_replaces_and_patch_merges(unlimited: Running[AirtableStandIn]) -> None:
+    contacts = _table(unlimited, "Contacts")
+    record = contacts.create({"Name": "Asha", "DIN": "01234567", "Notes": "met at expo"})
+    contacts.update(record["id"], {"Name": "Asha Rao"})
+    assert contacts.get(record["id"])["fields"] == {"Name": "Asha Rao", "DIN": "01234567", "Notes": "met at expo"}
+    contacts.update(record["id"], {"Name": "Asha R"}, replace=True)
+    assert contacts.get(record["id"])["fields"] == {"Name": "Asha R"}
+
+
+def test_at_most_ten_records_per_write(unlimited: Running[AirtableStandIn]) -> None:
+    contacts = _table(unlimited, "Contacts")
+    api = _api(unlimited)
+    eleven = [{"fields": {"Name": f"P{i}"}} for i in range(11)]
+    with pytest.raises(HTTPError) as exc:
+        api.request("POST", contacts.urls.records, json={"records": eleven})
+    assert _error(exc)[:2] == (422, "INVALID_RECORDS")
+    assert contacts.all() == []
+    assert len(contacts.batch_create([{"Name": f"P{i}"} for i in range(23)])) == 23  # pyairtable splits by 10
+    assert [r["records"] for r in unlimited.standin.write_requests()][-3:] == [10, 10, 3]
+
+
+def test_unknown_field_is_refused(unlimited: Running[AirtableStandIn]) -> None:
+    with pytest.raises(HTTPError) as exc:
+        _table(unlimited, "Contacts").create({"Name": "X", "Mobile": "+919876543210"})
+    assert _error(exc) == (422, "UNKNOWN_FIELD_NAME", 'Unknown field name: "Mobile"')
+
+
+def test_links_must_name_existing_records(unlimited: Running[AirtableStandIn]) -> None:
+    contacts = _table(unlimited, "Contacts")
+    with pytest.raises(HTTPError) as exc:
+        contacts.create({"Name": "X", "Company": ["recDoesNotExist01"]})
+    assert _error(exc)[:2] == (422, "ROW_DOES_NOT_EXIST")
+    assert "recDoesNotExist01" in _error(exc)[2]
+    with pytest.raises(HTTPError) as exc:
+        contacts.create({"Name": "X", "Company": "Acme"})
+    assert _error(exc)[:2] == (422, "INVALID_VALUE_FOR_COLUMN")
+
+
+def test_a_batch_with_one_bad_row_writes_nothing(unlimited: Running[AirtableStandIn]) -> None:
+    contacts = _table(unlimited, "Contacts")
+    rows = [{"fields": {"Contact Key": f"ct_{i}", "Name": f"P{i}"}} for i in range(5)]
+    rows[3]["fields"]["Phone Type"] = "Satellite"
+    with pytest.raises(HTTPError) as exc:
+        contacts.batch_upsert(rows, key_fields=["Contact Key"])
+    assert _error(exc)[:2] == (422, "INVALID_MULTIPLE_CHOICE_OPTIONS")
+    assert contacts.all() == []
+
+
+def test_update_of_a_deleted_row(unlimited: Running[AirtableStandIn]) -> None:
+    contacts = _table(unlimited, "Contacts")
+    record = contacts.create({"Name": "Gone"})
+    unlimited.standin.table("Contacts").records.pop(record["id"])  # deleted by hand in the UI
+    with pytest.raises(HTTPError) as exc:
+        contacts.batch_update([{"id": record["id"], "fields": {"Name": "Back"}}])
+    assert _error(exc)[:2] == (422, "ROW_DOES_NOT_EXIST")
+    with pytest.raises(HTTPError) as exc:
+        contacts.update(record["id"], {"Name": "Back"})
+    assert _error(exc)[:2] == (404, "NOT_FOUND")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("Contacts Found", "three"), ("Contacts Found", True), ("Refresh Contacts", "yes"),
+     ("Contacts Synced At", "yesterday"), ("CIN", 12345), ("Contacts Sync Status", "Done")],
+)
+def test_values_must_suit_the_field_type(unlimited: Running[AirtableStandIn], field: str, value: object) -> None:
+    with pytest.raises(HTTPError) as exc:
+        _table(unlimited, "Companies").create({"Company Name": "X", field: value})
+    assert exc.value.response.status_code == 422
+
+
+def test_empty_values_are_left_out_of_answers(unlimited: Running[AirtableStandIn]) -> None:
+    record = _table(unlimited, "Companies").create(
+        {"Company Name": "X", "CIN": "", "Refresh Contacts": False, "Contacts Sync Error": None,
+         "Contacts Found": 0, "Contacts Synced At": "2026-11-26T10:00:00.000Z"}
+    )
+    assert record["fields"] == {"Company Name": "X", "Contacts Found": 0,
+                                "Contacts Synced At": "2026-11-26T10:00:00.000Z"}
+
+
+def test_list_pages_through_every_record(unlimited: Running[AirtableStandIn]) -> None:
+    contacts = _table(unlimited, "Contacts")
+    for i in range(130):
+        unlimited.standin.add_record("Contacts", {"Name": f"P{i}"})
+    assert len(contacts.all()) == 130
+    assert [r["fields"]["Name"] for r in contacts.all(page_size=7)] == [f"P{i}" for i in range(130)]
+
+
+def test_sliding_window_rate_limit_then_cool_down(airtable: Running[AirtableStandIn]) -> None:
+    airtable.standin.cooldown_s = 1.4
+    contacts = _table(airtable, "Contacts")
+    started = time.monotonic()
+    for _ in range(5):
+        contacts.all()
+    with pytest.raises(HTTPError) as exc:
+        contacts.all()
+    assert exc.value.response.status_code == 429
+    time.sleep(max(0.0, started + 1.1 - time.monotonic()))
+    with pytest.raises(HTTPError):  # the window has moved on, but the base is still cooling down
+        contacts.all()
+    time.sleep(0.5)
+    assert contacts.all() == []
+    statuses = [r["status"] for r in airtable.standin.requests]
+    assert statuses == [200] * 5 + [429, 429, 200]
+
+
+def test_five_requests_spread_over_a_second_pass(airtable: Running[AirtableStandIn]) -> None:
+    contacts = _table(airtable, "Contacts")
+    for _ in range(8):
+        contacts.all()
+        time.sleep(0.21)
+    assert {r["status"] for r in airtable.standin.requests} == {200}

@@ -1,0 +1,57 @@
+"""The Attestr stand-in, through the real client over HTTP."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from service.attestr import AttestrAccessDenied, AttestrClient, AttestrCreditsExhausted, AttestrUnavailable
+from service.standins.attestr import PATH, AttestrStandIn
+from tests.conftest import Running
+
+CIN = "U72200KA2015PTC081234"
+
+
+async def test_sample_company_answer_and_call_count(attestr: Running[AttestrStandIn]) -> None:
+    client = AttestrClient(attestr.url + PATH, attestr.standin.token, max_contacts=2)
+    answer = await client.fetch(CIN)
+    await client.aclose()
+    assert answer.outcome == "synced"
+    assert [c.din for c in answer.contacts] == ["07123456", "08234567"]  # maxContacts honoured
+    assert attestr.standin.calls_for(CIN) == 1
+
+
+async def test_unknown_cin_is_valid_false(attestr: Running[AttestrStandIn]) -> None:
+    client = AttestrClient(attestr.url + PATH, attestr.standin.token)
+    assert (await client.fetch("U00000MH2000PTC000000")).outcome == "no_data"
+    await client.aclose()
+
+
+async def test_wrong_token_and_injected_failures(attestr: Running[AttestrStandIn]) -> None:
+    wrong = AttestrClient(attestr.url + PATH, "bm90LXRoZS10b2tlbg==")
+    with pytest.raises(AttestrAccessDenied):
+        await wrong.fetch(CIN)
+    await wrong.aclose()
+    client = AttestrClient(attestr.url + PATH, attestr.standin.token)
+    attestr.standin.fail_next(CIN, 4005, 5030)
+    with pytest.raises(AttestrCreditsExhausted):
+        await client.fetch(CIN)
+    with pytest.raises(AttestrUnavailable):
+        await client.fetch(CIN)
+    assert (await client.fetch(CIN)).outcome == "synced"
+    await client.aclose()
+
+
+async def test_control_endpoints(attestr: Running[AttestrStandIn]) -> None:
+    async with httpx.AsyncClient(base_url=attestr.url) as http:
+        answer = {"valid": True, "businessName": "NEW CO", "contacts": [{"indexId": "01234567", "fullName": "A B"}]}
+        assert (await http.put("/_standin/companies/U11111MH2011PTC111111", json=answer)).status_code == 200
+        await http.post("/_standin/companies/U11111MH2011PTC111111/failures", json={"codes": [4291]})
+        await http.put("/_standin/settings", json={"delay_s": 0.05})
+        client = AttestrClient(attestr.url + PATH, attestr.standin.token)
+        with pytest.raises(Exception, match="per-second"):
+            await client.fetch("U11111MH2011PTC111111")
+        assert (await client.fetch("U11111MH2011PTC111111")).business_name == "NEW CO"
+        await client.aclose()
+        calls = (await http.get("/_standin/calls")).json()["calls"]
+        assert [c["cin"] for c in calls] == ["U11111MH2011PTC111111"] * 2
