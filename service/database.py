@@ -7,6 +7,7 @@ stops when the last process of this machine that started it exits.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import warnings
 from collections.abc import Awaitable, Callable
@@ -14,10 +15,31 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
+import structlog
 
 from .config import Settings
 
+log = structlog.get_logger(__name__)
+
 T = TypeVar("T")
+
+
+def _forget_dead_handles(pgdata: Path) -> None:
+    """pgserver stops the server when the last process using it exits, counting processes in
+    `.handle_pids.json`; a process that was killed never leaves that list, which would keep the
+    server running for ever after. Drop the pids of processes that are gone."""
+    import psutil
+    from pgserver.postgres_server import PostgresServer
+
+    handles = pgdata / ".handle_pids.json"
+    if not handles.is_file():
+        return
+    with PostgresServer._lock:
+        try:
+            pids = json.loads(handles.read_text() or "[]")
+        except ValueError:
+            pids = []
+        handles.write_text(json.dumps([p for p in pids if isinstance(p, int) and psutil.pid_exists(p)]))
 
 
 def start_embedded(data_dir: Path) -> str:
@@ -27,7 +49,10 @@ def start_embedded(data_dir: Path) -> str:
         import pgserver
 
         data_dir.mkdir(parents=True, exist_ok=True)
-        server = pgserver.get_server(data_dir.resolve() / "postgres", cleanup_mode="stop")
+        pgdata = data_dir.resolve() / "postgres"
+        _forget_dead_handles(pgdata)
+        server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    log.info("db.embedded", data_dir=str(data_dir.resolve()))
     return server.get_uri()
 
 

@@ -55,6 +55,13 @@ def mask_personal_data(
     return event_dict
 
 
+def _drop_color_message(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    event_dict.pop("color_message", None)  # uvicorn's copy of the message with terminal colours
+    return event_dict
+
+
 def configure_logging(log_format: str = "json", level: str = "info") -> None:
     """Route structlog and the standard library (uvicorn, asyncpg) to one JSON stream."""
     shared: list[Any] = [
@@ -62,6 +69,7 @@ def configure_logging(log_format: str = "json", level: str = "info") -> None:
         structlog.stdlib.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
+        _drop_color_message,
         mask_personal_data,
     ]
     renderer: Any = (
@@ -86,6 +94,7 @@ def configure_logging(log_format: str = "json", level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric_level)
+    logging.getLogger("pgserver").setLevel(logging.WARNING)  # it narrates every start at info
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

@@ -9,14 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import httpx
 import pytest
 
 from service.database import create_pool, start_embedded
@@ -61,13 +69,28 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield url
 
 
+@contextmanager
+def _database(pg_server: str, template: str) -> Iterator[str]:
+    name = f"test_{os.getpid()}_{next(_counter)}"
+    asyncio.run(_admin(pg_server, f"CREATE DATABASE {name} TEMPLATE {template}"))
+    try:
+        yield with_database(pg_server, name)
+    finally:
+        asyncio.run(_admin(pg_server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
 @pytest.fixture
 def db_url(pg_server: str) -> Iterator[str]:
     """A fresh, migrated database for one test."""
-    name = f"test_{os.getpid()}_{next(_counter)}"
-    asyncio.run(_admin(pg_server, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
-    yield with_database(pg_server, name)
-    asyncio.run(_admin(pg_server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    with _database(pg_server, TEMPLATE) as url:
+        yield url
+
+
+@pytest.fixture
+def empty_db_url(pg_server: str) -> Iterator[str]:
+    """A fresh database with no schema at all."""
+    with _database(pg_server, "template0") as url:
+        yield url
 
 
 @pytest.fixture
@@ -97,3 +120,59 @@ def attestr() -> Iterator[Running[AttestrStandIn]]:
     standin = AttestrStandIn()
     with serve_in_thread(standin.app()) as url:
         yield Running(standin, url)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class ServiceProcess:
+    process: subprocess.Popen[str]
+    url: str
+    log_path: Path
+
+    def logs(self) -> list[dict]:
+        """The JSON log lines the service has written so far."""
+        return [json.loads(line) for line in self.log_path.read_text().splitlines() if line.startswith("{")]
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout)
+
+
+@contextmanager
+def run_service(tmp_path: Path, env: dict[str, str], *args: str) -> Iterator[ServiceProcess]:
+    """`contact-sync serve` in a child process, on a free port, ready to take requests."""
+    port = free_port()
+    log_path = tmp_path / f"service-{port}.log"
+    full_env = {**os.environ, "PORT": str(port), "DATA_DIR": str(tmp_path / "data"), **env}
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1", *args],
+            env=full_env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=tmp_path,
+        )
+    service = ServiceProcess(process, f"http://127.0.0.1:{port}", log_path)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the service exited with {process.returncode}:\n{log_path.read_text()}")
+            try:
+                if httpx.get(f"{service.url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the service did not start:\n{log_path.read_text()}")
+            time.sleep(0.1)
+        yield service
+    finally:
+        service.stop()

@@ -14,7 +14,9 @@ from tests.conftest import Running
 
 
 def _api(airtable: Running[AirtableStandIn], token: str | None = None) -> Api:
-    return Api(token or airtable.standin.token, endpoint_url=airtable.url, retry_strategy=None, timeout=(5, 10))
+    return Api(
+        token or airtable.standin.token, endpoint_url=airtable.url, retry_strategy=None, timeout=(5, 10)
+    )
 
 
 def _table(airtable: Running[AirtableStandIn], name: str) -> Table:
@@ -58,7 +60,8 @@ def test_upsert_creates_then_updates_on_the_merge_field(unlimited: Running[Airta
     companies, contacts = _table(unlimited, "Companies"), _table(unlimited, "Contacts")
     company = companies.create({"Company Name": "Acme", "CIN": "U72200KA2015PTC081234"})
     first = contacts.batch_upsert(
-        [{"fields": {"Contact Key": "ct_1", "Name": "Ravi", "Company": [company["id"]]}}], key_fields=["Contact Key"]
+        [{"fields": {"Contact Key": "ct_1", "Name": "Ravi", "Company": [company["id"]]}}],
+        key_fields=["Contact Key"],
     )
     assert len(first["createdRecords"]) == 1 and first["updatedRecords"] == []
     contacts.update(first["createdRecords"][0], {"Status": "Contacted"})  # a person's edit
@@ -88,7 +91,11 @@ def test_put_replaces_and_patch_merges(unlimited: Running[AirtableStandIn]) -> N
     contacts = _table(unlimited, "Contacts")
     record = contacts.create({"Name": "Asha", "DIN": "01234567", "Notes": "met at expo"})
     contacts.update(record["id"], {"Name": "Asha Rao"})
-    assert contacts.get(record["id"])["fields"] == {"Name": "Asha Rao", "DIN": "01234567", "Notes": "met at expo"}
+    assert contacts.get(record["id"])["fields"] == {
+        "Name": "Asha Rao",
+        "DIN": "01234567",
+        "Notes": "met at expo",
+    }
     contacts.update(record["id"], {"Name": "Asha R"}, replace=True)
     assert contacts.get(record["id"])["fields"] == {"Name": "Asha R"}
 
@@ -146,10 +153,18 @@ def test_update_of_a_deleted_row(unlimited: Running[AirtableStandIn]) -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("Contacts Found", "three"), ("Contacts Found", True), ("Refresh Contacts", "yes"),
-     ("Contacts Synced At", "yesterday"), ("CIN", 12345), ("Contacts Sync Status", "Done")],
+    [
+        ("Contacts Found", "three"),
+        ("Contacts Found", True),
+        ("Refresh Contacts", "yes"),
+        ("Contacts Synced At", "yesterday"),
+        ("CIN", 12345),
+        ("Contacts Sync Status", "Done"),
+    ],
 )
-def test_values_must_suit_the_field_type(unlimited: Running[AirtableStandIn], field: str, value: object) -> None:
+def test_values_must_suit_the_field_type(
+    unlimited: Running[AirtableStandIn], field: str, value: object
+) -> None:
     with pytest.raises(HTTPError) as exc:
         _table(unlimited, "Companies").create({"Company Name": "X", field: value})
     assert exc.value.response.status_code == 422
@@ -157,11 +172,20 @@ def test_values_must_suit_the_field_type(unlimited: Running[AirtableStandIn], fi
 
 def test_empty_values_are_left_out_of_answers(unlimited: Running[AirtableStandIn]) -> None:
     record = _table(unlimited, "Companies").create(
-        {"Company Name": "X", "CIN": "", "Refresh Contacts": False, "Contacts Sync Error": None,
-         "Contacts Found": 0, "Contacts Synced At": "2026-11-26T10:00:00.000Z"}
+        {
+            "Company Name": "X",
+            "CIN": "",
+            "Refresh Contacts": False,
+            "Contacts Sync Error": None,
+            "Contacts Found": 0,
+            "Contacts Synced At": "2026-11-26T10:00:00.000Z",
+        }
     )
-    assert record["fields"] == {"Company Name": "X", "Contacts Found": 0,
-                                "Contacts Synced At": "2026-11-26T10:00:00.000Z"}
+    assert record["fields"] == {
+        "Company Name": "X",
+        "Contacts Found": 0,
+        "Contacts Synced At": "2026-11-26T10:00:00.000Z",
+    }
 
 
 def test_list_pages_through_every_record(unlimited: Running[AirtableStandIn]) -> None:

@@ -44,7 +44,11 @@ async def test_wrong_token_and_injected_failures(attestr: Running[AttestrStandIn
 
 async def test_control_endpoints(attestr: Running[AttestrStandIn]) -> None:
     async with httpx.AsyncClient(base_url=attestr.url) as http:
-        answer = {"valid": True, "businessName": "NEW CO", "contacts": [{"indexId": "01234567", "fullName": "A B"}]}
+        answer = {
+            "valid": True,
+            "businessName": "NEW CO",
+            "contacts": [{"indexId": "01234567", "fullName": "A B"}],
+        }
         assert (await http.put("/_standin/companies/U11111MH2011PTC111111", json=answer)).status_code == 200
         await http.post("/_standin/companies/U11111MH2011PTC111111/failures", json={"codes": [4291]})
         await http.put("/_standin/settings", json={"delay_s": 0.05})

@@ -1,0 +1,73 @@
+"""The web application: routes, and the lifespan that owns the pool (and, later, the worker)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import structlog
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from .config import Settings
+from .database import create_pool
+from .errors import EXCEPTION_HANDLERS, error_response
+from .migrations import migrate, pending_migrations
+
+log = structlog.get_logger(__name__)
+
+
+def missing_settings(settings: Settings) -> list[str]:
+    """Variables the service runs without, but cannot do its work without."""
+    wanted = {
+        "WEBHOOK_SECRETS": settings.webhook_secrets,
+        "API_KEYS": settings.api_keys,
+        "ATTESTR_API_KEY": settings.attestr_api_key,
+        "AIRTABLE_API_KEY": settings.airtable_api_key,
+        "AIRTABLE_BASE_ID": settings.airtable_base_id,
+    }
+    return [name for name, value in wanted.items() if not value]
+
+
+async def health(_request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+async def ready(request: Request) -> JSONResponse:
+    pool: asyncpg.Pool = request.app.state.pool
+    try:
+        async with pool.acquire(timeout=2) as conn:
+            pending = await pending_migrations(conn)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        return error_response(503, "unavailable", f"The database is not reachable ({type(exc).__name__})")
+    if pending:
+        return error_response(503, "unavailable", f"Migrations not applied: {', '.join(pending)}")
+    missing = missing_settings(request.app.state.settings)
+    body: dict[str, Any] = {"status": "ready", "database": "ok", "missing_settings": missing}
+    return JSONResponse(body)
+
+
+def create_app(settings: Settings, database_url: str) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.pool = await create_pool(database_url, max_size=max(10, settings.worker_concurrency + 4))
+        async with app.state.pool.acquire() as conn:
+            await migrate(conn)
+        if missing := missing_settings(settings):
+            log.warning("service.not_configured", missing=missing)
+        log.info("service.started", port=settings.port)
+        try:
+            yield
+        finally:
+            await app.state.pool.close()
+
+    return Starlette(
+        routes=[Route("/health", health), Route("/ready", ready)],
+        lifespan=lifespan,
+        exception_handlers=EXCEPTION_HANDLERS,
+    )

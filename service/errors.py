@@ -1,0 +1,52 @@
+"""The JSON error shape of every HTTP answer that is not a success.
+
+`{"error": {"code", "message", "field"?}}`, with the design's codes: `unauthorized`,
+`payload_too_large`, `invalid_json`, `invalid_field`, `invalid_cin`, `invalid_record_id`,
+`not_found`, `rate_limited`, `not_configured`, `unavailable`.
+"""
+
+from __future__ import annotations
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+_CODES_BY_STATUS = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
+class ApiError(Exception):
+    """Raised by a handler to answer with the design's error shape."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.field, self.headers = status, code, message, field, headers
+
+
+def error_response(
+    status: int, code: str, message: str, field: str | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    error: dict[str, str] = {"code": code, "message": message}
+    if field is not None:
+        error["field"] = field
+    return JSONResponse({"error": error}, status_code=status, headers=headers)
+
+
+async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.code, exc.message, exc.field, exc.headers)
+
+
+async def _http_exception(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    code = _CODES_BY_STATUS.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+
+EXCEPTION_HANDLERS = {ApiError: _api_error, HTTPException: _http_exception}
