@@ -61,7 +61,13 @@ def database_url(settings: Settings) -> str:
 
 
 async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10, **kwargs: Any) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, **kwargs)
+    # The service's statements take arrays of keys (`= ANY($1)`) whose best plan depends on how
+    # many keys they hold; a cached generic plan chosen while a table was small scans it whole
+    # once it is large. Planning each execution costs a fraction of a millisecond.
+    settings = {"plan_cache_mode": "force_custom_plan", **kwargs.pop("server_settings", {})}
+    pool = await asyncpg.create_pool(
+        url, min_size=min_size, max_size=max_size, server_settings=settings, **kwargs
+    )
     assert pool is not None
     return pool
 

@@ -54,6 +54,9 @@ _COLUMNS = (
 )
 
 
+MAX_KEY_LOCKS = 256
+
+
 @dataclass
 class CompanyContacts:
     """One Attestr answer for one company, ready to store."""
@@ -333,7 +336,14 @@ async def upsert_people(conn: asyncpg.Connection, batches: list[CompanyContacts]
     Runs inside the caller's transaction (so a job can change its own state in the same one);
     the caller retries the transaction on `asyncpg.DeadlockDetectedError`.
     """
-    await conn.execute(queries.LOCK_KEYS, _lock_keys(batches))
+    keys = _lock_keys(batches)
+    if len(keys) <= MAX_KEY_LOCKS:
+        await conn.execute(queries.LOCK_KEYS_SHARED_BULK)
+        await conn.execute(queries.LOCK_KEYS, keys)
+    else:
+        # A bulk load would need more locks than PostgreSQL's lock table holds: it takes the
+        # one bulk lock exclusively instead, which every smaller upsert holds shared.
+        await conn.execute(queries.LOCK_BULK)
     await _drop_suppressed(conn, batches)
     company_ids = [b.company_id for b in batches]
     contacts = [c for b in batches for c in b.contacts]

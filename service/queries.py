@@ -34,6 +34,9 @@ RETURNING id, airtable_id"""
 # Keys arrive sorted; a function scan takes them in array order, so every transaction locks
 # shared keys in the same order and two upserts cannot deadlock on them.
 LOCK_KEYS = "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k"
+# Taken before the key locks: shared by every ordinary upsert, exclusive by a bulk load.
+LOCK_KEYS_SHARED_BULK = "SELECT pg_advisory_xact_lock_shared(724312)"
+LOCK_BULK = "SELECT pg_advisory_xact_lock(724312)"
 
 SUPPRESSED_KEYS = """
 SELECT s.key_kind, s.key_hash
@@ -43,14 +46,17 @@ JOIN unnest($1::text[], $2::text[]) AS w(kind, hash) ON s.key_kind = w.kind AND 
 # Everyone a batch could match: by DIN, phone or email, or already linked to one of its
 # companies (for the same-company-same-name rule). Locked until the transaction ends.
 PEOPLE_CANDIDATES = """
+WITH ids AS (
+    SELECT id FROM people WHERE din = ANY($1::text[])
+    UNION SELECT id FROM people WHERE phone_e164 = ANY($2::text[])
+    UNION SELECT id FROM people WHERE email = ANY($3::text[])
+    UNION SELECT person_id FROM company_people WHERE company_id = ANY($4::bigint[])
+)
 SELECT p.id, p.din, p.name, p.name_raw, p.phone_e164, p.phone_raw, p.phone_type,
        p.email, p.email_raw, p.addresses,
        ARRAY(SELECT cp.company_id FROM company_people cp WHERE cp.person_id = p.id) AS company_ids
 FROM people p
-WHERE p.din = ANY($1::text[])
-   OR p.phone_e164 = ANY($2::text[])
-   OR p.email = ANY($3::text[])
-   OR p.id IN (SELECT cp.person_id FROM company_people cp WHERE cp.company_id = ANY($4::bigint[]))
+WHERE p.id IN (SELECT id FROM ids)
 ORDER BY p.id
 FOR UPDATE OF p"""
 
