@@ -14,10 +14,12 @@ CREATE TABLE companies (
     push_version    bigint NOT NULL DEFAULT 0,
     pushed_version  bigint NOT NULL DEFAULT 0,
     push_error      text,
+    push_lease_until timestamptz,
     deleted_in_airtable boolean NOT NULL DEFAULT false,
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now()
 );
+CREATE INDEX companies_pending_push ON companies (updated_at, id) WHERE push_version > pushed_version;
 
 -- One row per real person. `contact_key` is what Airtable's `Contact Key` holds: stable, and
 -- never a DIN or phone number.
@@ -37,6 +39,7 @@ CREATE TABLE people (
     push_version    bigint NOT NULL DEFAULT 1,
     pushed_version  bigint NOT NULL DEFAULT 0,
     push_error      text,
+    push_lease_until timestamptz,
     deleted_in_airtable boolean NOT NULL DEFAULT false,
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now()
@@ -49,7 +52,7 @@ CREATE UNIQUE INDEX people_email_without_din ON people (email)
     WHERE din IS NULL AND email IS NOT NULL;
 CREATE INDEX people_phone ON people (phone_e164) WHERE phone_e164 IS NOT NULL;
 CREATE INDEX people_email ON people (email) WHERE email IS NOT NULL;
-CREATE INDEX people_pending_push ON people (id) WHERE push_version > pushed_version;
+CREATE INDEX people_pending_push ON people (updated_at, id) WHERE push_version > pushed_version;
 
 CREATE TABLE company_people (
     company_id  bigint NOT NULL REFERENCES companies (id) ON DELETE CASCADE,
@@ -72,6 +75,7 @@ CREATE TABLE jobs (
     attempts        integer NOT NULL DEFAULT 0,
     last_error      text,
     result          jsonb,
+    person_ids      bigint[],
     run_after       timestamptz NOT NULL DEFAULT now(),
     lease_until     timestamptz,
     worker_id       text,
@@ -82,6 +86,17 @@ CREATE TABLE jobs (
 CREATE UNIQUE INDEX jobs_one_queued_per_company ON jobs (record_id) WHERE status = 'queued';
 CREATE INDEX jobs_claimable ON jobs (run_after, id) WHERE status = 'queued';
 CREATE INDEX jobs_by_status ON jobs (status, id);
+
+-- The contact rows a job changed, at the version it left them: the job is done once the
+-- pusher has sent each of them at that version or later.
+CREATE TABLE job_rows (
+    job_id      bigint NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    person_id   bigint NOT NULL REFERENCES people (id) ON DELETE CASCADE,
+    version     bigint NOT NULL,
+    outcome     text CHECK (outcome IN ('created', 'updated', 'failed', 'deleted')),
+    PRIMARY KEY (job_id, person_id)
+);
+CREATE INDEX job_rows_person ON job_rows (person_id) WHERE outcome IS NULL;
 
 -- Every Attestr call: the cache (latest answer per CIN) and the audit of what was paid for.
 CREATE TABLE attestr_answers (
@@ -103,6 +118,40 @@ CREATE TABLE suppressions (
     created_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (key_kind, key_hash)
 );
+
+-- The Airtable requests of the last second, per base, shared by every process: see
+-- airtable_take_slot below.
+CREATE TABLE airtable_rate (
+    base_id       text PRIMARY KEY,
+    slots         timestamptz[] NOT NULL DEFAULT '{}',
+    blocked_until timestamptz
+);
+
+-- Take a request slot for a base: 0 when granted (and recorded), otherwise the seconds to wait
+-- before asking again. At most `max_requests` in any `window_s`; nothing while the base cools
+-- down after a 429. Uses clock_timestamp(): the time of the call, not of the transaction.
+CREATE FUNCTION airtable_take_slot(p_base text, max_requests integer, window_s double precision)
+RETURNS double precision LANGUAGE plpgsql AS $$
+DECLARE
+    r airtable_rate%ROWTYPE;
+    now_ts timestamptz;
+    recent timestamptz[];
+BEGIN
+    INSERT INTO airtable_rate (base_id) VALUES (p_base) ON CONFLICT DO NOTHING;
+    SELECT * INTO r FROM airtable_rate WHERE base_id = p_base FOR UPDATE;
+    now_ts := clock_timestamp();
+    IF r.blocked_until > now_ts THEN
+        RETURN extract(epoch FROM r.blocked_until - now_ts);
+    END IF;
+    recent := ARRAY(SELECT s FROM unnest(r.slots) AS s
+                    WHERE s > now_ts - make_interval(secs => window_s) ORDER BY s);
+    IF cardinality(recent) >= max_requests THEN
+        RETURN extract(epoch FROM recent[cardinality(recent) - max_requests + 1]
+                                 + make_interval(secs => window_s) - now_ts);
+    END IF;
+    UPDATE airtable_rate SET slots = recent || now_ts WHERE base_id = p_base;
+    RETURN 0;
+END $$;
 
 -- Rows Airtable has not yet received in their current version.
 CREATE VIEW contacts_pending_sync AS

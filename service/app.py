@@ -1,4 +1,4 @@
-"""The web application: routes, and the lifespan that owns the pool (and, later, the worker)."""
+"""The web application: routes, and the lifespan that owns the runtime (pool, worker, pusher)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from . import api, webhooks
 from .config import Settings
-from .database import create_pool
 from .errors import EXCEPTION_HANDLERS, error_response
-from .migrations import migrate, pending_migrations
+from .migrations import pending_migrations
+from .runtime import Runtime
 
 log = structlog.get_logger(__name__)
 
@@ -42,7 +43,7 @@ async def ready(request: Request) -> JSONResponse:
     try:
         async with pool.acquire(timeout=2) as conn:
             pending = await pending_migrations(conn)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         return error_response(503, "unavailable", f"The database is not reachable ({type(exc).__name__})")
     if pending:
         return error_response(503, "unavailable", f"Migrations not applied: {', '.join(pending)}")
@@ -51,23 +52,32 @@ async def ready(request: Request) -> JSONResponse:
     return JSONResponse(body)
 
 
+ROUTES = [
+    Route("/health", health),
+    Route("/ready", ready),
+    Route("/webhooks/airtable", webhooks.airtable_webhook, methods=["POST"]),
+    Route("/companies/{record_id}/sync", api.sync_company, methods=["POST"]),
+    Route("/contacts/fetch", api.contacts_fetch, methods=["POST"]),
+    Route("/jobs", api.list_jobs),
+    Route("/jobs/{job_id}", api.get_job),
+]
+
+
 def create_app(settings: Settings, database_url: str) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        runtime = await Runtime.open(settings, database_url)
         app.state.settings = settings
-        app.state.pool = await create_pool(database_url, max_size=max(10, settings.worker_concurrency + 4))
-        async with app.state.pool.acquire() as conn:
-            await migrate(conn)
+        app.state.pool = runtime.pool
+        app.state.wake_worker = runtime.worker.wake if settings.worker_in_web else (lambda: None)
+        if settings.worker_in_web:
+            runtime.start_background()
         if missing := missing_settings(settings):
             log.warning("service.not_configured", missing=missing)
-        log.info("service.started", port=settings.port)
+        log.info("service.started", port=settings.port, worker_in_web=settings.worker_in_web)
         try:
             yield
         finally:
-            await app.state.pool.close()
+            await runtime.close()
 
-    return Starlette(
-        routes=[Route("/health", health), Route("/ready", ready)],
-        lifespan=lifespan,
-        exception_handlers=EXCEPTION_HANDLERS,
-    )
+    return Starlette(routes=ROUTES, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)

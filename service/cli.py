@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import sys
 from collections.abc import Sequence
 
 import asyncpg
+import structlog
 import uvicorn
 
 from .app import create_app
@@ -16,6 +18,9 @@ from .config import Settings, load_settings
 from .database import database_url
 from .logs import configure_logging
 from .migrations import migrate
+from .runtime import Runtime
+
+log = structlog.get_logger(__name__)
 
 
 def _exit_cleanly(_signum: int, _frame: object) -> None:
@@ -39,6 +44,24 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         lifespan="on",
         timeout_graceful_shutdown=30,
     )
+    return 0
+
+
+def _worker(settings: Settings, _args: argparse.Namespace) -> int:
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    url = database_url(settings)
+
+    async def run() -> None:
+        runtime = await Runtime.open(settings, url)
+        runtime.start_background()
+        log.info("worker.started", concurrency=settings.worker_concurrency)
+        try:
+            await runtime.wait()
+        finally:
+            await runtime.close()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
     return 0
 
 
@@ -74,6 +97,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="HTTP port (default: PORT, 8000)")
     serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default: 0.0.0.0)")
     serve.set_defaults(run=_serve)
+
+    worker = commands.add_parser(
+        "worker",
+        help="run the worker and the Airtable pusher without HTTP",
+        description="Claim and run jobs, and write their rows to Airtable. Run it beside "
+        "`serve` with WORKER_IN_WEB=false, as many as you like.\n\nexample:\n  contact-sync worker",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    worker.set_defaults(run=_worker)
 
     mig = commands.add_parser(
         "migrate",

@@ -73,7 +73,11 @@ class UpsertOutcome:
     person_ids: list[int]
     contacts_new: int
     contacts_updated: int
-    unlinked: int
+    unlinked_ids: list[int]
+
+    @property
+    def unlinked(self) -> int:
+        return len(self.unlinked_ids)
 
 
 @dataclass(eq=False)
@@ -397,9 +401,9 @@ async def upsert_people(conn: asyncpg.Connection, batches: list[CompanyContacts]
     if bump:
         await conn.execute(queries.PEOPLE_MARK_FOR_PUSH, sorted(bump))
 
-    removed_by_company: dict[int, int] = defaultdict(int)
+    removed_by_company: dict[int, list[int]] = defaultdict(list)
     for r in removed:
-        removed_by_company[r["company_id"]] += 1
+        removed_by_company[r["company_id"]].append(r["person_id"])
     new_ids = {p.id for p in new}
     changed_ids = {p.id for p in changed}
     return [
@@ -408,7 +412,7 @@ async def upsert_people(conn: asyncpg.Connection, batches: list[CompanyContacts]
             person_ids=[p.id for p in people],  # type: ignore[misc]
             contacts_new=sum(1 for p in people if p.id in new_ids),
             contacts_updated=sum(1 for p in people if p.id in changed_ids),
-            unlinked=removed_by_company[company_id],
+            unlinked_ids=removed_by_company[company_id],
         )
         for company_id, people in plan.links.items()
     ]

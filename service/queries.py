@@ -99,3 +99,282 @@ WHERE cp.company_id = ANY($1::bigint[])
       SELECT 1 FROM unnest($2::bigint[], $3::bigint[]) AS k(company_id, person_id)
       WHERE k.company_id = cp.company_id AND k.person_id = cp.person_id)
 RETURNING company_id, person_id"""
+
+# --- jobs (jobs.py) ---------------------------------------------------------------------------
+
+JOB_COLUMNS = """id, record_id, cin, status, wait_reason, force, max_contacts, source, attempts,
+    last_error, result, person_ids, run_after, lease_until, created_at, updated_at"""
+
+# A webhook or a manual sync: a company with a queued job gets that job back (newer CIN taken),
+# otherwise a new one is queued. The company's status becomes Queued in the same statement.
+JOB_ENQUEUE = f"""
+WITH company AS (
+    INSERT INTO companies (airtable_id, sync_status, push_version)
+    VALUES ($1, 'Queued', 1)
+    ON CONFLICT (airtable_id) DO UPDATE
+        SET sync_status = 'Queued', sync_error = NULL,
+            push_version = companies.push_version
+                + (companies.sync_status IS DISTINCT FROM 'Queued' OR companies.sync_error IS NOT NULL)::int,
+            updated_at = now()
+)
+INSERT INTO jobs (record_id, cin, force, max_contacts, source)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (record_id) WHERE status = 'queued' DO UPDATE
+    SET cin = COALESCE(EXCLUDED.cin, jobs.cin),
+        force = jobs.force OR EXCLUDED.force,
+        max_contacts = EXCLUDED.max_contacts,
+        updated_at = now()
+RETURNING {JOB_COLUMNS}, (xmax <> 0) AS deduplicated"""
+
+JOB_GET = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"
+JOB_LIST = f"""
+SELECT {JOB_COLUMNS} FROM jobs
+WHERE ($1::text IS NULL OR status = $1)
+ORDER BY id DESC
+LIMIT $2"""
+
+# Claim up to $1 jobs: due queued ones, and running ones whose worker stopped renewing its lease.
+# A company never has two jobs running at once: a new one waits behind the running one.
+JOB_CLAIM = f"""
+WITH next AS (
+    SELECT j.id FROM jobs j
+    WHERE ((j.status = 'queued' AND j.run_after <= now())
+           OR (j.status = 'running' AND j.lease_until < now()))
+      AND NOT EXISTS (
+          SELECT 1 FROM jobs r
+          WHERE r.record_id = j.record_id AND r.id <> j.id
+            AND r.status = 'running' AND r.lease_until >= now())
+    ORDER BY j.run_after, j.id
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE jobs SET status = 'running', attempts = jobs.attempts + 1, worker_id = $3,
+    lease_until = now() + make_interval(secs => $2), wait_reason = NULL, updated_at = now()
+FROM next WHERE jobs.id = next.id
+RETURNING {", ".join("jobs." + c.strip() for c in JOB_COLUMNS.split(","))}"""
+
+JOB_RENEW_LEASES = """
+UPDATE jobs SET lease_until = now() + make_interval(secs => $2)
+WHERE id = ANY($1::bigint[]) AND status = 'running' AND worker_id = $3"""
+
+# The database work of a job is done; its rows wait for the pusher (or there are none).
+JOB_STORED = """
+UPDATE jobs SET status = $2, result = $3, person_ids = $4, cin = $5, lease_until = NULL,
+    wait_reason = NULL, last_error = NULL, updated_at = now()
+WHERE id = $1 AND status = 'running' AND worker_id = $6"""
+
+JOB_ROWS_RECORD = """
+INSERT INTO job_rows (job_id, person_id, version)
+SELECT $1, id, push_version FROM people
+WHERE id = ANY($2::bigint[]) AND push_version > pushed_version AND NOT deleted_in_airtable
+ON CONFLICT (job_id, person_id) DO UPDATE SET version = EXCLUDED.version, outcome = NULL"""
+
+# Back to the queue until `run_after`. When a newer job for the same company was queued
+# meanwhile, that one carries on (not before `run_after`) and this one ends.
+JOB_REQUEUE = """
+WITH newer AS (
+    UPDATE jobs SET run_after = GREATEST(run_after, $3), updated_at = now()
+    WHERE record_id = $5 AND status = 'queued' AND id <> $1
+    RETURNING id
+)
+UPDATE jobs SET
+    status = CASE WHEN EXISTS (SELECT 1 FROM newer) THEN 'failed' ELSE 'queued' END,
+    run_after = $3, wait_reason = $2, last_error = $4,
+    attempts = attempts - $6::int, lease_until = NULL, updated_at = now()
+WHERE id = $1 AND status = 'running' AND worker_id = $7
+RETURNING status"""
+
+JOB_FAIL = """
+UPDATE jobs SET status = 'failed', last_error = $2, lease_until = NULL, wait_reason = NULL,
+    result = COALESCE($3, result), updated_at = now()
+WHERE id = $1 AND status IN ('running', 'pushing')"""
+
+JOB_WAIT_REASON = "UPDATE jobs SET wait_reason = $2, updated_at = now() WHERE id = $1"
+
+# Airtable cannot be written to: every job waiting for the pusher says why.
+JOBS_PUSHING_WAIT = """
+UPDATE jobs SET wait_reason = $1, updated_at = now()
+WHERE status = 'pushing' AND wait_reason IS DISTINCT FROM $1"""
+
+# Jobs whose every row the pusher has sent (or found deleted by hand, or failed): done.
+JOBS_COMPLETE = f"""
+WITH done AS (
+    SELECT j.id FROM jobs j
+    WHERE j.status = 'pushing' AND NOT EXISTS (
+        SELECT 1 FROM job_rows jr JOIN people p ON p.id = jr.person_id
+        WHERE jr.job_id = j.id AND p.pushed_version < jr.version AND NOT p.deleted_in_airtable)
+    FOR UPDATE SKIP LOCKED
+), counts AS (
+    SELECT jr.job_id,
+           count(*) FILTER (WHERE jr.outcome = 'created') AS created,
+           count(*) FILTER (WHERE jr.outcome = 'updated') AS updated,
+           count(*) FILTER (WHERE jr.outcome = 'failed' OR p.push_error IS NOT NULL) AS failed,
+           array_agg(p.contact_key || ': ' || p.push_error ORDER BY p.id)
+               FILTER (WHERE p.push_error IS NOT NULL) AS errors
+    FROM job_rows jr JOIN people p ON p.id = jr.person_id
+    WHERE jr.job_id IN (SELECT id FROM done)
+    GROUP BY jr.job_id
+)
+UPDATE jobs j SET
+    status = CASE WHEN COALESCE(c.failed, 0) > 0 THEN 'failed' ELSE 'succeeded' END,
+    wait_reason = NULL,
+    result = j.result || jsonb_build_object(
+        'airtable_created', COALESCE(c.created, 0),
+        'airtable_updated', COALESCE(c.updated, 0),
+        'airtable_failed', COALESCE(c.failed, 0)),
+    last_error = CASE WHEN COALESCE(c.failed, 0) > 0 THEN
+        c.failed || ' contact(s) could not be written to Airtable: ' || array_to_string(c.errors[1:5], '; ')
+        END,
+    updated_at = now()
+FROM done LEFT JOIN counts c ON c.job_id = done.id
+WHERE j.id = done.id
+RETURNING {", ".join("j." + c.strip() for c in JOB_COLUMNS.split(","))}"""
+
+# --- companies' status fields -----------------------------------------------------------------
+
+# Airtable must receive the company again only when something it shows changed.
+COMPANY_SET_STATUS = """
+UPDATE companies SET
+    sync_status = $2, sync_error = $3,
+    synced_at = COALESCE($4, synced_at),
+    contacts_found = COALESCE($5, contacts_found),
+    push_version = push_version + ((sync_status, sync_error, synced_at, contacts_found)
+        IS DISTINCT FROM ($2, $3, COALESCE($4, synced_at), COALESCE($5, contacts_found)))::int,
+    updated_at = now()
+WHERE airtable_id = $1"""
+
+COMPANY_CONTACTS_IN_AIRTABLE = """
+SELECT count(*) FROM company_people cp
+JOIN companies c ON c.id = cp.company_id
+JOIN people p ON p.id = cp.person_id
+WHERE c.airtable_id = $1 AND p.airtable_id IS NOT NULL AND NOT p.deleted_in_airtable"""
+
+# --- Attestr answers: the cache and the audit of every call -----------------------------------
+
+ANSWER_CACHED = """
+SELECT answer, outcome, called_at FROM attestr_answers
+WHERE cin = $1
+  AND ((outcome = 'synced' AND called_at > now() - $2 * interval '1 day')
+       OR (outcome = 'no_data' AND called_at > now() - $3 * interval '1 day'))
+ORDER BY called_at DESC
+LIMIT 1"""
+
+# What this job already paid for: a retried job never pays twice.
+ANSWER_OF_JOB = """
+SELECT answer, outcome, called_at FROM attestr_answers
+WHERE job_id = $1 AND outcome <> 'error'
+ORDER BY called_at DESC
+LIMIT 1"""
+
+ANSWER_RECORD = """
+INSERT INTO attestr_answers (cin, job_id, outcome, http_status, error_code, answer)
+VALUES ($1, $2, $3, $4, $5, $6)"""
+
+# --- Airtable rate limit, shared by every process (ratelimit.py) ------------------------------
+
+RATE_TAKE_SLOT = "SELECT airtable_take_slot($1, $2, $3)"
+RATE_BLOCK = """
+INSERT INTO airtable_rate (base_id, blocked_until)
+VALUES ($1, clock_timestamp() + make_interval(secs => $2))
+ON CONFLICT (base_id) DO UPDATE
+    SET blocked_until = GREATEST(airtable_rate.blocked_until, EXCLUDED.blocked_until)"""
+
+# --- the outbox: rows Airtable must receive (pusher.py) ---------------------------------------
+
+PEOPLE_PENDING = """
+SELECT count(*) AS ready, EXTRACT(epoch FROM now() - min(updated_at))::float8 AS oldest_s
+FROM (SELECT updated_at FROM people
+      WHERE push_version > pushed_version AND NOT deleted_in_airtable
+        AND (push_lease_until IS NULL OR push_lease_until < now())
+      ORDER BY updated_at LIMIT $1) AS ready"""
+
+# Claim up to $1 rows for one request, leased for $2 seconds, with what Airtable must show now.
+PEOPLE_CLAIM_PUSH = """
+WITH next AS (
+    SELECT id FROM people
+    WHERE push_version > pushed_version AND NOT deleted_in_airtable
+      AND (push_lease_until IS NULL OR push_lease_until < now())
+    ORDER BY updated_at, id
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE people p SET push_lease_until = now() + make_interval(secs => $2)
+FROM next WHERE p.id = next.id
+RETURNING p.id, p.contact_key, p.din, p.name, p.phone_e164, p.phone_type, p.email, p.addresses,
+    p.airtable_id, p.push_version,
+    ARRAY(SELECT c.airtable_id FROM company_people cp JOIN companies c ON c.id = cp.company_id
+          WHERE cp.person_id = p.id AND NOT c.deleted_in_airtable ORDER BY cp.created_at, c.id)
+        AS company_record_ids"""
+
+# The mark is cleared only up to the version that was sent: a row changed meanwhile stays marked.
+PEOPLE_PUSHED = """
+UPDATE people p SET airtable_id = u.airtable_id, pushed_version = GREATEST(p.pushed_version, u.version),
+    push_error = NULL, push_lease_until = NULL
+FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS u(id, airtable_id, version)
+WHERE p.id = u.id"""
+
+PEOPLE_PUSH_FAILED = """
+UPDATE people p SET pushed_version = GREATEST(p.pushed_version, u.version), push_error = u.error,
+    push_lease_until = NULL
+FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS u(id, version, error)
+WHERE p.id = u.id"""
+
+PEOPLE_RELEASE_PUSH = """
+UPDATE people SET push_lease_until = now() + make_interval(secs => $2) WHERE id = ANY($1::bigint[])"""
+
+# Deleted by hand in Airtable: remembered, and never re-created by a later sync.
+PEOPLE_DELETED_IN_AIRTABLE = """
+UPDATE people SET deleted_in_airtable = true, push_lease_until = NULL WHERE id = ANY($1::bigint[])"""
+
+JOB_ROWS_OUTCOME = """
+UPDATE job_rows jr SET outcome = u.outcome
+FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS u(person_id, version, outcome)
+WHERE jr.person_id = u.person_id AND jr.version <= u.version AND jr.outcome IS NULL"""
+
+COMPANIES_PENDING = """
+SELECT count(*) AS ready, EXTRACT(epoch FROM now() - min(updated_at))::float8 AS oldest_s
+FROM (SELECT updated_at FROM companies
+      WHERE push_version > pushed_version AND NOT deleted_in_airtable
+        AND (push_lease_until IS NULL OR push_lease_until < now())
+      ORDER BY updated_at LIMIT $1) AS ready"""
+
+COMPANIES_CLAIM_PUSH = """
+WITH next AS (
+    SELECT id FROM companies
+    WHERE push_version > pushed_version AND NOT deleted_in_airtable
+      AND (push_lease_until IS NULL OR push_lease_until < now())
+    ORDER BY updated_at, id
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE companies c SET push_lease_until = now() + make_interval(secs => $2)
+FROM next WHERE c.id = next.id
+RETURNING c.id, c.airtable_id, c.sync_status, c.sync_error, c.synced_at, c.contacts_found, c.push_version"""
+
+COMPANIES_PUSHED = """
+UPDATE companies c SET pushed_version = GREATEST(c.pushed_version, u.version), push_error = u.error,
+    push_lease_until = NULL
+FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS u(id, version, error)
+WHERE c.id = u.id"""
+
+COMPANIES_RELEASE_PUSH = """
+UPDATE companies SET push_lease_until = now() + make_interval(secs => $2) WHERE id = ANY($1::bigint[])"""
+
+# A company record deleted in Airtable: its links go, so its people are pushed without it.
+COMPANIES_DELETED_IN_AIRTABLE = """
+WITH gone AS (
+    UPDATE companies SET deleted_in_airtable = true, push_lease_until = NULL
+    WHERE airtable_id = ANY($1::text[]) RETURNING id
+), unlinked AS (
+    DELETE FROM company_people WHERE company_id IN (SELECT id FROM gone) RETURNING person_id
+)
+UPDATE people SET push_version = push_version + 1, updated_at = now()
+WHERE id IN (SELECT person_id FROM unlinked)"""
+
+# --- the older API's answer (api.py) ----------------------------------------------------------
+
+PEOPLE_BY_IDS = """
+SELECT p.din, p.name, p.phone_e164, p.email, p.addresses
+FROM unnest($1::bigint[]) WITH ORDINALITY AS wanted(id, position)
+JOIN people p ON p.id = wanted.id
+ORDER BY wanted.position"""

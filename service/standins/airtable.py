@@ -147,6 +147,8 @@ class AirtableStandIn:
     cooldown_s: float = 30.0
     tables: list[Table] = field(default_factory=default_tables)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    # Values a field refuses, as a real base does with a malformed email: (field name, value).
+    refused_values: set[tuple[str, Any]] = field(default_factory=set)
     _window: deque[float] = field(default_factory=deque)
     _blocked_until: float = 0.0
 
@@ -436,6 +438,8 @@ class AirtableStandIn:
             )
         if value is None:
             return None
+        if isinstance(value, str) and (f.name, value) in self.refused_values:
+            raise refuse()
         if f.type in _TEXT_TYPES:
             if not isinstance(value, str):
                 if typecast and isinstance(value, int | float):

@@ -1,0 +1,164 @@
+"""The Airtable client: pyairtable (synchronous) in threads, every request behind the shared
+rate limit, every failure a typed exception the pusher can act on.
+
+pyairtable runs with `retry_strategy=None` and an explicit timeout: its default retries a 429
+by itself for seconds and would hide it from the cool-down that every process must observe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import asyncpg
+import requests
+import structlog
+from pyairtable import Api
+
+from .config import Settings
+from .ratelimit import AirtableRateLimit
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+_RECORD_ID = re.compile(r"rec[A-Za-z0-9]{14}")
+
+
+class AirtableError(Exception):
+    """Airtable refused a request. `kind` is Airtable's error type (e.g. UNKNOWN_FIELD_NAME)."""
+
+    def __init__(self, message: str, *, status: int | None = None, kind: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.kind = kind
+
+    @property
+    def record_ids(self) -> set[str]:
+        """Record ids Airtable named in its message (for ROW_DOES_NOT_EXIST)."""
+        return set(_RECORD_ID.findall(self.message))
+
+
+class AirtableRateLimited(AirtableError):
+    pass
+
+
+class AirtableUnavailable(AirtableError):
+    """5xx, a timeout, or no connection: worth trying again later."""
+
+
+class AirtableNotConfigured(AirtableError):
+    pass
+
+
+def _error_from(exc: requests.HTTPError) -> AirtableError:
+    response = exc.response
+    status = response.status_code if response is not None else None
+    kind, message = None, None
+    try:
+        body = response.json() if response is not None else None
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        kind, message = error.get("type"), error.get("message")
+    elif isinstance(error, str):
+        kind = error
+    elif isinstance(body, dict) and isinstance(body.get("errors"), list) and body["errors"]:
+        first = body["errors"][0]
+        kind, message = (
+            (first.get("error"), first.get("message")) if isinstance(first, dict) else (None, None)
+        )
+    text = f"Airtable answered {status}" + (f" {kind}" if kind else "") + (f": {message}" if message else "")
+    if status == 429:
+        return AirtableRateLimited(text, status=status, kind=kind)
+    if status is None or status >= 500:
+        return AirtableUnavailable(text, status=status, kind=kind)
+    return AirtableError(text, status=status, kind=kind)
+
+
+class Airtable:
+    def __init__(self, settings: Settings, pool: asyncpg.Pool) -> None:
+        self.settings = settings
+        self.limit = AirtableRateLimit(
+            pool,
+            settings.airtable_base_id or "",
+            settings.airtable_rate_limit_rps,
+            settings.airtable_cooldown_s,
+        )
+        self._api = Api(
+            settings.airtable_api_key or "unset",
+            timeout=(5, 30),
+            retry_strategy=None,
+            endpoint_url=settings.airtable_api_url,
+        )
+        self._fields: dict[str, set[str]] | None = None
+
+    @property
+    def missing(self) -> list[str]:
+        names = {
+            "AIRTABLE_API_KEY": self.settings.airtable_api_key,
+            "AIRTABLE_BASE_ID": self.settings.airtable_base_id,
+        }
+        return [name for name, value in names.items() if not value]
+
+    def _table(self, name: str) -> Any:
+        return self._api.table(self.settings.airtable_base_id or "", name)
+
+    @property
+    def companies(self) -> Any:
+        return self._table(self.settings.airtable_companies_table)
+
+    @property
+    def contacts(self) -> Any:
+        return self._table(self.settings.airtable_contacts_table)
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """One Airtable request: a rate-limit slot, then pyairtable in a thread."""
+        if self.missing:
+            raise AirtableNotConfigured(f"Airtable is not configured: set {' and '.join(self.missing)}")
+        await self.limit.acquire()
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        except requests.HTTPError as exc:
+            error = _error_from(exc)
+        except requests.RequestException as exc:
+            error = AirtableUnavailable(f"Airtable could not be reached ({type(exc).__name__})")
+        if isinstance(error, AirtableRateLimited):
+            await self.limit.block()
+            log.warning("airtable.rate_limited", cooldown_s=self.settings.airtable_cooldown_s)
+        raise error
+
+    async def fields(self, *, refresh: bool = False) -> dict[str, set[str]]:
+        """The field names of the Companies and Contacts tables, from the base's schema."""
+        if self._fields is None or refresh:
+            schema = await self.call(
+                lambda: self._api.base(self.settings.airtable_base_id or "").schema(force=True)
+            )
+            found: dict[str, set[str]] = {}
+            for key, name in (
+                ("companies", self.settings.airtable_companies_table),
+                ("contacts", self.settings.airtable_contacts_table),
+            ):
+                try:
+                    found[key] = {f.name for f in schema.table(name).fields}
+                except KeyError:
+                    raise AirtableError(
+                        f'The Airtable base has no table "{name}"', kind="TABLE_NOT_FOUND"
+                    ) from None
+            self._fields = found
+        return self._fields
+
+    async def company_cin(self, record_id: str) -> str | None:
+        record = await self.call(self.companies.get, record_id)
+        value = record.get("fields", {}).get(self.settings.field("CIN"))
+        return value if isinstance(value, str) else None
+
+    async def upsert_contacts(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        """Up to ten contacts in one request: by id when known, else matched on Contact Key."""
+        key = self.settings.field("CONTACT_KEY")
+        return await self.call(self.contacts.batch_upsert, records, key_fields=[key], typecast=True)
+
+    async def update_companies(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return await self.call(self.companies.batch_update, records, typecast=True)

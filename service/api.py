@@ -1,0 +1,142 @@
+"""The manual endpoints, behind `X-API-Key`: re-trigger a company, the older `/contacts/fetch`,
+and the jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import asyncpg
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from . import jobs, queries, validation
+from .auth import require_api_key
+from .errors import ApiError
+from .jobs import Job
+from .webhooks import DATABASE_ERRORS
+
+FETCH_WAIT_S = 25  # under the 30 s after which proxies commonly cut a request
+
+
+async def _authorized_json(request: Request, *, optional: bool) -> dict[str, Any]:
+    body = await validation.read_body(request)
+    require_api_key(request, request.app.state.settings.api_keys)
+    return validation.parse_json(body, optional=optional)
+
+
+async def _enqueue(request: Request, record_id: str, cin: str | None, **options: Any) -> tuple[Job, bool]:
+    try:
+        job, deduplicated = await jobs.enqueue(request.app.state.pool, record_id, cin, **options)
+    except DATABASE_ERRORS:
+        raise ApiError(503, "unavailable", "The job could not be stored; try again shortly") from None
+    request.app.state.wake_worker()
+    return job, deduplicated
+
+
+async def _wait_for(pool: asyncpg.Pool, job: Job, seconds: float) -> Job:
+    """The job once it has ended, or as it is when `seconds` have passed."""
+    deadline = time.monotonic() + seconds
+    while not job.finished and time.monotonic() < deadline:
+        await asyncio.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+        job = await jobs.get(pool, job.id) or job
+    return job
+
+
+async def sync_company(request: Request) -> JSONResponse:
+    """`POST /companies/{record_id}/sync[?wait=s]`: sync one company now."""
+    payload = await _authorized_json(request, optional=True)
+    record_id = validation.record_id(request.path_params["record_id"])
+    wait = validation.integer(request.query_params.get("wait"), "wait", 0, 60, default=0) or 0
+    cin = validation.cin(payload.get("cin"))
+    force = validation.boolean(payload.get("force"), "force")
+    max_contacts = validation.integer(payload.get("max_contacts"), "max_contacts", 1, 100)
+    job, deduplicated = await _enqueue(
+        request, record_id, cin, force=force, max_contacts=max_contacts, source="manual"
+    )
+    job = await _wait_for(request.app.state.pool, job, wait)
+    return JSONResponse(
+        {**job.document(), "deduplicated": deduplicated}, status_code=200 if job.finished else 202
+    )
+
+
+async def contacts_fetch(request: Request) -> JSONResponse:
+    """`POST /contacts/fetch`: the older API, kept for existing callers; waits up to 25 s."""
+    payload = await _authorized_json(request, optional=False)
+    cin = validation.cin(payload.get("cin"), required=True)
+    record_id = validation.record_id(payload.get("company_airtable_id"), "company_airtable_id")
+    max_contacts = validation.integer(payload.get("max_contacts"), "max_contacts", 1, 100)
+    force = validation.boolean(payload.get("force_refresh"), "force_refresh")
+    job, _ = await _enqueue(
+        request, record_id, cin, force=force, max_contacts=max_contacts, source="contacts_fetch"
+    )
+    job = await _wait_for(request.app.state.pool, job, FETCH_WAIT_S)
+    if not job.finished:
+        return JSONResponse(
+            {
+                "success": False,
+                "job_id": str(job.id),
+                "cin": cin,
+                "message": f"Still fetching after {FETCH_WAIT_S} s; follow the job at GET /jobs/{job.id}",
+            },
+            status_code=202,
+        )
+    result = job.result or {}
+    rows = await request.app.state.pool.fetch(queries.PEOPLE_BY_IDS, job.person_ids)
+    return JSONResponse(
+        {
+            "success": job.status == "succeeded",
+            "message": _fetch_message(job),
+            "job_id": str(job.id),
+            "cin": job.cin or cin,
+            "business_name": result.get("business_name"),
+            "total_contacts_fetched": int(result.get("contacts_fetched", 0)),
+            "new_contacts": int(result.get("contacts_new", 0)),
+            "updated_contacts": int(result.get("contacts_updated", 0)),
+            "synced_to_airtable": int(result.get("airtable_created", 0))
+            + int(result.get("airtable_updated", 0)),
+            "failed_syncs": int(result.get("airtable_failed", 0)),
+            "contacts": [
+                {
+                    "indexId": row["din"],
+                    "fullName": row["name"],
+                    "mobileNumber": row["phone_e164"],
+                    "emailAddress": row["email"],
+                    "addresses": json.loads(row["addresses"]),
+                }
+                for row in rows
+            ],
+        }
+    )
+
+
+def _fetch_message(job: Job) -> str:
+    result = job.result or {}
+    if job.status == "failed":
+        return job.last_error or "The sync failed"
+    if result.get("outcome") == "no_data":
+        return "Attestr has no contacts for this CIN"
+    return f"Fetched {result.get('contacts_fetched', 0)} contacts and wrote them to Airtable"
+
+
+async def get_job(request: Request) -> JSONResponse:
+    require_api_key(request, request.app.state.settings.api_keys)
+    raw = request.path_params["job_id"]
+    job = await jobs.get(request.app.state.pool, int(raw)) if raw.isdigit() and len(raw) < 19 else None
+    if job is None:
+        raise ApiError(404, "not_found", f"No job {raw}")
+    return JSONResponse(job.document())
+
+
+async def list_jobs(request: Request) -> JSONResponse:
+    require_api_key(request, request.app.state.settings.api_keys)
+    status = request.query_params.get("status") or None
+    if status is not None and status not in jobs.STATES:
+        raise ApiError(
+            422, "invalid_field", f"status must be one of {', '.join(jobs.STATES)}", field="status"
+        )
+    limit = validation.integer(request.query_params.get("limit"), "limit", 1, 500, default=100) or 100
+    found = await jobs.list_jobs(request.app.state.pool, status, limit)
+    return JSONResponse({"jobs": [job.document() for job in found]})

@@ -1,0 +1,138 @@
+"""Jobs: one sync of one company. Stored in PostgreSQL before any answer is given.
+
+States: `queued` (also while waiting for a retry; `wait_reason` says why), `running` (a worker
+holds the lease), `pushing` (database work done, rows waiting for the pusher), `succeeded`,
+`failed`. The state changes are single SQL statements in `queries.py`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import structlog
+
+from . import queries
+
+log = structlog.get_logger(__name__)
+
+STATES = ("queued", "running", "pushing", "succeeded", "failed")
+FINISHED = ("succeeded", "failed")
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    record_id: str
+    cin: str | None
+    status: str
+    wait_reason: str | None
+    force: bool
+    max_contacts: int | None
+    source: str
+    attempts: int
+    last_error: str | None
+    result: dict[str, Any] | None
+    person_ids: list[int]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Job:
+        result = row["result"]
+        return cls(
+            id=row["id"],
+            record_id=row["record_id"],
+            cin=row["cin"],
+            status=row["status"],
+            wait_reason=row["wait_reason"],
+            force=row["force"],
+            max_contacts=row["max_contacts"],
+            source=row["source"],
+            attempts=row["attempts"],
+            last_error=row["last_error"],
+            result=json.loads(result) if isinstance(result, str) else result,
+            person_ids=list(row["person_ids"] or []),
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    def document(self) -> dict[str, Any]:
+        """The job as `GET /jobs/{id}` shows it."""
+        return {
+            "id": str(self.id),
+            "status": self.status,
+            "wait_reason": self.wait_reason,
+            "record_id": self.record_id,
+            "cin": self.cin,
+            "attempts": self.attempts,
+            "last_error": self.last_error,
+            "result": self.result,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+async def enqueue(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    record_id: str,
+    cin: str | None,
+    *,
+    force: bool = False,
+    max_contacts: int | None = None,
+    source: str = "webhook",
+) -> tuple[Job, bool]:
+    """Store a job for the company (or return its queued one); True when it was reused."""
+    row = await conn.fetchrow(queries.JOB_ENQUEUE, record_id, cin, force, max_contacts, source)
+    return Job.from_row(row), row["deduplicated"]
+
+
+async def get(conn: asyncpg.Connection | asyncpg.Pool, job_id: int) -> Job | None:
+    row = await conn.fetchrow(queries.JOB_GET, job_id)
+    return Job.from_row(row) if row else None
+
+
+async def list_jobs(
+    conn: asyncpg.Connection | asyncpg.Pool, status: str | None, limit: int = 100
+) -> list[Job]:
+    return [Job.from_row(r) for r in await conn.fetch(queries.JOB_LIST, status, limit)]
+
+
+async def set_company_status(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    record_id: str,
+    status: str,
+    error: str | None = None,
+    *,
+    synced_at: datetime | None = None,
+    contacts_found: int | None = None,
+) -> None:
+    await conn.execute(queries.COMPANY_SET_STATUS, record_id, status, error, synced_at, contacts_found)
+
+
+async def complete_pushed_jobs(pool: asyncpg.Pool) -> list[Job]:
+    """Finish every job whose rows are all in Airtable, and say so on its company."""
+    async with pool.acquire() as conn, conn.transaction():
+        finished = [Job.from_row(r) for r in await conn.fetch(queries.JOBS_COMPLETE)]
+        for job in finished:
+            if job.status == "succeeded":
+                found = await conn.fetchval(queries.COMPANY_CONTACTS_IN_AIRTABLE, job.record_id)
+                await set_company_status(
+                    conn, job.record_id, "Synced", synced_at=job.updated_at, contacts_found=found
+                )
+            else:
+                await set_company_status(conn, job.record_id, "Failed", job.last_error)
+    for job in finished:
+        context = {"job_id": str(job.id), "record_id": job.record_id, "cin": job.cin}
+        if job.status == "succeeded":
+            log.info("job.succeeded", **context, **(job.result or {}))
+        else:
+            log.error("job.failed", **context, error=job.last_error)
+    return finished

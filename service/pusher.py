@@ -1,0 +1,326 @@
+"""The pusher: sends to Airtable every row marked for it (an outbox), ten at a time.
+
+PostgreSQL is the source of truth and Airtable a copy. A job's transaction bumps the push
+version of each row Airtable must receive; the pusher claims marked rows (a lease, `SKIP LOCKED`,
+so several processes share the work), reads them as they are now (a later link set is never
+overwritten by an older one), sends them, and clears the mark up to the version it sent.
+
+* Rows of many jobs share a request: ten when ten are ready, or fewer after a short linger.
+* Known Airtable id: update by id. Otherwise upsert on `Contact Key`, so a retried push never
+  duplicates a row. A row deleted by hand in Airtable is remembered and never re-created.
+* A 422 on a batch is split to find the bad rows; they are marked failed with Airtable's
+  message and the others go through. A 429 blocks the base for every process for the
+  cool-down; 5xx and timeouts leave the rows marked for a later try.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import structlog
+
+from . import jobs, queries
+from .airtable import Airtable, AirtableError, AirtableNotConfigured, AirtableRateLimited, AirtableUnavailable
+from .config import Settings
+from .normalize import address_text
+from .wakeup import Wakeup
+
+log = structlog.get_logger(__name__)
+
+BATCH = 10  # Airtable's limit of records per write request
+RETRY_AFTER_S = 5.0
+
+
+class Pusher:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        airtable: Airtable,
+        settings: Settings,
+        *,
+        linger_s: float = 0.25,
+        lease_s: float = 60.0,
+        poll_s: float = 1.0,
+    ) -> None:
+        self.pool = pool
+        self.airtable = airtable
+        self.settings = settings
+        self.linger_s = linger_s
+        self.lease_s = lease_s
+        self.poll_s = poll_s
+        self._wakeup = Wakeup()
+        # Enough requests in flight to use the whole rate limit when Airtable answers slowly.
+        self.senders = max(1, round(settings.airtable_rate_limit_rps))
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await asyncio.gather(*(self._sender(stop) for _ in range(self.senders)))
+
+    async def _sender(self, stop: asyncio.Event) -> None:
+        failures = 0
+        while not stop.is_set():
+            try:
+                busy = await self.push_once()
+                failures = 0
+            except (AirtableError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                failures += 1
+                await self._say_why_jobs_wait(exc)
+                busy = False
+            if not busy:
+                await self._wakeup.wait(
+                    stop, self.poll_s if not failures else min(60.0, RETRY_AFTER_S * failures)
+                )
+
+    async def _say_why_jobs_wait(self, exc: Exception) -> None:
+        reason = (
+            exc.message
+            if isinstance(exc, AirtableError)
+            else f"Airtable writes are paused ({type(exc).__name__})"
+        )
+        log.warning("airtable.push_waiting", reason=reason)
+        if isinstance(exc, AirtableError):
+            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await self.pool.execute(queries.JOBS_PUSHING_WAIT, reason)
+
+    async def push_once(self) -> bool:
+        """Send one request's worth of marked rows, if any. True when there was work."""
+        if self.airtable.missing:
+            raise AirtableNotConfigured(
+                f"Airtable is not configured: set {' and '.join(self.airtable.missing)}"
+            )
+        fields = await self.airtable.fields()
+        busy = await self._push_contacts(fields["contacts"]) or await self._push_companies(
+            fields["companies"]
+        )
+        if busy:
+            await jobs.complete_pushed_jobs(self.pool)
+        return busy
+
+    async def _ready(self, pending_query: str) -> bool:
+        """Whether rows are waiting; lingers briefly while fewer than a full batch are."""
+        row = await self.pool.fetchrow(pending_query, BATCH)
+        if not row["ready"]:
+            return False
+        if row["ready"] < BATCH and row["oldest_s"] < self.linger_s:
+            await asyncio.sleep(self.linger_s - row["oldest_s"])
+        return True
+
+    # --- contacts ---
+
+    async def _push_contacts(self, fields: set[str]) -> bool:
+        if not await self._ready(queries.PEOPLE_PENDING):
+            return False
+        rows = await self.pool.fetch(queries.PEOPLE_CLAIM_PUSH, BATCH, self.lease_s)
+        if not rows:
+            return False
+        if self.settings.field("CONTACT_KEY") not in fields:
+            message = (
+                f'The Contacts table has no "{self.settings.field("CONTACT_KEY")}" field: add it as '
+                "single line text (or run contact-sync doctor --fix)"
+            )
+            await self._contacts_failed(rows, message)
+            return True
+        await self._send_contacts(list(rows), fields)
+        return True
+
+    def _contact_fields(self, row: asyncpg.Record, fields: set[str]) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "NAME": row["name"],
+            "PHONE": row["phone_e164"],
+            "PHONE_TYPE": row["phone_type"],
+            "EMAIL": row["email"],
+            "DIN": row["din"],
+            "ADDRESS": address_text(_json(row["addresses"])),
+            "COMPANY": list(row["company_record_ids"]),
+            "CONTACT_KEY": row["contact_key"],
+        }
+        # Only the service's own fields, only those the table has, and never a blank over a value.
+        return {
+            self.settings.field(key): value
+            for key, value in values.items()
+            if self.settings.field(key) in fields and (value is not None or key == "COMPANY")
+        }
+
+    async def _send_contacts(
+        self, rows: list[asyncpg.Record], fields: set[str], *, refreshed: bool = False
+    ) -> None:
+        records = []
+        for row in rows:
+            record: dict[str, Any] = {"fields": self._contact_fields(row, fields)}
+            if row["airtable_id"]:
+                record["id"] = row["airtable_id"]
+            records.append(record)
+        ids = [row["id"] for row in rows]
+        try:
+            result = await self.airtable.upsert_contacts(records)
+        except (AirtableRateLimited, AirtableUnavailable) as exc:
+            await self.pool.execute(queries.PEOPLE_RELEASE_PUSH, ids, _retry_delay(exc))
+            return
+        except AirtableNotConfigured:
+            await self.pool.execute(queries.PEOPLE_RELEASE_PUSH, ids, 0.0)
+            raise
+        except AirtableError as error:
+            await self._contacts_refused(rows, fields, error, refreshed)
+            return
+        key_field = self.settings.field("CONTACT_KEY")
+        by_key = {r["fields"].get(key_field): r["id"] for r in result["records"]}
+        created = set(result.get("createdRecords", []))
+        airtable_ids = [
+            row["airtable_id"] or by_key.get(row["contact_key"]) or result["records"][i]["id"]
+            for i, row in enumerate(rows)
+        ]
+        versions = [row["push_version"] for row in rows]
+        outcomes = ["created" if airtable_id in created else "updated" for airtable_id in airtable_ids]
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(queries.PEOPLE_PUSHED, ids, airtable_ids, versions)
+            await conn.execute(queries.JOB_ROWS_OUTCOME, ids, versions, outcomes)
+        log.info(
+            "airtable.written",
+            table="contacts",
+            records=len(rows),
+            created=outcomes.count("created"),
+            updated=outcomes.count("updated"),
+        )
+
+    async def _contacts_refused(
+        self, rows: list[asyncpg.Record], fields: set[str], error: AirtableError, refreshed: bool
+    ) -> None:
+        """A 4xx on a batch: deleted rows, deleted companies, a renamed field, or bad rows."""
+        if error.kind == "ROW_DOES_NOT_EXIST" or error.status == 404:
+            deleted = [row for row in rows if row["airtable_id"] and row["airtable_id"] in error.record_ids]
+            if deleted:
+                await self._contacts_deleted(deleted)
+                rest = [row for row in rows if row not in deleted]
+                if rest:
+                    await self._send_contacts(rest, fields)
+                return
+            companies = error.record_ids - {row["airtable_id"] for row in rows}
+            if companies:
+                # A company was deleted by hand: drop its links; the rows go again without it.
+                await self.pool.execute(queries.COMPANIES_DELETED_IN_AIRTABLE, sorted(companies))
+                await self.pool.execute(queries.PEOPLE_RELEASE_PUSH, [row["id"] for row in rows], 0.0)
+                log.warning("airtable.company_deleted", record_ids=sorted(companies))
+                return
+        if error.kind == "UNKNOWN_FIELD_NAME" and not refreshed:
+            fields = (await self.airtable.fields(refresh=True))["contacts"]
+            await self._send_contacts(rows, fields, refreshed=True)
+            return
+        if len(rows) == 1:
+            await self._contacts_failed(rows, error.message)
+            return
+        half = len(rows) // 2
+        await self._send_contacts(rows[:half], fields, refreshed=refreshed)
+        await self._send_contacts(rows[half:], fields, refreshed=refreshed)
+
+    async def _contacts_deleted(self, rows: list[asyncpg.Record]) -> None:
+        ids = [row["id"] for row in rows]
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(queries.PEOPLE_DELETED_IN_AIRTABLE, ids)
+            await conn.execute(
+                queries.JOB_ROWS_OUTCOME, ids, [row["push_version"] for row in rows], ["deleted"] * len(rows)
+            )
+        for row in rows:
+            log.info("airtable.row_deleted", contact_key=row["contact_key"], airtable_id=row["airtable_id"])
+
+    async def _contacts_failed(self, rows: list[asyncpg.Record], message: str) -> None:
+        ids, versions = [row["id"] for row in rows], [row["push_version"] for row in rows]
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(queries.PEOPLE_PUSH_FAILED, ids, versions, [message] * len(rows))
+            await conn.execute(queries.JOB_ROWS_OUTCOME, ids, versions, ["failed"] * len(rows))
+        for row in rows:
+            log.error("airtable.row_failed", table="contacts", contact_key=row["contact_key"], error=message)
+
+    # --- companies' status fields ---
+
+    async def _push_companies(self, fields: set[str]) -> bool:
+        if not await self._ready(queries.COMPANIES_PENDING):
+            return False
+        rows = await self.pool.fetch(queries.COMPANIES_CLAIM_PUSH, BATCH, self.lease_s)
+        if not rows:
+            return False
+        writable = [(row, self._company_fields(row, fields)) for row in rows]
+        # A base without the optional status fields: nothing to send for those rows.
+        empty = [row for row, values in writable if not values]
+        if empty:
+            await self._companies_done(empty, None)
+        sending = [(row, values) for row, values in writable if values]
+        if sending:
+            await self._send_companies(sending)
+        return True
+
+    def _company_fields(self, row: asyncpg.Record, fields: set[str]) -> dict[str, Any]:
+        synced_at: datetime | None = row["synced_at"]
+        values: dict[str, Any] = {
+            "SYNC_STATUS": row["sync_status"],
+            "SYNC_ERROR": row["sync_error"],  # None clears an old error
+            "SYNCED_AT": synced_at.isoformat() if synced_at else None,
+            "CONTACTS_FOUND": row["contacts_found"],
+        }
+        return {
+            self.settings.field(key): value
+            for key, value in values.items()
+            if self.settings.field(key) in fields and (value is not None or key == "SYNC_ERROR")
+        }
+
+    async def _send_companies(self, sending: list[tuple[asyncpg.Record, dict[str, Any]]]) -> None:
+        rows = [row for row, _ in sending]
+        try:
+            await self.airtable.update_companies(
+                [{"id": row["airtable_id"], "fields": v} for row, v in sending]
+            )
+        except (AirtableRateLimited, AirtableUnavailable) as exc:
+            await self.pool.execute(
+                queries.COMPANIES_RELEASE_PUSH, [row["id"] for row in rows], _retry_delay(exc)
+            )
+            return
+        except AirtableNotConfigured:
+            await self.pool.execute(queries.COMPANIES_RELEASE_PUSH, [row["id"] for row in rows], 0.0)
+            raise
+        except AirtableError as error:
+            gone = error.record_ids & {row["airtable_id"] for row in rows}
+            if gone and (error.kind == "ROW_DOES_NOT_EXIST" or error.status == 404):
+                await self.pool.execute(queries.COMPANIES_DELETED_IN_AIRTABLE, sorted(gone))
+                log.warning("airtable.company_deleted", record_ids=sorted(gone))
+                rest = [(row, v) for row, v in sending if row["airtable_id"] not in gone]
+            elif len(sending) == 1:
+                await self._companies_done(rows, error.message)
+                log.error(
+                    "airtable.row_failed",
+                    table="companies",
+                    record_id=rows[0]["airtable_id"],
+                    error=error.message,
+                )
+                return
+            else:
+                half = len(sending) // 2
+                await self._send_companies(sending[:half])
+                rest = sending[half:]
+            if rest:
+                await self._send_companies(rest)
+            return
+        await self._companies_done(rows, None)
+        log.info("airtable.written", table="companies", records=len(rows), created=0, updated=len(rows))
+
+    async def _companies_done(self, rows: list[asyncpg.Record], error: str | None) -> None:
+        await self.pool.execute(
+            queries.COMPANIES_PUSHED,
+            [row["id"] for row in rows],
+            [row["push_version"] for row in rows],
+            [error] * len(rows),
+        )
+
+
+def _retry_delay(exc: AirtableError) -> float:
+    # After a 429 the shared cool-down already holds every request back.
+    return 0.0 if isinstance(exc, AirtableRateLimited) else RETRY_AFTER_S
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value

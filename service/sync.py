@@ -1,0 +1,167 @@
+"""One job's work: the company's CIN, the Attestr answer (stored or paid for), the people stored.
+
+Called by the worker for a claimed job. Its end is a single transaction that stores the people
+and links, marks the rows Airtable must receive, and moves the job to `pushing`; the pusher
+takes it from there.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+import asyncpg
+import structlog
+
+from . import jobs, queries
+from .airtable import Airtable, AirtableError
+from .attestr import AttestrAnswer, AttestrClient, AttestrError, AttestrNotConfigured, parse_answer
+from .companies import ensure_company
+from .config import Settings
+from .database import in_transaction
+from .dedup import CompanyContacts, UpsertOutcome, upsert_people
+from .jobs import Job
+from .validation import normalize_cin
+
+log = structlog.get_logger(__name__)
+
+
+class JobFailed(Exception):
+    """A failure no retry can mend; the message is for the person who reads the company status."""
+
+
+class LeaseLost(Exception):
+    """Another worker took the job over (this one was too slow to renew its lease)."""
+
+
+class Syncer:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        settings: Settings,
+        attestr: AttestrClient,
+        airtable: Airtable,
+        on_stored: Any = None,
+    ) -> None:
+        self.pool = pool
+        self.settings = settings
+        self.attestr = attestr
+        self.airtable = airtable
+        self.on_stored = on_stored or (lambda: None)
+
+    async def run(self, job: Job, worker_id: str) -> None:
+        await jobs.set_company_status(self.pool, job.record_id, "Running")
+        cin = job.cin or await self._cin_from_airtable(job.record_id)
+        with structlog.contextvars.bound_contextvars(cin=cin):
+            answer, called = await self._answer(cin, job)
+            if answer.outcome == "no_data":
+                await self._no_data(job, cin, answer, called, worker_id)
+                return
+            contacts = answer.contacts[: job.max_contacts] if job.max_contacts else answer.contacts
+            batch = CompanyContacts(0, contacts, replace_links=job.max_contacts is None, push_all=job.force)
+
+            async def store(conn: asyncpg.Connection) -> UpsertOutcome:
+                batch.company_id = await ensure_company(conn, job.record_id, cin, answer.business_name)
+                (outcome,) = await upsert_people(conn, [batch])
+                await conn.execute(queries.JOB_ROWS_RECORD, job.id, outcome.person_ids + outcome.unlinked_ids)
+                result = _result("synced", answer, called, len(contacts), outcome)
+                stored = await conn.execute(
+                    queries.JOB_STORED,
+                    job.id,
+                    "pushing",
+                    json.dumps(result),
+                    outcome.person_ids,
+                    cin,
+                    worker_id,
+                )
+                if stored == "UPDATE 0":
+                    raise LeaseLost
+                return outcome
+
+            outcome = await in_transaction(self.pool, store)
+            log.info(
+                "contacts.upserted",
+                contacts=len(contacts),
+                new=outcome.contacts_new,
+                updated=outcome.contacts_updated,
+                unlinked=outcome.unlinked,
+            )
+        self.on_stored()
+        await jobs.complete_pushed_jobs(self.pool)  # a job with nothing to send ends here
+
+    async def _cin_from_airtable(self, record_id: str) -> str:
+        """A webhook without a CIN: read it from the company record."""
+        try:
+            value = await self.airtable.company_cin(record_id)
+        except AirtableError as exc:
+            if exc.status == 404:
+                raise JobFailed(f"The company record {record_id} does not exist in Airtable") from exc
+            raise
+        field = self.settings.field("CIN")
+        if not value or not value.strip():
+            raise JobFailed(f'The company has no CIN: fill its "{field}" field')
+        cin = normalize_cin(value)
+        if cin is None:
+            raise JobFailed(f'The company\'s "{field}" is not a valid CIN or LLPIN: "{value.strip()[:40]}"')
+        return cin
+
+    async def _answer(self, cin: str, job: Job) -> tuple[AttestrAnswer, bool]:
+        """The answer this job already paid for, else a fresh enough stored one (unless forced),
+        else a paid call. True when this call was paid for now."""
+        row = await self.pool.fetchrow(queries.ANSWER_OF_JOB, job.id)
+        if row is None and not job.force:
+            row = await self.pool.fetchrow(
+                queries.ANSWER_CACHED,
+                cin,
+                self.settings.attestr_cache_ttl_days,
+                self.settings.attestr_no_data_ttl_days,
+            )
+        if row is not None:
+            log.info("attestr.cached", outcome=row["outcome"], called_at=row["called_at"].isoformat())
+            return parse_answer(cin, json.loads(row["answer"])), False
+        try:
+            answer = await self.attestr.fetch(cin)
+        except AttestrNotConfigured:
+            raise
+        except AttestrError as exc:
+            await self.pool.execute(
+                queries.ANSWER_RECORD, cin, job.id, "error", exc.http_status, exc.code, None
+            )
+            raise
+        await self.pool.execute(
+            queries.ANSWER_RECORD, cin, job.id, answer.outcome, 200, None, json.dumps(answer.raw)
+        )
+        log.info("attestr.fetched", outcome=answer.outcome, contacts=len(answer.contacts))
+        return answer, True
+
+    async def _no_data(self, job: Job, cin: str, answer: AttestrAnswer, called: bool, worker_id: str) -> None:
+        """Attestr has nothing for this CIN: not a failure. The company's links are left alone."""
+        result = _result("no_data", answer, called, 0, None)
+        async with self.pool.acquire() as conn, conn.transaction():
+            stored = await conn.execute(
+                queries.JOB_STORED, job.id, "succeeded", json.dumps(result), [], cin, worker_id
+            )
+            if stored == "UPDATE 0":
+                raise LeaseLost
+            found = await conn.fetchval(queries.COMPANY_CONTACTS_IN_AIRTABLE, job.record_id)
+            await jobs.set_company_status(
+                conn, job.record_id, "No Data", synced_at=datetime.now(timezone.utc), contacts_found=found
+            )
+        log.info("job.succeeded", **result)
+
+
+def _result(
+    outcome: str, answer: AttestrAnswer, called: bool, fetched: int, upsert: UpsertOutcome | None
+) -> dict[str, Any]:
+    return {
+        "outcome": outcome,
+        "business_name": answer.business_name,
+        "contacts_fetched": fetched,
+        "contacts_new": upsert.contacts_new if upsert else 0,
+        "contacts_updated": upsert.contacts_updated if upsert else 0,
+        "airtable_created": 0,
+        "airtable_updated": 0,
+        "airtable_failed": 0,
+        "attestr_called": called,
+    }

@@ -1,0 +1,116 @@
+"""Checks on what callers send, each failing with the design's error code and the field's name.
+
+The order is the design's: size (413), authentication (401), JSON (400), fields (422).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from starlette.requests import Request
+
+from .errors import ApiError
+
+MAX_BODY_BYTES = 64 * 1024
+_RECORD_ID = re.compile(r"^rec[A-Za-z0-9]{14}$")
+_CIN = re.compile(r"^[LU]\d{5}[A-Z]{2}\d{4}[A-Z]{3}\d{6}$")
+_LLPIN = re.compile(r"^[A-Z]{3}-\d{4}$")
+
+
+async def read_body(request: Request) -> bytes:
+    """The raw body, refused with 413 once it passes 64 KiB (never read whole before that)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise ApiError(413, "payload_too_large", f"The body is larger than {MAX_BODY_BYTES // 1024} KiB")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise ApiError(413, "payload_too_large", f"The body is larger than {MAX_BODY_BYTES // 1024} KiB")
+    return bytes(body)
+
+
+def parse_json(body: bytes, *, optional: bool = False) -> dict[str, Any]:
+    """A JSON object, or 400 `invalid_json` / 422 `invalid_field`. An empty body is `{}` when optional."""
+    if optional and not body.strip():
+        return {}
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "invalid_json", "The body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise ApiError(422, "invalid_field", "The body must be a JSON object", field="body")
+    return value
+
+
+def record_id(value: Any, field: str = "record_id") -> str:
+    if value is None or value == "":
+        raise ApiError(
+            422, "invalid_field", f"{field} is required: the Airtable record id (rec…)", field=field
+        )
+    if not isinstance(value, str):
+        raise ApiError(422, "invalid_field", f"{field} must be a string", field=field)
+    value = value.strip()
+    if not _RECORD_ID.match(value):
+        raise ApiError(
+            422,
+            "invalid_record_id",
+            f"{field} must be an Airtable record id: rec followed by 14 letters or digits",
+            field=field,
+        )
+    return value
+
+
+def normalize_cin(value: str) -> str | None:
+    """The CIN or LLPIN in canonical form, or None when it is neither."""
+    value = value.strip().upper()
+    return value if _CIN.match(value) or _LLPIN.match(value) else None
+
+
+def cin(value: Any, field: str = "cin", *, required: bool = False) -> str | None:
+    """A CIN (`U72200KA2015PTC081234`) or LLPIN (`AAB-1234`), trimmed and upper-cased."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise ApiError(422, "invalid_field", f"{field} is required", field=field)
+        return None
+    if not isinstance(value, str):
+        raise ApiError(422, "invalid_field", f"{field} must be a string", field=field)
+    normalized = normalize_cin(value)
+    if normalized is None:
+        raise ApiError(
+            422,
+            "invalid_cin",
+            f"{field} is not a valid CIN (like U72200KA2015PTC081234) or LLPIN (like AAB-1234)",
+            field=field,
+        )
+    return normalized
+
+
+def integer(value: Any, field: str, low: int, high: int, default: int | None = None) -> int | None:
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        raise ApiError(
+            422, "invalid_field", f"{field} must be a whole number from {low} to {high}", field=field
+        )
+    try:
+        number = int(value) if not isinstance(value, float) or value.is_integer() else None
+    except (TypeError, ValueError):
+        number = None
+    if number is None or not low <= number <= high:
+        raise ApiError(
+            422, "invalid_field", f"{field} must be a whole number from {low} to {high}", field=field
+        )
+    return number
+
+
+def boolean(value: Any, field: str) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+        return value.lower() in ("true", "1")
+    raise ApiError(422, "invalid_field", f"{field} must be true or false", field=field)

@@ -1,0 +1,101 @@
+"""The whole flow for end-to-end tests: `contact-sync serve` as a child process, with its worker
+and pusher, talking HTTP to the Attestr and Airtable stand-ins running in the test process."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from service.standins.airtable import AirtableStandIn
+from service.standins.attestr import PATH, AttestrStandIn
+from tests.conftest import Running, ServiceProcess, run_service
+
+SECRET = "webhook-secret-for-tests"
+API_KEY = "api-key-for-tests"
+
+
+@dataclass
+class Flow:
+    service: ServiceProcess
+    airtable: AirtableStandIn
+    attestr: AttestrStandIn
+    http: httpx.Client
+
+    def company(self, name: str, cin: str | None = None) -> str:
+        """A company record, as a person creates it in Airtable."""
+        fields = {"Company Name": name} if cin is None else {"Company Name": name, "CIN": cin}
+        return self.airtable.add_record("Companies", fields)
+
+    def webhook(self, record_id: str, cin: str | None = None, **extra: Any) -> httpx.Response:
+        body: dict[str, Any] = {"record_id": record_id, **extra}
+        if cin is not None:
+            body["cin"] = cin
+        return self.http.post("/webhooks/airtable", json=body, headers={"X-Webhook-Secret": SECRET})
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return self.http.get(f"/jobs/{job_id}", headers={"X-API-Key": API_KEY}).json()
+
+    def wait_for_job(self, job_id: str, timeout: float = 30) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.job(job_id)
+            if job["status"] in ("succeeded", "failed"):
+                return job
+            if time.monotonic() > deadline:
+                raise AssertionError(f"job {job_id} did not end: {job}")
+            time.sleep(0.1)
+
+    def wait_until(self, predicate: Any, timeout: float = 30, what: str = "condition") -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}")
+            time.sleep(0.1)
+
+    def contacts(self) -> list[dict[str, Any]]:
+        return [r["fields"] | {"id": r["id"]} for r in self.airtable.records("Contacts")]
+
+    def company_fields(self, record_id: str) -> dict[str, Any]:
+        return next(r["fields"] for r in self.airtable.records("Companies") if r["id"] == record_id)
+
+    def contact_writes(self) -> list[int]:
+        """Records per write request to the Contacts table, in order."""
+        return [r["records"] for r in self.airtable.write_requests() if r["path"].endswith("/Contacts")]
+
+
+def service_env(
+    db_url: str, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> dict[str, str]:
+    return {
+        "DATABASE_URL": db_url,
+        "WEBHOOK_SECRETS": f"old-secret,{SECRET}",
+        "API_KEYS": API_KEY,
+        "ATTESTR_API_KEY": attestr.standin.token,
+        "ATTESTR_API_URL": attestr.url + PATH,
+        "AIRTABLE_API_KEY": airtable.standin.token,
+        "AIRTABLE_BASE_ID": airtable.standin.base_id,
+        "AIRTABLE_API_URL": airtable.url,
+        "AIRTABLE_COOLDOWN_S": "1",
+        "LOG_LEVEL": "info",
+    }
+
+
+@contextmanager
+def running_flow(
+    tmp_path: Path,
+    db_url: str,
+    airtable: Running[AirtableStandIn],
+    attestr: Running[AttestrStandIn],
+    **env: str,
+) -> Iterator[Flow]:
+    with (
+        run_service(tmp_path, {**service_env(db_url, airtable, attestr), **env}) as service,
+        httpx.Client(base_url=service.url, timeout=60) as http,
+    ):
+        yield Flow(service, airtable.standin, attestr.standin, http)
