@@ -25,7 +25,7 @@ def require_webhook_secret(request: Request, secrets: tuple[str, ...]) -> None:
     """`X-Webhook-Secret: <secret>` or `Authorization: Bearer <secret>`."""
     if not secrets:
         raise ApiError(503, "not_configured", "Webhooks are not configured: set WEBHOOK_SECRETS")
-    given = request.headers.get("x-webhook-secret")
+    given = request.headers.get("x-webhook-secret") or None
     if given is None:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         given = token.strip() if scheme.lower() == "bearer" else None

@@ -8,7 +8,6 @@ template, and its URL (`db_url`) can be handed to child processes.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import os
 import signal
@@ -16,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,16 +35,15 @@ from service.standins.server import serve_in_thread
 
 S = TypeVar("S")
 TEMPLATE = "contact_sync_template"
-_counter = itertools.count()
 
 
-def with_database(url: str, name: str) -> str:
+def withdatabase(url: str, name: str) -> str:
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
 async def _admin(url: str, *statements: str) -> None:
-    conn = await asyncpg.connect(with_database(url, "postgres"))
+    conn = await asyncpg.connect(withdatabase(url, "postgres"))
     try:
         for statement in statements:
             await conn.execute(statement)
@@ -54,7 +53,7 @@ async def _admin(url: str, *statements: str) -> None:
 
 async def _make_template(server_url: str) -> None:
     await _admin(server_url, f"DROP DATABASE IF EXISTS {TEMPLATE}", f"CREATE DATABASE {TEMPLATE}")
-    conn = await asyncpg.connect(with_database(server_url, TEMPLATE))
+    conn = await asyncpg.connect(withdatabase(server_url, TEMPLATE))
     try:
         await migrate(conn)
     finally:
@@ -70,11 +69,11 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @contextmanager
-def _database(pg_server: str, template: str) -> Iterator[str]:
-    name = f"test_{os.getpid()}_{next(_counter)}"
+def database(pg_server: str, template: str) -> Iterator[str]:
+    name = f"test_{uuid.uuid4().hex[:16]}"
     asyncio.run(_admin(pg_server, f"CREATE DATABASE {name} TEMPLATE {template}"))
     try:
-        yield with_database(pg_server, name)
+        yield withdatabase(pg_server, name)
     finally:
         asyncio.run(_admin(pg_server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
@@ -82,14 +81,14 @@ def _database(pg_server: str, template: str) -> Iterator[str]:
 @pytest.fixture
 def db_url(pg_server: str) -> Iterator[str]:
     """A fresh, migrated database for one test."""
-    with _database(pg_server, TEMPLATE) as url:
+    with database(pg_server, TEMPLATE) as url:
         yield url
 
 
 @pytest.fixture
 def empty_db_url(pg_server: str) -> Iterator[str]:
     """A fresh database with no schema at all."""
-    with _database(pg_server, "template0") as url:
+    with database(pg_server, "template0") as url:
         yield url
 
 
@@ -176,3 +175,16 @@ def run_service(tmp_path: Path, env: dict[str, str], *args: str) -> Iterator[Ser
         yield service
     finally:
         service.stop()
+
+
+@pytest.fixture(scope="module")
+def quiet_service(tmp_path_factory: pytest.TempPathFactory, pg_server: str) -> Iterator[ServiceProcess]:
+    """One service per test module, with no worker: for checks of what the HTTP layer answers."""
+    from tests.flow import API_KEY, SECRET
+
+    env = {"WEBHOOK_SECRETS": f"rotated-out,{SECRET}", "API_KEYS": API_KEY, "WORKER_IN_WEB": "false"}
+    with (
+        database(pg_server, TEMPLATE) as url,
+        run_service(tmp_path_factory.mktemp("service"), {"DATABASE_URL": url, **env}) as service,
+    ):
+        yield service

@@ -1,0 +1,159 @@
+"""The manual endpoints, end to end: re-trigger, the older /contacts/fetch, and the jobs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.standins.airtable import AirtableStandIn
+from service.standins.attestr import AttestrStandIn
+from tests.conftest import Running, ServiceProcess, run_service
+from tests.flow import API_KEY, Flow, running_flow
+
+NILGIRI = "U72200KA2015PTC081234"
+KEY = {"X-API-Key": API_KEY}
+
+
+@pytest.fixture
+def flow(
+    tmp_path: Path, db_url: str, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> Iterator[Flow]:
+    with running_flow(tmp_path, db_url, airtable, attestr) as flow:
+        yield flow
+
+
+def test_contacts_fetch_answers_in_the_older_shape(flow: Flow) -> None:
+    company = flow.company("Nilgiri", NILGIRI)
+    response = flow.http.post(
+        "/contacts/fetch",
+        headers=KEY,
+        json={
+            "cin": NILGIRI,
+            "company_airtable_id": company,
+            "max_contacts": 2,
+        },
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["success"] is True
+    assert (body["cin"], body["business_name"]) == (NILGIRI, "NILGIRI SOFTWARE PRIVATE LIMITED")
+    assert (body["total_contacts_fetched"], body["new_contacts"], body["updated_contacts"]) == (2, 2, 0)
+    assert (body["synced_to_airtable"], body["failed_syncs"]) == (2, 0)
+    assert [
+        (c["indexId"], c["fullName"], c["mobileNumber"], c["emailAddress"]) for c in body["contacts"]
+    ] == [
+        ("07123456", "ANANYA RAO", "+919845012345", "ananya.rao@nilgiri.example"),
+        ("08234567", "VIKRAM SETHI", "+919845012346", "vikram@nilgiri.example"),
+    ]
+    assert body["contacts"][0]["addresses"][0]["city"] == "Bengaluru"
+    assert len(flow.contacts()) == 2
+
+
+def test_max_contacts_adds_links_and_unlinks_no_one(flow: Flow) -> None:
+    company = flow.company("Nilgiri", NILGIRI)
+    full = flow.http.post(f"/companies/{company}/sync?wait=20", headers=KEY).json()
+    assert full["status"] == "succeeded" and full["result"]["contacts_fetched"] == 3
+    limited = flow.http.post(
+        f"/companies/{company}/sync?wait=20", headers=KEY, json={"max_contacts": 1, "cin": NILGIRI}
+    ).json()
+    assert limited["result"]["contacts_fetched"] == 1
+    assert all(c["Company"] == [company] for c in flow.contacts())
+    assert len(flow.contacts()) == 3
+
+
+def test_sync_without_wait_answers_202_and_the_job_can_be_followed(flow: Flow) -> None:
+    company = flow.company("Nilgiri", NILGIRI)
+    flow.attestr.delay_s = 1.0
+    response = flow.http.post(f"/companies/{company}/sync", headers=KEY, json={"cin": NILGIRI})
+    assert response.status_code == 202
+    job = response.json()
+    assert set(job) >= {
+        "id",
+        "status",
+        "wait_reason",
+        "record_id",
+        "cin",
+        "attempts",
+        "last_error",
+        "result",
+        "created_at",
+        "updated_at",
+    }
+    assert flow.wait_for_job(job["id"])["status"] == "succeeded"
+    listed = flow.http.get("/jobs?status=succeeded", headers=KEY).json()["jobs"]
+    assert [j["id"] for j in listed] == [job["id"]]
+    assert flow.http.get("/jobs?status=failed", headers=KEY).json() == {"jobs": []}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "code", "field"),
+    [
+        ("GET", "/jobs/123456", None, 404, "not_found", None),
+        ("GET", "/jobs/abc", None, 404, "not_found", None),
+        ("GET", "/jobs?status=done", None, 422, "invalid_field", "status"),
+        ("GET", "/jobs?limit=0", None, 422, "invalid_field", "limit"),
+        ("POST", "/companies/rec123/sync", None, 422, "invalid_record_id", "record_id"),
+        ("POST", "/companies/recAAAAAAAAAAAAAA/sync?wait=61", None, 422, "invalid_field", "wait"),
+        ("POST", "/companies/recAAAAAAAAAAAAAA/sync?wait=soon", None, 422, "invalid_field", "wait"),
+        (
+            "POST",
+            "/companies/recAAAAAAAAAAAAAA/sync",
+            {"max_contacts": 0},
+            422,
+            "invalid_field",
+            "max_contacts",
+        ),
+        (
+            "POST",
+            "/companies/recAAAAAAAAAAAAAA/sync",
+            {"max_contacts": 101},
+            422,
+            "invalid_field",
+            "max_contacts",
+        ),
+        ("POST", "/companies/recAAAAAAAAAAAAAA/sync", {"force": "yes please"}, 422, "invalid_field", "force"),
+        ("POST", "/companies/recAAAAAAAAAAAAAA/sync", {"cin": "X"}, 422, "invalid_cin", "cin"),
+        (
+            "POST",
+            "/contacts/fetch",
+            {"company_airtable_id": "recAAAAAAAAAAAAAA"},
+            422,
+            "invalid_field",
+            "cin",
+        ),
+        ("POST", "/contacts/fetch", {"cin": NILGIRI}, 422, "invalid_field", "company_airtable_id"),
+        ("POST", "/contacts/fetch", [1], 422, "invalid_field", "body"),
+    ],
+)
+def test_bad_requests(
+    quiet_service: ServiceProcess,
+    method: str,
+    path: str,
+    body: object,
+    status: int,
+    code: str,
+    field: str | None,
+) -> None:
+    response = httpx.request(method, quiet_service.url + path, headers=KEY, json=body)
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["code"] == code
+    assert response.json()["error"].get("field") == field
+
+
+@pytest.mark.parametrize("path", ["/jobs", "/jobs/1", "/companies/recAAAAAAAAAAAAAA/sync", "/contacts/fetch"])
+def test_the_api_needs_a_key(quiet_service: ServiceProcess, path: str) -> None:
+    method = "GET" if path.startswith("/jobs") else "POST"
+    for headers in ({}, {"X-API-Key": "wrong"}):
+        response = httpx.request(method, quiet_service.url + path, headers=headers, json={})
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "unauthorized"
+
+
+def test_the_api_is_closed_without_keys(tmp_path: Path, db_url: str) -> None:
+    with run_service(tmp_path, {"DATABASE_URL": db_url, "API_KEYS": "", "WORKER_IN_WEB": "false"}) as svc:
+        response = httpx.get(f"{svc.url}/jobs", headers=KEY)
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "not_configured"

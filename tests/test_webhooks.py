@@ -1,0 +1,122 @@
+"""Every bad input to `POST /webhooks/airtable` gets its status and error code, never a 500."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import ServiceProcess, run_service
+from tests.flow import SECRET
+
+RECORD = "recAAAAAAAAAAAAAA"
+CIN = "U72200KA2015PTC081234"
+
+
+@pytest.fixture
+def service(quiet_service: ServiceProcess) -> ServiceProcess:
+    return quiet_service
+
+
+def post(
+    service: ServiceProcess, body: Any, headers: dict[str, str] | None = None, raw: bytes | None = None
+) -> httpx.Response:
+    content = raw if raw is not None else json.dumps(body).encode()
+    return httpx.post(
+        f"{service.url}/webhooks/airtable",
+        content=content,
+        headers={"Content-Type": "application/json", "X-Webhook-Secret": SECRET} | (headers or {}),
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "raw", "status", "code", "field"),
+    [
+        ({"record_id": RECORD, "pad": "x" * 70_000}, None, None, 413, "payload_too_large", None),
+        (
+            {"record_id": RECORD, "pad": "x" * 70_000},
+            {"X-Webhook-Secret": "wrong"},
+            None,
+            413,
+            "payload_too_large",
+            None,
+        ),
+        ({"record_id": RECORD}, {"X-Webhook-Secret": ""}, None, 401, "unauthorized", None),
+        ({"record_id": RECORD}, {"X-Webhook-Secret": "wrong"}, None, 401, "unauthorized", None),
+        (None, {"X-Webhook-Secret": "wrong"}, b"{not json", 401, "unauthorized", None),
+        (None, None, b"{not json", 400, "invalid_json", None),
+        (None, None, b"\xff\xfe", 400, "invalid_json", None),
+        (None, None, b"", 400, "invalid_json", None),
+        ([RECORD], None, None, 422, "invalid_field", "body"),
+        ("recAAAAAAAAAAAAAA", None, None, 422, "invalid_field", "body"),
+        ({}, None, None, 422, "invalid_field", "record_id"),
+        ({"record_id": None, "cin": CIN}, None, None, 422, "invalid_field", "record_id"),
+        ({"record_id": 12345}, None, None, 422, "invalid_field", "record_id"),
+        ({"record_id": "rec123"}, None, None, 422, "invalid_record_id", "record_id"),
+        ({"record_id": "recAAAAAAAAAAAAAA'--"}, None, None, 422, "invalid_record_id", "record_id"),
+        ({"recordId": "tblAAAAAAAAAAAAAA"}, None, None, 422, "invalid_record_id", "recordId"),
+        ({"record_id": RECORD, "cin": "U72200KA2015PTC08123"}, None, None, 422, "invalid_cin", "cin"),
+        ({"record_id": RECORD, "cin": "not a cin"}, None, None, 422, "invalid_cin", "cin"),
+        ({"record_id": RECORD, "cin": 72200}, None, None, 422, "invalid_field", "cin"),
+        ({"record_id": RECORD, "cin": ["U72200KA2015PTC081234"]}, None, None, 422, "invalid_field", "cin"),
+    ],
+)
+def test_bad_input(
+    service: ServiceProcess,
+    body: Any,
+    headers: dict[str, str] | None,
+    raw: bytes | None,
+    status: int,
+    code: str,
+    field: str | None,
+) -> None:
+    response = post(service, body, headers, raw)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert error["message"]
+    assert error.get("field") == field
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        ({"record_id": RECORD, "cin": CIN}, None),
+        ({"recordId": RECORD, "cin": " u72200ka2015ptc081234 "}, None),
+        ({"record_id": RECORD, "cin": "AAB-1234", "unknown": {"ignored": True}}, None),
+        ({"record_id": RECORD, "cin": ""}, None),
+        ({"record_id": RECORD}, {"X-Webhook-Secret": "rotated-out"}),
+        ({"record_id": RECORD}, {"X-Webhook-Secret": "", "Authorization": f"Bearer {SECRET}"}),
+    ],
+)
+def test_good_input_is_stored(service: ServiceProcess, body: Any, headers: dict[str, str] | None) -> None:
+    response = post(service, body, headers)
+    assert response.status_code == 202, response.text
+    assert response.json()["status"] == "queued"
+    assert response.json()["job_id"].isdigit()
+
+
+def test_a_queued_job_is_reused_with_the_newer_cin(service: ServiceProcess) -> None:
+    record = "recBBBBBBBBBBBBBB"
+    first = post(service, {"record_id": record, "cin": CIN}).json()
+    second = post(service, {"record_id": record, "cin": "U51909MH2018PTC309876"}).json()
+    third = post(service, {"record_id": record}).json()
+    assert first["deduplicated"] is False
+    assert second == {"job_id": first["job_id"], "status": "queued", "deduplicated": True}
+    assert third["job_id"] == first["job_id"]
+    rejected = [line for line in service.logs() if line["event"] == "webhook.rejected"]
+    assert rejected, "refusals are logged"
+    accepted = [line for line in service.logs() if line["event"] == "webhook.accepted"]
+    assert accepted[-1]["deduplicated"] is True
+
+
+def test_webhooks_are_closed_without_secrets(tmp_path: Path, db_url: str) -> None:
+    with run_service(
+        tmp_path, {"DATABASE_URL": db_url, "WEBHOOK_SECRETS": "", "WORKER_IN_WEB": "false"}
+    ) as svc:
+        response = post(svc, {"record_id": RECORD})
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "not_configured"
