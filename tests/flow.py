@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from service.config import Settings, load_settings
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import PATH, AttestrStandIn
 from tests.conftest import Running, ServiceProcess, run_service
@@ -99,3 +100,10 @@ def running_flow(
         httpx.Client(base_url=service.url, timeout=60) as http,
     ):
         yield Flow(service, airtable.standin, attestr.standin, http)
+
+
+def settings_for(
+    airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn], **env: str
+) -> Settings:
+    """Settings pointing at the stand-ins, for a runtime inside the test process."""
+    return load_settings({**service_env("", airtable, attestr), **env}, env_file=None)

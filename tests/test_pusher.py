@@ -1,0 +1,142 @@
+"""The pusher against the Airtable stand-in: packing, the shared rate limit, deleted companies,
+renamed fields, 429s, and marks that survive a change made during a push."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+from structlog.testing import capture_logs
+
+from service import queries
+from service.airtable import Airtable
+from service.companies import ensure_company
+from service.dedup import CompanyContacts, upsert_people
+from service.normalize import normalize_contact
+from service.pusher import Pusher
+from service.standins.airtable import AirtableStandIn
+from service.standins.attestr import AttestrStandIn
+from tests.conftest import Running
+from tests.flow import settings_for
+
+
+async def seed(pool: asyncpg.Pool, record_ids: list[str], people_each: int, shared: int = 0) -> None:
+    """People for each company (the first `shared` of them on every board)."""
+    for c, record_id in enumerate(record_ids):
+        items = [
+            {
+                "indexId": f"{20000000 + (i if i < shared else c * 1000 + i)}",
+                "fullName": f"Person {c}-{i}",
+                "mobileNumber": f"98{c:03d}{i:05d}",
+            }
+            for i in range(people_each)
+        ]
+        async with pool.acquire() as conn, conn.transaction():
+            company_id = await ensure_company(conn, record_id)
+            await upsert_people(conn, [CompanyContacts(company_id, [normalize_contact(x) for x in items])])
+
+
+async def drain(pusher: Pusher) -> None:
+    while await pusher.push_once():
+        pass
+
+
+def pusher_for(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn], **env: str
+) -> Pusher:
+    settings = settings_for(airtable, attestr, **env)
+    return Pusher(pool, Airtable(settings, pool), settings, linger_s=0.05)
+
+
+def companies(airtable: Running[AirtableStandIn], n: int) -> list[str]:
+    return [airtable.standin.add_record("Companies", {"Company Name": f"Company {i}"}) for i in range(n)]
+
+
+async def test_two_pushers_share_the_rate_limit_and_pack_full_batches(
+    db_url: str, pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    await seed(pool, companies(airtable, 6), people_each=10)
+    other_pool = await asyncpg.create_pool(db_url, min_size=1, max_size=4)  # another process
+    pushers = [pusher_for(pool, airtable, attestr), pusher_for(other_pool, airtable, attestr)]
+    await asyncio.gather(*(drain(p) for p in pushers))
+    await other_pool.close()
+    assert len(airtable.standin.records("Contacts")) == 60
+    writes = [r for r in airtable.standin.write_requests() if r["path"].endswith("/Contacts")]
+    assert all(r["records"] <= 10 for r in writes)
+    assert len(writes) == 6
+    assert {r["status"] for r in airtable.standin.requests} == {200}
+    assert await pool.fetchval("SELECT count(*) FROM contacts_pending_sync") == 0
+
+
+async def test_a_company_deleted_by_hand_loses_its_links(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    kept, deleted = companies(airtable, 2)
+    await seed(pool, [kept, deleted], people_each=2, shared=1)
+    del airtable.standin.table("Companies").records[deleted]
+    with capture_logs() as logs:
+        await drain(pusher_for(pool, airtable, attestr))
+    contacts = airtable.standin.records("Contacts")
+    assert len(contacts) == 3
+    links = sorted((c["fields"]["Name"], c["fields"].get("Company")) for c in contacts)
+    # The shared director stays linked to the company that still exists; the deleted company's
+    # own director is in Airtable with no company.
+    assert links == [("Person 0-1", [kept]), ("Person 1-0", [kept]), ("Person 1-1", None)]
+    assert await pool.fetchval("SELECT deleted_in_airtable FROM companies WHERE airtable_id = $1", deleted)
+    assert any(e["event"] == "airtable.company_deleted" for e in logs)
+
+
+async def test_a_field_removed_from_the_base_is_no_longer_written(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    await seed(pool, companies(airtable, 1), people_each=3)
+    pusher = pusher_for(pool, airtable, attestr)
+    await pusher.airtable.fields()  # the schema as it was at start
+    table = airtable.standin.table("Contacts")
+    table.fields = [f for f in table.fields if f.name != "Phone Type"]
+    await drain(pusher)
+    contacts = airtable.standin.records("Contacts")
+    assert len(contacts) == 3 and all("Phone Type" not in c["fields"] for c in contacts)
+    assert [r["status"] for r in airtable.standin.write_requests()] == [422, 200]
+
+
+async def test_a_429_cools_the_base_down_and_nothing_is_lost(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    airtable.standin.rate_limit = 2  # the base allows less than the service was told
+    airtable.standin.cooldown_s = 0.5
+    await seed(pool, companies(airtable, 3), people_each=10)
+    pusher = pusher_for(pool, airtable, attestr, AIRTABLE_COOLDOWN_S="0.6")
+    with capture_logs() as logs:
+        for _ in range(50):
+            if await pool.fetchval("SELECT count(*) FROM contacts_pending_sync") == 0:
+                break
+            await pusher.push_once()
+    assert len(airtable.standin.records("Contacts")) == 30
+    assert any(e["event"] == "airtable.rate_limited" for e in logs)
+    statuses = [r["status"] for r in airtable.standin.requests]
+    assert 429 in statuses
+    # After a 429 the pusher waits out the cool-down instead of hammering the base.
+    assert statuses.count(429) <= 3
+
+
+async def test_a_row_changed_during_its_push_stays_marked(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        company_id = await ensure_company(conn, "recAAAAAAAAAAAAAA")
+        await upsert_people(conn, [CompanyContacts(company_id, [normalize_contact({"indexId": "01234567"})])])
+    (row,) = await pool.fetch(queries.PEOPLE_CLAIM_PUSH, 10, 60.0)
+    await pool.execute("UPDATE people SET push_version = push_version + 1")  # a job changed it meanwhile
+    await pool.execute(queries.PEOPLE_PUSHED, [row["id"]], ["recCCCCCCCCCCCCCC"], [row["push_version"]])
+    assert await pool.fetchval("SELECT count(*) FROM contacts_pending_sync") == 1
+    assert await pool.fetchval("SELECT airtable_id FROM people") == "recCCCCCCCCCCCCCC"
+
+
+@pytest.mark.parametrize("missing", ["AIRTABLE_API_KEY", "AIRTABLE_BASE_ID"])
+async def test_without_credentials_nothing_is_sent_and_the_reason_is_given(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn], missing: str
+) -> None:
+    pusher = pusher_for(pool, airtable, attestr, **{missing: ""})
+    with pytest.raises(Exception, match=missing):
+        await pusher.push_once()
+    assert airtable.standin.requests == []
