@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -32,6 +32,9 @@ from service.migrations import migrate
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
 from service.standins.server import serve_in_thread
+
+if TYPE_CHECKING:
+    from tests.flow import Flow
 
 S = TypeVar("S")
 TEMPLATE = "contact_sync_template"
@@ -188,3 +191,14 @@ def quiet_service(tmp_path_factory: pytest.TempPathFactory, pg_server: str) -> I
         run_service(tmp_path_factory.mktemp("service"), {"DATABASE_URL": url, **env}) as service,
     ):
         yield service
+
+
+@pytest.fixture
+def flow(
+    tmp_path: Path, db_url: str, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> Iterator[Flow]:
+    """`contact-sync serve` (worker and pusher inside) wired to both stand-ins."""
+    from tests.flow import running_flow
+
+    with running_flow(tmp_path, db_url, airtable, attestr) as flow:
+        yield flow

@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from service.standins.airtable import AirtableStandIn
-from service.standins.attestr import AttestrStandIn
-from tests.conftest import Running, ServiceProcess, run_service
-from tests.flow import API_KEY, Flow, running_flow
+from tests.conftest import ServiceProcess, run_service
+from tests.flow import API_KEY, Flow
 
 NILGIRI = "U72200KA2015PTC081234"
 KEY = {"X-API-Key": API_KEY}
-
-
-@pytest.fixture
-def flow(
-    tmp_path: Path, db_url: str, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
-) -> Iterator[Flow]:
-    with running_flow(tmp_path, db_url, airtable, attestr) as flow:
-        yield flow
 
 
 def test_contacts_fetch_answers_in_the_older_shape(flow: Flow) -> None:

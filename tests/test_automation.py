@@ -6,16 +6,13 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from service.standins.airtable import AirtableStandIn
-from service.standins.attestr import AttestrStandIn
-from tests.conftest import Running, free_port
-from tests.flow import SECRET, Flow, running_flow
+from tests.conftest import free_port
+from tests.flow import SECRET, Flow
 
 ROOT = Path(__file__).parent.parent
 NODE = shutil.which("node")
@@ -36,14 +33,6 @@ def run_script(service_url: str, config: dict[str, Any], secret: str = SECRET) -
         timeout=30,
     )
     return json.loads(completed.stdout.strip().splitlines()[-1])
-
-
-@pytest.fixture
-def flow(
-    tmp_path: Path, db_url: str, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
-) -> Iterator[Flow]:
-    with running_flow(tmp_path, db_url, airtable, attestr) as flow:
-        yield flow
 
 
 def test_the_shipped_script_brings_the_contacts_into_airtable(flow: Flow) -> None:

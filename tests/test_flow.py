@@ -3,27 +3,11 @@ stand-in, with `contact-sync serve` running as its own process."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
-from service.standins.airtable import AirtableStandIn
-from service.standins.attestr import AttestrStandIn
-from tests.conftest import Running
-from tests.flow import API_KEY, Flow, running_flow
+from tests.flow import API_KEY, Flow
 
 NILGIRI = "U72200KA2015PTC081234"  # three directors
 KONKAN = "U51909MH2018PTC309876"  # two directors, one of them also a director of Nilgiri
 NO_DATA = "U01100DL2020PTC365432"  # Attestr answers valid: false
-
-
-@pytest.fixture
-def flow(
-    tmp_path: Path, db_url: str, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
-) -> Iterator[Flow]:
-    with running_flow(tmp_path, db_url, airtable, attestr) as flow:
-        yield flow
 
 
 def test_a_webhook_ends_with_the_people_in_airtable(flow: Flow) -> None:

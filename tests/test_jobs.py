@@ -50,6 +50,7 @@ async def test_concurrent_claims_never_share_a_job(pool: asyncpg.Pool) -> None:
 async def test_an_expired_lease_is_claimed_again(pool: asyncpg.Pool) -> None:
     job, _ = await jobs.enqueue(pool, A, None)
     (first,) = await claim(pool, lease_s=0.05)
+    assert first.id == job.id
     await asyncio.sleep(0.1)
     (again,) = await claim(pool, worker="w2")
     assert again.id == job.id and again.attempts == 2
