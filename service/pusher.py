@@ -73,6 +73,10 @@ class Pusher:
                 failures += 1
                 await self._say_why_jobs_wait(exc)
                 busy = False
+            except Exception:  # a bug must not stop every later push: log it and carry on
+                failures += 1
+                log.exception("pusher.crashed")
+                busy = False
             if not busy:
                 await self._wakeup.wait(
                     stop, self.poll_s if not failures else min(60.0, RETRY_AFTER_S * failures)
