@@ -220,3 +220,22 @@ def test_five_requests_spread_over_a_second_pass(airtable: Running[AirtableStand
         contacts.all()
         time.sleep(0.21)
     assert {r["status"] for r in airtable.standin.requests} == {200}
+
+
+def test_a_stand_in_runs_on_its_own() -> None:
+    import subprocess
+    import sys
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service.standins", "airtable"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        process.stdout.readline()
+        url = process.stdout.readline().strip().removeprefix("url: ")
+        standin = AirtableStandIn()
+        api = Api(standin.token, endpoint_url=url, retry_strategy=None, timeout=(5, 10))
+        assert api.table(standin.base_id, "Contacts").all() == []
+    finally:
+        process.terminate()
+        process.wait(10)
