@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import signal
 import sys
 from collections.abc import Sequence
@@ -48,20 +47,23 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _worker(settings: Settings, _args: argparse.Namespace) -> int:
-    signal.signal(signal.SIGTERM, _exit_cleanly)
     url = database_url(settings)
 
     async def run() -> None:
         runtime = await Runtime.open(settings, url)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            # Stop claiming; in-flight jobs finish within the grace period or are handed back.
+            loop.add_signal_handler(sig, runtime.stop)
         runtime.start_background()
         log.info("worker.started", concurrency=settings.worker_concurrency)
         try:
             await runtime.wait()
         finally:
             await runtime.close()
+        log.info("worker.stopped")
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())
+    asyncio.run(run())
     return 0
 
 

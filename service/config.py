@@ -42,6 +42,7 @@ class Settings:
     worker_concurrency: int = 8
     job_lease_s: float = 60.0
     job_max_attempts: int = 8
+    job_retry_base_s: float = 2.0
     log_format: str = "json"
     log_level: str = "info"
     webhook_secrets: tuple[str, ...] = ()
@@ -53,6 +54,7 @@ class Settings:
     attestr_cache_ttl_days: float = 30.0
     attestr_no_data_ttl_days: float = 7.0
     attestr_daily_call_limit: int | None = None
+    attestr_probe_interval_s: float = 300.0
     airtable_api_key: str | None = None
     airtable_base_id: str | None = None
     airtable_api_url: str = "https://api.airtable.com"
@@ -88,6 +90,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         worker_concurrency=config("WORKER_CONCURRENCY", cast=int, default=8),
         job_lease_s=config("JOB_LEASE_S", cast=float, default=60.0),
         job_max_attempts=config("JOB_MAX_ATTEMPTS", cast=int, default=8),
+        job_retry_base_s=config("JOB_RETRY_BASE_S", cast=float, default=2.0),
         log_format=config("LOG_FORMAT", default="json").lower(),
         log_level=config("LOG_LEVEL", default="info").lower(),
         webhook_secrets=_secrets(opt("WEBHOOK_SECRETS")),
@@ -99,6 +102,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         attestr_cache_ttl_days=config("ATTESTR_CACHE_TTL_DAYS", cast=float, default=30.0),
         attestr_no_data_ttl_days=config("ATTESTR_NO_DATA_TTL_DAYS", cast=float, default=7.0),
         attestr_daily_call_limit=int(limit) if limit else None,
+        attestr_probe_interval_s=config("ATTESTR_PROBE_INTERVAL_S", cast=float, default=300.0),
         airtable_api_key=opt("AIRTABLE_API_KEY"),
         airtable_base_id=opt("AIRTABLE_BASE_ID"),
         airtable_api_url=config("AIRTABLE_API_URL", default=Settings.airtable_api_url),

@@ -85,6 +85,10 @@ WHERE p.id = u.id"""
 PEOPLE_MARK_FOR_PUSH = """
 UPDATE people SET push_version = push_version + 1, updated_at = now() WHERE id = ANY($1::bigint[])"""
 
+PEOPLE_MARK_FAILED_FOR_PUSH = """
+UPDATE people SET push_version = push_version + 1, updated_at = now()
+WHERE id = ANY($1::bigint[]) AND push_error IS NOT NULL AND push_version = pushed_version"""
+
 LINKS_INSERT = """
 INSERT INTO company_people (company_id, person_id)
 SELECT * FROM unnest($1::bigint[], $2::bigint[])
@@ -116,15 +120,18 @@ WITH company AS (
             push_version = companies.push_version
                 + (companies.sync_status IS DISTINCT FROM 'Queued' OR companies.sync_error IS NOT NULL)::int,
             updated_at = now()
+), job AS (
+    INSERT INTO jobs (record_id, cin, force, max_contacts, source)
+    VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT (record_id) WHERE status = 'queued' DO UPDATE
+        SET cin = COALESCE(EXCLUDED.cin, jobs.cin),
+            force = jobs.force OR EXCLUDED.force,
+            max_contacts = EXCLUDED.max_contacts,
+            updated_at = now()
+    RETURNING {JOB_COLUMNS}, (xmax <> 0) AS deduplicated
 )
-INSERT INTO jobs (record_id, cin, force, max_contacts, source)
-VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (record_id) WHERE status = 'queued' DO UPDATE
-    SET cin = COALESCE(EXCLUDED.cin, jobs.cin),
-        force = jobs.force OR EXCLUDED.force,
-        max_contacts = EXCLUDED.max_contacts,
-        updated_at = now()
-RETURNING {JOB_COLUMNS}, (xmax <> 0) AS deduplicated"""
+-- Wakes idle workers in every process (one notification per stored job).
+SELECT job.* FROM job CROSS JOIN (SELECT pg_notify('contact_sync', 'jobs')) AS notified"""
 
 JOB_GET = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"
 JOB_LIST = f"""
@@ -136,8 +143,8 @@ LIMIT $2"""
 # Claim up to $1 jobs: due queued ones, and running ones whose worker stopped renewing its lease.
 # A company never has two jobs running at once: a new one waits behind the running one.
 JOB_CLAIM = f"""
-WITH next AS (
-    SELECT j.id FROM jobs j
+WITH due AS (
+    SELECT j.id, j.record_id, j.run_after FROM jobs j
     WHERE ((j.status = 'queued' AND j.run_after <= now())
            OR (j.status = 'running' AND j.lease_until < now()))
       AND NOT EXISTS (
@@ -145,11 +152,19 @@ WITH next AS (
           WHERE r.record_id = j.record_id AND r.id <> j.id
             AND r.status = 'running' AND r.lease_until >= now())
     ORDER BY j.run_after, j.id
-    LIMIT $1
+    LIMIT $1 * 4
     FOR UPDATE SKIP LOCKED
+), next AS (
+    SELECT id FROM (
+        SELECT id, run_after, row_number() OVER (PARTITION BY record_id ORDER BY id) AS nth FROM due
+    ) AS one_per_company
+    WHERE nth = 1
+    ORDER BY run_after, id
+    LIMIT $1
 )
 UPDATE jobs SET status = 'running', attempts = jobs.attempts + 1, worker_id = $3,
-    lease_until = now() + make_interval(secs => $2), wait_reason = NULL, updated_at = now()
+    lease_until = now() + make_interval(secs => $2), wait_reason = NULL, waiting_on = NULL,
+    updated_at = now()
 FROM next WHERE jobs.id = next.id
 RETURNING {", ".join("jobs." + c.strip() for c in JOB_COLUMNS.split(","))}"""
 
@@ -179,10 +194,33 @@ WITH newer AS (
 )
 UPDATE jobs SET
     status = CASE WHEN EXISTS (SELECT 1 FROM newer) THEN 'failed' ELSE 'queued' END,
-    run_after = $3, wait_reason = $2, last_error = $4,
+    run_after = $3, wait_reason = $2, last_error = $4, waiting_on = $8,
     attempts = attempts - $6::int, lease_until = NULL, updated_at = now()
 WHERE id = $1 AND status = 'running' AND worker_id = $7
 RETURNING status"""
+
+# A stopping worker hands its unfinished jobs back: their lease ends now, so any worker takes
+# them over at once, and the interrupted try does not count as an attempt.
+JOB_RELEASE = """
+UPDATE jobs SET lease_until = now(), attempts = GREATEST(attempts - 1, 0), updated_at = now()
+WHERE id = ANY($1::bigint[]) AND status = 'running' AND worker_id = $2"""
+
+# Replay of a failed job: back to the queue with its attempts reset (unless the company has a
+# queued job already, which is the one to follow).
+JOB_RETRY = f"""
+WITH retried AS (
+    UPDATE jobs SET status = 'queued', attempts = 0, run_after = now(), last_error = NULL,
+        wait_reason = NULL, waiting_on = NULL, updated_at = now()
+    WHERE id = $1 AND status = 'failed'
+      AND NOT EXISTS (SELECT 1 FROM jobs q WHERE q.record_id = jobs.record_id AND q.status = 'queued')
+    RETURNING {JOB_COLUMNS}
+)
+SELECT retried.* FROM retried CROSS JOIN (SELECT pg_notify('contact_sync', 'jobs')) AS notified"""
+
+JOB_QUEUED_FOR_COMPANY = f"SELECT {JOB_COLUMNS} FROM jobs WHERE record_id = $1 AND status = 'queued'"
+JOBS_FAILED_IDS = "SELECT id FROM jobs WHERE status = 'failed' ORDER BY id"
+
+NOTIFY_PUSH = "SELECT pg_notify('contact_sync', 'push')"
 
 JOB_FAIL = """
 UPDATE jobs SET status = 'failed', last_error = $2, lease_until = NULL, wait_reason = NULL,
@@ -250,6 +288,40 @@ JOIN people p ON p.id = cp.person_id
 WHERE c.airtable_id = $1 AND p.airtable_id IS NOT NULL AND NOT p.deleted_in_airtable"""
 
 # --- Attestr answers: the cache and the audit of every call -----------------------------------
+
+# Held (on a connection of its own) while a CIN's stored answer is checked and, if need be, paid
+# for: many jobs for one CIN at once make one call.
+CIN_LOCK = "SELECT pg_advisory_lock(hashtextextended('attestr:' || $1, 0))"
+CIN_UNLOCK = "SELECT pg_advisory_unlock(hashtextextended('attestr:' || $1, 0))"
+
+# --- Attestr's account state: pause, probe, daily cap (attestr_gate.py) -----------------------
+
+ATTESTR_TAKE_CALL = "SELECT * FROM attestr_take_call($1, $2)"
+ATTESTR_STATE = "SELECT * FROM attestr_state"
+
+ATTESTR_PAUSE = """
+WITH before AS (SELECT paused_reason IS NOT NULL AS was_paused FROM attestr_state FOR UPDATE)
+UPDATE attestr_state SET paused_reason = $1, paused_code = $2, paused_at = COALESCE(paused_at, now()),
+    resume_at = $3, probe_after = now() + make_interval(secs => $4)
+RETURNING (SELECT was_paused FROM before)"""
+
+# Resume: clear the pause and wake every job that waited for it.
+ATTESTR_RESUME = """
+WITH cleared AS (
+    UPDATE attestr_state SET paused_reason = NULL, paused_code = NULL, paused_at = NULL,
+        resume_at = NULL, probe_after = NULL
+    RETURNING paused_reason
+), woken AS (
+    UPDATE jobs SET run_after = now(), updated_at = now()
+    WHERE status = 'queued' AND waiting_on = 'attestr'
+    RETURNING id
+)
+SELECT (SELECT count(*) FROM woken) AS woken, (SELECT count(*) FROM cleared) AS cleared
+FROM (SELECT pg_notify('contact_sync', 'jobs')) AS notified"""
+
+ATTESTR_CALLS_TODAY = """
+SELECT count(*) FROM attestr_answers
+WHERE called_at >= ((now() AT TIME ZONE 'Asia/Kolkata')::date::timestamp AT TIME ZONE 'Asia/Kolkata')"""
 
 ANSWER_CACHED = """
 SELECT answer, outcome, called_at FROM attestr_answers

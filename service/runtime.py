@@ -12,6 +12,7 @@ from .airtable import Airtable
 from .attestr import AttestrClient
 from .config import Settings
 from .database import create_pool
+from .listener import Listener
 from .migrations import migrate
 from .pusher import Pusher
 from .sync import Syncer
@@ -21,7 +22,7 @@ log = structlog.get_logger(__name__)
 
 
 class Runtime:
-    def __init__(self, settings: Settings, pool: asyncpg.Pool) -> None:
+    def __init__(self, settings: Settings, pool: asyncpg.Pool, database_url: str | None = None) -> None:
         self.settings = settings
         self.pool = pool
         self.attestr = AttestrClient(
@@ -31,18 +32,25 @@ class Runtime:
             timeout_s=settings.attestr_timeout_s,
         )
         self.airtable = Airtable(settings, pool)
-        self.pusher = Pusher(pool, self.airtable, settings)
+        self.pusher = Pusher(pool, self.airtable, settings, lease_s=settings.job_lease_s)
         self.syncer = Syncer(pool, settings, self.attestr, self.airtable, on_stored=self.pusher.wake)
         self.worker = Worker(pool, settings, self.syncer)
+        self.listener = (
+            Listener(database_url, {"jobs": self.worker.wake, "push": self.pusher.wake})
+            if database_url
+            else None
+        )
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
     async def open(cls, settings: Settings, database_url: str) -> Runtime:
-        pool = await create_pool(database_url, max_size=max(10, settings.worker_concurrency + 8))
+        # A job may hold two connections (its CIN's lock and its queries); the pusher and the
+        # webhooks need their own.
+        pool = await create_pool(database_url, max_size=2 * settings.worker_concurrency + 10)
         async with pool.acquire() as conn:
             await migrate(conn)
-        return cls(settings, pool)
+        return cls(settings, pool, database_url)
 
     def start_background(self) -> None:
         """Run the worker and the pusher until `close`."""
@@ -50,6 +58,8 @@ class Runtime:
             asyncio.create_task(self.worker.run(self._stop), name="worker"),
             asyncio.create_task(self.pusher.run(self._stop), name="pusher"),
         ]
+        if self.listener:
+            self._tasks.append(asyncio.create_task(self.listener.run(self._stop), name="listener"))
 
     async def wait(self) -> None:
         await asyncio.gather(*self._tasks)

@@ -17,6 +17,7 @@ import structlog
 from . import jobs, queries
 from .airtable import Airtable, AirtableError
 from .attestr import AttestrAnswer, AttestrClient, AttestrError, AttestrNotConfigured, parse_answer
+from .attestr_gate import AttestrGate
 from .companies import ensure_company
 from .config import Settings
 from .database import in_transaction
@@ -49,6 +50,7 @@ class Syncer:
         self.attestr = attestr
         self.airtable = airtable
         self.on_stored = on_stored or (lambda: None)
+        self.gate = AttestrGate(pool, settings)
 
     async def run(self, job: Job, worker_id: str) -> None:
         await jobs.set_company_status(self.pool, job.record_id, "Running")
@@ -64,7 +66,10 @@ class Syncer:
             async def store(conn: asyncpg.Connection) -> UpsertOutcome:
                 batch.company_id = await ensure_company(conn, job.record_id, cin, answer.business_name)
                 (outcome,) = await upsert_people(conn, [batch])
+                # Rows Airtable refused before are sent again with this sync.
+                await conn.execute(queries.PEOPLE_MARK_FAILED_FOR_PUSH, outcome.person_ids)
                 await conn.execute(queries.JOB_ROWS_RECORD, job.id, outcome.person_ids + outcome.unlinked_ids)
+                await conn.execute(queries.NOTIFY_PUSH)
                 result = _result("synced", answer, called, len(contacts), outcome)
                 stored = await conn.execute(
                     queries.JOB_STORED,
@@ -110,29 +115,36 @@ class Syncer:
         """The answer this job already paid for, else a fresh enough stored one (unless forced),
         else a paid call. True when this call was paid for now."""
         row = await self.pool.fetchrow(queries.ANSWER_OF_JOB, job.id)
-        if row is None and not job.force:
-            row = await self.pool.fetchrow(
-                queries.ANSWER_CACHED,
-                cin,
-                self.settings.attestr_cache_ttl_days,
-                self.settings.attestr_no_data_ttl_days,
-            )
         if row is not None:
             log.info("attestr.cached", outcome=row["outcome"], called_at=row["called_at"].isoformat())
             return parse_answer(cin, json.loads(row["answer"])), False
-        try:
-            answer = await self.attestr.fetch(cin)
-        except AttestrNotConfigured:
-            raise
-        except AttestrError as exc:
-            await self.pool.execute(
-                queries.ANSWER_RECORD, cin, job.id, "error", exc.http_status, exc.code, None
+        if not self.attestr.api_key:
+            raise AttestrNotConfigured("ATTESTR_API_KEY is not set: add the Attestr auth token")
+        async with self.gate.cin_lock(cin) as conn:
+            if not job.force:
+                row = await conn.fetchrow(
+                    queries.ANSWER_CACHED,
+                    cin,
+                    self.settings.attestr_cache_ttl_days,
+                    self.settings.attestr_no_data_ttl_days,
+                )
+                if row is not None:
+                    log.info("attestr.cached", outcome=row["outcome"], called_at=row["called_at"].isoformat())
+                    return parse_answer(cin, json.loads(row["answer"])), False
+            probe = await self.gate.take_call()
+            try:
+                answer = await self.attestr.fetch(cin)
+            except AttestrError as exc:
+                await conn.execute(
+                    queries.ANSWER_RECORD, cin, job.id, "error", exc.http_status, exc.code, None
+                )
+                raise
+            await conn.execute(
+                queries.ANSWER_RECORD, cin, job.id, answer.outcome, 200, None, json.dumps(answer.raw)
             )
-            raise
-        await self.pool.execute(
-            queries.ANSWER_RECORD, cin, job.id, answer.outcome, 200, None, json.dumps(answer.raw)
-        )
-        log.info("attestr.fetched", outcome=answer.outcome, contacts=len(answer.contacts))
+        log.info("attestr.fetched", outcome=answer.outcome, contacts=len(answer.contacts), probe=probe)
+        if probe:
+            await self.gate.resume("the probe call succeeded")
         return answer, True
 
     async def _no_data(self, job: Job, cin: str, answer: AttestrAnswer, called: bool, worker_id: str) -> None:

@@ -17,7 +17,8 @@ import structlog
 
 from . import jobs, queries
 from .airtable import AirtableError, AirtableNotConfigured
-from .attestr import Action, AttestrError
+from .attestr import Action, AttestrError, AttestrNotConfigured
+from .attestr_gate import AttestrPaused
 from .config import Settings
 from .jobs import Job
 from .sync import JobFailed, LeaseLost, Syncer
@@ -25,7 +26,7 @@ from .wakeup import Wakeup
 
 log = structlog.get_logger(__name__)
 
-PAUSE_RETRY_S = 300.0  # a paused Attestr (credits, credentials, access) is tried again after this
+PAUSE_RETRY_S = 300.0  # a job waiting for missing credentials looks again after this
 
 
 def _next_ist_midnight(now: datetime) -> datetime:
@@ -43,13 +44,14 @@ class Worker:
         syncer: Syncer,
         *,
         poll_s: float = 1.0,
-        retry_base_s: float = 2.0,
     ) -> None:
         self.pool = pool
         self.settings = settings
         self.syncer = syncer
         self.poll_s = poll_s
-        self.retry_base_s = retry_base_s
+        self.retry_base_s = settings.job_retry_base_s
+        # Well inside the ~30 s a platform waits between SIGTERM and SIGKILL.
+        self.grace_s = min(25.0, settings.job_lease_s / 2)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._wakeup = Wakeup()
         self._running: dict[int, asyncio.Task[None]] = {}
@@ -67,10 +69,26 @@ class Worker:
                 await self._wakeup.wait(stop, self.poll_s)
         finally:
             renewer.cancel()
-            if self._running:
-                # In-flight jobs finish; a job still going when the process is stopped keeps its
-                # lease, which expires, and another worker takes it over.
-                await asyncio.wait(self._running.values(), timeout=self.settings.job_lease_s / 2)
+            await self._finish_or_release()
+
+    async def _finish_or_release(self) -> None:
+        """Stopping: in-flight jobs get a grace period to finish; the others are handed back
+        (their lease ends at once) for another worker to take over. Nothing stays `running`."""
+        if not self._running:
+            return
+        _done, pending = await asyncio.wait(list(self._running.values()), timeout=self.grace_s)
+        if not pending:
+            return
+        ids = [job_id for job_id, task in self._running.items() if task in pending]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        try:
+            await self.pool.execute(queries.JOB_RELEASE, ids, self.worker_id)
+            log.info("worker.released", jobs=[str(i) for i in ids])
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # Their leases run out by themselves instead.
+            log.warning("worker.release_failed", jobs=[str(i) for i in ids], error=type(exc).__name__)
 
     async def _claim(self) -> int:
         free = self.settings.worker_concurrency - len(self._running)
@@ -112,34 +130,53 @@ class Worker:
         ):
             log.info("job.started", attempt=job.attempts, source=job.source, force=job.force)
             try:
-                await self.syncer.run(job, self.worker_id)
-            except LeaseLost:
-                log.warning("job.lease_lost")
-            except JobFailed as exc:
-                await self._fail(job, str(exc))
-            except AttestrError as exc:
-                await self._attestr_failed(job, exc)
-            except AirtableNotConfigured as exc:
-                await self._wait(job, str(exc), datetime.now(timezone.utc) + timedelta(seconds=PAUSE_RETRY_S))
-            except (AirtableError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                await self._retry(job, _describe(exc))
-            except Exception as exc:
+                await self._run(job)
+            except Exception:
+                # Even recording the outcome failed (the database went away): the lease runs out
+                # and another worker takes the job over.
                 log.exception("job.crashed")
-                await self._retry(job, f"Internal error ({type(exc).__name__}); see the service log")
+
+    async def _run(self, job: Job) -> None:
+        try:
+            await self.syncer.run(job, self.worker_id)
+        except LeaseLost:
+            log.warning("job.lease_lost")
+        except JobFailed as exc:
+            await self._fail(job, str(exc))
+        except AttestrPaused as exc:
+            await self._wait(job, exc.reason, exc.until, waiting_on="attestr")
+        except AttestrNotConfigured as exc:
+            await self._wait(job, exc.message, self._later(PAUSE_RETRY_S))
+        except AttestrError as exc:
+            await self._attestr_failed(job, exc)
+        except AirtableNotConfigured as exc:
+            await self._wait(job, exc.message, self._later(PAUSE_RETRY_S))
+        except (AirtableError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            await self._retry(job, _describe(exc))
+        except Exception as exc:
+            log.exception("job.error")
+            await self._retry(job, f"Internal error ({type(exc).__name__}); see the service log")
 
     async def _attestr_failed(self, job: Job, exc: AttestrError) -> None:
-        now = datetime.now(timezone.utc)
         if exc.action is Action.FAIL:
             await self._fail(job, exc.message)
         elif exc.action is Action.PAUSE:
-            log.warning("attestr.paused", reason=exc.message, code=exc.code)
-            await self._wait(job, exc.message, now + timedelta(seconds=PAUSE_RETRY_S))
+            await self.syncer.gate.pause(exc.message, exc.code)
+            await self._wait(
+                job, exc.message, self._later(self.settings.attestr_probe_interval_s), waiting_on="attestr"
+            )
         elif exc.action is Action.WAIT_RESET:
-            await self._wait(job, exc.message, _next_ist_midnight(now))
+            reset = _next_ist_midnight(datetime.now(timezone.utc))
+            await self.syncer.gate.pause(exc.message, exc.code, reset)
+            await self._wait(job, exc.message, reset, waiting_on="attestr")
         elif exc.action is Action.RETRY_ONCE and job.attempts >= 2:
             await self._fail(job, exc.message)
         else:
             await self._retry(job, exc.message, soon=exc.action is Action.RETRY_SOON)
+
+    @staticmethod
+    def _later(seconds: float) -> datetime:
+        return datetime.now(timezone.utc) + timedelta(seconds=seconds)
 
     async def _retry(self, job: Job, error: str, *, soon: bool = False) -> None:
         """Try again later with exponential backoff and jitter, or fail after the last attempt."""
@@ -156,13 +193,20 @@ class Worker:
         log.warning("job.retrying", error=error, attempt=job.attempts, retry_in_s=round(delay, 1))
         await self._requeue(job, reason, error, run_after, counts_as_attempt=True)
 
-    async def _wait(self, job: Job, reason: str, until: datetime) -> None:
+    async def _wait(self, job: Job, reason: str, until: datetime, waiting_on: str | None = None) -> None:
         """Not the job's fault (Attestr paused, credentials missing): wait without using an attempt."""
-        text = f"{reason}; waiting until {until:%Y-%m-%d %H:%M} UTC"
-        await self._requeue(job, text, reason, until, counts_as_attempt=False)
+        text = f"{reason}; waiting until {until.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC"
+        await self._requeue(job, text, reason, until, counts_as_attempt=False, waiting_on=waiting_on)
 
     async def _requeue(
-        self, job: Job, reason: str, error: str, run_after: datetime, *, counts_as_attempt: bool
+        self,
+        job: Job,
+        reason: str,
+        error: str,
+        run_after: datetime,
+        *,
+        counts_as_attempt: bool,
+        waiting_on: str | None = None,
     ) -> None:
         status = await self.pool.fetchval(
             queries.JOB_REQUEUE,
@@ -173,6 +217,7 @@ class Worker:
             job.record_id,
             0 if counts_as_attempt else 1,
             self.worker_id,
+            waiting_on,
         )
         if status == "queued":
             await jobs.set_company_status(self.pool, job.record_id, "Waiting", reason)

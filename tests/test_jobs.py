@@ -62,7 +62,7 @@ async def test_a_retry_behind_a_newer_queued_job_hands_over_to_it(pool: asyncpg.
     await claim(pool)
     newer, _ = await jobs.enqueue(pool, A, None)
     later = datetime.now(timezone.utc) + timedelta(minutes=5)
-    status = await pool.fetchval(queries.JOB_REQUEUE, job.id, "waiting", later, "error", A, 0, "w1")
+    status = await pool.fetchval(queries.JOB_REQUEUE, job.id, "waiting", later, "error", A, 0, "w1", None)
     assert status == "failed"
     assert (await jobs.get(pool, newer.id)).status == "queued"  # type: ignore[union-attr]
     assert await pool.fetchval("SELECT run_after >= $2 FROM jobs WHERE id = $1", newer.id, later)

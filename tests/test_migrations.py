@@ -58,6 +58,6 @@ def test_two_processes_migrating_at_once(empty_db_url: str) -> None:
     ]
     outputs = [p.communicate(timeout=60)[0] for p in processes]
     assert [p.returncode for p in processes] == [0, 0], outputs
-    assert sum("applied 1 migration" in o for o in outputs) == 1, outputs
+    assert sum(f"applied {len(migration_files())} migration" in o for o in outputs) == 1, outputs
     assert sum("applied 0 migration" in o for o in outputs) == 1, outputs
     assert asyncio.run(_applied(empty_db_url)) == [p.name for p in migration_files()]
