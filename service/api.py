@@ -12,7 +12,7 @@ import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from . import jobs, queries, validation
+from . import jobs, queries, stats, validation
 from .auth import require_api_key
 from .errors import ApiError
 from .jobs import Job
@@ -121,12 +121,18 @@ def _fetch_message(job: Job) -> str:
     return f"Fetched {result.get('contacts_fetched', 0)} contacts and wrote them to Airtable"
 
 
+def _job_id(request: Request) -> int:
+    raw = request.path_params["job_id"]
+    if not (raw.isdigit() and len(raw) < 19):
+        raise ApiError(404, "not_found", f"No job {raw}")
+    return int(raw)
+
+
 async def get_job(request: Request) -> JSONResponse:
     require_api_key(request, request.app.state.settings.api_keys)
-    raw = request.path_params["job_id"]
-    job = await jobs.get(request.app.state.pool, int(raw)) if raw.isdigit() and len(raw) < 19 else None
+    job = await jobs.get(request.app.state.pool, _job_id(request))
     if job is None:
-        raise ApiError(404, "not_found", f"No job {raw}")
+        raise ApiError(404, "not_found", f"No job {request.path_params['job_id']}")
     return JSONResponse(job.document())
 
 
@@ -140,3 +146,22 @@ async def list_jobs(request: Request) -> JSONResponse:
     limit = validation.integer(request.query_params.get("limit"), "limit", 1, 500, default=100) or 100
     found = await jobs.list_jobs(request.app.state.pool, status, limit)
     return JSONResponse({"jobs": [job.document() for job in found]})
+
+
+async def retry_job(request: Request) -> JSONResponse:
+    """`POST /jobs/{id}/retry`: replay a failed job."""
+    await _authorized_json(request, optional=True)
+    try:
+        job, deduplicated = await jobs.retry(request.app.state.pool, _job_id(request))
+    except jobs.JobNotFound as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
+    except jobs.JobNotRetryable as exc:
+        raise ApiError(409, "invalid_state", str(exc)) from None
+    request.app.state.wake_worker()
+    return JSONResponse({**job.document(), "deduplicated": deduplicated}, status_code=202)
+
+
+async def stats_endpoint(request: Request) -> JSONResponse:
+    """`GET /stats`: jobs by state, queue age, Attestr paused or not, rows waiting for Airtable."""
+    require_api_key(request, request.app.state.settings.api_keys)
+    return JSONResponse(await stats.collect(request.app.state.pool, request.app.state.settings))

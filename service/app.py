@@ -60,6 +60,8 @@ ROUTES = [
     Route("/contacts/fetch", api.contacts_fetch, methods=["POST"]),
     Route("/jobs", api.list_jobs),
     Route("/jobs/{job_id}", api.get_job),
+    Route("/jobs/{job_id}/retry", api.retry_job, methods=["POST"]),
+    Route("/stats", api.stats_endpoint),
 ]
 
 

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import asyncpg
 import structlog
 import uvicorn
+from rich.console import Console
+from rich.table import Table
 
+from . import jobs, queries, stats
 from .app import create_app
+from .attestr_gate import AttestrGate
 from .config import Settings, load_settings
-from .database import database_url
+from .database import create_pool, database_url
 from .logs import configure_logging
 from .migrations import migrate
 from .runtime import Runtime
@@ -80,6 +86,131 @@ def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _with_pool(settings: Settings, work: Callable[[asyncpg.Pool], Awaitable[int]]) -> int:
+    """Run an operator command against the database (migrated first)."""
+
+    async def run() -> int:
+        pool = await create_pool(database_url(settings), max_size=2)
+        try:
+            async with pool.acquire() as conn:
+                await migrate(conn)
+            return await work(pool)
+        finally:
+            await pool.close()
+
+    return asyncio.run(run())
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, default=str))
+
+
+def _status(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(pool: asyncpg.Pool) -> int:
+        found = await stats.collect(pool, settings)
+        if args.json:
+            _print_json(found)
+            return 0
+        console = Console()
+        table = Table(title="Jobs", show_header=True)
+        for state in found["jobs"]:
+            table.add_column(state, justify="right")
+        table.add_row(*(str(n) for n in found["jobs"].values()))
+        console.print(table)
+        oldest = found["oldest_queued_s"]
+        console.print(f"Oldest queued job: {'none' if oldest is None else f'{oldest:.0f} s old'}")
+        _print_attestr(console, found["attestr"])
+        airtable = found["airtable"]
+        console.print(
+            f"Airtable: {airtable['contacts_waiting']} contact(s) and {airtable['companies_waiting']} "
+            f"company status(es) waiting to be written; {airtable['rows_failed']} row(s) refused; "
+            f"{airtable['rows_deleted_by_hand']} deleted by hand"
+        )
+        return 0
+
+    return _with_pool(settings, work)
+
+
+def _print_attestr(console: Console, state: dict[str, Any]) -> None:
+    limit = state["daily_call_limit"]
+    calls = f"{state['calls_today']} call(s) today" + (f" of {limit} allowed" if limit else "")
+    if state["paused"]:
+        until = state["resume_at"] or f"a probe at {state['next_probe_at']} succeeds"
+        console.print(f"Attestr: [bold red]paused[/] since {state['paused_at']}: {state['reason']}")
+        console.print(f"  until {until}, or `contact-sync attestr resume`; {calls}")
+    else:
+        console.print(f"Attestr: [green]calling[/]; {calls}")
+
+
+def _attestr(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(pool: asyncpg.Pool) -> int:
+        gate = AttestrGate(pool, settings)
+        if args.action == "resume":
+            woken = await gate.resume("resumed by an operator")
+            print(f"Attestr calls resumed; {woken} waiting job(s) woken")
+            return 0
+        state = await gate.state()
+        if args.json:
+            _print_json(state)
+        else:
+            _print_attestr(Console(), state)
+        return 0
+
+    return _with_pool(settings, work)
+
+
+def _jobs(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(pool: asyncpg.Pool) -> int:
+        if args.action == "list":
+            found = await jobs.list_jobs(pool, args.status, args.limit)
+            if args.json:
+                _print_json([job.document() for job in found])
+                return 0
+            table = Table("id", "status", "company", "cin", "attempts", "updated", "why")
+            for job in found:
+                table.add_row(
+                    str(job.id),
+                    job.status,
+                    job.record_id,
+                    job.cin or "",
+                    str(job.attempts),
+                    f"{job.updated_at:%Y-%m-%d %H:%M:%S}",
+                    job.last_error or job.wait_reason or "",
+                )
+            Console().print(table)
+            return 0
+        if args.action == "show":
+            job = await jobs.get(pool, args.id) if args.id else None
+            if job is None:
+                print(f"No job {args.id}", file=sys.stderr)
+                return 1
+            _print_json(job.document())
+            return 0
+        ids = [int(r["id"]) for r in await pool.fetch(queries.JOBS_FAILED_IDS)] if args.failed else [args.id]
+        if ids == [None]:
+            print("Name a job id, or --failed for every failed job", file=sys.stderr)
+            return 2
+        if not ids:
+            print("No failed jobs")
+            return 0
+        status = 0
+        for job_id in ids:
+            try:
+                job, deduplicated = await jobs.retry(pool, job_id)
+            except (jobs.JobNotFound, jobs.JobNotRetryable) as exc:
+                print(exc, file=sys.stderr)
+                status = 1
+                continue
+            print(
+                f"job {job_id}: "
+                + (f"job {job.id} is already queued for {job.record_id}" if deduplicated else "queued again")
+            )
+        await pool.execute(queries.NOTIFY_JOBS)
+        return status
+
+    return _with_pool(settings, work)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="contact-sync",
@@ -109,6 +240,46 @@ def _parser() -> argparse.ArgumentParser:
     )
     worker.set_defaults(run=_worker)
 
+    status = commands.add_parser(
+        "status",
+        help="jobs by state, queue age, Attestr paused or not, rows waiting for Airtable",
+        description="What the service is doing, from the database.\n\nexamples:\n  contact-sync status\n"
+        "  contact-sync status --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(run=_status)
+
+    jobs_cmd = commands.add_parser(
+        "jobs",
+        help="list, show and retry jobs",
+        description="Jobs of every process, from the database. A retried job starts again with its "
+        "attempts reset and reuses the Attestr answer it already paid for.\n\nexamples:\n"
+        "  contact-sync jobs list --status failed\n  contact-sync jobs show 42\n"
+        "  contact-sync jobs retry 42\n  contact-sync jobs retry --failed",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    jobs_cmd.add_argument("action", choices=["list", "show", "retry"])
+    jobs_cmd.add_argument("id", type=int, nargs="?", help="job id (show, retry)")
+    jobs_cmd.add_argument("--status", choices=list(jobs.STATES), help="list: only jobs in this state")
+    jobs_cmd.add_argument("--limit", type=int, default=50, help="list: how many, newest first (default 50)")
+    jobs_cmd.add_argument("--failed", action="store_true", help="retry: every failed job")
+    jobs_cmd.add_argument("--json", action="store_true", help="list: print JSON")
+    jobs_cmd.set_defaults(run=_jobs)
+
+    attestr = commands.add_parser(
+        "attestr",
+        help="whether Attestr calls are paused, and resume them",
+        description="Attestr calls pause for every job when credits run out, credentials or access "
+        "are refused, or a daily limit is reached. They resume when a probe call works, at the "
+        "daily reset, or with `resume`.\n\nexamples:\n  contact-sync attestr status\n"
+        "  contact-sync attestr resume",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    attestr.add_argument("action", choices=["status", "resume"])
+    attestr.add_argument("--json", action="store_true", help="status: print JSON")
+    attestr.set_defaults(run=_attestr)
+
     mig = commands.add_parser(
         "migrate",
         help="apply database migrations and exit",
@@ -123,5 +294,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     settings = load_settings()
-    configure_logging(settings.log_format, settings.log_level)
+    if args.command in ("serve", "worker"):
+        configure_logging(settings.log_format, settings.log_level)
+    else:  # an operator at a terminal: their command's output, and only warnings besides
+        configure_logging("console", "warning")
     sys.exit(args.run(settings, args))

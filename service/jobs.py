@@ -105,6 +105,32 @@ async def list_jobs(
     return [Job.from_row(r) for r in await conn.fetch(queries.JOB_LIST, status, limit)]
 
 
+class JobNotFound(Exception):
+    pass
+
+
+class JobNotRetryable(Exception):
+    pass
+
+
+async def retry(pool: asyncpg.Pool, job_id: int) -> tuple[Job, bool]:
+    """Replay a failed job (attempts reset; it reuses what it already paid Attestr for). When the
+    company already has a queued job, that one is returned instead, with True."""
+    row = await pool.fetchrow(queries.JOB_RETRY, job_id)
+    if row is not None:
+        job = Job.from_row(row)
+        await set_company_status(pool, job.record_id, "Queued")
+        log.info("job.replayed", job_id=str(job.id), record_id=job.record_id, cin=job.cin)
+        return job, False
+    job = await get(pool, job_id)
+    if job is None:
+        raise JobNotFound(f"No job {job_id}")
+    if job.status != "failed":
+        raise JobNotRetryable(f"Job {job_id} is {job.status}: only failed jobs can be retried")
+    queued = await pool.fetchrow(queries.JOB_QUEUED_FOR_COMPANY, job.record_id)
+    return Job.from_row(queued), True
+
+
 async def set_company_status(
     conn: asyncpg.Connection | asyncpg.Pool,
     record_id: str,

@@ -221,6 +221,7 @@ JOB_QUEUED_FOR_COMPANY = f"SELECT {JOB_COLUMNS} FROM jobs WHERE record_id = $1 A
 JOBS_FAILED_IDS = "SELECT id FROM jobs WHERE status = 'failed' ORDER BY id"
 
 NOTIFY_PUSH = "SELECT pg_notify('contact_sync', 'push')"
+NOTIFY_JOBS = "SELECT pg_notify('contact_sync', 'jobs')"
 
 JOB_FAIL = """
 UPDATE jobs SET status = 'failed', last_error = $2, lease_until = NULL, wait_reason = NULL,
@@ -450,3 +451,17 @@ SELECT p.din, p.name, p.phone_e164, p.email, p.addresses
 FROM unnest($1::bigint[]) WITH ORDINALITY AS wanted(id, position)
 JOIN people p ON p.id = wanted.id
 ORDER BY wanted.position"""
+
+# --- what an operator looks at (stats.py) -----------------------------------------------------
+
+STATS_JOBS = "SELECT status, count(*) AS n FROM jobs GROUP BY status"
+STATS_OLDEST_QUEUED = """
+SELECT EXTRACT(epoch FROM now() - min(created_at))::float8 AS any_s,
+       EXTRACT(epoch FROM now() - min(created_at) FILTER (WHERE run_after <= now()))::float8 AS due_s
+FROM jobs WHERE status = 'queued'"""
+STATS_AIRTABLE = """
+SELECT (SELECT count(*) FROM contacts_pending_sync) AS contacts,
+       (SELECT count(*) FROM companies
+        WHERE push_version > pushed_version AND NOT deleted_in_airtable) AS companies,
+       (SELECT count(*) FROM people WHERE push_error IS NOT NULL) AS failed_rows,
+       (SELECT count(*) FROM people WHERE deleted_in_airtable) AS deleted_by_hand"""

@@ -1,0 +1,34 @@
+"""What an operator looks at: `GET /stats` and `contact-sync status`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from . import jobs, queries
+from .attestr_gate import AttestrGate
+from .config import Settings
+
+
+async def collect(pool: asyncpg.Pool, settings: Settings) -> dict[str, Any]:
+    by_state = {state: 0 for state in jobs.STATES}
+    by_state.update({r["status"]: r["n"] for r in await pool.fetch(queries.STATS_JOBS)})
+    oldest = await pool.fetchrow(queries.STATS_OLDEST_QUEUED)
+    airtable = await pool.fetchrow(queries.STATS_AIRTABLE)
+    return {
+        "jobs": by_state,
+        "oldest_queued_s": _rounded(oldest["any_s"]),
+        "oldest_due_s": _rounded(oldest["due_s"]),
+        "attestr": await AttestrGate(pool, settings).state(),
+        "airtable": {
+            "contacts_waiting": airtable["contacts"],
+            "companies_waiting": airtable["companies"],
+            "rows_failed": airtable["failed_rows"],
+            "rows_deleted_by_hand": airtable["deleted_by_hand"],
+        },
+    }
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 1)
