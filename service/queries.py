@@ -141,32 +141,23 @@ ORDER BY id DESC
 LIMIT $2"""
 
 # Claim up to $1 jobs: due queued ones, and running ones whose worker stopped renewing its lease.
-# A company never has two jobs running at once: a new one waits behind the running one.
+# A company never has two jobs running at once: a queued job waits while the company has a
+# running one, even one whose lease ran out (that one is taken over first).
 JOB_CLAIM = f"""
-WITH due AS (
-    SELECT j.id, j.record_id, j.run_after FROM jobs j
-    WHERE ((j.status = 'queued' AND j.run_after <= now())
-           OR (j.status = 'running' AND j.lease_until < now()))
-      AND NOT EXISTS (
-          SELECT 1 FROM jobs r
-          WHERE r.record_id = j.record_id AND r.id <> j.id
-            AND r.status = 'running' AND r.lease_until >= now())
+WITH next AS (
+    SELECT j.id FROM jobs j
+    WHERE (j.status = 'queued' AND j.run_after <= now()
+           AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.record_id = j.record_id AND r.status = 'running'))
+       OR (j.status = 'running' AND j.lease_until < now())
     ORDER BY j.run_after, j.id
-    LIMIT $1 * 4
-    FOR UPDATE SKIP LOCKED
-), next AS (
-    SELECT id FROM (
-        SELECT id, run_after, row_number() OVER (PARTITION BY record_id ORDER BY id) AS nth FROM due
-    ) AS one_per_company
-    WHERE nth = 1
-    ORDER BY run_after, id
     LIMIT $1
+    FOR UPDATE SKIP LOCKED
 )
 UPDATE jobs SET status = 'running', attempts = jobs.attempts + 1, worker_id = $3,
     lease_until = now() + make_interval(secs => $2), wait_reason = NULL, waiting_on = NULL,
     updated_at = now()
 FROM next WHERE jobs.id = next.id
-RETURNING {", ".join("jobs." + c.strip() for c in JOB_COLUMNS.split(","))}"""
+RETURNING {', '.join('jobs.' + c.strip() for c in JOB_COLUMNS.split(','))}"""
 
 JOB_RENEW_LEASES = """
 UPDATE jobs SET lease_until = now() + make_interval(secs => $2)

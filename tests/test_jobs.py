@@ -83,3 +83,14 @@ async def test_job_document_shape(pool: asyncpg.Pool) -> None:
         "updated_at",
     }
     assert job.document()["id"] == str(job.id)
+
+
+async def test_a_taken_over_job_and_the_job_queued_behind_it_never_run_together(pool: asyncpg.Pool) -> None:
+    first, _ = await jobs.enqueue(pool, A, None)
+    await claim(pool, lease_s=0.05)
+    behind, _ = await jobs.enqueue(pool, A, None)
+    await asyncio.sleep(0.1)  # the first job's worker died: its lease ran out
+    assert [j.id for j in await claim(pool, worker="w2")] == [first.id]
+    assert await claim(pool, worker="w3") == []
+    await pool.execute("UPDATE jobs SET status = 'succeeded' WHERE id = $1", first.id)
+    assert [j.id for j in await claim(pool, worker="w3")] == [behind.id]
