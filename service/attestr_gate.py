@@ -66,10 +66,10 @@ class AttestrGate:
 
     async def pause(self, reason: str, code: str | None, resume_at: datetime | None = None) -> None:
         """Stop every Attestr call: until `resume_at` (a daily reset), else until a probe works."""
-        was_paused = await self.pool.fetchval(
+        newly_paused = await self.pool.fetchval(
             queries.ATTESTR_PAUSE, reason, code, resume_at, self.settings.attestr_probe_interval_s
         )
-        if not was_paused:
+        if newly_paused:
             log.warning(
                 "attestr.paused", reason=reason, code=code, until=resume_at.isoformat() if resume_at else None
             )

@@ -157,7 +157,7 @@ UPDATE jobs SET status = 'running', attempts = jobs.attempts + 1, worker_id = $3
     lease_until = now() + make_interval(secs => $2), wait_reason = NULL, waiting_on = NULL,
     updated_at = now()
 FROM next WHERE jobs.id = next.id
-RETURNING {', '.join('jobs.' + c.strip() for c in JOB_COLUMNS.split(','))}"""
+RETURNING {", ".join("jobs." + c.strip() for c in JOB_COLUMNS.split(","))}"""
 
 JOB_RENEW_LEASES = """
 UPDATE jobs SET lease_until = now() + make_interval(secs => $2)
@@ -291,11 +291,12 @@ CIN_UNLOCK = "SELECT pg_advisory_unlock(hashtextextended('attestr:' || $1, 0))"
 ATTESTR_TAKE_CALL = "SELECT * FROM attestr_take_call($1, $2)"
 ATTESTR_STATE = "SELECT * FROM attestr_state"
 
+# Returns whether this call started the pause (a pause already on keeps its start time; a
+# concurrent caller waits for the row and then sees that start time, not its own).
 ATTESTR_PAUSE = """
-WITH before AS (SELECT paused_reason IS NOT NULL AS was_paused FROM attestr_state FOR UPDATE)
 UPDATE attestr_state SET paused_reason = $1, paused_code = $2, paused_at = COALESCE(paused_at, now()),
     resume_at = $3, probe_after = now() + make_interval(secs => $4)
-RETURNING (SELECT was_paused FROM before)"""
+RETURNING paused_at = now() AS newly_paused"""
 
 # Resume: clear the pause and wake every job that waited for it.
 ATTESTR_RESUME = """

@@ -14,6 +14,7 @@ would in the Airtable UI (edit a cell, delete a row) without being rate-limited.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import random
 import string
@@ -145,6 +146,7 @@ class AirtableStandIn:
     base_id: str = "appStandIn0000001"
     rate_limit: int = 5
     cooldown_s: float = 30.0
+    delay_s: float = 0.0  # how long each API request takes, as Airtable's do
     tables: list[Table] = field(default_factory=default_tables)
     requests: list[dict[str, Any]] = field(default_factory=list)
     # Values a field refuses, as a real base does with a malformed email: (field name, value).
@@ -211,6 +213,9 @@ class AirtableStandIn:
         try:
             self._admit(request)
             self._base(request)
+            if self.delay_s:
+                await request.body()  # received in full: the write happens even if the caller goes away
+                await asyncio.sleep(self.delay_s)
             response = await self._route(request, entry)
         except AirtableError as error:
             response = error.response()

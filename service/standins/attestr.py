@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 PATH = "/api/v2/public/leadx/mca-cin-contact"
+TIMEOUT = 0  # a "failure code" that makes the stand-in hang instead of answering
 
 _ERRORS: dict[int, tuple[int, str]] = {
     4001: (400, "Invalid request. Please check the input."),
@@ -90,9 +92,20 @@ class AttestrStandIn:
     token: str = "standin-attestr-token"
     companies: dict[str, dict[str, Any]] = field(default_factory=lambda: copy.deepcopy(SAMPLE_COMPANIES))
     delay_s: float = 0.0
-    # Errors to answer with before the real answer, per CIN ("*" for every CIN): Attestr codes.
+    # Errors to answer with before the real answer, per CIN ("*" for every CIN): Attestr codes,
+    # or TIMEOUT to answer only after `hang_s` (longer than the client waits).
     failures: dict[str, list[int]] = field(default_factory=dict)
+    # Every call fails with this code until it is cleared (credits exhausted, say).
+    persistent_failure: int | None = None
+    # A share of calls fails at random with one of `random_codes`.
+    failure_rate: float = 0.0
+    random_codes: list[int] = field(default_factory=lambda: [5000, 5030, 4291, TIMEOUT])
+    hang_s: float = 5.0
+    seed: int = 7
     calls: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._random = random.Random(self.seed)
 
     def fail_next(self, cin: str, *codes: int) -> None:
         self.failures.setdefault(cin, []).extend(codes)
@@ -104,6 +117,10 @@ class AttestrStandIn:
         for key in (cin, "*"):
             if self.failures.get(key):
                 return self.failures[key].pop(0)
+        if self.persistent_failure is not None:
+            return self.persistent_failure
+        if self.failure_rate and self._random.random() < self.failure_rate:
+            return self._random.choice(self.random_codes)
         return None
 
     async def answer(self, request: Request) -> JSONResponse:
@@ -121,7 +138,10 @@ class AttestrStandIn:
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         if (code := self._next_failure(cin)) is not None:
-            return _error(code)
+            if code == TIMEOUT:
+                await asyncio.sleep(self.hang_s)
+            else:
+                return _error(code)
         data = copy.deepcopy(
             self.companies.get(cin) or {"valid": False, "message": "No data found for the given CIN."}
         )
@@ -143,7 +163,15 @@ class AttestrStandIn:
     async def _settings(self, request: Request) -> JSONResponse:
         body = await request.json()
         self.delay_s = float(body.get("delay_s", self.delay_s))
-        return JSONResponse({"delay_s": self.delay_s})
+        self.failure_rate = float(body.get("failure_rate", self.failure_rate))
+        self.persistent_failure = body.get("persistent_failure", self.persistent_failure)
+        return JSONResponse(
+            {
+                "delay_s": self.delay_s,
+                "failure_rate": self.failure_rate,
+                "persistent_failure": self.persistent_failure,
+            }
+        )
 
     async def _calls(self, _request: Request) -> JSONResponse:
         return JSONResponse({"calls": self.calls})
