@@ -8,6 +8,7 @@ template, and its URL (`db_url`) can be handed to child processes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -138,12 +139,38 @@ class ServiceProcess:
 
     def logs(self) -> list[dict]:
         """The JSON log lines the service has written so far."""
-        return [json.loads(line) for line in self.log_path.read_text().splitlines() if line.startswith("{")]
+        lines = []
+        for line in self.log_path.read_text().splitlines():
+            if line.startswith("{"):
+                with contextlib.suppress(ValueError):  # a line still being written
+                    lines.append(json.loads(line))
+        return lines
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         if self.process.poll() is None:
             self.process.send_signal(sig)
         return self.process.wait(timeout)
+
+
+def start_worker(tmp_path: Path, env: dict[str, str], name: str = "worker") -> ServiceProcess:
+    """`contact-sync worker` in a child process, once it has started."""
+    log_path = tmp_path / f"{name}.log"
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service", "worker"],
+            env={**os.environ, **env},
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=tmp_path,
+        )
+    worker = ServiceProcess(process, "", log_path)
+    deadline = time.monotonic() + 60
+    while not any(line["event"] == "worker.started" for line in worker.logs()):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the worker did not start:\n{log_path.read_text()}")
+        time.sleep(0.05)
+    return worker
 
 
 @contextmanager

@@ -1,0 +1,227 @@
+"""The engine with real processes: workers killed or stopped mid-job, PostgreSQL restarted under
+a running service, three workers sharing one database, many webhooks for one CIN at once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from service.database import start_embedded
+from service.standins.airtable import AirtableStandIn
+from service.standins.attestr import AttestrStandIn
+from tests.conftest import Running, ServiceProcess, run_service, start_worker
+from tests.flow import API_KEY, SECRET, Flow, service_env
+
+NILGIRI = "U72200KA2015PTC081234"
+
+
+def webhook(web: ServiceProcess, record_id: str, cin: str | None = NILGIRI) -> httpx.Response:
+    return httpx.post(
+        f"{web.url}/webhooks/airtable",
+        json={"record_id": record_id, "cin": cin},
+        headers={"X-Webhook-Secret": SECRET},
+        timeout=30,
+    )
+
+
+def job(web: ServiceProcess, job_id: str) -> dict[str, Any]:
+    return httpx.get(f"{web.url}/jobs/{job_id}", headers={"X-API-Key": API_KEY}, timeout=30).json()
+
+
+def wait_for(predicate: Any, timeout: float = 60, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def nothing_stuck(web: ServiceProcess) -> None:
+    stats = httpx.get(f"{web.url}/stats", headers={"X-API-Key": API_KEY}).json()
+    assert stats["jobs"]["queued"] == stats["jobs"]["running"] == stats["jobs"]["pushing"] == 0, stats
+    assert stats["airtable"]["contacts_waiting"] == 0, stats
+
+
+@pytest.fixture
+def env(db_url: str, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]) -> dict[str, str]:
+    """A web process without a worker, and workers started by the test."""
+    return {**service_env(db_url, airtable, attestr), "WORKER_IN_WEB": "false", "JOB_LEASE_S": "2"}
+
+
+def test_kill_9_mid_job_another_worker_finishes_it(
+    tmp_path: Path, env: dict[str, str], airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    attestr.standin.delay_s = 2.0
+    company = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri"})
+    with run_service(tmp_path, env) as web:
+        first = start_worker(tmp_path, env, "first")
+        job_id = webhook(web, company).json()["job_id"]
+        wait_for(lambda: attestr.standin.calls, what="the Attestr call")
+        first.process.kill()  # in the middle of the Attestr call
+        first.process.wait(10)
+        assert job(web, job_id)["status"] == "running"
+        second = start_worker(tmp_path, env, "second")
+        wait_for(lambda: job(web, job_id)["status"] == "succeeded", what="the job")
+        wait_for(lambda: len(airtable.standin.records("Contacts")) == 3, what="the contacts")
+        nothing_stuck(web)
+        assert second.stop() == 0
+    assert len(airtable.standin.records("Contacts")) == 3
+
+
+def test_kill_9_mid_push_never_duplicates_a_row(
+    tmp_path: Path, env: dict[str, str], airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    airtable.standin.delay_s = 1.0  # Airtable is slow to answer
+    company = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri"})
+    with run_service(tmp_path, env) as web:
+        first = start_worker(tmp_path, env, "first")
+        job_id = webhook(web, company).json()["job_id"]
+        wait_for(
+            lambda: any(r["path"].endswith("/Contacts") for r in airtable.standin.requests), what="a push"
+        )
+        first.process.kill()  # Airtable writes the rows, but the worker never hears back
+        first.process.wait(10)
+        wait_for(lambda: len(airtable.standin.records("Contacts")) == 3, what="the first write")
+        second = start_worker(tmp_path, env, "second")
+        wait_for(lambda: job(web, job_id)["status"] == "succeeded", what="the job")
+        nothing_stuck(web)
+        assert second.stop() == 0
+    contacts = airtable.standin.records("Contacts")
+    assert len(contacts) == 3  # the second push matched the rows on Contact Key
+    assert len({c["fields"]["Contact Key"] for c in contacts}) == 3
+    pushes = [r for r in airtable.standin.write_requests() if r["path"].endswith("/Contacts")]
+    assert len(pushes) == 2
+
+
+def test_sigterm_lets_the_job_finish_and_exits_0(
+    tmp_path: Path, env: dict[str, str], airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    attestr.standin.delay_s = 1.0
+    env = {**env, "JOB_LEASE_S": "10"}  # a grace period of 5 s
+    company = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri"})
+    with run_service(tmp_path, env) as web:
+        worker = start_worker(tmp_path, env)
+        job_id = webhook(web, company).json()["job_id"]
+        wait_for(lambda: attestr.standin.calls, what="the Attestr call")
+        started = time.monotonic()
+        assert worker.stop(signal.SIGTERM) == 0
+        assert time.monotonic() - started < 5
+        assert job(web, job_id)["status"] in ("pushing", "succeeded")  # its work is stored
+        assert "running" not in {job(web, job_id)["status"]}
+        successor = start_worker(tmp_path, env, "successor")
+        wait_for(lambda: job(web, job_id)["status"] == "succeeded", what="the job")
+        nothing_stuck(web)
+        assert successor.stop() == 0
+    assert len(attestr.standin.calls) == 1
+
+
+def test_sigterm_hands_back_a_job_that_cannot_finish_in_time(
+    tmp_path: Path, env: dict[str, str], airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    attestr.standin.delay_s = 6.0
+    env = {**env, "JOB_LEASE_S": "30", "ATTESTR_TIMEOUT_S": "10"}  # a grace period of 15 s is too long...
+    env_short = {**env, "JOB_LEASE_S": "3"}  # ...but 1.5 s is not
+    company = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri"})
+    with run_service(tmp_path, env) as web:
+        worker = start_worker(tmp_path, env_short)
+        job_id = webhook(web, company).json()["job_id"]
+        wait_for(lambda: attestr.standin.calls, what="the Attestr call")
+        started = time.monotonic()
+        assert worker.stop(signal.SIGTERM) == 0
+        assert time.monotonic() - started < 5
+        assert any(line["event"] == "worker.released" for line in worker.logs())
+        attestr.standin.delay_s = 0.0
+        successor = start_worker(tmp_path, env, "successor")  # takes it over at once, not after the lease
+        wait_for(lambda: job(web, job_id)["status"] == "succeeded", timeout=10, what="the job")
+        assert job(web, job_id)["attempts"] == 1  # the interrupted try did not count
+        nothing_stuck(web)
+        assert successor.stop() == 0
+
+
+def _pg_ctl(pgdata: Path, *args: str) -> None:
+    from pgserver._commands import pg_ctl
+
+    pg_ctl(list(args), pgdata=pgdata, user="pgserver" if os.geteuid() == 0 else None, timeout=30)
+
+
+def test_postgres_stopped_and_started_under_a_running_service(
+    tmp_path: Path, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    url = start_embedded(tmp_path / "db")  # a server of this test's own, to stop and start
+    pgdata = tmp_path / "db" / "postgres"
+    socket_dir = parse_qs(urlsplit(url).query)["host"][0]
+    companies = [airtable.standin.add_record("Companies", {"Company Name": f"C{i}"}) for i in range(6)]
+    with run_service(tmp_path, service_env(url, airtable, attestr)) as web:
+        accepted = [webhook(web, companies[0]).json()["job_id"]]
+        _pg_ctl(pgdata, "-w", "-m", "fast", "stop")
+        try:
+            refused = [webhook(web, record_id) for record_id in companies[1:4]]
+            assert [r.status_code for r in refused] == [503, 503, 503]
+            assert {r.json()["error"]["code"] for r in refused} == {"unavailable"}
+            assert httpx.get(f"{web.url}/ready").status_code == 503
+        finally:
+            _pg_ctl(pgdata, "-w", "-o", '-h ""', "-o", f"-k {socket_dir}", "-l", str(pgdata / "log"), "start")
+        wait_for(lambda: httpx.get(f"{web.url}/ready").status_code == 200, what="ready again")
+        accepted += [webhook(web, record_id).json()["job_id"] for record_id in companies[4:]]
+        for job_id in accepted:
+            wait_for(lambda job_id=job_id: job(web, job_id)["status"] == "succeeded", what=f"job {job_id}")
+        nothing_stuck(web)
+    assert len(airtable.standin.records("Contacts")) == 3
+
+
+def test_three_workers_share_the_queue_and_the_airtable_rate_limit(
+    tmp_path: Path, env: dict[str, str], airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    attestr.standin.delay_s = 0.1
+    companies = []
+    for i in range(24):
+        cin = f"U{20000 + i:05d}MH2018PTC{i:06d}"
+        attestr.standin.companies[cin] = {
+            "valid": True,
+            "businessName": f"C{i}",
+            "contacts": [
+                {
+                    "indexId": f"{40000000 + 3 * i + k}",
+                    "fullName": f"D {i} {k}",
+                    "mobileNumber": f"96{i:04d}{k:04d}",
+                }
+                for k in range(3)
+            ],
+        }
+        companies.append((airtable.standin.add_record("Companies", {"Company Name": f"C{i}"}), cin))
+    env = {**env, "JOB_LEASE_S": "30"}
+    with run_service(tmp_path, env) as web:
+        workers = [start_worker(tmp_path, env, f"w{i}") for i in range(3)]
+        job_ids = [webhook(web, record_id, cin).json()["job_id"] for record_id, cin in companies]
+        for job_id in job_ids:
+            wait_for(lambda job_id=job_id: job(web, job_id)["status"] == "succeeded", what=f"job {job_id}")
+        wait_for(lambda: len(airtable.standin.records("Contacts")) == 72, what="every contact")
+        nothing_stuck(web)
+        assert [worker.stop() for worker in workers] == [0, 0, 0]
+        assert all(job(web, job_id)["attempts"] == 1 for job_id in job_ids)
+    ran = [sum(1 for line in w.logs() if line["event"] == "job.started") for w in workers]
+    assert sum(ran) == 24 and sum(1 for n in ran if n) >= 2  # the work was shared
+    assert sorted(c["cin"] for c in attestr.standin.calls) == sorted(cin for _, cin in companies)
+    arrivals = sorted(r["at"] for r in airtable.standin.requests)
+    assert {r["status"] for r in airtable.standin.requests} == {200}
+    assert max(sum(1 for t in arrivals if start <= t < start + 1.0) for start in arrivals) <= 5
+
+
+def test_twenty_webhooks_for_one_cin_at_once_make_one_attestr_call(flow: Flow) -> None:
+    flow.attestr.delay_s = 0.5
+    companies = [flow.company(f"Branch {i}", NILGIRI) for i in range(20)]
+    with ThreadPoolExecutor(20) as pool:
+        responses = list(pool.map(lambda record_id: flow.webhook(record_id, NILGIRI), companies))
+    assert {r.status_code for r in responses} == {202}
+    for response in responses:
+        assert flow.wait_for_job(response.json()["job_id"], timeout=60)["status"] == "succeeded"
+    assert flow.attestr.calls_for(NILGIRI) == 1
+    contacts = flow.contacts()
+    assert len(contacts) == 3 and all(sorted(c["Company"]) == sorted(companies) for c in contacts)
