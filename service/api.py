@@ -14,9 +14,9 @@ from starlette.responses import JSONResponse
 
 from . import jobs, queries, stats, validation
 from .auth import require_api_key
+from .database import DATABASE_ERRORS
 from .errors import ApiError
 from .jobs import Job
-from .webhooks import DATABASE_ERRORS
 
 FETCH_WAIT_S = 25  # under the 30 s after which proxies commonly cut a request
 

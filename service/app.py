@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from . import api, webhooks
 from .config import Settings
+from .database import DATABASE_ERRORS
 from .errors import EXCEPTION_HANDLERS, error_response
 from .migrations import pending_migrations
 from .runtime import Runtime
@@ -43,7 +44,7 @@ async def ready(request: Request) -> JSONResponse:
     try:
         async with pool.acquire(timeout=2) as conn:
             pending = await pending_migrations(conn)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except DATABASE_ERRORS as exc:
         return error_response(503, "unavailable", f"The database is not reachable ({type(exc).__name__})")
     if pending:
         return error_response(503, "unavailable", f"Migrations not applied: {', '.join(pending)}")

@@ -72,6 +72,16 @@ async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10, **kwar
     return pool
 
 
+# What a lost, stopped or restarting database raises (InternalClientError: a connection left in
+# a broken state when the server went away mid-statement).
+DATABASE_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
+
 # Errors after which the whole transaction can simply run again: two upserts that met on a row
 # or a key at the same moment.
 RETRYABLE = (

@@ -14,6 +14,8 @@ from collections.abc import Callable
 import asyncpg
 import structlog
 
+from .database import DATABASE_ERRORS
+
 log = structlog.get_logger(__name__)
 
 CHANNEL = "contact_sync"
@@ -35,14 +37,14 @@ class Listener:
         while not stop.is_set():
             try:
                 conn = await asyncpg.connect(self.database_url, timeout=10)
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            except DATABASE_ERRORS:
                 await _sleep_unless(stop, delay)
                 delay = min(delay * 2, 30.0)
                 continue
             delay = 0.5
             try:
                 await self._listen(conn, stop)
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            except DATABASE_ERRORS:
                 pass
             finally:
                 with contextlib.suppress(Exception):

@@ -27,6 +27,7 @@ import structlog
 from . import jobs, queries
 from .airtable import Airtable, AirtableError, AirtableNotConfigured, AirtableRateLimited, AirtableUnavailable
 from .config import Settings
+from .database import DATABASE_ERRORS
 from .normalize import address_text
 from .wakeup import Wakeup
 
@@ -69,7 +70,7 @@ class Pusher:
             try:
                 busy = await self.push_once()
                 failures = 0
-            except (AirtableError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except (AirtableError, *DATABASE_ERRORS) as exc:
                 failures += 1
                 await self._say_why_jobs_wait(exc)
                 busy = False
@@ -90,7 +91,7 @@ class Pusher:
         )
         log.warning("airtable.push_waiting", reason=reason)
         if isinstance(exc, AirtableError):
-            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            with contextlib.suppress(*DATABASE_ERRORS):
                 await self.pool.execute(queries.JOBS_PUSHING_WAIT, reason)
 
     async def push_once(self) -> bool:

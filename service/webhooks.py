@@ -7,18 +7,16 @@ could not be stored is a 503, never a 202.
 
 from __future__ import annotations
 
-import asyncpg
 import structlog
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from . import jobs, validation
 from .auth import require_webhook_secret
+from .database import DATABASE_ERRORS
 from .errors import ApiError
 
 log = structlog.get_logger(__name__)
-
-DATABASE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
 
 async def airtable_webhook(request: Request) -> JSONResponse:

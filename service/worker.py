@@ -10,6 +10,7 @@ import asyncio
 import os
 import random
 import socket
+import time
 from datetime import datetime, timedelta, timezone
 
 import asyncpg
@@ -20,6 +21,7 @@ from .airtable import AirtableError, AirtableNotConfigured
 from .attestr import Action, AttestrError, AttestrNotConfigured
 from .attestr_gate import AttestrPaused
 from .config import Settings
+from .database import DATABASE_ERRORS
 from .jobs import Job
 from .sync import JobFailed, LeaseLost, Syncer
 from .wakeup import Wakeup
@@ -63,7 +65,11 @@ class Worker:
         renewer = asyncio.create_task(self._renew_leases(stop))
         try:
             while not stop.is_set():
-                claimed = await self._claim()
+                try:
+                    claimed = await self._claim()
+                except Exception:  # a bug must not stop the worker: log it and carry on
+                    log.exception("worker.loop_error")
+                    claimed = 0
                 if claimed and len(self._running) < self.settings.worker_concurrency:
                     continue  # more may be due
                 await self._wakeup.wait(stop, self.poll_s)
@@ -86,7 +92,7 @@ class Worker:
         try:
             await self.pool.execute(queries.JOB_RELEASE, ids, self.worker_id)
             log.info("worker.released", jobs=[str(i) for i in ids])
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except DATABASE_ERRORS as exc:
             # Their leases run out by themselves instead.
             log.warning("worker.release_failed", jobs=[str(i) for i in ids], error=type(exc).__name__)
 
@@ -96,7 +102,7 @@ class Worker:
             return 0
         try:
             rows = await self.pool.fetch(queries.JOB_CLAIM, free, self.settings.job_lease_s, self.worker_id)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except DATABASE_ERRORS as exc:
             log.warning("worker.claim_failed", error=type(exc).__name__)
             return 0
         for row in rows:
@@ -121,7 +127,7 @@ class Worker:
                         self.settings.job_lease_s,
                         self.worker_id,
                     )
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                except DATABASE_ERRORS as exc:
                     log.warning("worker.lease_renewal_failed", error=type(exc).__name__)
 
     async def _process(self, job: Job) -> None:
@@ -131,10 +137,24 @@ class Worker:
             log.info("job.started", attempt=job.attempts, source=job.source, force=job.force)
             try:
                 await self._run(job)
+            except DATABASE_ERRORS:
+                await self._retry_when_the_database_is_back(job)
             except Exception:
-                # Even recording the outcome failed (the database went away): the lease runs out
-                # and another worker takes the job over.
-                log.exception("job.crashed")
+                log.exception("job.crashed")  # its lease runs out and another worker takes it over
+
+    async def _retry_when_the_database_is_back(self, job: Job) -> None:
+        """The database went away mid-job, so even recording the failure failed: keep trying to
+        put the job back in the queue, rather than leave it `running` until its lease runs out."""
+        deadline = time.monotonic() + self.settings.job_lease_s
+        delay = 0.5
+        while time.monotonic() < deadline:
+            await asyncio.sleep(delay)
+            try:
+                await self._retry(job, "The database could not be reached")
+                return
+            except DATABASE_ERRORS:
+                delay = min(delay * 2, 5.0)
+        log.warning("job.left_to_lease", reason="the database stayed unreachable")
 
     async def _run(self, job: Job) -> None:
         try:
@@ -151,7 +171,7 @@ class Worker:
             await self._attestr_failed(job, exc)
         except AirtableNotConfigured as exc:
             await self._wait(job, exc.message, self._later(PAUSE_RETRY_S))
-        except (AirtableError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except (AirtableError, *DATABASE_ERRORS) as exc:
             await self._retry(job, _describe(exc))
         except Exception as exc:
             log.exception("job.error")

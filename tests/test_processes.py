@@ -158,7 +158,7 @@ def test_postgres_stopped_and_started_under_a_running_service(
     pgdata = tmp_path / "db" / "postgres"
     socket_dir = parse_qs(urlsplit(url).query)["host"][0]
     companies = [airtable.standin.add_record("Companies", {"Company Name": f"C{i}"}) for i in range(6)]
-    with run_service(tmp_path, service_env(url, airtable, attestr)) as web:
+    with run_service(tmp_path, {**service_env(url, airtable, attestr), "JOB_LEASE_S": "5"}) as web:
         accepted = [webhook(web, companies[0]).json()["job_id"]]
         _pg_ctl(pgdata, "-w", "-m", "fast", "stop")
         try:
