@@ -146,3 +146,47 @@ def test_the_api_is_closed_without_keys(tmp_path: Path, db_url: str) -> None:
         response = httpx.get(f"{svc.url}/jobs", headers=KEY)
         assert response.status_code == 503
         assert response.json()["error"]["code"] == "not_configured"
+
+
+def test_a_failed_job_is_replayed_through_the_api(flow: Flow) -> None:
+    flow.airtable.refused_values.add(("Email", "vikram@nilgiri.example"))
+    company = flow.company("Nilgiri", NILGIRI)
+    job_id = flow.webhook(company, NILGIRI).json()["job_id"]
+    assert flow.wait_for_job(job_id)["status"] == "failed"
+
+    not_failed = flow.company("Dormant", "U01100DL2020PTC365432")
+    other = flow.wait_for_job(flow.webhook(not_failed, "U01100DL2020PTC365432").json()["job_id"])
+    assert other["status"] == "succeeded"
+    refused = flow.http.post(f"/jobs/{other['id']}/retry", headers=KEY)
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "invalid_state"
+    assert flow.http.post("/jobs/999999/retry", headers=KEY).status_code == 404
+    assert flow.http.post(f"/jobs/{job_id}/retry").status_code == 401
+
+    flow.airtable.refused_values.clear()
+    replay = flow.http.post(f"/jobs/{job_id}/retry", headers=KEY)
+    assert replay.status_code == 202
+    assert (replay.json()["id"], replay.json()["status"], replay.json()["deduplicated"]) == (
+        job_id,
+        "queued",
+        False,
+    )
+    job = flow.wait_for_job(job_id)
+    assert job["status"] == "succeeded" and job["result"]["attestr_called"] is False
+    assert flow.attestr.calls_for(NILGIRI) == 1  # the replay reused the answer it had paid for
+    assert len(flow.contacts()) == 3
+
+
+def test_stats(flow: Flow) -> None:
+    company = flow.company("Nilgiri", NILGIRI)
+    flow.wait_for_job(flow.webhook(company, NILGIRI).json()["job_id"])
+    stats = flow.http.get("/stats", headers=KEY).json()
+    assert stats["jobs"] == {"queued": 0, "running": 0, "pushing": 0, "succeeded": 1, "failed": 0}
+    assert stats["oldest_queued_s"] is None
+    assert stats["attestr"]["paused"] is False and stats["attestr"]["calls_today"] == 1
+    assert set(stats["airtable"]) == {
+        "contacts_waiting",
+        "companies_waiting",
+        "rows_failed",
+        "rows_deleted_by_hand",
+    }
+    assert flow.http.get("/stats").status_code == 401
