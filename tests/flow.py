@@ -3,16 +3,19 @@ and pusher, talking HTTP to the Attestr and Airtable stand-ins running in the te
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 
 from service.config import Settings, load_settings
+from service.runtime import Runtime
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import PATH, AttestrStandIn
 from tests.conftest import Running, ServiceProcess, run_service
@@ -107,3 +110,20 @@ def settings_for(
 ) -> Settings:
     """Settings pointing at the stand-ins, for a runtime inside the test process."""
     return load_settings({**service_env("", airtable, attestr), **env}, env_file=None)
+
+
+@asynccontextmanager
+async def running_engine(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn], **env: str
+) -> AsyncIterator[Runtime]:
+    """The worker and the pusher inside the test process, on the test's database, polling fast."""
+    runtime = Runtime(settings_for(airtable, attestr, **{"JOB_RETRY_BASE_S": "0.05", **env}), pool)
+    runtime.worker.poll_s = 0.05
+    runtime.pusher.poll_s = 0.05
+    runtime.start_background()
+    try:
+        yield runtime
+    finally:
+        runtime.stop()
+        await asyncio.wait_for(runtime.wait(), 30)
+        await runtime.attestr.aclose()

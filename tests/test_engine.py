@@ -5,20 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import asyncpg
 from structlog.testing import capture_logs
 
 from service import jobs
-from service.runtime import Runtime
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
 from tests.conftest import Running
-from tests.flow import settings_for
+from tests.flow import running_engine
 
-FAST = {"JOB_RETRY_BASE_S": "0.05", "ATTESTR_TIMEOUT_S": "0.3", "AIRTABLE_RATE_LIMIT_RPS": "50"}
+FAST = {"ATTESTR_TIMEOUT_S": "0.3", "AIRTABLE_RATE_LIMIT_RPS": "50"}
 
 
 def many_companies(
@@ -47,22 +44,6 @@ def many_companies(
     return out
 
 
-@asynccontextmanager
-async def engine(
-    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn], **env: str
-) -> AsyncIterator[Runtime]:
-    runtime = Runtime(settings_for(airtable, attestr, **{**FAST, **env}), pool)
-    runtime.worker.poll_s = 0.05
-    runtime.pusher.poll_s = 0.05
-    runtime.start_background()
-    try:
-        yield runtime
-    finally:
-        runtime.stop()
-        await asyncio.wait_for(runtime.wait(), 30)
-        await runtime.attestr.aclose()
-
-
 async def states(pool: asyncpg.Pool) -> dict[str, int]:
     return {
         r["status"]: r["n"] for r in await pool.fetch("SELECT status, count(*) AS n FROM jobs GROUP BY 1")
@@ -82,7 +63,7 @@ async def test_attestr_failing_at_random_every_job_ends_and_none_is_stuck(
     companies = many_companies(airtable, attestr, 16)
     attestr.standin.failure_rate = 0.5  # 5xx, per-second limits and timeouts
     attestr.standin.hang_s = 1.0
-    async with engine(pool, airtable, attestr, JOB_MAX_ATTEMPTS="4"):
+    async with running_engine(pool, airtable, attestr, **FAST, JOB_MAX_ATTEMPTS="4"):
         for record_id, cin in companies:
             await jobs.enqueue(pool, record_id, cin)
 
@@ -105,7 +86,7 @@ async def test_credits_exhausted_mid_batch_no_job_fails_calls_stop_and_resume_co
     pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
 ) -> None:
     companies = many_companies(airtable, attestr, 10)
-    async with engine(pool, airtable, attestr, WORKER_CONCURRENCY="2") as runtime:
+    async with running_engine(pool, airtable, attestr, **FAST, WORKER_CONCURRENCY="2") as runtime:
         with capture_logs() as logs:
             for record_id, cin in companies[:3]:
                 await jobs.enqueue(pool, record_id, cin)
@@ -159,7 +140,7 @@ async def test_the_probe_lets_one_job_through_and_its_success_resumes_the_others
 ) -> None:
     companies = many_companies(airtable, attestr, 5)
     attestr.standin.persistent_failure = 4016  # bad credentials
-    async with engine(pool, airtable, attestr, ATTESTR_PROBE_INTERVAL_S="1"):
+    async with running_engine(pool, airtable, attestr, **FAST, ATTESTR_PROBE_INTERVAL_S="1"):
         for record_id, cin in companies:
             await jobs.enqueue(pool, record_id, cin)
 
@@ -188,8 +169,8 @@ async def test_the_daily_call_limit_pauses_until_the_reset(
     pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
 ) -> None:
     companies = many_companies(airtable, attestr, 4)
-    async with engine(
-        pool, airtable, attestr, ATTESTR_DAILY_CALL_LIMIT="2", WORKER_CONCURRENCY="1"
+    async with running_engine(
+        pool, airtable, attestr, **FAST, ATTESTR_DAILY_CALL_LIMIT="2", WORKER_CONCURRENCY="1"
     ) as runtime:
         for record_id, cin in companies:
             await jobs.enqueue(pool, record_id, cin)
@@ -212,7 +193,7 @@ async def test_a_replayed_job_reuses_what_it_paid_for(
 ) -> None:
     ((record_id, cin),) = many_companies(airtable, attestr, 1)
     airtable.standin.refused_values.add(("Name", "Director 0-1"))
-    async with engine(pool, airtable, attestr):
+    async with running_engine(pool, airtable, attestr, **FAST):
         job, _ = await jobs.enqueue(pool, record_id, cin, force=True)
 
         async def failed() -> bool:
@@ -222,10 +203,9 @@ async def test_a_replayed_job_reuses_what_it_paid_for(
         airtable.standin.refused_values.clear()  # someone fixed the base
         replayed, deduplicated = await jobs.retry(pool, job.id)
         assert (replayed.id, replayed.status, replayed.attempts, deduplicated) == (job.id, "queued", 0, False)
-        runtime_wake = replayed  # the listener is not running here; the worker polls
 
-        async def succeeded() -> bool:
-            return (await jobs.get(pool, runtime_wake.id)).status == "succeeded"  # type: ignore[union-attr]
+        async def succeeded() -> bool:  # no listener here: the worker finds it by polling
+            return (await jobs.get(pool, replayed.id)).status == "succeeded"  # type: ignore[union-attr]
 
         await until(succeeded)
     assert len(attestr.standin.calls) == 1  # the replay did not pay again, although forced

@@ -5,36 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 
 import asyncpg
 from structlog.testing import capture_logs
 
 from service import jobs
-from service.runtime import Runtime
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
 from tests.conftest import Running
-from tests.flow import settings_for
+from tests.flow import running_engine
 
 CIN = "U72200KA2015PTC081234"
-
-
-@asynccontextmanager
-async def running(
-    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn], **env: str
-) -> AsyncIterator[Runtime]:
-    runtime = Runtime(settings_for(airtable, attestr, **env), pool)
-    runtime.worker.retry_base_s = 0.05
-    runtime.worker.poll_s = 0.05
-    runtime.start_background()
-    try:
-        yield runtime
-    finally:
-        runtime.stop()
-        await asyncio.wait_for(runtime.wait(), 10)
-        await runtime.attestr.aclose()
 
 
 async def until(
@@ -63,7 +45,7 @@ async def test_transient_errors_are_retried_until_the_answer_comes(
     record = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri"})
     attestr.standin.fail_next(CIN, 5030, 5000)
     with capture_logs() as logs:
-        async with running(pool, airtable, attestr):
+        async with running_engine(pool, airtable, attestr):
             job, _ = await jobs.enqueue(pool, record, CIN)
             job = await until(pool, job.id, lambda j: j.finished)
     assert job.status == "succeeded" and job.attempts == 3
@@ -77,7 +59,7 @@ async def test_a_malformed_request_fails_at_once(
 ) -> None:
     record = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri"})
     attestr.standin.fail_next(CIN, 4001)
-    async with running(pool, airtable, attestr):
+    async with running_engine(pool, airtable, attestr):
         job, _ = await jobs.enqueue(pool, record, CIN)
         job = await until(pool, job.id, lambda j: j.finished)
     assert (job.status, job.attempts) == ("failed", 1)
@@ -90,7 +72,7 @@ async def test_could_not_be_processed_fails_after_one_retry(
 ) -> None:
     record = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri"})
     attestr.standin.fail_next(CIN, 5001, 5001, 5001)
-    async with running(pool, airtable, attestr):
+    async with running_engine(pool, airtable, attestr):
         job, _ = await jobs.enqueue(pool, record, CIN)
         job = await until(pool, job.id, lambda j: j.finished)
     assert (job.status, job.attempts) == ("failed", 2)
@@ -102,7 +84,7 @@ async def test_attempts_run_out(
 ) -> None:
     record = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri"})
     attestr.standin.fail_next(CIN, *[5030] * 10)
-    async with running(pool, airtable, attestr, JOB_MAX_ATTEMPTS="3"):
+    async with running_engine(pool, airtable, attestr, JOB_MAX_ATTEMPTS="3"):
         job, _ = await jobs.enqueue(pool, record, CIN)
         job = await until(pool, job.id, lambda j: j.finished)
     assert (job.status, job.attempts) == ("failed", 3)
@@ -115,7 +97,7 @@ async def test_exhausted_credits_make_jobs_wait_not_fail(
     record = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri"})
     attestr.standin.fail_next(CIN, 4005)
     with capture_logs() as logs:
-        async with running(pool, airtable, attestr):
+        async with running_engine(pool, airtable, attestr):
             job, _ = await jobs.enqueue(pool, record, CIN)
             job = await until(pool, job.id, lambda j: j.wait_reason is not None)
     assert (job.status, job.attempts) == ("queued", 0)
@@ -129,7 +111,7 @@ async def test_a_missing_attestr_token_waits_naming_the_variable(
     pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
 ) -> None:
     record = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri"})
-    async with running(pool, airtable, attestr, ATTESTR_API_KEY=""):
+    async with running_engine(pool, airtable, attestr, ATTESTR_API_KEY=""):
         job, _ = await jobs.enqueue(pool, record, CIN)
         job = await until(pool, job.id, lambda j: j.wait_reason is not None)
     assert job.status == "queued" and "ATTESTR_API_KEY" in (job.wait_reason or "")
@@ -141,7 +123,7 @@ async def test_per_second_limits_retry_soon(
 ) -> None:
     record = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri"})
     attestr.standin.fail_next(CIN, 4291)
-    async with running(pool, airtable, attestr):
+    async with running_engine(pool, airtable, attestr):
         job, _ = await jobs.enqueue(pool, record, CIN)
         job = await until(pool, job.id, lambda j: j.wait_reason is not None)
         delay = await pool.fetchval(
