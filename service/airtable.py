@@ -18,7 +18,7 @@ import structlog
 from pyairtable import Api
 
 from .config import Settings
-from .ratelimit import AirtableRateLimit
+from .ratelimit import AirtableRateLimit, LocalPacing
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -79,13 +79,15 @@ def _error_from(exc: requests.HTTPError) -> AirtableError:
 
 
 class Airtable:
-    def __init__(self, settings: Settings, pool: asyncpg.Pool) -> None:
+    def __init__(self, settings: Settings, pool: asyncpg.Pool | None) -> None:
+        """With a pool, requests share the base's rate limit with every process; without one
+        (a command run while the database is away) this process paces itself."""
         self.settings = settings
-        self.limit = AirtableRateLimit(
-            pool,
-            settings.airtable_base_id or "",
-            settings.airtable_rate_limit_rps,
-            settings.airtable_cooldown_s,
+        rps, cooldown = settings.airtable_rate_limit_rps, settings.airtable_cooldown_s
+        self.limit: AirtableRateLimit | LocalPacing = (
+            AirtableRateLimit(pool, settings.airtable_base_id or "", rps, cooldown)
+            if pool is not None
+            else LocalPacing(rps, cooldown)
         )
         self._api = Api(
             settings.airtable_api_key or "unset",
@@ -130,12 +132,22 @@ class Airtable:
             log.warning("airtable.rate_limited", cooldown_s=self.settings.airtable_cooldown_s)
         raise error
 
+    async def whoami(self) -> dict[str, Any]:
+        return await self.call(self._api.whoami)
+
+    async def schema(self) -> Any:
+        """The base's schema (tables, fields and their types)."""
+        return await self.call(
+            lambda: self._api.base(self.settings.airtable_base_id or "").schema(force=True)
+        )
+
+    async def create_field(self, table_id: str, name: str, kind: str, options: dict[str, Any] | None) -> None:
+        await self.call(self._table(table_id).create_field, name, kind, options=options)
+
     async def fields(self, *, refresh: bool = False) -> dict[str, set[str]]:
         """The field names of the Companies and Contacts tables, from the base's schema."""
         if self._fields is None or refresh:
-            schema = await self.call(
-                lambda: self._api.base(self.settings.airtable_base_id or "").schema(force=True)
-            )
+            schema = await self.schema()
             found: dict[str, set[str]] = {}
             for key, name in (
                 ("companies", self.settings.airtable_companies_table),

@@ -16,7 +16,7 @@ import uvicorn
 from rich.console import Console
 from rich.table import Table
 
-from . import jobs, queries, stats
+from . import doctor, jobs, queries, stats
 from .app import create_app
 from .attestr_gate import AttestrGate
 from .config import Settings, load_settings
@@ -211,6 +211,19 @@ def _jobs(settings: Settings, args: argparse.Namespace) -> int:
     return _with_pool(settings, work)
 
 
+def _doctor(settings: Settings, args: argparse.Namespace) -> int:
+    checks = asyncio.run(doctor.run(settings, fix=args.fix))
+    console = Console()
+    marks = {doctor.OK: "[green]✓[/]", doctor.WARN: "[yellow]![/]", doctor.FAIL: "[red]✗[/]"}
+    for check in checks:
+        console.print(f"{marks[check.status]} {check.name}: {check.detail}", highlight=False)
+        if check.fix and check.status != doctor.OK:
+            console.print(f"    → {check.fix}", highlight=False)
+    failed = sum(1 for c in checks if c.status == doctor.FAIL)
+    console.print(f"\n{failed} problem(s)" if failed else "\nEverything the service needs is in place.")
+    return 1 if failed else 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="contact-sync",
@@ -279,6 +292,19 @@ def _parser() -> argparse.ArgumentParser:
     attestr.add_argument("action", choices=["status", "resume"])
     attestr.add_argument("--json", action="store_true", help="status: print JSON")
     attestr.set_defaults(run=_attestr)
+
+    doc = commands.add_parser(
+        "doctor",
+        help="check the database, credentials and the Airtable base; --fix what it can",
+        description="Checks: database reachable and migrated; Attestr token present; Airtable token "
+        "valid and allowed to read the schema and read and write records; both tables and every "
+        "configured field present with a suitable type. --fix applies migrations and creates "
+        "missing fields (the token then needs schema.bases:write).\n\nexamples:\n"
+        "  contact-sync doctor\n  contact-sync doctor --fix",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    doc.add_argument("--fix", action="store_true", help="apply migrations and create missing fields")
+    doc.set_defaults(run=_doctor)
 
     mig = commands.add_parser(
         "migrate",

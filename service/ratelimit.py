@@ -44,3 +44,23 @@ class AirtableRateLimit:
     async def block(self) -> None:
         """Airtable answered 429: no process sends to this base until the cool-down has passed."""
         await self.pool.execute(queries.RATE_BLOCK, self.base_id, self.cooldown_s)
+
+
+class LocalPacing:
+    """For a one-off command that runs without the database (`doctor`): requests spaced out so
+    that this process alone stays under the limit."""
+
+    def __init__(self, requests_per_second: float, cooldown_s: float) -> None:
+        self.interval_s = 1.0 / requests_per_second + WINDOW_MARGIN_S / 5
+        self.cooldown_s = cooldown_s
+        self._next = 0.0
+
+    async def acquire(self) -> None:
+        loop = asyncio.get_running_loop()
+        wait = self._next - loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self._next = max(self._next, loop.time()) + self.interval_s
+
+    async def block(self) -> None:
+        self._next = asyncio.get_running_loop().time() + self.cooldown_s

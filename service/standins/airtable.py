@@ -30,6 +30,30 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 MAX_RECORDS_PER_WRITE = 10
+ALL_SCOPES = frozenset(
+    {
+        "data.records:read",
+        "data.records:write",
+        "schema.bases:read",
+        "schema.bases:write",
+        "webhook:manage",
+    }
+)
+_FIELD_TYPES = {
+    "singleLineText",
+    "multilineText",
+    "richText",
+    "phoneNumber",
+    "email",
+    "url",
+    "number",
+    "checkbox",
+    "date",
+    "dateTime",
+    "singleSelect",
+    "multipleSelects",
+    "multipleRecordLinks",
+}
 _TEXT_TYPES = {"singleLineText", "multilineText", "phoneNumber", "richText", "url"}
 _COMPUTED_TYPES = {
     "formula",
@@ -99,6 +123,10 @@ def _select(*names: str) -> dict[str, Any]:
     return {"choices": [{"id": _new_id("sel"), "name": n} for n in names]}
 
 
+def _link(table_id: str) -> dict[str, Any]:
+    return {"linkedTableId": table_id, "isReversed": False, "prefersSingleRecordLink": False}
+
+
 def default_tables() -> list[Table]:
     """The Companies and Contacts tables the design describes, plus fields people edit."""
     companies = Table(
@@ -126,7 +154,7 @@ def default_tables() -> list[Table]:
             Field("Email", "email"),
             Field("DIN", "singleLineText"),
             Field("Address", "multilineText"),
-            Field("Company", "multipleRecordLinks", {"linkedTableId": companies.id}),
+            Field("Company", "multipleRecordLinks", _link(companies.id)),
             Field("Contact Key", "singleLineText"),
             Field("Phone Type", "singleSelect", _select("Mobile", "Landline")),
             Field("Status", "singleSelect", _select("New", "Contacted", "Interested", "Not interested")),
@@ -147,6 +175,7 @@ class AirtableStandIn:
     rate_limit: int = 5
     cooldown_s: float = 30.0
     delay_s: float = 0.0  # how long each API request takes, as Airtable's do
+    scopes: set[str] = field(default_factory=lambda: set(ALL_SCOPES))  # what the token was granted
     tables: list[Table] = field(default_factory=default_tables)
     requests: list[dict[str, Any]] = field(default_factory=list)
     # Values a field refuses, as a real base does with a malformed email: (field name, value).
@@ -194,8 +223,27 @@ class AirtableStandIn:
             raise AirtableError(429, "RATE_LIMIT_REACHED", "Rate limit exceeded. Please try again later")
         self._window.append(now)
 
+    def _scope(self, request: Request) -> None:
+        path, method = request.url.path, request.method
+        if path.startswith("/v0/meta/whoami"):
+            return
+        if path.startswith("/v0/meta/"):
+            needed = "schema.bases:write" if method != "GET" else "schema.bases:read"
+        else:
+            needed = (
+                "data.records:read"
+                if method == "GET" or path.endswith("/listRecords")
+                else "data.records:write"
+            )
+        if needed not in self.scopes:
+            raise AirtableError(
+                403,
+                "INVALID_PERMISSIONS_OR_MODEL_NOT_FOUND",
+                "Invalid permissions, or the requested model was not found.",
+            )
+
     def _base(self, request: Request) -> None:
-        if request.path_params["base"] != self.base_id:
+        if "base" in request.path_params and request.path_params["base"] != self.base_id:
             raise AirtableError(
                 403,
                 "INVALID_PERMISSIONS_OR_MODEL_NOT_FOUND",
@@ -212,6 +260,7 @@ class AirtableStandIn:
         self.requests.append(entry)
         try:
             self._admit(request)
+            self._scope(request)
             self._base(request)
             if self.delay_s:
                 await request.body()  # received in full: the write happens even if the caller goes away
@@ -223,6 +272,12 @@ class AirtableStandIn:
         return response
 
     async def _route(self, request: Request, entry: dict[str, Any]) -> JSONResponse:
+        if request.url.path == "/v0/meta/whoami":
+            return JSONResponse({"id": "usrStandIn0000001"})
+        if request.url.path.endswith("/fields"):
+            return JSONResponse(
+                self._create_field(self.table(request.path_params["table"]), await self._json(request))
+            )
         if request.url.path.startswith("/v0/meta/"):
             return JSONResponse({"tables": [t.schema() for t in self.tables]})
         table = self.table(request.path_params["table"])
@@ -283,6 +338,34 @@ class AirtableStandIn:
                 422, "INVALID_REQUEST_UNKNOWN", "Invalid request: parameter validation failed"
             )
         return body
+
+    def _create_field(self, table: Table, body: dict[str, Any]) -> dict[str, Any]:
+        name, kind, options = body.get("name"), body.get("type"), body.get("options") or {}
+        if not isinstance(name, str) or not name.strip() or any(f.name == name for f in table.fields):
+            raise AirtableError(
+                422, "DUPLICATE_OR_EMPTY_FIELD_NAME", f'Field name "{name}" is empty or already used'
+            )
+        if kind not in _FIELD_TYPES:
+            raise AirtableError(422, "INVALID_FIELD_TYPE", f'Field type "{kind}" cannot be created')
+        if kind in ("singleSelect", "multipleSelects"):
+            choices = options.get("choices") if isinstance(options, dict) else None
+            options = {"choices": [{"id": _new_id("sel"), "name": c["name"]} for c in choices or []]}
+        if kind == "multipleRecordLinks":
+            linked = options.get("linkedTableId") if isinstance(options, dict) else None
+            if not any(t.id == linked for t in self.tables):
+                raise AirtableError(
+                    422, "INVALID_FIELD_TYPE_OPTIONS_FOR_CREATE", "linkedTableId must name a table"
+                )
+        if kind == "multipleRecordLinks":
+            options = _link(options["linkedTableId"])
+        created = Field(name, kind, options if isinstance(options, dict) else {})
+        table.fields.append(created)
+        return created.schema()
+
+    def remove_field(self, table: str, name: str) -> None:
+        """Delete a field, as a person can in the UI."""
+        t = self.table(table)
+        t.fields = [f for f in t.fields if f.name != name]
 
     # --- records ---
 
@@ -534,7 +617,9 @@ class AirtableStandIn:
         api = ["GET", "POST", "PATCH", "PUT", "DELETE"]
         return Starlette(
             routes=[
+                Route("/v0/meta/whoami", self.handle, methods=["GET"]),
                 Route("/v0/meta/bases/{base}/tables", self.handle, methods=["GET"]),
+                Route("/v0/meta/bases/{base}/tables/{table}/fields", self.handle, methods=["POST"]),
                 Route("/v0/{base}/{table}", self.handle, methods=api),
                 Route("/v0/{base}/{table}/{record}", self.handle, methods=api),
                 Route("/_standin/requests", self._requests, methods=["GET"]),
