@@ -7,20 +7,23 @@
 // Input variables (left of the script editor, "+ Add input variable"):
 //   recordId  ->  the triggering record's "Airtable record ID"
 //   cin       ->  the triggering record's CIN field
+//   refresh   ->  (only in the "Refresh Contacts" automation) the record's Refresh Contacts field:
+//                 ticked, it makes the service fetch again even if a recent answer is stored
 //
 // Set the two constants below: where contact-sync runs, and one of its WEBHOOK_SECRETS.
 
 const SERVICE_URL = "https://contact-sync.example.com";
 const WEBHOOK_SECRET = "paste-one-of-WEBHOOK_SECRETS-here";
 
-const { recordId, cin } = input.config();
+const { recordId, cin, refresh } = input.config();
 
 let response;
 try {
     response = await fetch(`${SERVICE_URL.replace(/\/+$/, "")}/webhooks/airtable`, {
         method: "POST",
         headers: { "Content-Type": "application/json", "X-Webhook-Secret": WEBHOOK_SECRET },
-        body: JSON.stringify({ record_id: recordId, cin: cin ? String(cin).trim() : null }),
+        body: JSON.stringify({ record_id: recordId, cin: cin ? String(cin).trim() : null, refresh: refresh === true }),
+
     });
 } catch (error) {
     throw new Error(`contact-sync could not be reached at ${SERVICE_URL}: ${error.message}`);

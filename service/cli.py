@@ -14,9 +14,11 @@ import asyncpg
 import structlog
 import uvicorn
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
-from . import doctor, jobs, queries, stats
+from . import backfill, doctor, jobs, queries, stats
+from .airtable import Airtable
 from .app import create_app
 from .attestr_gate import AttestrGate
 from .config import Settings, load_settings
@@ -224,6 +226,58 @@ def _doctor(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _backfill(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(pool: asyncpg.Pool) -> int:
+        airtable = Airtable(settings, pool)
+        if airtable.missing:
+            print(f"Airtable is not configured: set {' and '.join(airtable.missing)}", file=sys.stderr)
+            return 2
+        console = Console()
+        with console.status("Reading the Companies table…") as status:
+            found = await backfill.plan(
+                pool,
+                airtable,
+                settings,
+                every=args.all,
+                on_page=lambda n: status.update(f"Reading the Companies table… {n} companies with a CIN"),
+            )
+        console.print(
+            f"{found.with_cin} companies with a CIN; {found.already_synced} already have contacts"
+            + (" (synced again with --all)" if args.all else "")
+        )
+        for record_id, raw in found.invalid:
+            console.print(f"  skipped {record_id}: {raw!r} is not a valid CIN or LLPIN", highlight=False)
+        console.print(
+            f"{len(found.to_sync)} to sync, costing about [bold]{found.attestr_calls}[/] Attestr "
+            "call(s) (CINs answered recently are not paid for again)"
+        )
+        if args.dry_run or not found.to_sync:
+            return 0
+        with Progress(console=console) as progress:
+            task = progress.add_task("Queueing", total=len(found.to_sync))
+            new = await backfill.enqueue(pool, found, on_queued=lambda: progress.advance(task))
+        console.print(
+            f"Queued {new} job(s) ({len(found.to_sync) - new} were queued already). "
+            "Follow them with `contact-sync status`."
+        )
+        return 0
+
+    return _with_pool(settings, work)
+
+
+def _airtable(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(pool: asyncpg.Pool) -> int:
+        people, companies = await backfill.resync(pool, restore_deleted=args.restore_deleted)
+        minutes = (people + companies) / (settings.airtable_rate_limit_rps * 10) / 60
+        print(
+            f"Marked {people} contact(s) and {companies} company status(es) for Airtable; the running "
+            f"service writes them (about {minutes:.1f} min at the rate limit)."
+        )
+        return 0
+
+    return _with_pool(settings, work)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="contact-sync",
@@ -305,6 +359,32 @@ def _parser() -> argparse.ArgumentParser:
     )
     doc.add_argument("--fix", action="store_true", help="apply migrations and create missing fields")
     doc.set_defaults(run=_doctor)
+
+    back = commands.add_parser(
+        "backfill",
+        help="queue a sync for every company with a CIN and no contacts yet",
+        description="Reads the Companies table, skips companies that already have contacts (unless "
+        "--all), says how many Attestr calls that will cost, and queues the syncs with a progress "
+        "bar.\n\nexamples:\n  contact-sync backfill --dry-run\n  contact-sync backfill\n"
+        "  contact-sync backfill --all",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    back.add_argument("--all", action="store_true", help="every company with a CIN, also those synced")
+    back.add_argument("--dry-run", action="store_true", help="print what it would do and the cost, then stop")
+    back.set_defaults(run=_backfill)
+
+    air = commands.add_parser(
+        "airtable",
+        help="Airtable maintenance: resync",
+        description="resync: mark every contact and company status to be written to Airtable again "
+        "(after a field was renamed, say); --restore-deleted also re-creates rows people deleted by "
+        "hand.\n\nexamples:\n  contact-sync airtable resync\n"
+        "  contact-sync airtable resync --restore-deleted",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    air.add_argument("action", choices=["resync"])
+    air.add_argument("--restore-deleted", action="store_true", help="resync: bring back rows deleted by hand")
+    air.set_defaults(run=_airtable)
 
     mig = commands.add_parser(
         "migrate",

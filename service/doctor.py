@@ -242,7 +242,6 @@ async def _fields(airtable: Airtable, settings: Settings, tables: dict[str, Any]
                         label,
                         FAIL,
                         f"is {kind}; it should be {wanted}",
-
                         f"change the field's type in Airtable, or point AIRTABLE_FIELD_{spec.key} "
                         "at another field",
                     )

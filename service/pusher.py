@@ -267,7 +267,10 @@ class Pusher:
             "SYNC_ERROR": row["sync_error"],  # None clears an old error
             "SYNCED_AT": synced_at.isoformat() if synced_at else None,
             "CONTACTS_FOUND": row["contacts_found"],
+            # A ticked Refresh Contacts is cleared once the sync it asked for has ended.
+            "REFRESH": False if row["sync_status"] in ("Synced", "No Data", "Failed") else None,
         }
+
         return {
             self.settings.field(key): value
             for key, value in values.items()

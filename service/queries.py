@@ -457,3 +457,31 @@ SELECT (SELECT count(*) FROM contacts_pending_sync) AS contacts,
         WHERE push_version > pushed_version AND NOT deleted_in_airtable) AS companies,
        (SELECT count(*) FROM people WHERE push_error IS NOT NULL) AS failed_rows,
        (SELECT count(*) FROM people WHERE deleted_in_airtable) AS deleted_by_hand"""
+
+# --- backfill and resync (backfill.py) --------------------------------------------------------
+
+COMPANIES_WITH_CONTACTS = """
+SELECT c.airtable_id FROM companies c
+WHERE EXISTS (SELECT 1 FROM company_people cp WHERE cp.company_id = c.id)"""
+
+CINS_ANSWERED_RECENTLY = """
+SELECT DISTINCT cin FROM attestr_answers
+WHERE cin = ANY($1::text[])
+  AND ((outcome = 'synced' AND called_at > now() - $2 * interval '1 day')
+       OR (outcome = 'no_data' AND called_at > now() - $3 * interval '1 day'))"""
+
+# Every row again (a field renamed, a base restored): the pusher sends them all.
+RESYNC_RESTORE_DELETED = """
+UPDATE people SET deleted_in_airtable = false, airtable_id = NULL WHERE deleted_in_airtable"""
+RESYNC_PEOPLE = """
+WITH marked AS (
+    UPDATE people SET push_version = push_version + 1, push_error = NULL, updated_at = now()
+    WHERE NOT deleted_in_airtable RETURNING 1
+)
+SELECT count(*) FROM marked"""
+RESYNC_COMPANIES = """
+WITH marked AS (
+    UPDATE companies SET push_version = push_version + 1, updated_at = now()
+    WHERE NOT deleted_in_airtable AND sync_status IS NOT NULL RETURNING 1
+)
+SELECT count(*) FROM marked"""

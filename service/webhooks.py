@@ -29,11 +29,14 @@ async def airtable_webhook(request: Request) -> JSONResponse:
             "record_id" if "record_id" in payload or "recordId" not in payload else "recordId",
         )
         cin = validation.cin(payload.get("cin"))
+        # Sent when a person ticks Refresh Contacts: fetch again even if a recent answer is stored.
+        refresh = validation.boolean(payload.get("refresh"), "refresh")
     except ApiError as error:
         log.warning("webhook.rejected", code=error.code, field=error.field, status=error.status)
         raise
     try:
-        job, deduplicated = await jobs.enqueue(request.app.state.pool, record_id, cin)
+        job, deduplicated = await jobs.enqueue(request.app.state.pool, record_id, cin, force=refresh)
+
     except DATABASE_ERRORS as exc:
         log.error(
             "webhook.rejected", code="unavailable", status=503, error=type(exc).__name__, record_id=record_id

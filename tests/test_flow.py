@@ -206,3 +206,15 @@ def test_job_lines_carry_their_context_and_no_personal_data(flow: Flow) -> None:
         flow.airtable.token,
     ):
         assert secret.lower() not in text.lower(), secret
+
+
+def test_ticking_refresh_contacts_fetches_again_and_is_cleared(flow: Flow) -> None:
+    company = flow.airtable.add_record("Companies", {"Company Name": "Nilgiri", "CIN": NILGIRI})
+    flow.wait_for_job(flow.webhook(company, NILGIRI).json()["job_id"])
+    companies = flow.airtable.table("Companies")
+    companies.records[company]["fields"][companies.field("Refresh Contacts").id] = True  # a person ticks it
+    job = flow.wait_for_job(flow.webhook(company, NILGIRI, refresh=True).json()["job_id"])
+    assert job["result"]["attestr_called"] is True
+    assert flow.attestr.calls_for(NILGIRI) == 2
+    flow.wait_until(lambda: "Refresh Contacts" not in flow.company_fields(company), what="the tick cleared")
+    assert flow.company_fields(company)["Contacts Sync Status"] == "Synced"

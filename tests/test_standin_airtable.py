@@ -239,3 +239,35 @@ def test_a_stand_in_runs_on_its_own() -> None:
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_filter_by_formula_as_pyairtable_writes_it(unlimited: Running[AirtableStandIn]) -> None:
+    from pyairtable import formulas as F
+
+    companies = _table(unlimited, "Companies")
+    for name, cin, refresh in (
+        ("O'Brien & Sons", "U11111MH2011PTC111111", True),
+        ('Şahin "Quoted" Ltd', "", False),
+        ("Ünïcode Pvt", "U22222MH2011PTC222222", False),
+        ("Plain", None, True),
+    ):
+        unlimited.standin.add_record(
+            "Companies", {"Company Name": name, "CIN": cin, "Refresh Contacts": refresh}
+        )
+
+    def names(formula: F.Formula) -> list[str]:
+        return sorted(r["fields"]["Company Name"] for r in companies.all(formula=formula))
+
+    assert names(F.NOT(F.EQ(F.Field("CIN"), ""))) == ["O'Brien & Sons", "Ünïcode Pvt"]
+    assert names(F.match({"Company Name": "O'Brien & Sons"})) == ["O'Brien & Sons"]
+    assert names(F.match({"Company Name": 'Şahin "Quoted" Ltd'})) == ['Şahin "Quoted" Ltd']
+    assert names(F.AND(F.EQ(F.Field("Refresh Contacts"), True), F.NE(F.Field("CIN"), ""))) == [
+        "O'Brien & Sons"
+    ]
+    assert names(F.OR(F.match({"CIN": "U22222MH2011PTC222222"}), F.EQ(F.Field("Company Name"), "Plain"))) == [
+        "Plain",
+        "Ünïcode Pvt",
+    ]
+    with pytest.raises(HTTPError) as exc:
+        companies.all(formula="{CIN} = ")
+    assert _error(exc)[:2] == (422, "INVALID_FILTER_BY_FORMULA")

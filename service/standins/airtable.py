@@ -29,6 +29,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from .formulas import FormulaError, compile_formula
+
 MAX_RECORDS_PER_WRITE = 10
 ALL_SCOPES = frozenset(
     {
@@ -386,6 +388,18 @@ class AirtableStandIn:
         page_size = min(int(params.get("pageSize") or 100), 100)
         offset = int(params.get("offset") or 0)
         records = list(table.records.values())
+        formula = params.get("filterByFormula")
+        if formula:
+            try:
+                matches = compile_formula(formula)
+            except FormulaError as exc:
+                raise AirtableError(
+                    422, "INVALID_FILTER_BY_FORMULA", f"The formula for filtering records is invalid: {exc}"
+                ) from None
+            by_name = {f.name: f.id for f in table.fields}
+            records = [
+                r for r in records if matches(lambda name, r=r: r["fields"].get(by_name.get(name, "")))
+            ]
         max_records = params.get("maxRecords")
         if max_records:
             records = records[: int(max_records)]

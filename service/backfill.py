@@ -1,0 +1,91 @@
+"""`contact-sync backfill` and `contact-sync airtable resync`: work on every company at once.
+
+Backfill reads the Companies table (formulas through `pyairtable.formulas`, never string
+formatting: a company called O'Brien must not break the query), works out which companies need a
+sync and what that will cost in Attestr calls, and queues them. Resync marks every row for the
+pusher again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import asyncpg
+from pyairtable import formulas
+
+from . import jobs, queries
+from .airtable import Airtable
+from .config import Settings
+from .validation import normalize_cin
+
+
+@dataclass
+class BackfillPlan:
+    with_cin: int = 0
+    already_synced: int = 0
+    invalid: list[tuple[str, str]] = field(default_factory=list)  # (record id, what the CIN field holds)
+    to_sync: list[tuple[str, str]] = field(default_factory=list)  # (record id, CIN)
+    attestr_calls: int = 0  # distinct CINs without a recent stored answer
+
+
+async def plan(
+    pool: asyncpg.Pool,
+    airtable: Airtable,
+    settings: Settings,
+    *,
+    every: bool,
+    on_page: Callable[[int], None] = lambda _n: None,
+) -> BackfillPlan:
+    cin_field = settings.field("CIN")
+    found = BackfillPlan()
+    synced = set() if every else {r["airtable_id"] for r in await pool.fetch(queries.COMPANIES_WITH_CONTACTS)}
+    has_cin = formulas.NOT(formulas.EQ(formulas.Field(cin_field), ""))
+    pages = airtable.companies.iterate(formula=has_cin, fields=[cin_field], page_size=100)
+    while (page := await airtable.call(next, pages, None)) is not None:
+        for record in page:
+            found.with_cin += 1
+            raw = str(record["fields"].get(cin_field, ""))
+            cin = normalize_cin(raw)
+            if cin is None:
+                found.invalid.append((record["id"], raw.strip()[:40]))
+            elif record["id"] in synced:
+                found.already_synced += 1
+            else:
+                found.to_sync.append((record["id"], cin))
+        on_page(found.with_cin)
+    cins = sorted({cin for _, cin in found.to_sync})
+    answered = {
+        r["cin"]
+        for r in await pool.fetch(
+            queries.CINS_ANSWERED_RECENTLY,
+            cins,
+            settings.attestr_cache_ttl_days,
+            settings.attestr_no_data_ttl_days,
+        )
+    }
+    found.attestr_calls = len(set(cins) - answered)
+    return found
+
+
+async def enqueue(
+    pool: asyncpg.Pool, backfill: BackfillPlan, on_queued: Callable[[], None] = lambda: None
+) -> int:
+    """Queue a sync for every company of the plan; returns how many were new jobs."""
+    new = 0
+    for record_id, cin in backfill.to_sync:
+        _job, deduplicated = await jobs.enqueue(pool, record_id, cin, source="backfill")
+        new += not deduplicated
+        on_queued()
+    return new
+
+
+async def resync(pool: asyncpg.Pool, *, restore_deleted: bool = False) -> tuple[int, int]:
+    """Mark every contact and company status for Airtable again; returns (contacts, companies)."""
+    async with pool.acquire() as conn, conn.transaction():
+        if restore_deleted:
+            await conn.execute(queries.RESYNC_RESTORE_DELETED)
+        people = await conn.fetchval(queries.RESYNC_PEOPLE)
+        companies = await conn.fetchval(queries.RESYNC_COMPANIES)
+        await conn.execute(queries.NOTIFY_PUSH)
+    return people, companies

@@ -1,0 +1,105 @@
+"""Backfill over a few hundred companies (quotes and non-ASCII in names), and resync."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import asyncpg
+
+from service.companies import ensure_company
+from service.dedup import CompanyContacts, upsert_people
+from service.normalize import normalize_contact
+from service.standins.airtable import AirtableStandIn
+from service.standins.attestr import AttestrStandIn
+from tests.conftest import Running
+from tests.flow import Flow, service_env
+
+NAMES = ["O'Brien & Sons", 'Şahin "Quoted" Ltd', "Ünïcode Pvt", "Back\\slash {Braces}", "Plain"]
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "service", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+async def test_backfill_dry_run_then_queue(
+    db_url: str, pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    records = []
+    for i in range(260):
+        cin = f"U{30000 + i // 2:05d}KA2015PTC{i // 2:06d}"  # two companies per CIN
+        if i % 20 == 0:
+            cin = ""  # no CIN yet
+        elif i % 37 == 0:
+            cin = "not-a-cin"
+        records.append(
+            (
+                airtable.standin.add_record("Companies", {"Company Name": f"{NAMES[i % 5]} {i}", "CIN": cin}),
+                cin,
+            )
+        )
+    synced = records[1]  # already has contacts
+    async with pool.acquire() as conn:
+        company_id = await ensure_company(conn, synced[0], synced[1])
+        await upsert_people(conn, [CompanyContacts(company_id, [normalize_contact({"indexId": "01234567"})])])
+        await conn.execute(
+            "INSERT INTO attestr_answers (cin, outcome, answer) VALUES ($1, 'synced', '{}')", records[3][1]
+        )  # answered yesterday: not paid for again
+    env = service_env(db_url, airtable, attestr)
+
+    dry = cli(env, "backfill", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    with_cin = sum(1 for _, cin in records if cin)
+    invalid = sum(1 for _, cin in records if cin == "not-a-cin")
+    to_sync = with_cin - invalid - 1
+    assert f"{with_cin} companies with a CIN; 1 already have contacts" in dry.stdout
+    assert dry.stdout.count("is not a valid CIN") == invalid
+    distinct = len(
+        {cin for record_id, cin in records if cin and cin != "not-a-cin" and record_id != synced[0]}
+    )
+    assert f"{to_sync} to sync, costing about {distinct - 1} Attestr call(s)" in dry.stdout
+    assert await pool.fetchval("SELECT count(*) FROM jobs") == 0
+
+    done = cli(env, "backfill")
+    assert done.returncode == 0, done.stderr
+    assert f"Queued {to_sync} job(s)" in done.stdout
+    assert await pool.fetchval("SELECT count(*) FROM jobs WHERE source = 'backfill'") == to_sync
+    again = cli(env, "backfill")
+    assert f"Queued 0 job(s) ({to_sync} were queued already)" in again.stdout
+    requests = [r for r in airtable.standin.requests if "Companies" in r["path"]]
+    assert {r["status"] for r in requests} == {200} and len(requests) == 3 * 3  # three pages, three runs
+
+
+def test_resync_sends_every_row_again(flow: Flow, db_url: str) -> None:
+    company = flow.company("Nilgiri", "U72200KA2015PTC081234")
+    flow.wait_for_job(flow.webhook(company, "U72200KA2015PTC081234").json()["job_id"])
+    gone = flow.contacts()[0]
+    del flow.airtable.table("Contacts").records[gone["id"]]
+    flow.wait_for_job(
+        flow.http.post(
+            f"/companies/{company}/sync?wait=20",
+            json={"force": True},
+            headers={"X-API-Key": "api-key-for-tests"},
+        ).json()["id"]
+    )
+    assert len(flow.contacts()) == 2
+    writes = len(flow.contact_writes())
+
+    env = {"DATABASE_URL": db_url}
+    done = cli(env, "airtable", "resync")
+    assert "Marked 2 contact(s) and 1 company status(es)" in done.stdout
+    flow.wait_until(lambda: len(flow.contact_writes()) > writes, what="the resync")
+    assert len(flow.contacts()) == 2  # the row deleted by hand stays deleted
+
+    restored = cli(env, "airtable", "resync", "--restore-deleted")
+    assert "Marked 3 contact(s)" in restored.stdout
+    flow.wait_until(lambda: len(flow.contacts()) == 3, what="the deleted row to come back")
+    assert json.loads(cli(env, "status", "--json").stdout)["airtable"]["rows_deleted_by_hand"] == 0
