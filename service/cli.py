@@ -17,8 +17,8 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from . import backfill, doctor, jobs, queries, stats
-from .airtable import Airtable
+from . import adopt, backfill, doctor, jobs, queries, stats
+from .airtable import Airtable, AirtableError
 from .app import create_app
 from .attestr_gate import AttestrGate
 from .config import Settings, load_settings
@@ -103,7 +103,13 @@ def _with_pool(settings: Settings, work: Callable[[asyncpg.Pool], Awaitable[int]
     return asyncio.run(run())
 
 
+def _console() -> Console:
+    # Whole lines, never wrapped: operators pipe this output into grep and logs.
+    return Console(soft_wrap=True, highlight=False)
+
+
 def _print_json(value: Any) -> None:
+
     print(json.dumps(value, indent=2, default=str))
 
 
@@ -113,7 +119,7 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
         if args.json:
             _print_json(found)
             return 0
-        console = Console()
+        console = _console()
         table = Table(title="Jobs", show_header=True)
         for state in found["jobs"]:
             table.add_column(state, justify="right")
@@ -155,7 +161,7 @@ def _attestr(settings: Settings, args: argparse.Namespace) -> int:
         if args.json:
             _print_json(state)
         else:
-            _print_attestr(Console(), state)
+            _print_attestr(_console(), state)
         return 0
 
     return _with_pool(settings, work)
@@ -179,7 +185,7 @@ def _jobs(settings: Settings, args: argparse.Namespace) -> int:
                     f"{job.updated_at:%Y-%m-%d %H:%M:%S}",
                     job.last_error or job.wait_reason or "",
                 )
-            Console().print(table)
+            _console().print(table)
             return 0
         if args.action == "show":
             job = await jobs.get(pool, args.id) if args.id else None
@@ -215,7 +221,7 @@ def _jobs(settings: Settings, args: argparse.Namespace) -> int:
 
 def _doctor(settings: Settings, args: argparse.Namespace) -> int:
     checks = asyncio.run(doctor.run(settings, fix=args.fix))
-    console = Console()
+    console = _console()
     marks = {doctor.OK: "[green]✓[/]", doctor.WARN: "[yellow]![/]", doctor.FAIL: "[red]✗[/]"}
     for check in checks:
         console.print(f"{marks[check.status]} {check.name}: {check.detail}", highlight=False)
@@ -232,7 +238,7 @@ def _backfill(settings: Settings, args: argparse.Namespace) -> int:
         if airtable.missing:
             print(f"Airtable is not configured: set {' and '.join(airtable.missing)}", file=sys.stderr)
             return 2
-        console = Console()
+        console = _console()
         with console.status("Reading the Companies table…") as status:
             found = await backfill.plan(
                 pool,
@@ -265,8 +271,45 @@ def _backfill(settings: Settings, args: argparse.Namespace) -> int:
     return _with_pool(settings, work)
 
 
+async def _adopt(pool: asyncpg.Pool, settings: Settings, dry_run: bool) -> int:
+    airtable = Airtable(settings, pool)
+    try:
+        report = await adopt.adopt(pool, airtable, settings, dry_run=dry_run)
+    except AirtableError as exc:
+        print(exc.message, file=sys.stderr)
+        return 1
+    console = _console()
+    verb = "would adopt" if dry_run else "adopted"
+    console.print(
+        f"{report.already_keyed} row(s) already have a Contact Key; {verb} {len(report.adopted)}; "
+        f"{len(report.duplicates)} look duplicated; {len(report.skipped)} skipped"
+    )
+    for title, lines in (
+        (
+            "Adopted" if not dry_run else "Would adopt",
+            [f"{r} → {key} ({how})" for r, key, how in report.adopted],
+        ),
+        (
+            "Look duplicated (not changed; keep one, delete the others)",
+            [f"{r} is the same person as {other} ({key})" for r, other, key in report.duplicates],
+        ),
+        ("Skipped", [f"{r}: {why}" for r, why in report.skipped]),
+    ):
+        if lines:
+            console.print(f"\n{title}:")
+            for line in lines[:50]:
+                console.print(f"  {line}")
+            if len(lines) > 50:
+                console.print(f"  … and {len(lines) - 50} more")
+    if dry_run:
+        console.print("\nNothing was written. Run without --dry-run to adopt.")
+    return 0
+
+
 def _airtable(settings: Settings, args: argparse.Namespace) -> int:
     async def work(pool: asyncpg.Pool) -> int:
+        if args.action == "adopt":
+            return await _adopt(pool, settings, args.dry_run)
         people, companies = await backfill.resync(pool, restore_deleted=args.restore_deleted)
         minutes = (people + companies) / (settings.airtable_rate_limit_rps * 10) / 60
         print(
@@ -375,14 +418,19 @@ def _parser() -> argparse.ArgumentParser:
 
     air = commands.add_parser(
         "airtable",
-        help="Airtable maintenance: resync",
-        description="resync: mark every contact and company status to be written to Airtable again "
-        "(after a field was renamed, say); --restore-deleted also re-creates rows people deleted by "
-        "hand.\n\nexamples:\n  contact-sync airtable resync\n"
-        "  contact-sync airtable resync --restore-deleted",
+        help="Airtable maintenance: adopt an older Contacts table, resync",
+        description="adopt: rows of the Contacts table without a Contact Key (filled by an older "
+        "tool) are matched to people by DIN, phone, email, then company and name, or become people, "
+        "and get their Contact Key, so the first sync duplicates nothing; rows that are one person "
+        "are reported. Run it with --dry-run first.\n"
+        "resync: mark every contact and company status to be written to Airtable again (after a "
+        "field was renamed, say); --restore-deleted also re-creates rows people deleted by hand."
+        "\n\nexamples:\n  contact-sync airtable adopt --dry-run\n  contact-sync airtable adopt\n"
+        "  contact-sync airtable resync\n  contact-sync airtable resync --restore-deleted",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    air.add_argument("action", choices=["resync"])
+    air.add_argument("action", choices=["resync", "adopt"])
+    air.add_argument("--dry-run", action="store_true", help="adopt: report what it would do, write nothing")
     air.add_argument("--restore-deleted", action="store_true", help="resync: bring back rows deleted by hand")
     air.set_defaults(run=_airtable)
 

@@ -74,6 +74,8 @@ class UpsertOutcome:
     contacts_new: int
     contacts_updated: int
     unlinked_ids: list[int]
+    # Each stored contact, the person it became, and how it matched (din, claim, weak, conflict, new).
+    matched: list[tuple[Contact, int, str]] = field(default_factory=list)
 
     @property
     def unlinked(self) -> int:
@@ -229,6 +231,7 @@ class _Plan:
     index: _Index
     links: dict[int, list[_Person]]
     conflicts: list[dict[str, Any]]
+    matched: dict[int, list[tuple[Contact, _Person, str]]]  # company -> each contact's person and how
 
 
 def resolve(batches: list[CompanyContacts], candidates: Iterable[_Person]) -> _Plan:
@@ -236,6 +239,7 @@ def resolve(batches: list[CompanyContacts], candidates: Iterable[_Person]) -> _P
     index = _Index(candidates)
     links: dict[int, list[_Person]] = {}
     conflicts: list[dict[str, Any]] = []
+    matched: dict[int, list[tuple[Contact, _Person, str]]] = defaultdict(list)
     seq = 0
     for batch in batches:
         linked = links.setdefault(batch.company_id, [])
@@ -266,7 +270,8 @@ def resolve(batches: list[CompanyContacts], candidates: Iterable[_Person]) -> _P
                 index.reindex(person)
             if all(p is not person for p in linked):
                 linked.append(person)
-    return _Plan(index, links, conflicts)
+            matched[batch.company_id].append((contact, person, how))
+    return _Plan(index, links, conflicts, matched)
 
 
 def _lock_keys(batches: list[CompanyContacts]) -> list[int]:
@@ -413,6 +418,7 @@ async def upsert_people(conn: asyncpg.Connection, batches: list[CompanyContacts]
             contacts_new=sum(1 for p in people if p.id in new_ids),
             contacts_updated=sum(1 for p in people if p.id in changed_ids),
             unlinked_ids=removed_by_company[company_id],
+            matched=[(c, p.id, how) for c, p, how in plan.matched[company_id]],  # type: ignore[misc]
         )
         for company_id, people in plan.links.items()
     ]

@@ -485,3 +485,13 @@ WITH marked AS (
     WHERE NOT deleted_in_airtable AND sync_status IS NOT NULL RETURNING 1
 )
 SELECT count(*) FROM marked"""
+
+# --- adopting an older Contacts table (adopt.py) ----------------------------------------------
+
+PEOPLE_KEYS = "SELECT id, contact_key, airtable_id FROM people WHERE id = ANY($1::bigint[])"
+
+# The older row becomes the person's row; it already shows the person, so nothing is marked.
+PEOPLE_ADOPT_ROWS = """
+UPDATE people p SET airtable_id = u.row_id, pushed_version = p.push_version, deleted_in_airtable = false
+FROM unnest($1::bigint[], $2::text[]) AS u(id, row_id)
+WHERE p.id = u.id"""

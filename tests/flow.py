@@ -30,6 +30,7 @@ class Flow:
     airtable: AirtableStandIn
     attestr: AttestrStandIn
     http: httpx.Client
+    service_env: dict[str, str]
 
     def company(self, name: str, cin: str | None = None) -> str:
         """A company record, as a person creates it in Airtable."""
@@ -102,7 +103,13 @@ def running_flow(
         run_service(tmp_path, {**service_env(db_url, airtable, attestr), **env}) as service,
         httpx.Client(base_url=service.url, timeout=60) as http,
     ):
-        yield Flow(service, airtable.standin, attestr.standin, http)
+        yield Flow(
+            service,
+            airtable.standin,
+            attestr.standin,
+            http,
+            {**service_env(db_url, airtable, attestr), **env},
+        )
 
 
 def settings_for(
