@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 import asyncpg
@@ -143,6 +144,33 @@ class Airtable:
 
     async def create_field(self, table_id: str, name: str, kind: str, options: dict[str, Any] | None) -> None:
         await self.call(self._table(table_id).create_field, name, kind, options=options)
+
+    def _base(self) -> Any:
+        return self._api.base(self.settings.airtable_base_id or "")
+
+    async def add_webhook(self, notification_url: str, spec: dict[str, Any]) -> Any:
+        return await self.call(self._base().add_webhook, notification_url, spec)
+
+    def _webhook_url(self, webhook_id: str, *rest: str) -> str:
+        return str(
+            self._api.build_url("bases", self.settings.airtable_base_id or "", "webhooks", webhook_id, *rest)
+        )
+
+    async def list_webhooks(self) -> list[dict[str, Any]]:
+        url = str(self._api.build_url("bases", self.settings.airtable_base_id or "", "webhooks"))
+        return (await self.call(self._api.request, "GET", url))["webhooks"]
+
+    async def webhook_payloads(self, webhook_id: str, cursor: int, limit: int) -> dict[str, Any]:
+        """One page of a webhook's payloads from `cursor` (one request, behind the rate limit)."""
+        url = self._webhook_url(webhook_id, "payloads")
+        return await self.call(self._api.request, "GET", url, params={"cursor": cursor, "limit": limit})
+
+    async def refresh_webhook(self, webhook_id: str) -> datetime:
+        response = await self.call(self._api.request, "POST", self._webhook_url(webhook_id, "refresh"))
+        return datetime.fromisoformat(response["expirationTime"].replace("Z", "+00:00"))
+
+    async def delete_webhook(self, webhook_id: str) -> None:
+        await self.call(self._api.request, "DELETE", self._webhook_url(webhook_id))
 
     async def fields(self, *, refresh: bool = False) -> dict[str, set[str]]:
         """The field names of the Companies and Contacts tables, from the base's schema."""

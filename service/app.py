@@ -57,6 +57,7 @@ ROUTES = [
     Route("/health", health),
     Route("/ready", ready),
     Route("/webhooks/airtable", webhooks.airtable_webhook, methods=["POST"]),
+    Route("/webhooks/airtable/notifications", webhooks.airtable_notification, methods=["POST"]),
     Route("/companies/{record_id}/sync", api.sync_company, methods=["POST"]),
     Route("/contacts/fetch", api.contacts_fetch, methods=["POST"]),
     Route("/jobs", api.list_jobs),
@@ -73,6 +74,8 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
         app.state.settings = settings
         app.state.pool = runtime.pool
         app.state.wake_worker = runtime.worker.wake if settings.worker_in_web else (lambda: None)
+        app.state.wake_reader = runtime.reader.wake if settings.worker_in_web else (lambda: None)
+
         if settings.worker_in_web:
             runtime.start_background()
         if missing := missing_settings(settings):

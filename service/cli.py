@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from . import adopt, backfill, doctor, jobs, queries, stats
+from . import adopt, airtable_webhooks, backfill, doctor, jobs, queries, stats
 from .airtable import Airtable, AirtableError
 from .app import create_app
 from .attestr_gate import AttestrGate
@@ -271,6 +271,64 @@ def _backfill(settings: Settings, args: argparse.Namespace) -> int:
     return _with_pool(settings, work)
 
 
+async def _webhook(pool: asyncpg.Pool, settings: Settings, args: argparse.Namespace) -> int:
+    airtable = Airtable(settings, pool)
+    verb = args.verb or "status"
+    try:
+        if verb == "create":
+            if not args.url:
+                print(
+                    "Give the URL Airtable should ping: --url https://<service>/webhooks/airtable/notifications",
+                    file=sys.stderr,
+                )
+                return 2
+            created = await airtable_webhooks.create(pool, airtable, settings, args.url)
+            print(
+                f"Webhook {created['id']} created on the Companies table, watching "
+                f"{len(created['watching'])} field(s); it expires {created['expires_at']:%Y-%m-%d %H:%M} UTC "
+                "unless refreshed (the running service refreshes it a day before). Its MAC secret, which "
+                "Airtable shows only once, is stored in the database."
+
+            )
+            return 0
+        hooks = await airtable_webhooks.status(pool, airtable)
+        if verb == "status":
+            _print_json(hooks) if args.json else _print_webhooks(hooks)
+            return 0
+        targets = [args.webhook_id] if args.webhook_id else [h["id"] for h in hooks if h["stored"]]
+        if not targets:
+            print("No webhook is stored", file=sys.stderr)
+            return 1
+        for webhook_id in targets:
+            if verb == "refresh":
+                expires = await airtable_webhooks.refresh(pool, airtable, webhook_id)
+                print(f"Webhook {webhook_id} refreshed: expires {expires:%Y-%m-%d %H:%M} UTC")
+            else:
+                await airtable_webhooks.delete(pool, airtable, webhook_id)
+                print(f"Webhook {webhook_id} deleted")
+        return 0
+    except AirtableError as exc:
+        print(exc.message, file=sys.stderr)
+        return 1
+
+
+def _print_webhooks(hooks: list[dict[str, Any]]) -> None:
+    if not hooks:
+        print("No Airtable webhook. Create one with `contact-sync airtable webhook create --url …`.")
+    for hook in hooks:
+        where = (
+            "stored and in Airtable"
+            if hook["stored"] and hook["in_airtable"]
+            else (
+                "stored, but gone from Airtable: delete it and create a new one"
+                if hook["stored"]
+                else "in Airtable, but not stored here (its secret is unknown): delete it"
+            )
+        )
+        extra = f"; expires {hook['expires_at']}; cursor {hook['cursor']}" if hook["stored"] else ""
+        print(f"{hook['id']}: {where}{extra}; pings {hook['notification_url']}")
+
+
 async def _adopt(pool: asyncpg.Pool, settings: Settings, dry_run: bool) -> int:
     airtable = Airtable(settings, pool)
     try:
@@ -310,6 +368,8 @@ def _airtable(settings: Settings, args: argparse.Namespace) -> int:
     async def work(pool: asyncpg.Pool) -> int:
         if args.action == "adopt":
             return await _adopt(pool, settings, args.dry_run)
+        if args.action == "webhook":
+            return await _webhook(pool, settings, args)
         people, companies = await backfill.resync(pool, restore_deleted=args.restore_deleted)
         minutes = (people + companies) / (settings.airtable_rate_limit_rps * 10) / 60
         print(
@@ -418,18 +478,30 @@ def _parser() -> argparse.ArgumentParser:
 
     air = commands.add_parser(
         "airtable",
-        help="Airtable maintenance: adopt an older Contacts table, resync",
+        help="Airtable: adopt an older Contacts table, resync, native webhooks",
         description="adopt: rows of the Contacts table without a Contact Key (filled by an older "
         "tool) are matched to people by DIN, phone, email, then company and name, or become people, "
         "and get their Contact Key, so the first sync duplicates nothing; rows that are one person "
         "are reported. Run it with --dry-run first.\n"
+        "webhook create|status|refresh|delete: Airtable's native webhook on the Companies table, an "
+        "alternative to the automation script (the token needs webhook:manage).\n"
         "resync: mark every contact and company status to be written to Airtable again (after a "
         "field was renamed, say); --restore-deleted also re-creates rows people deleted by hand."
         "\n\nexamples:\n  contact-sync airtable adopt --dry-run\n  contact-sync airtable adopt\n"
-        "  contact-sync airtable resync\n  contact-sync airtable resync --restore-deleted",
+        "  contact-sync airtable resync\n  contact-sync airtable resync --restore-deleted\n"
+        "  contact-sync airtable webhook create --url https://sync.example.com/webhooks/airtable/notifications\n"
+        "  contact-sync airtable webhook status",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    air.add_argument("action", choices=["resync", "adopt"])
+    air.add_argument("action", choices=["adopt", "resync", "webhook"])
+    air.add_argument(
+        "verb", nargs="?", choices=["create", "status", "refresh", "delete"], help="webhook: what to do"
+    )
+    air.add_argument(
+        "webhook_id", nargs="?", help="webhook refresh/delete: which (default: every stored one)"
+    )
+    air.add_argument("--url", help="webhook create: the service's /webhooks/airtable/notifications URL")
+    air.add_argument("--json", action="store_true", help="webhook status: print JSON")
     air.add_argument("--dry-run", action="store_true", help="adopt: report what it would do, write nothing")
     air.add_argument("--restore-deleted", action="store_true", help="resync: bring back rows deleted by hand")
     air.set_defaults(run=_airtable)

@@ -495,3 +495,21 @@ PEOPLE_ADOPT_ROWS = """
 UPDATE people p SET airtable_id = u.row_id, pushed_version = p.push_version, deleted_in_airtable = false
 FROM unnest($1::bigint[], $2::text[]) AS u(id, row_id)
 WHERE p.id = u.id"""
+
+# --- native Airtable webhooks (airtable_webhooks.py) ------------------------------------------
+
+WEBHOOK_STORE = """
+INSERT INTO airtable_webhooks (id, base_id, table_id, cin_field_id, refresh_field_id, mac_secret,
+                               notification_url, expires_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"""
+WEBHOOKS_ALL = "SELECT * FROM airtable_webhooks ORDER BY created_at"
+WEBHOOK_GET = "SELECT * FROM airtable_webhooks WHERE id = $1"
+WEBHOOK_DELETE = "DELETE FROM airtable_webhooks WHERE id = $1"
+WEBHOOK_EXPIRES = "UPDATE airtable_webhooks SET expires_at = $2, updated_at = now() WHERE id = $1"
+WEBHOOKS_EXPIRING = "SELECT * FROM airtable_webhooks WHERE expires_at < now() + make_interval(secs => $1)"
+# Moves only from the cursor this reader started from: two readers never both advance it.
+WEBHOOK_ADVANCE = """
+UPDATE airtable_webhooks SET cursor = $3, updated_at = now() WHERE id = $1 AND cursor = $2"""
+WEBHOOK_READER_LOCK = "SELECT pg_try_advisory_lock(hashtextextended('webhook:' || $1, 0))"
+WEBHOOK_READER_UNLOCK = "SELECT pg_advisory_unlock(hashtextextended('webhook:' || $1, 0))"
+NOTIFY_PAYLOADS = "SELECT pg_notify('contact_sync', 'payloads')"

@@ -9,6 +9,7 @@ import asyncpg
 import structlog
 
 from .airtable import Airtable
+from .airtable_webhooks import PayloadReader
 from .attestr import AttestrClient
 from .config import Settings
 from .database import create_pool
@@ -35,8 +36,12 @@ class Runtime:
         self.pusher = Pusher(pool, self.airtable, settings, lease_s=settings.job_lease_s)
         self.syncer = Syncer(pool, settings, self.attestr, self.airtable, on_stored=self.pusher.wake)
         self.worker = Worker(pool, settings, self.syncer)
+        self.reader = PayloadReader(pool, self.airtable, on_queued=self.worker.wake)
         self.listener = (
-            Listener(database_url, {"jobs": self.worker.wake, "push": self.pusher.wake})
+            Listener(
+                database_url,
+                {"jobs": self.worker.wake, "push": self.pusher.wake, "payloads": self.reader.wake},
+            )
             if database_url
             else None
         )
@@ -57,6 +62,7 @@ class Runtime:
         self._tasks = [
             asyncio.create_task(self.worker.run(self._stop), name="worker"),
             asyncio.create_task(self.pusher.run(self._stop), name="pusher"),
+            asyncio.create_task(self.reader.run(self._stop), name="payload-reader"),
         ]
         if self.listener:
             self._tasks.append(asyncio.create_task(self.listener.run(self._stop), name="listener"))

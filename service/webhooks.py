@@ -7,11 +7,13 @@ could not be stored is a 503, never a 202.
 
 from __future__ import annotations
 
+import contextlib
+
 import structlog
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from . import jobs, validation
+from . import airtable_webhooks, jobs, queries, validation
 from .auth import require_webhook_secret
 from .database import DATABASE_ERRORS
 from .errors import ApiError
@@ -47,3 +49,35 @@ async def airtable_webhook(request: Request) -> JSONResponse:
     return JSONResponse(
         {"job_id": str(job.id), "status": "queued", "deduplicated": deduplicated}, status_code=202
     )
+
+
+async def airtable_notification(request: Request) -> JSONResponse:
+    """`POST /webhooks/airtable/notifications`: Airtable's ping for a native webhook. Verified and
+    answered at once; the payloads are read by the payload reader. A repeated ping is harmless."""
+    pool = request.app.state.pool
+    try:
+        body = await validation.read_body(request)
+        try:
+            hooks = await pool.fetch(queries.WEBHOOKS_ALL)
+        except DATABASE_ERRORS:
+            raise ApiError(
+                503, "unavailable", "The service cannot reach its database; Airtable will ping again"
+            ) from None
+        if not hooks:
+            raise ApiError(
+                503,
+                "not_configured",
+                "No Airtable webhook is registered: run `contact-sync airtable webhook create`",
+            )
+        if not airtable_webhooks.verify(
+            [h["mac_secret"] for h in hooks], body, request.headers.get("x-airtable-content-mac")
+        ):
+            raise ApiError(401, "unauthorized", "Missing or wrong X-Airtable-Content-MAC")
+        validation.parse_json(body)
+    except ApiError as error:
+        log.warning("webhook.rejected", code=error.code, status=error.status, source="airtable_webhook")
+        raise
+    request.app.state.wake_reader()
+    with contextlib.suppress(*DATABASE_ERRORS):
+        await pool.execute(queries.NOTIFY_PAYLOADS)  # readers in other processes
+    return JSONResponse({"ok": True})

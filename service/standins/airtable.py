@@ -15,15 +15,22 @@ would in the Airtable UI (edit a cell, delete a row) without being rate-limited.
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import copy
+import hashlib
+import hmac
+import json
 import random
 import string
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -166,6 +173,14 @@ def default_tables() -> list[Table]:
     return [companies, contacts]
 
 
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _in_days(days: int) -> str:
+    return (datetime.now(timezone.utc) + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
 def _is_empty(value: Any) -> bool:
     return value is None or value == "" or value is False or value == []
 
@@ -178,6 +193,8 @@ class AirtableStandIn:
     cooldown_s: float = 30.0
     delay_s: float = 0.0  # how long each API request takes, as Airtable's do
     scopes: set[str] = field(default_factory=lambda: set(ALL_SCOPES))  # what the token was granted
+    webhooks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pings: list[dict[str, Any]] = field(default_factory=list)
     tables: list[Table] = field(default_factory=default_tables)
     requests: list[dict[str, Any]] = field(default_factory=list)
     # Values a field refuses, as a real base does with a malformed email: (field name, value).
@@ -229,6 +246,15 @@ class AirtableStandIn:
         path, method = request.url.path, request.method
         if path.startswith("/v0/meta/whoami"):
             return
+        if "/webhooks" in path:
+            needed = "webhook:manage"
+            if needed not in self.scopes:
+                raise AirtableError(
+                    403,
+                    "INVALID_PERMISSIONS_OR_MODEL_NOT_FOUND",
+                    "Invalid permissions, or the requested model was not found.",
+                )
+            return
         if path.startswith("/v0/meta/"):
             needed = "schema.bases:write" if method != "GET" else "schema.bases:read"
         else:
@@ -276,6 +302,13 @@ class AirtableStandIn:
     async def _route(self, request: Request, entry: dict[str, Any]) -> JSONResponse:
         if request.url.path == "/v0/meta/whoami":
             return JSONResponse({"id": "usrStandIn0000001"})
+        if "/webhooks" in request.url.path:
+            body = (
+                await self._json(request)
+                if request.method == "POST" and "hook" not in request.path_params
+                else None
+            )
+            return self._webhooks(request, body)
         if request.url.path.endswith("/fields"):
             return JSONResponse(
                 self._create_field(self.table(request.path_params["table"]), await self._json(request))
@@ -416,6 +449,7 @@ class AirtableStandIn:
             "createdTime": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
         }
         table.records[record["id"]] = record
+        self._record_changed(table, record["id"], None, fields)
         return record
 
     def _update(
@@ -428,8 +462,147 @@ class AirtableStandIn:
                 422, "ROW_DOES_NOT_EXIST", f"Record ID {record_id} does not exist in this table"
             )
         record = table.records[record_id]
+        before = record["fields"]
         record["fields"] = dict(fields) if replace else {**record["fields"], **fields}
+        self._record_changed(table, record_id, before, record["fields"])
         return record
+
+    # --- webhooks: payloads for changes to watched fields, and a signed ping for each ---
+
+    def _record_changed(
+        self, table: Table, record_id: str, before: dict[str, Any] | None, after: dict[str, Any]
+    ) -> None:
+        for hook in self.webhooks.values():
+            options = hook["specification"]["options"]
+            if options["filters"].get("recordChangeScope") not in (None, table.id):
+                continue
+            watched = options["filters"].get("watchDataInFieldIds") or [f.id for f in table.fields]
+            included = (options.get("includes") or {}).get("includeCellValuesInFieldIds") or []
+            old = before or {}
+            changed = [
+                f
+                for f in watched
+                if after.get(f) != old.get(f) and not (_is_empty(after.get(f)) and _is_empty(old.get(f)))
+            ]
+
+            if not changed:
+                continue
+            cells = {f: after.get(f) for f in {*changed, *included} if not _is_empty(after.get(f))}
+            change: dict[str, Any]
+            if before is None:
+                change = {
+                    "createdRecordsById": {record_id: {"createdTime": _now(), "cellValuesByFieldId": cells}}
+                }
+            else:
+                change = {
+                    "changedRecordsById": {
+                        record_id: {
+                            "current": {"cellValuesByFieldId": cells},
+                            "previous": {"cellValuesByFieldId": {f: old.get(f) for f in changed}},
+                            "unchanged": {"cellValuesByFieldId": {}},
+                        }
+                    }
+                }
+            hook["payloads"].append(
+                {
+                    "timestamp": _now(),
+                    "baseTransactionNumber": len(hook["payloads"]) + 1,
+                    "payloadFormat": "v0",
+                    "actionMetadata": {"source": "client", "sourceMetadata": {}},
+                    "changedTablesById": {table.id: change},
+                }
+            )
+            self._ping(hook)
+
+    def _ping(self, hook: dict[str, Any]) -> None:
+        body = json.dumps(
+            {"base": {"id": self.base_id}, "webhook": {"id": hook["id"]}, "timestamp": _now()}
+        ).encode()
+        mac = hmac.new(base64.b64decode(hook["macSecretBase64"]), body, hashlib.sha256).hexdigest()
+        self.pings.append({"webhook": hook["id"], "at": time.time()})
+
+        def send() -> None:  # from a thread of its own, as Airtable's servers would, whoever made the change
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.post(
+                    hook["notificationUrl"],
+                    content=body,
+                    timeout=10,
+                    headers={
+                        "Content-Type": "application/json",
+                        "X-Airtable-Content-MAC": f"hmac-sha256={mac}",
+                    },
+                )
+
+        threading.Thread(target=send, daemon=True).start()
+
+    def _webhooks(self, request: Request, body: dict[str, Any] | None) -> JSONResponse:
+        """Create, list, read payloads of, refresh and delete webhooks."""
+        hook_id, action = request.path_params.get("hook"), request.path_params.get("action")
+        if hook_id is None:
+            if request.method == "GET":
+                return JSONResponse(
+                    {
+                        "webhooks": [
+                            {
+                                "id": h["id"],
+                                "areNotificationsEnabled": True,
+                                "cursorForNextPayload": len(h["payloads"]) + 1,
+                                "expirationTime": h["expirationTime"],
+                                "notificationUrl": h["notificationUrl"],
+                                "specification": h["specification"],
+                                "isHookEnabled": True,
+                                "lastNotificationResult": None,
+                                "lastSuccessfulNotificationTime": None,
+                            }
+                            for h in self.webhooks.values()
+                        ]
+                    }
+                )
+            body = body or {}
+            spec = body.get("specification")
+            if (
+                not isinstance(body.get("notificationUrl"), str)
+                or not isinstance(spec, dict)
+                or "options" not in spec
+            ):
+                raise AirtableError(
+                    422, "INVALID_REQUEST_UNKNOWN", "notificationUrl and specification are required"
+                )
+            hook = {
+                "id": _new_id("ach"),
+                "notificationUrl": body["notificationUrl"],
+                "specification": spec,
+                "macSecretBase64": base64.b64encode(random.randbytes(32)).decode(),
+                "expirationTime": _in_days(7),
+                "payloads": [],
+            }
+            self.webhooks[hook["id"]] = hook
+            return JSONResponse(
+                {
+                    "id": hook["id"],
+                    "macSecretBase64": hook["macSecretBase64"],
+                    "expirationTime": hook["expirationTime"],
+                }
+            )
+        hook = self.webhooks.get(hook_id)
+        if hook is None:
+            raise AirtableError(404, "NOT_FOUND", "Could not find what you are looking for")
+        if request.method == "DELETE":
+            del self.webhooks[hook_id]
+            return JSONResponse({})
+        if action == "refresh":
+            hook["expirationTime"] = _in_days(7)
+            return JSONResponse({"expirationTime": hook["expirationTime"]})
+        cursor = max(1, int(request.query_params.get("cursor") or 1))
+        limit = min(50, int(request.query_params.get("limit") or 50))
+        page = hook["payloads"][cursor - 1 : cursor - 1 + limit]
+        return JSONResponse(
+            {
+                "payloads": page,
+                "cursor": cursor + len(page),
+                "mightHaveMore": cursor - 1 + limit < len(hook["payloads"]),
+            }
+        )
 
     def _delete(self, table: Table, ids: list[str], single: bool) -> dict[str, Any]:
         if len(ids) > MAX_RECORDS_PER_WRITE:
@@ -632,6 +805,9 @@ class AirtableStandIn:
         return Starlette(
             routes=[
                 Route("/v0/meta/whoami", self.handle, methods=["GET"]),
+                Route("/v0/bases/{base}/webhooks", self.handle, methods=["GET", "POST"]),
+                Route("/v0/bases/{base}/webhooks/{hook}", self.handle, methods=["DELETE"]),
+                Route("/v0/bases/{base}/webhooks/{hook}/{action}", self.handle, methods=["GET", "POST"]),
                 Route("/v0/meta/bases/{base}/tables", self.handle, methods=["GET"]),
                 Route("/v0/meta/bases/{base}/tables/{table}/fields", self.handle, methods=["POST"]),
                 Route("/v0/{base}/{table}", self.handle, methods=api),
