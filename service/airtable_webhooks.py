@@ -176,8 +176,7 @@ class PayloadReader:
         while not stop.is_set():
             try:
                 await self.read_all()
-                for row in await self.pool.fetch(queries.WEBHOOKS_EXPIRING, REFRESH_BEFORE_S):
-                    await refresh(self.pool, self.airtable, row["id"])
+                await self.refresh_expiring()
             except (AirtableError, *DATABASE_ERRORS) as exc:
                 log.warning(
                     "webhook.read_failed",
@@ -186,6 +185,11 @@ class PayloadReader:
             except Exception:
                 log.exception("webhook.reader_crashed")
             await self._wakeup.wait(stop, self.poll_s)
+
+    async def refresh_expiring(self) -> None:
+        """Airtable drops a webhook 7 days after its last refresh: refresh it a day before."""
+        for row in await self.pool.fetch(queries.WEBHOOKS_EXPIRING, REFRESH_BEFORE_S):
+            await refresh(self.pool, self.airtable, row["id"])
 
     async def read_all(self) -> int:
         """Read every stored webhook's new payloads; returns how many syncs were queued."""

@@ -288,7 +288,6 @@ async def _webhook(pool: asyncpg.Pool, settings: Settings, args: argparse.Namesp
                 f"{len(created['watching'])} field(s); it expires {created['expires_at']:%Y-%m-%d %H:%M} UTC "
                 "unless refreshed (the running service refreshes it a day before). Its MAC secret, which "
                 "Airtable shows only once, is stored in the database."
-
             )
             return 0
         hooks = await airtable_webhooks.status(pool, airtable)

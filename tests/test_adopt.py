@@ -116,4 +116,3 @@ def test_adopting_300_older_rows_then_syncing(flow: Flow, db_url: str) -> None:
 
     person_1 = [c for c in flow.contacts() if c.get("DIN") == "50000001"]
     assert len(person_1) == 1 and person_1[0]["Contact Key"]  # the adopted row, not a second one
-
