@@ -71,10 +71,14 @@ def test_a_cin_typed_in_airtable_ends_as_contacts_without_any_automation(flow: F
     )
     flow.wait_until(lambda: len(flow.contacts()) == 3, timeout=30, what="contacts from the webhook")
     assert all(c["Company"] == [company] for c in flow.contacts())
-    job = flow.http.get("/jobs?status=succeeded", headers={"X-API-Key": "api-key-for-tests"}).json()["jobs"][
-        0
-    ]
-    assert job["cin"] == NILGIRI
+
+    def succeeded() -> list[dict]:
+        return flow.http.get("/jobs?status=succeeded", headers={"X-API-Key": "api-key-for-tests"}).json()[
+            "jobs"
+        ]
+
+    flow.wait_until(succeeded, what="the job to end")
+    assert succeeded()[0]["cin"] == NILGIRI
 
     status = json.loads(cli(flow, "status", "--json").stdout)
     assert status[0]["in_airtable"] and status[0]["cursor"] > 1 and status[0]["payloads_waiting"] >= 0
