@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from . import adopt, airtable_webhooks, backfill, doctor, jobs, queries, stats
+from . import adopt, airtable_webhooks, backfill, doctor, importer, jobs, queries, stats
 from .airtable import Airtable, AirtableError
 from .app import create_app
 from .attestr_gate import AttestrGate
@@ -380,6 +380,37 @@ def _airtable(settings: Settings, args: argparse.Namespace) -> int:
     return _with_pool(settings, work)
 
 
+def _import(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(pool: asyncpg.Pool) -> int:
+        source = await asyncpg.connect(args.source or database_url(settings))
+        try:
+            report = await importer.run(pool, source, args.table)
+        except LookupError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        finally:
+            await source.close()
+        console = _console()
+        console.print(
+            f"Read {report.rows} row(s) of {args.table} (columns: "
+            + ", ".join(f"{k}={v}" for k, v in report.columns.items())
+            + ")"
+        )
+        console.print(
+            f"{report.people_new} new people, {report.people_matched} matched to people already known; "
+            f"{report.airtable_rows_kept} older Airtable row(s) kept as their person's row; "
+            f"{len(report.skipped)} row(s) skipped"
+        )
+        for index, why in report.skipped[:50]:
+            console.print(f"  row {index + 1}: {why}")
+        console.print(
+            "Run `contact-sync airtable adopt` next if the Contacts table has rows without a Contact Key."
+        )
+        return 0
+
+    return _with_pool(settings, work)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="contact-sync",
@@ -448,6 +479,19 @@ def _parser() -> argparse.ArgumentParser:
     attestr.add_argument("action", choices=["status", "resume"])
     attestr.add_argument("--json", action="store_true", help="status: print JSON")
     attestr.set_defaults(run=_attestr)
+
+    imp = commands.add_parser(
+        "import",
+        help="take the people of an older PostgreSQL contacts table",
+        description="Reads an older tool's contacts table (columns like din, full_name, mobile_number, "
+        "email_address, company_airtable_id, addresses, airtable_id), and stores its people with the "
+        "same de-duplication as a sync, keeping their older Airtable rows.\n\nexamples:\n"
+        "  contact-sync import\n  contact-sync import --table legacy.contacts --source postgresql://old-db/app",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    imp.add_argument("--table", default="contacts", help="the older table (default: contacts)")
+    imp.add_argument("--source", help="the older database's URL (default: the service's own database)")
+    imp.set_defaults(run=_import)
 
     doc = commands.add_parser(
         "doctor",

@@ -513,3 +513,28 @@ UPDATE airtable_webhooks SET cursor = $3, updated_at = now() WHERE id = $1 AND c
 WEBHOOK_READER_LOCK = "SELECT pg_try_advisory_lock(hashtextextended('webhook:' || $1, 0))"
 WEBHOOK_READER_UNLOCK = "SELECT pg_advisory_unlock(hashtextextended('webhook:' || $1, 0))"
 NOTIFY_PAYLOADS = "SELECT pg_notify('contact_sync', 'payloads')"
+
+# --- importing an older PostgreSQL contacts table (importer.py) -------------------------------
+
+TABLE_COLUMNS = """
+SELECT column_name FROM information_schema.columns
+WHERE table_name = $2 AND ($1::text IS NULL OR table_schema = $1)
+  AND table_schema NOT IN ('pg_catalog', 'information_schema')"""
+
+# A contact's older Airtable row becomes its person's row (one row per person, one person per row).
+PEOPLE_KEEP_AIRTABLE_IDS = """
+WITH wanted AS (
+    SELECT DISTINCT ON (id) id, airtable_id FROM (
+        SELECT DISTINCT ON (airtable_id) id, airtable_id
+        FROM unnest($1::bigint[], $2::text[]) AS u(id, airtable_id)
+        ORDER BY airtable_id, id
+    ) AS one_person_per_row
+    ORDER BY id, airtable_id
+), kept AS (
+    UPDATE people p SET airtable_id = w.airtable_id
+    FROM wanted w
+    WHERE p.id = w.id AND p.airtable_id IS NULL
+      AND NOT EXISTS (SELECT 1 FROM people o WHERE o.airtable_id = w.airtable_id)
+    RETURNING 1
+)
+SELECT count(*) FROM kept"""
