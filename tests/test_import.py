@@ -13,8 +13,10 @@ A, B = "recAAAAAAAAAAAAAA", "recBBBBBBBBBBBBBB"
 
 async def test_import_an_older_contacts_table(db_url: str, pool: asyncpg.Pool) -> None:
     await pool.execute("""
-        CREATE TABLE contacts (id serial, index_id text, full_name text, mobile_number text, email_address text,
-                               company_airtable_id text, addresses jsonb, airtable_id text)""")
+        CREATE TABLE contacts (id serial, index_id text, full_name text, mobile_number text,
+                               email_address text, company_airtable_id text, addresses jsonb,
+                               airtable_id text)""")
+
     rows = [
         (
             "07123456",
