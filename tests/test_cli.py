@@ -12,7 +12,18 @@ import pytest
 
 from service import jobs
 
-COMMANDS = ["serve", "worker", "migrate", "status", "jobs", "attestr", "doctor", "backfill", "airtable", "import"]
+COMMANDS = [
+    "serve",
+    "worker",
+    "migrate",
+    "status",
+    "jobs",
+    "attestr",
+    "doctor",
+    "backfill",
+    "airtable",
+    "import",
+]
 
 
 def cli(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
