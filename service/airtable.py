@@ -18,6 +18,7 @@ import requests
 import structlog
 from pyairtable import Api
 
+from . import metrics
 from .config import Settings
 from .ratelimit import AirtableRateLimit, LocalPacing
 
@@ -123,11 +124,20 @@ class Airtable:
             raise AirtableNotConfigured(f"Airtable is not configured: set {' and '.join(self.missing)}")
         await self.limit.acquire()
         try:
-            return await asyncio.to_thread(fn, *args, **kwargs)
+            result = await asyncio.to_thread(fn, *args, **kwargs)
+            metrics.AIRTABLE_REQUESTS.labels("ok").inc()
+            return result
         except requests.HTTPError as exc:
             error = _error_from(exc)
         except requests.RequestException as exc:
             error = AirtableUnavailable(f"Airtable could not be reached ({type(exc).__name__})")
+        metrics.AIRTABLE_REQUESTS.labels(
+            "rate_limited"
+            if isinstance(error, AirtableRateLimited)
+            else "unavailable"
+            if isinstance(error, AirtableUnavailable)
+            else "refused"
+        ).inc()
         if isinstance(error, AirtableRateLimited):
             await self.limit.block()
             log.warning("airtable.rate_limited", cooldown_s=self.settings.airtable_cooldown_s)

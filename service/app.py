@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from . import api, webhooks
+from . import api, metrics, webhooks
 from .config import Settings
 from .database import DATABASE_ERRORS
 from .errors import EXCEPTION_HANDLERS, error_response
@@ -64,6 +64,7 @@ ROUTES = [
     Route("/jobs/{job_id}", api.get_job),
     Route("/jobs/{job_id}/retry", api.retry_job, methods=["POST"]),
     Route("/stats", api.stats_endpoint),
+    Route("/metrics", metrics.endpoint),
 ]
 
 

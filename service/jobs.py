@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 import structlog
 
-from . import queries
+from . import metrics, queries
 
 log = structlog.get_logger(__name__)
 
@@ -156,6 +156,7 @@ async def complete_pushed_jobs(pool: asyncpg.Pool) -> list[Job]:
             else:
                 await set_company_status(conn, job.record_id, "Failed", job.last_error)
     for job in finished:
+        metrics.job_ended(job.status, job.created_at)
         context = {"job_id": str(job.id), "record_id": job.record_id, "cin": job.cin}
         if job.status == "succeeded":
             log.info("job.succeeded", **context, **(job.result or {}))

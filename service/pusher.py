@@ -24,7 +24,7 @@ from typing import Any
 import asyncpg
 import structlog
 
-from . import jobs, queries
+from . import jobs, metrics, queries
 from .airtable import Airtable, AirtableError, AirtableNotConfigured, AirtableRateLimited, AirtableUnavailable
 from .config import Settings
 from .database import DATABASE_ERRORS
@@ -186,6 +186,7 @@ class Pusher:
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(queries.PEOPLE_PUSHED, ids, airtable_ids, versions)
             await conn.execute(queries.JOB_ROWS_OUTCOME, ids, versions, outcomes)
+        metrics.AIRTABLE_RECORDS.labels("contacts").inc(len(rows))
         log.info(
             "airtable.written",
             table="contacts",
@@ -314,6 +315,7 @@ class Pusher:
                 await self._send_companies(rest)
             return
         await self._companies_done(rows, None)
+        metrics.AIRTABLE_RECORDS.labels("companies").inc(len(rows))
         log.info("airtable.written", table="companies", records=len(rows), created=0, updated=len(rows))
 
     async def _companies_done(self, rows: list[asyncpg.Record], error: str | None) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 import structlog
 
-from . import jobs, queries
+from . import jobs, metrics, queries
 from .airtable import Airtable, AirtableError
 from .attestr import AttestrAnswer, AttestrClient, AttestrError, AttestrNotConfigured, parse_answer
 from .attestr_gate import AttestrGate
@@ -135,6 +135,8 @@ class Syncer:
             try:
                 answer = await self.attestr.fetch(cin)
             except AttestrError as exc:
+                metrics.ATTESTR_CALLS.labels("error").inc()
+                metrics.ATTESTR_ERRORS.labels(exc.code or f"http_{exc.http_status or 'none'}").inc()
                 await conn.execute(
                     queries.ANSWER_RECORD, cin, job.id, "error", exc.http_status, exc.code, None
                 )
@@ -143,6 +145,7 @@ class Syncer:
                 queries.ANSWER_RECORD, cin, job.id, answer.outcome, 200, None, json.dumps(answer.raw)
             )
         log.info("attestr.fetched", outcome=answer.outcome, contacts=len(answer.contacts), probe=probe)
+        metrics.ATTESTR_CALLS.labels(answer.outcome).inc()
         if probe:
             await self.gate.resume("the probe call succeeded")
         return answer, True
@@ -161,6 +164,7 @@ class Syncer:
                 conn, job.record_id, "No Data", synced_at=datetime.now(timezone.utc), contacts_found=found
             )
         log.info("job.succeeded", **result)
+        metrics.job_ended("succeeded", job.created_at)
 
 
 def _result(

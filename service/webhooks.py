@@ -13,7 +13,7 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from . import airtable_webhooks, jobs, queries, validation
+from . import airtable_webhooks, jobs, metrics, queries, validation
 from .auth import require_webhook_secret
 from .database import DATABASE_ERRORS
 from .errors import ApiError
@@ -35,16 +35,19 @@ async def airtable_webhook(request: Request) -> JSONResponse:
         refresh = validation.boolean(payload.get("refresh"), "refresh")
     except ApiError as error:
         log.warning("webhook.rejected", code=error.code, field=error.field, status=error.status)
+        metrics.WEBHOOKS.labels(error.code).inc()
         raise
     try:
         job, deduplicated = await jobs.enqueue(request.app.state.pool, record_id, cin, force=refresh)
-
     except DATABASE_ERRORS as exc:
         log.error(
             "webhook.rejected", code="unavailable", status=503, error=type(exc).__name__, record_id=record_id
         )
+        metrics.WEBHOOKS.labels("unavailable").inc()
+
         raise ApiError(503, "unavailable", "The job could not be stored; try again shortly") from None
     log.info("webhook.accepted", job_id=str(job.id), record_id=record_id, cin=cin, deduplicated=deduplicated)
+    metrics.WEBHOOKS.labels("deduplicated" if deduplicated else "accepted").inc()
     request.app.state.wake_worker()
     return JSONResponse(
         {"job_id": str(job.id), "status": "queued", "deduplicated": deduplicated}, status_code=202

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 import asyncpg
 import structlog
 
-from . import jobs, queries
+from . import jobs, metrics, queries
 from .airtable import AirtableError, AirtableNotConfigured
 from .attestr import Action, AttestrError, AttestrNotConfigured
 from .attestr_gate import AttestrPaused
@@ -249,6 +249,7 @@ class Worker:
             await conn.execute(queries.JOB_FAIL, job.id, error, None)
             await jobs.set_company_status(conn, job.record_id, "Failed", error)
         log.error("job.failed", error=error, attempts=job.attempts)
+        metrics.job_ended("failed", job.created_at)
 
 
 def _describe(exc: Exception) -> str:

@@ -190,3 +190,29 @@ def test_stats(flow: Flow) -> None:
         "rows_deleted_by_hand",
     }
     assert flow.http.get("/stats").status_code == 401
+
+
+def test_metrics_after_a_few_jobs(flow: Flow) -> None:
+    nilgiri, dormant = flow.company("Nilgiri", NILGIRI), flow.company("Dormant", "U01100DL2020PTC365432")
+    for record_id, cin in ((nilgiri, NILGIRI), (dormant, "U01100DL2020PTC365432")):
+        flow.wait_for_job(flow.webhook(record_id, cin).json()["job_id"])
+    assert flow.webhook(nilgiri, "bad").status_code == 422
+    flow.wait_until(lambda: "Contacts Sync Status" in flow.company_fields(dormant), what="statuses written")
+    text = flow.http.get("/metrics").text
+    expected = [
+        'contact_sync_webhooks_total{outcome="accepted"} 2.0',
+        'contact_sync_webhooks_total{outcome="invalid_cin"} 1.0',
+        'contact_sync_jobs{status="succeeded"} 2.0',
+        'contact_sync_jobs{status="failed"} 0.0',
+        'contact_sync_attestr_calls_total{outcome="synced"} 1.0',
+        'contact_sync_attestr_calls_total{outcome="no_data"} 1.0',
+        'contact_sync_jobs_ended_total{status="succeeded"} 2.0',
+        "contact_sync_job_duration_seconds_count 2.0",
+        'contact_sync_airtable_records_total{table="contacts"} 3.0',
+        'contact_sync_airtable_backlog_rows{table="contacts"} 0.0',
+        "contact_sync_attestr_paused 0.0",
+        "contact_sync_attestr_calls_today 2.0",
+    ]
+    for line in expected:
+        assert line in text, line
+    assert 'contact_sync_airtable_requests_total{result="ok"}' in text

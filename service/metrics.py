@@ -1,0 +1,64 @@
+"""Prometheus metrics (`GET /metrics`): counters of what this process did, and, at each scrape,
+gauges read from the database for what all processes share (jobs by state, queue age, rows
+waiting for Airtable, Attestr paused)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import asyncpg
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+
+from . import stats
+
+WEBHOOKS = Counter(
+    "contact_sync_webhooks_total",
+    "Webhooks received, by outcome: accepted, deduplicated, or the error code",
+    ["outcome"],
+)
+JOBS_ENDED = Counter("contact_sync_jobs_ended_total", "Jobs that ended, by state", ["status"])
+JOB_DURATION = Histogram(
+    "contact_sync_job_duration_seconds",
+    "From a job's webhook to its end",
+    buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600, 7200),
+)
+ATTESTR_CALLS = Counter("contact_sync_attestr_calls_total", "Paid Attestr calls, by outcome", ["outcome"])
+ATTESTR_ERRORS = Counter("contact_sync_attestr_errors_total", "Attestr errors, by Attestr's code", ["code"])
+AIRTABLE_REQUESTS = Counter(
+    "contact_sync_airtable_requests_total",
+    "Airtable requests, by result: ok, rate_limited, refused, unavailable",
+    ["result"],
+)
+AIRTABLE_RECORDS = Counter(
+    "contact_sync_airtable_records_total", "Records written to Airtable, by table", ["table"]
+)
+
+JOBS = Gauge("contact_sync_jobs", "Jobs in each state (all processes)", ["status"])
+OLDEST_QUEUED = Gauge("contact_sync_oldest_queued_job_seconds", "Age of the oldest job due to run (0: none)")
+PUSH_BACKLOG = Gauge(
+    "contact_sync_airtable_backlog_rows", "Rows waiting to be written to Airtable", ["table"]
+)
+ROWS_FAILED = Gauge("contact_sync_airtable_failed_rows", "Contact rows Airtable refused")
+ATTESTR_PAUSED = Gauge("contact_sync_attestr_paused", "1 while Attestr calls are paused")
+ATTESTR_TODAY = Gauge("contact_sync_attestr_calls_today", "Attestr calls today (India's day)")
+
+
+def job_ended(status: str, created_at: datetime) -> None:
+    JOBS_ENDED.labels(status).inc()
+    JOB_DURATION.observe(max(0.0, (datetime.now(timezone.utc) - created_at).total_seconds()))
+
+
+async def endpoint(request: Request) -> Response:
+    pool: asyncpg.Pool = request.app.state.pool
+    found = await stats.collect(pool, request.app.state.settings)
+    for status, count in found["jobs"].items():
+        JOBS.labels(status).set(count)
+    OLDEST_QUEUED.set(found["oldest_due_s"] or 0)
+    PUSH_BACKLOG.labels("contacts").set(found["airtable"]["contacts_waiting"])
+    PUSH_BACKLOG.labels("companies").set(found["airtable"]["companies_waiting"])
+    ROWS_FAILED.set(found["airtable"]["rows_failed"])
+    ATTESTR_PAUSED.set(1 if found["attestr"]["paused"] else 0)
+    ATTESTR_TODAY.set(found["attestr"]["calls_today"])
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
