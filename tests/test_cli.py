@@ -13,6 +13,7 @@ import pytest
 from service import jobs
 
 COMMANDS = [
+    "demo",
     "serve",
     "worker",
     "migrate",

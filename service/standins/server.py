@@ -23,10 +23,11 @@ def _bound_socket(port: int = 0) -> socket.socket:
 
 
 @contextmanager
-def serve_in_thread(app: Any, port: int = 0) -> Iterator[str]:
+def serve_in_thread(app: Any, port: int = 0, *, lifespan: str = "off") -> Iterator[str]:
     """Serve `app` on 127.0.0.1 (a free port unless one is given); yield its base URL."""
     sock = _bound_socket(port)
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan=lifespan))
+
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
