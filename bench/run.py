@@ -38,6 +38,7 @@ from load import hammer, request, steady
 from service.companies import ensure_companies
 from service.database import start_embedded
 from service.dedup import CompanyContacts, upsert_people
+from service.logs import configure_logging
 from service.migrations import migrate
 from service.normalize import normalize_contact, normalize_phone
 
@@ -94,6 +95,14 @@ def _peak_rss_mb(pid: int) -> float:
 # --- 1. webhook intake --------------------------------------------------------------------------
 
 
+def _webhook(n: int) -> bytes:
+    """The n-th webhook, the way the automation script sends it (a new company each time)."""
+    body = json.dumps(
+        {"record_id": f"rec{n:014d}", "cin": "U72200KA2015PTC081234", "refresh": False}
+    ).encode()
+    return request("/webhooks/airtable", body, {"X-Webhook-Secret": SECRET})
+
+
 async def intake(server: str, total: int, steady_s: float) -> list[Row]:
     def body(n: int) -> bytes:
         return json.dumps({"record_id": f"rec{n:014d}", "cin": "U72200KA2015PTC081234"}).encode()
@@ -115,20 +124,17 @@ async def intake(server: str, total: int, steady_s: float) -> list[Row]:
                 str(port),
             ]
             env = dict(os.environ)
-        log = tempfile.TemporaryFile()
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=log, cwd=ROOT)
-        try:
-            _wait_ready(f"http://127.0.0.1:{port}", process)
-
-            headers = {"X-Webhook-Secret": SECRET}
-            make = lambda n: request("/webhooks/airtable", body(n), headers)  # noqa: E731
-            await hammer(port, lambda n: make(10_000_000 + n), min(500, total // 4), 64)  # warm-up
-            burst = await hammer(port, make, total, 64)
-            calm = await steady(port, make, 200, steady_s, offset=total)
-            rss = _peak_rss_mb(process.pid)
-        finally:
-            process.terminate()
-            process.wait(30)
+        with tempfile.TemporaryFile() as log:
+            process = subprocess.Popen(command, env=env, stdout=log, stderr=log, cwd=ROOT)
+            try:
+                _wait_ready(f"http://127.0.0.1:{port}", process)
+                await hammer(port, lambda n: _webhook(10_000_000 + n), min(500, total // 4), 64)  # warm-up
+                burst = await hammer(port, _webhook, total, 64)
+                calm = await steady(port, _webhook, 200, steady_s, offset=total)
+                rss = _peak_rss_mb(process.pid)
+            finally:
+                process.terminate()
+                process.wait(30)
         conn = await asyncpg.connect(dsn)
         table = "jobs" if name == "service" else "floor_jobs"
         stored = await conn.fetchval(f"SELECT count(*) FROM {table}")
@@ -437,6 +443,7 @@ def table(rows: list[Row], when: str) -> str:
 
 
 async def main(smoke: bool, write_readme: bool) -> None:
+    configure_logging("console", "error")  # the service parts running in this process stay quiet
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
         server = start_embedded(Path(tmp) / "pg")
