@@ -104,10 +104,8 @@ def _webhook(n: int) -> bytes:
 
 
 async def intake(server: str, total: int, steady_s: float) -> list[Row]:
-    def body(n: int) -> bytes:
-        return json.dumps({"record_id": f"rec{n:014d}", "cin": "U72200KA2015PTC081234"}).encode()
-
     results: dict[str, Any] = {}
+
     for name in ("floor", "service"):
         dsn = await _database(server, f"bench_intake_{name}")
         port = _free_port()
