@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import phonenumbers
+from phonenumbers import PhoneNumberType
 
 MAX_TEXT = 500
 # An HTML tag; `<name@example.com>` is an address in angle brackets, not a tag.
@@ -24,10 +25,7 @@ _EMAIL_SHAPE = re.compile(
 )
 _EMAIL_SPLIT = re.compile(r"[\s,;/|]+")
 _INTEGRAL_FLOAT = re.compile(r"^(\d+)\.0+$")
-_PHONE_TYPES = {
-    phonenumbers.PhoneNumberType.MOBILE: "Mobile",
-    phonenumbers.PhoneNumberType.FIXED_LINE: "Landline",
-}
+_PHONE_TYPES = {PhoneNumberType.MOBILE: "Mobile", PhoneNumberType.FIXED_LINE: "Landline"}
 ADDRESS_PARTS = (
     "line1",
     "line2",
@@ -67,35 +65,48 @@ class Email:
 
 
 _WRITTEN_COUNTRY_CODE = re.compile(r"^0+91(\d{10})$")
+_PLAIN = re.compile(r"^[0-9 +()./-]*$")  # nothing but what phone numbers are written with
 
 
-def _parsed_phone(text: str) -> phonenumbers.PhoneNumber | None:
-    digits = re.sub(r"[^\d+]", "", text)
+def _valid(text: str) -> tuple[phonenumbers.PhoneNumber, PhoneNumberType] | None:
+    """The number and its type when phonenumbers considers it valid. The type is the same test
+    as `is_valid_number` (UNKNOWN means not valid), so it is done once."""
+    try:
+        number = phonenumbers.parse(text, "IN")
+    except phonenumbers.NumberParseException:
+        return None
+    kind = phonenumbers.number_type(number)
+    return (number, kind) if kind != PhoneNumberType.UNKNOWN else None
+
+
+def _parsed_phone(text: str) -> tuple[phonenumbers.PhoneNumber, PhoneNumberType] | None:
+    if found := _valid(text):
+        return found
     # "091 98200 12345": the country code written after a trunk zero.
-    candidates = [text, f"+91{m.group(1)}"] if (m := _WRITTEN_COUNTRY_CODE.match(digits)) else [text]
-    for candidate in candidates:
-        try:
-            number = phonenumbers.parse(candidate, "IN")
-        except phonenumbers.NumberParseException:
-            continue
-        if phonenumbers.is_valid_number(number):
-            return number
-    # Two numbers in one field ("98765 43210 / 91234 56789"): the first valid one.
+    written = _WRITTEN_COUNTRY_CODE.match(re.sub(r"[^\d+]", "", text))
+    if written and (found := _valid(f"+91{written.group(1)}")):
+        return found
+    # Two numbers in one field
+ ("98765 43210 / 91234 56789"): the first valid one.
     for match in phonenumbers.PhoneNumberMatcher(text, "IN", leniency=phonenumbers.Leniency.VALID):
-        return match.number
+        return match.number, phonenumbers.number_type(match.number)
     return None
 
 
 def normalize_phone(value: Any) -> Phone:
     """E.164 (default region IN) when phonenumbers considers the number valid; the raw always."""
-    raw = clean_text(value, 100)
+    if isinstance(value, str) and _PLAIN.match(value):
+        raw = " ".join(value.split())[:100] or None  # the common case needs no markup cleaning
+    else:
+        raw = clean_text(value, 100)
     if raw is None:
         return Phone(None)
-    number = _parsed_phone(_INTEGRAL_FLOAT.sub(r"\1", raw))  # 9876543210.0 from a spreadsheet
-    if number is None:
+    found = _parsed_phone(_INTEGRAL_FLOAT.sub(r"\1", raw))  # 9876543210.0 from a spreadsheet
+    if found is None:
         return Phone(raw)
+    number, kind = found
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    return Phone(raw, e164, _PHONE_TYPES.get(phonenumbers.number_type(number)))
+    return Phone(raw, e164, _PHONE_TYPES.get(kind))
 
 
 def normalize_email(value: Any) -> Email:
