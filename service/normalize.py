@@ -86,8 +86,7 @@ def _parsed_phone(text: str) -> tuple[phonenumbers.PhoneNumber, PhoneNumberType]
     written = _WRITTEN_COUNTRY_CODE.match(re.sub(r"[^\d+]", "", text))
     if written and (found := _valid(f"+91{written.group(1)}")):
         return found
-    # Two numbers in one field
- ("98765 43210 / 91234 56789"): the first valid one.
+    # Two numbers in one field ("98765 43210 / 91234 56789"): the first valid one.
     for match in phonenumbers.PhoneNumberMatcher(text, "IN", leniency=phonenumbers.Leniency.VALID):
         return match.number, phonenumbers.number_type(match.number)
     return None
