@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import phonenumbers
 from phonenumbers import PhoneNumberType
@@ -51,15 +51,13 @@ def clean_text(value: Any, max_len: int = MAX_TEXT) -> str | None:
     return text[:max_len] or None
 
 
-@dataclass(frozen=True)
-class Phone:
+class Phone(NamedTuple):
     raw: str | None
     e164: str | None = None
     type: str | None = None
 
 
-@dataclass(frozen=True)
-class Email:
+class Email(NamedTuple):
     raw: str | None
     address: str | None = None
 
@@ -104,7 +102,7 @@ def normalize_phone(value: Any) -> Phone:
     if found is None:
         return Phone(raw)
     number, kind = found
-    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    e164 = f"+{number.country_code}{phonenumbers.national_significant_number(number)}"  # E.164
     return Phone(raw, e164, _PHONE_TYPES.get(kind))
 
 
