@@ -226,6 +226,8 @@ class PayloadReader:
                     queued=len(syncs),
                 )
                 self.on_queued()
+                await self.pool.execute(queries.NOTIFY_JOBS)  # workers in other processes
+
             queued += len(syncs)
             cursor = next_cursor
             if not page.get("mightHaveMore"):

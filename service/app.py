@@ -74,11 +74,12 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
         runtime = await Runtime.open(settings, database_url)
         app.state.settings = settings
         app.state.pool = runtime.pool
-        app.state.wake_worker = runtime.worker.wake if settings.worker_in_web else (lambda: None)
+        app.state.wake_worker = runtime.jobs_stored
         app.state.wake_reader = runtime.reader.wake if settings.worker_in_web else (lambda: None)
-
+        runtime.start_notifier()
         if settings.worker_in_web:
             runtime.start_background()
+
         if missing := missing_settings(settings):
             log.warning("service.not_configured", missing=missing)
         log.info("service.started", port=settings.port, worker_in_web=settings.worker_in_web)

@@ -77,6 +77,7 @@ async def enqueue(
         _job, deduplicated = await jobs.enqueue(pool, record_id, cin, source="backfill")
         new += not deduplicated
         on_queued()
+    await pool.execute(queries.NOTIFY_JOBS)  # one wake-up for the running workers, not one per job
     return new
 
 

@@ -73,3 +73,27 @@ async def _sleep_unless(stop: asyncio.Event, seconds: float, other: asyncio.Even
     finally:
         for waiter in waiters:
             waiter.cancel()
+
+
+class Notifier:
+    """Sends `NOTIFY contact_sync, 'jobs'` for the jobs this process stores, at most once per
+    `interval_s`: NOTIFY serialises committing transactions, so one per webhook would halve the
+    intake; one per short batch wakes other processes just as well."""
+
+    def __init__(self, pool: asyncpg.Pool, interval_s: float = 0.05) -> None:
+        self.pool = pool
+        self.interval_s = interval_s
+        self._pending = asyncio.Event()
+
+    def nudge(self) -> None:
+        self._pending.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await _sleep_unless(stop, 3600, self._pending)
+            if not self._pending.is_set():
+                continue
+            self._pending.clear()
+            with contextlib.suppress(*DATABASE_ERRORS):  # the workers' polling covers a lost one
+                await self.pool.execute("SELECT pg_notify('contact_sync', 'jobs')")
+            await asyncio.sleep(self.interval_s)

@@ -130,8 +130,8 @@ WITH company AS (
             updated_at = now()
     RETURNING {JOB_COLUMNS}, (xmax <> 0) AS deduplicated
 )
--- Wakes idle workers in every process (one notification per stored job).
-SELECT job.* FROM job CROSS JOIN (SELECT pg_notify('contact_sync', 'jobs')) AS notified"""
+SELECT * FROM job"""
+
 
 JOB_GET = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"
 JOB_LIST = f"""

@@ -13,7 +13,7 @@ from .airtable_webhooks import PayloadReader
 from .attestr import AttestrClient
 from .config import Settings
 from .database import create_pool
-from .listener import Listener
+from .listener import Listener, Notifier
 from .migrations import migrate
 from .pusher import Pusher
 from .sync import Syncer
@@ -47,6 +47,8 @@ class Runtime:
         )
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._running_worker = False
+        self.notifier = Notifier(pool)
 
     @classmethod
     async def open(cls, settings: Settings, database_url: str) -> Runtime:
@@ -57,9 +59,20 @@ class Runtime:
             await migrate(conn)
         return cls(settings, pool, database_url)
 
+    def start_notifier(self) -> None:
+        """Tell other processes about the jobs this one stores (see `Notifier`)."""
+        self._tasks.append(asyncio.create_task(self.notifier.run(self._stop), name="notifier"))
+
+    def jobs_stored(self) -> None:
+        """A job was stored here: wake this process's worker, and the others'."""
+        if self._running_worker:
+            self.worker.wake()
+        self.notifier.nudge()
+
     def start_background(self) -> None:
         """Run the worker and the pusher until `close`."""
-        self._tasks = [
+        self._running_worker = True
+        self._tasks += [
             asyncio.create_task(self.worker.run(self._stop), name="worker"),
             asyncio.create_task(self.pusher.run(self._stop), name="pusher"),
             asyncio.create_task(self.reader.run(self._stop), name="payload-reader"),
