@@ -37,7 +37,7 @@ from load import hammer, request, steady
 
 from service.companies import ensure_companies
 from service.database import start_embedded
-from service.dedup import CompanyContacts, upsert_people
+from service.dedup import PEOPLE_COLUMNS, CompanyContacts, upsert_people
 from service.logs import configure_logging
 from service.migrations import migrate
 from service.normalize import normalize_contact, normalize_phone
@@ -264,10 +264,8 @@ async def upsert_vs_copy(server: str, data: list[tuple[str, list[dict[str, Any]]
         async with conn.transaction():
             await upsert_people(conn, [CompanyContacts(ids[r], c) for r, c in contacts[start : start + 300]])
     figure = time.perf_counter() - started
-    people = await conn.fetch(
-        "SELECT din, name, name_raw, phone_e164, phone_raw, phone_type, email, email_raw, "
-        "addresses::text FROM people ORDER BY id"
-    )
+    columns = ", ".join(f"{c}::text" if c == "addresses" else c for c in PEOPLE_COLUMNS)
+    people = await conn.fetch(f"SELECT {columns} FROM people ORDER BY id")
     links = await conn.fetch("SELECT company_id, person_id FROM company_people")
     await conn.close()
 
@@ -279,17 +277,7 @@ async def upsert_vs_copy(server: str, data: list[tuple[str, list[dict[str, Any]]
     await conn.copy_records_to_table(
         "people",
         records=[tuple(r) for r in people],
-        columns=[
-            "din",
-            "name",
-            "name_raw",
-            "phone_e164",
-            "phone_raw",
-            "phone_type",
-            "email",
-            "email_raw",
-            "addresses",
-        ],
+        columns=list(PEOPLE_COLUMNS),
     )
     await conn.copy_records_to_table(
         "company_people", records=[tuple(r) for r in links], columns=["company_id", "person_id"]

@@ -41,7 +41,7 @@ log = structlog.get_logger(__name__)
 
 # Fields Airtable shows: a change to any of them means the row must be pushed again.
 _VISIBLE = frozenset({"din", "name", "phone_e164", "phone_type", "email", "addresses"})
-_COLUMNS = (
+PEOPLE_COLUMNS = (
     "din",
     "name",
     "name_raw",
@@ -326,7 +326,7 @@ async def _drop_suppressed(conn: asyncpg.Connection, batches: list[CompanyContac
 
 
 def _person_from_row(row: asyncpg.Record) -> _Person:
-    values = {c: row[c] for c in _COLUMNS}
+    values = {c: row[c] for c in PEOPLE_COLUMNS}
     values["addresses"] = (
         json.loads(row["addresses"]) if isinstance(row["addresses"], str) else row["addresses"]
     )
@@ -335,7 +335,8 @@ def _person_from_row(row: asyncpg.Record) -> _Person:
 
 def _column_arrays(people: list[_Person]) -> list[list[Any]]:
     return [
-        [json.dumps(p.addresses) if c == "addresses" else getattr(p, c) for p in people] for c in _COLUMNS
+        [json.dumps(p.addresses) if c == "addresses" else getattr(p, c) for p in people]
+        for c in PEOPLE_COLUMNS
     ]
 
 

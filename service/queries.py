@@ -219,8 +219,6 @@ UPDATE jobs SET status = 'failed', last_error = $2, lease_until = NULL, wait_rea
     result = COALESCE($3, result), updated_at = now()
 WHERE id = $1 AND status IN ('running', 'pushing')"""
 
-JOB_WAIT_REASON = "UPDATE jobs SET wait_reason = $2, updated_at = now() WHERE id = $1"
-
 # Airtable cannot be written to: every job waiting for the pusher says why.
 JOBS_PUSHING_WAIT = """
 UPDATE jobs SET wait_reason = $1, updated_at = now()
@@ -503,7 +501,6 @@ INSERT INTO airtable_webhooks (id, base_id, table_id, cin_field_id, refresh_fiel
                                notification_url, expires_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"""
 WEBHOOKS_ALL = "SELECT * FROM airtable_webhooks ORDER BY created_at"
-WEBHOOK_GET = "SELECT * FROM airtable_webhooks WHERE id = $1"
 WEBHOOK_DELETE = "DELETE FROM airtable_webhooks WHERE id = $1"
 WEBHOOK_EXPIRES = "UPDATE airtable_webhooks SET expires_at = $2, updated_at = now() WHERE id = $1"
 WEBHOOKS_EXPIRING = "SELECT * FROM airtable_webhooks WHERE expires_at < now() + make_interval(secs => $1)"
