@@ -98,6 +98,7 @@ class Airtable:
             endpoint_url=settings.airtable_api_url,
         )
         self._fields: dict[str, set[str]] | None = None
+        self._fields_lock = asyncio.Lock()
 
     @property
     def missing(self) -> list[str]:
@@ -118,11 +119,13 @@ class Airtable:
     def contacts(self) -> Any:
         return self._table(self.settings.airtable_contacts_table)
 
-    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """One Airtable request: a rate-limit slot, then pyairtable in a thread."""
+    async def call(self, fn: Callable[..., T], *args: Any, slot: int | None = None, **kwargs: Any) -> T:
+        """One Airtable request: a rate-limit slot (unless the caller took one), then pyairtable in
+        a thread; the slot is given back when the answer is in."""
         if self.missing:
             raise AirtableNotConfigured(f"Airtable is not configured: set {' and '.join(self.missing)}")
-        await self.limit.acquire()
+        if slot is None:
+            slot = await self.limit.acquire()
         try:
             result = await asyncio.to_thread(fn, *args, **kwargs)
             metrics.AIRTABLE_REQUESTS.labels("ok").inc()
@@ -131,6 +134,8 @@ class Airtable:
             error = _error_from(exc)
         except requests.RequestException as exc:
             error = AirtableUnavailable(f"Airtable could not be reached ({type(exc).__name__})")
+        finally:
+            await self.limit.answered(slot)
         metrics.AIRTABLE_REQUESTS.labels(
             "rate_limited"
             if isinstance(error, AirtableRateLimited)
@@ -184,31 +189,41 @@ class Airtable:
 
     async def fields(self, *, refresh: bool = False) -> dict[str, set[str]]:
         """The field names of the Companies and Contacts tables, from the base's schema."""
-        if self._fields is None or refresh:
-            schema = await self.schema()
-            found: dict[str, set[str]] = {}
-            for key, name in (
-                ("companies", self.settings.airtable_companies_table),
-                ("contacts", self.settings.airtable_contacts_table),
-            ):
-                try:
-                    found[key] = {f.name for f in schema.table(name).fields}
-                except KeyError:
-                    raise AirtableError(
-                        f'The Airtable base has no table "{name}"', kind="TABLE_NOT_FOUND"
-                    ) from None
-            self._fields = found
+        stale = self._fields
+        async with self._fields_lock:  # several senders starting at once read the schema once
+            if self._fields is None or (refresh and self._fields is stale):
+                await self._read_fields()
+        assert self._fields is not None
         return self._fields
+
+    async def _read_fields(self) -> None:
+        schema = await self.schema()
+        found: dict[str, set[str]] = {}
+        for key, name in (
+            ("companies", self.settings.airtable_companies_table),
+            ("contacts", self.settings.airtable_contacts_table),
+        ):
+            try:
+                found[key] = {f.name for f in schema.table(name).fields}
+            except KeyError:
+                raise AirtableError(
+                    f'The Airtable base has no table "{name}"', kind="TABLE_NOT_FOUND"
+                ) from None
+        self._fields = found
 
     async def company_cin(self, record_id: str) -> str | None:
         record = await self.call(self.companies.get, record_id)
         value = record.get("fields", {}).get(self.settings.field("CIN"))
         return value if isinstance(value, str) else None
 
-    async def upsert_contacts(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+    async def upsert_contacts(self, records: list[dict[str, Any]], slot: int | None = None) -> dict[str, Any]:
         """Up to ten contacts in one request: by id when known, else matched on Contact Key."""
         key = self.settings.field("CONTACT_KEY")
-        return await self.call(self.contacts.batch_upsert, records, key_fields=[key], typecast=True)
+        return await self.call(
+            self.contacts.batch_upsert, records, key_fields=[key], typecast=True, slot=slot
+        )
 
-    async def update_companies(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return await self.call(self.companies.batch_update, records, typecast=True)
+    async def update_companies(
+        self, records: list[dict[str, Any]], slot: int | None = None
+    ) -> list[dict[str, Any]]:
+        return await self.call(self.companies.batch_update, records, typecast=True, slot=slot)

@@ -6,6 +6,8 @@ so several processes share the work), reads them as they are now (a later link s
 overwritten by an older one), sends them, and clears the mark up to the version it sent.
 
 * Rows of many jobs share a request: ten when ten are ready, or fewer after a short linger.
+  People go before companies' status fields, and a status on the way (Queued, Running) only once
+  it has held for a moment: the final one is the write that counts.
 * Known Airtable id: update by id. Otherwise upsert on `Contact Key`, so a retried push never
   duplicates a row. A row deleted by hand in Airtable is remembered and never re-created.
 * A 422 on a batch is split to find the bad rows; they are marked failed with Airtable's
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -45,6 +48,7 @@ class Pusher:
         settings: Settings,
         *,
         linger_s: float = 0.25,
+        settle_s: float = 2.0,
         lease_s: float = 60.0,
         poll_s: float = 1.0,
     ) -> None:
@@ -52,6 +56,7 @@ class Pusher:
         self.airtable = airtable
         self.settings = settings
         self.linger_s = linger_s
+        self.settle_s = settle_s
         self.lease_s = lease_s
         self.poll_s = poll_s
         self._wakeup = Wakeup()
@@ -108,9 +113,9 @@ class Pusher:
             await jobs.complete_pushed_jobs(self.pool)
         return busy
 
-    async def _ready(self, pending_query: str) -> bool:
+    async def _ready(self, pending_query: str, *args: Any) -> bool:
         """Whether rows are waiting; lingers briefly while fewer than a full batch are."""
-        row = await self.pool.fetchrow(pending_query, BATCH)
+        row = await self.pool.fetchrow(pending_query, BATCH, *args)
         if not row["ready"]:
             return False
         if row["ready"] < BATCH and row["oldest_s"] < self.linger_s:
@@ -122,18 +127,30 @@ class Pusher:
     async def _push_contacts(self, fields: set[str]) -> bool:
         if not await self._ready(queries.PEOPLE_PENDING):
             return False
-        rows = await self.pool.fetch(queries.PEOPLE_CLAIM_PUSH, BATCH, self.lease_s)
-        if not rows:
-            return False
-        if self.settings.field("CONTACT_KEY") not in fields:
-            message = (
-                f'The Contacts table has no "{self.settings.field("CONTACT_KEY")}" field: add it as '
-                "single line text (or run contact-sync doctor --fix)"
-            )
-            await self._contacts_failed(rows, message)
-            return True
-        await self._send_contacts(list(rows), fields)
+        async with self._claimed(queries.PEOPLE_CLAIM_PUSH, BATCH, self.lease_s) as (slot, rows):
+            if not rows:
+                return False
+            if self.settings.field("CONTACT_KEY") not in fields:
+                message = (
+                    f'The Contacts table has no "{self.settings.field("CONTACT_KEY")}" field: add it '
+                    "as single line text (or run contact-sync doctor --fix)"
+                )
+                await self._contacts_failed(rows, message)
+                return True
+            await self._send_contacts(rows, fields, slot=slot)
         return True
+
+    @contextlib.asynccontextmanager
+    async def _claimed(
+        self, claim_query: str, *args: Any
+    ) -> AsyncIterator[tuple[int | None, list[asyncpg.Record]]]:
+        """A rate-limit slot first, then the rows: their lease runs while the request does, not
+        while it waits for a slot. The slot is given back in any case (twice is harmless)."""
+        slot = await self.airtable.limit.acquire()
+        try:
+            yield slot, list(await self.pool.fetch(claim_query, *args))
+        finally:
+            await self.airtable.limit.answered(slot)
 
     def _contact_fields(self, row: asyncpg.Record, fields: set[str]) -> dict[str, Any]:
         values: dict[str, Any] = {
@@ -154,7 +171,12 @@ class Pusher:
         }
 
     async def _send_contacts(
-        self, rows: list[asyncpg.Record], fields: set[str], *, refreshed: bool = False
+        self,
+        rows: list[asyncpg.Record],
+        fields: set[str],
+        *,
+        refreshed: bool = False,
+        slot: int | None = None,
     ) -> None:
         records = []
         for row in rows:
@@ -164,7 +186,7 @@ class Pusher:
             records.append(record)
         ids = [row["id"] for row in rows]
         try:
-            result = await self.airtable.upsert_contacts(records)
+            result = await self.airtable.upsert_contacts(records, slot)
         except (AirtableRateLimited, AirtableUnavailable) as exc:
             await self.pool.execute(queries.PEOPLE_RELEASE_PUSH, ids, _retry_delay(exc))
             return
@@ -246,19 +268,20 @@ class Pusher:
     # --- companies' status fields ---
 
     async def _push_companies(self, fields: set[str]) -> bool:
-        if not await self._ready(queries.COMPANIES_PENDING):
+        if not await self._ready(queries.COMPANIES_PENDING, self.settle_s):
             return False
-        rows = await self.pool.fetch(queries.COMPANIES_CLAIM_PUSH, BATCH, self.lease_s)
-        if not rows:
-            return False
-        writable = [(row, self._company_fields(row, fields)) for row in rows]
-        # A base without the optional status fields: nothing to send for those rows.
-        empty = [row for row, values in writable if not values]
-        if empty:
-            await self._companies_done(empty, None)
-        sending = [(row, values) for row, values in writable if values]
-        if sending:
-            await self._send_companies(sending)
+        claim = (queries.COMPANIES_CLAIM_PUSH, BATCH, self.settle_s, self.lease_s)
+        async with self._claimed(*claim) as (slot, rows):
+            if not rows:
+                return False
+            writable = [(row, self._company_fields(row, fields)) for row in rows]
+            # A base without the optional status fields: nothing to send for those rows.
+            empty = [row for row, values in writable if not values]
+            if empty:
+                await self._companies_done(empty, None)
+            sending = [(row, values) for row, values in writable if values]
+            if sending:
+                await self._send_companies(sending, slot=slot)
         return True
 
     def _company_fields(self, row: asyncpg.Record, fields: set[str]) -> dict[str, Any]:
@@ -278,11 +301,13 @@ class Pusher:
             if self.settings.field(key) in fields and (value is not None or key == "SYNC_ERROR")
         }
 
-    async def _send_companies(self, sending: list[tuple[asyncpg.Record, dict[str, Any]]]) -> None:
+    async def _send_companies(
+        self, sending: list[tuple[asyncpg.Record, dict[str, Any]]], *, slot: int | None = None
+    ) -> None:
         rows = [row for row, _ in sending]
         try:
             await self.airtable.update_companies(
-                [{"id": row["airtable_id"], "fields": v} for row, v in sending]
+                [{"id": row["airtable_id"], "fields": v} for row, v in sending], slot
             )
         except (AirtableRateLimited, AirtableUnavailable) as exc:
             await self.pool.execute(

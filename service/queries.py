@@ -335,7 +335,9 @@ VALUES ($1, $2, $3, $4, $5, $6)"""
 
 # --- Airtable rate limit, shared by every process (ratelimit.py) ------------------------------
 
-RATE_TAKE_SLOT = "SELECT airtable_take_slot($1, $2, $3)"
+RATE_TAKE = "SELECT wait, request_id FROM airtable_take_request($1, $2, $3, $4)"
+RATE_ANSWERED = """
+UPDATE airtable_requests SET answered_at = COALESCE(answered_at, clock_timestamp()) WHERE id = $1"""
 RATE_BLOCK = """
 INSERT INTO airtable_rate (base_id, blocked_until)
 VALUES ($1, clock_timestamp() + make_interval(secs => $2))
@@ -394,23 +396,28 @@ UPDATE job_rows jr SET outcome = u.outcome
 FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS u(person_id, version, outcome)
 WHERE jr.person_id = u.person_id AND jr.version <= u.version AND jr.outcome IS NULL"""
 
-COMPANIES_PENDING = """
+# A status on the way (Queued, Running, Waiting) goes out only once it has held for $2 seconds:
+# most are replaced within a second, and each write spends part of Airtable's rate limit.
+_COMPANY_PUSHABLE = """push_version > pushed_version AND NOT deleted_in_airtable
+        AND (push_lease_until IS NULL OR push_lease_until < now())
+        AND (sync_status NOT IN ('Queued', 'Running', 'Waiting')
+             OR updated_at < now() - make_interval(secs => $2))"""
+
+COMPANIES_PENDING = f"""
 SELECT count(*) AS ready, EXTRACT(epoch FROM now() - min(updated_at))::float8 AS oldest_s
 FROM (SELECT updated_at FROM companies
-      WHERE push_version > pushed_version AND NOT deleted_in_airtable
-        AND (push_lease_until IS NULL OR push_lease_until < now())
+      WHERE {_COMPANY_PUSHABLE}
       ORDER BY updated_at LIMIT $1) AS ready"""
 
-COMPANIES_CLAIM_PUSH = """
+COMPANIES_CLAIM_PUSH = f"""
 WITH next AS (
     SELECT id FROM companies
-    WHERE push_version > pushed_version AND NOT deleted_in_airtable
-      AND (push_lease_until IS NULL OR push_lease_until < now())
+    WHERE {_COMPANY_PUSHABLE}
     ORDER BY updated_at, id
     LIMIT $1
     FOR UPDATE SKIP LOCKED
 )
-UPDATE companies c SET push_lease_until = now() + make_interval(secs => $2)
+UPDATE companies c SET push_lease_until = now() + make_interval(secs => $3)
 FROM next WHERE c.id = next.id
 RETURNING c.id, c.airtable_id, c.sync_status, c.sync_error, c.synced_at, c.contacts_found, c.push_version"""
 

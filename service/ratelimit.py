@@ -1,24 +1,27 @@
 """Airtable's rate limit, shared by every process of the service through PostgreSQL.
 
 Airtable allows 5 requests per second per base and answers 429 beyond that, then refuses the
-base for 30 seconds. Every request (reads too) first takes a slot with `airtable_take_slot`
-(migrations/001_schema.sql), which keeps at most AIRTABLE_RATE_LIMIT_RPS in any window of one
-second plus a safety margin, measured with the database's clock so that all processes agree.
-After a 429 the whole base is blocked for AIRTABLE_COOLDOWN_S, for every process.
+base for 30 seconds. Every request (reads too) first takes a slot with `airtable_take_request`
+(migrations/004_airtable_requests.sql) and gives it back when its answer has come; a slot frees a
+window (one second plus a small margin) after that answer, measured with the database's clock so
+that all processes agree. After a 429 the whole base is blocked for AIRTABLE_COOLDOWN_S.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 
 import asyncpg
 
 from . import queries
+from .database import DATABASE_ERRORS
 
-# Requests leave a little after their slot is taken and arrive at Airtable with varying delays;
-# the margin keeps five of them from ever landing within one of Airtable's seconds.
-WINDOW_MARGIN_S = 0.1
+# Counting from the answer already covers any delay on the way; this covers clock rounding.
+WINDOW_MARGIN_S = 0.02
+# pyairtable's read timeout plus its connect timeout: a request is over by then either way.
+REQUEST_TIMEOUT_S = 35.0
 
 
 class AirtableRateLimit:
@@ -31,15 +34,21 @@ class AirtableRateLimit:
         self.window_s = self.max_requests / requests_per_second + WINDOW_MARGIN_S
         self.cooldown_s = cooldown_s
 
-    async def acquire(self) -> None:
-        """Wait until this process may send one request to the base."""
+    async def acquire(self) -> int:
+        """Wait until this process may send one request to the base; the slot's id."""
         while True:
-            wait = await self.pool.fetchval(
-                queries.RATE_TAKE_SLOT, self.base_id, self.max_requests, self.window_s
+            wait, request_id = await self.pool.fetchrow(
+                queries.RATE_TAKE, self.base_id, self.max_requests, self.window_s, REQUEST_TIMEOUT_S
             )
-            if wait <= 0:
-                return
-            await asyncio.sleep(wait + random.uniform(0, 0.02))
+            if request_id is not None:
+                return request_id
+            await asyncio.sleep(wait + random.uniform(0, 0.01))
+
+    async def answered(self, slot: int | None) -> None:
+        """The request's answer is back (or it failed): its slot frees a window from now."""
+        # If the database is away the slot frees after REQUEST_TIMEOUT_S instead.
+        with contextlib.suppress(*DATABASE_ERRORS):
+            await self.pool.execute(queries.RATE_ANSWERED, slot)
 
     async def block(self) -> None:
         """Airtable answered 429: no process sends to this base until the cool-down has passed."""
@@ -51,7 +60,7 @@ class LocalPacing:
     that this process alone stays under the limit."""
 
     def __init__(self, requests_per_second: float, cooldown_s: float) -> None:
-        self.interval_s = 1.0 / requests_per_second + WINDOW_MARGIN_S / 5
+        self.interval_s = 1.0 / requests_per_second + WINDOW_MARGIN_S
         self.cooldown_s = cooldown_s
         self._next = 0.0
 
@@ -61,6 +70,10 @@ class LocalPacing:
         if wait > 0:
             await asyncio.sleep(wait)
         self._next = max(self._next, loop.time()) + self.interval_s
+
+    async def answered(self, slot: int | None) -> None:
+        # One request at a time from one process: spacing the sends apart is enough.
+        pass
 
     async def block(self) -> None:
         self._next = asyncio.get_running_loop().time() + self.cooldown_s
