@@ -25,7 +25,7 @@ import structlog
 from . import jobs, queries
 from .airtable import Airtable, AirtableError
 from .config import Settings
-from .database import DATABASE_ERRORS
+from .database import DATABASE_ERRORS, release_session_lock
 from .validation import normalize_cin
 from .wakeup import Wakeup
 
@@ -200,10 +200,8 @@ class PayloadReader:
             async with self.pool.acquire() as lock:
                 if not await lock.fetchval(queries.WEBHOOK_READER_LOCK, hook["id"]):
                     continue  # another process is reading this webhook's payloads
-                try:
+                async with release_session_lock(lock, queries.WEBHOOK_READER_UNLOCK, hook["id"]):
                     queued += await self._read(hook)
-                finally:
-                    await lock.execute(queries.WEBHOOK_READER_UNLOCK, hook["id"])
         return queued
 
     async def _read(self, hook: asyncpg.Record) -> int:

@@ -28,11 +28,14 @@ async def _authorized_json(request: Request, *, optional: bool) -> dict[str, Any
 
 
 async def _enqueue(request: Request, record_id: str, cin: str | None, **options: Any) -> tuple[Job, bool]:
+    pool = request.app.state.pool
     try:
-        job, deduplicated = await jobs.enqueue(request.app.state.pool, record_id, cin, **options)
+        job_id, deduplicated = await jobs.enqueue(pool, record_id, cin, **options)
+        job = await jobs.get(pool, job_id)
     except DATABASE_ERRORS:
         raise ApiError(503, "unavailable", "The job could not be stored; try again shortly") from None
     request.app.state.wake_worker()
+    assert job is not None  # stored just now; jobs are only deleted long after they end
     return job, deduplicated
 
 

@@ -21,6 +21,7 @@ import structlog
 
 from . import queries
 from .config import Settings
+from .database import release_session_lock
 
 log = structlog.get_logger(__name__)
 
@@ -44,10 +45,8 @@ class AttestrGate:
         """Hold the CIN's lock (on a connection of its own, given to the caller)."""
         async with self.pool.acquire() as conn:
             await conn.execute(queries.CIN_LOCK, cin)
-            try:
+            async with release_session_lock(conn, queries.CIN_UNLOCK, cin):
                 yield conn
-            finally:
-                await conn.execute(queries.CIN_UNLOCK, cin)
 
     async def take_call(self) -> bool:
         """Count one call against the day, or raise AttestrPaused. True when it is the probe."""

@@ -74,7 +74,7 @@ async def enqueue(
     """Queue a sync for every company of the plan; returns how many were new jobs."""
     new = 0
     for record_id, cin in backfill.to_sync:
-        _job, deduplicated = await jobs.enqueue(pool, record_id, cin, source="backfill")
+        _job_id, deduplicated = await jobs.enqueue(pool, record_id, cin, source="backfill")
         new += not deduplicated
         on_queued()
     await pool.execute(queries.NOTIFY_JOBS)  # one wake-up for the running workers, not one per job

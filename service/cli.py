@@ -583,7 +583,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     settings = load_settings()
     if args.command in ("serve", "worker"):
-        configure_logging(settings.log_format, settings.log_level)
+        configure_logging(settings.log_format, settings.log_level, cache=True)
     elif args.command == "demo":  # the demo narrates; the service's own lines only when something is wrong
         configure_logging("console", "error")
 

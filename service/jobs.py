@@ -88,10 +88,10 @@ async def enqueue(
     force: bool = False,
     max_contacts: int | None = None,
     source: str = "webhook",
-) -> tuple[Job, bool]:
-    """Store a job for the company (or return its queued one); True when it was reused."""
+) -> tuple[int, bool]:
+    """Store a job for the company (or reuse its queued one): the job's id, and True when reused."""
     row = await conn.fetchrow(queries.JOB_ENQUEUE, record_id, cin, force, max_contacts, source)
-    return Job.from_row(row), row["deduplicated"]
+    return row["id"], row["deduplicated"]
 
 
 async def get(conn: asyncpg.Connection | asyncpg.Pool, job_id: int) -> Job | None:

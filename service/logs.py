@@ -62,8 +62,11 @@ def _drop_color_message(
     return event_dict
 
 
-def configure_logging(log_format: str = "json", level: str = "info") -> None:
-    """Route structlog and the standard library (uvicorn, asyncpg) to one JSON stream."""
+def configure_logging(log_format: str = "json", level: str = "info", *, cache: bool = False) -> None:
+    """Route structlog and the standard library (uvicorn, asyncpg) to one JSON stream.
+
+    `cache` (the long-running processes) binds each module's logger once instead of at every
+    line; tests leave it off, since `structlog.testing.capture_logs` cannot see cached loggers."""
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -81,8 +84,8 @@ def configure_logging(log_format: str = "json", level: str = "info") -> None:
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
-        cache_logger_on_first_use=False,
+        logger_factory=structlog.WriteLoggerFactory(),  # stdout; a quarter cheaper than print
+        cache_logger_on_first_use=cache,
     )
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(

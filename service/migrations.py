@@ -12,6 +12,7 @@ import asyncpg
 import structlog
 
 from . import queries
+from .database import release_session_lock
 
 log = structlog.get_logger(__name__)
 
@@ -28,7 +29,7 @@ async def migrate(conn: asyncpg.Connection, directory: Path = MIGRATIONS_DIR) ->
     """Apply every migration not yet recorded; return the names applied now."""
     applied_now: list[str] = []
     await conn.execute(queries.MIGRATIONS_LOCK)
-    try:
+    async with release_session_lock(conn, queries.MIGRATIONS_UNLOCK):
         await conn.execute(queries.MIGRATIONS_TABLE)
         done = {r["version"] for r in await conn.fetch(queries.MIGRATIONS_APPLIED)}
         for path in migration_files(directory):
@@ -39,8 +40,6 @@ async def migrate(conn: asyncpg.Connection, directory: Path = MIGRATIONS_DIR) ->
                 await conn.execute(queries.MIGRATION_RECORD, path.name)
             applied_now.append(path.name)
             log.info("db.migrated", migration=path.name)
-    finally:
-        await conn.execute(queries.MIGRATIONS_UNLOCK)
     return applied_now
 
 

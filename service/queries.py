@@ -111,7 +111,7 @@ JOB_COLUMNS = """id, record_id, cin, status, wait_reason, force, max_contacts, s
 
 # A webhook or a manual sync: a company with a queued job gets that job back (newer CIN taken),
 # otherwise a new one is queued. The company's status becomes Queued in the same statement.
-JOB_ENQUEUE = f"""
+JOB_ENQUEUE = """
 WITH company AS (
     INSERT INTO companies (airtable_id, sync_status, push_version)
     VALUES ($1, 'Queued', 1)
@@ -128,9 +128,9 @@ WITH company AS (
             force = jobs.force OR EXCLUDED.force,
             max_contacts = EXCLUDED.max_contacts,
             updated_at = now()
-    RETURNING {JOB_COLUMNS}, (xmax <> 0) AS deduplicated
+    RETURNING id, (xmax <> 0) AS deduplicated
 )
-SELECT * FROM job"""
+SELECT id, deduplicated FROM job"""
 
 
 JOB_GET = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"

@@ -22,8 +22,11 @@ _LLPIN = re.compile(r"^[A-Z]{3}-\d{4}$")
 async def read_body(request: Request) -> bytes:
     """The raw body, refused with 413 once it passes 64 KiB (never read whole before that)."""
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise ApiError(413, "payload_too_large", f"The body is larger than {MAX_BODY_BYTES // 1024} KiB")
+    if declared and declared.isdigit():
+        if int(declared) > MAX_BODY_BYTES:
+            raise ApiError(413, "payload_too_large", f"The body is larger than {MAX_BODY_BYTES // 1024} KiB")
+        # The server stops at the declared length: the body cannot be longer than this.
+        return await request.body()
     body = bytearray()
     async for chunk in request.stream():
         body += chunk

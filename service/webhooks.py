@@ -38,7 +38,7 @@ async def airtable_webhook(request: Request) -> JSONResponse:
         metrics.WEBHOOKS.labels(error.code).inc()
         raise
     try:
-        job, deduplicated = await jobs.enqueue(request.app.state.pool, record_id, cin, force=refresh)
+        job_id, deduplicated = await jobs.enqueue(request.app.state.pool, record_id, cin, force=refresh)
     except DATABASE_ERRORS as exc:
         log.error(
             "webhook.rejected", code="unavailable", status=503, error=type(exc).__name__, record_id=record_id
@@ -46,11 +46,11 @@ async def airtable_webhook(request: Request) -> JSONResponse:
         metrics.WEBHOOKS.labels("unavailable").inc()
 
         raise ApiError(503, "unavailable", "The job could not be stored; try again shortly") from None
-    log.info("webhook.accepted", job_id=str(job.id), record_id=record_id, cin=cin, deduplicated=deduplicated)
-    metrics.WEBHOOKS.labels("deduplicated" if deduplicated else "accepted").inc()
+    log.info("webhook.accepted", job_id=str(job_id), record_id=record_id, cin=cin, deduplicated=deduplicated)
+    (metrics.WEBHOOKS_DEDUPLICATED if deduplicated else metrics.WEBHOOKS_ACCEPTED).inc()
     request.app.state.wake_worker()
     return JSONResponse(
-        {"job_id": str(job.id), "status": "queued", "deduplicated": deduplicated}, status_code=202
+        {"job_id": str(job_id), "status": "queued", "deduplicated": deduplicated}, status_code=202
     )
 
 

@@ -14,7 +14,9 @@ from typing import Any
 import asyncpg
 import httpx
 
+from service import jobs
 from service.config import Settings, load_settings
+from service.jobs import Job
 from service.runtime import Runtime
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import PATH, AttestrStandIn
@@ -134,3 +136,11 @@ async def running_engine(
         runtime.stop()
         await asyncio.wait_for(runtime.wait(), 30)
         await runtime.attestr.aclose()
+
+
+async def enqueued(pool: asyncpg.Pool, record_id: str, cin: str | None, **options: Any) -> tuple[Job, bool]:
+    """`jobs.enqueue`, then the stored job as a whole."""
+    job_id, deduplicated = await jobs.enqueue(pool, record_id, cin, **options)
+    job = await jobs.get(pool, job_id)
+    assert job is not None
+    return job, deduplicated

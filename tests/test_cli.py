@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 
 from service import jobs
+from tests.flow import enqueued
 
 COMMANDS = [
     "demo",
@@ -52,11 +53,11 @@ def test_help(command: str | None) -> None:
 
 
 async def test_status_jobs_and_attestr(db_url: str, pool: asyncpg.Pool) -> None:
-    failed, _ = await jobs.enqueue(pool, "recAAAAAAAAAAAAAA", "U72200KA2015PTC081234")
+    failed, _ = await enqueued(pool, "recAAAAAAAAAAAAAA", "U72200KA2015PTC081234")
     await pool.execute(
         "UPDATE jobs SET status = 'failed', last_error = 'Attestr said no' WHERE id = $1", failed.id
     )
-    queued, _ = await jobs.enqueue(pool, "recBBBBBBBBBBBBBB", None)
+    queued, _ = await enqueued(pool, "recBBBBBBBBBBBBBB", None)
 
     status = json.loads(cli(db_url, "status", "--json").stdout)
     assert status["jobs"]["failed"] == 1 and status["jobs"]["queued"] == 1

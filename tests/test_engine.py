@@ -13,7 +13,7 @@ from service import jobs
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
 from tests.conftest import Running
-from tests.flow import running_engine
+from tests.flow import enqueued, running_engine
 
 FAST = {"ATTESTR_TIMEOUT_S": "0.3", "AIRTABLE_RATE_LIMIT_RPS": "50"}
 
@@ -194,7 +194,7 @@ async def test_a_replayed_job_reuses_what_it_paid_for(
     ((record_id, cin),) = many_companies(airtable, attestr, 1)
     airtable.standin.refused_values.add(("Name", "Director 0-1"))
     async with running_engine(pool, airtable, attestr, **FAST):
-        job, _ = await jobs.enqueue(pool, record_id, cin, force=True)
+        job, _ = await enqueued(pool, record_id, cin, force=True)
 
         async def failed() -> bool:
             return (await jobs.get(pool, job.id)).status == "failed"  # type: ignore[union-attr]

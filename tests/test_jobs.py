@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 import asyncpg
 
 from service import jobs, queries
+from tests.flow import enqueued
 
 A, B = "recAAAAAAAAAAAAAA", "recBBBBBBBBBBBBBB"
 
@@ -18,9 +19,9 @@ async def claim(pool: asyncpg.Pool, n: int = 10, worker: str = "w1", lease_s: fl
 
 
 async def test_a_queued_job_is_reused_and_takes_the_newer_cin(pool: asyncpg.Pool) -> None:
-    first, dedup1 = await jobs.enqueue(pool, A, "U72200KA2015PTC081234")
-    second, dedup2 = await jobs.enqueue(pool, A, "U51909MH2018PTC309876")
-    third, dedup3 = await jobs.enqueue(pool, A, None, force=True)
+    first, dedup1 = await enqueued(pool, A, "U72200KA2015PTC081234")
+    second, dedup2 = await enqueued(pool, A, "U51909MH2018PTC309876")
+    third, dedup3 = await enqueued(pool, A, None, force=True)
     assert (dedup1, dedup2, dedup3) == (False, True, True)
     assert first.id == second.id == third.id
     assert (third.cin, third.force) == ("U51909MH2018PTC309876", True)
@@ -29,11 +30,11 @@ async def test_a_queued_job_is_reused_and_takes_the_newer_cin(pool: asyncpg.Pool
 
 
 async def test_a_running_job_is_not_interrupted_a_new_one_waits_behind_it(pool: asyncpg.Pool) -> None:
-    running, _ = await jobs.enqueue(pool, A, None)
+    running, _ = await enqueued(pool, A, None)
     assert [j.id for j in await claim(pool)] == [running.id]
-    behind, deduplicated = await jobs.enqueue(pool, A, None)
+    behind, deduplicated = await enqueued(pool, A, None)
     assert not deduplicated and behind.id != running.id
-    other, _ = await jobs.enqueue(pool, B, None)
+    other, _ = await enqueued(pool, B, None)
     assert [j.id for j in await claim(pool, worker="w2")] == [other.id]  # A's second job waits
     await pool.execute("UPDATE jobs SET status = 'succeeded' WHERE id = $1", running.id)
     assert [j.id for j in await claim(pool, worker="w2")] == [behind.id]
@@ -48,7 +49,7 @@ async def test_concurrent_claims_never_share_a_job(pool: asyncpg.Pool) -> None:
 
 
 async def test_an_expired_lease_is_claimed_again(pool: asyncpg.Pool) -> None:
-    job, _ = await jobs.enqueue(pool, A, None)
+    job, _ = await enqueued(pool, A, None)
     (first,) = await claim(pool, lease_s=0.05)
     assert first.id == job.id
     await asyncio.sleep(0.1)
@@ -58,9 +59,9 @@ async def test_an_expired_lease_is_claimed_again(pool: asyncpg.Pool) -> None:
 
 
 async def test_a_retry_behind_a_newer_queued_job_hands_over_to_it(pool: asyncpg.Pool) -> None:
-    job, _ = await jobs.enqueue(pool, A, None)
+    job, _ = await enqueued(pool, A, None)
     await claim(pool)
-    newer, _ = await jobs.enqueue(pool, A, None)
+    newer, _ = await enqueued(pool, A, None)
     later = datetime.now(timezone.utc) + timedelta(minutes=5)
     status = await pool.fetchval(queries.JOB_REQUEUE, job.id, "waiting", later, "error", A, 0, "w1", None)
     assert status == "failed"
@@ -69,7 +70,7 @@ async def test_a_retry_behind_a_newer_queued_job_hands_over_to_it(pool: asyncpg.
 
 
 async def test_job_document_shape(pool: asyncpg.Pool) -> None:
-    job, _ = await jobs.enqueue(pool, A, "U72200KA2015PTC081234")
+    job, _ = await enqueued(pool, A, "U72200KA2015PTC081234")
     assert job.document().keys() == {
         "id",
         "status",
@@ -86,9 +87,9 @@ async def test_job_document_shape(pool: asyncpg.Pool) -> None:
 
 
 async def test_a_taken_over_job_and_the_job_queued_behind_it_never_run_together(pool: asyncpg.Pool) -> None:
-    first, _ = await jobs.enqueue(pool, A, None)
+    first, _ = await enqueued(pool, A, None)
     await claim(pool, lease_s=0.05)
-    behind, _ = await jobs.enqueue(pool, A, None)
+    behind, _ = await enqueued(pool, A, None)
     await asyncio.sleep(0.1)  # the first job's worker died: its lease ran out
     assert [j.id for j in await claim(pool, worker="w2")] == [first.id]
     assert await claim(pool, worker="w3") == []

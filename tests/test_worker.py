@@ -14,7 +14,7 @@ from service import jobs
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
 from tests.conftest import Running
-from tests.flow import running_engine
+from tests.flow import enqueued, running_engine
 
 CIN = "U72200KA2015PTC081234"
 
@@ -46,7 +46,7 @@ async def test_transient_errors_are_retried_until_the_answer_comes(
     attestr.standin.fail_next(CIN, 5030, 5000)
     with capture_logs() as logs:
         async with running_engine(pool, airtable, attestr):
-            job, _ = await jobs.enqueue(pool, record, CIN)
+            job, _ = await enqueued(pool, record, CIN)
             job = await until(pool, job.id, lambda j: j.finished)
     assert job.status == "succeeded" and job.attempts == 3
     assert [e["event"] for e in logs].count("job.retrying") == 2
@@ -60,7 +60,7 @@ async def test_a_malformed_request_fails_at_once(
     record = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri"})
     attestr.standin.fail_next(CIN, 4001)
     async with running_engine(pool, airtable, attestr):
-        job, _ = await jobs.enqueue(pool, record, CIN)
+        job, _ = await enqueued(pool, record, CIN)
         job = await until(pool, job.id, lambda j: j.finished)
     assert (job.status, job.attempts) == ("failed", 1)
     assert "malformed" in (job.last_error or "")
@@ -73,7 +73,7 @@ async def test_could_not_be_processed_fails_after_one_retry(
     record = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri"})
     attestr.standin.fail_next(CIN, 5001, 5001, 5001)
     async with running_engine(pool, airtable, attestr):
-        job, _ = await jobs.enqueue(pool, record, CIN)
+        job, _ = await enqueued(pool, record, CIN)
         job = await until(pool, job.id, lambda j: j.finished)
     assert (job.status, job.attempts) == ("failed", 2)
     assert attestr.standin.calls_for(CIN) == 2
@@ -85,7 +85,7 @@ async def test_attempts_run_out(
     record = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri"})
     attestr.standin.fail_next(CIN, *[5030] * 10)
     async with running_engine(pool, airtable, attestr, JOB_MAX_ATTEMPTS="3"):
-        job, _ = await jobs.enqueue(pool, record, CIN)
+        job, _ = await enqueued(pool, record, CIN)
         job = await until(pool, job.id, lambda j: j.finished)
     assert (job.status, job.attempts) == ("failed", 3)
     assert "gave up after 3 attempts" in (job.last_error or "")
@@ -98,7 +98,7 @@ async def test_exhausted_credits_make_jobs_wait_not_fail(
     attestr.standin.fail_next(CIN, 4005)
     with capture_logs() as logs:
         async with running_engine(pool, airtable, attestr):
-            job, _ = await jobs.enqueue(pool, record, CIN)
+            job, _ = await enqueued(pool, record, CIN)
             job = await until(pool, job.id, lambda j: j.wait_reason is not None)
     assert (job.status, job.attempts) == ("queued", 0)
     assert "credits are exhausted" in (job.wait_reason or "")
@@ -112,7 +112,7 @@ async def test_a_missing_attestr_token_waits_naming_the_variable(
 ) -> None:
     record = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri"})
     async with running_engine(pool, airtable, attestr, ATTESTR_API_KEY=""):
-        job, _ = await jobs.enqueue(pool, record, CIN)
+        job, _ = await enqueued(pool, record, CIN)
         job = await until(pool, job.id, lambda j: j.wait_reason is not None)
     assert job.status == "queued" and "ATTESTR_API_KEY" in (job.wait_reason or "")
     assert attestr.standin.calls == []
@@ -124,7 +124,7 @@ async def test_per_second_limits_retry_soon(
     record = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri"})
     attestr.standin.fail_next(CIN, 4291)
     async with running_engine(pool, airtable, attestr):
-        job, _ = await jobs.enqueue(pool, record, CIN)
+        job, _ = await enqueued(pool, record, CIN)
         job = await until(pool, job.id, lambda j: j.wait_reason is not None)
         delay = await pool.fetchval(
             "SELECT EXTRACT(epoch FROM run_after - updated_at) FROM jobs WHERE id = $1", job.id
