@@ -16,10 +16,11 @@ from typing import Any, TypeVar
 import asyncpg
 import requests
 import structlog
-from pyairtable import Api
+from pyairtable import Api, formulas
 
 from . import metrics
 from .config import Settings
+from .logs import mask_text
 from .ratelimit import AirtableRateLimit, LocalPacing
 
 log = structlog.get_logger(__name__)
@@ -72,7 +73,9 @@ def _error_from(exc: requests.HTTPError) -> AirtableError:
         kind, message = (
             (first.get("error"), first.get("message")) if isinstance(first, dict) else (None, None)
         )
-    text = f"Airtable answered {status}" + (f" {kind}" if kind else "") + (f": {message}" if message else "")
+    text = mask_text(
+        f"Airtable answered {status}" + (f" {kind}" if kind else "") + (f": {message}" if message else "")
+    )
     if status == 429:
         return AirtableRateLimited(text, status=status, kind=kind)
     if status is None or status >= 500:
@@ -222,6 +225,32 @@ class Airtable:
         return await self.call(
             self.contacts.batch_upsert, records, key_fields=[key], typecast=True, slot=slot
         )
+
+    async def contact_ids_by_key(self, keys: list[str]) -> list[str]:
+        """The ids of Contacts rows whose Contact Key is one of `keys` (ten keys a request)."""
+        name = self.settings.field("CONTACT_KEY")
+        found: list[str] = []
+        for start in range(0, len(keys), 10):
+            formula = formulas.OR(
+                *(formulas.EQ(formulas.Field(name), key) for key in keys[start : start + 10])
+            )
+            rows = await self.call(self.contacts.all, formula=formula, fields=[name])
+            found += [row["id"] for row in rows]
+        return found
+
+    async def delete_contacts(self, ids: list[str]) -> int:
+        """Delete Contacts rows, ten a request; a row already gone counts as deleted."""
+        deleted = 0
+        for start in range(0, len(ids), 10):
+            batch = ids[start : start + 10]
+            try:
+                deleted += len(await self.call(self.contacts.batch_delete, batch))
+            except AirtableError as error:
+                if not (error.kind == "ROW_DOES_NOT_EXIST" or error.status == 404):
+                    raise
+                if len(batch) > 1:  # one of them is gone: the others one by one
+                    deleted += sum([await self.delete_contacts([record_id]) for record_id in batch])
+        return deleted
 
     async def update_companies(
         self, records: list[dict[str, Any]], slot: int | None = None

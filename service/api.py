@@ -12,7 +12,7 @@ import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from . import jobs, queries, stats, validation
+from . import jobs, limits, queries, stats, validation
 from .auth import require_api_key
 from .database import DATABASE_ERRORS
 from .errors import ApiError
@@ -21,14 +21,22 @@ from .jobs import Job
 FETCH_WAIT_S = 25  # under the 30 s after which proxies commonly cut a request
 
 
+async def _authorized(request: Request) -> None:
+    """A known API key, within its rate (429 `rate_limited` beyond it)."""
+    settings = request.app.state.settings
+    key = require_api_key(request, settings.api_keys)
+    await limits.take_api_request(request.app.state.pool, key, settings)
+
+
 async def _authorized_json(request: Request, *, optional: bool) -> dict[str, Any]:
     body = await validation.read_body(request)
-    require_api_key(request, request.app.state.settings.api_keys)
+    await _authorized(request)
     return validation.parse_json(body, optional=optional)
 
 
 async def _enqueue(request: Request, record_id: str, cin: str | None, **options: Any) -> tuple[Job, bool]:
     pool = request.app.state.pool
+    await request.app.state.queue_cap.check()
     try:
         job_id, deduplicated = await jobs.enqueue(pool, record_id, cin, **options)
         job = await jobs.get(pool, job_id)
@@ -132,7 +140,7 @@ def _job_id(request: Request) -> int:
 
 
 async def get_job(request: Request) -> JSONResponse:
-    require_api_key(request, request.app.state.settings.api_keys)
+    await _authorized(request)
     job = await jobs.get(request.app.state.pool, _job_id(request))
     if job is None:
         raise ApiError(404, "not_found", f"No job {request.path_params['job_id']}")
@@ -140,7 +148,7 @@ async def get_job(request: Request) -> JSONResponse:
 
 
 async def list_jobs(request: Request) -> JSONResponse:
-    require_api_key(request, request.app.state.settings.api_keys)
+    await _authorized(request)
     status = request.query_params.get("status") or None
     if status is not None and status not in jobs.STATES:
         raise ApiError(
@@ -166,5 +174,5 @@ async def retry_job(request: Request) -> JSONResponse:
 
 async def stats_endpoint(request: Request) -> JSONResponse:
     """`GET /stats`: jobs by state, queue age, Attestr paused or not, rows waiting for Airtable."""
-    require_api_key(request, request.app.state.settings.api_keys)
+    await _authorized(request)
     return JSONResponse(await stats.collect(request.app.state.pool, request.app.state.settings))

@@ -13,10 +13,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from . import api, metrics, webhooks
+from . import api, metrics, openapi, webhooks
 from .config import Settings
 from .database import DATABASE_ERRORS
 from .errors import EXCEPTION_HANDLERS, error_response
+from .limits import QueueCap
 from .migrations import pending_migrations
 from .runtime import Runtime
 
@@ -65,6 +66,7 @@ ROUTES = [
     Route("/jobs/{job_id}/retry", api.retry_job, methods=["POST"]),
     Route("/stats", api.stats_endpoint),
     Route("/metrics", metrics.endpoint),
+    Route("/openapi.json", openapi.endpoint),
 ]
 
 
@@ -75,6 +77,7 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
         app.state.settings = settings
         app.state.pool = runtime.pool
         app.state.wake_worker = runtime.jobs_stored
+        app.state.queue_cap = QueueCap(runtime.pool, settings.queue_max_jobs)
         app.state.wake_reader = runtime.reader.wake if settings.worker_in_web else (lambda: None)
         runtime.start_notifier()
         if settings.worker_in_web:

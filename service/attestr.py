@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from .logs import mask_text
 from .normalize import Contact, clean_text, normalize_contact
 
 MAX_ANSWER_BYTES = 20 * 1024 * 1024  # a hundred contacts fit in far less; refuse anything absurd
@@ -110,6 +111,7 @@ def error_from_response(status: int, body: Any) -> AttestrError:
     code = clean_text(body.get("code"), 20)
     kind, words = _BY_CODE.get(code or "") or _by_status(status)
     detail = clean_text(body.get("message"), 300)
+    detail = mask_text(detail) if detail else None  # kept in jobs, logs and Airtable's Sync Error
     message = f"{words} (code {code}{f': {detail}' if detail else ''})" if code else words
     return kind(message, code=code, http_status=status)
 
@@ -141,7 +143,7 @@ def parse_answer(cin: str, raw: Any) -> AttestrAnswer:
         valid=valid,
         business_name=clean_text(raw.get("businessName"), 300),
         contacts=contacts,
-        message=clean_text(raw.get("message"), 300),
+        message=mask_text(clean_text(raw.get("message"), 300) or "") or None,
         raw=raw,
     )
 

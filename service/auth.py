@@ -33,9 +33,11 @@ def require_webhook_secret(request: Request, secrets: tuple[str, ...]) -> None:
         raise ApiError(401, "unauthorized", "Missing or wrong webhook secret (X-Webhook-Secret)")
 
 
-def require_api_key(request: Request, keys: tuple[str, ...]) -> None:
+def require_api_key(request: Request, keys: tuple[str, ...]) -> str:
+    """The caller's key, once it is one of API_KEYS (rate limits count per key)."""
     if not keys:
         raise ApiError(503, "not_configured", "The API is not configured: set API_KEYS")
     given = request.headers.get("x-api-key")
     if not given or not _matches(given, keys):
         raise ApiError(401, "unauthorized", "Missing or wrong API key (X-API-Key)")
+    return given

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from . import adopt, airtable_webhooks, backfill, demo, doctor, importer, jobs, queries, stats
+from . import adopt, airtable_webhooks, backfill, demo, doctor, forget, importer, jobs, queries, stats
 from .airtable import Airtable, AirtableError
 from .app import create_app
 from .attestr_gate import AttestrGate
@@ -231,6 +231,38 @@ def _doctor(settings: Settings, args: argparse.Namespace) -> int:
     failed = sum(1 for c in checks if c.status == doctor.FAIL)
     console.print(f"\n{failed} problem(s)" if failed else "\nEverything the service needs is in place.")
     return 1 if failed else 0
+
+
+def _contacts(settings: Settings, args: argparse.Namespace) -> int:
+    keys = forget.keys_of(args.din, args.phone, args.email)
+    if not keys:
+        print("Say whom to forget: --din, --phone or --email", file=sys.stderr)
+        return 2
+
+    async def work(pool: asyncpg.Pool) -> int:
+        airtable = Airtable(settings, pool)
+        if airtable.missing:
+            print(f"Airtable is not configured: set {' and '.join(airtable.missing)}", file=sys.stderr)
+            return 2
+        try:
+            done = await forget.forget(pool, airtable, keys, every=args.all)
+        except forget.AmbiguousPerson as exc:
+            print(str(exc), file=sys.stderr)
+            return 1
+        except AirtableError as exc:
+            print(
+                f"{exc.message}. The person is suppressed and hidden from the pusher; their Airtable "
+                "row is still there: run the command again.",
+                file=sys.stderr,
+            )
+            return 1
+        print(
+            f"Forgot {done.people} person(s): {done.airtable_rows} Airtable row(s) deleted; "
+            f"suppressed: {', '.join(done.suppressed)} (no later sync brings them back)"
+        )
+        return 0
+
+    return _with_pool(settings, work)
 
 
 def _backfill(settings: Settings, args: argparse.Namespace) -> int:
@@ -499,6 +531,25 @@ def _parser() -> argparse.ArgumentParser:
     attestr.add_argument("--json", action="store_true", help="status: print JSON")
     attestr.set_defaults(run=_attestr)
 
+    contacts = commands.add_parser(
+        "contacts",
+        help="forget a person: removed from PostgreSQL and Airtable, never synced again",
+        description="Removes a person (found by DIN, phone in any spelling, or email) from "
+        "PostgreSQL and their row from Airtable, and keeps hashed suppression entries so that no "
+        "later sync brings them back.\n\nexamples:\n  contact-sync contacts forget --din 01234567\n"
+        '  contact-sync contacts forget --phone "+91 98450 12345"\n'
+        "  contact-sync contacts forget --email a.person@example.com",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    contacts.add_argument("action", choices=["forget"])
+    contacts.add_argument("--din", help="the person's DIN")
+    contacts.add_argument("--phone", help="the person's phone, in any spelling")
+    contacts.add_argument("--email", help="the person's email")
+    contacts.add_argument(
+        "--all", action="store_true", help="forget every person carrying the phone or email"
+    )
+    contacts.set_defaults(run=_contacts)
+
     imp = commands.add_parser(
         "import",
         help="take the people of an older PostgreSQL contacts table",
@@ -582,11 +633,17 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     settings = load_settings()
+    secrets = (
+        *settings.webhook_secrets,
+        *settings.api_keys,
+        settings.attestr_api_key,
+        settings.airtable_api_key,
+    )
     if args.command in ("serve", "worker"):
-        configure_logging(settings.log_format, settings.log_level, cache=True)
+        configure_logging(settings.log_format, settings.log_level, cache=True, secrets=secrets)
     elif args.command == "demo":  # the demo narrates; the service's own lines only when something is wrong
-        configure_logging("console", "error")
+        configure_logging("console", "error", secrets=secrets)
 
     else:  # an operator at a terminal: their command's output, and only warnings besides
-        configure_logging("console", "warning")
+        configure_logging("console", "warning", secrets=secrets)
     sys.exit(args.run(settings, args))

@@ -63,6 +63,11 @@ class Settings:
     airtable_fields: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_FIELDS))
     airtable_rate_limit_rps: float = 5.0
     airtable_cooldown_s: float = 30.0
+    api_rate_limit: int = 60
+    api_rate_window_s: float = 60.0
+    queue_max_jobs: int = 50_000
+    job_retention_days: float = 30.0
+    attestr_answer_retention_days: float = 90.0
 
     def field(self, key: str) -> str:
         """The Airtable field name for a logical field, e.g. `field("PHONE")`."""
@@ -113,4 +118,14 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         },
         airtable_rate_limit_rps=config("AIRTABLE_RATE_LIMIT_RPS", cast=float, default=5.0),
         airtable_cooldown_s=config("AIRTABLE_COOLDOWN_S", cast=float, default=30.0),
+        api_rate_limit=config("API_RATE_LIMIT", cast=int, default=60),
+        api_rate_window_s=config("API_RATE_WINDOW_S", cast=float, default=60.0),
+        queue_max_jobs=config("QUEUE_MAX_JOBS", cast=int, default=50_000),
+        job_retention_days=config("JOB_RETENTION_DAYS", cast=float, default=30.0),
+        # Never shorter than the cache: an answer still fresh would be paid for again.
+        attestr_answer_retention_days=max(
+            config("ATTESTR_ANSWER_RETENTION_DAYS", cast=float, default=90.0),
+            config("ATTESTR_CACHE_TTL_DAYS", cast=float, default=30.0),
+            config("ATTESTR_NO_DATA_TTL_DAYS", cast=float, default=7.0),
+        ),
     )

@@ -28,14 +28,14 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import asyncpg
 import structlog
 
 from . import queries
-from .normalize import Contact, name_key
+from .normalize import Contact, Email, Phone, name_key
 
 log = structlog.get_logger(__name__)
 
@@ -299,12 +299,14 @@ def suppression_hash(kind: str, value: str) -> str:
 
 
 async def _drop_suppressed(conn: asyncpg.Connection, batches: list[CompanyContacts]) -> None:
-    """Remove contacts of people who were forgotten: they must not come back."""
+    """Keep forgotten people out. A contact whose DIN was forgotten, or a DIN-less one whose phone
+    or email was, is dropped; a director with a DIN of their own only loses the forgotten phone or
+    email (a secretary's, say, that a forgotten person shared)."""
     wanted = {
         (kind, suppression_hash(kind, value))
         for b in batches
         for c in b.contacts
-        for kind, value in (("din", c.din), ("phone", c.phone.e164), ("email", c.email.address))
+        for kind, value in _keys(c)
         if value
     }
     if not wanted:
@@ -314,15 +316,27 @@ async def _drop_suppressed(conn: asyncpg.Connection, batches: list[CompanyContac
     if not rows:
         return
     suppressed = {(r["key_kind"], r["key_hash"]) for r in rows}
+
+    def gone(kind: str, value: str | None) -> bool:
+        return bool(value) and (kind, suppression_hash(kind, value or "")) in suppressed
+
     for b in batches:
-        b.contacts = [
-            c
-            for c in b.contacts
-            if not any(
-                value and (kind, suppression_hash(kind, value)) in suppressed
-                for kind, value in (("din", c.din), ("phone", c.phone.e164), ("email", c.email.address))
-            )
-        ]
+        kept = []
+        for c in b.contacts:
+            if gone("din", c.din) or (
+                not c.din and (gone("phone", c.phone.e164) or gone("email", c.email.address))
+            ):
+                continue
+            if gone("phone", c.phone.e164):
+                c = replace(c, phone=Phone(None))
+            if gone("email", c.email.address):
+                c = replace(c, email=Email(None))
+            kept.append(c)
+        b.contacts = kept
+
+
+def _keys(c: Contact) -> tuple[tuple[str, str | None], ...]:
+    return (("din", c.din), ("phone", c.phone.e164), ("email", c.email.address))
 
 
 def _person_from_row(row: asyncpg.Record) -> _Person:

@@ -7,9 +7,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+
+from .database import DATABASE_ERRORS
 
 _CODES_BY_STATUS = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
@@ -49,4 +53,14 @@ async def _http_exception(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
 
-EXCEPTION_HANDLERS = {ApiError: _api_error, HTTPException: _http_exception}
+async def _database_away(_request: Request, exc: Exception) -> JSONResponse:
+    return error_response(
+        503, "unavailable", f"The service cannot reach its database ({type(exc).__name__}); try again shortly"
+    )
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    ApiError: _api_error,
+    HTTPException: _http_exception,
+    **{error: _database_away for error in DATABASE_ERRORS},
+}

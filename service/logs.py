@@ -28,8 +28,17 @@ def _mask_phone(match: re.Match[str]) -> str:
     return "•" * (len(digits) - 2) + digits[-2:]
 
 
+# The service's own secrets and tokens (set by `configure_logging`): redacted wherever they
+# appear, e.g. echoed back in an outside service's error message.
+_known_secrets: tuple[str, ...] = ()
+
+
 def mask_text(text: str) -> str:
-    """Mask every email address and phone number in `text`, keeping enough to tell them apart."""
+    """Mask every email address and phone number in `text`, keeping enough to tell them apart,
+    and redact the service's own secrets."""
+    for secret in _known_secrets:
+        if secret in text:
+            text = text.replace(secret, "[redacted]")
     text = _EMAIL.sub(lambda m: f"{m.group(1)}•••@{m.group(2)}", text)
     return _PHONE.sub(_mask_phone, text)
 
@@ -62,11 +71,20 @@ def _drop_color_message(
     return event_dict
 
 
-def configure_logging(log_format: str = "json", level: str = "info", *, cache: bool = False) -> None:
+def configure_logging(
+    log_format: str = "json",
+    level: str = "info",
+    *,
+    cache: bool = False,
+    secrets: tuple[str | None, ...] = (),
+) -> None:
     """Route structlog and the standard library (uvicorn, asyncpg) to one JSON stream.
 
     `cache` (the long-running processes) binds each module's logger once instead of at every
-    line; tests leave it off, since `structlog.testing.capture_logs` cannot see cached loggers."""
+    line; tests leave it off, since `structlog.testing.capture_logs` cannot see cached loggers.
+    `secrets` are redacted from every line and every outside error message kept."""
+    global _known_secrets
+    _known_secrets = tuple(s for s in secrets if s and len(s) >= 6)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,

@@ -542,3 +542,47 @@ WITH wanted AS (
     RETURNING 1
 )
 SELECT count(*) FROM kept"""
+
+# --- limits and personal data (limits.py, forget.py, retention.py) ----------------------------
+
+# One request against an API key's current window; a new window starts the count again.
+API_RATE_TAKE = """
+INSERT INTO api_rate AS r (key_hash, window_start, requests)
+VALUES ($1, to_timestamp(floor(extract(epoch FROM clock_timestamp()) / $2) * $2), 1)
+ON CONFLICT (key_hash) DO UPDATE
+    SET requests = CASE WHEN r.window_start = EXCLUDED.window_start THEN r.requests + 1 ELSE 1 END,
+        window_start = EXCLUDED.window_start
+RETURNING requests,
+    extract(epoch FROM window_start + make_interval(secs => $2) - clock_timestamp())::float8 AS resets_in_s"""
+
+# The queue's length, counted no further than the cap (the partial index on queued jobs).
+JOBS_QUEUED_COUNT = """
+SELECT count(*) FROM (SELECT 1 FROM jobs WHERE status = 'queued' LIMIT $1) AS queued"""
+
+PEOPLE_TO_FORGET = """
+SELECT id, din, phone_e164, email, airtable_id, contact_key FROM people
+WHERE din = $1 OR phone_e164 = $2 OR email = $3
+ORDER BY id
+FOR UPDATE"""
+
+SUPPRESS_KEYS = """
+INSERT INTO suppressions (key_kind, key_hash)
+SELECT * FROM unnest($1::text[], $2::text[])
+ON CONFLICT DO NOTHING"""
+
+# Forgotten but not yet deleted (Airtable first): never sent again meanwhile.
+PEOPLE_HIDE_FROM_PUSHER = """
+UPDATE people SET deleted_in_airtable = true, push_lease_until = NULL WHERE id = ANY($1::bigint[])"""
+
+PEOPLE_DELETE = "DELETE FROM people WHERE id = ANY($1::bigint[])"
+
+# Retention: at most $2 rows a statement, so that a long backlog never holds long locks.
+JOBS_PRUNE = """
+DELETE FROM jobs WHERE id IN (
+    SELECT id FROM jobs
+    WHERE status IN ('succeeded', 'failed') AND updated_at < now() - make_interval(secs => $1 * 86400)
+    LIMIT $2)"""
+
+ANSWERS_PRUNE = """
+DELETE FROM attestr_answers WHERE id IN (
+    SELECT id FROM attestr_answers WHERE called_at < now() - make_interval(secs => $1 * 86400) LIMIT $2)"""

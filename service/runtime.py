@@ -8,6 +8,7 @@ import asyncio
 import asyncpg
 import structlog
 
+from . import retention
 from .airtable import Airtable
 from .airtable_webhooks import PayloadReader
 from .attestr import AttestrClient
@@ -74,6 +75,7 @@ class Runtime:
         self._running_worker = True
         self._tasks += [
             asyncio.create_task(self.worker.run(self._stop), name="worker"),
+            asyncio.create_task(retention.run(self.pool, self.settings, self._stop), name="retention"),
             asyncio.create_task(self.pusher.run(self._stop), name="pusher"),
             asyncio.create_task(self.reader.run(self._stop), name="payload-reader"),
         ]

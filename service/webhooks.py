@@ -38,7 +38,12 @@ async def airtable_webhook(request: Request) -> JSONResponse:
         metrics.WEBHOOKS.labels(error.code).inc()
         raise
     try:
+        await request.app.state.queue_cap.check()
         job_id, deduplicated = await jobs.enqueue(request.app.state.pool, record_id, cin, force=refresh)
+    except ApiError as error:  # the queue is full: nothing stored, the automation run shows it
+        log.warning("webhook.rejected", code=error.code, status=error.status, record_id=record_id)
+        metrics.WEBHOOKS.labels(error.code).inc()
+        raise
     except DATABASE_ERRORS as exc:
         log.error(
             "webhook.rejected", code="unavailable", status=503, error=type(exc).__name__, record_id=record_id

@@ -25,6 +25,7 @@ COMMANDS = [
     "backfill",
     "airtable",
     "import",
+    "contacts",
 ]
 
 

@@ -1,0 +1,91 @@
+"""`contact-sync contacts forget`: a person removed from PostgreSQL and from Airtable, for good.
+
+1. In one transaction: the person's keys (DIN, phone, email) go into `suppressions` as hashes,
+   and the person is marked so that the pusher never sends them again.
+2. Their Airtable row is deleted: by its id, and by Contact Key for a row whose id the service
+   never learnt (a push cut short).
+3. The person is deleted from PostgreSQL (their links and job rows with them).
+
+If Airtable cannot be reached at step 2 nothing is lost: the person is already suppressed and
+hidden from the pusher, and running the command again finishes the work. A later sync drops every
+contact carrying a suppressed key (dedup.py), so the person does not come back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import asyncpg
+import structlog
+
+from . import queries
+from .airtable import Airtable
+from .dedup import suppression_hash
+from .normalize import normalize_email, normalize_phone
+
+log = structlog.get_logger(__name__)
+
+
+class AmbiguousPerson(Exception):
+    """A phone or email shared by several people: the operator must say which (by DIN)."""
+
+
+@dataclass
+class Forgotten:
+    people: int = 0
+    airtable_rows: int = 0
+    suppressed: list[str] = field(default_factory=list)  # the kinds of key now suppressed
+
+
+def keys_of(din: str | None, phone: str | None, email: str | None) -> dict[str, str]:
+    """The normalised keys an operator typed, by kind (a phone in any Indian spelling)."""
+    keys: dict[str, str] = {}
+    if din and din.strip():
+        keys["din"] = din.strip()
+    if phone and phone.strip():
+        normalised = normalize_phone(phone)
+        keys["phone"] = normalised.e164 or phone.strip()
+    if email and email.strip():
+        keys["email"] = normalize_email(email).address or email.strip().lower()
+    return keys
+
+
+async def forget(
+    pool: asyncpg.Pool, airtable: Airtable, keys: dict[str, str], *, every: bool = False
+) -> Forgotten:
+    if not keys:
+        raise ValueError("Say whom to forget: --din, --phone or --email")
+    done = Forgotten()
+    async with pool.acquire() as conn, conn.transaction():
+        people = await conn.fetch(
+            queries.PEOPLE_TO_FORGET, keys.get("din"), keys.get("phone"), keys.get("email")
+        )
+        if len(people) > 1 and not every:
+            raise AmbiguousPerson(
+                f"{len(people)} people carry these keys (a shared phone or email?): forget one by "
+                "--din, or all of them with --all"
+            )
+        suppress = dict(keys)
+        kinds, hashes = [], []
+        for person in people:
+            for kind, value in (
+                ("din", person["din"]),
+                ("phone", person["phone_e164"]),
+                ("email", person["email"]),
+            ):
+                if value:
+                    kinds.append(kind)
+                    hashes.append(suppression_hash(kind, value))
+        for kind, value in suppress.items():
+            kinds.append(kind)
+            hashes.append(suppression_hash(kind, value))
+        await conn.execute(queries.SUPPRESS_KEYS, kinds, hashes)
+        await conn.execute(queries.PEOPLE_HIDE_FROM_PUSHER, [p["id"] for p in people])
+    done.suppressed = sorted(set(kinds))
+    row_ids = {p["airtable_id"] for p in people if p["airtable_id"]}
+    row_ids |= set(await airtable.contact_ids_by_key([p["contact_key"] for p in people]))
+    done.airtable_rows = await airtable.delete_contacts(sorted(row_ids))
+    await pool.execute(queries.PEOPLE_DELETE, [p["id"] for p in people])
+    done.people = len(people)
+    log.info("contacts.forgotten", people=done.people, airtable_rows=done.airtable_rows, keys=done.suppressed)
+    return done

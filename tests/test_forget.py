@@ -1,0 +1,111 @@
+"""`contacts forget`: gone from PostgreSQL and Airtable, and kept out by later syncs, also when
+the forgotten person shared a secretary's phone with other directors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import asyncpg
+import pytest
+
+from service.airtable import Airtable
+from service.forget import AmbiguousPerson, forget, keys_of
+from service.standins.airtable import AirtableStandIn
+from service.standins.attestr import AttestrStandIn
+from tests.conftest import Running
+from tests.flow import API_KEY, Flow, settings_for
+from tests.test_dedup import ACME, people, person, sync
+
+NILGIRI = "U72200KA2015PTC081234"
+
+
+def contacts_cli(flow: Flow, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "service", "contacts", "forget", *args],
+        env={**os.environ, **flow.service_env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_forgotten_person_is_gone_and_a_new_sync_does_not_bring_them_back(flow: Flow) -> None:
+    company = flow.company("Nilgiri", NILGIRI)
+    assert flow.wait_for_job(flow.webhook(company, NILGIRI).json()["job_id"])["status"] == "succeeded"
+    assert {c["Name"] for c in flow.contacts()} == {"ANANYA RAO", "VIKRAM SETHI", "MEERA KRISHNAN"}
+
+    done = contacts_cli(flow, "--phone", "098450-12345")  # Attestr wrote "+91 98450 12345"
+    assert done.returncode == 0, done.stderr
+    assert "Forgot 1 person(s): 1 Airtable row(s) deleted" in done.stdout
+    assert {c["Name"] for c in flow.contacts()} == {"VIKRAM SETHI", "MEERA KRISHNAN"}
+
+    again = flow.http.post(
+        f"/companies/{company}/sync?wait=30", headers={"X-API-Key": API_KEY}, json={"force": True}
+    ).json()
+    assert again["status"] == "succeeded" and again["result"]["contacts_fetched"] == 3
+    assert {c["Name"] for c in flow.contacts()} == {"VIKRAM SETHI", "MEERA KRISHNAN"}
+    flow.wait_until(lambda: flow.company_fields(company)["Contacts Found"] == 2, what="the count")
+    log = flow.service.log_path.read_text()
+    assert "9845012345" not in log and "ananya.rao@" not in log
+
+    nobody = contacts_cli(flow, "--email", "nobody@example.com")
+    assert nobody.returncode == 0 and "Forgot 0 person(s)" in nobody.stdout
+    assert contacts_cli(flow).returncode == 2  # whom?
+
+
+@pytest.fixture
+async def airtable_client(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> Airtable:
+    return Airtable(settings_for(airtable, attestr), pool)
+
+
+SECRETARY_PHONE = "98450 55555"
+
+
+async def _board(pool: asyncpg.Pool) -> None:
+    """Two directors and a DIN-less secretary, all giving the secretary's phone."""
+    await sync(
+        pool,
+        ACME,
+        person("01000001", "Asha Menon", SECRETARY_PHONE, "asha@acme.example"),
+        person("01000002", "Ravi Iyer", SECRETARY_PHONE, "ravi@acme.example"),
+        person(None, "Company Secretary", SECRETARY_PHONE, "cs@acme.example"),
+    )
+
+
+async def test_a_director_who_shared_a_phone_keeps_their_record_without_it(
+    pool: asyncpg.Pool, airtable_client: Airtable
+) -> None:
+    await _board(pool)
+    # The secretary's contact matches Asha by phone (the oldest holder of a shared key wins).
+    assert [r["din"] for r in await people(pool)] == ["01000001", "01000002"]
+    done = await forget(pool, airtable_client, keys_of("01000001", None, None))
+    assert done.people == 1 and done.suppressed == ["din", "email", "phone"]
+    await _board(pool)  # the next sync brings the same answer
+    # Asha and the DIN-less secretary (known only by the forgotten phone) stay out; Ravi keeps his
+    # record as it was (nothing is ever blanked).
+    assert [(r["din"], r["phone_e164"]) for r in await people(pool)] == [("01000002", "+919845055555")]
+    # A director seen for the first time with the forgotten phone is stored without it.
+    await sync(pool, ACME, person("01000003", "Nita Shah", SECRETARY_PHONE, "nita@acme.example"))
+    assert [(r["din"], r["phone_e164"], r["email"]) for r in await people(pool)][1:] == [
+        ("01000003", None, "nita@acme.example")
+    ]
+
+
+async def test_a_shared_phone_is_refused_unless_all_are_meant(
+    pool: asyncpg.Pool, airtable_client: Airtable
+) -> None:
+    await sync(
+        pool,
+        ACME,
+        person("01000001", "Asha Menon", SECRETARY_PHONE),
+        person("01000002", "Ravi Iyer", SECRETARY_PHONE),
+    )
+    with pytest.raises(AmbiguousPerson):
+        await forget(pool, airtable_client, keys_of(None, "+91 9845055555", None))
+    assert len(await people(pool)) == 2  # nothing done
+    done = await forget(pool, airtable_client, keys_of(None, "+91 9845055555", None), every=True)
+    assert done.people == 2 and await people(pool) == []
