@@ -60,8 +60,9 @@ class Pusher:
         self.lease_s = lease_s
         self.poll_s = poll_s
         self._wakeup = Wakeup()
-        # Enough requests in flight to use the whole rate limit when Airtable answers slowly.
-        self.senders = max(1, round(settings.airtable_rate_limit_rps))
+        # Enough requests in flight to use the whole rate limit when Airtable answers slowly, but
+        # not a task per request of a generous limit: each one polls the outbox.
+        self.senders = min(10, max(1, round(settings.airtable_rate_limit_rps)))
 
     def wake(self) -> None:
         self._wakeup.set()

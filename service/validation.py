@@ -14,9 +14,11 @@ from starlette.requests import Request
 from .errors import ApiError
 
 MAX_BODY_BYTES = 64 * 1024
+# ASCII only: `\d` alone also matches other scripts' digits (a CIN typed with Devanagari digits
+# would be stored and sent to Attestr as it is).
 _RECORD_ID = re.compile(r"^rec[A-Za-z0-9]{14}$")
-_CIN = re.compile(r"^[LU]\d{5}[A-Z]{2}\d{4}[A-Z]{3}\d{6}$")
-_LLPIN = re.compile(r"^[A-Z]{3}-\d{4}$")
+_CIN = re.compile(r"^[LU]\d{5}[A-Z]{2}\d{4}[A-Z]{3}\d{6}$", re.ASCII)
+_LLPIN = re.compile(r"^[A-Z]{3}-\d{4}$", re.ASCII)
 
 
 async def read_body(request: Request) -> bytes:

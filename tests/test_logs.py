@@ -10,6 +10,7 @@ import pytest
 import structlog
 
 from service.logs import configure_logging, mask_text
+from tests.flow import API_KEY, SECRET, Flow
 
 
 @pytest.mark.parametrize(
@@ -60,3 +61,36 @@ def test_json_lines_mask_personal_data_and_redact_secrets(capsys: pytest.Capture
     assert line["api_key"] == "[redacted]"
     assert line["headers"] == {"Authorization": "[redacted]"}
     assert line["contact"]["phone"].endswith("10")
+
+
+def test_a_failing_job_leaves_no_secret_or_phone_in_any_log_line(flow: Flow) -> None:
+    """Attestr refuses the call and echoes back the token it was sent and a phone number; the job
+    fails. Not one line the service wrote carries a secret, a key, a token, the phone or the email."""
+    phone, email = "9845077777", "support.desk@attestr.example"
+    cin = "U72900KA2019PTC123456"
+    flow.attestr.companies[cin] = {
+        "httpStatusCode": 400,
+        "code": 4001,
+        "message": f"Bad token {flow.attestr.token}; call +91 {phone[:5]} {phone[5:]} or {email}",
+    }
+    company = flow.company("Leaky", cin)
+    response = flow.http.post(
+        "/webhooks/airtable", json={"record_id": company}, headers={"Authorization": f"Bearer {SECRET}"}
+    )
+    job = flow.wait_for_job(response.json()["job_id"])
+    assert job["status"] == "failed"
+    assert "•" in job["last_error"] and phone not in job["last_error"]  # masked where people read it
+    flow.http.post(
+        "/webhooks/airtable", json={"record_id": company}, headers={"X-Webhook-Secret": "wrong-" + SECRET}
+    )
+    flow.http.get("/jobs", headers={"X-API-Key": API_KEY})
+    flow.wait_until(
+        lambda: flow.company_fields(company).get("Contacts Sync Status") == "Failed", what="Failed"
+    )
+    assert phone not in flow.company_fields(company)["Contacts Sync Error"].replace(" ", "")
+
+    text = flow.service.log_path.read_text()
+    lines = flow.service.logs()
+    assert any(line.get("event") == "job.failed" for line in lines)
+    for leak in (SECRET, API_KEY, flow.attestr.token, flow.airtable.token, phone, email):
+        assert leak not in text.replace(" ", ""), leak

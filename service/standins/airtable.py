@@ -87,8 +87,13 @@ class AirtableError(Exception):
         return JSONResponse({"error": error}, status_code=self.status)
 
 
+# Not the `random` module's shared state: a test framework may seed it (hypothesis does, for
+# every example), and two records with one id would overwrite each other.
+_IDS = random.SystemRandom()
+
+
 def _new_id(prefix: str) -> str:
-    return prefix + "".join(random.choices(string.ascii_letters + string.digits, k=14))
+    return prefix + "".join(_IDS.choices(string.ascii_letters + string.digits, k=14))
 
 
 @dataclass
