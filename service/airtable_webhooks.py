@@ -26,6 +26,7 @@ from . import jobs, queries
 from .airtable import Airtable, AirtableError
 from .config import Settings
 from .database import DATABASE_ERRORS, release_session_lock
+from .limits import QueueCap
 from .validation import normalize_cin
 from .wakeup import Wakeup
 
@@ -167,6 +168,7 @@ class PayloadReader:
         self.airtable = airtable
         self.on_queued = on_queued or (lambda: None)
         self.poll_s = poll_s
+        self.queue_cap = QueueCap(pool, airtable.settings.queue_max_jobs)
         self._wakeup = Wakeup()
 
     def wake(self) -> None:
@@ -194,6 +196,10 @@ class PayloadReader:
     async def read_all(self) -> int:
         """Read every stored webhook's new payloads; returns how many syncs were queued."""
         if self.airtable.missing:
+            return 0
+        if await self.queue_cap.full():
+            # Airtable keeps the payloads for a week: they are read once the queue has room.
+            log.warning("webhook.read_deferred", reason="the queue is full (QUEUE_MAX_JOBS)")
             return 0
         queued = 0
         for hook in await self.pool.fetch(queries.WEBHOOKS_ALL):

@@ -51,12 +51,15 @@ class QueueCap:
         self._queued = 0
         self._counted_at = -math.inf
 
-    async def check(self) -> None:
-        """Refuse with 429 `rate_limited` while the queue holds QUEUE_MAX_JOBS jobs."""
+    async def full(self) -> bool:
         if time.monotonic() - self._counted_at > QUEUE_RECOUNT_S:
             self._queued = await self.pool.fetchval(queries.JOBS_QUEUED_COUNT, self.max_jobs)
             self._counted_at = time.monotonic()
-        if self._queued >= self.max_jobs:
+        return self._queued >= self.max_jobs
+
+    async def check(self) -> None:
+        """Refuse with 429 `rate_limited` while the queue holds QUEUE_MAX_JOBS jobs."""
+        if await self.full():
             raise ApiError(
                 429,
                 "rate_limited",

@@ -6,10 +6,17 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import asyncpg
 import httpx
+from structlog.testing import capture_logs
 
-from tests.conftest import run_service
-from tests.flow import API_KEY, SECRET
+from service import jobs
+from service.airtable import Airtable
+from service.airtable_webhooks import PayloadReader
+from service.standins.airtable import AirtableStandIn
+from service.standins.attestr import AttestrStandIn
+from tests.conftest import Running, run_service
+from tests.flow import API_KEY, SECRET, settings_for
 
 KEY = {"X-API-Key": API_KEY}
 OTHER = {"X-API-Key": "a-second-key-for-tests"}
@@ -74,3 +81,15 @@ def test_one_company_never_holds_more_than_one_queued_job(tmp_path: Path, db_url
         assert len({a["job_id"] for a in answers}) == 1
         assert [a["deduplicated"] for a in answers] == [False] + [True] * 19
         assert len(http.get("/jobs", headers=KEY).json()["jobs"]) == 1
+
+
+async def test_a_full_queue_leaves_native_webhook_changes_in_airtable(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    settings = settings_for(airtable, attestr, QUEUE_MAX_JOBS="1")
+    reader = PayloadReader(pool, Airtable(settings, pool))
+    await jobs.enqueue(pool, "recAAAAAAAAAAAAAA", None)
+    with capture_logs() as logs:
+        assert await reader.read_all() == 0
+    assert [line["event"] for line in logs] == ["webhook.read_deferred"]
+    assert airtable.standin.requests == []  # not even the payloads were asked for
