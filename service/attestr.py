@@ -132,11 +132,12 @@ class AttestrAnswer:
         return "synced" if self.valid and self.contacts else "no_data"
 
 
-def parse_answer(cin: str, raw: Any) -> AttestrAnswer:
-    """Read a 200 answer (fresh, or from the stored cache), trusting none of its fields."""
+def parse_answer(cin: str, raw: Any, max_contacts: int) -> AttestrAnswer:
+    """Read a 200 answer (fresh, or from the stored cache), trusting none of its fields: no more
+    than the `max_contacts` asked for are read, however many came."""
     raw = raw if isinstance(raw, dict) else {}
     valid = raw.get("valid") is True or str(raw.get("valid")).lower() == "true"
-    items = raw.get("contacts") if isinstance(raw.get("contacts"), list) else []
+    items = raw.get("contacts")[:max_contacts] if isinstance(raw.get("contacts"), list) else []
     contacts = [c for c in map(normalize_contact, items) if c] if valid else []
     return AttestrAnswer(
         cin=cin,
@@ -196,4 +197,4 @@ class AttestrClient:
         if "valid" not in body and "code" in body:  # an error carried in a 200
             status = body.get("httpStatusCode")
             raise error_from_response(status if isinstance(status, int) else 500, body)
-        return parse_answer(cin, body)
+        return parse_answer(cin, body, self.max_contacts)

@@ -117,7 +117,7 @@ class Syncer:
         row = await self.pool.fetchrow(queries.ANSWER_OF_JOB, job.id)
         if row is not None:
             log.info("attestr.cached", outcome=row["outcome"], called_at=row["called_at"].isoformat())
-            return parse_answer(cin, json.loads(row["answer"])), False
+            return parse_answer(cin, json.loads(row["answer"]), self.settings.attestr_max_contacts), False
         if not self.attestr.api_key:
             raise AttestrNotConfigured("ATTESTR_API_KEY is not set: add the Attestr auth token")
         async with self.gate.cin_lock(cin) as conn:
@@ -130,7 +130,9 @@ class Syncer:
                 )
                 if row is not None:
                     log.info("attestr.cached", outcome=row["outcome"], called_at=row["called_at"].isoformat())
-                    return parse_answer(cin, json.loads(row["answer"])), False
+                    return parse_answer(
+                        cin, json.loads(row["answer"]), self.settings.attestr_max_contacts
+                    ), False
             probe = await self.gate.take_call()
             try:
                 answer = await self.attestr.fetch(cin)

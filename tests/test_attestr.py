@@ -65,6 +65,17 @@ async def test_request_shape_and_contacts(client: AttestrClient, httpx_mock: HTT
     )
 
 
+async def test_no_more_contacts_are_read_than_were_asked_for(
+    client: AttestrClient, httpx_mock: HTTPXMock
+) -> None:
+    """Thousands of contacts where 25 were asked for: 25 are read (and normalised), the rest not."""
+    contacts = [{"indexId": f"{n:08d}", "fullName": f"DIRECTOR {n}"} for n in range(1, 5001)]
+    httpx_mock.add_response(url=URL, method="POST", json={"valid": True, "contacts": contacts})
+    answer = await client.fetch(CIN)
+    assert [c.din for c in answer.contacts] == [f"{n:08d}" for n in range(1, 26)]
+    assert len(answer.raw["contacts"]) == 5000  # kept as received
+
+
 async def test_valid_false_is_no_data_not_an_error(client: AttestrClient, httpx_mock: HTTPXMock) -> None:
     httpx_mock.add_response(json={"valid": False, "message": "No records found for the input"})
     answer = await client.fetch(CIN)
