@@ -104,46 +104,60 @@ def _webhook(n: int) -> bytes:
     return request("/webhooks/airtable", body, {"X-Webhook-Secret": SECRET})
 
 
-async def intake(server: str, total: int, steady_s: float) -> list[Row]:
-    results: dict[str, Any] = {}
+async def _intake_run(server: str, name: str, run: int, total: int, steady_s: float) -> dict[str, Any]:
+    """One server (the floor app or `contact-sync serve`) on a fresh database: a burst, then a
+    steady rate; what it answered and what it stored."""
+    dsn = await _database(server, f"bench_intake_{name}_{run}")
+    port = _free_port()
+    if name == "service":
+        command = [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        env = {**os.environ, "DATABASE_URL": dsn, "WEBHOOK_SECRETS": SECRET, "WORKER_IN_WEB": "false"}
+    else:
+        command = [sys.executable, str(ROOT / "bench" / "floor_app.py"), "--dsn", dsn, "--port", str(port)]
+        env = dict(os.environ)
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=log, cwd=ROOT)
+        try:
+            _wait_ready(f"http://127.0.0.1:{port}", process)
+            await hammer(port, lambda n: _webhook(10_000_000 + n), min(500, total // 4), 64)  # warm-up
+            burst = await hammer(port, _webhook, total, 64)
+            calm = await steady(port, _webhook, 200, steady_s, offset=total)
+            rss = _peak_rss_mb(process.pid)
+        finally:
+            process.terminate()
+            process.wait(30)
+    conn = await asyncpg.connect(dsn)
+    stored = await conn.fetchval(f"SELECT count(*) FROM {'jobs' if name == 'service' else 'floor_jobs'}")
+    await conn.close()
+    accepted = burst.statuses[202] + calm.statuses[202] + min(500, total // 4)
+    return {"burst": burst, "calm": calm, "rss": rss, "stored": stored, "accepted": accepted}
 
-    for name in ("floor", "service"):
-        dsn = await _database(server, f"bench_intake_{name}")
-        port = _free_port()
-        if name == "service":
-            command = [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1", "--port", str(port)]
-            env = {**os.environ, "DATABASE_URL": dsn, "WEBHOOK_SECRETS": SECRET, "WORKER_IN_WEB": "false"}
-        else:
-            command = [
-                sys.executable,
-                str(ROOT / "bench" / "floor_app.py"),
-                "--dsn",
-                dsn,
-                "--port",
-                str(port),
-            ]
-            env = dict(os.environ)
-        with tempfile.TemporaryFile() as log:
-            process = subprocess.Popen(command, env=env, stdout=log, stderr=log, cwd=ROOT)
-            try:
-                _wait_ready(f"http://127.0.0.1:{port}", process)
-                await hammer(port, lambda n: _webhook(10_000_000 + n), min(500, total // 4), 64)  # warm-up
-                burst = await hammer(port, _webhook, total, 64)
-                calm = await steady(port, _webhook, 200, steady_s, offset=total)
-                rss = _peak_rss_mb(process.pid)
-            finally:
-                process.terminate()
-                process.wait(30)
-        conn = await asyncpg.connect(dsn)
-        table = "jobs" if name == "service" else "floor_jobs"
-        stored = await conn.fetchval(f"SELECT count(*) FROM {table}")
-        await conn.close()
-        accepted = burst.statuses[202] + calm.statuses[202] + min(500, total // 4)
-        results[name] = {"burst": burst, "calm": calm, "rss": rss, "stored": stored, "accepted": accepted}
+
+async def intake(server: str, total: int, steady_s: float, rounds: int = 2) -> list[Row]:
+    # Floor and service alternate, best round of each: the machine is shared and its speed drifts
+    # between one run and the next (the floor alone has measured 1,200 to 2,600/s here).
+    runs: dict[str, list[dict[str, Any]]] = {"floor": [], "service": []}
+    for run in range(rounds):
+        for name in ("floor", "service"):
+            runs[name].append(await _intake_run(server, name, run, total, steady_s))
+    results = {
+        name: {
+            **max(found, key=lambda r: r["burst"].rps),
+            "calm": min((r["calm"] for r in found), key=lambda c: c.percentile(0.99)),
+            "rss": max(r["rss"] for r in found),
+            "stored": sum(r["stored"] for r in found),
+            "accepted": sum(r["accepted"] for r in found),
+            "refused": set().union(*(set(r["burst"].statuses) - {202} for r in found)),
+        }
+        for name, found in runs.items()
+    }
     s, f = results["service"], results["floor"]
     rps_ratio = s["burst"].rps / f["burst"].rps
     p99_ratio = s["burst"].percentile(0.99) / f["burst"].percentile(0.99)
-    how = f"{total:,} POSTs, 64 in flight, raw-socket client; floor: Starlette + one asyncpg INSERT"
+    how = (
+        f"{total:,} POSTs, 64 in flight, raw-socket client, best of {rounds} alternating runs; "
+        "floor: Starlette + one asyncpg INSERT"
+    )
     return [
         Row(
             "webhook intake throughput",
@@ -165,7 +179,7 @@ async def intake(server: str, total: int, steady_s: float) -> list[Row]:
         ),
         Row(
             "webhook p99 at a steady 200/s",
-            f"{steady_s:.0f} s at 200 requests/s",
+            f"{steady_s:.0f} s at 200 requests/s, best of {rounds}",
             f"{s['calm'].percentile(0.99):.1f} ms",
             f"{f['calm'].percentile(0.99):.1f} ms",
             None,
@@ -188,7 +202,7 @@ async def intake(server: str, total: int, steady_s: float) -> list[Row]:
             "",
             None,
             "equal",
-            s["stored"] == s["accepted"] and not (set(s["burst"].statuses) - {202}),
+            s["stored"] == s["accepted"] and not s["refused"],
             correctness=True,
         ),
     ]
