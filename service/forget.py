@@ -26,6 +26,9 @@ from .normalize import normalize_email, normalize_phone
 log = structlog.get_logger(__name__)
 
 
+_COLUMNS = {"din": "din", "phone": "phone_e164", "email": "email"}
+
+
 class AmbiguousPerson(Exception):
     """A phone or email shared by several people: the operator must say which (by DIN)."""
 
@@ -65,23 +68,16 @@ async def forget(
                 f"{len(people)} people carry these keys (a shared phone or email?): forget one by "
                 "--din, or all of them with --all"
             )
-        suppress = dict(keys)
-        kinds, hashes = [], []
-        for person in people:
-            for kind, value in (
-                ("din", person["din"]),
-                ("phone", person["phone_e164"]),
-                ("email", person["email"]),
-            ):
-                if value:
-                    kinds.append(kind)
-                    hashes.append(suppression_hash(kind, value))
-        for kind, value in suppress.items():
-            kinds.append(kind)
-            hashes.append(suppression_hash(kind, value))
-        await conn.execute(queries.SUPPRESS_KEYS, kinds, hashes)
+        # The keys typed, and every key of the people found (a DIN reached by their phone, say).
+        found = {(kind, p[column]) for p in people for kind, column in _COLUMNS.items() if p[column]}
+        suppress = sorted(found | set(keys.items()))
+        await conn.execute(
+            queries.SUPPRESS_KEYS,
+            [kind for kind, _ in suppress],
+            [suppression_hash(kind, value) for kind, value in suppress],
+        )
         await conn.execute(queries.PEOPLE_HIDE_FROM_PUSHER, [p["id"] for p in people])
-    done.suppressed = sorted(set(kinds))
+    done.suppressed = sorted({kind for kind, _ in suppress})
     row_ids = {p["airtable_id"] for p in people if p["airtable_id"]}
     row_ids |= set(await airtable.contact_ids_by_key([p["contact_key"] for p in people]))
     done.airtable_rows = await airtable.delete_contacts(sorted(row_ids))
