@@ -111,6 +111,10 @@ class Airtable:
         }
         return [name for name, value in names.items() if not value]
 
+    def require_configured(self) -> None:
+        if self.missing:
+            raise AirtableNotConfigured(f"Airtable is not configured: set {' and '.join(self.missing)}")
+
     def _table(self, name: str) -> Any:
         return self._api.table(self.settings.airtable_base_id or "", name)
 
@@ -125,8 +129,7 @@ class Airtable:
     async def call(self, fn: Callable[..., T], *args: Any, slot: int | None = None, **kwargs: Any) -> T:
         """One Airtable request: a rate-limit slot (unless the caller took one), then pyairtable in
         a thread; the slot is given back when the answer is in."""
-        if self.missing:
-            raise AirtableNotConfigured(f"Airtable is not configured: set {' and '.join(self.missing)}")
+        self.require_configured()
         if slot is None:
             slot = await self.limit.acquire()
         try:

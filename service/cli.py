@@ -19,7 +19,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from . import adopt, airtable_webhooks, backfill, demo, doctor, forget, importer, jobs, queries, stats
-from .airtable import Airtable, AirtableError
+from .airtable import Airtable, AirtableError, AirtableNotConfigured
 from .app import create_app
 from .attestr_gate import AttestrGate
 from .config import Settings, load_settings
@@ -233,6 +233,17 @@ def _doctor(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _configured_airtable(settings: Settings, pool: asyncpg.Pool) -> Airtable | None:
+    """The Airtable client, or None (having said what is missing) when it is not configured."""
+    airtable = Airtable(settings, pool)
+    try:
+        airtable.require_configured()
+    except AirtableNotConfigured as exc:
+        print(exc.message, file=sys.stderr)
+        return None
+    return airtable
+
+
 def _contacts(settings: Settings, args: argparse.Namespace) -> int:
     keys = forget.keys_of(args.din, args.phone, args.email)
     if not keys:
@@ -240,9 +251,8 @@ def _contacts(settings: Settings, args: argparse.Namespace) -> int:
         return 2
 
     async def work(pool: asyncpg.Pool) -> int:
-        airtable = Airtable(settings, pool)
-        if airtable.missing:
-            print(f"Airtable is not configured: set {' and '.join(airtable.missing)}", file=sys.stderr)
+        airtable = _configured_airtable(settings, pool)
+        if airtable is None:
             return 2
         try:
             done = await forget.forget(pool, airtable, keys, every=args.all)
@@ -267,9 +277,8 @@ def _contacts(settings: Settings, args: argparse.Namespace) -> int:
 
 def _backfill(settings: Settings, args: argparse.Namespace) -> int:
     async def work(pool: asyncpg.Pool) -> int:
-        airtable = Airtable(settings, pool)
-        if airtable.missing:
-            print(f"Airtable is not configured: set {' and '.join(airtable.missing)}", file=sys.stderr)
+        airtable = _configured_airtable(settings, pool)
+        if airtable is None:
             return 2
         console = _console()
         with console.status("Reading the Companies table…") as status:

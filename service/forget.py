@@ -76,7 +76,8 @@ async def forget(
             [kind for kind, _ in suppress],
             [suppression_hash(kind, value) for kind, value in suppress],
         )
-        await conn.execute(queries.PEOPLE_HIDE_FROM_PUSHER, [p["id"] for p in people])
+        # Marked as gone from Airtable: the pusher never sends them again meanwhile.
+        await conn.execute(queries.PEOPLE_DELETED_IN_AIRTABLE, [p["id"] for p in people])
     done.suppressed = sorted({kind for kind, _ in suppress})
     row_ids = {p["airtable_id"] for p in people if p["airtable_id"]}
     row_ids |= set(await airtable.contact_ids_by_key([p["contact_key"] for p in people]))

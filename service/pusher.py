@@ -102,10 +102,7 @@ class Pusher:
 
     async def push_once(self) -> bool:
         """Send one request's worth of marked rows, if any. True when there was work."""
-        if self.airtable.missing:
-            raise AirtableNotConfigured(
-                f"Airtable is not configured: set {' and '.join(self.airtable.missing)}"
-            )
+        self.airtable.require_configured()
         fields = await self.airtable.fields()
         busy = await self._push_contacts(fields["contacts"]) or await self._push_companies(
             fields["companies"]

@@ -570,10 +570,6 @@ INSERT INTO suppressions (key_kind, key_hash)
 SELECT * FROM unnest($1::text[], $2::text[])
 ON CONFLICT DO NOTHING"""
 
-# Forgotten but not yet deleted (Airtable first): never sent again meanwhile.
-PEOPLE_HIDE_FROM_PUSHER = """
-UPDATE people SET deleted_in_airtable = true, push_lease_until = NULL WHERE id = ANY($1::bigint[])"""
-
 PEOPLE_DELETE = "DELETE FROM people WHERE id = ANY($1::bigint[])"
 
 # Retention: at most $2 rows a statement, so that a long backlog never holds long locks.
