@@ -51,10 +51,7 @@ async def adopt(pool: asyncpg.Pool, airtable: Airtable, settings: Settings, *, d
         raise AirtableError(
             f'The Contacts table has no "{key_field}" field: run `contact-sync doctor --fix` first'
         )
-    rows: list[dict[str, Any]] = []
-    pages = airtable.contacts.iterate(page_size=100)
-    while (page := await airtable.call(next, pages, None)) is not None:
-        rows.extend(page)
+    rows = await airtable.list_records(airtable.contacts)
     rows.sort(key=lambda r: r["createdTime"])  # the oldest row of a person is the one kept
 
     report = AdoptReport()

@@ -25,6 +25,7 @@ from .ratelimit import AirtableRateLimit, LocalPacing
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
+LISTING_RESTARTS = 3
 _RECORD_ID = re.compile(r"rec[A-Za-z0-9]{14}")
 
 
@@ -190,6 +191,11 @@ class Airtable:
         response = await self.call(self._api.request, "POST", self._webhook_url(webhook_id, "refresh"))
         return datetime.fromisoformat(response["expirationTime"].replace("Z", "+00:00"))
 
+    async def enable_webhook_notifications(self, webhook_id: str) -> None:
+        """Turn Airtable's pings on again ("Enable/disable webhook notifications")."""
+        url = self._webhook_url(webhook_id, "enableNotifications")
+        await self.call(self._api.request, "POST", url, json={"enable": True})
+
     async def delete_webhook(self, webhook_id: str) -> None:
         await self.call(self._api.request, "DELETE", self._webhook_url(webhook_id))
 
@@ -223,11 +229,38 @@ class Airtable:
         return value if isinstance(value, str) else None
 
     async def upsert_contacts(self, records: list[dict[str, Any]], slot: int | None = None) -> dict[str, Any]:
-        """Up to ten contacts in one request: by id when known, else matched on Contact Key."""
+        """Up to ten contacts in one request: by id when known, else matched on Contact Key.
+        Never with typecast: it would turn the id of a company deleted by hand into a new company
+        named after that id (a link is matched to the primary field's text), and invent select
+        options. Our values already have the fields' types."""
         key = self.settings.field("CONTACT_KEY")
-        return await self.call(
-            self.contacts.batch_upsert, records, key_fields=[key], typecast=True, slot=slot
-        )
+        return await self.call(self.contacts.batch_upsert, records, key_fields=[key], slot=slot)
+
+    async def list_records(
+        self,
+        table: Any,
+        *,
+        formula: Any = None,
+        fields: list[str] | None = None,
+        on_page: Callable[[int], None] = lambda _n: None,
+    ) -> list[dict[str, Any]]:
+        """Every record of a listing, one rate-limited request a page of 100; `on_page` gets the
+        count so far. A list offset is an iterator that expires ("List records": 422
+        LIST_RECORDS_ITERATOR_NOT_AVAILABLE, "It may then restart iteration from the
+        beginning"): the listing then starts again, up to LISTING_RESTARTS times."""
+        for restart in range(LISTING_RESTARTS + 1):
+            found: dict[str, dict[str, Any]] = {}
+            pages = table.iterate(formula=formula, fields=fields, page_size=100)
+            try:
+                while (page := await self.call(next, pages, None)) is not None:
+                    found.update((record["id"], record) for record in page)
+                    on_page(len(found))
+                return list(found.values())
+            except AirtableError as exc:
+                if exc.kind != "LIST_RECORDS_ITERATOR_NOT_AVAILABLE" or restart == LISTING_RESTARTS:
+                    raise
+                log.warning("airtable.listing_restarted", table=table.id_or_name, records_read=len(found))
+        raise AssertionError("unreachable")
 
     async def contact_ids_by_key(self, keys: list[str]) -> list[str]:
         """The ids of Contacts rows whose Contact Key is one of `keys` (ten keys a request)."""
@@ -237,8 +270,9 @@ class Airtable:
             formula = formulas.OR(
                 *(formulas.EQ(formulas.Field(name), key) for key in keys[start : start + 10])
             )
-            rows = await self.call(self.contacts.all, formula=formula, fields=[name])
-            found += [row["id"] for row in rows]
+            found += [
+                row["id"] for row in await self.list_records(self.contacts, formula=formula, fields=[name])
+            ]
         return found
 
     async def delete_contacts(self, ids: list[str]) -> int:
@@ -258,4 +292,4 @@ class Airtable:
     async def update_companies(
         self, records: list[dict[str, Any]], slot: int | None = None
     ) -> list[dict[str, Any]]:
-        return await self.call(self.companies.batch_update, records, typecast=True, slot=slot)
+        return await self.call(self.companies.batch_update, records, slot=slot)  # no typecast: as above

@@ -2,12 +2,16 @@
 
 `contact-sync airtable webhook create` registers a webhook on the Companies table watching the
 CIN field (and Refresh Contacts, when it exists) and stores its id, MAC secret and cursor in
-PostgreSQL. Airtable then pings `POST /webhooks/airtable/notifications`; the ping is verified and
-answered at once, and the payload reader (in every worker process) reads the payloads from the
-stored cursor, queues a sync for every company whose CIN became non-empty or changed (or whose
-Refresh Contacts was ticked), and moves the cursor in the same transaction: a crash neither
-skips nor repeats a payload. Webhooks expire after 7 days unless refreshed; the reader refreshes
-them a day before.
+PostgreSQL. Airtable then pings `POST /webhooks/airtable/notifications`; the ping is verified
+here and the payloads are read by `webhook_payloads.PayloadReader`.
+
+What Airtable documents and this module relies on (https://airtable.com/developers/web/api/…):
+creating one needs `webhook:manage` and `data.records:read` and a creator on the base
+("Create a webhook", "Webhooks overview"); a base holds at most 10; a webhook expires 7 days
+after its creation or last refresh ("Refresh a webhook"; listing payloads also extends it); its
+specification cannot be changed (there is no endpoint to) and a webhook Airtable disabled "will
+not reactivate": both are recreated. Pings failing for about a day turn notifications off
+("Webhooks overview"); `enableNotifications` turns them on again.
 """
 
 from __future__ import annotations
@@ -16,24 +20,20 @@ import base64
 import binascii
 import hashlib
 import hmac
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
 import structlog
 
-from . import jobs, queries
+from . import queries
 from .airtable import Airtable, AirtableError
 from .config import Settings
-from .database import DATABASE_ERRORS, release_session_lock
-from .limits import QueueCap
-from .validation import normalize_cin
-from .wakeup import Wakeup
 
 log = structlog.get_logger(__name__)
 
-REFRESH_BEFORE_S = 24 * 3600
-PAGE = 50
+MAX_PER_BASE = 10  # "The number of webhooks per base is limited to 10" (Create a webhook)
+RECREATE = "contact-sync airtable webhook recreate"
 
 
 def verify(secrets: list[str], body: bytes, header: str | None) -> bool:
@@ -52,30 +52,73 @@ def verify(secrets: list[str], body: bytes, header: str | None) -> bool:
     return found
 
 
-async def create(
-    pool: asyncpg.Pool, airtable: Airtable, settings: Settings, notification_url: str
-) -> dict[str, Any]:
-    schema = await airtable.schema()
-    table = schema.table(settings.airtable_companies_table)
+def _watched_fields(schema: Any, settings: Settings) -> tuple[Any, str, str | None]:
+    """(Companies table, CIN field id, Refresh Contacts field id or None) from the base's schema."""
+    try:
+        table = schema.table(settings.airtable_companies_table)
+    except KeyError:
+        raise AirtableError(
+            f'The Airtable base has no table "{settings.airtable_companies_table}": run `contact-sync doctor`'
+        ) from None
     fields = {f.name: f.id for f in table.fields}
     cin_field = fields.get(settings.field("CIN"))
     if cin_field is None:
         raise AirtableError(
             f'The Companies table has no "{settings.field("CIN")}" field: run `contact-sync doctor`'
         )
-    refresh_field = fields.get(settings.field("REFRESH"))
-    watched = [f for f in (cin_field, refresh_field) if f]
-    spec = {
+    return table, cin_field, fields.get(settings.field("REFRESH"))
+
+
+def specification(table_id: str, watched: list[str]) -> dict[str, Any]:
+    """The webhook this version creates: changes to the watched cells of the Companies table,
+    with those cells' values included whether or not they changed ("Webhooks specification").
+    Earlier versions created the same; `previous` values are not asked for (nor needed)."""
+    return {
         "options": {
             "filters": {
                 "dataTypes": ["tableData"],
-                "recordChangeScope": table.id,
+                "recordChangeScope": table_id,
                 "watchDataInFieldIds": watched,
             },
             "includes": {"includeCellValuesInFieldIds": watched},
         }
     }
-    created = await airtable.add_webhook(notification_url, spec)
+
+
+def outdated(spec: dict[str, Any] | None, schema: Any, settings: Settings) -> str | None:
+    """Why a webhook's specification does not do what this version needs, or None."""
+    table, cin_field, refresh_field = _watched_fields(schema, settings)
+    options = (spec or {}).get("options") or {}
+    filters = options.get("filters") or {}
+    watched = set(filters.get("watchDataInFieldIds") or [])
+    included = (options.get("includes") or {}).get("includeCellValuesInFieldIds") or []
+    included = {f.id for f in table.fields} if included == "all" else set(included)
+    if filters.get("recordChangeScope") != table.id or "tableData" not in (filters.get("dataTypes") or []):
+        return f"it does not watch the records of the {table.name} table"
+    if cin_field not in watched:
+        return f'it does not watch the "{settings.field("CIN")}" field'
+    if refresh_field and refresh_field not in watched:
+        return f'it does not watch "{settings.field("REFRESH")}" (created before that field existed?)'
+    if not {cin_field, refresh_field} - {None} <= included:
+        return "its payloads do not include the CIN of a company whose Refresh Contacts was ticked"
+    return None
+
+
+async def create(
+    pool: asyncpg.Pool, airtable: Airtable, settings: Settings, notification_url: str
+) -> dict[str, Any]:
+    """Register a webhook on the Companies table and store it; {id, expires_at, watching}.
+    Raises AirtableError naming what is missing (a field, a scope, room for one more)."""
+    table, cin_field, refresh_field = _watched_fields(await airtable.schema(), settings)
+    existing = await airtable.list_webhooks()
+    if len(existing) >= MAX_PER_BASE:
+        raise AirtableError(
+            f"The base already has {len(existing)} webhooks, the most Airtable allows: delete one it "
+            "no longer needs (`contact-sync airtable webhook status` lists them, "
+            "`contact-sync airtable webhook delete ID` deletes one)"
+        )
+    watched = [f for f in (cin_field, refresh_field) if f]
+    created = await airtable.add_webhook(notification_url, specification(table.id, watched))
     await pool.execute(
         queries.WEBHOOK_STORE,
         created.id,
@@ -91,6 +134,28 @@ async def create(
     return {"id": created.id, "expires_at": created.expiration_time, "watching": watched}
 
 
+async def recreate(
+    pool: asyncpg.Pool, airtable: Airtable, settings: Settings, row: asyncpg.Record, reason: str
+) -> dict[str, Any]:
+    """Replace a stored webhook by a new one with this version's specification and the same
+    notification URL. The old one goes from Airtable first only when the base has no room; it
+    stays stored until the new one is, so a failure leaves it to be tried again."""
+    remote = {h["id"] for h in await airtable.list_webhooks()}
+    if len(remote) >= MAX_PER_BASE and row["id"] in remote:
+        await _delete_remote(airtable, row["id"])
+    created = await create(pool, airtable, settings, row["notification_url"])
+    await delete(pool, airtable, row["id"])
+    log.warning(
+        "webhook.recreated",
+        webhook_id=created["id"],
+        replaced=row["id"],
+        reason=reason,
+        hint="changes made while the old one was disabled were not seen: "
+        "`contact-sync backfill --dry-run` finds companies with a CIN and no contacts",
+    )
+    return created
+
+
 async def refresh(pool: asyncpg.Pool, airtable: Airtable, webhook_id: str) -> datetime:
     expires = await airtable.refresh_webhook(webhook_id)
     await pool.execute(queries.WEBHOOK_EXPIRES, webhook_id, expires)
@@ -98,141 +163,101 @@ async def refresh(pool: asyncpg.Pool, airtable: Airtable, webhook_id: str) -> da
     return expires
 
 
-async def delete(pool: asyncpg.Pool, airtable: Airtable, webhook_id: str) -> None:
+async def _delete_remote(airtable: Airtable, webhook_id: str) -> None:
     try:
         await airtable.delete_webhook(webhook_id)
     except AirtableError as exc:
         if exc.status != 404:
             raise
+
+
+async def delete(pool: asyncpg.Pool, airtable: Airtable, webhook_id: str) -> None:
+    await _delete_remote(airtable, webhook_id)
     await pool.execute(queries.WEBHOOK_DELETE, webhook_id)
 
 
-async def status(pool: asyncpg.Pool, airtable: Airtable) -> list[dict[str, Any]]:
+def problems(hook: dict[str, Any] | None, now: datetime | None = None) -> list[str]:
+    """What is wrong with a stored webhook as Airtable lists it ("List webhooks"), in words."""
+    if hook is None:
+        return [f"gone from Airtable (expired over a week ago, or deleted): run `{RECREATE}`"]
+    found = []
+    if not hook.get("isHookEnabled", True):
+        found.append(
+            "disabled by Airtable (it expired, or a field it watches was deleted): "
+            f"the running service recreates it, or run `{RECREATE}`"
+        )
+    expires = parse_time(hook.get("expirationTime"))
+    soon = (now or datetime.now(timezone.utc)) + timedelta(hours=12)
+    if hook.get("isHookEnabled", True) and expires and expires < soon:
+        found.append(f"expires {expires:%Y-%m-%d %H:%M} UTC: the running service refreshes it a day before")
+    result = hook.get("lastNotificationResult") or {}
+    if not hook.get("areNotificationsEnabled", True):
+        found.append(
+            "Airtable stopped pinging it after failing to reach "
+            f"{hook.get('notificationUrl')} for a day ({last_ping_error(hook)}): the running service "
+            "turns pings on again and reads the changes meanwhile"
+        )
+    elif result and not result.get("success", True):
+        found.append(f"Airtable's last ping failed: {last_ping_error(hook)}")
+    return found
+
+
+def last_ping_error(hook: dict[str, Any]) -> str:
+    """Airtable's message about its last failed ping ("Webhooks notification")."""
+    error = (hook.get("lastNotificationResult") or {}).get("error")
+    return str(error.get("message")) if isinstance(error, dict) else "no message"
+
+
+def parse_time(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
+    except ValueError:
+        return None
+
+
+async def status(
+    pool: asyncpg.Pool, airtable: Airtable, settings: Settings | None = None
+) -> list[dict[str, Any]]:
+    """Every webhook stored here or in Airtable, with what is wrong with it. With settings, the
+    base's schema is read too, to say whether a specification is outdated."""
     remote = {h["id"]: h for h in await airtable.list_webhooks()}
+    schema = await airtable.schema() if settings is not None else None
     out = []
     for row in await pool.fetch(queries.WEBHOOKS_ALL):
         hook = remote.pop(row["id"], None)
+        found = problems(hook)
+        if row["problem"] and not any(row["problem"] in p for p in found):
+            found.insert(0, row["problem"])
+        if hook is not None and schema is not None and settings is not None:
+            why = outdated(hook.get("specification"), schema, settings)
+            if why:
+                found.append(f"outdated: {why}: run `{RECREATE}`")
         out.append(
             {
                 "id": row["id"],
                 "stored": True,
                 "in_airtable": hook is not None,
+                "enabled": bool(hook and hook.get("isHookEnabled")),
+                "notifications_enabled": bool(hook and hook.get("areNotificationsEnabled")),
                 "notification_url": row["notification_url"],
                 "cursor": row["cursor"],
-                "expires_at": row["expires_at"].isoformat() if row["expires_at"] else None,
+                "expires_at": (hook or {}).get("expirationTime")
+                or (row["expires_at"].isoformat() if row["expires_at"] else None),
                 "payloads_waiting": max(0, hook["cursorForNextPayload"] - row["cursor"]) if hook else None,
+                "problems": found,
             }
         )
     out += [
-        {"id": hook_id, "stored": False, "in_airtable": True, "notification_url": hook.get("notificationUrl")}
+        {
+            "id": hook_id,
+            "stored": False,
+            "in_airtable": True,
+            "notification_url": hook.get("notificationUrl"),
+            "problems": [
+                "in Airtable but not stored here, so its pings cannot be checked: if it is "
+                f"contact-sync's, delete it with `contact-sync airtable webhook delete {hook_id}`"
+            ],
+        }
         for hook_id, hook in remote.items()
     ]
     return out
-
-
-def syncs_for(payloads: list[dict[str, Any]], hook: asyncpg.Record) -> list[tuple[str, str | None, bool]]:
-    """(company record, CIN, forced) for every company whose CIN was set or changed, or whose
-    Refresh Contacts was ticked. A CIN that is not valid is passed on empty: the worker then
-    reads it and fails the company with a clear reason."""
-    wanted: dict[str, tuple[str | None, bool]] = {}
-    for payload in payloads:
-        if payload.get("error"):
-            log.error("webhook.payload_error", code=payload.get("code"))
-        table = (payload.get("changedTablesById") or {}).get(hook["table_id"]) or {}
-        for record_id, created in (table.get("createdRecordsById") or {}).items():
-            cin = (created.get("cellValuesByFieldId") or {}).get(hook["cin_field_id"])
-            if isinstance(cin, str) and cin.strip():
-                wanted[record_id] = (normalize_cin(cin), wanted.get(record_id, (None, False))[1])
-        for record_id, change in (table.get("changedRecordsById") or {}).items():
-            current = (change.get("current") or {}).get("cellValuesByFieldId") or {}
-            previous = (change.get("previous") or {}).get("cellValuesByFieldId") or {}
-            cin = current.get(hook["cin_field_id"])
-            cin = normalize_cin(cin) if isinstance(cin, str) and cin.strip() else None
-            cin_set = hook["cin_field_id"] in previous and cin is not None
-            ticked = (
-                bool(hook["refresh_field_id"])
-                and current.get(hook["refresh_field_id"]) is True
-                and not previous.get(hook["refresh_field_id"], True)
-            )
-            if cin_set or ticked:
-                earlier = wanted.get(record_id, (None, False))
-                wanted[record_id] = (cin or earlier[0], earlier[1] or ticked)
-    return [(record_id, cin, force) for record_id, (cin, force) in wanted.items()]
-
-
-class PayloadReader:
-    def __init__(
-        self, pool: asyncpg.Pool, airtable: Airtable, on_queued: Any = None, *, poll_s: float = 60.0
-    ) -> None:
-        self.pool = pool
-        self.airtable = airtable
-        self.on_queued = on_queued or (lambda: None)
-        self.poll_s = poll_s
-        self.queue_cap = QueueCap(pool, airtable.settings.queue_max_jobs)
-        self._wakeup = Wakeup()
-
-    def wake(self) -> None:
-        self._wakeup.set()
-
-    async def run(self, stop: Any) -> None:
-        while not stop.is_set():
-            try:
-                await self.read_all()
-                await self.refresh_expiring()
-            except (AirtableError, *DATABASE_ERRORS) as exc:
-                log.warning(
-                    "webhook.read_failed",
-                    error=str(exc) if isinstance(exc, AirtableError) else type(exc).__name__,
-                )
-            except Exception:
-                log.exception("webhook.reader_crashed")
-            await self._wakeup.wait(stop, self.poll_s)
-
-    async def refresh_expiring(self) -> None:
-        """Airtable drops a webhook 7 days after its last refresh: refresh it a day before."""
-        for row in await self.pool.fetch(queries.WEBHOOKS_EXPIRING, REFRESH_BEFORE_S):
-            await refresh(self.pool, self.airtable, row["id"])
-
-    async def read_all(self) -> int:
-        """Read every stored webhook's new payloads; returns how many syncs were queued."""
-        if self.airtable.missing:
-            return 0
-        if await self.queue_cap.full():
-            # Airtable keeps the payloads for a week: they are read once the queue has room.
-            log.warning("webhook.read_deferred", reason="the queue is full (QUEUE_MAX_JOBS)")
-            return 0
-        queued = 0
-        for hook in await self.pool.fetch(queries.WEBHOOKS_ALL):
-            async with self.pool.acquire() as lock:
-                if not await lock.fetchval(queries.WEBHOOK_READER_LOCK, hook["id"]):
-                    continue  # another process is reading this webhook's payloads
-                async with release_session_lock(lock, queries.WEBHOOK_READER_UNLOCK, hook["id"]):
-                    queued += await self._read(hook)
-        return queued
-
-    async def _read(self, hook: asyncpg.Record) -> int:
-        cursor, queued = hook["cursor"], 0
-        while True:
-            page = await self.airtable.webhook_payloads(hook["id"], cursor, PAGE)
-            syncs = syncs_for(page.get("payloads") or [], hook)
-            next_cursor = int(page.get("cursor") or cursor)
-            async with self.pool.acquire() as conn, conn.transaction():
-                for record_id, cin, force in syncs:
-                    await jobs.enqueue(conn, record_id, cin, force=force, source="airtable_webhook")
-                moved = await conn.execute(queries.WEBHOOK_ADVANCE, hook["id"], cursor, next_cursor)
-                if moved == "UPDATE 0":
-                    raise AirtableError("The webhook's cursor moved under this reader; reading again later")
-            if syncs:
-                log.info(
-                    "webhook.payloads_read",
-                    webhook_id=hook["id"],
-                    payloads=len(page.get("payloads") or []),
-                    queued=len(syncs),
-                )
-                self.on_queued()
-                await self.pool.execute(queries.NOTIFY_JOBS)  # workers in other processes
-
-            queued += len(syncs)
-            cursor = next_cursor
-            if not page.get("mightHaveMore"):
-                return queued

@@ -41,19 +41,18 @@ async def plan(
     found = BackfillPlan()
     synced = set() if every else {r["airtable_id"] for r in await pool.fetch(queries.COMPANIES_WITH_CONTACTS)}
     has_cin = formulas.NOT(formulas.EQ(formulas.Field(cin_field), ""))
-    pages = airtable.companies.iterate(formula=has_cin, fields=[cin_field], page_size=100)
-    while (page := await airtable.call(next, pages, None)) is not None:
-        for record in page:
-            found.with_cin += 1
-            raw = str(record["fields"].get(cin_field, ""))
-            cin = normalize_cin(raw)
-            if cin is None:
-                found.invalid.append((record["id"], raw.strip()[:40]))
-            elif record["id"] in synced:
-                found.already_synced += 1
-            else:
-                found.to_sync.append((record["id"], cin))
-        on_page(found.with_cin)
+    for record in await airtable.list_records(
+        airtable.companies, formula=has_cin, fields=[cin_field], on_page=on_page
+    ):
+        found.with_cin += 1
+        raw = str(record["fields"].get(cin_field, ""))
+        cin = normalize_cin(raw)
+        if cin is None:
+            found.invalid.append((record["id"], raw.strip()[:40]))
+        elif record["id"] in synced:
+            found.already_synced += 1
+        else:
+            found.to_sync.append((record["id"], cin))
     cins = sorted({cin for _, cin in found.to_sync})
     answered = {
         r["cin"]

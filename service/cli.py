@@ -332,18 +332,37 @@ async def _webhook(pool: asyncpg.Pool, settings: Settings, args: argparse.Namesp
                 "Airtable shows only once, is stored in the database."
             )
             return 0
-        hooks = await airtable_webhooks.status(pool, airtable)
+        hooks = await airtable_webhooks.status(pool, airtable, settings)
         if verb == "status":
             _print_json(hooks) if args.json else _print_webhooks(hooks)
             return 0
-        targets = [args.webhook_id] if args.webhook_id else [h["id"] for h in hooks if h["stored"]]
+        stored = {row["id"]: row for row in await pool.fetch(queries.WEBHOOKS_ALL)}
+        targets = [args.webhook_id] if args.webhook_id else list(stored)
         if not targets:
-            print("No webhook is stored", file=sys.stderr)
+            print(
+                "No webhook is stored: create one with `contact-sync airtable webhook create --url …`",
+                file=sys.stderr,
+            )
             return 1
         for webhook_id in targets:
             if verb == "refresh":
                 expires = await airtable_webhooks.refresh(pool, airtable, webhook_id)
                 print(f"Webhook {webhook_id} refreshed: expires {expires:%Y-%m-%d %H:%M} UTC")
+            elif verb == "recreate":
+                if webhook_id not in stored:
+                    print(
+                        f"Webhook {webhook_id} is not stored here: nothing to recreate it from",
+                        file=sys.stderr,
+                    )
+                    return 1
+                created = await airtable_webhooks.recreate(
+                    pool, airtable, settings, stored[webhook_id], "recreated by hand"
+                )
+                print(
+                    f"Webhook {webhook_id} replaced by {created['id']}, watching {len(created['watching'])} "
+                    "field(s). Changes made while the old one was not working were not seen: "
+                    "`contact-sync backfill --dry-run` finds companies with a CIN and no contacts."
+                )
             else:
                 await airtable_webhooks.delete(pool, airtable, webhook_id)
                 print(f"Webhook {webhook_id} deleted")
@@ -357,17 +376,21 @@ def _print_webhooks(hooks: list[dict[str, Any]]) -> None:
     if not hooks:
         print("No Airtable webhook. Create one with `contact-sync airtable webhook create --url …`.")
     for hook in hooks:
-        where = (
-            "stored and in Airtable"
-            if hook["stored"] and hook["in_airtable"]
-            else (
-                "stored, but gone from Airtable: delete it and create a new one"
-                if hook["stored"]
-                else "in Airtable, but not stored here (its secret is unknown): delete it"
+        if hook["stored"]:
+            state = (
+                "enabled" if hook["enabled"] else "disabled" if hook["in_airtable"] else "gone from Airtable"
             )
-        )
-        extra = f"; expires {hook['expires_at']}; cursor {hook['cursor']}" if hook["stored"] else ""
-        print(f"{hook['id']}: {where}{extra}; pings {hook['notification_url']}")
+            waiting = hook["payloads_waiting"]
+            print(
+                f"{hook['id']}: {state}; pings {hook['notification_url']}; expires {hook['expires_at']}; "
+                f"cursor {hook['cursor']}" + (f", {waiting} payload(s) waiting" if waiting else "")
+            )
+        else:
+            print(f"{hook['id']}: pings {hook['notification_url']}")
+        for problem in hook["problems"]:
+            print(f"  ! {problem}")
+        if hook["stored"] and not hook["problems"]:
+            print("  ok")
 
 
 async def _adopt(pool: asyncpg.Pool, settings: Settings, dry_run: bool) -> int:
@@ -605,22 +628,28 @@ def _parser() -> argparse.ArgumentParser:
         "tool) are matched to people by DIN, phone, email, then company and name, or become people, "
         "and get their Contact Key, so the first sync duplicates nothing; rows that are one person "
         "are reported. Run it with --dry-run first.\n"
-        "webhook create|status|refresh|delete: Airtable's native webhook on the Companies table, an "
-        "alternative to the automation script (the token needs webhook:manage).\n"
+        "webhook create|status|refresh|recreate|delete: Airtable's native webhook on the Companies "
+        "table, an alternative to the automation script (the token needs webhook:manage and "
+        "data.records:read, and its user must be a creator on the base). Airtable keeps at most 10 "
+        "webhooks a base and never changes one: `recreate` replaces one that is outdated or that "
+        "Airtable disabled (the running service does that by itself for a disabled one).\n"
         "resync: mark every contact and company status to be written to Airtable again (after a "
         "field was renamed, say); --restore-deleted also re-creates rows people deleted by hand."
         "\n\nexamples:\n  contact-sync airtable adopt --dry-run\n  contact-sync airtable adopt\n"
         "  contact-sync airtable resync\n  contact-sync airtable resync --restore-deleted\n"
         "  contact-sync airtable webhook create --url https://sync.example.com/webhooks/airtable/notifications\n"
-        "  contact-sync airtable webhook status",
+        "  contact-sync airtable webhook status\n  contact-sync airtable webhook recreate",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     air.add_argument("action", choices=["adopt", "resync", "webhook"])
     air.add_argument(
-        "verb", nargs="?", choices=["create", "status", "refresh", "delete"], help="webhook: what to do"
+        "verb",
+        nargs="?",
+        choices=["create", "status", "refresh", "recreate", "delete"],
+        help="webhook: what to do",
     )
     air.add_argument(
-        "webhook_id", nargs="?", help="webhook refresh/delete: which (default: every stored one)"
+        "webhook_id", nargs="?", help="webhook refresh/recreate/delete: which (default: every stored one)"
     )
     air.add_argument("--url", help="webhook create: the service's /webhooks/airtable/notifications URL")
     air.add_argument("--json", action="store_true", help="webhook status: print JSON")

@@ -501,16 +501,20 @@ UPDATE people p SET airtable_id = u.row_id, pushed_version = p.push_version, del
 FROM unnest($1::bigint[], $2::text[]) AS u(id, row_id)
 WHERE p.id = u.id"""
 
-# --- native Airtable webhooks (airtable_webhooks.py) ------------------------------------------
+# --- native Airtable webhooks (airtable_webhooks.py, webhook_payloads.py) ---------------------
 
 WEBHOOK_STORE = """
 INSERT INTO airtable_webhooks (id, base_id, table_id, cin_field_id, refresh_field_id, mac_secret,
                                notification_url, expires_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"""
 WEBHOOKS_ALL = "SELECT * FROM airtable_webhooks ORDER BY created_at"
+WEBHOOK_BY_ID = "SELECT * FROM airtable_webhooks WHERE id = $1"
 WEBHOOK_DELETE = "DELETE FROM airtable_webhooks WHERE id = $1"
 WEBHOOK_EXPIRES = "UPDATE airtable_webhooks SET expires_at = $2, updated_at = now() WHERE id = $1"
-WEBHOOKS_EXPIRING = "SELECT * FROM airtable_webhooks WHERE expires_at < now() + make_interval(secs => $1)"
+WEBHOOK_CHECKED = """
+UPDATE airtable_webhooks SET checked_at = now(), updated_at = now(),
+    problem_at = CASE WHEN problem IS NOT DISTINCT FROM $2 THEN problem_at ELSE now() END, problem = $2
+WHERE id = $1"""
 # Moves only from the cursor this reader started from: two readers never both advance it.
 WEBHOOK_ADVANCE = """
 UPDATE airtable_webhooks SET cursor = $3, updated_at = now() WHERE id = $1 AND cursor = $2"""

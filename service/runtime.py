@@ -10,7 +10,6 @@ import structlog
 
 from . import retention
 from .airtable import Airtable
-from .airtable_webhooks import PayloadReader
 from .attestr import AttestrClient
 from .config import Settings
 from .database import create_pool
@@ -18,6 +17,7 @@ from .listener import Listener, Notifier
 from .migrations import migrate
 from .pusher import Pusher
 from .sync import Syncer
+from .webhook_payloads import PayloadReader
 from .worker import Worker
 
 log = structlog.get_logger(__name__)

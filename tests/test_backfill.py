@@ -8,14 +8,18 @@ import subprocess
 import sys
 
 import asyncpg
+import pytest
+from structlog.testing import capture_logs
 
+from service import backfill
+from service.airtable import Airtable, AirtableError
 from service.companies import ensure_company
 from service.dedup import CompanyContacts, upsert_people
 from service.normalize import normalize_contact
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
 from tests.conftest import Running
-from tests.flow import Flow, service_env
+from tests.flow import Flow, service_env, settings_for
 
 NAMES = ["O'Brien & Sons", 'Şahin "Quoted" Ltd', "Ünïcode Pvt", "Back\\slash {Braces}", "Plain"]
 
@@ -103,3 +107,42 @@ def test_resync_sends_every_row_again(flow: Flow, db_url: str) -> None:
     assert "Marked 3 contact(s)" in restored.stdout
     flow.wait_until(lambda: len(flow.contacts()) == 3, what="the deleted row to come back")
     assert json.loads(cli(env, "status", "--json").stdout)["airtable"]["rows_deleted_by_hand"] == 0
+
+
+async def test_an_expired_list_offset_starts_the_listing_again(
+    pool: asyncpg.Pool,
+    airtable: Running[AirtableStandIn],
+    attestr: Running[AttestrStandIn],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Airtable's list offsets time out ("List records": LIST_RECORDS_ITERATOR_NOT_AVAILABLE):
+    the listing starts again and every company is counted once; one that keeps expiring fails
+    with Airtable's words after a few tries."""
+    for i in range(250):
+        airtable.standin.add_record(
+            "Companies", {"Company Name": f"C {i}", "CIN": f"U{30000 + i:05d}KA2015PTC{i:06d}"}
+        )
+    real_list, pages = airtable.standin._list, []
+
+    def expiring_list(table: object, params: dict) -> dict:
+        pages.append(params.get("offset"))
+        if len(pages) == 2:  # Airtable restarted between the first and second page
+            airtable.standin.expire_iterators()
+        return real_list(table, params)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(airtable.standin, "_list", expiring_list)
+    settings = settings_for(airtable, attestr)
+    with capture_logs() as logs:
+        plan = await backfill.plan(pool, Airtable(settings, pool), settings, every=False)
+    assert plan.with_cin == 250 and len({record_id for record_id, _ in plan.to_sync}) == 250
+    assert [line["event"] for line in logs] == ["airtable.listing_restarted"]
+    assert pages[2] is None  # it started again from the first page
+
+    def always_expiring(table: object, params: dict) -> dict:
+        answer = real_list(table, params)  # type: ignore[arg-type]
+        airtable.standin.expire_iterators()
+        return answer
+
+    monkeypatch.setattr(airtable.standin, "_list", always_expiring)
+    with pytest.raises(AirtableError, match="422 LIST_RECORDS_ITERATOR_NOT_AVAILABLE"):
+        await backfill.plan(pool, Airtable(settings, pool), settings, every=False)

@@ -74,11 +74,13 @@ async def test_a_company_deleted_by_hand_loses_its_links(
 ) -> None:
     kept, deleted = companies(airtable, 2)
     await seed(pool, [kept, deleted], people_each=2, shared=1)
-    del airtable.standin.table("Companies").records[deleted]
+    airtable.standin.delete_record("Companies", deleted)
     with capture_logs() as logs:
         await drain(pusher_for(pool, airtable, attestr))
     contacts = airtable.standin.records("Contacts")
     assert len(contacts) == 3
+    # No junk company named after the deleted record's id (what a typecast link would make).
+    assert [r["id"] for r in airtable.standin.records("Companies")] == [kept]
     links = sorted((c["fields"]["Name"], c["fields"].get("Company")) for c in contacts)
     # The shared director stays linked to the company that still exists; the deleted company's
     # own director is in Airtable with no company.

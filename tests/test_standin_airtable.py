@@ -271,3 +271,101 @@ def test_filter_by_formula_as_pyairtable_writes_it(unlimited: Running[AirtableSt
     with pytest.raises(HTTPError) as exc:
         companies.all(formula="{CIN} = ")
     assert _error(exc)[:2] == (422, "INVALID_FILTER_BY_FORMULA")
+
+
+def test_a_429_carries_a_list_of_errors(airtable: Running[AirtableStandIn]) -> None:
+    contacts = _table(airtable, "Contacts")
+    for _ in range(5):
+        contacts.all()
+    with pytest.raises(HTTPError) as exc:
+        contacts.all()
+    assert exc.value.response.status_code == 429
+    assert exc.value.response.json() == {
+        "errors": [{"error": "RATE_LIMIT_REACHED", "message": "Rate limit exceeded. Please try again later"}]
+    }
+
+
+def test_a_user_is_limited_to_50_requests_a_second_across_bases(unlimited: Running[AirtableStandIn]) -> None:
+    contacts = _table(unlimited, "Contacts")
+    started = time.monotonic()
+    with pytest.raises(HTTPError) as exc:
+        for _ in range(51):
+            contacts.all()
+    assert exc.value.response.status_code == 429
+    assert time.monotonic() - started < 1.0  # the check is only meaningful if they came within a second
+    assert [r["status"] for r in unlimited.standin.requests].count(200) == 50
+
+
+def test_typecast_links_match_primary_text_or_make_new_records(unlimited: Running[AirtableStandIn]) -> None:
+    """Why the service never writes links with typecast: a company deleted by hand becomes a junk
+    company row named after its old record id."""
+    companies, contacts = _table(unlimited, "Companies"), _table(unlimited, "Contacts")
+    acme = companies.create({"Company Name": "Acme"})
+    row = contacts.create({"Name": "A", "Company": ["Acme", "recDeletedByHand1"]}, typecast=True)
+    junk = [r for r in companies.all() if r["id"] != acme["id"]]
+    assert [r["fields"] for r in junk] == [{"Company Name": "recDeletedByHand1"}]
+    assert row["fields"]["Company"] == [acme["id"], junk[0]["id"]]
+    with pytest.raises(HTTPError) as exc:
+        contacts.create({"Name": "B", "Company": ["recDeletedByHand2"]})
+    assert _error(exc)[:2] == (422, "ROW_DOES_NOT_EXIST")
+    assert len(companies.all()) == 2
+
+
+def test_typecast_makes_a_select_option_only_for_a_creator(unlimited: Running[AirtableStandIn]) -> None:
+    contacts = _table(unlimited, "Contacts")
+    with pytest.raises(HTTPError) as exc:
+        contacts.create({"Name": "A", "Phone Type": "Toll Free"})
+    assert _error(exc) == (
+        422,
+        "INVALID_MULTIPLE_CHOICE_OPTIONS",
+        'Insufficient permissions to create new select option ""Toll Free""',
+    )
+    unlimited.standin.permission = "editor"
+    with pytest.raises(HTTPError) as exc:
+        contacts.create({"Name": "A", "Phone Type": "Toll Free"}, typecast=True)
+    assert _error(exc)[:2] == (422, "INVALID_MULTIPLE_CHOICE_OPTIONS")
+    unlimited.standin.permission = "creator"
+    assert (
+        contacts.create({"Name": "A", "Phone Type": "Toll Free"}, typecast=True)["fields"]["Phone Type"]
+        == "Toll Free"
+    )
+    choices = unlimited.standin.table("Contacts").field("Phone Type").options["choices"]
+    assert [c["name"] for c in choices] == ["Mobile", "Landline", "Toll Free"]
+
+
+def test_what_an_editor_and_a_reader_may_do(unlimited: Running[AirtableStandIn]) -> None:
+    contacts = _table(unlimited, "Contacts")
+    unlimited.standin.permission = "editor"
+    contacts.create({"Name": "A"})
+    with pytest.raises(HTTPError) as exc:
+        contacts.create_field("Mobile", "phoneNumber")
+    assert _error(exc)[:2] == (403, "INVALID_PERMISSIONS")
+    unlimited.standin.permission = "read"
+    assert len(contacts.all()) == 1
+    with pytest.raises(HTTPError) as exc:
+        contacts.create({"Name": "B"})
+    assert _error(exc)[:2] == (403, "INVALID_PERMISSIONS")
+
+
+def test_list_offsets_are_opaque_and_expire(unlimited: Running[AirtableStandIn]) -> None:
+    for i in range(25):
+        unlimited.standin.add_record("Contacts", {"Name": f"P{i}"})
+    api = _api(unlimited)
+    url = str(_table(unlimited, "Contacts").urls.records)
+    first = api.request("GET", url, params={"pageSize": 10})
+    assert first["offset"].startswith("itr") and "/rec" in first["offset"]
+    second = api.request("GET", url, params={"pageSize": 10, "offset": first["offset"]})
+    assert [r["fields"]["Name"] for r in second["records"]] == [f"P{i}" for i in range(10, 20)]
+    unlimited.standin.expire_iterators()  # as after a restart of Airtable's servers
+    with pytest.raises(HTTPError) as exc:
+        api.request("GET", url, params={"pageSize": 10, "offset": second["offset"]})
+    assert _error(exc)[:2] == (422, "LIST_RECORDS_ITERATOR_NOT_AVAILABLE")
+    unlimited.standin.offset_ttl_s = 0.2
+    first = api.request("GET", url, params={"pageSize": 10})
+    time.sleep(0.3)
+    with pytest.raises(HTTPError) as exc:
+        api.request("GET", url, params={"pageSize": 10, "offset": first["offset"]})
+    assert _error(exc)[:2] == (422, "LIST_RECORDS_ITERATOR_NOT_AVAILABLE")
+    with pytest.raises(HTTPError) as exc:
+        api.request("GET", url, params={"offset": "10"})  # not an offset Airtable gave
+    assert _error(exc)[:2] == (422, "INVALID_OFFSET_VALUE")

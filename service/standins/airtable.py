@@ -1,41 +1,53 @@
 """A stand-in for the Airtable Web API, keeping the rules that real Airtable enforces.
 
-Rules kept (a stand-in that accepts what Airtable refuses hides the bugs users will hit):
-bearer token; at most 10 records per write; at most `rate_limit` requests in any sliding second
-per base (reads too), else 429 and the base blocked for `cooldown_s`; 422 `UNKNOWN_FIELD_NAME`;
-values checked against the field type (select options, numbers, checkboxes, dates, emails);
-links as arrays of existing record ids (else 422 `ROW_DOES_NOT_EXIST`); PATCH merges and PUT
-replaces; `performUpsert` with `fieldsToMergeOn` (no match creates, one updates, more is a 422);
-each write request applied whole or not at all; empty values left out of answers.
+A stand-in that accepts what Airtable refuses hides the bugs users will hit. Each rule comes
+from Airtable's documentation (https://airtable.com/developers/web/api/…, page named below);
+where it is silent, the stricter behaviour is kept and marked "undocumented".
+
+* Authentication: a bearer token ("Authentication"); scopes per endpoint ("Scopes"); the
+  token's user's permission on the base: writes need an editor, schema changes a creator.
+* "Rate limits": 5 requests per second per base, and "50 requests per second for all traffic
+  using personal access tokens from a given user"; then 429 and a wait (30 s; `cooldown_s`).
+* Writes ("Create records", "Update multiple records"): at most 10 records; PATCH merges, PUT
+  replaces; `performUpsert.fieldsToMergeOn` (no match creates, one updates, several fail); each
+  request applied whole or not at all; 422 `UNKNOWN_FIELD_NAME`; values checked against the
+  field's type; links are arrays of existing record ids (else 422 `ROW_DOES_NOT_EXIST`).
+* `typecast` ("Update multiple records": "best-effort automatic data conversion"): a select
+  value that is not an option becomes a new option ("Field types and cell values") but only for
+  a creator, who may customise fields (else 422 `INVALID_MULTIPLE_CHOICE_OPTIONS`, as Airtable
+  answers editors: airtable.js#138); a link value that is not a record id is matched to the
+  linked table's primary field text, and a new record is created when none matches
+  (Airtable's answer in airtable.js#130).
+* "List records": at most 100 a page; the `offset` is an opaque iterator that times out
+  ("Iteration may timeout due to client inactivity or server restarts": 422
+  `LIST_RECORDS_ITERATOR_NOT_AVAILABLE`; the timeout itself is undocumented: `offset_ttl_s`);
+  empty values are left out of answers.
+* Native webhooks: `airtable_webhooks.py`.
 
 Besides the API (`/v0/…`), `/_standin/…` lets tests and the demo look inside and act as a person
-would in the Airtable UI (edit a cell, delete a row) without being rate-limited.
+would in the Airtable UI (edit a cell, paste into many rows, delete a row or a field) without
+being rate-limited.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import contextlib
 import copy
-import hashlib
-import hmac
-import json
 import random
 import string
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .airtable_errors import AirtableError
+from .airtable_webhooks import Webhook, WebhookHub
 from .formulas import FormulaError, compile_formula
 
 MAX_RECORDS_PER_WRITE = 10
@@ -73,18 +85,6 @@ _COMPUTED_TYPES = {
     "count",
     "multipleLookupValues",
 }
-
-
-class AirtableError(Exception):
-    def __init__(self, status: int, kind: str, message: str = "") -> None:
-        super().__init__(message or kind)
-        self.status, self.kind, self.message = status, kind, message
-
-    def response(self) -> JSONResponse:
-        error: dict[str, str] = {"type": self.kind}
-        if self.message:
-            error["message"] = self.message
-        return JSONResponse({"error": error}, status_code=self.status)
 
 
 # Not the `random` module's shared state: a test framework may seed it (hypothesis does, for
@@ -178,12 +178,11 @@ def default_tables() -> list[Table]:
     return [companies, contacts]
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+@dataclass(frozen=True)
+class _ByPrimary:
+    """A typecast link value that names no record: the linked record whose primary field is `text`."""
 
-
-def _in_days(days: int) -> str:
-    return (datetime.now(timezone.utc) + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    text: str
 
 
 def _is_empty(value: Any) -> bool:
@@ -194,20 +193,35 @@ def _is_empty(value: Any) -> bool:
 class AirtableStandIn:
     token: str = "standin-airtable-token"
     base_id: str = "appStandIn0000001"
-    rate_limit: int = 5
+    rate_limit: int = 5  # requests in any second, per base
+    user_rate_limit: int = 50  # requests in any second, per user, across bases and tokens
     cooldown_s: float = 30.0
     delay_s: float = 0.0  # how long each API request takes, as Airtable's do
     scopes: set[str] = field(default_factory=lambda: set(ALL_SCOPES))  # what the token was granted
-    webhooks: dict[str, dict[str, Any]] = field(default_factory=dict)
-    pings: list[dict[str, Any]] = field(default_factory=list)
+    permission: str = "creator"  # the token's user on the base: "creator", "editor" or "read"
+    offset_ttl_s: float = 60.0  # a list iterator unused this long has timed out (undocumented)
+    clock_skew_s: float = 0.0  # moves the stand-in's clock (webhooks' expiry) forward
     tables: list[Table] = field(default_factory=default_tables)
     requests: list[dict[str, Any]] = field(default_factory=list)
     # Values a field refuses, as a real base does with a malformed email: (field name, value).
     refused_values: set[tuple[str, Any]] = field(default_factory=set)
     _window: deque[float] = field(default_factory=deque)
+    _user_window: deque[float] = field(default_factory=deque)
     _blocked_until: float = 0.0
+    _iterators: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.hub = WebhookHub(self)
 
     # --- looking inside ---
+
+    @property
+    def webhooks(self) -> dict[str, Webhook]:
+        return self.hub.webhooks
+
+    @staticmethod
+    def new_id(prefix: str) -> str:
+        return _new_id(prefix)
 
     def table(self, key: str) -> Table:
         for t in self.tables:
@@ -223,7 +237,26 @@ class AirtableStandIn:
     def add_record(self, table: str, fields: dict[str, Any]) -> str:
         """Create a record as a person would in the UI (not rate-limited)."""
         t = self.table(table)
-        return self._create(t, self._validated(t, fields, typecast=True))["id"]
+        with self.hub.action("client"):
+            return self._create(t, self._validated(t, fields, typecast=True))["id"]
+
+    def edit(self, table: str, changes: dict[str, dict[str, Any]]) -> None:
+        """Edit cells as a person would in the UI: one action, however many records (a paste)."""
+        t = self.table(table)
+        with self.hub.action("client"):
+            validated = {rid: self._validated(t, fields, typecast=True) for rid, fields in changes.items()}
+            for record_id, fields in validated.items():
+                self._update(t, record_id, fields, replace=False, single=True)
+
+    def delete_record(self, table: str, record_id: str) -> None:
+        """Delete a record as a person would in the UI."""
+        t = self.table(table)
+        with self.hub.action("client"):
+            self._delete(t, [self._get(t, record_id)["id"]], single=True)
+
+    def expire_iterators(self) -> None:
+        """Every list offset handed out stops working, as after a restart of Airtable's servers."""
+        self._iterators.clear()
 
     def write_requests(self) -> list[dict[str, Any]]:
         return [r for r in self.requests if r["method"] in ("POST", "PATCH", "PUT", "DELETE")]
@@ -231,7 +264,7 @@ class AirtableStandIn:
     # --- the API ---
 
     def _admit(self, request: Request) -> None:
-        """Authentication, then the per-base sliding-window rate limit."""
+        """Authentication, then the sliding-window rate limits: the base's and the user's."""
         auth = request.headers.get("authorization", "")
         if not auth.startswith("Bearer "):
             raise AirtableError(401, "AUTHENTICATION_REQUIRED", "Authentication required")
@@ -240,40 +273,38 @@ class AirtableStandIn:
         now = time.monotonic()
         if now < self._blocked_until:
             raise AirtableError(429, "RATE_LIMIT_REACHED", "Rate limit exceeded. Please try again later")
-        while self._window and self._window[0] <= now - 1.0:
-            self._window.popleft()
-        if len(self._window) >= self.rate_limit:
-            self._blocked_until = now + self.cooldown_s
-            raise AirtableError(429, "RATE_LIMIT_REACHED", "Rate limit exceeded. Please try again later")
+        for window, limit in ((self._window, self.rate_limit), (self._user_window, self.user_rate_limit)):
+            while window and window[0] <= now - 1.0:
+                window.popleft()
+            if len(window) >= limit:
+                self._blocked_until = now + self.cooldown_s
+                raise AirtableError(429, "RATE_LIMIT_REACHED", "Rate limit exceeded. Please try again later")
         self._window.append(now)
+        self._user_window.append(now)
 
     def _scope(self, request: Request) -> None:
+        """The scope each endpoint needs ("Scopes"), and the user's permission on the base
+        ("Permissions overview": records need an editor, fields a creator). Webhooks check their
+        own (`WebhookHub.route`)."""
         path, method = request.url.path, request.method
-        if path.startswith("/v0/meta/whoami"):
-            return
-        if "/webhooks" in path:
-            needed = "webhook:manage"
-            if needed not in self.scopes:
-                raise AirtableError(
-                    403,
-                    "INVALID_PERMISSIONS_OR_MODEL_NOT_FOUND",
-                    "Invalid permissions, or the requested model was not found.",
-                )
+        if path.startswith("/v0/meta/whoami") or "/webhooks" in path:
             return
         if path.startswith("/v0/meta/"):
-            needed = "schema.bases:write" if method != "GET" else "schema.bases:read"
-        else:
-            needed = (
-                "data.records:read"
-                if method == "GET" or path.endswith("/listRecords")
-                else "data.records:write"
+            needed, role = (
+                ("schema.bases:write", {"creator"}) if method != "GET" else ("schema.bases:read", None)
             )
+        elif method == "GET" or path.endswith("/listRecords"):
+            needed, role = "data.records:read", None
+        else:
+            needed, role = "data.records:write", {"creator", "editor"}
         if needed not in self.scopes:
             raise AirtableError(
                 403,
                 "INVALID_PERMISSIONS_OR_MODEL_NOT_FOUND",
                 "Invalid permissions, or the requested model was not found.",
             )
+        if role is not None and self.permission not in role:
+            raise AirtableError(403, "INVALID_PERMISSIONS", "You are not permitted to perform this operation")
 
     def _base(self, request: Request) -> None:
         if "base" in request.path_params and request.path_params["base"] != self.base_id:
@@ -283,7 +314,7 @@ class AirtableStandIn:
                 "Invalid permissions, or the requested model was not found.",
             )
 
-    async def handle(self, request: Request) -> JSONResponse:
+    async def handle(self, request: Request) -> Response:
         entry: dict[str, Any] = {
             "method": request.method,
             "path": request.url.path,
@@ -298,22 +329,29 @@ class AirtableStandIn:
             if self.delay_s:
                 await request.body()  # received in full: the write happens even if the caller goes away
                 await asyncio.sleep(self.delay_s)
-            response = await self._route(request, entry)
+            with self.hub.action("publicApi"):  # one request, one action for the webhooks
+                response = await self._route(request, entry)
         except AirtableError as error:
             response = error.response()
         entry["status"] = response.status_code
         return response
 
-    async def _route(self, request: Request, entry: dict[str, Any]) -> JSONResponse:
+    async def _route(self, request: Request, entry: dict[str, Any]) -> Response:
         if request.url.path == "/v0/meta/whoami":
+            # "Get user info": the scopes only for OAuth tokens, never for personal access tokens.
             return JSONResponse({"id": "usrStandIn0000001"})
         if "/webhooks" in request.url.path:
-            body = (
-                await self._json(request)
-                if request.method == "POST" and "hook" not in request.path_params
-                else None
+            # Refresh takes no body ("Refresh a webhook"); create and enableNotifications take JSON.
+            body = await self._json(request) if request.method == "POST" and await request.body() else None
+            answer = self.hub.route(
+                request.method,
+                request.path_params.get("hook"),
+                request.path_params.get("action"),
+                request.query_params,
+                body,
             )
-            return self._webhooks(request, body)
+            # "This endpoint returns an empty response on success" (delete, enableNotifications).
+            return Response(status_code=200) if answer is None else JSONResponse(answer)
         if request.url.path.endswith("/fields"):
             return JSONResponse(
                 self._create_field(self.table(request.path_params["table"]), await self._json(request))
@@ -403,9 +441,11 @@ class AirtableStandIn:
         return created.schema()
 
     def remove_field(self, table: str, name: str) -> None:
-        """Delete a field, as a person can in the UI."""
+        """Delete a field, as a person can in the UI (webhooks watching it go into error)."""
         t = self.table(table)
-        t.fields = [f for f in t.fields if f.name != name]
+        for gone in [f for f in t.fields if f.name == name]:
+            t.fields.remove(gone)
+            self.hub.field_deleted(t, gone)
 
     # --- records ---
 
@@ -423,8 +463,41 @@ class AirtableStandIn:
         return {"id": record["id"], "createdTime": record["createdTime"], "fields": fields}
 
     def _list(self, table: Table, params: dict[str, Any]) -> dict[str, Any]:
+        """One page. The offset names an iterator over the records that matched when the listing
+        began; it times out when unused for `offset_ttl_s`."""
         page_size = min(int(params.get("pageSize") or 100), 100)
-        offset = int(params.get("offset") or 0)
+        offset = params.get("offset")
+        now = time.monotonic()
+        if offset:
+            iterator_id = str(offset).split("/", 1)[0]
+            if not iterator_id.startswith("itr"):
+                raise AirtableError(422, "INVALID_OFFSET_VALUE", f"The value of offset {offset} is invalid")
+            iterator = self._iterators.get(iterator_id)
+            if (
+                iterator is None
+                or iterator["table"] != table.id
+                or now - iterator["used"] > self.offset_ttl_s
+            ):
+                self._iterators.pop(iterator_id, None)
+                raise AirtableError(422, "LIST_RECORDS_ITERATOR_NOT_AVAILABLE")
+        else:
+            iterator_id, iterator = (
+                _new_id("itr"),
+                {"table": table.id, "ids": self._matching(table, params), "at": 0},
+            )
+        iterator["used"] = now
+        ids = [i for i in iterator["ids"][iterator["at"] :] if i in table.records]
+        page, rest = ids[:page_size], ids[page_size:]
+        out: dict[str, Any] = {"records": [self._render(table, table.records[i]) for i in page]}
+        if rest:
+            iterator["ids"], iterator["at"] = rest, 0
+            self._iterators[iterator_id] = iterator
+            out["offset"] = f"{iterator_id}/{rest[0]}"
+        else:
+            self._iterators.pop(iterator_id, None)
+        return out
+
+    def _matching(self, table: Table, params: dict[str, Any]) -> list[str]:
         records = list(table.records.values())
         formula = params.get("filterByFormula")
         if formula:
@@ -441,20 +514,16 @@ class AirtableStandIn:
         max_records = params.get("maxRecords")
         if max_records:
             records = records[: int(max_records)]
-        page = records[offset : offset + page_size]
-        out: dict[str, Any] = {"records": [self._render(table, r) for r in page]}
-        if offset + page_size < len(records):
-            out["offset"] = str(offset + page_size)
-        return out
+        return [r["id"] for r in records]
 
     def _create(self, table: Table, fields: dict[str, Any]) -> dict[str, Any]:
         record = {
             "id": _new_id("rec"),
-            "fields": fields,
+            "fields": self._linked(table, fields),
             "createdTime": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
         }
         table.records[record["id"]] = record
-        self._record_changed(table, record["id"], None, fields)
+        self.hub.record_changed(table, record["id"], None, record["fields"])
         return record
 
     def _update(
@@ -468,146 +537,31 @@ class AirtableStandIn:
             )
         record = table.records[record_id]
         before = record["fields"]
+        fields = self._linked(table, fields)
         record["fields"] = dict(fields) if replace else {**record["fields"], **fields}
-        self._record_changed(table, record_id, before, record["fields"])
+        self.hub.record_changed(table, record_id, before, record["fields"])
         return record
 
-    # --- webhooks: payloads for changes to watched fields, and a signed ping for each ---
-
-    def _record_changed(
-        self, table: Table, record_id: str, before: dict[str, Any] | None, after: dict[str, Any]
-    ) -> None:
-        for hook in self.webhooks.values():
-            options = hook["specification"]["options"]
-            if options["filters"].get("recordChangeScope") not in (None, table.id):
+    def _linked(self, table: Table, fields: dict[str, Any]) -> dict[str, Any]:
+        """Typecast links, once the whole request is known to be valid: a text that names no
+        record is matched to the linked table's primary field, or becomes a new record there."""
+        out = dict(fields)
+        for f in table.fields:
+            value = out.get(f.id)
+            if f.type != "multipleRecordLinks" or not isinstance(value, list):
                 continue
-            watched = options["filters"].get("watchDataInFieldIds") or [f.id for f in table.fields]
-            included = (options.get("includes") or {}).get("includeCellValuesInFieldIds") or []
-            old = before or {}
-            changed = [
-                f
-                for f in watched
-                if after.get(f) != old.get(f) and not (_is_empty(after.get(f)) and _is_empty(old.get(f)))
-            ]
-
-            if not changed:
-                continue
-            cells = {f: after.get(f) for f in {*changed, *included} if not _is_empty(after.get(f))}
-            change: dict[str, Any]
-            if before is None:
-                change = {
-                    "createdRecordsById": {record_id: {"createdTime": _now(), "cellValuesByFieldId": cells}}
-                }
-            else:
-                change = {
-                    "changedRecordsById": {
-                        record_id: {
-                            "current": {"cellValuesByFieldId": cells},
-                            "previous": {"cellValuesByFieldId": {f: old.get(f) for f in changed}},
-                            "unchanged": {"cellValuesByFieldId": {}},
-                        }
-                    }
-                }
-            hook["payloads"].append(
-                {
-                    "timestamp": _now(),
-                    "baseTransactionNumber": len(hook["payloads"]) + 1,
-                    "payloadFormat": "v0",
-                    "actionMetadata": {"source": "client", "sourceMetadata": {}},
-                    "changedTablesById": {table.id: change},
-                }
-            )
-            self._ping(hook)
-
-    def _ping(self, hook: dict[str, Any]) -> None:
-        body = json.dumps(
-            {"base": {"id": self.base_id}, "webhook": {"id": hook["id"]}, "timestamp": _now()}
-        ).encode()
-        mac = hmac.new(base64.b64decode(hook["macSecretBase64"]), body, hashlib.sha256).hexdigest()
-        self.pings.append({"webhook": hook["id"], "at": time.time()})
-
-        def send() -> None:  # from a thread of its own, as Airtable's servers would, whoever made the change
-            with contextlib.suppress(httpx.HTTPError):
-                httpx.post(
-                    hook["notificationUrl"],
-                    content=body,
-                    timeout=10,
-                    headers={
-                        "Content-Type": "application/json",
-                        "X-Airtable-Content-MAC": f"hmac-sha256={mac}",
-                    },
-                )
-
-        threading.Thread(target=send, daemon=True).start()
-
-    def _webhooks(self, request: Request, body: dict[str, Any] | None) -> JSONResponse:
-        """Create, list, read payloads of, refresh and delete webhooks."""
-        hook_id, action = request.path_params.get("hook"), request.path_params.get("action")
-        if hook_id is None:
-            if request.method == "GET":
-                return JSONResponse(
-                    {
-                        "webhooks": [
-                            {
-                                "id": h["id"],
-                                "areNotificationsEnabled": True,
-                                "cursorForNextPayload": len(h["payloads"]) + 1,
-                                "expirationTime": h["expirationTime"],
-                                "notificationUrl": h["notificationUrl"],
-                                "specification": h["specification"],
-                                "isHookEnabled": True,
-                                "lastNotificationResult": None,
-                                "lastSuccessfulNotificationTime": None,
-                            }
-                            for h in self.webhooks.values()
-                        ]
-                    }
-                )
-            body = body or {}
-            spec = body.get("specification")
-            if (
-                not isinstance(body.get("notificationUrl"), str)
-                or not isinstance(spec, dict)
-                or "options" not in spec
-            ):
-                raise AirtableError(
-                    422, "INVALID_REQUEST_UNKNOWN", "notificationUrl and specification are required"
-                )
-            hook = {
-                "id": _new_id("ach"),
-                "notificationUrl": body["notificationUrl"],
-                "specification": spec,
-                "macSecretBase64": base64.b64encode(random.randbytes(32)).decode(),
-                "expirationTime": _in_days(7),
-                "payloads": [],
-            }
-            self.webhooks[hook["id"]] = hook
-            return JSONResponse(
-                {
-                    "id": hook["id"],
-                    "macSecretBase64": hook["macSecretBase64"],
-                    "expirationTime": hook["expirationTime"],
-                }
-            )
-        hook = self.webhooks.get(hook_id)
-        if hook is None:
-            raise AirtableError(404, "NOT_FOUND", "Could not find what you are looking for")
-        if request.method == "DELETE":
-            del self.webhooks[hook_id]
-            return JSONResponse({})
-        if action == "refresh":
-            hook["expirationTime"] = _in_days(7)
-            return JSONResponse({"expirationTime": hook["expirationTime"]})
-        cursor = max(1, int(request.query_params.get("cursor") or 1))
-        limit = min(50, int(request.query_params.get("limit") or 50))
-        page = hook["payloads"][cursor - 1 : cursor - 1 + limit]
-        return JSONResponse(
-            {
-                "payloads": page,
-                "cursor": cursor + len(page),
-                "mightHaveMore": cursor - 1 + limit < len(hook["payloads"]),
-            }
-        )
+            linked = next(t for t in self.tables if t.id == f.options["linkedTableId"])
+            primary = linked.fields[0].id
+            ids = []
+            for item in value:
+                if isinstance(item, _ByPrimary):
+                    match = next(
+                        (r for r in linked.records.values() if r["fields"].get(primary) == item.text), None
+                    )
+                    item = match["id"] if match else self._create(linked, {primary: item.text})["id"]
+                ids.append(item)
+            out[f.id] = list(dict.fromkeys(ids))
+        return out
 
     def _delete(self, table: Table, ids: list[str], single: bool) -> dict[str, Any]:
         if len(ids) > MAX_RECORDS_PER_WRITE:
@@ -622,7 +576,7 @@ class AirtableStandIn:
                     422, "ROW_DOES_NOT_EXIST", f"Record ID {record_id} does not exist in this table"
                 )
         for record_id in ids:
-            del table.records[record_id]
+            self.hub.record_changed(table, record_id, table.records.pop(record_id)["fields"], None)
         deleted = [{"id": i, "deleted": True} for i in ids]
         return deleted[0] if single else {"records": deleted}
 
@@ -756,7 +710,7 @@ class AirtableStandIn:
                 raise refuse()
             names = [c["name"] for c in f.options["choices"]]
             if value and value not in names:
-                if not typecast:
+                if not typecast or self.permission != "creator":
                     raise AirtableError(
                         422,
                         "INVALID_MULTIPLE_CHOICE_OPTIONS",
@@ -768,30 +722,41 @@ class AirtableStandIn:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise refuse()
             linked = next(t for t in self.tables if t.id == f.options["linkedTableId"])
+            out: list[Any] = []
             for record_id in value:
-                if record_id not in linked.records:
+                if record_id in linked.records:
+                    out.append(record_id)
+                elif typecast:
+                    out.append(_ByPrimary(record_id))  # matched or created once the request is valid
+                else:
                     raise AirtableError(
                         422, "ROW_DOES_NOT_EXIST", f"Record ID {record_id} does not exist in this table"
                     )
-            return list(dict.fromkeys(value))
+            return out
         return value
 
     # --- control, for tests, the demo and benchmarks in other processes ---
 
-    async def _control(self, request: Request) -> JSONResponse:
+    async def _control(self, request: Request) -> Response:
+        """A person's actions in the UI: add a record, edit cells (one record, or a paste into
+        many: `{"records": [{"id", "fields"}]}`), delete a record."""
         try:
             table = self.table(request.path_params["table"])
             record_id = request.path_params.get("record")
             if request.method == "GET":
                 return JSONResponse({"records": self.records(table.name)})
+            body = await request.json() if request.method in ("POST", "PATCH") else {}
             if request.method == "POST":
-                return JSONResponse({"id": self.add_record(table.name, (await request.json())["fields"])})
-            if request.method == "PATCH":
-                fields = self._validated(table, (await request.json())["fields"], typecast=True)
+                return JSONResponse({"id": self.add_record(table.name, body["fields"])})
+            if request.method == "PATCH" and record_id is None:
+                self.edit(table.name, {r["id"]: r["fields"] for r in body["records"]})
                 return JSONResponse(
-                    self._render(table, self._update(table, record_id, fields, False, single=True))
+                    {"records": [self._render(table, self._get(table, r["id"])) for r in body["records"]]}
                 )
-            del table.records[self._get(table, record_id)["id"]]
+            if request.method == "PATCH":
+                self.edit(table.name, {record_id: body["fields"]})
+                return JSONResponse(self._render(table, self._get(table, record_id)))
+            self.delete_record(table.name, record_id)
             return JSONResponse({"id": record_id, "deleted": True})
         except AirtableError as error:
             return error.response()
@@ -819,7 +784,7 @@ class AirtableStandIn:
                 Route("/v0/{base}/{table}/{record}", self.handle, methods=api),
                 Route("/_standin/requests", self._requests, methods=["GET"]),
                 Route("/_standin/settings", self._settings, methods=["PUT"]),
-                Route("/_standin/tables/{table}/records", self._control, methods=["GET", "POST"]),
+                Route("/_standin/tables/{table}/records", self._control, methods=["GET", "POST", "PATCH"]),
                 Route(
                     "/_standin/tables/{table}/records/{record}", self._control, methods=["PATCH", "DELETE"]
                 ),

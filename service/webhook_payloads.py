@@ -1,0 +1,231 @@
+"""The native webhook's payload reader: Airtable's changes to Companies become queued syncs.
+
+After each ping (and every `poll_s` in case a ping was lost) the reader, in every worker process,
+reads each stored webhook's payloads from the stored cursor, queues a sync for every company
+whose CIN was set or changed (or whose Refresh Contacts was ticked), and moves the cursor in the
+same transaction: a crash neither skips nor repeats a payload. Every `maintain_s` it also looks
+after the webhooks themselves: refreshed before the 7-day expiry, pings turned on again when
+Airtable turned them off, and a webhook Airtable disabled (or that is gone) recreated.
+
+The payloads are read as Airtable documents them (https://airtable.com/developers/web/api/
+model/webhooks-table-changed): a changed record's `current` holds the cells that changed (a
+cleared one as null), `unchanged` the included cells that did not, and `previous` only when the
+specification asked for it, which ours does not: a CIN in `current` is a CIN set or changed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import asyncpg
+import structlog
+
+from . import airtable_webhooks, jobs, queries
+from .airtable import Airtable, AirtableError
+from .database import DATABASE_ERRORS, release_session_lock
+from .limits import QueueCap
+from .validation import normalize_cin
+from .wakeup import Wakeup
+
+log = structlog.get_logger(__name__)
+
+REFRESH_BEFORE_S = 24 * 3600
+PAGE = 50  # "A maximum of 50 payloads can be returned in a single request"
+
+
+def _text(value: Any) -> str | None:
+    """A text cell as webhooks give it: a string, or from a lookup or formula a list of them."""
+    if isinstance(value, list):
+        value = next((v for v in value if isinstance(v, str) and v.strip()), None)
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _cells(entry: Any, part: str | None = None) -> dict[str, Any]:
+    """`cellValuesByFieldId` of a created record, or of one part of a changed record."""
+    entry = _obj(entry)
+    return _obj(_obj(entry.get(part) if part else entry).get("cellValuesByFieldId"))
+
+
+def syncs_for(payloads: list[dict[str, Any]], hook: Any) -> list[tuple[str, str | None, bool]]:
+    """(company record, CIN, forced) for every company whose CIN was set or changed, or whose
+    Refresh Contacts was ticked, in one page of payloads. A later payload about the same record
+    wins; a CIN cleared afterwards queues nothing. A CIN that is not valid is passed on empty:
+    the worker then reads the record and fails the company with a clear reason."""
+    wanted: dict[str, tuple[str | None, bool]] = {}
+    cin_field, refresh_field = hook["cin_field_id"], hook["refresh_field_id"]
+    for payload in payloads:
+        table = _obj(_obj(_obj(payload).get("changedTablesById")).get(hook["table_id"]))
+        for record_id, entry in _obj(table.get("createdRecordsById")).items():
+            cells = _cells(entry)
+            cin = _text(cells.get(cin_field))
+            ticked = bool(refresh_field) and cells.get(refresh_field) is True
+            if cin or ticked:
+                forced = ticked or wanted.get(record_id, (None, False))[1]
+                wanted[record_id] = (normalize_cin(cin) if cin else None, forced)
+        for record_id, entry in _obj(table.get("changedRecordsById")).items():
+            current, unchanged = _cells(entry, "current"), _cells(entry, "unchanged")
+            ticked = bool(refresh_field) and current.get(refresh_field) is True
+            earlier = wanted.pop(record_id, None)
+            if cin_field in current:
+                cin = _text(current[cin_field])
+                if cin is None and not ticked:
+                    continue  # cleared: nothing to fetch, and an earlier set in this page is void
+                forced = ticked or bool(earlier and earlier[1])
+                wanted[record_id] = (normalize_cin(cin) if cin else None, forced)
+            elif ticked:
+                cin = _text(unchanged.get(cin_field))
+                wanted[record_id] = (normalize_cin(cin) if cin else (earlier or (None, False))[0], True)
+            elif earlier is not None:
+                wanted[record_id] = earlier
+    return [(record_id, cin, force) for record_id, (cin, force) in wanted.items()]
+
+
+def errors_in(payloads: list[dict[str, Any]]) -> list[str]:
+    """The codes of error payloads: Airtable disabled the webhook ("Webhooks payload")."""
+    return [str(_obj(p).get("code") or "UNKNOWN") for p in payloads if _obj(p).get("error")]
+
+
+class PayloadReader:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        airtable: Airtable,
+        on_queued: Any = None,
+        *,
+        poll_s: float = 60.0,
+        maintain_s: float = 600.0,
+    ) -> None:
+        self.pool = pool
+        self.airtable = airtable
+        self.on_queued = on_queued or (lambda: None)
+        self.poll_s = poll_s
+        self.maintain_s = maintain_s
+        self.queue_cap = QueueCap(pool, airtable.settings.queue_max_jobs)
+        self._wakeup = Wakeup()
+        self._maintained_at = float("-inf")
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def run(self, stop: Any) -> None:
+        while not stop.is_set():
+            try:
+                await self.read_all()
+                if time.monotonic() - self._maintained_at >= self.maintain_s:
+                    await self.maintain()
+            except (AirtableError, *DATABASE_ERRORS) as exc:
+                log.warning(
+                    "webhook.read_failed",
+                    error=str(exc) if isinstance(exc, AirtableError) else type(exc).__name__,
+                )
+            except Exception:
+                log.exception("webhook.reader_crashed")
+            await self._wakeup.wait(stop, self.poll_s)
+
+    async def read_all(self) -> int:
+        """Read every stored webhook's new payloads; returns how many syncs were queued."""
+        if self.airtable.missing:
+            return 0
+        if await self.queue_cap.full():
+            # Airtable keeps the payloads for a week: they are read once the queue has room.
+            log.warning("webhook.read_deferred", reason="the queue is full (QUEUE_MAX_JOBS)")
+            return 0
+        queued = 0
+        for stored in await self.pool.fetch(queries.WEBHOOKS_ALL):
+            async with self.pool.acquire() as lock:
+                if not await lock.fetchval(queries.WEBHOOK_READER_LOCK, stored["id"]):
+                    continue  # another process is reading this webhook's payloads
+                async with release_session_lock(lock, queries.WEBHOOK_READER_UNLOCK, stored["id"]):
+                    hook = await lock.fetchrow(queries.WEBHOOK_BY_ID, stored["id"])  # its cursor now
+                    if hook is not None:
+                        queued += await self._read(hook)
+        return queued
+
+    async def _read(self, hook: asyncpg.Record) -> int:
+        cursor, queued = hook["cursor"], 0
+        while True:
+            page = await self.airtable.webhook_payloads(hook["id"], cursor, PAGE)
+            payloads = page.get("payloads") or []
+            syncs = syncs_for(payloads, hook)
+            next_cursor = int(page.get("cursor") or cursor)
+            async with self.pool.acquire() as conn, conn.transaction():
+                for record_id, cin, force in syncs:
+                    await jobs.enqueue(conn, record_id, cin, force=force, source="airtable_webhook")
+                moved = await conn.execute(queries.WEBHOOK_ADVANCE, hook["id"], cursor, next_cursor)
+                if moved == "UPDATE 0":
+                    raise AirtableError("The webhook's cursor moved under this reader; reading again later")
+            for code in errors_in(payloads):
+                log.error(
+                    "webhook.payload_error",
+                    webhook_id=hook["id"],
+                    code=code,
+                    hint="Airtable disabled the webhook (a field it watches was deleted?); "
+                    f"the reader recreates it, or run `{airtable_webhooks.RECREATE}`",
+                )
+                self._maintained_at = float("-inf")  # look after it now, not in ten minutes
+            if syncs:
+                log.info(
+                    "webhook.payloads_read", webhook_id=hook["id"], payloads=len(payloads), queued=len(syncs)
+                )
+                self.on_queued()
+                await self.pool.execute(queries.NOTIFY_JOBS)  # workers in other processes
+            queued += len(syncs)
+            cursor = next_cursor
+            # "If mightHaveMore is true, the client should send another request immediately";
+            # a page that brought nothing ends the reading even so.
+            if not payloads or not page.get("mightHaveMore"):
+                return queued
+
+    async def maintain(self) -> None:
+        """Look after every stored webhook: refresh it before it expires, turn Airtable's pings
+        on again, recreate it when Airtable disabled it or it is gone. What is wrong is stored
+        for `doctor` and `airtable webhook status`."""
+        self._maintained_at = time.monotonic()
+        stored = await self.pool.fetch(queries.WEBHOOKS_ALL)
+        if not stored or self.airtable.missing:
+            return
+        remote = {h["id"]: h for h in await self.airtable.list_webhooks()}
+        for stored_row in stored:
+            async with self.pool.acquire() as lock:
+                if not await lock.fetchval(queries.WEBHOOK_READER_LOCK, stored_row["id"]):
+                    continue
+                async with release_session_lock(lock, queries.WEBHOOK_READER_UNLOCK, stored_row["id"]):
+                    row = await lock.fetchrow(queries.WEBHOOK_BY_ID, stored_row["id"])
+                    if row is None:
+                        continue
+                    problem = await self._look_after(row, remote.get(row["id"]))
+            await self.pool.execute(queries.WEBHOOK_CHECKED, row["id"], problem)
+
+    async def _look_after(self, row: asyncpg.Record, hook: dict[str, Any] | None) -> str | None:
+        settings = self.airtable.settings
+        if hook is None or not hook.get("isHookEnabled", True):
+            reason = "gone from Airtable" if hook is None else "disabled by Airtable"
+            if hook is not None:
+                await self._read(row)  # its last payloads can still be read
+            try:
+                await airtable_webhooks.recreate(self.pool, self.airtable, settings, row, reason)
+            except AirtableError as exc:
+                problem = (
+                    f"{reason}, and it could not be recreated: {exc.message}. Fix that, then run "
+                    f"`{airtable_webhooks.RECREATE}`"
+                )
+                log.error("webhook.recreate_failed", webhook_id=row["id"], error=problem)
+                return problem
+            return None
+        if not hook.get("areNotificationsEnabled", True):
+            await self.airtable.enable_webhook_notifications(row["id"])
+            log.warning(
+                "webhook.notifications_enabled",
+                webhook_id=row["id"],
+                last_error=airtable_webhooks.last_ping_error(hook),
+            )
+        # No expiry time: a webhook that does not expire ("Refresh a webhook").
+        expires = airtable_webhooks.parse_time(hook.get("expirationTime"))
+        if expires is not None and expires.timestamp() - time.time() < REFRESH_BEFORE_S:
+            await airtable_webhooks.refresh(self.pool, self.airtable, row["id"])
+        return None
