@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -26,6 +27,30 @@ from .ratelimit import AirtableRateLimit, LocalPacing
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 LISTING_RESTARTS = 3
+
+# The single select options the service writes, by field key, with the field's table.
+SELECT_OPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "SYNC_STATUS": ("companies", ("Queued", "Running", "Waiting", "Synced", "No Data", "Failed")),
+    "PHONE_TYPE": ("contacts", ("Mobile", "Landline")),
+}
+
+
+def absent_options(
+    schema: Any, settings: Settings, table: str, key: str, options: tuple[str, ...]
+) -> list[str]:
+    """The options of `options` that the field `key` lacks, when it is a single select (a text
+    field takes any value; a missing field is not written at all)."""
+    name = settings.airtable_companies_table if table == "companies" else settings.airtable_contacts_table
+    try:
+        field = next((f for f in schema.table(name).fields if f.name == settings.field(key)), None)
+    except KeyError:
+        return []
+    if field is None or str(getattr(field.type, "value", field.type)) != "singleSelect":
+        return []
+    have = {choice.name for choice in field.options.choices}
+    return [option for option in options if option not in have]
+
+
 _RECORD_ID = re.compile(r"rec[A-Za-z0-9]{14}")
 
 
@@ -103,6 +128,8 @@ class Airtable:
         )
         self._fields: dict[str, set[str]] | None = None
         self._fields_lock = asyncio.Lock()
+        self._missing_options: frozenset[tuple[str, str]] = frozenset()
+        self._schema_read_at = float("-inf")
 
     @property
     def missing(self) -> list[str]:
@@ -208,6 +235,16 @@ class Airtable:
         assert self._fields is not None
         return self._fields
 
+    @property
+    def missing_options(self) -> frozenset[tuple[str, str]]:
+        """(field key, option) for each option the service writes that its single select field
+        lacks, as of the last schema read (`fields`)."""
+        return self._missing_options
+
+    @property
+    def schema_age_s(self) -> float:
+        return time.monotonic() - self._schema_read_at
+
     async def _read_fields(self) -> None:
         schema = await self.schema()
         found: dict[str, set[str]] = {}
@@ -222,6 +259,23 @@ class Airtable:
                     f'The Airtable base has no table "{name}"', kind="TABLE_NOT_FOUND"
                 ) from None
         self._fields = found
+        self._missing_options = frozenset(
+            (key, option)
+            for key, (table, options) in SELECT_OPTIONS.items()
+            for option in absent_options(schema, self.settings, table, key, options)
+        )
+        self._schema_read_at = time.monotonic()
+
+    async def add_select_options(self, table_id: str, field_name: str, options: list[str]) -> None:
+        """Add options to a single select field. Airtable's API cannot edit a field's options
+        ("Update field" changes only its name and description), but a write with typecast adds a
+        missing option for a creator ("Field types and cell values"): one throw-away record per
+        option, deleted at once, in one request each way. Raises AirtableError."""
+        table = self._table(table_id)
+        created = await self.call(
+            table.batch_create, [{field_name: option} for option in options], typecast=True
+        )
+        await self.call(table.batch_delete, [record["id"] for record in created])
 
     async def company_cin(self, record_id: str) -> str | None:
         record = await self.call(self.companies.get, record_id)

@@ -218,13 +218,22 @@ def parse_time(value: Any) -> datetime | None:
 async def status(
     pool: asyncpg.Pool, airtable: Airtable, settings: Settings | None = None
 ) -> list[dict[str, Any]]:
-    """Every webhook stored here or in Airtable, with what is wrong with it. With settings, the
-    base's schema is read too, to say whether a specification is outdated."""
-    remote = {h["id"]: h for h in await airtable.list_webhooks()}
+    """Every webhook stored here or in Airtable, with what is wrong with it (`describe`). With
+    settings, the base's schema is read too, to say whether a specification is outdated."""
+    remote = await airtable.list_webhooks()
     schema = await airtable.schema() if settings is not None else None
+    return describe(await pool.fetch(queries.WEBHOOKS_ALL), remote, schema, settings)
+
+
+def describe(
+    stored: list[asyncpg.Record], remote: list[dict[str, Any]], schema: Any, settings: Settings | None
+) -> list[dict[str, Any]]:
+    """Stored webhooks beside Airtable's list: {id, stored, in_airtable, enabled, …, problems,
+    broken}. `broken` means it sees no changes now (gone, disabled, or could not be recreated)."""
+    by_id = {h["id"]: h for h in remote}
     out = []
-    for row in await pool.fetch(queries.WEBHOOKS_ALL):
-        hook = remote.pop(row["id"], None)
+    for row in stored:
+        hook = by_id.pop(row["id"], None)
         found = problems(hook)
         if row["problem"] and not any(row["problem"] in p for p in found):
             found.insert(0, row["problem"])
@@ -245,6 +254,7 @@ async def status(
                 or (row["expires_at"].isoformat() if row["expires_at"] else None),
                 "payloads_waiting": max(0, hook["cursorForNextPayload"] - row["cursor"]) if hook else None,
                 "problems": found,
+                "broken": hook is None or not hook.get("isHookEnabled") or bool(row["problem"]),
             }
         )
     out += [
@@ -257,7 +267,8 @@ async def status(
                 "in Airtable but not stored here, so its pings cannot be checked: if it is "
                 f"contact-sync's, delete it with `contact-sync airtable webhook delete {hook_id}`"
             ],
+            "broken": False,
         }
-        for hook_id, hook in remote.items()
+        for hook_id, hook in by_id.items()
     ]
     return out

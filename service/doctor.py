@@ -2,7 +2,11 @@
 
 Database reachable and migrated; credentials present; the Airtable token valid and allowed to do
 what the service does; the base, both tables and every configured field there with a suitable
-type. `--fix` applies migrations and creates the missing fields.
+type and every select option the service writes; what the chosen way of triggering needs (the
+native webhook: its scope, a creator on the base, the webhooks themselves). A personal access
+token's scopes cannot be read ("Get user info" gives them only for OAuth tokens), so each is
+tried with a harmless call. `--fix` applies migrations, creates the missing fields and adds the
+missing options.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from typing import Any
 
 import asyncpg
 
-from .airtable import Airtable, AirtableError
+from . import airtable_webhooks, queries
+from .airtable import SELECT_OPTIONS, Airtable, AirtableError
 from .config import Settings
 from .database import DATABASE_ERRORS, database_url
 from .migrations import migrate, pending_migrations
@@ -41,8 +46,8 @@ class FieldSpec:
     )  # table ids -> (type, options)
 
 
-def _select(*names: str) -> Callable[[dict[str, str]], tuple[str, dict[str, Any]]]:
-    return lambda _ids: ("singleSelect", {"choices": [{"name": n} for n in names]})
+def _select(key: str) -> Callable[[dict[str, str]], tuple[str, dict[str, Any]]]:
+    return lambda _ids: ("singleSelect", {"choices": [{"name": n} for n in SELECT_OPTIONS[key][1]]})
 
 
 def _plain(kind: str, options: dict[str, Any] | None = None) -> Callable[[dict[str, str]], tuple[str, Any]]:
@@ -57,7 +62,7 @@ FIELDS = (
         "companies",
         False,
         frozenset({"singleSelect", "singleLineText"}),
-        _select("Queued", "Running", "Waiting", "Synced", "No Data", "Failed"),
+        _select("SYNC_STATUS"),
     ),
     FieldSpec("SYNC_ERROR", "companies", False, frozenset(_TEXT - {"formula"}), _plain("multilineText")),
     FieldSpec(
@@ -88,7 +93,7 @@ FIELDS = (
         "contacts",
         False,
         frozenset({"singleSelect", "singleLineText"}),
-        _select("Mobile", "Landline"),
+        _select("PHONE_TYPE"),
     ),
     FieldSpec("EMAIL", "contacts", False, frozenset({"email", "singleLineText"}), _plain("email")),
     FieldSpec("DIN", "contacts", False, frozenset({"singleLineText"}), _plain("singleLineText")),
@@ -110,7 +115,8 @@ FIELDS = (
 )
 
 
-async def _database(settings: Settings, fix: bool) -> list[Check]:
+async def _database(settings: Settings, fix: bool) -> tuple[list[Check], list[asyncpg.Record] | None]:
+    """The database's checks, and the native webhooks stored there (None: not known)."""
     try:
         conn = await asyncpg.connect(database_url(settings), timeout=10)
     except (*DATABASE_ERRORS, ValueError) as exc:
@@ -121,13 +127,13 @@ async def _database(settings: Settings, fix: bool) -> list[Check]:
                 f"not reachable ({type(exc).__name__}: {exc})",
                 "check DATABASE_URL, or unset it to use the embedded database",
             )
-        ]
+        ], None
     try:
         pending = await pending_migrations(conn)
         if pending and fix:
             await migrate(conn)
-            return [Check("database", OK, f"reachable; applied {', '.join(pending)}")]
-        if pending:
+            check = Check("database", OK, f"reachable; applied {', '.join(pending)}")
+        elif pending:
             return [
                 Check(
                     "database",
@@ -135,8 +141,10 @@ async def _database(settings: Settings, fix: bool) -> list[Check]:
                     f"migrations not applied: {', '.join(pending)}",
                     "run `contact-sync migrate` (or `contact-sync doctor --fix`)",
                 )
-            ]
-        return [Check("database", OK, "reachable and migrated")]
+            ], None
+        else:
+            check = Check("database", OK, "reachable and migrated")
+        return [check], list(await conn.fetch(queries.WEBHOOKS_ALL))
     finally:
         await conn.close()
 
@@ -153,7 +161,7 @@ def _settings(settings: Settings) -> list[Check]:
         ),
     ]
     for name, value, what in (
-        ("WEBHOOK_SECRETS", settings.webhook_secrets, "the webhook answers 503"),
+        ("WEBHOOK_SECRETS", settings.webhook_secrets, "the automation script's webhook answers 503"),
         ("API_KEYS", settings.api_keys, "the manual endpoints answer 503"),
     ):
         if not value:
@@ -163,7 +171,7 @@ def _settings(settings: Settings) -> list[Check]:
     return checks
 
 
-async def _airtable(settings: Settings, fix: bool) -> list[Check]:
+async def _airtable(settings: Settings, fix: bool, hooks: list[asyncpg.Record] | None) -> list[Check]:
     airtable = Airtable(settings, None)
     if airtable.missing:
         return [
@@ -215,6 +223,7 @@ async def _airtable(settings: Settings, fix: bool) -> list[Check]:
         return checks
     checks += await _fields(airtable, settings, tables, fix)
     checks += await _access(airtable, settings)
+    checks += await _triggering(airtable, settings, schema, hooks)
     return checks
 
 
@@ -231,7 +240,9 @@ async def _fields(airtable: Airtable, settings: Settings, tables: dict[str, Any]
                 spec.key != "COMPANY" or getattr(found.options, "linked_table_id", None) == ids["companies"]
             )
             kind = str(getattr(found.type, "value", found.type))
-            if kind in spec.suitable and linked_ok:
+            if kind in spec.suitable and linked_ok and kind == "singleSelect" and spec.key in SELECT_OPTIONS:
+                checks.append(await _options(airtable, table, found, spec.key, label, fix))
+            elif kind in spec.suitable and linked_ok:
                 checks.append(Check(label, OK, kind))
             else:
                 wanted = " or ".join(sorted(spec.suitable))
@@ -275,6 +286,107 @@ async def _fields(airtable: Airtable, settings: Settings, tables: dict[str, Any]
     return checks
 
 
+async def _options(airtable: Airtable, table: Any, found: Any, key: str, label: str, fix: bool) -> Check:
+    """Every option the service writes to a single select field (with --fix, the missing added)."""
+    have = {choice.name for choice in found.options.choices}
+    missing = [option for option in SELECT_OPTIONS[key][1] if option not in have]
+    if not missing:
+        return Check(label, OK, "singleSelect, with every option the service writes")
+    named = ", ".join(f'"{option}"' for option in missing)
+    if fix:
+        try:
+            await airtable.add_select_options(table.id, found.name, missing)
+        except AirtableError as exc:
+            return Check(
+                label,
+                WARN,
+                f"lacks the option(s) {named}, and they could not be added: {exc.message}",
+                "add them in Airtable (a creator on the base can), or give the token's user creator access",
+            )
+        return Check(
+            label,
+            OK,
+            f"added the option(s) {named}: through {len(missing)} throw-away row(s) in {table.name}, deleted "
+            "at once (Airtable's API cannot edit a field's options; automations on the table saw them)",
+        )
+    return Check(
+        label,
+        WARN,
+        f"lacks the option(s) {named}: such values are left out of Airtable, and the company's status "
+        "says so, until the option exists",
+        "run `contact-sync doctor --fix` (its user must be a creator on the base), or add them in Airtable",
+    )
+
+
+async def _triggering(
+    airtable: Airtable, settings: Settings, schema: Any, stored: list[asyncpg.Record] | None
+) -> list[Check]:
+    """What the chosen way of triggering needs. A stored webhook means the native webhook."""
+    try:
+        remote: list[dict[str, Any]] | None = await airtable.list_webhooks()  # needs webhook:manage
+        refused = ""
+    except AirtableError as exc:
+        remote, refused = None, exc.message
+    if not stored:
+        detail = "the automation script (no native webhook is stored here)"
+        if remote is None:
+            detail += "; the token may not manage webhooks, which only the native webhook needs"
+        checks = [Check("triggering", OK, detail)]
+        return checks + _webhook_checks(airtable_webhooks.describe([], remote or [], schema, settings))
+    if remote is None:
+        return [
+            Check(
+                "webhook:manage",
+                FAIL,
+                f"the native webhook's changes cannot be read: {refused}",
+                "give the token the webhook:manage scope",
+            )
+        ]
+    checks = [Check("webhook:manage", OK, "granted (the base's webhooks could be listed)")]
+    enabled = {h["id"] for h in remote if h.get("isHookEnabled")}
+    probe = next((row["id"] for row in stored if row["id"] in enabled), None)
+    if probe is not None:
+        try:  # harmless: a stored webhook's pings should be on anyway; only a creator may do it
+            await airtable.enable_webhook_notifications(probe)
+            checks.append(Check("creator on the base", OK, "yes (the webhook's pings could be turned on)"))
+        except AirtableError as exc:
+            checks.append(
+                Check(
+                    "creator on the base",
+                    FAIL,
+                    f"no: {exc.message}; only a creator may refresh, re-enable or recreate a webhook",
+                    "make the token's user a creator on the base, or use the automation script",
+                )
+            )
+    checks += _webhook_checks(airtable_webhooks.describe(stored, remote, schema, settings))
+    if len(remote) >= airtable_webhooks.MAX_PER_BASE:
+        checks.append(
+            Check(
+                "webhooks on the base",
+                WARN,
+                f"{len(remote)}, the most Airtable allows: none can be recreated until one is deleted",
+                "delete the webhooks no longer needed (`contact-sync airtable webhook status` lists them)",
+            )
+        )
+    return checks
+
+
+def _webhook_checks(hooks: list[dict[str, Any]]) -> list[Check]:
+    checks = []
+    for hook in hooks:
+        name = f"webhook {hook['id']}"
+        if not hook["stored"]:
+            checks.append(Check(name, WARN, hook["problems"][0]))
+        elif hook["problems"]:
+            level = FAIL if hook["broken"] else WARN
+            checks.append(Check(name, level, "; ".join(hook["problems"])))
+        else:
+            checks.append(
+                Check(name, OK, f"enabled, pinging {hook['notification_url']}; expires {hook['expires_at']}")
+            )
+    return checks
+
+
 async def _access(airtable: Airtable, settings: Settings) -> list[Check]:
     """Reading and writing records, tried without changing anything."""
     try:
@@ -295,4 +407,5 @@ async def _access(airtable: Airtable, settings: Settings) -> list[Check]:
 
 
 async def run(settings: Settings, *, fix: bool = False) -> list[Check]:
-    return [*await _database(settings, fix), *_settings(settings), *await _airtable(settings, fix)]
+    database, hooks = await _database(settings, fix)
+    return [*database, *_settings(settings), *await _airtable(settings, fix, hooks)]

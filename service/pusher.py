@@ -51,6 +51,7 @@ class Pusher:
         settle_s: float = 2.0,
         lease_s: float = 60.0,
         poll_s: float = 1.0,
+        options_recheck_s: float = 60.0,
     ) -> None:
         self.pool = pool
         self.airtable = airtable
@@ -59,7 +60,9 @@ class Pusher:
         self.settle_s = settle_s
         self.lease_s = lease_s
         self.poll_s = poll_s
+        self.options_recheck_s = options_recheck_s
         self._wakeup = Wakeup()
+        self._missing: frozenset[tuple[str, str]] | None = None  # as last stored in PostgreSQL
         # Enough requests in flight to use the whole rate limit when Airtable answers slowly, but
         # not a task per request of a generous limit: each one polls the outbox.
         self.senders = min(10, max(1, round(settings.airtable_rate_limit_rps)))
@@ -104,12 +107,59 @@ class Pusher:
         """Send one request's worth of marked rows, if any. True when there was work."""
         self.airtable.require_configured()
         fields = await self.airtable.fields()
+        await self._watch_options()
         busy = await self._push_contacts(fields["contacts"]) or await self._push_companies(
             fields["companies"]
         )
         if busy:
             await jobs.complete_pushed_jobs(self.pool)
         return busy
+
+    # --- select options the base lacks ---
+
+    async def _watch_options(self, *, reread: bool = False) -> None:
+        """Follow the single select options the service writes that the base lacks. While one
+        is missing, the schema is read again every `options_recheck_s`; when one appears (or
+        goes), the rows that depend on it are marked to be sent again."""
+        if reread or (self.airtable.missing_options and self.airtable.schema_age_s > self.options_recheck_s):
+            await self.airtable.fields(refresh=True)
+        missing = self.airtable.missing_options
+        if missing == self._missing:
+            return
+        keys = sorted(missing)
+        async with self.pool.acquire() as conn, conn.transaction():
+            changes = await conn.fetch(
+                queries.MISSING_OPTIONS_NOW, [k for k, _ in keys], [o for _, o in keys]
+            )
+            statuses = [c["option"] for c in changes if c["field_key"] == "SYNC_STATUS"]
+            types = [c["option"] for c in changes if c["field_key"] == "PHONE_TYPE"]
+            appeared = [
+                c["option"] for c in changes if c["field_key"] == "PHONE_TYPE" and c["change"] == "appeared"
+            ]
+            if appeared:
+                await conn.execute(queries.PEOPLE_REPUSH_PHONE_TYPES, appeared)
+            if statuses or types:
+                await conn.execute(queries.COMPANIES_REPUSH_FOR_OPTIONS, statuses, types)
+        self._missing = missing
+        for change in changes:
+            if change["change"] == "missing":
+                log.warning(
+                    "airtable.option_missing",
+                    field=self.settings.field(change["field_key"]),
+                    option=change["option"],
+                    hint=_option_note(self.settings.field(change["field_key"]), change["option"]),
+                )
+            else:
+                log.info(
+                    "airtable.option_added",
+                    field=self.settings.field(change["field_key"]),
+                    option=change["option"],
+                )
+        if changes:
+            self.wake()
+
+    def _withheld(self, key: str, value: Any) -> bool:
+        return isinstance(value, str) and (key, value) in self.airtable.missing_options
 
     async def _ready(self, pending_query: str, *args: Any) -> bool:
         """Whether rows are waiting; lingers briefly while fewer than a full batch are."""
@@ -161,11 +211,14 @@ class Pusher:
             "COMPANY": list(row["company_record_ids"]),
             "CONTACT_KEY": row["contact_key"],
         }
-        # Only the service's own fields, only those the table has, and never a blank over a value.
+        # Only the service's own fields, only those the table has, never a blank over a value, and
+        # no select value the field has no option for (Airtable would refuse the whole batch).
         return {
             self.settings.field(key): value
             for key, value in values.items()
-            if self.settings.field(key) in fields and (value is not None or key == "COMPANY")
+            if self.settings.field(key) in fields
+            and (value is not None or key == "COMPANY")
+            and not self._withheld(key, value)
         }
 
     async def _send_contacts(
@@ -234,8 +287,10 @@ class Pusher:
                 await self.pool.execute(queries.PEOPLE_RELEASE_PUSH, [row["id"] for row in rows], 0.0)
                 log.warning("airtable.company_deleted", record_ids=sorted(companies))
                 return
-        if error.kind == "UNKNOWN_FIELD_NAME" and not refreshed:
-            fields = (await self.airtable.fields(refresh=True))["contacts"]
+        if error.kind in _SCHEMA_CHANGED and not refreshed:
+            # A field renamed or removed, or an option removed, since the schema was read.
+            await self._watch_options(reread=True)
+            fields = (await self.airtable.fields())["contacts"]
             await self._send_contacts(rows, fields, refreshed=True)
             return
         if len(rows) == 1:
@@ -272,27 +327,27 @@ class Pusher:
         async with self._claimed(*claim) as (slot, rows):
             if not rows:
                 return False
-            writable = [(row, self._company_fields(row, fields)) for row in rows]
-            # A base without the optional status fields: nothing to send for those rows.
-            empty = [row for row, values in writable if not values]
-            if empty:
-                await self._companies_done(empty, None)
-            sending = [(row, values) for row, values in writable if values]
-            if sending:
-                await self._send_companies(sending, slot=slot)
+            await self._send_companies(rows, fields, slot=slot)
         return True
 
     def _company_fields(self, row: asyncpg.Record, fields: set[str]) -> dict[str, Any]:
         synced_at: datetime | None = row["synced_at"]
+        status = row["sync_status"]
+        notes = [
+            _option_note(self.settings.field(key), value)
+            for key, values in (("SYNC_STATUS", [status]), ("PHONE_TYPE", row["phone_types"] or []))
+            for value in values
+            if self._withheld(key, value)
+        ]
         values: dict[str, Any] = {
-            "SYNC_STATUS": row["sync_status"],
-            "SYNC_ERROR": row["sync_error"],  # None clears an old error
+            "SYNC_STATUS": None if self._withheld("SYNC_STATUS", status) else status,
+            # None clears an old error; a missing option is named here until it exists.
+            "SYNC_ERROR": "\n".join(filter(None, [row["sync_error"], *notes])) or None,
             "SYNCED_AT": synced_at.isoformat() if synced_at else None,
             "CONTACTS_FOUND": row["contacts_found"],
             # A ticked Refresh Contacts is cleared once the sync it asked for has ended.
-            "REFRESH": False if row["sync_status"] in ("Synced", "No Data", "Failed") else None,
+            "REFRESH": False if status in ("Synced", "No Data", "Failed") else None,
         }
-
         return {
             self.settings.field(key): value
             for key, value in values.items()
@@ -300,8 +355,21 @@ class Pusher:
         }
 
     async def _send_companies(
-        self, sending: list[tuple[asyncpg.Record, dict[str, Any]]], *, slot: int | None = None
+        self,
+        rows: list[asyncpg.Record],
+        fields: set[str],
+        *,
+        refreshed: bool = False,
+        slot: int | None = None,
     ) -> None:
+        sending = [(row, self._company_fields(row, fields)) for row in rows]
+        # A base without the optional status fields: nothing to send for those rows.
+        empty = [row for row, values in sending if not values]
+        if empty:
+            await self._companies_done(empty, None)
+        sending = [(row, values) for row, values in sending if values]
+        if not sending:
+            return
         rows = [row for row, _ in sending]
         try:
             await self.airtable.update_companies(
@@ -316,30 +384,38 @@ class Pusher:
             await self.pool.execute(queries.COMPANIES_RELEASE_PUSH, [row["id"] for row in rows], 0.0)
             raise
         except AirtableError as error:
-            gone = error.record_ids & {row["airtable_id"] for row in rows}
-            if gone and (error.kind == "ROW_DOES_NOT_EXIST" or error.status == 404):
-                await self.pool.execute(queries.COMPANIES_DELETED_IN_AIRTABLE, sorted(gone))
-                log.warning("airtable.company_deleted", record_ids=sorted(gone))
-                rest = [(row, v) for row, v in sending if row["airtable_id"] not in gone]
-            elif len(sending) == 1:
-                await self._companies_done(rows, error.message)
-                log.error(
-                    "airtable.row_failed",
-                    table="companies",
-                    record_id=rows[0]["airtable_id"],
-                    error=error.message,
-                )
-                return
-            else:
-                half = len(sending) // 2
-                await self._send_companies(sending[:half])
-                rest = sending[half:]
-            if rest:
-                await self._send_companies(rest)
+            await self._companies_refused(rows, fields, error, refreshed)
             return
         await self._companies_done(rows, None)
         metrics.AIRTABLE_RECORDS.labels("companies").inc(len(rows))
         log.info("airtable.written", table="companies", records=len(rows), created=0, updated=len(rows))
+
+    async def _companies_refused(
+        self, rows: list[asyncpg.Record], fields: set[str], error: AirtableError, refreshed: bool
+    ) -> None:
+        """A 4xx on a batch of statuses: deleted companies, a changed schema, or bad rows."""
+        gone = error.record_ids & {row["airtable_id"] for row in rows}
+        if gone and (error.kind == "ROW_DOES_NOT_EXIST" or error.status == 404):
+            await self.pool.execute(queries.COMPANIES_DELETED_IN_AIRTABLE, sorted(gone))
+            log.warning("airtable.company_deleted", record_ids=sorted(gone))
+            rest = [row for row in rows if row["airtable_id"] not in gone]
+            if rest:
+                await self._send_companies(rest, fields, refreshed=refreshed)
+        elif error.kind in _SCHEMA_CHANGED and not refreshed:
+            await self._watch_options(reread=True)
+            await self._send_companies(rows, (await self.airtable.fields())["companies"], refreshed=True)
+        elif len(rows) == 1:
+            await self._companies_done(rows, error.message)
+            log.error(
+                "airtable.row_failed",
+                table="companies",
+                record_id=rows[0]["airtable_id"],
+                error=error.message,
+            )
+        else:
+            half = len(rows) // 2
+            await self._send_companies(rows[:half], fields, refreshed=refreshed)
+            await self._send_companies(rows[half:], fields, refreshed=refreshed)
 
     async def _companies_done(self, rows: list[asyncpg.Record], error: str | None) -> None:
         await self.pool.execute(
@@ -348,6 +424,17 @@ class Pusher:
             [row["push_version"] for row in rows],
             [error] * len(rows),
         )
+
+
+_SCHEMA_CHANGED = ("UNKNOWN_FIELD_NAME", "INVALID_MULTIPLE_CHOICE_OPTIONS")
+
+
+def _option_note(field: str, option: str) -> str:
+    return (
+        f'Airtable\'s "{field}" field has no option "{option}": add it in Airtable (or run '
+        "`contact-sync doctor --fix`); until then that value is left out, and it is sent once the "
+        "option exists"
+    )
 
 
 def _retry_delay(exc: AirtableError) -> float:

@@ -419,7 +419,9 @@ WITH next AS (
 )
 UPDATE companies c SET push_lease_until = now() + make_interval(secs => $3)
 FROM next WHERE c.id = next.id
-RETURNING c.id, c.airtable_id, c.sync_status, c.sync_error, c.synced_at, c.contacts_found, c.push_version"""
+RETURNING c.id, c.airtable_id, c.sync_status, c.sync_error, c.synced_at, c.contacts_found, c.push_version,
+    ARRAY(SELECT DISTINCT p.phone_type FROM company_people cp JOIN people p ON p.id = cp.person_id
+          WHERE cp.company_id = c.id AND p.phone_type IS NOT NULL) AS phone_types"""
 
 COMPANIES_PUSHED = """
 UPDATE companies c SET pushed_version = GREATEST(c.pushed_version, u.version), push_error = u.error,
@@ -440,6 +442,34 @@ WITH gone AS (
 )
 UPDATE people SET push_version = push_version + 1, updated_at = now()
 WHERE id IN (SELECT person_id FROM unlinked)"""
+
+# Select options missing from the base ($1 field keys, $2 options, side by side), as the pusher
+# read them: the ones that appeared since are removed, the new ones added; both returned.
+MISSING_OPTIONS_NOW = """
+WITH now_missing AS (SELECT * FROM unnest($1::text[], $2::text[]) AS m(field_key, option)),
+appeared AS (
+    DELETE FROM airtable_missing_options o
+    WHERE NOT EXISTS (SELECT 1 FROM now_missing m WHERE m.field_key = o.field_key AND m.option = o.option)
+    RETURNING o.field_key, o.option, 'appeared' AS change
+),
+went AS (
+    INSERT INTO airtable_missing_options (field_key, option) SELECT field_key, option FROM now_missing
+    ON CONFLICT DO NOTHING
+    RETURNING field_key, option, 'missing' AS change
+)
+SELECT * FROM appeared UNION ALL SELECT * FROM went"""
+
+# Rows whose Airtable values depend on options that appeared or went ($1 statuses, $2 phone
+# types): sent again, with the value now, or without it and the company saying why.
+PEOPLE_REPUSH_PHONE_TYPES = """
+UPDATE people SET push_version = push_version + 1, updated_at = now()
+WHERE phone_type = ANY($1::text[]) AND NOT deleted_in_airtable"""
+COMPANIES_REPUSH_FOR_OPTIONS = """
+UPDATE companies c SET push_version = push_version + 1, updated_at = now()
+WHERE NOT c.deleted_in_airtable AND c.sync_status IS NOT NULL
+  AND (c.sync_status = ANY($1::text[])
+       OR EXISTS (SELECT 1 FROM company_people cp JOIN people p ON p.id = cp.person_id
+                  WHERE cp.company_id = c.id AND p.phone_type = ANY($2::text[])))"""
 
 # --- the older API's answer (api.py) ----------------------------------------------------------
 

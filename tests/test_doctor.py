@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -103,3 +104,93 @@ def test_an_unreachable_database(
     assert done.returncode == 1
     assert "✗ database: not reachable" in done.stdout
     assert "✓ Airtable token: valid" in done.stdout  # the other checks still run
+
+
+def test_missing_select_options_are_named_then_added(
+    env: dict[str, str], airtable: Running[AirtableStandIn]
+) -> None:
+    phone_type = airtable.standin.table("Contacts").field("Phone Type")
+    status = airtable.standin.table("Companies").field("Contacts Sync Status")
+    phone_type.options["choices"] = [c for c in phone_type.options["choices"] if c["name"] != "Landline"]
+    status.options["choices"] = [
+        c for c in status.options["choices"] if c["name"] not in ("No Data", "Waiting")
+    ]
+    first = doctor(env)
+    assert first.returncode == 0  # values are held back, nothing fails
+    assert '! Contacts.Phone Type: lacks the option(s) "Landline"' in first.stdout
+    assert '! Companies.Contacts Sync Status: lacks the option(s) "Waiting", "No Data"' in first.stdout
+
+    airtable.standin.permission = "editor"  # Airtable lets only a creator add options
+    refused = doctor(env, "--fix")
+    assert "could not be added" in refused.stdout and "creator" in refused.stdout
+    airtable.standin.permission = "creator"
+    rows = {t: len(airtable.standin.records(t)) for t in ("Companies", "Contacts")}
+    fixed = doctor(env, "--fix")
+    assert 'Contacts.Phone Type: added the option(s) "Landline"' in fixed.stdout
+    assert [c["name"] for c in phone_type.options["choices"]] == ["Mobile", "Landline"]
+    assert {c["name"] for c in status.options["choices"]} >= {"No Data", "Waiting"}
+    assert {t: len(airtable.standin.records(t)) for t in rows} == rows  # the throw-away rows are gone
+    assert "lacks" not in doctor(env).stdout
+
+
+def webhook(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "service", "airtable", "webhook", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_what_the_automation_script_needs(env: dict[str, str], airtable: Running[AirtableStandIn]) -> None:
+    airtable.standin.scopes.discard("webhook:manage")  # not needed without the native webhook
+    done = doctor(env)
+    assert done.returncode == 0, done.stdout
+    assert "✓ triggering: the automation script" in done.stdout
+
+
+def test_what_the_native_webhook_needs(env: dict[str, str], airtable: Running[AirtableStandIn]) -> None:
+    made = webhook(env, "create", "--url", "https://sync.example.com/webhooks/airtable/notifications")
+    assert made.returncode == 0, made.stderr
+    (hook_id,) = airtable.standin.webhooks
+    clean = doctor(env)
+    assert clean.returncode == 0, clean.stdout
+    for line in ("✓ webhook:manage: granted", "✓ creator on the base: yes", f"✓ webhook {hook_id}: enabled"):
+        assert line in clean.stdout
+
+    airtable.standin.permission = "editor"
+    assert "✗ creator on the base: no" in doctor(env).stdout
+    airtable.standin.permission = "creator"
+    airtable.standin.scopes.discard("webhook:manage")
+    assert "✗ webhook:manage: the native webhook's changes cannot be read" in doctor(env).stdout
+    airtable.standin.scopes.add("webhook:manage")
+
+    airtable.standin.webhooks[hook_id].notifications_enabled = False  # Airtable gave up pinging
+    airtable.standin.webhooks[hook_id].last_result = {"success": False, "error": {"message": "HTTP 502"}}
+    stopped = doctor(env).stdout
+    assert f"! webhook {hook_id}: Airtable stopped pinging it" in stopped and "HTTP 502" in stopped
+
+    airtable.standin.remove_field("Companies", "Refresh Contacts")  # a watched field: Airtable disables it
+    broken = doctor(env)
+    assert broken.returncode == 1
+    assert f"✗ webhook {hook_id}: disabled by Airtable" in broken.stdout
+    assert "contact-sync airtable webhook recreate" in broken.stdout
+
+
+def test_an_outdated_webhook_and_a_full_base(env: dict[str, str], airtable: Running[AirtableStandIn]) -> None:
+    companies = airtable.standin.table("Companies")
+    refresh = companies.field("Refresh Contacts")
+    airtable.standin.remove_field("Companies", "Refresh Contacts")
+    assert webhook(env, "create", "--url", "https://sync.example.com/hook").returncode == 0
+    companies.fields.append(refresh)  # added to the base after the webhook was made
+    (ours,) = airtable.standin.webhooks.values()
+    for _ in range(9):  # another integration's webhooks fill the base
+        other = dataclasses.replace(
+            ours, id=airtable.standin.new_id("ach"), notification_url="https://x.example"
+        )
+        airtable.standin.webhooks[other.id] = other
+    done = doctor(env).stdout
+    assert 'outdated: it does not watch "Refresh Contacts"' in done
+    assert "! webhooks on the base: 10, the most Airtable allows" in done
+    assert done.count("in Airtable but not stored here") == 9

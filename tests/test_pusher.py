@@ -142,3 +142,76 @@ async def test_without_credentials_nothing_is_sent_and_the_reason_is_given(
     with pytest.raises(Exception, match=missing):
         await pusher.push_once()
     assert airtable.standin.requests == []
+
+
+def _drop_option(airtable: Running[AirtableStandIn], table: str, field: str, option: str) -> dict:
+    """A person deletes a select option in the base; returns it, to be put back later."""
+    choices = airtable.standin.table(table).field(field).options["choices"]
+    (dropped,) = [c for c in choices if c["name"] == option]
+    choices.remove(dropped)
+    return dropped
+
+
+async def test_a_missing_select_option_is_left_out_named_then_sent_once_it_exists(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    landline = _drop_option(airtable, "Contacts", "Phone Type", "Landline")
+    synced = _drop_option(airtable, "Companies", "Contacts Sync Status", "Synced")
+    (record,) = companies(airtable, 1)
+    people = [
+        {"indexId": "01234567", "fullName": "ANANYA RAO", "mobileNumber": "98450 12345"},
+        {"indexId": "02345678", "fullName": "VIKRAM SETHI", "mobileNumber": "080 2345 6789"},  # a landline
+        {"indexId": "03456789", "fullName": "MEERA IYER", "mobileNumber": "98450 12347"},
+    ]
+    async with pool.acquire() as conn, conn.transaction():
+        company_id = await ensure_company(conn, record)
+        await upsert_people(conn, [CompanyContacts(company_id, [normalize_contact(p) for p in people])])
+        await conn.execute(
+            "UPDATE companies SET sync_status = 'Synced', contacts_found = 3, synced_at = now(), "
+            "push_version = push_version + 1"
+        )
+    pusher = pusher_for(pool, airtable, attestr)
+    with capture_logs() as logs:
+        await drain(pusher)
+        await drain(pusher)
+    contacts = {c["fields"]["Name"]: c["fields"] for c in airtable.standin.records("Contacts")}
+    assert {name: f.get("Phone Type") for name, f in contacts.items()} == {
+        "ANANYA RAO": "Mobile",
+        "VIKRAM SETHI": None,
+        "MEERA IYER": "Mobile",
+    }
+    assert [(r["status"], r["records"]) for r in airtable.standin.write_requests()] == [(200, 3), (200, 1)]
+    company = airtable.standin.records("Companies")[0]["fields"]
+    assert "Contacts Sync Status" not in company and company["Contacts Found"] == 3
+    assert 'field has no option "Landline"' in company["Contacts Sync Error"]
+    assert '"Contacts Sync Status" field has no option "Synced"' in company["Contacts Sync Error"]
+    missing = sorted((e["field"], e["option"]) for e in logs if e["event"] == "airtable.option_missing")
+    assert missing == [("Contacts Sync Status", "Synced"), ("Phone Type", "Landline")]  # once each
+    assert await pool.fetchval("SELECT count(*) FROM contacts_pending_sync") == 0
+
+    # Someone adds Landline: the running pusher reads the schema again while an option is missing.
+    airtable.standin.table("Contacts").field("Phone Type").options["choices"].append(landline)
+    pusher.options_recheck_s = 0.0
+    await drain(pusher)
+    contacts = {c["fields"]["Name"]: c["fields"] for c in airtable.standin.records("Contacts")}
+    assert contacts["VIKRAM SETHI"]["Phone Type"] == "Landline"
+    assert "Landline" not in airtable.standin.records("Companies")[0]["fields"]["Contacts Sync Error"]
+
+    # Synced is added while the service is stopped: the next process finds it and sends the status.
+    airtable.standin.table("Companies").field("Contacts Sync Status").options["choices"].append(synced)
+    await drain(pusher_for(pool, airtable, attestr))
+    company = airtable.standin.records("Companies")[0]["fields"]
+    assert company["Contacts Sync Status"] == "Synced" and "Contacts Sync Error" not in company
+
+
+async def test_an_option_removed_after_the_schema_was_read_costs_one_refused_request(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    await seed(pool, companies(airtable, 1), people_each=4)
+    pusher = pusher_for(pool, airtable, attestr)
+    await pusher.airtable.fields()  # the schema as it was at start
+    _drop_option(airtable, "Contacts", "Phone Type", "Mobile")
+    await drain(pusher)
+    contacts = airtable.standin.records("Contacts")
+    assert len(contacts) == 4 and all("Phone Type" not in c["fields"] for c in contacts)
+    assert [r["status"] for r in airtable.standin.write_requests()][:2] == [422, 200]  # not split row by row
