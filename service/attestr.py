@@ -169,13 +169,18 @@ class AttestrClient:
         await self._http.aclose()
 
     async def fetch(self, cin: str) -> AttestrAnswer:
-        """One paid call: the contacts of the company with this CIN or LLPIN."""
+        """One paid call: the contacts of the company with this CIN or LLPIN.
+
+        The body is what Attestr documents and nothing more ("Company Directors Contact API",
+        https://docs.attestr.com/attestr-docs/mca-company-director-contact-lookup: `reg`, the
+        CIN or LLPIN, required): a field it does not know could be refused as malformed (4001)
+        and fail every job. `max_contacts` is applied to the answer instead."""
         if not self.api_key:
             raise AttestrNotConfigured("ATTESTR_API_KEY is not set: add the Attestr auth token")
         try:
             response = await self._http.post(
                 self.url,
-                json={"reg": cin, "maxContacts": self.max_contacts},
+                json={"reg": cin},
                 # The token is sent as Attestr issues it (already encoded), never re-encoded.
                 headers={"Authorization": f"Basic {self.api_key}", "Accept": "application/json"},
             )

@@ -18,7 +18,19 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from . import adopt, airtable_webhooks, backfill, demo, doctor, forget, importer, jobs, queries, stats
+from . import (
+    adopt,
+    airtable_webhooks,
+    backfill,
+    demo,
+    doctor,
+    forget,
+    importer,
+    jobs,
+    queries,
+    stats,
+    write_check,
+)
 from .airtable import Airtable, AirtableError, AirtableNotConfigured
 from .app import create_app
 from .attestr_gate import AttestrGate
@@ -221,7 +233,12 @@ def _jobs(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _doctor(settings: Settings, args: argparse.Namespace) -> int:
-    checks = asyncio.run(doctor.run(settings, fix=args.fix))
+    return asyncio.run(_doctor_run(settings, args))
+
+
+async def _doctor_run(settings: Settings, args: argparse.Namespace) -> int:
+    airtable = Airtable(settings, None)  # one client: the checks and the write check share its pace
+    checks = await doctor.run(settings, fix=args.fix, airtable=airtable)
     console = _console()
     marks = {doctor.OK: "[green]✓[/]", doctor.WARN: "[yellow]![/]", doctor.FAIL: "[red]✗[/]"}
     for check in checks:
@@ -229,8 +246,23 @@ def _doctor(settings: Settings, args: argparse.Namespace) -> int:
         if check.fix and check.status != doctor.OK:
             console.print(f"    → {check.fix}", highlight=False)
     failed = sum(1 for c in checks if c.status == doctor.FAIL)
+    if args.write_check:
+        failed += await _write_check(airtable, console)
     console.print(f"\n{failed} problem(s)" if failed else "\nEverything the service needs is in place.")
     return 1 if failed else 0
+
+
+async def _write_check(airtable: Airtable, console: Console) -> int:
+    """`doctor --write-check`: the pusher's writes tried on the base; the number of failed steps."""
+    if airtable.missing:
+        console.print(f"\nThe write check needs Airtable: set {' and '.join(airtable.missing)}.")
+        return 1
+    console.print(f"\nWrite check. {write_check.WARNING}", highlight=False)
+    marks = {True: "[green]✓[/]", False: "[red]✗[/]", None: "[yellow]-[/]"}
+    steps = await write_check.run(
+        airtable, lambda step: console.print(f"{marks[step.ok]} {step.name}: {step.detail}", highlight=False)
+    )
+    return sum(1 for step in steps if step.ok is False)
 
 
 def _configured_airtable(settings: Settings, pool: asyncpg.Pool) -> Airtable | None:
@@ -600,12 +632,19 @@ def _parser() -> argparse.ArgumentParser:
         help="check the database, credentials and the Airtable base; --fix what it can",
         description="Checks: database reachable and migrated; Attestr token present; Airtable token "
         "valid and allowed to read the schema and read and write records; both tables and every "
-        "configured field present with a suitable type. --fix applies migrations and creates "
-        "missing fields (the token then needs schema.bases:write).\n\nexamples:\n"
-        "  contact-sync doctor\n  contact-sync doctor --fix",
+        "configured field present with a suitable type, every select option the service writes; "
+        "what the way of triggering needs (the native webhook's scope, a creator, the webhooks). "
+        "--fix applies migrations, creates missing fields and adds missing options (the token then "
+        "needs schema.bases:write, its user must be a creator). --write-check also writes one "
+        "throw-away contact row the way the service does, writes it again, links it to a company, "
+        "reads it back and deletes it (automations on the base see it).\n\nexamples:\n"
+        "  contact-sync doctor\n  contact-sync doctor --fix\n  contact-sync doctor --write-check",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     doc.add_argument("--fix", action="store_true", help="apply migrations and create missing fields")
+    doc.add_argument(
+        "--write-check", action="store_true", help="write, link, read and delete one throw-away contact row"
+    )
     doc.set_defaults(run=_doctor)
 
     back = commands.add_parser(

@@ -171,8 +171,9 @@ def _settings(settings: Settings) -> list[Check]:
     return checks
 
 
-async def _airtable(settings: Settings, fix: bool, hooks: list[asyncpg.Record] | None) -> list[Check]:
-    airtable = Airtable(settings, None)
+async def _airtable(
+    settings: Settings, airtable: Airtable, fix: bool, hooks: list[asyncpg.Record] | None
+) -> list[Check]:
     if airtable.missing:
         return [
             Check(
@@ -406,6 +407,9 @@ async def _access(airtable: Airtable, settings: Settings) -> list[Check]:
     return [*checks, Check("write records", OK, "allowed")]
 
 
-async def run(settings: Settings, *, fix: bool = False) -> list[Check]:
+async def run(settings: Settings, *, fix: bool = False, airtable: Airtable | None = None) -> list[Check]:
+    """Every check, in order. Pass the Airtable client when more requests follow (the write
+    check): one client paces them all under the base's rate limit."""
     database, hooks = await _database(settings, fix)
-    return [*database, *_settings(settings), *await _airtable(settings, fix, hooks)]
+    airtable = airtable or Airtable(settings, None)
+    return [*database, *_settings(settings), *await _airtable(settings, airtable, fix, hooks)]

@@ -37,6 +37,8 @@ from service.standins.server import serve_in_thread
 if TYPE_CHECKING:
     from tests.flow import Flow
 
+pytest_plugins = ["tests.contract"]  # the contract tests' targets: the stand-ins, or live services
+
 S = TypeVar("S")
 TEMPLATE = "contact_sync_template"
 

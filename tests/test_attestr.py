@@ -54,7 +54,7 @@ async def test_request_shape_and_contacts(client: AttestrClient, httpx_mock: HTT
     request = httpx_mock.get_request()
     assert request is not None
     assert request.headers["Authorization"] == "Basic dG9rZW4tZnJvbS1hdHRlc3Ry"  # sent as issued
-    assert request.read() == b'{"reg":"U74999TG2017PTC118280","maxContacts":25}'
+    assert request.read() == b'{"reg":"U74999TG2017PTC118280"}'  # what Attestr documents, nothing more
     assert answer.outcome == "synced"
     assert answer.business_name == "ACME PRIVATE LIMITED"
     (contact,) = answer.contacts

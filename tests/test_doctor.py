@@ -6,10 +6,12 @@ import dataclasses
 import os
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
 from service.standins.airtable import AirtableStandIn, Field
+from service.standins.airtable_errors import AirtableError
 from service.standins.attestr import AttestrStandIn
 from tests.conftest import Running
 from tests.flow import service_env
@@ -194,3 +196,93 @@ def test_an_outdated_webhook_and_a_full_base(env: dict[str, str], airtable: Runn
     assert 'outdated: it does not watch "Refresh Contacts"' in done
     assert "! webhooks on the base: 10, the most Airtable allows" in done
     assert done.count("in Airtable but not stored here") == 9
+
+
+def _tables(airtable: Running[AirtableStandIn]) -> dict[str, list[dict]]:
+    return {t.name: airtable.standin.records(t.name) for t in airtable.standin.tables}
+
+
+def test_the_write_check_writes_links_reads_and_deletes_one_row(
+    env: dict[str, str], airtable: Running[AirtableStandIn]
+) -> None:
+    before = _tables(airtable)
+    done = doctor(env, "--write-check")
+    assert done.returncode == 0, done.stdout
+    assert "automations on Contacts" in done.stdout
+    for step in (
+        "✓ write: created rec",
+        "✓ write again: updated rec",
+        "rows with that Contact Key: 1",
+        "✓ link to a company: rec",
+        "✓ read back: every value as written",
+        "✓ delete: deleted rec",
+    ):
+        assert step in done.stdout
+    assert _tables(airtable) == before
+    upserts = [
+        r
+        for r in airtable.standin.write_requests()
+        if r["method"] == "PATCH" and r["path"].endswith("/Contacts")
+    ]
+    assert len(upserts) == 3  # written, written again, linked: the pusher's own calls
+
+
+@pytest.mark.parametrize(
+    ("fault", "failed_step"),
+    [
+        ({"method": "PATCH", "path": "/Contacts", "skip": 1, "status": 503}, "write again"),
+        (
+            {
+                "method": "PATCH",
+                "path": "/Contacts",
+                "skip": 2,
+                "status": 422,
+                "kind": "INVALID_VALUE_FOR_COLUMN",
+            },
+            "link to a company",
+        ),
+        ({"method": "GET", "path": "/Contacts/rec", "status": 503}, "read back"),
+        ({"method": "DELETE", "path": "/Contacts", "status": 503}, "delete"),
+    ],
+)
+def test_a_write_check_failing_midway_leaves_both_tables_as_they_were(
+    env: dict[str, str], airtable: Running[AirtableStandIn], fault: dict, failed_step: str
+) -> None:
+    before = _tables(airtable)
+    airtable.standin.faults.append(fault)
+    done = doctor(env, "--write-check")
+    assert done.returncode == 1
+    assert f"✗ {failed_step}:" in done.stdout and "✓ clean up:" in done.stdout
+    assert not airtable.standin.faults  # the refusal did come
+    assert _tables(airtable) == before
+
+
+def test_a_write_check_on_an_empty_companies_table_skips_the_link(
+    db_url: str, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    done = doctor(service_env(db_url, airtable, attestr), "--write-check")
+    assert (
+        done.returncode == 0 and "- link to a company: skipped: the Companies table is empty" in done.stdout
+    )
+    assert airtable.standin.records("Contacts") == []
+
+
+def test_a_write_whose_answer_is_lost_is_still_cleaned_up(
+    env: dict[str, str], airtable: Running[AirtableStandIn]
+) -> None:
+    """The first write reaches Airtable but its answer does not come back (a 502 after the work):
+    the row is found by its Contact Key and deleted."""
+    before = _tables(airtable)
+    real_write = airtable.standin._write
+
+    def lost_answer(table: Any, *args: object, **kwargs: object) -> dict:
+        answer = real_write(table, *args, **kwargs)  # type: ignore[arg-type]
+        if table.name != "Contacts":
+            return answer
+        airtable.standin._write = real_write  # type: ignore[method-assign]
+        raise AirtableError(502, "BAD_GATEWAY", "lost on the way back")
+
+    airtable.standin._write = lost_answer  # type: ignore[method-assign]
+    done = doctor(env, "--write-check")
+    assert done.returncode == 1 and "✗ write:" in done.stdout and "✓ clean up: deleted rec" in done.stdout
+    assert _tables(airtable) == before

@@ -17,8 +17,20 @@ async def test_sample_company_answer_and_call_count(attestr: Running[AttestrStan
     answer = await client.fetch(CIN)
     await client.aclose()
     assert answer.outcome == "synced"
-    assert [c.din for c in answer.contacts] == ["07123456", "08234567"]  # maxContacts honoured
+    assert [c.din for c in answer.contacts] == ["07123456", "08234567"]  # max_contacts, on our side
     assert attestr.standin.calls_for(CIN) == 1
+
+
+async def test_a_body_with_more_than_reg_is_malformed(attestr: Running[AttestrStandIn]) -> None:
+    """Attestr documents one field; the stand-in refuses others, so the client cannot send one."""
+    headers = {"Authorization": f"Basic {attestr.standin.token}"}
+    async with httpx.AsyncClient(base_url=attestr.url, headers=headers) as http:
+        for body in ({"reg": CIN, "maxContacts": 5}, {}, {"reg": ""}, [CIN]):
+            answer = await http.post(PATH, json=body)
+            assert answer.status_code == 400 and answer.json()["code"] == 4001
+        assert (await http.post(PATH, json={"reg": CIN})).json()["businessName"] == (
+            "NILGIRI SOFTWARE PRIVATE LIMITED"
+        )
 
 
 async def test_unknown_cin_is_valid_false(attestr: Running[AttestrStandIn]) -> None:

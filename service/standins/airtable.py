@@ -205,6 +205,10 @@ class AirtableStandIn:
     requests: list[dict[str, Any]] = field(default_factory=list)
     # Values a field refuses, as a real base does with a malformed email: (field name, value).
     refused_values: set[tuple[str, Any]] = field(default_factory=set)
+    # Refusals to give instead of the real answer, for tests of a step failing midway: each
+    # {"method", "path" (a part of it), "status", "kind", "skip": matching requests let through
+    # first}, used once.
+    faults: list[dict[str, Any]] = field(default_factory=list)
     _window: deque[float] = field(default_factory=deque)
     _user_window: deque[float] = field(default_factory=deque)
     _blocked_until: float = 0.0
@@ -306,6 +310,20 @@ class AirtableStandIn:
         if role is not None and self.permission not in role:
             raise AirtableError(403, "INVALID_PERMISSIONS", "You are not permitted to perform this operation")
 
+    def _fault(self, request: Request) -> None:
+        for fault in self.faults:
+            if (
+                fault.get("method", request.method) == request.method
+                and fault.get("path", "") in request.url.path
+            ):
+                if fault.get("skip", 0) > 0:
+                    fault["skip"] -= 1
+                    return
+                self.faults.remove(fault)
+                raise AirtableError(
+                    fault.get("status", 503), fault.get("kind", "SERVICE_UNAVAILABLE"), "injected"
+                )
+
     def _base(self, request: Request) -> None:
         if "base" in request.path_params and request.path_params["base"] != self.base_id:
             raise AirtableError(
@@ -326,6 +344,7 @@ class AirtableStandIn:
             self._admit(request)
             self._scope(request)
             self._base(request)
+            self._fault(request)
             if self.delay_s:
                 await request.body()  # received in full: the write happens even if the caller goes away
                 await asyncio.sleep(self.delay_s)
@@ -356,6 +375,8 @@ class AirtableStandIn:
             return JSONResponse(
                 self._create_field(self.table(request.path_params["table"]), await self._json(request))
             )
+        if request.url.path.endswith("/tables") and request.method == "POST":
+            return JSONResponse(self._create_table(await self._json(request)))
         if request.url.path.startswith("/v0/meta/"):
             return JSONResponse({"tables": [t.schema() for t in self.tables]})
         table = self.table(request.path_params["table"])
@@ -439,6 +460,28 @@ class AirtableStandIn:
         created = Field(name, kind, options if isinstance(options, dict) else {})
         table.fields.append(created)
         return created.schema()
+
+    def _create_table(self, body: dict[str, Any]) -> dict[str, Any]:
+        """ "Create table": a unique name and at least one field, the first being the primary one
+        (of a type that can be primary)."""
+        name, fields = body.get("name"), body.get("fields")
+        if not isinstance(name, str) or not name.strip() or any(t.name == name for t in self.tables):
+            raise AirtableError(422, "DUPLICATE_TABLE_NAME", f'Table name "{name}" is empty or already used')
+        if not isinstance(fields, list) or not fields or not all(isinstance(f, dict) for f in fields):
+            raise AirtableError(422, "INVALID_REQUEST_UNKNOWN", "A table needs at least one field")
+        if fields[0].get("type") not in _TEXT_TYPES | {"email", "number", "date", "dateTime"}:
+            raise AirtableError(
+                422, "INVALID_PRIMARY_FIELD_TYPE", "This field type cannot be the primary field"
+            )
+        table = Table(name, [])
+        self.tables.append(table)
+        try:
+            for spec in fields:
+                self._create_field(table, spec)
+        except AirtableError:
+            self.tables.remove(table)
+            raise
+        return table.schema()
 
     def remove_field(self, table: str, name: str) -> None:
         """Delete a field, as a person can in the UI (webhooks watching it go into error)."""
@@ -778,7 +821,7 @@ class AirtableStandIn:
                 Route("/v0/bases/{base}/webhooks", self.handle, methods=["GET", "POST"]),
                 Route("/v0/bases/{base}/webhooks/{hook}", self.handle, methods=["DELETE"]),
                 Route("/v0/bases/{base}/webhooks/{hook}/{action}", self.handle, methods=["GET", "POST"]),
-                Route("/v0/meta/bases/{base}/tables", self.handle, methods=["GET"]),
+                Route("/v0/meta/bases/{base}/tables", self.handle, methods=["GET", "POST"]),
                 Route("/v0/meta/bases/{base}/tables/{table}/fields", self.handle, methods=["POST"]),
                 Route("/v0/{base}/{table}", self.handle, methods=api),
                 Route("/v0/{base}/{table}/{record}", self.handle, methods=api),

@@ -1,8 +1,16 @@
 """A stand-in for Attestr's company-contacts API (`/api/v2/public/leadx/mca-cin-contact`).
 
-It answers from a table of companies, `valid: false` for any other CIN, checks the Basic token,
-honours `maxContacts`, and can be told (through `/_standin/…` or `AttestrStandIn` directly) to
-answer slowly or to fail with any of Attestr's error codes. Every paid call is counted.
+It keeps what Attestr documents ("Company Directors Contact API",
+https://docs.attestr.com/attestr-docs/mca-company-director-contact-lookup, and "API Error
+Codes", https://docs.attestr.com/attestr-docs/delete-media-apin80): `Authorization: Basic
+<token>` (else 401, code 4016); a JSON body whose only field is `reg` (a body with anything else
+is refused as malformed, 400 code 4001: the documentation is silent about unknown fields, so
+the stricter answer); a 200 with `valid`, `indexId`, `businessName` and `contacts`, or `valid:
+false` for a CIN it has no data for; errors as `{httpStatusCode, code, message}`.
+
+It answers from a table of companies and can be told (through `/_standin/…` or `AttestrStandIn`
+directly) to answer slowly or to fail with any of Attestr's error codes. Every paid call is
+counted.
 """
 
 from __future__ import annotations
@@ -22,17 +30,18 @@ from starlette.routing import Route
 PATH = "/api/v2/public/leadx/mca-cin-contact"
 TIMEOUT = 0  # a "failure code" that makes the stand-in hang instead of answering
 
+# "API Error Codes": HTTP status and message of each code.
 _ERRORS: dict[int, tuple[int, str]] = {
-    4001: (400, "Invalid request. Please check the input."),
-    4005: (400, "Insufficient credits. Please recharge your account."),
-    4016: (401, "Invalid auth token."),
-    4031: (403, "API not provisioned for this account."),
-    4035: (403, "API access suspended for this account."),
-    4039: (403, "IP address not whitelisted."),
-    4291: (429, "Too many requests per second."),
-    4292: (429, "Too many requests per second."),
-    4293: (429, "Daily quota exhausted."),
-    4294: (429, "Daily quota exhausted."),
+    4001: (400, "Malformed data or missing required parameter values"),
+    4005: (400, "Operation could not be performed due to low credits balance"),
+    4016: (401, "Invalid client authorization"),
+    4031: (403, "Unauthorized access"),
+    4035: (403, "Requested service is not provisioned for your account"),
+    4039: (403, "Client's IP address is not whitelisted"),
+    4291: (429, "Maximum account rate limit exceeded"),
+    4292: (429, "Maximum API rate limit exceeded"),
+    4293: (429, "Maximum account daily limit exceeded"),
+    4294: (429, "Maximum API daily limit exceeded"),
     5001: (500, "Request could not be processed."),
     5000: (500, "Internal server error."),
     5030: (503, "Service unavailable."),
@@ -131,10 +140,9 @@ class AttestrStandIn:
         except ValueError:
             return _error(4001)
         cin = body.get("reg") if isinstance(body, dict) else None
-        max_contacts = body.get("maxContacts", 100) if isinstance(body, dict) else 100
-        if not isinstance(cin, str) or not cin or not isinstance(max_contacts, int) or max_contacts < 1:
+        if not isinstance(cin, str) or not cin or set(body) != {"reg"}:
             return _error(4001)
-        self.calls.append({"cin": cin, "max_contacts": max_contacts, "at": time.time()})
+        self.calls.append({"cin": cin, "at": time.time()})
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         if (code := self._next_failure(cin)) is not None:
@@ -145,8 +153,6 @@ class AttestrStandIn:
         data = copy.deepcopy(
             self.companies.get(cin) or {"valid": False, "message": "No data found for the given CIN."}
         )
-        if isinstance(data.get("contacts"), list):
-            data["contacts"] = data["contacts"][:max_contacts]
         return JSONResponse(data)
 
     # --- control, for tests, the demo and benchmarks in other processes ---

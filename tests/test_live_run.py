@@ -1,0 +1,100 @@
+"""The live contract run itself (`pytest -m live`, tests/contract.py): skipped, each test saying
+why, without credentials; and run against stand-ins given the way a real base and token are, it
+passes and leaves the base as it was, also when a request fails midway."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from service.standins.airtable import AirtableStandIn
+from service.standins.attestr import PATH, AttestrStandIn
+from service.standins.server import serve_in_thread
+from tests.contract import COMPANIES, CONTACTS
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTRACT_TESTS = [
+    "tests/test_contract_airtable.py",
+    "tests/test_contract_airtable_webhooks.py",
+    "tests/test_contract_attestr.py",
+]
+
+
+def live_run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LIVE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-m", "live", "-q", "-rs", "-p", "no:cacheprovider", *args],
+        env={**clean, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_without_credentials_every_live_test_is_skipped_with_its_reason() -> None:
+    done = live_run({}, *CONTRACT_TESTS)
+    assert done.returncode == 0, done.stdout
+    assert " passed" not in done.stdout and " skipped" in done.stdout
+    assert "set LIVE_AIRTABLE_TOKEN and LIVE_AIRTABLE_BASE to run it" in done.stdout
+    assert "set LIVE_ATTESTR_TOKEN and LIVE_ATTESTR_CIN to run it" in done.stdout
+
+
+@pytest.fixture
+def pretend() -> Iterator[tuple[AirtableStandIn, AttestrStandIn, dict[str, str]]]:
+    """Stand-ins where the real services would be, as strict as they are (5 requests a second)."""
+    airtable, attestr = AirtableStandIn(), AttestrStandIn()
+    with serve_in_thread(airtable.app()) as airtable_url, serve_in_thread(attestr.app()) as attestr_url:
+        yield (
+            airtable,
+            attestr,
+            {
+                "LIVE_AIRTABLE_URL": airtable_url,
+                "LIVE_AIRTABLE_TOKEN": airtable.token,
+                "LIVE_AIRTABLE_BASE": airtable.base_id,
+                "LIVE_ATTESTR_URL": attestr_url + PATH,
+                "LIVE_ATTESTR_TOKEN": attestr.token,
+                "LIVE_ATTESTR_CIN": "U72200KA2015PTC081234",
+            },
+        )
+
+
+def _left(airtable: AirtableStandIn) -> dict[str, object]:
+    return {
+        "records": {t.name: airtable.records(t.name) for t in airtable.tables},
+        "webhooks": sorted(airtable.webhooks),
+    }
+
+
+def test_the_live_run_passes_against_the_real_shapes_and_leaves_the_base_as_it_was(
+    pretend: tuple[AirtableStandIn, AttestrStandIn, dict[str, str]],
+) -> None:
+    airtable, attestr, env = pretend
+    airtable.add_record("Companies", {"Company Name": "A company of the base's own", "CIN": "U1"})
+    before = _left(airtable)
+    done = live_run(env, *CONTRACT_TESTS)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert " skipped" not in done.stdout and " passed" in done.stdout
+    after = _left(airtable)
+    assert after["records"] == {**before["records"], COMPANIES: [], CONTACTS: []}  # its tables stay, empty
+    assert after["webhooks"] == before["webhooks"] == []
+    assert len(attestr.calls) == 1  # one paid call
+    assert {r["status"] for r in airtable.requests if r["status"] == 429} == set()
+
+
+def test_a_request_failing_midway_still_leaves_the_base_as_it_was(
+    pretend: tuple[AirtableStandIn, AttestrStandIn, dict[str, str]],
+) -> None:
+    airtable, _attestr, env = pretend
+    before = _left(airtable)
+    airtable.faults.append({"method": "PATCH", "path": "Contacts", "skip": 1, "status": 503})
+    done = live_run(env, "tests/test_contract_airtable.py", "-k", "upsert_creates")
+    assert done.returncode == 1 and "1 failed" in done.stdout
+    assert not airtable.faults  # the failure did happen midway
+    after = _left(airtable)
+    assert after["records"] == {**before["records"], COMPANIES: [], CONTACTS: []}
