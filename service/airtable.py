@@ -28,6 +28,9 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 LISTING_RESTARTS = 3
 
+THROWAWAY = "contact-sync: adding select options (delete this row)"
+_TEXTS = {"singleLineText", "multilineText"}
+
 # The single select options the service writes, by field key, with the field's table.
 SELECT_OPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "SYNC_STATUS": ("companies", ("Queued", "Running", "Waiting", "Synced", "No Data", "Failed")),
@@ -270,12 +273,37 @@ class Airtable:
         """Add options to a single select field. Airtable's API cannot edit a field's options
         ("Update field" changes only its name and description), but a write with typecast adds a
         missing option for a creator ("Field types and cell values"): one throw-away record per
-        option, deleted at once, in one request each way. Raises AirtableError."""
+        option, named so it can be found, deleted at once. Raises AirtableError; when the
+        throw-away rows could not be deleted, the message says so and how they are named."""
+        schema = (await self.schema()).table(table_id)
+        primary = schema.field(schema.primary_field_id)
+        name = primary.name if str(getattr(primary.type, "value", primary.type)) in _TEXTS else None
         table = self._table(table_id)
-        created = await self.call(
-            table.batch_create, [{field_name: option} for option in options], typecast=True
-        )
-        await self.call(table.batch_delete, [record["id"] for record in created])
+        created: list[dict[str, Any]] = []
+        try:
+            named = {name: THROWAWAY} if name else {}
+            created = await self.call(
+                table.batch_create, [{**named, field_name: option} for option in options], typecast=True
+            )
+        finally:
+            await self._delete_throwaway(table, name, [row["id"] for row in created])
+
+    async def _delete_throwaway(self, table: Any, name: str | None, ids: list[str]) -> None:
+        """Delete the throw-away rows: those created, and those found by their name (the
+        create's answer may have been lost)."""
+        try:
+            if name:
+                found = await self.list_records(
+                    table, formula=formulas.EQ(formulas.Field(name), THROWAWAY), fields=[name]
+                )
+                ids = sorted({*ids, *(row["id"] for row in found)})
+            for start in range(0, len(ids), 10):
+                await self.call(table.batch_delete, ids[start : start + 10])
+        except AirtableError as exc:
+            raise AirtableError(
+                f"the option(s) may have been added, but throw-away rows are left in the table "
+                f"({', '.join(ids) or f'named {THROWAWAY!r}'}; {exc.message}): delete them"
+            ) from exc
 
     async def company_cin(self, record_id: str) -> str | None:
         record = await self.call(self.companies.get, record_id)

@@ -105,10 +105,22 @@ def outdated(spec: dict[str, Any] | None, schema: Any, settings: Settings) -> st
 
 
 async def create(
-    pool: asyncpg.Pool, airtable: Airtable, settings: Settings, notification_url: str
+    pool: asyncpg.Pool,
+    airtable: Airtable,
+    settings: Settings,
+    notification_url: str,
+    *,
+    replacing: str | None = None,
 ) -> dict[str, Any]:
     """Register a webhook on the Companies table and store it; {id, expires_at, watching}.
-    Raises AirtableError naming what is missing (a field, a scope, room for one more)."""
+    Raises AirtableError naming what is missing (a field, a scope, room for one more), or when
+    a webhook is stored already (two would queue every change twice) but the one `replacing`."""
+    stored = [row["id"] for row in await pool.fetch(queries.WEBHOOKS_ALL) if row["id"] != replacing]
+    if stored:
+        raise AirtableError(
+            f"A webhook is stored already ({', '.join(stored)}): `contact-sync airtable webhook status` "
+            f"shows it, `{RECREATE}` replaces it, `contact-sync airtable webhook delete` removes it"
+        )
     table, cin_field, refresh_field = _watched_fields(await airtable.schema(), settings)
     existing = await airtable.list_webhooks()
     if len(existing) >= MAX_PER_BASE:
@@ -143,7 +155,7 @@ async def recreate(
     remote = {h["id"] for h in await airtable.list_webhooks()}
     if len(remote) >= MAX_PER_BASE and row["id"] in remote:
         await _delete_remote(airtable, row["id"])
-    created = await create(pool, airtable, settings, row["notification_url"])
+    created = await create(pool, airtable, settings, row["notification_url"], replacing=row["id"])
     await delete(pool, airtable, row["id"])
     log.warning(
         "webhook.recreated",
@@ -163,17 +175,22 @@ async def refresh(pool: asyncpg.Pool, airtable: Airtable, webhook_id: str) -> da
     return expires
 
 
-async def _delete_remote(airtable: Airtable, webhook_id: str) -> None:
+async def _delete_remote(airtable: Airtable, webhook_id: str) -> bool:
+    """Delete a webhook in Airtable; False when it was not there."""
     try:
         await airtable.delete_webhook(webhook_id)
     except AirtableError as exc:
         if exc.status != 404:
             raise
+        return False
+    return True
 
 
-async def delete(pool: asyncpg.Pool, airtable: Airtable, webhook_id: str) -> None:
-    await _delete_remote(airtable, webhook_id)
-    await pool.execute(queries.WEBHOOK_DELETE, webhook_id)
+async def delete(pool: asyncpg.Pool, airtable: Airtable, webhook_id: str) -> bool:
+    """Delete a webhook in Airtable and here; False when it was in neither."""
+    in_airtable = await _delete_remote(airtable, webhook_id)
+    stored = await pool.execute(queries.WEBHOOK_DELETE, webhook_id) != "DELETE 0"
+    return in_airtable or stored
 
 
 def problems(hook: dict[str, Any] | None, now: datetime | None = None) -> list[str]:
@@ -238,7 +255,10 @@ def describe(
         if row["problem"] and not any(row["problem"] in p for p in found):
             found.insert(0, row["problem"])
         if hook is not None and schema is not None and settings is not None:
-            why = outdated(hook.get("specification"), schema, settings)
+            try:
+                why = outdated(hook.get("specification"), schema, settings)
+            except AirtableError as exc:  # the CIN field or the table is gone: say so, go on
+                why = exc.message
             if why:
                 found.append(f"outdated: {why}: run `{RECREATE}`")
         out.append(

@@ -39,6 +39,7 @@ from .database import create_pool, database_url
 from .logs import configure_logging
 from .migrations import migrate
 from .runtime import Runtime
+from .webhook_payloads import PayloadReader
 
 log = structlog.get_logger(__name__)
 
@@ -313,14 +314,18 @@ def _backfill(settings: Settings, args: argparse.Namespace) -> int:
         if airtable is None:
             return 2
         console = _console()
-        with console.status("Reading the Companies table…") as status:
-            found = await backfill.plan(
-                pool,
-                airtable,
-                settings,
-                every=args.all,
-                on_page=lambda n: status.update(f"Reading the Companies table… {n} companies with a CIN"),
-            )
+        try:
+            with console.status("Reading the Companies table…") as status:
+                found = await backfill.plan(
+                    pool,
+                    airtable,
+                    settings,
+                    every=args.all,
+                    on_page=lambda n: status.update(f"Reading the Companies table… {n} companies with a CIN"),
+                )
+        except AirtableError as exc:
+            print(f"The Companies table could not be read: {exc.message}", file=sys.stderr)
+            return 1
         console.print(
             f"{found.with_cin} companies with a CIN; {found.already_synced} already have contacts"
             + (" (synced again with --all)" if args.all else "")
@@ -364,12 +369,12 @@ async def _webhook(pool: asyncpg.Pool, settings: Settings, args: argparse.Namesp
                 "Airtable shows only once, is stored in the database."
             )
             return 0
-        hooks = await airtable_webhooks.status(pool, airtable, settings)
         if verb == "status":
+            hooks = await airtable_webhooks.status(pool, airtable, settings)
             _print_json(hooks) if args.json else _print_webhooks(hooks)
             return 0
-        stored = {row["id"]: row for row in await pool.fetch(queries.WEBHOOKS_ALL)}
-        targets = [args.webhook_id] if args.webhook_id else list(stored)
+        stored = [row["id"] for row in await pool.fetch(queries.WEBHOOKS_ALL)]
+        targets = [args.webhook_id] if args.webhook_id else stored
         if not targets:
             print(
                 "No webhook is stored: create one with `contact-sync airtable webhook create --url …`",
@@ -381,23 +386,18 @@ async def _webhook(pool: asyncpg.Pool, settings: Settings, args: argparse.Namesp
                 expires = await airtable_webhooks.refresh(pool, airtable, webhook_id)
                 print(f"Webhook {webhook_id} refreshed: expires {expires:%Y-%m-%d %H:%M} UTC")
             elif verb == "recreate":
-                if webhook_id not in stored:
-                    print(
-                        f"Webhook {webhook_id} is not stored here: nothing to recreate it from",
-                        file=sys.stderr,
-                    )
-                    return 1
-                created = await airtable_webhooks.recreate(
-                    pool, airtable, settings, stored[webhook_id], "recreated by hand"
-                )
+                created = await PayloadReader(pool, airtable).recreate(webhook_id, "recreated by hand")
                 print(
                     f"Webhook {webhook_id} replaced by {created['id']}, watching {len(created['watching'])} "
-                    "field(s). Changes made while the old one was not working were not seen: "
-                    "`contact-sync backfill --dry-run` finds companies with a CIN and no contacts."
+                    "field(s); the changes it still held were read first. Changes made while it was not "
+                    "working were not seen: `contact-sync backfill --dry-run` finds companies with a CIN "
+                    "and no contacts."
                 )
-            else:
-                await airtable_webhooks.delete(pool, airtable, webhook_id)
+            elif await airtable_webhooks.delete(pool, airtable, webhook_id):
                 print(f"Webhook {webhook_id} deleted")
+            else:
+                print(f"No webhook {webhook_id}, here or in Airtable", file=sys.stderr)
+                return 1
         return 0
     except AirtableError as exc:
         print(exc.message, file=sys.stderr)

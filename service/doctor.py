@@ -323,6 +323,8 @@ async def _triggering(
     airtable: Airtable, settings: Settings, schema: Any, stored: list[asyncpg.Record] | None
 ) -> list[Check]:
     """What the chosen way of triggering needs. A stored webhook means the native webhook."""
+    if stored is None:
+        return [Check("triggering", WARN, "not checked: the database could not be read (see above)")]
     try:
         remote: list[dict[str, Any]] | None = await airtable.list_webhooks()  # needs webhook:manage
         refused = ""
@@ -346,7 +348,15 @@ async def _triggering(
     checks = [Check("webhook:manage", OK, "granted (the base's webhooks could be listed)")]
     enabled = {h["id"] for h in remote if h.get("isHookEnabled")}
     probe = next((row["id"] for row in stored if row["id"] in enabled), None)
-    if probe is not None:
+    if probe is None:
+        checks.append(
+            Check(
+                "creator on the base",
+                WARN,
+                "not checked: no stored webhook is enabled to try it on; recreating one needs a creator",
+            )
+        )
+    else:
         try:  # harmless: a stored webhook's pings should be on anyway; only a creator may do it
             await airtable.enable_webhook_notifications(probe)
             checks.append(Check("creator on the base", OK, "yes (the webhook's pings could be turned on)"))

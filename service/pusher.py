@@ -119,44 +119,36 @@ class Pusher:
 
     async def _watch_options(self, *, reread: bool = False) -> None:
         """Follow the single select options the service writes that the base lacks. While one
-        is missing, the schema is read again every `options_recheck_s`; when one appears (or
-        goes), the rows that depend on it are marked to be sent again."""
+        is missing, the schema is read again every `options_recheck_s`. When what this process
+        finds missing changes, rows held back (by any process) for an option that exists now are
+        marked to be sent again, and companies using an option that went are sent without it."""
         if reread or (self.airtable.missing_options and self.airtable.schema_age_s > self.options_recheck_s):
             await self.airtable.fields(refresh=True)
         missing = self.airtable.missing_options
         if missing == self._missing:
             return
-        keys = sorted(missing)
+        went = missing - (self._missing or frozenset())
         async with self.pool.acquire() as conn, conn.transaction():
+            keys = sorted(missing)
             changes = await conn.fetch(
                 queries.MISSING_OPTIONS_NOW, [k for k, _ in keys], [o for _, o in keys]
             )
-            statuses = [c["option"] for c in changes if c["field_key"] == "SYNC_STATUS"]
-            types = [c["option"] for c in changes if c["field_key"] == "PHONE_TYPE"]
-            appeared = [
-                c["option"] for c in changes if c["field_key"] == "PHONE_TYPE" and c["change"] == "appeared"
-            ]
-            if appeared:
-                await conn.execute(queries.PEOPLE_REPUSH_PHONE_TYPES, appeared)
-            if statuses or types:
-                await conn.execute(queries.COMPANIES_REPUSH_FOR_OPTIONS, statuses, types)
+            await conn.execute(queries.REPUSH_WITHHELD, _by_field(missing)[1])
+            if went:
+                await conn.execute(queries.COMPANIES_REPUSH_FOR_OPTIONS, *_by_field(went))
         self._missing = missing
-        for change in changes:
+        for change in changes:  # each once, whichever process saw it first
+            field = self.settings.field(change["field_key"])
             if change["change"] == "missing":
                 log.warning(
                     "airtable.option_missing",
-                    field=self.settings.field(change["field_key"]),
+                    field=field,
                     option=change["option"],
-                    hint=_option_note(self.settings.field(change["field_key"]), change["option"]),
+                    hint=_option_note(field, change["option"]),
                 )
             else:
-                log.info(
-                    "airtable.option_added",
-                    field=self.settings.field(change["field_key"]),
-                    option=change["option"],
-                )
-        if changes:
-            self.wake()
+                log.info("airtable.option_added", field=field, option=change["option"])
+        self.wake()
 
     def _withheld(self, key: str, value: Any) -> bool:
         return isinstance(value, str) and (key, value) in self.airtable.missing_options
@@ -256,8 +248,9 @@ class Pusher:
         ]
         versions = [row["push_version"] for row in rows]
         outcomes = ["created" if airtable_id in created else "updated" for airtable_id in airtable_ids]
+        withheld = [self._withheld("PHONE_TYPE", row["phone_type"]) for row in rows]
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(queries.PEOPLE_PUSHED, ids, airtable_ids, versions)
+            await conn.execute(queries.PEOPLE_PUSHED, ids, airtable_ids, versions, withheld)
             await conn.execute(queries.JOB_ROWS_OUTCOME, ids, versions, outcomes)
         metrics.AIRTABLE_RECORDS.labels("contacts").inc(len(rows))
         log.info(
@@ -333,12 +326,7 @@ class Pusher:
     def _company_fields(self, row: asyncpg.Record, fields: set[str]) -> dict[str, Any]:
         synced_at: datetime | None = row["synced_at"]
         status = row["sync_status"]
-        notes = [
-            _option_note(self.settings.field(key), value)
-            for key, values in (("SYNC_STATUS", [status]), ("PHONE_TYPE", row["phone_types"] or []))
-            for value in values
-            if self._withheld(key, value)
-        ]
+        notes = [_option_note(self.settings.field(key), value) for key, value in self._company_withheld(row)]
         values: dict[str, Any] = {
             "SYNC_STATUS": None if self._withheld("SYNC_STATUS", status) else status,
             # None clears an old error; a missing option is named here until it exists.
@@ -418,15 +406,31 @@ class Pusher:
             await self._send_companies(rows[half:], fields, refreshed=refreshed)
 
     async def _companies_done(self, rows: list[asyncpg.Record], error: str | None) -> None:
+        """Mark the rows sent; one that left a value out for a missing option is remembered as
+        held back, to be sent again once the option exists."""
         await self.pool.execute(
             queries.COMPANIES_PUSHED,
             [row["id"] for row in rows],
             [row["push_version"] for row in rows],
             [error] * len(rows),
+            [error is None and bool(self._company_withheld(row)) for row in rows],
         )
+
+    def _company_withheld(self, row: asyncpg.Record) -> list[tuple[str, str]]:
+        """The values of a company's status, and of its people's Phone Type, held back."""
+        pairs = [("SYNC_STATUS", row["sync_status"])] + [("PHONE_TYPE", t) for t in row["phone_types"] or []]
+        return [(key, value) for key, value in pairs if self._withheld(key, value)]
 
 
 _SCHEMA_CHANGED = ("UNKNOWN_FIELD_NAME", "INVALID_MULTIPLE_CHOICE_OPTIONS")
+
+
+def _by_field(options: frozenset[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    """(statuses, phone types) among (field key, option) pairs."""
+    return (
+        [o for k, o in options if k == "SYNC_STATUS"],
+        [o for k, o in options if k == "PHONE_TYPE"],
+    )
 
 
 def _option_note(field: str, option: str) -> str:

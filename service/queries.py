@@ -374,8 +374,8 @@ RETURNING p.id, p.contact_key, p.din, p.name, p.phone_e164, p.phone_type, p.emai
 # The mark is cleared only up to the version that was sent: a row changed meanwhile stays marked.
 PEOPLE_PUSHED = """
 UPDATE people p SET airtable_id = u.airtable_id, pushed_version = GREATEST(p.pushed_version, u.version),
-    push_error = NULL, push_lease_until = NULL
-FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS u(id, airtable_id, version)
+    push_error = NULL, push_lease_until = NULL, push_withheld = u.withheld
+FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::boolean[]) AS u(id, airtable_id, version, withheld)
 WHERE p.id = u.id"""
 
 PEOPLE_PUSH_FAILED = """
@@ -425,8 +425,8 @@ RETURNING c.id, c.airtable_id, c.sync_status, c.sync_error, c.synced_at, c.conta
 
 COMPANIES_PUSHED = """
 UPDATE companies c SET pushed_version = GREATEST(c.pushed_version, u.version), push_error = u.error,
-    push_lease_until = NULL
-FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS u(id, version, error)
+    push_lease_until = NULL, push_withheld = u.withheld
+FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::boolean[]) AS u(id, version, error, withheld)
 WHERE c.id = u.id"""
 
 COMPANIES_RELEASE_PUSH = """
@@ -443,8 +443,8 @@ WITH gone AS (
 UPDATE people SET push_version = push_version + 1, updated_at = now()
 WHERE id IN (SELECT person_id FROM unlinked)"""
 
-# Select options missing from the base ($1 field keys, $2 options, side by side), as the pusher
-# read them: the ones that appeared since are removed, the new ones added; both returned.
+# Select options missing from the base ($1 field keys, $2 options, side by side), as a pusher
+# read them: those that appeared since are removed, the new ones added; both returned (to log).
 MISSING_OPTIONS_NOW = """
 WITH now_missing AS (SELECT * FROM unnest($1::text[], $2::text[]) AS m(field_key, option)),
 appeared AS (
@@ -459,11 +459,20 @@ went AS (
 )
 SELECT * FROM appeared UNION ALL SELECT * FROM went"""
 
-# Rows whose Airtable values depend on options that appeared or went ($1 statuses, $2 phone
-# types): sent again, with the value now, or without it and the company saying why.
-PEOPLE_REPUSH_PHONE_TYPES = """
-UPDATE people SET push_version = push_version + 1, updated_at = now()
-WHERE phone_type = ANY($1::text[]) AND NOT deleted_in_airtable"""
+# When the missing options change ($1 phone types still missing): contacts held back whose
+# option exists now, and every company held back (what its error names has changed), whichever
+# process held them back, are to be sent again.
+REPUSH_WITHHELD = """
+WITH people_now AS (
+    UPDATE people SET push_version = push_version + 1, updated_at = now()
+    WHERE push_withheld AND NOT deleted_in_airtable AND NOT (phone_type = ANY($1::text[]))
+    RETURNING id
+)
+UPDATE companies SET push_version = push_version + 1, updated_at = now()
+WHERE push_withheld AND NOT deleted_in_airtable"""
+
+# Companies whose status, or whose people's phone type, uses an option that went missing ($1
+# statuses, $2 phone types): sent again, without it and saying why.
 COMPANIES_REPUSH_FOR_OPTIONS = """
 UPDATE companies c SET push_version = push_version + 1, updated_at = now()
 WHERE NOT c.deleted_in_airtable AND c.sync_status IS NOT NULL

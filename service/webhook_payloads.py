@@ -67,6 +67,10 @@ def syncs_for(payloads: list[dict[str, Any]], hook: Any) -> list[tuple[str, str 
             if cin or ticked:
                 forced = ticked or wanted.get(record_id, (None, False))[1]
                 wanted[record_id] = (normalize_cin(cin) if cin else None, forced)
+        destroyed = table.get("destroyedRecordIds")
+        for record_id in destroyed if isinstance(destroyed, list) else []:
+            if isinstance(record_id, str):
+                wanted.pop(record_id, None)  # deleted: nothing to fetch for it
         for record_id, entry in _obj(table.get("changedRecordsById")).items():
             current, unchanged = _cells(entry, "current"), _cells(entry, "unchanged")
             ticked = bool(refresh_field) and current.get(refresh_field) is True
@@ -114,18 +118,22 @@ class PayloadReader:
 
     async def run(self, stop: Any) -> None:
         while not stop.is_set():
-            try:
-                await self.read_all()
-                if time.monotonic() - self._maintained_at >= self.maintain_s:
-                    await self.maintain()
-            except (AirtableError, *DATABASE_ERRORS) as exc:
-                log.warning(
-                    "webhook.read_failed",
-                    error=str(exc) if isinstance(exc, AirtableError) else type(exc).__name__,
-                )
-            except Exception:
-                log.exception("webhook.reader_crashed")
+            # Reading and upkeep fail apart: a webhook that cannot be read is what upkeep mends.
+            for step in (self.read_all, self._maintain_when_due):
+                try:
+                    await step()
+                except (AirtableError, *DATABASE_ERRORS) as exc:
+                    log.warning(
+                        "webhook.read_failed",
+                        error=exc.message if isinstance(exc, AirtableError) else type(exc).__name__,
+                    )
+                except Exception:
+                    log.exception("webhook.reader_crashed")
             await self._wakeup.wait(stop, self.poll_s)
+
+    async def _maintain_when_due(self) -> None:
+        if time.monotonic() - self._maintained_at >= self.maintain_s:
+            await self.maintain()
 
     async def read_all(self) -> int:
         """Read every stored webhook's new payloads; returns how many syncs were queued."""
@@ -142,8 +150,14 @@ class PayloadReader:
                     continue  # another process is reading this webhook's payloads
                 async with release_session_lock(lock, queries.WEBHOOK_READER_UNLOCK, stored["id"]):
                     hook = await lock.fetchrow(queries.WEBHOOK_BY_ID, stored["id"])  # its cursor now
-                    if hook is not None:
+                    if hook is None:
+                        continue
+                    try:
                         queued += await self._read(hook)
+                    except AirtableError as exc:  # this one only: the others are read all the same
+                        log.warning("webhook.read_failed", webhook_id=hook["id"], error=exc.message)
+                        if exc.status == 404:  # gone from Airtable: upkeep recreates it, now
+                            self._maintained_at = float("-inf")
         return queued
 
     async def _read(self, hook: asyncpg.Record) -> int:
@@ -198,17 +212,46 @@ class PayloadReader:
                     row = await lock.fetchrow(queries.WEBHOOK_BY_ID, stored_row["id"])
                     if row is None:
                         continue
-                    problem = await self._look_after(row, remote.get(row["id"]))
+                    try:
+                        problem = await self._look_after(row, remote.get(row["id"]))
+                    except AirtableError as exc:  # this one only: the others are looked after
+                        problem = f"it could not be looked after: {exc.message}"
+                        log.warning("webhook.upkeep_failed", webhook_id=row["id"], error=exc.message)
             await self.pool.execute(queries.WEBHOOK_CHECKED, row["id"], problem)
 
+    async def recreate(self, webhook_id: str, reason: str) -> dict[str, Any]:
+        """Replace a stored webhook now (`contact-sync airtable webhook recreate`), holding its
+        lock so that a running service does not do the same at the same moment. Raises
+        AirtableError, also when the webhook is not stored or is busy."""
+        async with self.pool.acquire() as lock:
+            if not await lock.fetchval(queries.WEBHOOK_READER_LOCK, webhook_id):
+                raise AirtableError(
+                    f"The running service is reading or looking after webhook {webhook_id} right now: "
+                    "try again in a minute"
+                )
+            async with release_session_lock(lock, queries.WEBHOOK_READER_UNLOCK, webhook_id):
+                row = await lock.fetchrow(queries.WEBHOOK_BY_ID, webhook_id)
+                if row is None:
+                    raise AirtableError(
+                        f"Webhook {webhook_id} is not stored here: nothing to recreate it from"
+                    )
+                return await self._replace(row, reason)
+
+    async def _replace(self, row: asyncpg.Record, reason: str) -> dict[str, Any]:
+        """Read what the old webhook still holds (Airtable keeps a disabled one's payloads a
+        week), then recreate it: no change it recorded is lost."""
+        try:
+            await self._read(row)
+        except AirtableError as exc:
+            if exc.status != 404:  # gone: nothing left to read
+                raise
+        return await airtable_webhooks.recreate(self.pool, self.airtable, self.airtable.settings, row, reason)
+
     async def _look_after(self, row: asyncpg.Record, hook: dict[str, Any] | None) -> str | None:
-        settings = self.airtable.settings
         if hook is None or not hook.get("isHookEnabled", True):
             reason = "gone from Airtable" if hook is None else "disabled by Airtable"
-            if hook is not None:
-                await self._read(row)  # its last payloads can still be read
             try:
-                await airtable_webhooks.recreate(self.pool, self.airtable, settings, row, reason)
+                await self._replace(row, reason)
             except AirtableError as exc:
                 problem = (
                     f"{reason}, and it could not be recreated: {exc.message}. Fix that, then run "

@@ -154,8 +154,23 @@ class ServiceProcess:
         return self.process.wait(timeout)
 
 
+_WORKERS: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_left() -> Iterator[None]:
+    """Whatever a test asserted, the workers it started are gone when it ends."""
+    yield
+    while _WORKERS:
+        process = _WORKERS.pop()
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
 def start_worker(tmp_path: Path, env: dict[str, str], name: str = "worker") -> ServiceProcess:
-    """`contact-sync worker` in a child process, once it has started."""
+    """`contact-sync worker` in a child process, once it has started (killed after the test if
+    it is still running)."""
     log_path = tmp_path / f"{name}.log"
     with log_path.open("w") as log_file:
         process = subprocess.Popen(
@@ -166,6 +181,7 @@ def start_worker(tmp_path: Path, env: dict[str, str], name: str = "worker") -> S
             text=True,
             cwd=tmp_path,
         )
+    _WORKERS.append(process)
     worker = ServiceProcess(process, "", log_path)
     deadline = time.monotonic() + 60
     while not any(line["event"] == "worker.started" for line in worker.logs()):

@@ -205,17 +205,25 @@ def _has_text(value: object) -> bool:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_payload, max_size=6))
-def test_any_page_of_payloads_is_read_without_error_and_queues_only_what_changed(page: list[dict]) -> None:
-    syncs = syncs_for(page, HOOK)
-    assert len({record_id for record_id, _, _ in syncs}) == len(syncs)  # one sync a company
-    for record_id, cin, force in syncs:
-        assert cin in (None, NILGIRI, KONKAN)
-        since_cleared: list[dict] = []  # what counts: the changes after the CIN was last cleared
+def test_any_page_of_payloads_is_read_without_error_and_queues_exactly_what_changed(page: list[dict]) -> None:
+    """A company is queued exactly when, since its CIN was last cleared, a CIN was typed (or
+    came with it) or Refresh Contacts was ticked; forced exactly when ticked."""
+    syncs = {record_id: (cin, force) for record_id, cin, force in syncs_for(page, HOOK)}
+    assert len(syncs) == len(syncs_for(page, HOOK))  # one sync a company
+    for record_id in ("recA", "recB", "recC"):
+        since_cleared: list[dict] = []
         for cells, clears in _touches(page, record_id):
             cleared = clears and CIN in cells and not _has_text(cells[CIN]) and cells.get(TICK) is not True
             since_cleared = [] if cleared else [*since_cleared, cells]
-        assert any(CIN in cells or cells.get(TICK) is True for cells in since_cleared)
-        assert force == any(cells.get(TICK) is True for cells in since_cleared)
+        ticked = any(cells.get(TICK) is True for cells in since_cleared)
+        typed = any(_has_text(cells.get(CIN)) for cells in since_cleared)
+        changed_cin = any(CIN in cells for cells in since_cleared)
+        if record_id in syncs:
+            cin, force = syncs[record_id]
+            assert cin in (None, NILGIRI, KONKAN) and force == ticked
+            assert ticked or changed_cin
+        else:
+            assert not ticked and not typed
 
 
 # --- the whole way, through the stand-in ---
@@ -438,7 +446,7 @@ async def test_a_webhook_that_cannot_be_recreated_says_why_and_what_to_run(
     problem = await pool.fetchval("SELECT problem FROM airtable_webhooks")
     assert failed["error"] == problem
     assert 'no "CIN" field' in problem and "contact-sync airtable webhook recreate" in problem
-    (hook,) = await airtable_webhooks.status(pool, reader.airtable)
+    (hook,) = await airtable_webhooks.status(pool, reader.airtable, reader.airtable.settings)
     assert not hook["enabled"] and problem in hook["problems"]
 
 
@@ -452,7 +460,7 @@ async def test_pings_turned_off_by_airtable_are_turned_on_again(
     while hook.notifications_enabled and datetime.now() < deadline:
         await asyncio.sleep(0.05)
     assert not hook.notifications_enabled and hook.last_result["success"] is False
-    (listed,) = await airtable_webhooks.status(pool, reader.airtable)
+    (listed,) = await airtable_webhooks.status(pool, reader.airtable, reader.airtable.settings)
     assert any("stopped pinging" in p for p in listed["problems"])
     with capture_logs() as logs:
         await reader.maintain()
@@ -475,11 +483,14 @@ async def test_what_creating_a_webhook_needs(
     with pytest.raises(AirtableError, match="403 INVALID_PERMISSIONS"):
         await airtable_webhooks.create(pool, client, client.settings, url)
     airtable.standin.permission = "creator"
-    for _ in range(10):
-        await airtable_webhooks.create(pool, client, client.settings, url)
+    companies_id = airtable.standin.table("Companies").id
+    for _ in range(10):  # other integrations' webhooks fill the base
+        await client.add_webhook(
+            "https://other.example/hook", airtable_webhooks.specification(companies_id, [])
+        )
     with pytest.raises(AirtableError, match="already has 10 webhooks, the most Airtable allows"):
         await airtable_webhooks.create(pool, client, client.settings, url)
-    assert await pool.fetchval("SELECT count(*) FROM airtable_webhooks") == 10
+    assert await pool.fetchval("SELECT count(*) FROM airtable_webhooks") == 0
 
 
 def test_an_outdated_webhook_is_named_with_the_command_that_recreates_it(flow: Flow) -> None:
@@ -498,3 +509,66 @@ def test_an_outdated_webhook_is_named_with_the_command_that_recreates_it(flow: F
     (hook,) = flow.airtable.webhooks.values()
     assert set(hook.watched or []) == {companies_table.field("CIN").id, kept.id}
     assert "  ok" in cli(flow, "status").stdout
+
+
+async def test_a_webhook_gone_from_airtable_stops_nothing_and_is_recreated(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], reader: PayloadReader
+) -> None:
+    """Away for two weeks: Airtable forgot the webhook (404). Reading it fails alone, and the
+    upkeep that runs all the same recreates it."""
+    (old,) = airtable.standin.webhooks
+    airtable.standin.clock_skew_s = 15 * 86400  # expired, then kept 7 more days, then gone
+    reader.poll_s, stop = 0.05, asyncio.Event()
+    with capture_logs() as logs:
+        task = asyncio.create_task(reader.run(stop))
+        for _ in range(200):
+            if airtable.standin.webhooks and old not in airtable.standin.webhooks:
+                break
+            await asyncio.sleep(0.05)
+        stop.set()
+        await task
+    (new,) = airtable.standin.webhooks
+    assert new != old and await pool.fetchval("SELECT id FROM airtable_webhooks") == new
+    failed = [e for e in logs if e["event"] == "webhook.read_failed"]
+    assert failed and failed[0]["webhook_id"] == old and "404" in failed[0]["error"]
+    assert any(e["event"] == "webhook.recreated" and e["reason"] == "gone from Airtable" for e in logs)
+    record = airtable.standin.add_record("Companies", {"Company Name": "Acme", "CIN": NILGIRI})
+    assert await reader.read_all() == 1 and [j.record_id for j in await jobs.list_jobs(pool, "queued")] == [
+        record
+    ]
+
+
+async def test_recreating_by_hand_reads_what_the_old_webhook_still_held(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], reader: PayloadReader
+) -> None:
+    (old,) = airtable.standin.webhooks
+    record = airtable.standin.add_record(
+        "Companies", {"Company Name": "Acme", "CIN": NILGIRI}
+    )  # not read yet
+    created = await reader.recreate(old, "recreated by hand")
+    assert list(airtable.standin.webhooks) == [created["id"]]
+    assert [j.record_id for j in await jobs.list_jobs(pool, "queued")] == [record]
+
+
+async def test_one_webhook_at_a_time(pool: asyncpg.Pool, client: Airtable, reader: PayloadReader) -> None:
+    """Two webhooks would queue every change twice (and pay Attestr twice for a tick)."""
+    (stored,) = await pool.fetch("SELECT id FROM airtable_webhooks")
+    with pytest.raises(AirtableError, match="A webhook is stored already"):
+        await airtable_webhooks.create(pool, client, client.settings, "https://other.example/hook")
+    async with pool.acquire() as conn:  # the running service holds it (reading, or recreating it)
+        await conn.fetchval("SELECT pg_advisory_lock(hashtextextended('webhook:' || $1, 0))", stored["id"])
+        with pytest.raises(AirtableError, match="right now: try again in a minute"):
+            await reader.recreate(stored["id"], "recreated by hand")
+        await conn.fetchval("SELECT pg_advisory_unlock(hashtextextended('webhook:' || $1, 0))", stored["id"])
+    assert await pool.fetchval("SELECT count(*) FROM airtable_webhooks") == 1
+
+
+def test_a_deleted_cin_field_is_named_and_the_webhook_can_still_be_deleted(flow: Flow) -> None:
+    assert cli(flow, "create", "--url", f"{flow.service.url}/webhooks/airtable/notifications").returncode == 0
+    (hook_id,) = flow.airtable.webhooks
+    flow.airtable.remove_field("Companies", "CIN")
+    shown = cli(flow, "status")
+    assert shown.returncode == 0 and 'no "CIN" field' in shown.stdout
+    assert cli(flow, "delete", "achNoSuchWebhook1").returncode == 1
+    gone = cli(flow, "delete", hook_id)
+    assert gone.returncode == 0 and flow.airtable.webhooks == {}

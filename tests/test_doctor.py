@@ -286,3 +286,33 @@ def test_a_write_whose_answer_is_lost_is_still_cleaned_up(
     done = doctor(env, "--write-check")
     assert done.returncode == 1 and "✗ write:" in done.stdout and "✓ clean up: deleted rec" in done.stdout
     assert _tables(airtable) == before
+
+
+def test_adding_options_leaves_no_throw_away_row_or_says_where_it_is(
+    env: dict[str, str], airtable: Running[AirtableStandIn]
+) -> None:
+    phone_type = airtable.standin.table("Contacts").field("Phone Type")
+    phone_type.options["choices"] = [c for c in phone_type.options["choices"] if c["name"] != "Landline"]
+    real_create = airtable.standin._create
+    lost: list[str] = []
+
+    def create_then_lose_the_answer(table: Any, fields: dict) -> dict:
+        record = real_create(table, fields)
+        if table.name == "Contacts" and not lost:
+            lost.append(record["id"])
+            raise AirtableError(502, "BAD_GATEWAY", "lost on the way back")
+        return record
+
+    airtable.standin._create = create_then_lose_the_answer  # type: ignore[method-assign]
+    done = doctor(env, "--fix")
+    assert lost and airtable.standin.records("Contacts") == []  # found by its name and deleted
+    assert "could not be added" in done.stdout and "BAD_GATEWAY" in done.stdout
+
+    airtable.standin._create = real_create  # type: ignore[method-assign]
+    phone_type.options["choices"] = [c for c in phone_type.options["choices"] if c["name"] != "Landline"]
+    contacts_id = airtable.standin.table("Contacts").id  # doctor addresses the table by id
+    airtable.standin.faults.append({"method": "DELETE", "path": contacts_id, "status": 503})
+    left = doctor(env, "--fix")
+    assert "throw-away rows are left in the table" in left.stdout
+    (row,) = airtable.standin.records("Contacts")
+    assert row["id"] in left.stdout  # named, so that a person can delete it

@@ -51,8 +51,14 @@ def nothing_stuck(web: ServiceProcess) -> None:
 
 @pytest.fixture
 def env(db_url: str, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]) -> dict[str, str]:
-    """A web process without a worker, and workers started by the test."""
-    return {**service_env(db_url, airtable, attestr), "WORKER_IN_WEB": "false", "JOB_LEASE_S": "2"}
+    """A web process without a worker, and workers started by the test. The tests poll the job
+    every 50 ms: the API key's rate limit (tested in test_limits) would answer 429 under load."""
+    return {
+        **service_env(db_url, airtable, attestr),
+        "WORKER_IN_WEB": "false",
+        "JOB_LEASE_S": "2",
+        "API_RATE_LIMIT": "100000",
+    }
 
 
 def test_kill_9_mid_job_another_worker_finishes_it(

@@ -129,7 +129,9 @@ async def test_a_row_changed_during_its_push_stays_marked(pool: asyncpg.Pool) ->
         await upsert_people(conn, [CompanyContacts(company_id, [normalize_contact({"indexId": "01234567"})])])
     (row,) = await pool.fetch(queries.PEOPLE_CLAIM_PUSH, 10, 60.0)
     await pool.execute("UPDATE people SET push_version = push_version + 1")  # a job changed it meanwhile
-    await pool.execute(queries.PEOPLE_PUSHED, [row["id"]], ["recCCCCCCCCCCCCCC"], [row["push_version"]])
+    await pool.execute(
+        queries.PEOPLE_PUSHED, [row["id"]], ["recCCCCCCCCCCCCCC"], [row["push_version"]], [False]
+    )
     assert await pool.fetchval("SELECT count(*) FROM contacts_pending_sync") == 1
     assert await pool.fetchval("SELECT airtable_id FROM people") == "recCCCCCCCCCCCCCC"
 
@@ -215,3 +217,29 @@ async def test_an_option_removed_after_the_schema_was_read_costs_one_refused_req
     contacts = airtable.standin.records("Contacts")
     assert len(contacts) == 4 and all("Phone Type" not in c["fields"] for c in contacts)
     assert [r["status"] for r in airtable.standin.write_requests()][:2] == [422, 200]  # not split row by row
+
+
+async def test_an_option_that_appears_is_sent_whichever_process_held_the_value_back(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    """Two processes: A sees the option appear first; B, its schema a little older, sends the row
+    without it once more. B still sends it once it sees the option in turn."""
+    landline = _drop_option(airtable, "Contacts", "Phone Type", "Landline")
+    (record,) = companies(airtable, 1)
+    async with pool.acquire() as conn, conn.transaction():
+        company_id = await ensure_company(conn, record)
+        person = normalize_contact(
+            {"indexId": "02345678", "fullName": "VIKRAM SETHI", "mobileNumber": "080 2345 6789"}
+        )
+        await upsert_people(conn, [CompanyContacts(company_id, [person])])
+    first, second = pusher_for(pool, airtable, attestr), pusher_for(pool, airtable, attestr)
+    await second.airtable.fields()  # B read the schema while Landline was missing
+    await drain(first)
+    airtable.standin.table("Contacts").field("Phone Type").options["choices"].append(landline)
+    first.options_recheck_s = 0.0
+    await first._watch_options()  # A sees it, marks the row again, but B pushes it first
+    await drain(second)
+    assert "Phone Type" not in airtable.standin.records("Contacts")[0]["fields"]
+    second.options_recheck_s = 0.0
+    await drain(second)  # B reads the schema in turn
+    assert airtable.standin.records("Contacts")[0]["fields"]["Phone Type"] == "Landline"

@@ -188,3 +188,17 @@ def test_list_offsets_are_opaque_and_expire(unlimited: Running[AirtableStandIn])
     with pytest.raises(HTTPError) as exc:
         api.request("GET", url, params={"offset": "10"})  # not an offset Airtable gave
     assert _error(exc)[:2] == (422, "INVALID_OFFSET_VALUE")
+
+
+def test_control_endpoints_for_other_processes(unlimited: Running[AirtableStandIn]) -> None:
+    """What a test or a demo in another process can do as a person would, or to the clock."""
+    import httpx
+
+    settings = httpx.put(
+        f"{unlimited.url}/_standin/settings", json={"permission": "editor", "clock_skew_s": 60}
+    )
+    assert settings.json()["permission"] == "editor" and unlimited.standin.clock_skew_s == 60
+    deleted = httpx.delete(f"{unlimited.url}/_standin/tables/Companies/fields/Notes")
+    assert deleted.json() == {"deleted": True}
+    assert "Notes" not in {f.name for f in unlimited.standin.table("Companies").fields}
+    assert httpx.delete(f"{unlimited.url}/_standin/tables/Companies/fields/Nope").status_code == 422

@@ -808,10 +808,25 @@ class AirtableStandIn:
         return JSONResponse({"requests": self.requests})
 
     async def _settings(self, request: Request) -> JSONResponse:
+        """Limits, the token's permission, the clock (webhooks' expiry), offsets' lifetime."""
         body = await request.json()
         self.rate_limit = int(body.get("rate_limit", self.rate_limit))
         self.cooldown_s = float(body.get("cooldown_s", self.cooldown_s))
-        return JSONResponse({"rate_limit": self.rate_limit, "cooldown_s": self.cooldown_s})
+        self.permission = str(body.get("permission", self.permission))
+        self.clock_skew_s = float(body.get("clock_skew_s", self.clock_skew_s))
+        self.offset_ttl_s = float(body.get("offset_ttl_s", self.offset_ttl_s))
+        names = ("rate_limit", "cooldown_s", "permission", "clock_skew_s", "offset_ttl_s")
+        return JSONResponse({name: getattr(self, name) for name in names})
+
+    async def _delete_field(self, request: Request) -> JSONResponse:
+        """A person deletes a field in the UI (a webhook watching it goes into its error state)."""
+        try:
+            table = self.table(request.path_params["table"])
+            table.field(request.path_params["field"])
+        except AirtableError as error:
+            return error.response()
+        self.remove_field(table.name, table.field(request.path_params["field"]).name)
+        return JSONResponse({"deleted": True})
 
     def app(self) -> Starlette:
         api = ["GET", "POST", "PATCH", "PUT", "DELETE"]
@@ -827,6 +842,7 @@ class AirtableStandIn:
                 Route("/v0/{base}/{table}/{record}", self.handle, methods=api),
                 Route("/_standin/requests", self._requests, methods=["GET"]),
                 Route("/_standin/settings", self._settings, methods=["PUT"]),
+                Route("/_standin/tables/{table}/fields/{field}", self._delete_field, methods=["DELETE"]),
                 Route("/_standin/tables/{table}/records", self._control, methods=["GET", "POST", "PATCH"]),
                 Route(
                     "/_standin/tables/{table}/records/{record}", self._control, methods=["PATCH", "DELETE"]

@@ -139,6 +139,13 @@ class WebhookHub:
             hook.enabled = False  # "will expire and be disabled after 7 days"
         return hook
 
+    def _forget_expired(self) -> None:
+        """ "After a webhook has expired and been disabled, the webhook's metadata and past
+        payloads can be accessed for an additional 7 days": then it is gone (404)."""
+        for hook_id, hook in list(self.webhooks.items()):
+            if self.now() >= hook.expires_at + LIFETIME:
+                del self.webhooks[hook_id]
+
     # --- actions: one payload per action ---
 
     @contextlib.contextmanager
@@ -322,6 +329,7 @@ class WebhookHub:
     def route(self, method: str, hook_id: str | None, verb: str | None, query: Any, body: Any) -> Any:
         """`/v0/bases/{base}/webhooks[/{id}[/{verb}]]`. Scopes and permission are checked here."""
         self._require_scope("webhook:manage")
+        self._forget_expired()
         if hook_id is None:
             if method == "GET":  # "Read level permissions are required in order to list webhooks."
                 return {"webhooks": [self._live(h).listing() for h in self.webhooks.values()]}
