@@ -162,24 +162,31 @@ def test_postgres_stopped_and_started_under_a_running_service(
 ) -> None:
     url = start_embedded(tmp_path / "db")  # a server of this test's own, to stop and start
     pgdata = tmp_path / "db" / "postgres"
-    socket_dir = parse_qs(urlsplit(url).query)["host"][0]
-    companies = [airtable.standin.add_record("Companies", {"Company Name": f"C{i}"}) for i in range(6)]
-    with run_service(tmp_path, {**service_env(url, airtable, attestr), "JOB_LEASE_S": "5"}) as web:
-        accepted = [webhook(web, companies[0]).json()["job_id"]]
-        _pg_ctl(pgdata, "-w", "-m", "fast", "stop")
-        try:
-            refused = [webhook(web, record_id) for record_id in companies[1:4]]
-            assert [r.status_code for r in refused] == [503, 503, 503]
-            assert {r.json()["error"]["code"] for r in refused} == {"unavailable"}
-            assert httpx.get(f"{web.url}/ready").status_code == 503
-        finally:
-            _pg_ctl(pgdata, "-w", "-o", '-h ""', "-o", f"-k {socket_dir}", "-l", str(pgdata / "log"), "start")
-        wait_for(lambda: httpx.get(f"{web.url}/ready").status_code == 200, what="ready again")
-        accepted += [webhook(web, record_id).json()["job_id"] for record_id in companies[4:]]
-        for job_id in accepted:
-            wait_for(lambda job_id=job_id: job(web, job_id)["status"] == "succeeded", what=f"job {job_id}")
-        nothing_stuck(web)
-    assert len(airtable.standin.records("Contacts")) == 3
+    try:
+        socket_dir = parse_qs(urlsplit(url).query)["host"][0]
+        companies = [airtable.standin.add_record("Companies", {"Company Name": f"C{i}"}) for i in range(6)]
+        with run_service(tmp_path, {**service_env(url, airtable, attestr), "JOB_LEASE_S": "5"}) as web:
+            accepted = [webhook(web, companies[0]).json()["job_id"]]
+            _pg_ctl(pgdata, "-w", "-m", "fast", "stop")
+            try:
+                refused = [webhook(web, record_id) for record_id in companies[1:4]]
+                assert [r.status_code for r in refused] == [503, 503, 503]
+                assert {r.json()["error"]["code"] for r in refused} == {"unavailable"}
+                assert httpx.get(f"{web.url}/ready").status_code == 503
+            finally:
+                _pg_ctl(
+                    pgdata, "-w", "-o", '-h ""', "-o", f"-k {socket_dir}", "-l", str(pgdata / "log"), "start"
+                )
+            wait_for(lambda: httpx.get(f"{web.url}/ready").status_code == 200, what="ready again")
+            accepted += [webhook(web, record_id).json()["job_id"] for record_id in companies[4:]]
+            for job_id in accepted:
+                wait_for(
+                    lambda job_id=job_id: job(web, job_id)["status"] == "succeeded", what=f"job {job_id}"
+                )
+            nothing_stuck(web)
+        assert len(airtable.standin.records("Contacts")) == 3
+    finally:  # the test's own server goes with it
+        _pg_ctl(pgdata, "-w", "-m", "immediate", "stop")
 
 
 def test_three_workers_share_the_queue_and_the_airtable_rate_limit(
