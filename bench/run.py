@@ -38,9 +38,10 @@ from load import hammer, request, steady
 from service.companies import ensure_companies
 from service.database import start_embedded
 from service.dedup import PEOPLE_COLUMNS, CompanyContacts, upsert_people
+from service.identifiers import phone as normalize_phone
 from service.logs import configure_logging
 from service.migrations import migrate
-from service.normalize import normalize_contact, normalize_phone
+from service.normalize import normalize_contact
 
 ROOT = Path(__file__).parent.parent
 SECRET = "bench-secret"

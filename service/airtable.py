@@ -305,10 +305,11 @@ class Airtable:
                 f"({', '.join(ids) or f'named {THROWAWAY!r}'}; {exc.message}): delete them"
             ) from exc
 
-    async def company_cin(self, record_id: str) -> str | None:
+    async def company_cin(self, record_id: str) -> Any:
+        """What the company record's CIN cell holds, as Airtable gives it (text, or from a lookup
+        or formula a list or a number): `identifiers.cin` reads it."""
         record = await self.call(self.companies.get, record_id)
-        value = record.get("fields", {}).get(self.settings.field("CIN"))
-        return value if isinstance(value, str) else None
+        return record.get("fields", {}).get(self.settings.field("CIN"))
 
     async def upsert_contacts(self, records: list[dict[str, Any]], slot: int | None = None) -> dict[str, Any]:
         """Up to ten contacts in one request: by id when known, else matched on Contact Key.

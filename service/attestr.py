@@ -15,8 +15,9 @@ from typing import Any
 
 import httpx
 
+from .identifiers import plain
 from .logs import mask_text
-from .normalize import Contact, clean_text, normalize_contact
+from .normalize import Contact, normalize_contact
 
 MAX_ANSWER_BYTES = 20 * 1024 * 1024  # a hundred contacts fit in far less; refuse anything absurd
 
@@ -108,9 +109,9 @@ def _by_status(status: int) -> tuple[type[AttestrError], str]:
 def error_from_response(status: int, body: Any) -> AttestrError:
     """The typed error for an Attestr error answer `{httpStatusCode, code, message, details?}`."""
     body = body if isinstance(body, dict) else {}
-    code = clean_text(body.get("code"), 20)
+    code = plain(body.get("code"), 20)
     kind, words = _BY_CODE.get(code or "") or _by_status(status)
-    detail = clean_text(body.get("message"), 300)
+    detail = plain(body.get("message"), 300)
     detail = mask_text(detail) if detail else None  # kept in jobs, logs and Airtable's Sync Error
     message = f"{words} (code {code}{f': {detail}' if detail else ''})" if code else words
     return kind(message, code=code, http_status=status)
@@ -142,9 +143,9 @@ def parse_answer(cin: str, raw: Any, max_contacts: int) -> AttestrAnswer:
     return AttestrAnswer(
         cin=cin,
         valid=valid,
-        business_name=clean_text(raw.get("businessName"), 300),
+        business_name=plain(raw.get("businessName"), 300),
         contacts=contacts,
-        message=mask_text(clean_text(raw.get("message"), 300) or "") or None,
+        message=mask_text(plain(raw.get("message"), 300) or "") or None,
         raw=raw,
     )
 

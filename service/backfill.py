@@ -2,22 +2,24 @@
 
 Backfill reads the Companies table (formulas through `pyairtable.formulas`, never string
 formatting: a company called O'Brien must not break the query), works out which companies need a
-sync and what that will cost in Attestr calls, and queues them. Resync marks every row for the
-pusher again.
+sync and what that will cost in Attestr calls, and queues them. `--recheck-identities` picks
+instead, from PostgreSQL, the companies whose people may have been merged before PANs were read.
+Resync marks every row for the pusher again.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import asyncpg
 from pyairtable import formulas
 
-from . import jobs, queries
+from . import identifiers, jobs, queries
 from .airtable import Airtable
+from .attestr import parse_answer
 from .config import Settings
-from .validation import normalize_cin
 
 
 @dataclass
@@ -45,14 +47,41 @@ async def plan(
         airtable.companies, formula=has_cin, fields=[cin_field], on_page=on_page
     ):
         found.with_cin += 1
-        raw = str(record["fields"].get(cin_field, ""))
-        cin = normalize_cin(raw)
+        value = record["fields"].get(cin_field)
+        raw = identifiers.plain(value) or ""
+        cin = identifiers.cin(value)
         if cin is None:
             found.invalid.append((record["id"], raw.strip()[:40]))
         elif record["id"] in synced:
             found.already_synced += 1
         else:
             found.to_sync.append((record["id"], cin))
+    await _cost(pool, settings, found)
+    return found
+
+
+async def plan_recheck(pool: asyncpg.Pool, settings: Settings) -> BackfillPlan:
+    """The companies whose people may have been merged through a shared phone or email before
+    PANs were read (`backfill --recheck-identities`): those whose latest stored Attestr answer
+    names a signatory by PAN or by nothing, and those linked to a person with neither a DIN nor a
+    PAN. From PostgreSQL only; syncing them again reuses a recent stored answer for free."""
+    found = BackfillPlan()
+    for row in await pool.fetch(queries.RECHECK_CANDIDATES):
+        found.with_cin += 1
+        answer = json.loads(row["answer"]) if row["answer"] else None
+        unidentified = answer is not None and any(
+            not c.din for c in parse_answer(row["cin"], answer, settings.attestr_max_contacts).contacts
+        )
+        if row["identityless"] or unidentified:
+            found.to_sync.append((row["airtable_id"], row["cin"]))
+        else:
+            found.already_synced += 1
+    await _cost(pool, settings, found)
+    return found
+
+
+async def _cost(pool: asyncpg.Pool, settings: Settings, found: BackfillPlan) -> None:
+    """How many Attestr calls the plan costs: its distinct CINs without a recent stored answer."""
     cins = sorted({cin for _, cin in found.to_sync})
     answered = {
         r["cin"]
@@ -64,7 +93,6 @@ async def plan(
         )
     }
     found.attestr_calls = len(set(cins) - answered)
-    return found
 
 
 async def enqueue(

@@ -278,9 +278,13 @@ def _configured_airtable(settings: Settings, pool: asyncpg.Pool) -> Airtable | N
 
 
 def _contacts(settings: Settings, args: argparse.Namespace) -> int:
-    keys = forget.keys_of(args.din, args.phone, args.email)
+    try:
+        keys = forget.keys_of(din=args.din, pan=args.pan, phone=args.phone, email=args.email)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     if not keys:
-        print("Say whom to forget: --din, --phone or --email", file=sys.stderr)
+        print("Say whom to forget: --din, --pan, --phone or --email", file=sys.stderr)
         return 2
 
     async def work(pool: asyncpg.Pool) -> int:
@@ -314,24 +318,16 @@ def _backfill(settings: Settings, args: argparse.Namespace) -> int:
         if airtable is None:
             return 2
         console = _console()
-        try:
-            with console.status("Reading the Companies table…") as status:
-                found = await backfill.plan(
-                    pool,
-                    airtable,
-                    settings,
-                    every=args.all,
-                    on_page=lambda n: status.update(f"Reading the Companies table… {n} companies with a CIN"),
-                )
-        except AirtableError as exc:
-            print(f"The Companies table could not be read: {exc.message}", file=sys.stderr)
-            return 1
-        console.print(
-            f"{found.with_cin} companies with a CIN; {found.already_synced} already have contacts"
-            + (" (synced again with --all)" if args.all else "")
-        )
-        for record_id, raw in found.invalid:
-            console.print(f"  skipped {record_id}: {raw!r} is not a valid CIN or LLPIN", highlight=False)
+        if args.recheck_identities:
+            found = await backfill.plan_recheck(pool, settings)
+            console.print(
+                f"{found.with_cin} companies with a CIN; {len(found.to_sync)} may have had two people "
+                "merged through a shared phone or email before PANs were read"
+            )
+        else:
+            found = await _backfill_plan(pool, airtable, settings, args, console)
+            if found is None:
+                return 1
         console.print(
             f"{len(found.to_sync)} to sync, costing about [bold]{found.attestr_calls}[/] Attestr "
             "call(s) (CINs answered recently are not paid for again)"
@@ -348,6 +344,31 @@ def _backfill(settings: Settings, args: argparse.Namespace) -> int:
         return 0
 
     return _with_pool(settings, work)
+
+
+async def _backfill_plan(
+    pool: asyncpg.Pool, airtable: Airtable, settings: Settings, args: argparse.Namespace, console: Console
+) -> backfill.BackfillPlan | None:
+    """Backfill's plan from the Companies table, said as it is read; None when it cannot be."""
+    try:
+        with console.status("Reading the Companies table…") as status:
+            found = await backfill.plan(
+                pool,
+                airtable,
+                settings,
+                every=args.all,
+                on_page=lambda n: status.update(f"Reading the Companies table… {n} companies with a CIN"),
+            )
+    except AirtableError as exc:
+        print(f"The Companies table could not be read: {exc.message}", file=sys.stderr)
+        return None
+    console.print(
+        f"{found.with_cin} companies with a CIN; {found.already_synced} already have contacts"
+        + (" (synced again with --all)" if args.all else "")
+    )
+    for record_id, raw in found.invalid:
+        console.print(f"  skipped {record_id}: {raw!r} is not a valid CIN or LLPIN", highlight=False)
+    return found
 
 
 async def _webhook(pool: asyncpg.Pool, settings: Settings, args: argparse.Namespace) -> int:
@@ -598,15 +619,17 @@ def _parser() -> argparse.ArgumentParser:
     contacts = commands.add_parser(
         "contacts",
         help="forget a person: removed from PostgreSQL and Airtable, never synced again",
-        description="Removes a person (found by DIN, phone in any spelling, or email) from "
+        description="Removes a person (found by DIN, PAN, phone in any spelling, or email) from "
         "PostgreSQL and their row from Airtable, and keeps hashed suppression entries so that no "
         "later sync brings them back.\n\nexamples:\n  contact-sync contacts forget --din 01234567\n"
+        "  contact-sync contacts forget --pan ABCPK1234F\n"
         '  contact-sync contacts forget --phone "+91 98450 12345"\n'
         "  contact-sync contacts forget --email a.person@example.com",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     contacts.add_argument("action", choices=["forget"])
     contacts.add_argument("--din", help="the person's DIN")
+    contacts.add_argument("--pan", help="the person's PAN (a signatory who is not a director)")
     contacts.add_argument("--phone", help="the person's phone, in any spelling")
     contacts.add_argument("--email", help="the person's email")
     contacts.add_argument(
@@ -652,11 +675,20 @@ def _parser() -> argparse.ArgumentParser:
         help="queue a sync for every company with a CIN and no contacts yet",
         description="Reads the Companies table, skips companies that already have contacts (unless "
         "--all), says how many Attestr calls that will cost, and queues the syncs with a progress "
-        "bar.\n\nexamples:\n  contact-sync backfill --dry-run\n  contact-sync backfill\n"
-        "  contact-sync backfill --all",
+        "bar. --recheck-identities instead syncs again, from PostgreSQL, the companies whose people "
+        "may have been merged through a shared phone or email before PANs were read (their stored "
+        "answer names a signatory by PAN, or a person without DIN or PAN is linked to them); a "
+        "recent stored answer is used again, free.\n\nexamples:\n  contact-sync backfill --dry-run\n"
+        "  contact-sync backfill\n  contact-sync backfill --all\n"
+        "  contact-sync backfill --recheck-identities --dry-run",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     back.add_argument("--all", action="store_true", help="every company with a CIN, also those synced")
+    back.add_argument(
+        "--recheck-identities",
+        action="store_true",
+        help="the companies whose people may have been merged before PANs were read",
+    )
     back.add_argument("--dry-run", action="store_true", help="print what it would do and the cost, then stop")
     back.set_defaults(run=_backfill)
 

@@ -3,12 +3,15 @@
 A wrong merge puts one director's name on another's phone, so the rules err towards keeping
 two rows apart:
 
-* A DIN identifies a person. Two different DINs are never merged, even when they share a phone
-  or email (filings often give the company secretary's number for several directors).
-* A contact with a DIN that matches nobody by DIN takes over a person *without* a DIN who has
-  the same phone, email, or (same company, same name): that person seen before, now with the DIN.
-  A phone or email match is taken only when the names agree (one may be a shorter form of the
-  other), so a secretary's record never becomes a director's.
+* A DIN or a PAN identifies a person (Attestr's `indexId` is a DIN for a director, a PAN for a
+  signatory who is not one). Two different DINs, or two different PANs, are never merged, even
+  when they share a phone or email (filings often give the company secretary's number for
+  several people).
+* A contact with a DIN (or PAN) that matches nobody by it takes over a person who has no DIN
+  (no PAN) and has the same phone, email, or (same company, same name), when the names agree
+  (one may be a shorter form of the other): that person seen before, now with the DIN (PAN). A
+  person seen once with a DIN and once with a PAN keeps both; a secretary's record never
+  becomes a director's.
 * A contact without a DIN matches by phone, then email, then (same company, same name), over all
   people; the oldest person wins when a key points at several. When phone and email point at
   different people the phone wins, the email stays where it is, and the conflict is logged.
@@ -40,9 +43,12 @@ from .normalize import Contact, Email, Phone, name_key
 log = structlog.get_logger(__name__)
 
 # Fields Airtable shows: a change to any of them means the row must be pushed again.
+# (A PAN is a key in PostgreSQL only: never shown in Airtable.)
 _VISIBLE = frozenset({"din", "name", "phone_e164", "phone_type", "email", "addresses"})
+IDENTITIES = ("din", "pan")
 PEOPLE_COLUMNS = (
     "din",
+    "pan",
     "name",
     "name_raw",
     "phone_e164",
@@ -74,7 +80,8 @@ class UpsertOutcome:
     contacts_new: int
     contacts_updated: int
     unlinked_ids: list[int]
-    # Each stored contact, the person it became, and how it matched (din, claim, weak, conflict, new).
+    # Each stored contact, the person it became, and how it matched (din, pan, claim, weak,
+    # conflict, new).
     matched: list[tuple[Contact, int, str]] = field(default_factory=list)
 
     @property
@@ -87,6 +94,7 @@ class _Person:
     id: int | None
     age: int
     din: str | None = None
+    pan: str | None = None
     name: str | None = None
     name_raw: str | None = None
     phone_e164: str | None = None
@@ -126,7 +134,7 @@ class _Index:
     """Every person the batch can match, by each key, oldest first."""
 
     def __init__(self, people: Iterable[_Person]) -> None:
-        self.by_din: dict[str, _Person] = {}
+        self.by_identity: dict[tuple[str, str], _Person] = {}  # ("din" or "pan", value)
         self.by_phone: dict[str, list[_Person]] = defaultdict(list)
         self.by_email: dict[str, list[_Person]] = defaultdict(list)
         self.by_name: dict[tuple[int, str], list[_Person]] = defaultdict(list)
@@ -140,8 +148,9 @@ class _Index:
 
     def reindex(self, person: _Person) -> None:
         """Make the person findable by its current keys (old keys are filtered on lookup)."""
-        if person.din:
-            self.by_din[person.din] = person
+        for kind in IDENTITIES:
+            if value := getattr(person, kind):
+                self.by_identity[(kind, value)] = person
         for key, table in ((person.phone_e164, self.by_phone), (person.email, self.by_email)):
             if key and person not in table[key]:
                 table[key].append(person)
@@ -153,19 +162,26 @@ class _Index:
                 entries.append(person)
                 entries.sort(key=lambda p: p.age)
 
-    def oldest(self, attr: str, key: str | None, *, claimed_by: str | None = None) -> _Person | None:
-        """The oldest person whose `attr` (phone_e164 or email) is `key`. With `claimed_by` (the
-        name on a contact with a DIN): only a person without a DIN whose name agrees."""
+    def oldest(self, attr: str, key: str | None, *, claimed: tuple[str, str] | None = None) -> _Person | None:
+        """The oldest person whose `attr` (phone_e164 or email) is `key`. With `claimed` (the
+        kind of identity, DIN or PAN, and the name of a contact carrying one): only a person
+        without that kind of identity whose name agrees."""
         table = self.by_phone if attr == "phone_e164" else self.by_email
         for person in table.get(key, ()) if key else ():
             if getattr(person, attr) != key:
                 continue  # the person's key changed since it was indexed
-            if claimed_by is not None and (person.din or not names_agree(person.name, claimed_by)):
+            if claimed is not None and (
+                getattr(person, claimed[0]) or not names_agree(person.name, claimed[1])
+            ):
                 continue
             return person
         return None
 
-    def by_company_name(self, company_id: int, name: str | None, *, din_less: bool = False) -> _Person | None:
+    def by_company_name(
+        self, company_id: int, name: str | None, *, lacking: str | None = None
+    ) -> _Person | None:
+        """A person of this company with this name (and, with `lacking`, without that kind of
+        identity)."""
         nk = name_key(name)
         if not nk:
             return None
@@ -173,7 +189,7 @@ class _Index:
             if (
                 name_key(person.name) == nk
                 and company_id in person.company_ids
-                and not (din_less and person.din)
+                and not (lacking and getattr(person, lacking))
             ):
                 return person
         return None
@@ -206,16 +222,25 @@ def _fill(person: _Person, contact: Contact, *, replace: bool, skip_email: bool 
         person.set("addresses", contact.addresses)
 
 
-def _match(index: _Index, contact: Contact, company_id: int) -> tuple[_Person | None, str]:
-    """The person this contact is, and how it matched: din, claim, weak, conflict or new."""
-    phone, email = contact.phone.e164, contact.email.address
+def _identity(contact: Contact) -> tuple[str, str] | None:
+    """("din", DIN) or ("pan", PAN): the contact's identity, if it has one."""
     if contact.din:
-        if person := index.by_din.get(contact.din):
-            return person, "din"
+        return "din", contact.din
+    return ("pan", contact.pan) if contact.pan else None
+
+
+def _match(index: _Index, contact: Contact, company_id: int) -> tuple[_Person | None, str]:
+    """The person this contact is, and how it matched: din, pan, claim, weak, conflict or new."""
+    phone, email = contact.phone.e164, contact.email.address
+    if identity := _identity(contact):
+        kind, _value = identity
+        if person := index.by_identity.get(identity):
+            return person, kind
+        claimed = (kind, contact.name or "")
         person = (
-            index.oldest("phone_e164", phone, claimed_by=contact.name or "")
-            or index.oldest("email", email, claimed_by=contact.name or "")
-            or index.by_company_name(company_id, contact.name, din_less=True)
+            index.oldest("phone_e164", phone, claimed=claimed)
+            or index.oldest("email", email, claimed=claimed)
+            or index.by_company_name(company_id, contact.name, lacking=kind)
         )
         return (person, "claim") if person else (None, "new")
     by_phone = index.oldest("phone_e164", phone)
@@ -250,12 +275,13 @@ def resolve(batches: list[CompanyContacts], candidates: Iterable[_Person]) -> _P
                 person = _Person(id=None, age=2**62 + seq, changed=True, visible=True)
                 _fill(person, contact, replace=True)
                 person.set("din", contact.din)
+                person.set("pan", contact.pan)
                 person.company_ids.add(batch.company_id)
                 index.add(person)
             else:
-                if how == "claim":
-                    person.set("din", contact.din)
-                _fill(person, contact, replace=how == "din", skip_email=how == "conflict")
+                if how == "claim" and (identity := _identity(contact)):
+                    person.set(*identity)
+                _fill(person, contact, replace=how in IDENTITIES, skip_email=how == "conflict")
                 if how == "conflict":
                     email_owner = index.oldest("email", contact.email.address)
                     conflicts.append(
@@ -284,6 +310,7 @@ def _lock_keys(batches: list[CompanyContacts]) -> list[int]:
             nk = name_key(c.name)
             candidates = (
                 c.din and f"din:{c.din}",
+                c.pan and f"pan:{c.pan}",
                 c.phone.e164 and f"phone:{c.phone.e164}",
                 c.email.address and f"email:{c.email.address}",
                 nk and f"name:{batch.company_id}:{nk}",
@@ -299,9 +326,9 @@ def suppression_hash(kind: str, value: str) -> str:
 
 
 async def _drop_suppressed(conn: asyncpg.Connection, batches: list[CompanyContacts]) -> None:
-    """Keep forgotten people out. A contact whose DIN was forgotten, or a DIN-less one whose phone
-    or email was, is dropped; a director with a DIN of their own only loses the forgotten phone or
-    email (a secretary's, say, that a forgotten person shared)."""
+    """Keep forgotten people out. A contact whose DIN or PAN was forgotten, or one without either
+    whose phone or email was, is dropped; a person with an identity of their own only loses the
+    forgotten phone or email (a secretary's, say, that a forgotten person shared)."""
     wanted = {
         (kind, suppression_hash(kind, value))
         for b in batches
@@ -323,8 +350,10 @@ async def _drop_suppressed(conn: asyncpg.Connection, batches: list[CompanyContac
     for b in batches:
         kept = []
         for c in b.contacts:
-            if gone("din", c.din) or (
-                not c.din and (gone("phone", c.phone.e164) or gone("email", c.email.address))
+            if (
+                gone("din", c.din)
+                or gone("pan", c.pan)
+                or (not _identity(c) and (gone("phone", c.phone.e164) or gone("email", c.email.address)))
             ):
                 continue
             if gone("phone", c.phone.e164):
@@ -336,7 +365,7 @@ async def _drop_suppressed(conn: asyncpg.Connection, batches: list[CompanyContac
 
 
 def _keys(c: Contact) -> tuple[tuple[str, str | None], ...]:
-    return (("din", c.din), ("phone", c.phone.e164), ("email", c.email.address))
+    return (("din", c.din), ("pan", c.pan), ("phone", c.phone.e164), ("email", c.email.address))
 
 
 def _person_from_row(row: asyncpg.Record) -> _Person:
@@ -377,6 +406,7 @@ async def upsert_people(conn: asyncpg.Connection, batches: list[CompanyContacts]
         list({c.phone.e164 for c in contacts if c.phone.e164}),
         list({c.email.address for c in contacts if c.email.address}),
         company_ids,
+        list({c.pan for c in contacts if c.pan}),
     )
     known = [_person_from_row(r) for r in rows]
     was_linked = {p.id: set(p.company_ids) for p in known}

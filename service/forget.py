@@ -1,6 +1,6 @@
 """`contact-sync contacts forget`: a person removed from PostgreSQL and from Airtable, for good.
 
-1. In one transaction: the person's keys (DIN, phone, email) go into `suppressions` as hashes,
+1. In one transaction: the person's keys (DIN, PAN, phone, email) go into `suppressions` as hashes,
    and the person is marked so that the pusher never sends them again.
 2. Their Airtable row is deleted: by its id, and by Contact Key for a row whose id the service
    never learnt (a push cut short).
@@ -18,19 +18,19 @@ from dataclasses import dataclass, field
 import asyncpg
 import structlog
 
-from . import queries
+from . import identifiers, queries
 from .airtable import Airtable
 from .dedup import suppression_hash
-from .normalize import normalize_email, normalize_phone
+from .normalize import normalize_email
 
 log = structlog.get_logger(__name__)
 
 
-_COLUMNS = {"din": "din", "phone": "phone_e164", "email": "email"}
+_COLUMNS = {"din": "din", "pan": "pan", "phone": "phone_e164", "email": "email"}
 
 
 class AmbiguousPerson(Exception):
-    """A phone or email shared by several people: the operator must say which (by DIN)."""
+    """A phone or email shared by several people: the operator must say which (by DIN or PAN)."""
 
 
 @dataclass
@@ -40,14 +40,20 @@ class Forgotten:
     suppressed: list[str] = field(default_factory=list)  # the kinds of key now suppressed
 
 
-def keys_of(din: str | None, phone: str | None, email: str | None) -> dict[str, str]:
-    """The normalised keys an operator typed, by kind (a phone in any Indian spelling)."""
+def keys_of(
+    *, din: str | None = None, pan: str | None = None, phone: str | None = None, email: str | None = None
+) -> dict[str, str]:
+    """The keys an operator typed, read as `identifiers` reads them (a phone in any Indian
+    spelling, digits of any script), by kind. Raises ValueError for a DIN or PAN of no valid
+    shape: it could match no one."""
     keys: dict[str, str] = {}
-    if din and din.strip():
-        keys["din"] = din.strip()
-    if phone and phone.strip():
-        normalised = normalize_phone(phone)
-        keys["phone"] = normalised.e164 or phone.strip()
+    for kind, typed, read in (("din", din, identifiers.din), ("pan", pan, identifiers.pan)):
+        if identifiers.plain(typed):
+            if (value := read(typed)) is None:
+                raise ValueError(f"{typed!r} is not a {kind.upper()}")
+            keys[kind] = value
+    if identifiers.plain(phone):
+        keys["phone"] = identifiers.phone(phone).e164 or identifiers.plain(phone) or ""
     if email and email.strip():
         keys["email"] = normalize_email(email).address or email.strip().lower()
     return keys
@@ -57,11 +63,11 @@ async def forget(
     pool: asyncpg.Pool, airtable: Airtable, keys: dict[str, str], *, every: bool = False
 ) -> Forgotten:
     if not keys:
-        raise ValueError("Say whom to forget: --din, --phone or --email")
+        raise ValueError("Say whom to forget: --din, --pan, --phone or --email")
     done = Forgotten()
     async with pool.acquire() as conn, conn.transaction():
         people = await conn.fetch(
-            queries.PEOPLE_TO_FORGET, keys.get("din"), keys.get("phone"), keys.get("email")
+            queries.PEOPLE_TO_FORGET, keys.get("din"), keys.get("phone"), keys.get("email"), keys.get("pan")
         )
         if len(people) > 1 and not every:
             raise AmbiguousPerson(

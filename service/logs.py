@@ -19,6 +19,8 @@ _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za
 # Ten or more digits standing alone, possibly with a leading + and separators: a phone number
 # (Indian mobiles have ten digits). DINs have eight and stay readable; ids like `rec…` never match.
 _PHONE = re.compile(r"(?<![\w+])\+?\d(?:[\s().-]?\d){9,}(?!\w)")
+# A PAN (five letters, four digits, a letter) is sensitive: never logged, however it came.
+_PAN = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{5}[0-9]{4}[A-Za-z](?![A-Za-z0-9])")
 _PLAIN_KEYS = frozenset({"timestamp", "level", "logger", "event", "job_id", "record_id", "cin"})
 _SECRET_KEYS = re.compile(r"secret|token|password|authorization|api_key|apikey|x-api-key", re.I)
 
@@ -35,11 +37,12 @@ _known_secrets: tuple[str, ...] = ()
 
 def mask_text(text: str) -> str:
     """Mask every email address and phone number in `text`, keeping enough to tell them apart,
-    and redact the service's own secrets."""
+    redact PANs and the service's own secrets."""
     for secret in _known_secrets:
         if secret in text:
             text = text.replace(secret, "[redacted]")
     text = _EMAIL.sub(lambda m: f"{m.group(1)}•••@{m.group(2)}", text)
+    text = _PAN.sub("[PAN]", text)
     return _PHONE.sub(_mask_phone, text)
 
 

@@ -1,4 +1,6 @@
-"""Schema migrations: the plain SQL files of `migrations/`, applied in name order, once each.
+"""Schema migrations: the files of `migrations/`, applied in name order, once each, each in a
+transaction of its own: plain SQL, or Python (`async def migrate(conn)`) for data that must be
+read the way the service reads it (identifiers, say).
 
 They run under an advisory lock so that two processes starting at once (a web and a worker,
 say) neither apply a file twice nor see a half-built schema.
@@ -6,6 +8,7 @@ say) neither apply a file twice nor see a half-built schema.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import asyncpg
@@ -22,7 +25,18 @@ MIGRATIONS_DIR = _PACKAGED if _PACKAGED.is_dir() else _SOURCE
 
 
 def migration_files(directory: Path = MIGRATIONS_DIR) -> list[Path]:
-    return sorted(directory.glob("*.sql"))
+    return sorted([*directory.glob("*.sql"), *directory.glob("*.py")], key=lambda p: p.name)
+
+
+async def _apply(conn: asyncpg.Connection, path: Path) -> None:
+    if path.suffix == ".sql":
+        await conn.execute(path.read_text())
+        return
+    spec = importlib.util.spec_from_file_location(f"contact_sync_migration_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    await module.migrate(conn)
 
 
 async def migrate(conn: asyncpg.Connection, directory: Path = MIGRATIONS_DIR) -> list[str]:
@@ -36,7 +50,7 @@ async def migrate(conn: asyncpg.Connection, directory: Path = MIGRATIONS_DIR) ->
             if path.name in done:
                 continue
             async with conn.transaction():
-                await conn.execute(path.read_text())
+                await _apply(conn, path)
                 await conn.execute(queries.MIGRATION_RECORD, path.name)
             applied_now.append(path.name)
             log.info("db.migrated", migration=path.name)

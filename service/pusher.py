@@ -108,12 +108,24 @@ class Pusher:
         self.airtable.require_configured()
         fields = await self.airtable.fields()
         await self._watch_options()
-        busy = await self._push_contacts(fields["contacts"]) or await self._push_companies(
-            fields["companies"]
+        busy = (
+            await self._push_contacts(fields["contacts"])
+            or await self._push_companies(fields["companies"])
+            or await self._delete_merged_rows()
         )
         if busy:
             await jobs.complete_pushed_jobs(self.pool)
         return busy
+
+    async def _delete_merged_rows(self) -> bool:
+        """The Airtable rows of people merged into another (one person, one row)."""
+        ids = [row["airtable_id"] for row in await self.pool.fetch(queries.ROWS_TO_DELETE)]
+        if not ids:
+            return False
+        await self.airtable.delete_contacts(ids)  # a row already gone counts as deleted
+        await self.pool.execute(queries.ROWS_DELETED, ids)
+        log.info("airtable.merged_rows_deleted", records=len(ids))
+        return True
 
     # --- select options the base lacks ---
 

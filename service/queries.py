@@ -43,16 +43,17 @@ SELECT s.key_kind, s.key_hash
 FROM suppressions s
 JOIN unnest($1::text[], $2::text[]) AS w(kind, hash) ON s.key_kind = w.kind AND s.key_hash = w.hash"""
 
-# Everyone a batch could match: by DIN, phone or email, or already linked to one of its
+# Everyone a batch could match: by DIN, PAN, phone or email, or already linked to one of its
 # companies (for the same-company-same-name rule). Locked until the transaction ends.
 PEOPLE_CANDIDATES = """
 WITH ids AS (
     SELECT id FROM people WHERE din = ANY($1::text[])
+    UNION SELECT id FROM people WHERE pan = ANY($5::text[])
     UNION SELECT id FROM people WHERE phone_e164 = ANY($2::text[])
     UNION SELECT id FROM people WHERE email = ANY($3::text[])
     UNION SELECT person_id FROM company_people WHERE company_id = ANY($4::bigint[])
 )
-SELECT p.id, p.din, p.name, p.name_raw, p.phone_e164, p.phone_raw, p.phone_type,
+SELECT p.id, p.din, p.pan, p.name, p.name_raw, p.phone_e164, p.phone_raw, p.phone_type,
        p.email, p.email_raw, p.addresses,
        ARRAY(SELECT cp.company_id FROM company_people cp WHERE cp.person_id = p.id) AS company_ids
 FROM people p
@@ -64,22 +65,23 @@ FOR UPDATE OF p"""
 PEOPLE_NEW_IDS = "SELECT nextval(pg_get_serial_sequence('people', 'id')) FROM generate_series(1, $1)"
 
 PEOPLE_INSERT = """
-INSERT INTO people (id, din, name, name_raw, phone_e164, phone_raw, phone_type, email, email_raw,
+INSERT INTO people (id, din, pan, name, name_raw, phone_e164, phone_raw, phone_type, email, email_raw,
                     addresses)
 OVERRIDING SYSTEM VALUE
 SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::text[], $9::text[], $10::jsonb[])"""
+                     $7::text[], $8::text[], $9::text[], $10::text[], $11::jsonb[])"""
 
 PEOPLE_UPDATE = """
 UPDATE people p
-SET din = u.din, name = u.name, name_raw = u.name_raw,
+SET din = u.din, pan = u.pan, name = u.name, name_raw = u.name_raw,
     phone_e164 = u.phone_e164, phone_raw = u.phone_raw, phone_type = u.phone_type,
     email = u.email, email_raw = u.email_raw, addresses = u.addresses,
     push_version = p.push_version + u.visible::int,
     updated_at = now()
 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-            $8::text[], $9::text[], $10::jsonb[], $11::bool[])
-     AS u(id, din, name, name_raw, phone_e164, phone_raw, phone_type, email, email_raw, addresses, visible)
+            $8::text[], $9::text[], $10::text[], $11::jsonb[], $12::bool[])
+     AS u(id, din, pan, name, name_raw, phone_e164, phone_raw, phone_type, email, email_raw, addresses,
+          visible)
 WHERE p.id = u.id"""
 
 PEOPLE_MARK_FOR_PUSH = """
@@ -480,6 +482,22 @@ WHERE NOT c.deleted_in_airtable AND c.sync_status IS NOT NULL
        OR EXISTS (SELECT 1 FROM company_people cp JOIN people p ON p.id = cp.person_id
                   WHERE cp.company_id = c.id AND p.phone_type = ANY($2::text[])))"""
 
+# Companies with a CIN, whether a person without DIN or PAN is linked to them, and the latest
+# answer stored for their CIN (`backfill --recheck-identities`).
+RECHECK_CANDIDATES = """
+SELECT c.airtable_id, c.cin,
+       EXISTS (SELECT 1 FROM company_people cp JOIN people p ON p.id = cp.person_id
+               WHERE cp.company_id = c.id AND p.din IS NULL AND p.pan IS NULL) AS identityless,
+       (SELECT a.answer FROM attestr_answers a
+        WHERE a.cin = c.cin AND a.outcome = 'synced' ORDER BY a.called_at DESC LIMIT 1) AS answer
+FROM companies c
+WHERE c.cin IS NOT NULL AND NOT c.deleted_in_airtable
+ORDER BY c.id"""
+
+# Airtable rows of people merged into another (migrations/009): deleted ten at a time.
+ROWS_TO_DELETE = "SELECT airtable_id FROM airtable_rows_to_delete ORDER BY created_at LIMIT 10"
+ROWS_DELETED = "DELETE FROM airtable_rows_to_delete WHERE airtable_id = ANY($1::text[])"
+
 # --- the older API's answer (api.py) ----------------------------------------------------------
 
 PEOPLE_BY_IDS = """
@@ -603,8 +621,8 @@ JOBS_QUEUED_COUNT = """
 SELECT count(*) FROM (SELECT 1 FROM jobs WHERE status = 'queued' LIMIT $1) AS queued"""
 
 PEOPLE_TO_FORGET = """
-SELECT id, din, phone_e164, email, airtable_id, contact_key FROM people
-WHERE din = $1 OR phone_e164 = $2 OR email = $3
+SELECT id, din, pan, phone_e164, email, airtable_id, contact_key FROM people
+WHERE din = $1 OR phone_e164 = $2 OR email = $3 OR pan = $4
 ORDER BY id
 FOR UPDATE"""
 

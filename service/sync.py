@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 import structlog
 
-from . import jobs, metrics, queries
+from . import identifiers, jobs, metrics, queries
 from .airtable import Airtable, AirtableError
 from .attestr import AttestrAnswer, AttestrClient, AttestrError, AttestrNotConfigured, parse_answer
 from .attestr_gate import AttestrGate
@@ -23,7 +23,6 @@ from .config import Settings
 from .database import in_transaction
 from .dedup import CompanyContacts, UpsertOutcome, upsert_people
 from .jobs import Job
-from .validation import normalize_cin
 
 log = structlog.get_logger(__name__)
 
@@ -104,11 +103,12 @@ class Syncer:
                 raise JobFailed(f"The company record {record_id} does not exist in Airtable") from exc
             raise
         field = self.settings.field("CIN")
-        if not value or not value.strip():
+        written = identifiers.plain(value)
+        if written is None:
             raise JobFailed(f'The company has no CIN: fill its "{field}" field')
-        cin = normalize_cin(value)
+        cin = identifiers.cin(value)
         if cin is None:
-            raise JobFailed(f'The company\'s "{field}" is not a valid CIN or LLPIN: "{value.strip()[:40]}"')
+            raise JobFailed(f'The company\'s "{field}" is not a valid CIN or LLPIN: "{written[:40]}"')
         return cin
 
     async def _answer(self, cin: str, job: Job) -> tuple[AttestrAnswer, bool]:

@@ -11,14 +11,11 @@ from typing import Any
 
 from starlette.requests import Request
 
+from . import identifiers
 from .errors import ApiError
 
 MAX_BODY_BYTES = 64 * 1024
-# ASCII only: `\d` alone also matches other scripts' digits (a CIN typed with Devanagari digits
-# would be stored and sent to Attestr as it is).
-_RECORD_ID = re.compile(r"^rec[A-Za-z0-9]{14}$")
-_CIN = re.compile(r"^[LU]\d{5}[A-Z]{2}\d{4}[A-Z]{3}\d{6}$", re.ASCII)
-_LLPIN = re.compile(r"^[A-Z]{3}-\d{4}$", re.ASCII)
+_RECORD_ID = re.compile(r"^rec[A-Za-z0-9]{14}$", re.ASCII)
 
 
 async def read_body(request: Request) -> bytes:
@@ -68,21 +65,17 @@ def record_id(value: Any, field: str = "record_id") -> str:
     return value
 
 
-def normalize_cin(value: str) -> str | None:
-    """The CIN or LLPIN in canonical form, or None when it is neither."""
-    value = value.strip().upper()
-    return value if _CIN.match(value) or _LLPIN.match(value) else None
-
-
 def cin(value: Any, field: str = "cin", *, required: bool = False) -> str | None:
-    """A CIN (`U72200KA2015PTC081234`) or LLPIN (`AAB-1234`), trimmed and upper-cased."""
-    if value is None or (isinstance(value, str) and not value.strip()):
+    """A CIN (`U72200KA2015PTC081234`) or LLPIN (`AAB-1234`) as `identifiers.cin` reads it (a
+    lookup's list, other scripts' digits, invisible characters), or a 422 naming the field."""
+    items = value if isinstance(value, list | tuple) else [value]
+    if any(isinstance(v, bool | dict | list | tuple) for v in items):
+        raise ApiError(422, "invalid_field", f"{field} must be a string", field=field)
+    if identifiers.plain(value) is None:
         if required:
             raise ApiError(422, "invalid_field", f"{field} is required", field=field)
         return None
-    if not isinstance(value, str):
-        raise ApiError(422, "invalid_field", f"{field} must be a string", field=field)
-    normalized = normalize_cin(value)
+    normalized = identifiers.cin(value)
     if normalized is None:
         raise ApiError(
             422,

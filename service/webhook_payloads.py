@@ -21,24 +21,16 @@ from typing import Any
 import asyncpg
 import structlog
 
-from . import airtable_webhooks, jobs, queries
+from . import airtable_webhooks, identifiers, jobs, queries
 from .airtable import Airtable, AirtableError
 from .database import DATABASE_ERRORS, release_session_lock
 from .limits import QueueCap
-from .validation import normalize_cin
 from .wakeup import Wakeup
 
 log = structlog.get_logger(__name__)
 
 REFRESH_BEFORE_S = 24 * 3600
 PAGE = 50  # "A maximum of 50 payloads can be returned in a single request"
-
-
-def _text(value: Any) -> str | None:
-    """A text cell as webhooks give it: a string, or from a lookup or formula a list of them."""
-    if isinstance(value, list):
-        value = next((v for v in value if isinstance(v, str) and v.strip()), None)
-    return value.strip() if isinstance(value, str) and value.strip() else None
 
 
 def _obj(value: Any) -> dict[str, Any]:
@@ -62,11 +54,11 @@ def syncs_for(payloads: list[dict[str, Any]], hook: Any) -> list[tuple[str, str 
         table = _obj(_obj(_obj(payload).get("changedTablesById")).get(hook["table_id"]))
         for record_id, entry in _obj(table.get("createdRecordsById")).items():
             cells = _cells(entry)
-            cin = _text(cells.get(cin_field))
+            written = identifiers.plain(cells.get(cin_field))
             ticked = bool(refresh_field) and cells.get(refresh_field) is True
-            if cin or ticked:
+            if written or ticked:
                 forced = ticked or wanted.get(record_id, (None, False))[1]
-                wanted[record_id] = (normalize_cin(cin) if cin else None, forced)
+                wanted[record_id] = (identifiers.cin(cells.get(cin_field)), forced)
         destroyed = table.get("destroyedRecordIds")
         for record_id in destroyed if isinstance(destroyed, list) else []:
             if isinstance(record_id, str):
@@ -76,14 +68,13 @@ def syncs_for(payloads: list[dict[str, Any]], hook: Any) -> list[tuple[str, str 
             ticked = bool(refresh_field) and current.get(refresh_field) is True
             earlier = wanted.pop(record_id, None)
             if cin_field in current:
-                cin = _text(current[cin_field])
-                if cin is None and not ticked:
+                if identifiers.plain(current[cin_field]) is None and not ticked:
                     continue  # cleared: nothing to fetch, and an earlier set in this page is void
                 forced = ticked or bool(earlier and earlier[1])
-                wanted[record_id] = (normalize_cin(cin) if cin else None, forced)
+                wanted[record_id] = (identifiers.cin(current[cin_field]), forced)
             elif ticked:
-                cin = _text(unchanged.get(cin_field))
-                wanted[record_id] = (normalize_cin(cin) if cin else (earlier or (None, False))[0], True)
+                cin = identifiers.cin(unchanged.get(cin_field))
+                wanted[record_id] = (cin or (earlier or (None, False))[0], True)
             elif earlier is not None:
                 wanted[record_id] = earlier
     return [(record_id, cin, force) for record_id, (cin, force) in wanted.items()]

@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from service import airtable_webhooks, jobs
+from service import airtable_webhooks, identifiers, jobs
 from service.airtable import Airtable, AirtableError
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
@@ -199,8 +199,9 @@ def _touches(page: list[dict], record_id: str) -> list[tuple[dict, bool]]:
 
 
 def _has_text(value: object) -> bool:
+    """Whether a cell holds something written (identifiers.plain, tested on its own, reads it)."""
     values = value if isinstance(value, list) else [value]
-    return any(isinstance(v, str) and v.strip() for v in values)
+    return any(not isinstance(v, list) and identifiers.plain(v) is not None for v in values)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -146,3 +147,59 @@ async def test_an_expired_list_offset_starts_the_listing_again(
     monkeypatch.setattr(airtable.standin, "_list", always_expiring)
     with pytest.raises(AirtableError, match="422 LIST_RECORDS_ITERATOR_NOT_AVAILABLE"):
         await backfill.plan(pool, Airtable(settings, pool), settings, every=False)
+
+
+def test_recheck_identities_separates_people_merged_before_pans_were_read(flow: Flow, db_url: str) -> None:
+    """Yesterday NISHA KAPOOR and DEEPAK GUPTA, known by PANs that were thrown away, shared the
+    office phone and became one person. The stored answer still names them: rechecking the
+    company reuses it (no call paid) and makes them two."""
+    answer = {
+        "valid": True,
+        "businessName": "KAPOOR GUPTA ASSOCIATES",
+        "contacts": [
+            {"indexId": "ABCPK1234F", "fullName": "NISHA KAPOOR", "mobileNumber": "022 2345 1111"},
+            {"indexId": "BCDPG2345K", "fullName": "DEEPAK GUPTA", "mobileNumber": "022 2345 1111"},
+        ],
+    }
+    merged, directors = (
+        flow.company("Kapoor Gupta", "U74999MH2019PTC334455"),
+        flow.company("Nilgiri", "U72200KA2015PTC081234"),
+    )
+
+    async def yesterday() -> None:
+        conn = await asyncpg.connect(db_url)
+        try:
+            directors_answer = {
+                "valid": True,
+                "contacts": [{"indexId": "07123456", "fullName": "ANANYA RAO"}],
+            }
+            for record_id, cin, stored in (
+                (merged, "U74999MH2019PTC334455", answer),
+                (directors, "U72200KA2015PTC081234", directors_answer),
+            ):
+                await conn.execute("INSERT INTO companies (airtable_id, cin) VALUES ($1, $2)", record_id, cin)
+                await conn.execute(
+                    "INSERT INTO attestr_answers (cin, outcome, answer) VALUES ($1, 'synced', $2)",
+                    cin,
+                    json.dumps(stored),
+                )
+            await conn.execute(
+                "INSERT INTO people (name, phone_e164) VALUES ('NISHA KAPOOR', '+912223451111');"
+                " INSERT INTO people (din, name) VALUES ('07123456', 'ANANYA RAO');"
+                " INSERT INTO company_people VALUES (1, 1), (2, 2)"
+            )
+        finally:
+            await conn.close()
+
+    asyncio.run(yesterday())
+    dry = cli(flow.service_env, "backfill", "--recheck-identities", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "2 companies with a CIN; 1 may have had two people merged" in dry.stdout
+    assert "1 to sync, costing about 0 Attestr call(s)" in dry.stdout
+    done = cli(flow.service_env, "backfill", "--recheck-identities")
+    assert "Queued 1 job(s)" in done.stdout, done.stderr
+    flow.wait_until(lambda: len(flow.contacts()) == 3, what="three rows")
+    rows = {c["Name"]: c for c in flow.contacts()}
+    assert set(rows) == {"NISHA KAPOOR", "DEEPAK GUPTA", "ANANYA RAO"}
+    assert rows["NISHA KAPOOR"]["Company"] == rows["DEEPAK GUPTA"]["Company"] == [merged]
+    assert flow.attestr.calls == []  # the stored answer served

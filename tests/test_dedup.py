@@ -348,3 +348,59 @@ async def test_a_large_answer_is_stored_in_a_few_statements(pool: asyncpg.Pool, 
     again = await sync(pool, ACME, *items)
     assert (again.contacts_new, again.contacts_updated) == (0, 0)
     assert await pool.fetchval("SELECT count(*) FROM company_people") == size
+
+
+async def test_signatories_with_different_pans_sharing_the_office_phone_stay_two(pool: asyncpg.Pool) -> None:
+    """The company secretary and the CFO give the office's number; a PAN identifies each."""
+    await sync(
+        pool,
+        ACME,
+        person("ABCPK1234F", "NISHA KAPOOR", "022 2345 1111"),
+        person("BCDPG2345K", "DEEPAK GUPTA", "022 2345 1111"),
+    )
+    rows = await people(pool)
+    assert sorted((r["name"], r["pan"], r["din"]) for r in rows) == [
+        ("DEEPAK GUPTA", "BCDPG2345K", None),
+        ("NISHA KAPOOR", "ABCPK1234F", None),
+    ]
+    assert {r["phone_e164"] for r in rows} == {"+912223451111"}  # both keep the shared phone
+
+
+async def test_a_person_seen_with_a_din_and_with_a_pan_keeps_both(pool: asyncpg.Pool) -> None:
+    await sync(pool, ACME, person("01234567", "Ravi Kumar", "9876543210"))
+    await sync(pool, BETA, person("ABCPK1234F", "RAVI KUMAR", "+91 98765 43210"))  # CFO elsewhere
+    (row,) = await people(pool)
+    assert (row["din"], row["pan"], row["companies"]) == ("01234567", "ABCPK1234F", [ACME, BETA])
+    # Another PAN on the same phone is another person: a person has one PAN.
+    await sync(pool, BETA, person("ZZZPK9999Z", "Ravi Kumar", "9876543210"))
+    assert len(await people(pool)) == 2
+
+
+async def test_a_pan_never_claims_a_person_whose_name_disagrees(pool: asyncpg.Pool) -> None:
+    await sync(pool, ACME, person("01234567", "ANANYA RAO", "022 2345 1111"))
+    await sync(
+        pool,
+        ACME,
+        person("01234567", "ANANYA RAO", "022 2345 1111"),
+        person("ABCPK1234F", "NISHA KAPOOR", "022 2345 1111"),
+    )
+    assert sorted(r["name"] for r in await people(pool)) == ["ANANYA RAO", "NISHA KAPOOR"]
+
+
+async def test_a_din_in_devanagari_digits_is_the_same_director(pool: asyncpg.Pool) -> None:
+    await sync(pool, ACME, person("05678912", "Meera Iyer"))
+    await sync(pool, BETA, person("०५६७८९१२", "MEERA IYER"))
+    await sync(pool, BETA, person(["", "\u200b05678912\ufeff"], "Meera Iyer"))  # a list, invisible characters
+    (row,) = await people(pool)
+    assert row["din"] == "05678912" and row["companies"] == [ACME, BETA]
+
+
+async def test_a_forgotten_pan_keeps_that_signatory_out(pool: asyncpg.Pool) -> None:
+    await pool.execute(
+        "INSERT INTO suppressions (key_kind, key_hash) VALUES ('pan', $1)",
+        suppression_hash("pan", "ABCPK1234F"),
+    )
+    await sync(
+        pool, ACME, person("abcpk1234f", "NISHA KAPOOR", "022 2345 1111"), person("01234567", "ANANYA RAO")
+    )
+    assert [r["name"] for r in await people(pool)] == ["ANANYA RAO"]

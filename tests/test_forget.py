@@ -82,7 +82,7 @@ async def test_a_director_who_shared_a_phone_keeps_their_record_without_it(
     await _board(pool)
     # The secretary's contact matches Asha by phone (the oldest holder of a shared key wins).
     assert [r["din"] for r in await people(pool)] == ["01000001", "01000002"]
-    done = await forget(pool, airtable_client, keys_of("01000001", None, None))
+    done = await forget(pool, airtable_client, keys_of(din="01000001"))
     assert done.people == 1 and done.suppressed == ["din", "email", "phone"]
     await _board(pool)  # the next sync brings the same answer
     # Asha and the DIN-less secretary (known only by the forgotten phone) stay out; Ravi keeps his
@@ -105,7 +105,51 @@ async def test_a_shared_phone_is_refused_unless_all_are_meant(
         person("01000002", "Ravi Iyer", SECRETARY_PHONE),
     )
     with pytest.raises(AmbiguousPerson):
-        await forget(pool, airtable_client, keys_of(None, "+91 9845055555", None))
+        await forget(pool, airtable_client, keys_of(phone="+91 9845055555"))
     assert len(await people(pool)) == 2  # nothing done
-    done = await forget(pool, airtable_client, keys_of(None, "+91 9845055555", None), every=True)
+    done = await forget(pool, airtable_client, keys_of(phone="+91 9845055555"), every=True)
     assert done.people == 2 and await people(pool) == []
+
+
+SIGNATORIES = "U74999MH2019PTC334455"
+
+
+def test_a_signatory_known_by_pan_is_a_person_whose_pan_goes_nowhere_but_postgresql(flow: Flow) -> None:
+    """The issue's example: the company secretary and the CFO give the office phone and are known
+    by their PANs. Two people, two rows; the PAN is in no Airtable field, no log line, no answer
+    of the older API; `contacts forget --pan` takes it in any spelling."""
+    flow.attestr.companies[SIGNATORIES] = {
+        "valid": True,
+        "indexId": SIGNATORIES,
+        "businessName": "KAPOOR GUPTA ASSOCIATES PRIVATE LIMITED",
+        "contacts": [
+            {"indexId": "ABCPK1234F", "fullName": "NISHA KAPOOR", "mobileNumber": "022 2345 1111"},
+            {"indexId": "BCDPG2345K", "fullName": "DEEPAK GUPTA", "mobileNumber": "022 2345 1111"},
+            {"indexId": "०५६७८९१२", "fullName": "MEERA IYER", "mobileNumber": "98450 12399"},
+        ],
+    }
+    company = flow.company("Kapoor Gupta", SIGNATORIES)
+    answer = flow.http.post(
+        "/contacts/fetch",
+        headers={"X-API-Key": API_KEY},
+        json={"cin": SIGNATORIES, "company_airtable_id": company},
+    ).json()
+    assert sorted((c["fullName"], c["indexId"]) for c in answer["contacts"]) == [
+        ("DEEPAK GUPTA", None),  # known by PAN: not given out
+        ("MEERA IYER", "05678912"),
+        ("NISHA KAPOOR", None),
+    ]
+    rows = {c["Name"]: c for c in flow.contacts()}
+    assert set(rows) == {"NISHA KAPOOR", "DEEPAK GUPTA", "MEERA IYER"}
+    assert rows["MEERA IYER"]["DIN"] == "05678912" and "DIN" not in rows["NISHA KAPOOR"]
+    assert rows["NISHA KAPOOR"]["Phone Number"] == rows["DEEPAK GUPTA"]["Phone Number"] == "+912223451111"
+    for pan in ("ABCPK1234F", "BCDPG2345K"):
+        assert all(pan not in str(v) for row in rows.values() for v in row.values())
+    done = contacts_cli(flow, "--pan", " abcpk\u200b1234f ")
+    assert done.returncode == 0 and "Forgot 1 person(s): 1 Airtable row(s) deleted" in done.stdout, (
+        done.stderr
+    )
+    assert {c["Name"] for c in flow.contacts()} == {"DEEPAK GUPTA", "MEERA IYER"}
+    assert contacts_cli(flow, "--pan", "ABCP1234").returncode == 2  # not a PAN: one clear line
+    log = flow.service.log_path.read_text()
+    assert "ABCPK1234F" not in log and "BCDPG2345K" not in log

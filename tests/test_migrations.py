@@ -6,10 +6,18 @@ import asyncio
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import asyncpg
 
+from service.airtable import Airtable
+from service.database import create_pool
 from service.migrations import migrate, migration_files, pending_migrations
+from service.pusher import Pusher
+from service.standins.airtable import AirtableStandIn
+from service.standins.attestr import AttestrStandIn
+from tests.conftest import Running
+from tests.flow import settings_for
 
 
 async def _applied(url: str) -> list[str]:
@@ -61,3 +69,84 @@ def test_two_processes_migrating_at_once(empty_db_url: str) -> None:
     assert sum(f"applied {len(migration_files())} migration" in o for o in outputs) == 1, outputs
     assert sum("applied 0 migration" in o for o in outputs) == 1, outputs
     assert asyncio.run(_applied(empty_db_url)) == [p.name for p in migration_files()]
+
+
+async def _at(directory: Path, conn: asyncpg.Connection, upto: str) -> None:
+    """Apply the migrations up to `upto` (included), as an older version of the service did."""
+    for path in migration_files():
+        if path.name <= upto:
+            (directory / path.name).write_bytes(path.read_bytes())
+    await migrate(conn, directory)
+
+
+async def test_stored_identifiers_are_read_again_and_the_duplicates_merged(
+    empty_db_url: str, tmp_path: Path, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    """Yesterday's reader kept a DIN written in Devanagari digits as it was: one director became
+    two people, two Airtable rows. The migration makes them one (the oldest, with every link),
+    and the pusher deletes the other row."""
+    acme, beta, gamma = (airtable.standin.add_record("Companies", {"Company Name": n}) for n in "ABC")
+    rows = {
+        din: airtable.standin.add_record("Contacts", {"Name": name, "DIN": din, "Contact Key": key})
+        for din, name, key in (("05678912", "Meera Iyer", "ct_1"), ("०५६७८९१२", "MEERA IYER", "ct_2"))
+    }
+    conn = await asyncpg.connect(empty_db_url)
+    try:
+        await _at(tmp_path, conn, "007_select_options.sql")
+        for company in (acme, beta, gamma):
+            await conn.execute("INSERT INTO companies (airtable_id) VALUES ($1)", company)
+        await conn.executemany(
+            "INSERT INTO people (din, name, phone_e164, airtable_id, pushed_version, push_version) "
+            "VALUES ($1, $2, $3, $4, 1, 1)",
+            [
+                ("05678912", "Meera Iyer", None, rows["05678912"]),
+                ("०५६७८९१२", "MEERA IYER", "+919845012345", rows["०५६७८९१२"]),  # stored as written
+                ("१२३४५६७८", "Vikram Sethi", None, None),
+            ],
+        )
+        await conn.execute("INSERT INTO company_people VALUES (1, 1), (2, 2), (3, 2), (3, 3)")
+        assert await migrate(conn) == ["008_identities.sql", "009_identities_reread.py"]
+        people = await conn.fetch(
+            """SELECT p.id, p.din, p.name, p.phone_e164, p.airtable_id,
+                      p.push_version > p.pushed_version AS marked,
+                      ARRAY(SELECT company_id FROM company_people WHERE person_id = p.id ORDER BY 1)
+                          AS companies
+               FROM people p ORDER BY p.id"""
+        )
+        assert [dict(p) for p in people] == [
+            {
+                "id": 1,
+                "din": "05678912",
+                "name": "Meera Iyer",
+                "phone_e164": "+919845012345",
+                "airtable_id": rows["05678912"],
+                "marked": True,
+                "companies": [1, 2, 3],
+            },
+            {
+                "id": 3,
+                "din": "12345678",
+                "name": "Vikram Sethi",
+                "phone_e164": None,
+                "airtable_id": None,
+                "marked": True,
+                "companies": [3],
+            },
+        ]
+        assert await conn.fetchval("SELECT array_agg(airtable_id) FROM airtable_rows_to_delete") == [
+            rows["०५६७८९१२"]
+        ]
+    finally:
+        await conn.close()
+    pool = await create_pool(empty_db_url)
+    try:
+        settings = settings_for(airtable, attestr)
+        pusher = Pusher(pool, Airtable(settings, pool), settings, linger_s=0.0)
+        while await pusher.push_once():
+            pass
+    finally:
+        await pool.close()
+    shown = {r["fields"]["Contact Key"]: r["fields"] for r in airtable.standin.records("Contacts")}
+    assert set(shown) == {"ct_1", "ct_3"}  # the other row is gone; Vikram gets his row
+    assert shown["ct_1"]["DIN"] == "05678912" and shown["ct_1"]["Company"] == [acme, beta, gamma]
+    assert shown["ct_3"]["DIN"] == "12345678"

@@ -1,14 +1,9 @@
 import pytest
 
-from service.normalize import (
-    address_text,
-    clean_text,
-    name_key,
-    normalize_contact,
-    normalize_din,
-    normalize_email,
-    normalize_phone,
-)
+from service.identifiers import din as normalize_din
+from service.identifiers import phone as normalize_phone
+from service.identifiers import plain as clean_text
+from service.normalize import address_text, name_key, normalize_contact, normalize_email
 
 
 @pytest.mark.parametrize(
@@ -53,7 +48,12 @@ def test_invalid_phone_keeps_raw_but_has_no_key(raw: str) -> None:
     assert phone.raw == raw
 
 
-@pytest.mark.parametrize("raw", [None, "", "   ", True, {"a": 1}, [1, 2]])
+def test_a_phone_as_a_list_is_its_first_valid_number() -> None:
+    assert normalize_phone(["", "not a phone", "98765 43210", "91234 56789"]).e164 == "+919876543210"
+    assert normalize_phone([1, 2]) == ("1", None, None)  # none valid: the first, raw, is kept
+
+
+@pytest.mark.parametrize("raw", [None, "", "   ", True, {"a": 1}, [], [None, ""]])
 def test_phone_missing_or_wrong_type(raw: object) -> None:
     assert normalize_phone(raw).raw is None and normalize_phone(raw).e164 is None
 

@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 
 from service import validation
 from service.errors import ApiError
+from service.identifiers import phone as normalize_phone
 from service.logs import mask_text
-from service.normalize import normalize_contact, normalize_email, normalize_phone
+from service.normalize import normalize_contact, normalize_email
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "300"))
 settings.register_profile(
@@ -167,7 +168,11 @@ def test_no_phone_or_email_survives_masking(number: str, email: str, noise: str)
     assert number not in masked.replace(" ", "") and email not in masked
 
 
-def test_a_cin_in_another_script_s_digits_is_refused() -> None:
+def test_a_cin_in_another_script_s_digits_is_read_as_ascii() -> None:
+    """Identifiers are read one way (service/identifiers.py): a CIN typed with Devanagari digits,
+    or copied with a zero-width space, is the CIN; what is still not one is refused."""
+    assert validation.cin("U७२२००KA२०१५PTC०८१२३४") == "U72200KA2015PTC081234"
+    assert validation.cin(["", "\ufeffu72200ka2015ptc081234\u200b"]) == "U72200KA2015PTC081234"  # a lookup
     with pytest.raises(ApiError) as caught:
-        validation.cin("U७२२००KA२०१५PTC०८१२३४")
+        validation.cin("U७२२००KA२०१५PTC")
     assert caught.value.code == "invalid_cin"

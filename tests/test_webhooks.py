@@ -60,8 +60,9 @@ def post(
         ({"recordId": "tblAAAAAAAAAAAAAA"}, None, None, 422, "invalid_record_id", "recordId"),
         ({"record_id": RECORD, "cin": "U72200KA2015PTC08123"}, None, None, 422, "invalid_cin", "cin"),
         ({"record_id": RECORD, "cin": "not a cin"}, None, None, 422, "invalid_cin", "cin"),
-        ({"record_id": RECORD, "cin": 72200}, None, None, 422, "invalid_field", "cin"),
-        ({"record_id": RECORD, "cin": ["U72200KA2015PTC081234"]}, None, None, 422, "invalid_field", "cin"),
+        ({"record_id": RECORD, "cin": 72200}, None, None, 422, "invalid_cin", "cin"),  # read as text
+        ({"record_id": RECORD, "cin": {"value": CIN}}, None, None, 422, "invalid_field", "cin"),
+        ({"record_id": RECORD, "cin": [[CIN]]}, None, None, 422, "invalid_field", "cin"),
     ],
 )
 def test_bad_input(
@@ -88,6 +89,8 @@ def test_bad_input(
         ({"recordId": RECORD, "cin": " u72200ka2015ptc081234 "}, None),
         ({"record_id": RECORD, "cin": "AAB-1234", "unknown": {"ignored": True}}, None),
         ({"record_id": RECORD, "cin": ""}, None),
+        ({"record_id": RECORD, "cin": ["", CIN]}, None),  # from a lookup field: the first usable
+        ({"record_id": RECORD, "cin": "\u200bU७२२००KA२०१५PTC०८१२३४\ufeff"}, None),  # read as ASCII
         ({"record_id": RECORD}, {"X-Webhook-Secret": "rotated-out"}),
         ({"record_id": RECORD}, {"X-Webhook-Secret": "", "Authorization": f"Bearer {SECRET}"}),
     ],

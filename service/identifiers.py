@@ -1,0 +1,191 @@
+"""Identifiers read one way, wherever they come from: DIN, PAN, CIN, LLPIN and phone numbers.
+
+Every entry point goes through here: the webhook and the manual API (a CIN), the command line
+(`contacts forget`), Attestr's answers (`indexId`, `mobileNumber`) and Airtable's cells (a CIN
+typed by a person, a lookup's list). Whatever arrives is read the same way before any check:
+
+* one value: from a list, the first usable element; a number as its digits (a spreadsheet's
+  `9876543210.0` too);
+* markup and HTML entities removed; invisible characters (zero-width spaces and joiners, the
+  byte-order mark, soft hyphens, direction marks: Unicode's format characters) and control
+  characters removed; every kind of space (the no-break space too) one plain space;
+* for identifiers, compatibility forms folded (NFKC: fullwidth `ＵＡＢ１` is `UAB1`) and the
+  digits of every script read as ASCII digits (`०५६७८९१२` is `05678912`).
+
+Sources: a DIN is eight digits (Companies Act 2013, s. 153; MCA's DIN format); a PAN is ten
+characters, five letters, four digits, one letter (Income Tax Department, "Permanent Account
+Number"); a CIN is 21 characters and an LLPIN `AAA-1234` (MCA); phones are read by phonenumbers
+with India as the default region.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeVar
+
+import phonenumbers
+from phonenumbers import PhoneNumberType
+
+T = TypeVar("T")
+MAX_TEXT = 500
+
+# An HTML tag; `<name@example.com>` is an address in angle brackets, not a tag.
+_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9]*(?:\s[^<>]*)?/?>")
+_SPACE = re.compile(r"\s+")
+_PRINTABLE_ASCII = re.compile(r"^[\x20-\x7e]*$")
+_INTEGRAL_FLOAT = re.compile(r"^(\d+)\.0+$")
+# ASCII only: `\d` alone also matches other scripts' digits.
+_DIN = re.compile(r"^\d{1,8}$", re.ASCII)
+_PAN = re.compile(r"^[A-Z]{5}\d{4}[A-Z]$", re.ASCII)
+_CIN = re.compile(r"^[LU]\d{5}[A-Z]{2}\d{4}[A-Z]{3}\d{6}$", re.ASCII)
+_LLPIN = re.compile(r"^[A-Z]{3}-\d{4}$", re.ASCII)
+_PHONE_TYPES = {PhoneNumberType.MOBILE: "Mobile", PhoneNumberType.FIXED_LINE: "Landline"}
+_WRITTEN_COUNTRY_CODE = re.compile(r"^0+91(\d{10})$")
+_PLAIN_PHONE = re.compile(r"^[0-9 +()./-]*$")  # nothing but what phone numbers are written with
+
+
+def _visible(char: str) -> str:
+    """A character as it counts: control and format characters are nothing, spaces a space."""
+    category = unicodedata.category(char)
+    if category in ("Cc", "Cf", "Cs", "Co", "Cn") and char not in "\t\n\r":
+        return ""
+    return " " if category in ("Zs", "Zl", "Zp") or char in "\t\n\r" else char
+
+
+def plain(value: Any, max_len: int = MAX_TEXT) -> str | None:
+    """A printable, single-spaced string from anything a caller or a service might send, or
+    None: the first element of a list, a number as text, markup, invisible and control
+    characters removed. Letters and digits are left as written (names and addresses)."""
+    if isinstance(value, list | tuple):  # the first element with something written in it
+        return next((t for v in value if not isinstance(v, list | tuple) and (t := plain(v, max_len))), None)
+    if value is None or isinstance(value, bool | dict):
+        return None
+    if isinstance(value, float):
+        if not value.is_integer():
+            return str(value)[:max_len]
+        value = int(value)
+    text = str(value)
+    if not _PRINTABLE_ASCII.match(text):
+        text = "".join(map(_visible, text))
+    if "<" in text or "&" in text:
+        text = html.unescape(_TAG.sub(" ", text))
+        text = "".join(map(_visible, text)) if not _PRINTABLE_ASCII.match(text) else text
+    return _SPACE.sub(" ", text).strip()[:max_len] or None
+
+
+def folded(value: Any, max_len: int = MAX_TEXT) -> str | None:
+    """`plain`, then compatibility forms folded (NFKC) and every script's digits as ASCII."""
+    text = plain(value, max_len)
+    if text is None or text.isascii():
+        return text
+    text = unicodedata.normalize("NFKC", text)
+    return "".join(str(unicodedata.decimal(c)) if c.isdecimal() else c for c in text)
+
+
+def _first(value: Any, read: Callable[[Any], T | None]) -> T | None:
+    """Of a list, the first element `read` makes something of; else `read` of the value."""
+    if isinstance(value, list | tuple):
+        return next((found for v in value if (found := read(v)) is not None), None)
+    return read(value)
+
+
+def _din(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return None
+    text = folded(value, 50)
+    text = text.replace(" ", "") if text else None
+    # A DIN that arrived as a number lost its leading zeros: they are put back.
+    return text.zfill(8) if text and _DIN.match(text) and int(text) > 0 else None
+
+
+def din(value: Any) -> str | None:
+    """A Director Identification Number: eight ASCII digits, or None."""
+    return _first(value, _din)
+
+
+def _pan(value: Any) -> str | None:
+    text = folded(value, 50)
+    text = text.replace(" ", "").upper() if text else None
+    return text if text and _PAN.match(text) else None
+
+
+def pan(value: Any) -> str | None:
+    """A Permanent Account Number: five letters, four digits, one letter (upper case), or None."""
+    return _first(value, _pan)
+
+
+def identity(value: Any) -> tuple[str | None, str | None]:
+    """(DIN, PAN) from Attestr's `indexId`: a DIN for a director, a PAN for a signatory who is
+    not one (a company secretary, a CFO); at most one of the two."""
+    found = din(value)
+    return (found, None) if found else (None, pan(value))
+
+
+def _cin(value: Any) -> str | None:
+    text = folded(value, 60)
+    text = text.replace(" ", "").upper() if text else None
+    return text if text and (_CIN.match(text) or _LLPIN.match(text)) else None
+
+
+def cin(value: Any) -> str | None:
+    """A CIN (`U72200KA2015PTC081234`) or LLPIN (`AAB-1234`) in canonical form, or None."""
+    return _first(value, _cin)
+
+
+class Phone(NamedTuple):
+    raw: str | None
+    e164: str | None = None
+    type: str | None = None
+
+
+def _valid(text: str) -> tuple[phonenumbers.PhoneNumber, PhoneNumberType] | None:
+    """The number and its type when phonenumbers considers it valid. The type is the same test
+    as `is_valid_number` (UNKNOWN means not valid), so it is done once."""
+    try:
+        number = phonenumbers.parse(text, "IN")
+    except phonenumbers.NumberParseException:
+        return None
+    kind = phonenumbers.number_type(number)
+    return (number, kind) if kind != PhoneNumberType.UNKNOWN else None
+
+
+def _parsed_phone(text: str) -> tuple[phonenumbers.PhoneNumber, PhoneNumberType] | None:
+    if found := _valid(text):
+        return found
+    # "091 98200 12345": the country code written after a trunk zero.
+    written = _WRITTEN_COUNTRY_CODE.match(re.sub(r"[^\d+]", "", text, flags=re.ASCII))
+    if written and (found := _valid(f"+91{written.group(1)}")):
+        return found
+    # Two numbers in one field ("98765 43210 / 91234 56789"): the first valid one.
+    for match in phonenumbers.PhoneNumberMatcher(text, "IN", leniency=phonenumbers.Leniency.VALID):
+        return match.number, phonenumbers.number_type(match.number)
+    return None
+
+
+def _phone(value: Any) -> Phone:
+    if isinstance(value, str) and _PLAIN_PHONE.match(value):
+        raw = " ".join(value.split())[:100] or None  # the common case needs no cleaning
+        text = raw
+    else:
+        raw = plain(value, 100)
+        text = folded(raw, 100)
+    if raw is None or text is None:
+        return Phone(None)
+    found = _parsed_phone(_INTEGRAL_FLOAT.sub(r"\1", text))  # 9876543210.0 from a spreadsheet
+    if found is None:
+        return Phone(raw)
+    number, kind = found
+    e164 = f"+{number.country_code}{phonenumbers.national_significant_number(number)}"  # E.164
+    return Phone(raw, e164, _PHONE_TYPES.get(kind))
+
+
+def phone(value: Any) -> Phone:
+    """E.164 (default region IN) when phonenumbers considers the number valid, with its type
+    (Mobile, Landline, or None); the raw value always. Of a list, the first valid number."""
+    if isinstance(value, list | tuple):
+        readings = [_phone(v) for v in value]
+        return next((p for p in readings if p.e164), next((p for p in readings if p.raw), Phone(None)))
+    return _phone(value)

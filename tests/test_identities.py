@@ -1,0 +1,192 @@
+"""Identities end to end, on generated Attestr answers as messy as real filings: DINs and PANs in
+Devanagari, Arabic-Indic, Bengali or fullwidth digits, with zero-width spaces, byte-order marks,
+no-break spaces and control characters, as lists, numbers or None; directors sharing the office
+phone. After each sync the Airtable stand-in's rows show that no two different DINs (or PANs)
+share a row, that no identifier reaches Airtable with a non-ASCII digit or an invisible
+character, that no PAN reaches Airtable at all, and that running the sync again changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import unicodedata
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from service.airtable import Airtable
+from service.attestr import parse_answer
+from service.companies import ensure_company
+from service.database import create_pool, in_transaction
+from service.dedup import CompanyContacts, upsert_people
+from service.pusher import Pusher
+from service.standins.airtable import AirtableStandIn
+from service.standins.attestr import AttestrStandIn
+from tests.conftest import Running
+from tests.flow import settings_for
+from tests.test_identifiers import DIGITS, INVISIBLE, written
+
+
+@dataclass(frozen=True)
+class Someone:
+    kind: str  # "din", "pan" or "" (no identity)
+    identity: str
+    name: str
+    phone: str | None
+
+
+_NAMES = ["ANANYA RAO", "VIKRAM SETHI", "NISHA KAPOOR", "DEEPAK GUPTA", "MEERA IYER", "FARAH KHAN"]
+_PHONES = ["022 2345 1111", "98450 12345", "98450 12346", None]  # the first: the office's
+
+someone = st.builds(
+    Someone,
+    st.sampled_from(["din", "din", "pan", ""]),
+    st.one_of(
+        st.from_regex(r"0[1-9][0-9]{6}", fullmatch=True),
+        st.from_regex(r"[A-Z]{5}[0-9]{4}[A-Z]", fullmatch=True),
+    ),
+    st.sampled_from(_NAMES),
+    st.sampled_from(_PHONES),
+)
+
+
+@st.composite
+def messy(draw: st.DrawFn, text: str | None) -> Any:
+    """`text` as a filing might carry it."""
+    if text is None:
+        return None
+    out = written(text, draw(st.sampled_from(list(DIGITS))))
+    for char in draw(st.lists(st.sampled_from(INVISIBLE), max_size=3)):
+        at = draw(st.integers(0, len(out)))
+        out = out[:at] + char + out[at:]
+    shape = draw(st.sampled_from(["text", "text", "list", "number"]))
+    if shape == "list":
+        return [None, "", out]
+    if shape == "number" and text.isdigit():
+        return int(text)
+    return out
+
+
+@st.composite
+def answers(draw: st.DrawFn) -> list[list[dict[str, Any]]]:
+    """Two companies' answers over one set of people (some on both boards)."""
+    people = draw(st.lists(someone, min_size=1, max_size=6, unique_by=lambda p: p.identity))
+    boards = [draw(st.lists(st.sampled_from(people), min_size=1, max_size=5)) for _ in range(2)]
+    return [
+        [
+            {
+                "indexId": draw(
+                    messy(p.identity if p.kind == ("din" if p.identity[0].isdigit() else "pan") else None)
+                ),
+                "fullName": p.name,
+                "mobileNumber": draw(messy(p.phone)),
+                "emailAddress": None,
+            }
+            for p in board
+        ]
+        for board in boards
+    ]
+
+
+def _clean(value: Any) -> bool:
+    """No invisible or control character, and every digit ASCII."""
+    texts = value if isinstance(value, list) else [value]
+    return all(
+        not isinstance(t, str)
+        or all(unicodedata.category(c) not in ("Cc", "Cf") and (not c.isdecimal() or c.isascii()) for c in t)
+        for t in texts
+    )
+
+
+async def _sync(
+    db_url: str,
+    airtable: Running[AirtableStandIn],
+    attestr: Running[AttestrStandIn],
+    companies: list[str],
+    answer: list[list[dict]],
+) -> None:
+    pool = await create_pool(db_url)
+    try:
+        for record_id, contacts in zip(companies, answer, strict=True):
+
+            async def store(
+                conn: asyncpg.Connection, record_id: str = record_id, contacts: list = contacts
+            ) -> None:
+                company_id = await ensure_company(conn, record_id)
+                parsed = parse_answer("U72200KA2015PTC081234", {"valid": True, "contacts": contacts}, 100)
+                await upsert_people(conn, [CompanyContacts(company_id, parsed.contacts)])
+
+            await in_transaction(pool, store)
+        settings = settings_for(airtable, attestr, AIRTABLE_RATE_LIMIT_RPS="40")
+        pusher = Pusher(pool, Airtable(settings, pool), settings, linger_s=0.0)
+        while await pusher.push_once():
+            pass
+    finally:
+        await pool.close()
+
+
+async def _reset(db_url: str) -> None:
+    conn = await asyncpg.connect(db_url)
+    try:
+        await conn.execute(
+            "TRUNCATE people, companies, company_people, jobs, job_rows, airtable_missing_options,"
+            " airtable_rows_to_delete RESTART IDENTITY CASCADE"
+        )
+    finally:
+        await conn.close()
+
+
+async def _people(db_url: str) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(db_url)
+    try:
+        return await conn.fetch("SELECT id, din, pan, name, phone_e164, airtable_id FROM people ORDER BY id")
+    finally:
+        await conn.close()
+
+
+def test_messy_identities_never_merge_two_people_nor_reach_airtable_unread(
+    db_url: str, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    airtable.standin.rate_limit = 10_000
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(answers())
+    def example(answer: list[list[dict]]) -> None:
+        asyncio.run(_reset(db_url))
+        for table in airtable.standin.tables:
+            table.records.clear()
+        companies = [airtable.standin.add_record("Companies", {"Company Name": n}) for n in ("A", "B")]
+        asyncio.run(_sync(db_url, airtable, attestr, companies, answer))
+        people = asyncio.run(_people(db_url))
+        rows = airtable.standin.records("Contacts")
+        # Every identity that came in is one person, and two different ones never one person.
+        given_dins = {d for board in answer for c in board if (d := _read(c["indexId"], "din"))}
+        given_pans = {p for board in answer for c in board if (p := _read(c["indexId"], "pan"))}
+        assert {p["din"] for p in people if p["din"]} == given_dins
+        assert {p["pan"] for p in people if p["pan"]} == given_pans
+        # Airtable: one row a person, identifiers read, no PAN anywhere.
+        assert len(rows) == len(people) and len({r["fields"]["Contact Key"] for r in rows}) == len(rows)
+        for row in rows:
+            fields = row["fields"]
+            assert all(_clean(v) for v in fields.values()), fields
+            assert "DIN" not in fields or (
+                fields["DIN"].isascii() and fields["DIN"].isdigit() and len(fields["DIN"]) == 8
+            )
+            assert not any(pan in str(v) for pan in given_pans for v in fields.values())
+        # The same answers again change nothing, in PostgreSQL or in Airtable.
+        writes = len(airtable.standin.write_requests())
+        asyncio.run(_sync(db_url, airtable, attestr, companies, answer))
+        assert asyncio.run(_people(db_url)) == people
+        assert len(airtable.standin.write_requests()) == writes
+        assert airtable.standin.records("Contacts") == rows
+
+    example()
+
+
+def _read(value: Any, kind: str) -> str | None:
+    from service import identifiers
+
+    din, pan = identifiers.identity(value)
+    return din if kind == "din" else pan
