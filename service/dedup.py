@@ -259,45 +259,84 @@ class _Plan:
     matched: dict[int, list[tuple[Contact, _Person, str]]]  # company -> each contact's person and how
 
 
+class _Matcher:
+    """Contacts matched one by one against an index, each becoming or updating a person."""
+
+    def __init__(self, index: _Index) -> None:
+        self.index = index
+        self._new = 0
+
+    def take(self, contact: Contact, company_id: int) -> tuple[_Person, str]:
+        """The person the contact is (made or updated) and how it matched."""
+        person, how = _match(self.index, contact, company_id)
+        if person is None:
+            self._new += 1
+            person = _Person(id=None, age=2**62 + self._new, changed=True, visible=True)
+            _fill(person, contact, replace=True)
+            person.set("din", contact.din)
+            person.set("pan", contact.pan)
+            person.company_ids.add(company_id)
+            self.index.add(person)
+            return person, how
+        if how == "claim" and (identity := _identity(contact)):
+            person.set(*identity)
+        # A claim makes the person that identity's: like a match by it, the newer values count
+        # (the next sync matches by the identity and would change them then).
+        _fill(person, contact, replace=how in (*IDENTITIES, "claim"), skip_email=how == "conflict")
+        person.company_ids.add(company_id)
+        self.index.reindex(person)
+        return person, how
+
+
+def _as_contact(person: _Person) -> Contact:
+    return Contact(
+        din=person.din,
+        pan=person.pan,
+        name=person.name,
+        name_raw=person.name_raw,
+        phone=Phone(person.phone_raw, person.phone_e164, person.phone_type),
+        email=Email(person.email_raw, person.email),
+        addresses=person.addresses,
+    )
+
+
+def _collapse(batch: CompanyContacts) -> list[tuple[Contact, list[int]]]:
+    """The answer's contacts with its own duplicates merged first, by the same rules, in the
+    answer's order: each merged contact, and the positions in the answer it stands for. Merging
+    first makes the outcome the same however often the answer is stored."""
+    matcher, order, positions = _Matcher(_Index([])), [], defaultdict(list)
+    for position, contact in enumerate(batch.contacts):
+        person, _how = matcher.take(contact, batch.company_id)
+        if not positions[id(person)]:
+            order.append(person)
+        positions[id(person)].append(position)
+    return [(_as_contact(person), positions[id(person)]) for person in order]
+
+
 def resolve(batches: list[CompanyContacts], candidates: Iterable[_Person]) -> _Plan:
     """Match every contact of every batch, in order, against the candidates and each other."""
-    index = _Index(candidates)
+    matcher = _Matcher(_Index(candidates))
     links: dict[int, list[_Person]] = {}
     conflicts: list[dict[str, Any]] = []
     matched: dict[int, list[tuple[Contact, _Person, str]]] = defaultdict(list)
-    seq = 0
     for batch in batches:
         linked = links.setdefault(batch.company_id, [])
-        for position, contact in enumerate(batch.contacts):
-            person, how = _match(index, contact, batch.company_id)
-            if person is None:
-                seq += 1
-                person = _Person(id=None, age=2**62 + seq, changed=True, visible=True)
-                _fill(person, contact, replace=True)
-                person.set("din", contact.din)
-                person.set("pan", contact.pan)
-                person.company_ids.add(batch.company_id)
-                index.add(person)
-            else:
-                if how == "claim" and (identity := _identity(contact)):
-                    person.set(*identity)
-                _fill(person, contact, replace=how in IDENTITIES, skip_email=how == "conflict")
-                if how == "conflict":
-                    email_owner = index.oldest("email", contact.email.address)
-                    conflicts.append(
-                        {
-                            "company_id": batch.company_id,
-                            "position": position,
-                            "phone_person_id": person.id,
-                            "email_person_id": email_owner.id if email_owner else None,
-                        }
-                    )
-                person.company_ids.add(batch.company_id)
-                index.reindex(person)
+        for contact, positions in _collapse(batch):
+            person, how = matcher.take(contact, batch.company_id)
+            if how == "conflict":
+                email_owner = matcher.index.oldest("email", contact.email.address)
+                conflicts.append(
+                    {
+                        "company_id": batch.company_id,
+                        "position": positions[0],
+                        "phone_person_id": person.id,
+                        "email_person_id": email_owner.id if email_owner else None,
+                    }
+                )
             if all(p is not person for p in linked):
                 linked.append(person)
-            matched[batch.company_id].append((contact, person, how))
-    return _Plan(index, links, conflicts, matched)
+            matched[batch.company_id] += [(batch.contacts[i], person, how) for i in positions]
+    return _Plan(matcher.index, links, conflicts, matched)
 
 
 def _lock_keys(batches: list[CompanyContacts]) -> list[int]:

@@ -122,9 +122,13 @@ async def test_din_less_person_seen_earlier_gets_the_din(pool: asyncpg.Pool) -> 
     rows = await people(pool)
     assert len(rows) == 1
     assert rows[0]["din"] == "03333333"
-    assert rows[0]["email"] == "sunil@joshi.example"  # filled: it was empty
-    assert rows[0]["name"] == "Sunil Joshi"  # not renamed by that first, weaker match
+    assert rows[0]["email"] == "sunil@joshi.example"
+    # The DIN now makes the person: its filing's values count at once, as a DIN match would take
+    # them the next time (storing the same answer twice changes nothing).
+    assert rows[0]["name"] == "SUNIL JOSHI"
     assert rows[0]["companies"] == [ACME, BETA]
+    await sync(pool, BETA, person("03333333", "SUNIL JOSHI", "+91 98111 22233", "sunil@joshi.example"))
+    assert [dict(r) for r in await people(pool)] == [dict(r) for r in rows]
     await sync(pool, BETA, person("03333333", "Sunil K Joshi", "9811122233"))
     assert (await people(pool))[0]["name"] == "Sunil K Joshi"  # a DIN match takes newer values
 
@@ -140,7 +144,8 @@ async def test_din_less_person_found_by_email_or_by_company_and_name_gets_the_di
         person("05555555", "om  prakash"),
     )
     rows = await people(pool)
-    assert [(r["name"], r["din"]) for r in rows] == [("Nisha Kapoor", "04444444"), ("Om Prakash", "05555555")]
+    # Claimed by a DIN, each takes its filing's values (as the next DIN match would).
+    assert [(r["name"], r["din"]) for r in rows] == [("Nisha Kapoor", "04444444"), ("om prakash", "05555555")]
 
 
 async def test_a_secretarys_record_is_not_given_a_directors_din(pool: asyncpg.Pool) -> None:

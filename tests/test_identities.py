@@ -8,14 +8,16 @@ character, that no PAN reaches Airtable at all, and that running the sync again 
 from __future__ import annotations
 
 import asyncio
+import os
 import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
+from service import identifiers
 from service.airtable import Airtable
 from service.attestr import parse_answer
 from service.companies import ensure_company
@@ -27,6 +29,8 @@ from service.standins.attestr import AttestrStandIn
 from tests.conftest import Running
 from tests.flow import settings_for
 from tests.test_identifiers import DIGITS, INVISIBLE, written
+
+EXAMPLES = int(os.environ.get("IDENTITY_EXAMPLES", "40"))  # each is two syncs through Airtable
 
 
 @dataclass(frozen=True)
@@ -151,9 +155,10 @@ def test_messy_identities_never_merge_two_people_nor_reach_airtable_unread(
 ) -> None:
     airtable.standin.rate_limit = 10_000
 
-    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
     @given(answers())
     def example(answer: list[list[dict]]) -> None:
+        note(repr(answer))
         asyncio.run(_reset(db_url))
         for table in airtable.standin.tables:
             table.records.clear()
@@ -186,7 +191,5 @@ def test_messy_identities_never_merge_two_people_nor_reach_airtable_unread(
 
 
 def _read(value: Any, kind: str) -> str | None:
-    from service import identifiers
-
     din, pan = identifiers.identity(value)
     return din if kind == "din" else pan
