@@ -345,6 +345,12 @@ class Airtable:
                 log.warning("airtable.listing_restarted", table=table.id_or_name, records_read=len(found))
         raise AssertionError("unreachable")
 
+    async def contact_ids_by_key_prefix(self, prefix: str) -> list[str]:
+        """The ids of Contacts rows whose Contact Key starts with `prefix`."""
+        name = self.settings.field("CONTACT_KEY")
+        formula = formulas.EQ(formulas.LEFT(formulas.Field(name), len(prefix)), prefix)
+        return [row["id"] for row in await self.list_records(self.contacts, formula=formula, fields=[name])]
+
     async def contact_ids_by_key(self, keys: list[str]) -> list[str]:
         """The ids of Contacts rows whose Contact Key is one of `keys` (ten keys a request)."""
         name = self.settings.field("CONTACT_KEY")

@@ -35,9 +35,9 @@ from .airtable import Airtable, AirtableError, AirtableNotConfigured
 from .app import create_app
 from .attestr_gate import AttestrGate
 from .config import Settings, load_settings
-from .database import create_pool, database_url
+from .database import DATABASE_ERRORS, create_pool, database_url
 from .logs import configure_logging
-from .migrations import migrate
+from .migrations import migrate, pending_migrations
 from .runtime import Runtime
 from .webhook_payloads import PayloadReader
 
@@ -238,7 +238,29 @@ def _doctor(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _doctor_run(settings: Settings, args: argparse.Namespace) -> int:
-    airtable = Airtable(settings, None)  # one client: the checks and the write check share its pace
+    # One client for the checks and the write check, sharing the base's rate limit with the
+    # running service through the database when it can be reached (else pacing itself).
+    pool = await _pool_if_migrated(settings)
+    try:
+        return await _doctor_checks(settings, args, Airtable(settings, pool))
+    finally:
+        if pool is not None:
+            await pool.close()
+
+
+async def _pool_if_migrated(settings: Settings) -> asyncpg.Pool | None:
+    try:
+        pool = await asyncio.wait_for(create_pool(database_url(settings), min_size=1, max_size=2), 10)
+    except (*DATABASE_ERRORS, ValueError, OSError, asyncio.TimeoutError):
+        return None
+    async with pool.acquire() as conn:
+        if not await pending_migrations(conn):
+            return pool
+    await pool.close()
+    return None
+
+
+async def _doctor_checks(settings: Settings, args: argparse.Namespace, airtable: Airtable) -> int:
     checks = await doctor.run(settings, fix=args.fix, airtable=airtable)
     console = _console()
     marks = {doctor.OK: "[green]✓[/]", doctor.WARN: "[yellow]![/]", doctor.FAIL: "[red]✗[/]"}

@@ -9,6 +9,7 @@ they were (the link's other side goes with the row).
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import Any
 
 from .airtable import Airtable, AirtableError
 
+PREFIX = "ct_write_check_"
 WARNING = (
     "This writes one throw-away row to the Contacts table, links it to the first company, reads it "
     "back and deletes it (no CIN anywhere: Attestr is not called). The base's own automations on "
@@ -36,12 +38,10 @@ class _StepFailed(Exception):
 
 async def run(airtable: Airtable, say: Callable[[Step], None] = lambda _s: None) -> list[Step]:
     """The steps and what each showed; `say` hears each as it ends. Never raises AirtableError:
-    a refusal is a failed step."""
-    settings = airtable.settings
-    key = f"ct_write_check_{secrets.token_hex(4)}"
+    a refusal is a failed step. Whatever happens, an interruption included, the row is deleted;
+    a row an interrupted earlier run left (its Contact Key starts with `ct_write_check_`) goes
+    first."""
     steps: list[Step] = []
-    row: str | None = None
-    written = deleted = False
 
     def step(name: str, ok: bool | None, detail: str) -> None:
         steps.append(Step(name, ok, detail))
@@ -49,70 +49,88 @@ async def run(airtable: Airtable, say: Callable[[Step], None] = lambda _s: None)
         if ok is False:
             raise _StepFailed(detail)
 
-    try:
-        fields = (await airtable.fields())["contacts"]
-        missing = [settings.field(k) for k in ("NAME", "CONTACT_KEY") if settings.field(k) not in fields]
-        if missing:
-            step(
-                "write",
-                False,
-                f"the Contacts table lacks {', '.join(missing)}: run `contact-sync doctor --fix`",
-            )
-        values = _values(airtable, key, fields)
-
-        written = True  # from here on the row may exist, even if an answer is lost
-        answer = await airtable.upsert_contacts([{"fields": values}])
-        row = answer["records"][0]["id"]
-        step(
-            "write",
-            answer.get("createdRecords") == [row],
-            f"created {row} (Contact Key {key}) with {', '.join(values)}",
-        )
-
-        again = await airtable.upsert_contacts([{"fields": values}])
-        rows = await airtable.contact_ids_by_key([key])
-        step(
-            "write again",
-            again.get("updatedRecords") == [row] and not again.get("createdRecords") and rows == [row],
-            f"updated {row}; rows with that Contact Key: {len(rows)}",
-        )
-
-        company = await airtable.call(airtable.companies.first, fields=[settings.field("COMPANY_NAME")])
-        link = settings.field("COMPANY")
-        if company is None:
-            step("link to a company", None, "skipped: the Companies table is empty")
-        elif link not in fields:
-            step("link to a company", None, f'skipped: the Contacts table has no "{link}" field')
-        else:
-            linked = await airtable.upsert_contacts([{"id": row, "fields": {link: [company["id"]]}}])
-            shown = linked["records"][0]["fields"].get(link)
-            step(
-                "link to a company",
-                shown == [company["id"]],
-                f"{row} → {company['id']}: Airtable shows {shown}",
-            )
-
-        read = (await airtable.call(airtable.contacts.get, row))["fields"]
-        differ = sorted(name for name, value in values.items() if read.get(name) != value)
-        step(
-            "read back",
-            not differ,
-            "every value as written" if not differ else f"differs: {', '.join(differ)}",
-        )
-
-        await airtable.delete_contacts([row])
-        left = await airtable.contact_ids_by_key([key])
-        deleted = not left
-        step("delete", deleted, f"deleted {row}" if deleted else f"still there: {left}")
-    except AirtableError as exc:
+    def refused(exc: AirtableError) -> None:
         steps.append(Step(_next(steps), False, exc.message))
         say(steps[-1])
+
+    try:
+        await _leftovers(airtable, step)
+    except AirtableError as exc:
+        steps.append(Step("earlier rows", False, exc.message))
+        say(steps[-1])
+        return steps
+    key = f"{PREFIX}{secrets.token_hex(4)}"
+    try:
+        await _steps(airtable, key, step)
+    except AirtableError as exc:
+        refused(exc)
     except _StepFailed:
         pass
-    if written and not deleted:
-        steps.append(await _clean_up(airtable, key))
-        say(steps[-1])
+    finally:
+        # Shielded: an interruption (Ctrl-C, a signal) cannot stop the row being deleted.
+        cleaned = await asyncio.shield(_clean_up(airtable, key))
+        if cleaned is not None:
+            steps.append(cleaned)
+            say(cleaned)
     return steps
+
+
+async def _leftovers(airtable: Airtable, step: Callable[[str, bool | None, str], None]) -> None:
+    rows = await airtable.contact_ids_by_key_prefix(PREFIX)
+    if rows:
+        await airtable.delete_contacts(rows)
+        step("earlier rows", True, f"deleted {len(rows)} row(s) an interrupted write check had left")
+
+
+async def _steps(airtable: Airtable, key: str, step: Callable[[str, bool | None, str], None]) -> None:
+    settings = airtable.settings
+    fields = (await airtable.fields())["contacts"]
+    missing = [settings.field(k) for k in ("NAME", "CONTACT_KEY") if settings.field(k) not in fields]
+    if missing:
+        step(
+            "write", False, f"the Contacts table lacks {', '.join(missing)}: run `contact-sync doctor --fix`"
+        )
+    values = _values(airtable, key, fields)
+
+    answer = await airtable.upsert_contacts([{"fields": values}])
+    row = answer["records"][0]["id"]
+    step(
+        "write",
+        answer.get("createdRecords") == [row],
+        f"created {row} (Contact Key {key}) with {', '.join(values)}",
+    )
+
+    again = await airtable.upsert_contacts([{"fields": values}])
+    rows = await airtable.contact_ids_by_key([key])
+    step(
+        "write again",
+        again.get("updatedRecords") == [row] and not again.get("createdRecords") and rows == [row],
+        f"updated {row}; rows with that Contact Key: {len(rows)}",
+    )
+
+    company = await airtable.call(airtable.companies.first, fields=[settings.field("COMPANY_NAME")])
+    link = settings.field("COMPANY")
+    if company is None:
+        step("link to a company", None, "skipped: the Companies table is empty")
+    elif link not in fields:
+        step("link to a company", None, f'skipped: the Contacts table has no "{link}" field')
+    else:
+        linked = await airtable.upsert_contacts([{"id": row, "fields": {link: [company["id"]]}}])
+        shown = linked["records"][0]["fields"].get(link)
+        step(
+            "link to a company", shown == [company["id"]], f"{row} → {company['id']}: Airtable shows {shown}"
+        )
+
+    read = (await airtable.call(airtable.contacts.get, row))["fields"]
+    # Text as Airtable gives it back: a rich text field ends with a line break.
+    differ = sorted(
+        name for name, value in values.items() if str(read.get(name, "")).strip() != str(value).strip()
+    )
+    step("read back", not differ, "every value as written" if not differ else f"differs: {', '.join(differ)}")
+
+    await airtable.delete_contacts([row])
+    left = await airtable.contact_ids_by_key([key])
+    step("delete", not left, f"deleted {row}" if not left else f"still there: {left}")
 
 
 def _values(airtable: Airtable, key: str, fields: set[str]) -> dict[str, Any]:
@@ -135,7 +153,8 @@ def _values(airtable: Airtable, key: str, fields: set[str]) -> dict[str, Any]:
 
 def _next(steps: list[Step]) -> str:
     order = ["write", "write again", "link to a company", "read back", "delete"]
-    return order[len(steps)] if len(steps) < len(order) else "delete"
+    done = [s for s in steps if s.name in order]
+    return order[len(done)] if len(done) < len(order) else "delete"
 
 
 async def _clean_up(airtable: Airtable, key: str) -> Step:

@@ -20,18 +20,19 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from pyairtable import Api
-from pyairtable.api.table import Table
+from requests import HTTPError
 
+from service.config import DEFAULT_FIELDS
+from service.doctor import FIELDS
 from service.standins.airtable import AirtableStandIn
 
 COMPANIES = "contact-sync live Companies"
 CONTACTS = "contact-sync live Contacts"
-STATUSES = ["Queued", "Running", "Waiting", "Synced", "No Data", "Failed"]
 
 AIRTABLE_VARIABLES = ("LIVE_AIRTABLE_TOKEN", "LIVE_AIRTABLE_BASE")
 ATTESTR_VARIABLES = ("LIVE_ATTESTR_TOKEN", "LIVE_ATTESTR_CIN")
@@ -45,47 +46,40 @@ def live_settings(names: tuple[str, ...], what: str) -> dict[str, str]:
     return {name: os.environ[name] for name in names}
 
 
-def _companies_fields() -> list[dict[str, Any]]:
-    return [
-        {"name": "Company Name", "type": "singleLineText"},
-        {"name": "CIN", "type": "singleLineText"},
-        {
-            "name": "Contacts Sync Status",
-            "type": "singleSelect",
-            "options": {"choices": [{"name": s} for s in STATUSES]},
-        },
-        {"name": "Contacts Found", "type": "number", "options": {"precision": 0}},
-        {
-            "name": "Refresh Contacts",
-            "type": "checkbox",
-            "options": {"icon": "check", "color": "greenBright"},
-        },
-        {"name": "Notes", "type": "multilineText"},
-    ]
-
-
-def _contacts_fields(companies_id: str) -> list[dict[str, Any]]:
-    return [
-        {"name": "Name", "type": "singleLineText"},
-        {"name": "Contact Key", "type": "singleLineText"},
-        {"name": "Phone Number", "type": "phoneNumber"},
-        {"name": "Email", "type": "email"},
-        {"name": "DIN", "type": "singleLineText"},
-        {
-            "name": "Phone Type",
-            "type": "singleSelect",
-            "options": {"choices": [{"name": "Mobile"}, {"name": "Landline"}]},
-        },
-        {"name": "Company", "type": "multipleRecordLinks", "options": {"linkedTableId": companies_id}},
+# Fields people keep for themselves: the service never writes them. "Option Probe" gains one option
+# a run (typecast's new options: the API cannot remove one).
+_THEIRS = {
+    COMPANIES: [{"name": "Notes", "type": "multilineText"}],
+    CONTACTS: [
         {
             "name": "Status",
             "type": "singleSelect",
             "options": {"choices": [{"name": "New"}, {"name": "Contacted"}]},
         },
         {"name": "Notes", "type": "multilineText"},
-        # Each live run adds one option here (the API cannot remove one): typecast's new options.
         {"name": "Option Probe", "type": "singleSelect", "options": {"choices": [{"name": "First"}]}},
-    ]
+    ],
+}
+
+
+def _build_tables(base: Any) -> None:
+    """The scratch tables, each field made the way `doctor --fix` makes it (Create field, with
+    doctor's types and options); fields added to the service since an earlier run are added."""
+    for table, key, kind in ((COMPANIES, "companies", "COMPANY_NAME"), (CONTACTS, "contacts", "NAME")):
+        if table not in {t.name for t in base.schema(force=True).tables}:
+            primary = [{"name": DEFAULT_FIELDS[kind], "type": "singleLineText"}]
+            base.create_table(table, primary, "contact-sync's live contract tests")
+        ids = {"companies": base.schema(force=True).table(COMPANIES).id}
+        have = {f.name for f in base.schema(force=True).table(table).fields}
+        wanted = [
+            (DEFAULT_FIELDS[spec.key], *spec.create(ids))
+            for spec in FIELDS
+            if spec.table == key and spec.create
+        ]
+        wanted += [(f["name"], f["type"], f.get("options")) for f in _THEIRS[table]]
+        for name, field_type, options in wanted:
+            if name not in have:
+                base.table(table).create_field(name, field_type, options=options)
 
 
 _SENT: dict[str, deque[float]] = {}  # per base: when its requests went, shared by every target
@@ -112,34 +106,23 @@ def _paced(request: Callable[..., Any], base: str, per_second: float) -> Callabl
 
 @dataclass
 class AirtableTarget:
-    """A base to run the Airtable contract tests against, with scratch tables and the records
-    each test writes (deleted after it)."""
+    """A base to run the Airtable contract tests against, with scratch tables of its own, emptied
+    after each test."""
 
     name: str  # "stand-in" or "live"
     url: str
     token: str
     base_id: str
     standin: AirtableStandIn | None = None
-    written: list[tuple[Table, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.api = Api(self.token, endpoint_url=self.url, retry_strategy=None, timeout=(10, 30))
         self._pace(self.api)
         self.base = self.api.base(self.base_id)
-        tables = {t.name: t for t in self.base.schema(force=True).tables}
-        if COMPANIES not in tables:
-            self.base.create_table(COMPANIES, _companies_fields(), "contact-sync's live contract tests")
-        companies_id = self.base.schema(force=True).table(COMPANIES).id
-        if CONTACTS not in tables:
-            self.base.create_table(
-                CONTACTS, _contacts_fields(companies_id), "contact-sync's live contract tests"
-            )
+        _build_tables(self.base)
         self.companies = self.base.table(COMPANIES)
         self.contacts = self.base.table(CONTACTS)
-        for table in (self.companies, self.contacts):  # what an interrupted run left
-            leftovers = [r["id"] for r in table.all(fields=[])]
-            if leftovers:
-                table.batch_delete(leftovers)
+        self.clean()  # what an interrupted run left
 
     def _pace(self, api: Api) -> None:
         # A real base takes 5 requests a second; the in-process stand-in is told to take more, but
@@ -160,28 +143,25 @@ class AirtableTarget:
     def field_id(self, table: str, name: str) -> str:
         return self.schema().table(table).field(name).id
 
-    def create(self, table: Table, fields: dict[str, Any], **options: Any) -> dict[str, Any]:
-        record = table.create(fields, **options)
-        self.written.append((table, record["id"]))
-        return record
-
-    def remember(self, table: Table, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        self.written += [(table, r["id"]) for r in records]
-        return records
-
     def clean(self) -> None:
-        """Delete what the test wrote, the companies last (the contacts link to them)."""
-        for table in (self.contacts, self.companies):
-            ids = sorted({record_id for t, record_id in self.written if t is table})
-            existing = {r["id"] for r in table.all(fields=[])}
-            gone = [record_id for record_id in ids if record_id in existing]
-            if gone:
-                table.batch_delete(gone)
-        self.written.clear()
-        for hook in self.request("GET", "webhooks")["webhooks"]:
-            scope = hook["specification"]["options"]["filters"].get("recordChangeScope")
-            if scope in (self.companies.id, self.contacts.id):
-                self.request("DELETE", f"webhooks/{hook['id']}")
+        """Empty the scratch tables (they are the run's own) and delete the run's webhooks. A
+        429 or 5xx on the way is waited out and tried again."""
+        for attempt in range(4):
+            try:
+                for table in (self.contacts, self.companies):  # contacts first: they link to companies
+                    ids = [r["id"] for r in table.all(fields=[])]
+                    for start in range(0, len(ids), 10):
+                        table.batch_delete(ids[start : start + 10])
+                for hook in self.request("GET", "webhooks")["webhooks"]:
+                    scope = hook["specification"]["options"]["filters"].get("recordChangeScope")
+                    if scope in (self.companies.id, self.contacts.id):
+                        self.request("DELETE", f"webhooks/{hook['id']}")
+                break
+            except HTTPError as exc:
+                status = exc.response.status_code if exc.response is not None else 0
+                if attempt == 3 or not (status == 429 or status >= 500):
+                    raise
+                time.sleep(31 if status == 429 else 2)  # Airtable: wait 30 s after a 429
 
     def request(self, method: str, path: str, **options: Any) -> Any:
         """A request to `/v0/bases/{base}/<path>` (the webhooks' endpoints)."""

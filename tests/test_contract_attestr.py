@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import httpx
 
-from service.attestr import AttestrClient, parse_answer
+from service.attestr import AttestrClient
 from tests.contract import AttestrTarget
 
 
@@ -37,13 +37,10 @@ async def test_the_answer_for_a_cin_has_the_documented_shape(attestr_target: Att
     finally:
         await client.aclose()
     raw = answer.raw
+    # What the service relies on (it reads every field as untrusted, so it needs no more): a
+    # valid answer with a list of contacts, each a JSON object.
     assert raw["valid"] is True and isinstance(raw["contacts"], list) and raw["contacts"]
-    assert isinstance(raw.get("businessName"), str)
-    for contact in raw["contacts"]:
-        assert isinstance(contact.get("fullName"), str) and isinstance(contact.get("indexId"), str)
-        for key in ("mobileNumber", "emailAddress"):
-            assert contact.get(key) is None or isinstance(contact[key], str)
-        assert isinstance(contact.get("addresses", []), list)
-    # What the service makes of it: every contact read, named, with its DIN (or PAN).
-    assert len(answer.contacts) == len(parse_answer(attestr_target.cin, raw, 100).contacts) > 0
-    assert all(contact.name for contact in answer.contacts)
+    assert all(isinstance(contact, dict) for contact in raw["contacts"])
+    # What it makes of them: people, and for most an identity (a DIN, or a PAN).
+    assert answer.contacts and all(contact.name for contact in answer.contacts)
+    assert any(contact.din or contact.pan for contact in answer.contacts)

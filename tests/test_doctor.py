@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import subprocess
 import sys
 from typing import Any
@@ -316,3 +317,32 @@ def test_adding_options_leaves_no_throw_away_row_or_says_where_it_is(
     assert "throw-away rows are left in the table" in left.stdout
     (row,) = airtable.standin.records("Contacts")
     assert row["id"] in left.stdout  # named, so that a person can delete it
+
+
+def test_an_interrupted_write_check_leaves_no_row_and_the_next_one_sweeps_older_ones(
+    env: dict[str, str], airtable: Running[AirtableStandIn]
+) -> None:
+    before = _tables(airtable)
+    airtable.standin.delay_s = 0.3  # time to be interrupted between two steps
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service", "doctor", "--write-check"],
+        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("✓ write:"):
+            process.send_signal(signal.SIGINT)  # Ctrl-C, after the row was written
+            break
+    process.communicate(timeout=60)
+    assert _tables(airtable) == before
+    airtable.standin.delay_s = 0.0
+    # A row an earlier run could not delete (the machine went down, say) goes first next time.
+    airtable.standin.add_record(
+        "Contacts", {"Name": "contact-sync write check", "Contact Key": "ct_write_check_dead"}
+    )
+    done = doctor(env, "--write-check")
+    assert "✓ earlier rows: deleted 1 row(s)" in done.stdout and done.returncode == 0
+    assert _tables(airtable) == before

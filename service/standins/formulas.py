@@ -1,6 +1,6 @@
 """The part of Airtable's formula language that `filterByFormula` needs in the stand-in: field
 references, string/number literals, comparisons, `&`, and AND/OR/NOT/TRUE/FALSE/BLANK/LEN/TRIM/
-LOWER/UPPER. Anything else is refused the way Airtable refuses a formula it cannot parse."""
+LOWER/UPPER/LEFT. Anything else is refused the way Airtable refuses a formula it cannot parse."""
 
 from __future__ import annotations
 
@@ -74,6 +74,7 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "TRIM": lambda a: _text(a).strip(),
     "LOWER": lambda a: _text(a).lower(),
     "UPPER": lambda a: _text(a).upper(),
+    "LEFT": lambda a, n: _text(a)[: int(n)],
 }
 
 
