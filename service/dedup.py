@@ -38,7 +38,8 @@ import asyncpg
 import structlog
 
 from . import queries
-from .normalize import Contact, Email, Phone, name_key
+from .names import display_name, name_key, names_agree
+from .normalize import Contact, Email, Phone
 
 log = structlog.get_logger(__name__)
 
@@ -114,22 +115,6 @@ class _Person:
             self.visible = self.visible or column in _VISIBLE
 
 
-def names_agree(a: str | None, b: str | None) -> bool:
-    """Whether two names can be one person: equal, or one a shorter form of the other
-    ("Ravi Kumar" / "RAVI KUMAR SHARMA", "R. Kumar" / "Ravi Kumar"). A missing name agrees."""
-    ka, kb = name_key(a), name_key(b)
-    if not ka or not kb:
-        return True
-    short, long = sorted((ka.split(), kb.split()), key=len)
-    remaining = list(long)
-    for token in short:
-        hit = next((t for t in remaining if t == token or (len(token) == 1 and t[0] == token)), None)
-        if hit is None:
-            return False
-        remaining.remove(hit)
-    return True
-
-
 class _Index:
     """Every person the batch can match, by each key, oldest first."""
 
@@ -162,17 +147,16 @@ class _Index:
                 entries.append(person)
                 entries.sort(key=lambda p: p.age)
 
-    def oldest(self, attr: str, key: str | None, *, claimed: tuple[str, str] | None = None) -> _Person | None:
-        """The oldest person whose `attr` (phone_e164 or email) is `key`. With `claimed` (the
-        kind of identity, DIN or PAN, and the name of a contact carrying one): only a person
-        without that kind of identity whose name agrees."""
+    def oldest(
+        self, attr: str, key: str | None, name: str | None, *, lacking: str | None = None
+    ) -> _Person | None:
+        """The oldest person whose `attr` (phone_e164 or email) is `key` and whose name agrees
+        with `name`; with `lacking` ("din" or "pan"), only a person without that identity."""
         table = self.by_phone if attr == "phone_e164" else self.by_email
         for person in table.get(key, ()) if key else ():
             if getattr(person, attr) != key:
                 continue  # the person's key changed since it was indexed
-            if claimed is not None and (
-                getattr(person, claimed[0]) or not names_agree(person.name, claimed[1])
-            ):
+            if (lacking and getattr(person, lacking)) or not names_agree(person.name, name):
                 continue
             return person
         return None
@@ -195,6 +179,15 @@ class _Index:
         return None
 
 
+def _shown_name(current: str | None, newer: str | None) -> str | None:
+    """The name Airtable shows: the newer spelling in the case people write it, except that a
+    shown name stays when the newer one differs only in case, spacing, dots or honorifics (one
+    person no longer flips between "Vikram Sethi" and "VIKRAM SETHI")."""
+    if current and name_key(current) == name_key(newer) and current == display_name(current):
+        return current
+    return display_name(newer)
+
+
 def _fill(person: _Person, contact: Contact, *, replace: bool, skip_email: bool = False) -> None:
     """Copy the contact's values onto the person: all non-empty ones when `replace` (a DIN
     match), otherwise only into empty fields. A phone or email without a valid key never
@@ -204,7 +197,7 @@ def _fill(person: _Person, contact: Contact, *, replace: bool, skip_email: bool 
         return bool(new) and (replace or not current)
 
     if take(person.name, contact.name):
-        person.set("name", contact.name)
+        person.set("name", _shown_name(person.name, contact.name))
         person.set("name_raw", contact.name_raw)
     if contact.phone.e164 and take(person.phone_e164, contact.phone.e164):
         person.set("phone_e164", contact.phone.e164)
@@ -236,15 +229,16 @@ def _match(index: _Index, contact: Contact, company_id: int) -> tuple[_Person | 
         kind, _value = identity
         if person := index.by_identity.get(identity):
             return person, kind
-        claimed = (kind, contact.name or "")
         person = (
-            index.oldest("phone_e164", phone, claimed=claimed)
-            or index.oldest("email", email, claimed=claimed)
+            index.oldest("phone_e164", phone, contact.name, lacking=kind)
+            or index.oldest("email", email, contact.name, lacking=kind)
             or index.by_company_name(company_id, contact.name, lacking=kind)
         )
         return (person, "claim") if person else (None, "new")
-    by_phone = index.oldest("phone_e164", phone)
-    by_email = index.oldest("email", email)
+    # Without an identity, a phone or email is a weak key: an office's number is given for
+    # several people, so only a person whose name agrees can be the same one.
+    by_phone = index.oldest("phone_e164", phone, contact.name)
+    by_email = index.oldest("email", email, contact.name)
     if by_phone and by_email and by_phone is not by_email:
         return by_phone, "conflict"
     person = by_phone or by_email or index.by_company_name(company_id, contact.name)
@@ -278,8 +272,16 @@ class _Matcher:
             person.company_ids.add(company_id)
             self.index.add(person)
             return person, how
-        if how == "claim" and (identity := _identity(contact)):
-            person.set(*identity)
+        # The contact's identities the person lacks become theirs (a claim; or an answer's own
+        # duplicates merged into one contact carrying a DIN and a PAN), unless another has it.
+        for kind in IDENTITIES:
+            value = getattr(contact, kind)
+            if (
+                value
+                and not getattr(person, kind)
+                and self.index.by_identity.get((kind, value)) in (None, person)
+            ):
+                person.set(kind, value)
         # A claim makes the person that identity's: like a match by it, the newer values count
         # (the next sync matches by the identity and would change them then).
         _fill(person, contact, replace=how in (*IDENTITIES, "claim"), skip_email=how == "conflict")
@@ -324,7 +326,7 @@ def resolve(batches: list[CompanyContacts], candidates: Iterable[_Person]) -> _P
         for contact, positions in _collapse(batch):
             person, how = matcher.take(contact, batch.company_id)
             if how == "conflict":
-                email_owner = matcher.index.oldest("email", contact.email.address)
+                email_owner = matcher.index.oldest("email", contact.email.address, contact.name)
                 conflicts.append(
                     {
                         "company_id": batch.company_id,

@@ -82,8 +82,10 @@ async def forget(
             [kind for kind, _ in suppress],
             [suppression_hash(kind, value) for kind, value in suppress],
         )
-        # Marked as gone from Airtable: the pusher never sends them again meanwhile.
+        # Marked as gone from Airtable: the pusher never sends them again meanwhile; their
+        # companies' Contacts Found counts them no more.
         await conn.execute(queries.PEOPLE_DELETED_IN_AIRTABLE, [p["id"] for p in people])
+        await conn.execute(queries.COMPANIES_RECOUNT, [p["id"] for p in people])
     done.suppressed = sorted({kind for kind, _ in suppress})
     row_ids = {p["airtable_id"] for p in people if p["airtable_id"]}
     row_ids |= set(await airtable.contact_ids_by_key([p["contact_key"] for p in people]))

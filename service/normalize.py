@@ -12,12 +12,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from email_validator import EmailNotValidError, validate_email
+
 from . import identifiers
 from .identifiers import MAX_TEXT, Phone, plain
 
-_EMAIL_SHAPE = re.compile(
-    r"^[a-z0-9!#$%&'*+/=?^_`{|}~.-]+@[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*\.[a-z]{2,}$"
-)
 _EMAIL_SPLIT = re.compile(r"[\s,;/|]+")
 ADDRESS_PARTS = (
     "line1",
@@ -38,15 +37,31 @@ class Email(NamedTuple):
     address: str | None = None
 
 
+def _address(token: str) -> str | None:
+    """The address, lower-cased, when email-validator finds its syntax valid (no network
+    lookup); never another address: a leading or doubled dot is an invalid address, not one to
+    mend (it would be someone else's mailbox)."""
+    try:
+        found = validate_email(token, check_deliverability=False)
+    except EmailNotValidError:
+        return None
+    return found.normalized.lower()
+
+
 def normalize_email(value: Any) -> Email:
-    """Trimmed and lower-cased; the first address of a valid shape, or no address."""
+    """Trimmed and lower-cased; the first valid address of the field (or of a list), or no
+    address. The raw value is always kept."""
+    if isinstance(value, list | tuple):
+        readings = [normalize_email(v) for v in value if not isinstance(v, list | tuple)]
+        return next((e for e in readings if e.address), next((e for e in readings if e.raw), Email(None)))
     raw = plain(value, 320)
     if raw is None:
         return Email(None)
-    for token in _EMAIL_SPLIT.split(raw.lower().removeprefix("mailto:")):
-        token = token.strip("<>()[]\"'.").removeprefix("mailto:")
-        if len(token) <= 254 and _EMAIL_SHAPE.match(token):
-            return Email(raw, token)
+    for token in _EMAIL_SPLIT.split(raw.removeprefix("mailto:")):
+        # What encloses an address in a sentence or a header, not part of it.
+        token = token.strip("<>()[]\"',;").removeprefix("mailto:")
+        if token and len(token) <= 254 and (address := _address(token)):
+            return Email(raw, address)
     return Email(raw)
 
 
@@ -104,10 +119,3 @@ def normalize_contact(item: Any) -> Contact | None:
     if not (contact.din or contact.pan or contact.name or contact.phone.raw or contact.email.raw):
         return None
     return contact
-
-
-def name_key(name: str | None) -> str | None:
-    """How two names are compared: case, punctuation and spacing do not count."""
-    if not name:
-        return None
-    return " ".join(re.sub(r"[^\w\s]", " ", name.casefold()).split()) or None

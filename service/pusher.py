@@ -215,13 +215,14 @@ class Pusher:
             "COMPANY": list(row["company_record_ids"]),
             "CONTACT_KEY": row["contact_key"],
         }
-        # Only the service's own fields, only those the table has, never a blank over a value, and
-        # no select value the field has no option for (Airtable would refuse the whole batch).
+        # Only the service's own fields, only those the table has, never a blank over a value
+        # (but the links, and Phone Type, which follows the phone: a toll-free number has none),
+        # and no select value the field has no option for (Airtable would refuse the whole batch).
         return {
             self.settings.field(key): value
             for key, value in values.items()
             if self.settings.field(key) in fields
-            and (value is not None or key == "COMPANY")
+            and (value is not None or key in ("COMPANY", "PHONE_TYPE"))
             and not self._withheld(key, value)
         }
 
@@ -309,6 +310,7 @@ class Pusher:
         ids = [row["id"] for row in rows]
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(queries.PEOPLE_DELETED_IN_AIRTABLE, ids)
+            await conn.execute(queries.COMPANIES_RECOUNT, ids)  # Contacts Found follows
             await conn.execute(
                 queries.JOB_ROWS_OUTCOME, ids, [row["push_version"] for row in rows], ["deleted"] * len(rows)
             )

@@ -273,6 +273,20 @@ UPDATE companies SET
     updated_at = now()
 WHERE airtable_id = $1"""
 
+# Contacts Found follows the people behind it: recounted for the synced companies of these
+# people ($1) when some of them leave Airtable (forgotten, or deleted there by hand).
+COMPANIES_RECOUNT = """
+WITH counted AS (
+    SELECT c.id,
+           (SELECT count(*) FROM company_people cp JOIN people p ON p.id = cp.person_id
+            WHERE cp.company_id = c.id AND p.airtable_id IS NOT NULL AND NOT p.deleted_in_airtable) AS n
+    FROM companies c
+    WHERE c.sync_status = 'Synced'
+      AND c.id IN (SELECT company_id FROM company_people WHERE person_id = ANY($1::bigint[]))
+)
+UPDATE companies c SET contacts_found = counted.n, push_version = c.push_version + 1, updated_at = now()
+FROM counted WHERE c.id = counted.id AND c.contacts_found IS DISTINCT FROM counted.n"""
+
 COMPANY_CONTACTS_IN_AIRTABLE = """
 SELECT count(*) FROM company_people cp
 JOIN companies c ON c.id = cp.company_id

@@ -34,8 +34,8 @@ def test_contacts_fetch_answers_in_the_older_shape(flow: Flow) -> None:
     assert [
         (c["indexId"], c["fullName"], c["mobileNumber"], c["emailAddress"]) for c in body["contacts"]
     ] == [
-        ("07123456", "ANANYA RAO", "+919845012345", "ananya.rao@nilgiri.example"),
-        ("08234567", "VIKRAM SETHI", "+919845012346", "vikram@nilgiri.example"),
+        ("07123456", "Ananya Rao", "+919845012345", "ananya.rao@nilgiri.example"),
+        ("08234567", "Vikram Sethi", "+919845012346", "vikram@nilgiri.example"),
     ]
     assert body["contacts"][0]["addresses"][0]["city"] == "Bengaluru"
     assert len(flow.contacts()) == 2

@@ -41,7 +41,7 @@ def test_the_shipped_script_brings_the_contacts_into_airtable(flow: Flow) -> Non
     assert outcome["ok"] is True, outcome
     job = flow.wait_for_job(outcome["outputs"]["jobId"])
     assert job["status"] == "succeeded"
-    assert sorted(c["Name"] for c in flow.contacts()) == ["FARAH KHAN", "Vikram Sethi"]
+    assert sorted(c["Name"] for c in flow.contacts()) == ["Farah Khan", "Vikram Sethi"]
     assert all(c["Company"] == [company] for c in flow.contacts())
 
 

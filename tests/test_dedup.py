@@ -7,11 +7,14 @@ from typing import Any
 
 import asyncpg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from service.companies import ensure_company
-from service.database import in_transaction
-from service.dedup import CompanyContacts, UpsertOutcome, names_agree, suppression_hash, upsert_people
+from service.database import create_pool, in_transaction
+from service.dedup import CompanyContacts, UpsertOutcome, suppression_hash, upsert_people
+from service.names import names_agree
 from service.normalize import normalize_contact
 
 
@@ -104,16 +107,25 @@ async def test_two_dins_sharing_the_secretarys_phone_and_email_stay_two_people(p
     assert rows[1]["companies"] == [ACME, BETA]
 
 
-async def test_din_less_contact_on_a_shared_phone_goes_to_the_oldest_person(pool: asyncpg.Pool) -> None:
+async def test_a_shared_phone_joins_only_people_whose_names_agree(pool: asyncpg.Pool) -> None:
+    """A phone without an identity is a weak key: the secretary's number given for the directors
+    makes no one of them; the same name on it does, the oldest first."""
     shared = "98200 11111"
     await sync(
         pool, ACME, person("01111111", "Arjun Mehta", shared), person("02222222", "Kavita Mehta", shared)
     )
     await sync(pool, BETA, person(name="Company Secretary", phone=shared))
     rows = await people(pool)
-    assert len(rows) == 2
-    assert rows[0]["companies"] == [ACME, BETA]
-    assert rows[0]["name"] == "Arjun Mehta"
+    assert [(r["name"], r["companies"]) for r in rows] == [
+        ("Arjun Mehta", [ACME]),
+        ("Kavita Mehta", [ACME]),
+        ("Company Secretary", [BETA]),
+    ]
+    await sync(
+        pool, BETA, person(name="A. MEHTA", phone=shared), person(name="Company Secretary", phone=shared)
+    )
+    rows = await people(pool)
+    assert len(rows) == 3 and rows[0]["companies"] == [ACME, BETA]  # "A. Mehta" agrees with Arjun, the oldest
 
 
 async def test_din_less_person_seen_earlier_gets_the_din(pool: asyncpg.Pool) -> None:
@@ -124,8 +136,9 @@ async def test_din_less_person_seen_earlier_gets_the_din(pool: asyncpg.Pool) -> 
     assert rows[0]["din"] == "03333333"
     assert rows[0]["email"] == "sunil@joshi.example"
     # The DIN now makes the person: its filing's values count at once, as a DIN match would take
-    # them the next time (storing the same answer twice changes nothing).
-    assert rows[0]["name"] == "SUNIL JOSHI"
+    # them the next time (storing the same answer twice changes nothing); the name shown stays, as
+    # it differs only in case (the filing's spelling is kept, raw).
+    assert (rows[0]["name"], rows[0]["name_raw"]) == ("Sunil Joshi", "SUNIL JOSHI")
     assert rows[0]["companies"] == [ACME, BETA]
     await sync(pool, BETA, person("03333333", "SUNIL JOSHI", "+91 98111 22233", "sunil@joshi.example"))
     assert [dict(r) for r in await people(pool)] == [dict(r) for r in rows]
@@ -144,8 +157,9 @@ async def test_din_less_person_found_by_email_or_by_company_and_name_gets_the_di
         person("05555555", "om  prakash"),
     )
     rows = await people(pool)
-    # Claimed by a DIN, each takes its filing's values (as the next DIN match would).
-    assert [(r["name"], r["din"]) for r in rows] == [("Nisha Kapoor", "04444444"), ("om prakash", "05555555")]
+    # Claimed by a DIN, each takes its filing's values (as the next DIN match would); a name that
+    # differs only in case or spacing is shown as before.
+    assert [(r["name"], r["din"]) for r in rows] == [("Nisha Kapoor", "04444444"), ("Om Prakash", "05555555")]
 
 
 async def test_a_secretarys_record_is_not_given_a_directors_din(pool: asyncpg.Pool) -> None:
@@ -169,14 +183,14 @@ async def test_phone_and_email_pointing_at_different_people(pool: asyncpg.Pool) 
         pool,
         ACME,
         person(name="Deepa Nair", phone="9833344455"),
-        person(name="Karan Gill", email="karan@gill.example"),
+        person(name="Divya Nair", email="divya@nair.example"),
     )
-    with capture_logs() as logs:
-        await sync(pool, BETA, person(name="D Nair", phone="9833344455", email="karan@gill.example"))
+    with capture_logs() as logs:  # "D Nair" agrees with both
+        await sync(pool, BETA, person(name="D Nair", phone="9833344455", email="divya@nair.example"))
     rows = await people(pool)
     assert [(r["name"], r["phone_e164"], r["email"], r["companies"]) for r in rows] == [
         ("Deepa Nair", "+919833344455", None, [ACME, BETA]),  # the phone won; the email did not move
-        ("Karan Gill", None, "karan@gill.example", [ACME]),
+        ("Divya Nair", None, "divya@nair.example", [ACME]),
     ]
     conflicts = [e for e in logs if e["event"] == "contacts.dedup_conflict"]
     assert len(conflicts) == 1
@@ -196,8 +210,9 @@ async def test_duplicates_inside_one_answer_collapse_in_order(pool: asyncpg.Pool
     rows = await people(pool)
     assert len(rows) == 1
     row = rows[0]
-    assert (row["din"], row["name"], row["phone_e164"], row["email"]) == (
+    assert (row["din"], row["name"], row["name_raw"], row["phone_e164"], row["email"]) == (
         "07777777",
+        "Farhan Ali",  # the newest spelling differs only in case: the name shown stays
         "FARHAN ALI",
         "+919844455566",
         "farhan@ali.example",
@@ -311,7 +326,7 @@ async def test_messy_attestr_contacts_are_stored_clean(pool: asyncpg.Pool) -> No
     assert len(rows) == 2
     assert (rows[0]["din"], rows[0]["name"], rows[0]["phone_e164"], rows[0]["email"]) == (
         "01234567",
-        "PRIYA SEN",
+        "Priya Sen",  # as people write it (the raw is kept)
         "+919876512345",
         None,
     )
@@ -365,8 +380,8 @@ async def test_signatories_with_different_pans_sharing_the_office_phone_stay_two
     )
     rows = await people(pool)
     assert sorted((r["name"], r["pan"], r["din"]) for r in rows) == [
-        ("DEEPAK GUPTA", "BCDPG2345K", None),
-        ("NISHA KAPOOR", "ABCPK1234F", None),
+        ("Deepak Gupta", "BCDPG2345K", None),
+        ("Nisha Kapoor", "ABCPK1234F", None),
     ]
     assert {r["phone_e164"] for r in rows} == {"+912223451111"}  # both keep the shared phone
 
@@ -389,7 +404,7 @@ async def test_a_pan_never_claims_a_person_whose_name_disagrees(pool: asyncpg.Po
         person("01234567", "ANANYA RAO", "022 2345 1111"),
         person("ABCPK1234F", "NISHA KAPOOR", "022 2345 1111"),
     )
-    assert sorted(r["name"] for r in await people(pool)) == ["ANANYA RAO", "NISHA KAPOOR"]
+    assert sorted(r["name"] for r in await people(pool)) == ["Ananya Rao", "Nisha Kapoor"]
 
 
 async def test_a_din_in_devanagari_digits_is_the_same_director(pool: asyncpg.Pool) -> None:
@@ -408,4 +423,79 @@ async def test_a_forgotten_pan_keeps_that_signatory_out(pool: asyncpg.Pool) -> N
     await sync(
         pool, ACME, person("abcpk1234f", "NISHA KAPOOR", "022 2345 1111"), person("01234567", "ANANYA RAO")
     )
-    assert [r["name"] for r in await people(pool)] == ["ANANYA RAO"]
+    assert [r["name"] for r in await people(pool)] == ["Ananya Rao"]
+
+
+async def test_one_person_however_the_filing_writes_the_name(pool: asyncpg.Pool) -> None:
+    """The issue's example: in one answer, neither with a DIN."""
+    await sync(
+        pool,
+        ACME,
+        person(name="Mr. Suresh Pillai", phone="98470 11223"),
+        person(name="SURESH PILLAI", phone="9847011223"),
+    )
+    (row,) = await people(pool)
+    assert row["name"] == "Suresh Pillai"
+
+
+async def test_phone_type_follows_the_phone(pool: asyncpg.Pool) -> None:
+    await sync(pool, ACME, person("01234567", "Ravi Kumar", "98450 12345"))
+    assert (await people(pool))[0]["phone_type"] == "Mobile"
+    await sync(pool, ACME, person("01234567", "Ravi Kumar", "1800 200 3000"))  # now a toll-free number
+    (row,) = await people(pool)
+    assert (row["phone_e164"], row["phone_type"]) == ("+9118002003000", None)
+
+
+async def test_the_name_shown_does_not_flip_with_the_company_synced_last(pool: asyncpg.Pool) -> None:
+    await sync(pool, ACME, person("08234567", "VIKRAM SETHI"))
+    await sync(pool, BETA, person("08234567", "Vikram  Sethi"))
+    await sync(pool, ACME, person("08234567", "VIKRAM SETHI"))
+    (row,) = await people(pool)
+    assert (row["name"], row["name_raw"]) == ("Vikram Sethi", "VIKRAM SETHI")
+
+
+_OFFICE = ["022 2345 1111", "98450 12345"]
+_DISAGREEING = ["Nisha Kapoor", "Deepak Gupta", "Arjun Mehta", "Company Secretary", "Farah Khan"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.permutations(_DISAGREEING), st.lists(st.sampled_from(_OFFICE), min_size=5, max_size=5))
+def test_weak_keys_never_join_names_that_disagree_in_any_order(
+    db_url: str, names: list[str], phones: list[str]
+) -> None:
+    async def run() -> list[asyncpg.Record]:
+        pool = await create_pool(db_url)
+        try:
+            await pool.execute("TRUNCATE people, companies, company_people RESTART IDENTITY CASCADE")
+            await sync(
+                pool,
+                ACME,
+                *(
+                    person(name=n, phone=p, email="office@acme.example")
+                    for n, p in zip(names, phones, strict=True)
+                ),
+            )
+            return await people(pool)
+        finally:
+            await pool.close()
+
+    rows = asyncio.run(run())
+    assert sorted(r["name"] for r in rows) == sorted(_DISAGREEING)  # five people, whatever the order
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.permutations(["MR. SURESH PILLAI", "Suresh Pillai", "S. PILLAI", "suresh  pillai"]))
+def test_spellings_of_one_name_on_one_phone_are_one_person_in_any_order(
+    db_url: str, spellings: list[str]
+) -> None:
+    async def run() -> list[asyncpg.Record]:
+        pool = await create_pool(db_url)
+        try:
+            await pool.execute("TRUNCATE people, companies, company_people RESTART IDENTITY CASCADE")
+            await sync(pool, ACME, *(person(name=n, phone="98470 11223") for n in spellings))
+            return await people(pool)
+        finally:
+            await pool.close()
+
+    (row,) = asyncio.run(run())
+    assert row["phone_e164"] == "+919847011223"

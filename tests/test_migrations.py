@@ -105,7 +105,12 @@ async def test_stored_identifiers_are_read_again_and_the_duplicates_merged(
             ],
         )
         await conn.execute("INSERT INTO company_people VALUES (1, 1), (2, 2), (3, 2), (3, 3)")
-        assert await migrate(conn) == ["008_identities.sql", "009_identities_reread.py"]
+        assert await migrate(conn) == [
+            "008_identities.sql",
+            "009_identities_reread.py",
+            "010_weak_keys.sql",
+            "011_names_shown.py",
+        ]
         people = await conn.fetch(
             """SELECT p.id, p.din, p.name, p.phone_e164, p.airtable_id,
                       p.push_version > p.pushed_version AS marked,
@@ -150,3 +155,26 @@ async def test_stored_identifiers_are_read_again_and_the_duplicates_merged(
     assert set(shown) == {"ct_1", "ct_3"}  # the other row is gone; Vikram gets his row
     assert shown["ct_1"]["DIN"] == "05678912" and shown["ct_1"]["Company"] == [acme, beta, gamma]
     assert shown["ct_3"]["DIN"] == "12345678"
+
+
+async def test_names_stored_in_capitals_are_shown_as_people_write_them(
+    empty_db_url: str, tmp_path: Path
+) -> None:
+    conn = await asyncpg.connect(empty_db_url)
+    try:
+        await _at(tmp_path, conn, "010_weak_keys.sql")
+        await conn.executemany(
+            "INSERT INTO people (name, name_raw, pushed_version, push_version) VALUES ($1, $1, 1, 1)",
+            [("FARAH KHAN",), ("Vikram sethi",), ("MR. SURESH PILLAI",)],
+        )
+        await migrate(conn)
+        rows = await conn.fetch(
+            "SELECT name, name_raw, push_version > pushed_version AS marked FROM people ORDER BY id"
+        )
+        assert [tuple(r) for r in rows] == [
+            ("Farah Khan", "FARAH KHAN", True),
+            ("Vikram sethi", "Vikram sethi", False),  # mixed case: as written, not sent again
+            ("Suresh Pillai", "MR. SURESH PILLAI", True),
+        ]
+    finally:
+        await conn.close()
