@@ -148,24 +148,36 @@ class _Index:
                 entries.sort(key=lambda p: p.age)
 
     def oldest(
-        self, attr: str, key: str | None, name: str | None, *, lacking: str | None = None
+        self,
+        attr: str,
+        key: str | None,
+        name: str | None,
+        *,
+        lacking: tuple[str, ...] = (),
+        besides: frozenset[int] = frozenset(),
     ) -> _Person | None:
         """The oldest person whose `attr` (phone_e164 or email) is `key` and whose name agrees
-        with `name`; with `lacking` ("din" or "pan"), only a person without that identity."""
+        with `name`; with `lacking` ("din", "pan"), only a person without those identities; never
+        one of `besides` (ids of people)."""
         table = self.by_phone if attr == "phone_e164" else self.by_email
         for person in table.get(key, ()) if key else ():
-            if getattr(person, attr) != key:
-                continue  # the person's key changed since it was indexed
-            if (lacking and getattr(person, lacking)) or not names_agree(person.name, name):
+            if getattr(person, attr) != key or id(person) in besides:
+                continue  # the person's key changed since it was indexed, or is ruled out
+            if any(getattr(person, kind) for kind in lacking) or not names_agree(person.name, name):
                 continue
             return person
         return None
 
     def by_company_name(
-        self, company_id: int, name: str | None, *, lacking: str | None = None
+        self,
+        company_id: int,
+        name: str | None,
+        *,
+        lacking: tuple[str, ...] = (),
+        besides: frozenset[int] = frozenset(),
     ) -> _Person | None:
-        """A person of this company with this name (and, with `lacking`, without that kind of
-        identity)."""
+        """A person of this company with this name (and, with `lacking`, without those
+        identities)."""
         nk = name_key(name)
         if not nk:
             return None
@@ -173,7 +185,8 @@ class _Index:
             if (
                 name_key(person.name) == nk
                 and company_id in person.company_ids
-                and not (lacking and getattr(person, lacking))
+                and not any(getattr(person, kind) for kind in lacking)
+                and id(person) not in besides
             ):
                 return person
         return None
@@ -222,26 +235,37 @@ def _identity(contact: Contact) -> tuple[str, str] | None:
     return ("pan", contact.pan) if contact.pan else None
 
 
-def _match(index: _Index, contact: Contact, company_id: int) -> tuple[_Person | None, str]:
-    """The person this contact is, and how it matched: din, pan, claim, weak, conflict or new."""
+def _match(
+    index: _Index,
+    contact: Contact,
+    company_id: int,
+    *,
+    one_answer: bool = False,
+    besides: frozenset[int] = frozenset(),
+) -> tuple[_Person | None, str]:
+    """The person this contact is, and how it matched: din, pan, claim, weak, conflict or new.
+    Within `one_answer`, a contact with an identity claims only a person with none: a filing
+    names each person once, so a director and a signatory in it are two people. `besides`: the
+    people other contacts of the same answer already are (the answer named them apart)."""
     phone, email = contact.phone.e164, contact.email.address
     if identity := _identity(contact):
         kind, _value = identity
         if person := index.by_identity.get(identity):
             return person, kind
+        lacking = IDENTITIES if one_answer else (kind,)
         person = (
-            index.oldest("phone_e164", phone, contact.name, lacking=kind)
-            or index.oldest("email", email, contact.name, lacking=kind)
-            or index.by_company_name(company_id, contact.name, lacking=kind)
+            index.oldest("phone_e164", phone, contact.name, lacking=lacking, besides=besides)
+            or index.oldest("email", email, contact.name, lacking=lacking, besides=besides)
+            or index.by_company_name(company_id, contact.name, lacking=lacking, besides=besides)
         )
         return (person, "claim") if person else (None, "new")
     # Without an identity, a phone or email is a weak key: an office's number is given for
     # several people, so only a person whose name agrees can be the same one.
-    by_phone = index.oldest("phone_e164", phone, contact.name)
-    by_email = index.oldest("email", email, contact.name)
+    by_phone = index.oldest("phone_e164", phone, contact.name, besides=besides)
+    by_email = index.oldest("email", email, contact.name, besides=besides)
     if by_phone and by_email and by_phone is not by_email:
         return by_phone, "conflict"
-    person = by_phone or by_email or index.by_company_name(company_id, contact.name)
+    person = by_phone or by_email or index.by_company_name(company_id, contact.name, besides=besides)
     return (person, "weak") if person else (None, "new")
 
 
@@ -256,13 +280,17 @@ class _Plan:
 class _Matcher:
     """Contacts matched one by one against an index, each becoming or updating a person."""
 
-    def __init__(self, index: _Index) -> None:
+    def __init__(self, index: _Index, *, one_answer: bool = False) -> None:
         self.index = index
+        self.one_answer = one_answer
         self._new = 0
 
-    def take(self, contact: Contact, company_id: int) -> tuple[_Person, str]:
-        """The person the contact is (made or updated) and how it matched."""
-        person, how = _match(self.index, contact, company_id)
+    def take(
+        self, contact: Contact, company_id: int, besides: frozenset[int] = frozenset()
+    ) -> tuple[_Person, str]:
+        """The person the contact is (made or updated) and how it matched; never one of
+        `besides` but by its own identity."""
+        person, how = _match(self.index, contact, company_id, one_answer=self.one_answer, besides=besides)
         if person is None:
             self._new += 1
             person = _Person(id=None, age=2**62 + self._new, changed=True, visible=True)
@@ -272,8 +300,7 @@ class _Matcher:
             person.company_ids.add(company_id)
             self.index.add(person)
             return person, how
-        # The contact's identities the person lacks become theirs (a claim; or an answer's own
-        # duplicates merged into one contact carrying a DIN and a PAN), unless another has it.
+        # A claim gives the person the contact's identity, unless another person has it.
         for kind in IDENTITIES:
             value = getattr(contact, kind)
             if (
@@ -302,29 +329,47 @@ def _as_contact(person: _Person) -> Contact:
     )
 
 
-def _collapse(batch: CompanyContacts) -> list[tuple[Contact, list[int]]]:
-    """The answer's contacts with its own duplicates merged first, by the same rules, in the
-    answer's order: each merged contact, and the positions in the answer it stands for. Merging
-    first makes the outcome the same however often the answer is stored."""
-    matcher, order, positions = _Matcher(_Index([])), [], defaultdict(list)
-    for position, contact in enumerate(batch.contacts):
-        person, _how = matcher.take(contact, batch.company_id)
+def _in_order(contacts: list[Contact]) -> list[int]:
+    """Positions in the order contacts are matched: those with a DIN or PAN first (they are who
+    they say; a weak key is judged against them), then the rest, each in the answer's order. So
+    the outcome does not hang on where in a filing a person stands, nor on what the previous
+    answer changed."""
+    return sorted(range(len(contacts)), key=lambda i: (_identity(contacts[i]) is None, i))
+
+
+def _collapse(batch: CompanyContacts) -> tuple[list[tuple[Contact, list[int]]], list[dict[str, Any]]]:
+    """The answer's contacts with its own duplicates merged first, by the same rules: each
+    merged contact and the positions in the answer it stands for, in matching order; and the
+    conflicts found inside the answer (a phone and an email pointing at two of its people)."""
+    matcher = _Matcher(_Index([]), one_answer=True)
+    merged: list[_Person] = []
+    positions: dict[int, list[int]] = defaultdict(list)
+    conflicts: list[dict[str, Any]] = []
+    for position in _in_order(batch.contacts):
+        person, how = matcher.take(batch.contacts[position], batch.company_id)
+        if how == "conflict":
+            conflicts.append({"company_id": batch.company_id, "position": position, "within_answer": True})
         if not positions[id(person)]:
-            order.append(person)
+            merged.append(person)
         positions[id(person)].append(position)
-    return [(_as_contact(person), positions[id(person)]) for person in order]
+    return [(_as_contact(person), sorted(positions[id(person)])) for person in merged], conflicts
 
 
 def resolve(batches: list[CompanyContacts], candidates: Iterable[_Person]) -> _Plan:
-    """Match every contact of every batch, in order, against the candidates and each other."""
+    """Match every contact of every batch against the candidates and each other: an answer's own
+    duplicates merged first, then each merged contact matched to a stored person or made one.
+    A company's people are linked, and `matched` listed, in the answer's order."""
     matcher = _Matcher(_Index(candidates))
     links: dict[int, list[_Person]] = {}
     conflicts: list[dict[str, Any]] = []
     matched: dict[int, list[tuple[Contact, _Person, str]]] = defaultdict(list)
     for batch in batches:
-        linked = links.setdefault(batch.company_id, [])
-        for contact, positions in _collapse(batch):
-            person, how = matcher.take(contact, batch.company_id)
+        merged, inside = _collapse(batch)
+        conflicts += inside
+        found: list[tuple[int, Contact, _Person, str]] = []  # (position, contact, person, how)
+        for contact, positions in merged:
+            # The answer told its people apart: one of them never joins another's person.
+            person, how = matcher.take(contact, batch.company_id, frozenset(id(f[2]) for f in found))
             if how == "conflict":
                 email_owner = matcher.index.oldest("email", contact.email.address, contact.name)
                 conflicts.append(
@@ -335,9 +380,13 @@ def resolve(batches: list[CompanyContacts], candidates: Iterable[_Person]) -> _P
                         "email_person_id": email_owner.id if email_owner else None,
                     }
                 )
+            found += [(i, batch.contacts[i], person, how) for i in positions]
+        found.sort(key=lambda f: f[0])
+        linked = links.setdefault(batch.company_id, [])
+        for _, contact, person, how in found:
             if all(p is not person for p in linked):
                 linked.append(person)
-            matched[batch.company_id] += [(batch.contacts[i], person, how) for i in positions]
+            matched[batch.company_id].append((contact, person, how))
     return _Plan(matcher.index, links, conflicts, matched)
 
 

@@ -9,8 +9,9 @@ typed by a person, a lookup's list). Whatever arrives is read the same way befor
 * markup and HTML entities removed; invisible characters (zero-width spaces and joiners, the
   byte-order mark, soft hyphens, direction marks: Unicode's format characters) and control
   characters removed; every kind of space (the no-break space too) one plain space;
-* for identifiers, compatibility forms folded (NFKC: fullwidth `ＵＡＢ１` is `UAB1`) and the
-  digits of every script read as ASCII digits (`०५६७८९१२` is `05678912`).
+* for identifiers, fullwidth forms read as ASCII (`ＵＡＢ１` is `UAB1`) and the digits of every
+  script as ASCII digits (`०५६७८९१२` is `05678912`). Superscripts and circled numbers are not
+  digits (a footnote mark `¹` must not lengthen a DIN).
 
 Sources: a DIN is eight digits (Companies Act 2013, s. 153; MCA's DIN format); a PAN is ten
 characters, five letters, four digits, one letter (Income Tax Department, "Permanent Account
@@ -67,7 +68,7 @@ def plain(value: Any, max_len: int = MAX_TEXT) -> str | None:
         if not value.is_integer():
             return str(value)[:max_len]
         value = int(value)
-    text = str(value)
+    text = str(value)[: max_len * 4]  # cleaning shortens it: no more is looked at than can count
     if not _PRINTABLE_ASCII.match(text):
         text = "".join(map(_visible, text))
     if "<" in text or "&" in text:
@@ -76,13 +77,16 @@ def plain(value: Any, max_len: int = MAX_TEXT) -> str | None:
     return _SPACE.sub(" ", text).strip()[:max_len] or None
 
 
+def _ascii(char: str) -> str:
+    if "\uff01" <= char <= "\uff5e":  # fullwidth ASCII
+        return chr(ord(char) - 0xFEE0)
+    return str(unicodedata.decimal(char)) if char.isdecimal() else char
+
+
 def folded(value: Any, max_len: int = MAX_TEXT) -> str | None:
-    """`plain`, then compatibility forms folded (NFKC) and every script's digits as ASCII."""
+    """`plain`, then fullwidth forms and every script's decimal digits read as ASCII."""
     text = plain(value, max_len)
-    if text is None or text.isascii():
-        return text
-    text = unicodedata.normalize("NFKC", text)
-    return "".join(str(unicodedata.decimal(c)) if c.isdecimal() else c for c in text)
+    return text if text is None or text.isascii() else "".join(map(_ascii, text))
 
 
 def _first(value: Any, read: Callable[[Any], T | None]) -> T | None:

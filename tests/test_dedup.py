@@ -499,3 +499,30 @@ def test_spellings_of_one_name_on_one_phone_are_one_person_in_any_order(
 
     (row,) = asyncio.run(run())
     assert row["phone_e164"] == "+919847011223"
+
+
+@pytest.mark.parametrize("order", [1, -1])
+async def test_a_director_and_a_signatory_named_in_one_answer_are_two_people(
+    pool: asyncpg.Pool, order: int
+) -> None:
+    """A filing names each person once: a DIN and a PAN in one answer are two people, whatever
+    their names and phones share, and in either order."""
+    answer = [
+        person("ABCPK1234F", "R KUMAR", "022 2345 1111"),
+        person("01234567", "RAJESH KUMAR", "022 2345 1111"),
+    ]
+    await sync(pool, ACME, *answer[::order])
+    rows = await people(pool)
+    assert {(r["din"], r["pan"]) for r in rows} == {(None, "ABCPK1234F"), ("01234567", None)}
+
+
+async def test_a_pan_stored_for_another_company_is_linked_not_stored_twice(pool: asyncpg.Pool) -> None:
+    await sync(pool, BETA, person("ABCPK1234F", "Ravi Kumar", "9820011111"))
+    await sync(
+        pool,
+        ACME,
+        person("01234567", "Ravi Kumar", "022 2345 1111"),
+        person("ABCPK1234F", "Ravi Kumar", "022 2345 1111"),
+    )
+    rows = {(r["din"], r["pan"]): r["companies"] for r in await people(pool)}
+    assert rows == {(None, "ABCPK1234F"): [ACME, BETA], ("01234567", None): [ACME]}

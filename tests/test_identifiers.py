@@ -43,6 +43,8 @@ def test_a_din_in_any_script_is_eight_ascii_digits(script: str) -> None:
         ([None, "not a din", "5678912"], "05678912"),
         ("<b>05678912</b>", "05678912"),
         ("123456789", None),  # nine digits
+        ("5678912¹", None),  # a footnote mark is not a digit
+        ("①②③④⑤⑥⑦⑧", None),
         ("ABCPK1234F", None),  # a PAN is not a DIN
         ("00000000", None),
         (True, None),

@@ -24,7 +24,7 @@ from service.airtable import Airtable
 from service.attestr import parse_answer
 from service.companies import ensure_company
 from service.database import create_pool, in_transaction
-from service.dedup import CompanyContacts, upsert_people
+from service.dedup import CompanyContacts, UpsertOutcome, upsert_people
 from service.pusher import Pusher
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
@@ -85,9 +85,10 @@ def spelled(draw: st.DrawFn, name: str) -> str:
 
 @st.composite
 def answers(draw: st.DrawFn) -> list[list[dict[str, Any]]]:
-    """Two companies' answers over one set of people (some on both boards)."""
+    """Three answers over one set of people (some on several boards): an older one for the first
+    company, stored first, then the first company's and the second's."""
     people = draw(st.lists(someone, min_size=1, max_size=6, unique_by=lambda p: p.identity))
-    boards = [draw(st.lists(st.sampled_from(people), min_size=1, max_size=5)) for _ in range(2)]
+    boards = [draw(st.lists(st.sampled_from(people), min_size=1, max_size=5)) for _ in range(3)]
     return [
         [
             {
@@ -120,23 +121,27 @@ async def _sync(
     attestr: Running[AttestrStandIn],
     companies: list[str],
     answer: list[list[dict]],
-) -> None:
+) -> list[UpsertOutcome]:
+    """Store each company's answer the way a job does, then push; the outcomes."""
     pool = await create_pool(db_url)
+    outcomes = []
     try:
         for record_id, contacts in zip(companies, answer, strict=True):
 
             async def store(
                 conn: asyncpg.Connection, record_id: str = record_id, contacts: list = contacts
-            ) -> None:
+            ) -> UpsertOutcome:
                 company_id = await ensure_company(conn, record_id)
                 parsed = parse_answer("U72200KA2015PTC081234", {"valid": True, "contacts": contacts}, 100)
-                await upsert_people(conn, [CompanyContacts(company_id, parsed.contacts)])
+                (outcome,) = await upsert_people(conn, [CompanyContacts(company_id, parsed.contacts)])
+                return outcome
 
-            await in_transaction(pool, store)
+            outcomes.append(await in_transaction(pool, store))
         settings = settings_for(airtable, attestr, AIRTABLE_RATE_LIMIT_RPS="40")
         pusher = Pusher(pool, Airtable(settings, pool), settings, linger_s=0.0)
         while await pusher.push_once():
             pass
+        return outcomes
     finally:
         await pool.close()
 
@@ -148,6 +153,18 @@ async def _reset(db_url: str) -> None:
             "TRUNCATE people, companies, company_people, jobs, job_rows, airtable_missing_options,"
             " airtable_rows_to_delete RESTART IDENTITY CASCADE"
         )
+    finally:
+        await conn.close()
+
+
+async def _links(db_url: str) -> dict[str, list[int]]:
+    conn = await asyncpg.connect(db_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT c.airtable_id, array_agg(cp.person_id ORDER BY cp.person_id) AS people FROM companies c"
+            " JOIN company_people cp ON cp.company_id = c.id GROUP BY c.airtable_id"
+        )
+        return {r["airtable_id"]: list(r["people"]) for r in rows}
     finally:
         await conn.close()
 
@@ -173,14 +190,30 @@ def test_messy_identities_never_merge_two_people_nor_reach_airtable_unread(
         for table in airtable.standin.tables:
             table.records.clear()
         companies = [airtable.standin.add_record("Companies", {"Company Name": n}) for n in ("A", "B")]
-        asyncio.run(_sync(db_url, airtable, attestr, companies, answer))
+        older, answer = answer[0], answer[1:]
+        asyncio.run(_sync(db_url, airtable, attestr, companies[:1], [older]))  # people stored before
+        outcomes = asyncio.run(_sync(db_url, airtable, attestr, companies, answer))
         people = asyncio.run(_people(db_url))
         rows = airtable.standin.records("Contacts")
         # Every identity that came in is one person, and two different ones never one person.
-        given_dins = {d for board in answer for c in board if (d := _read(c["indexId"], "din"))}
-        given_pans = {p for board in answer for c in board if (p := _read(c["indexId"], "pan"))}
+        boards = [older, *answer]
+        given_dins = {d for board in boards for c in board if (d := _read(c["indexId"], "din"))}
+        given_pans = {p for board in boards for c in board if (p := _read(c["indexId"], "pan"))}
         assert {p["din"] for p in people if p["din"]} == given_dins
         assert {p["pan"] for p in people if p["pan"]} == given_pans
+        # Each contact became a person carrying its identity, and each company is linked to
+        # exactly the people of its answer.
+        by_id = {p["id"]: p for p in people}
+        for outcome in outcomes:
+            for contact, person_id, _how in outcome.matched:
+                assert contact.din in (None, by_id[person_id]["din"]) and contact.pan in (
+                    None,
+                    by_id[person_id]["pan"],
+                )
+            assert set(outcome.person_ids) == {person_id for _, person_id, _ in outcome.matched}
+        assert asyncio.run(_links(db_url)) == {
+            record_id: sorted(set(o.person_ids)) for record_id, o in zip(companies, outcomes, strict=True)
+        }
         # Airtable: one row a person, identifiers read, no PAN anywhere.
         assert len(rows) == len(people) and len({r["fields"]["Contact Key"] for r in rows}) == len(rows)
         for row in rows:
