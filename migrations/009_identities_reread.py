@@ -1,9 +1,10 @@
 """Every stored DIN read again the way `service.identifiers` reads one now (other scripts'
 digits as ASCII: `०५६७८९१२` was stored as written and made a second person beside `05678912`),
 and the people this shows to be one merged: the oldest person (and Contact Key) is kept, with all
-the links; its empty fields take the other's values; the other's Airtable row becomes the kept
-person's row when it has none, else it is deleted by the pusher. Corrected people are pushed
-again. Runs in the migration's transaction.
+the links; its empty fields take the other's values. Of their Airtable rows a live one is kept (a
+row a person deleted by hand is never brought back, nor is a live row given up for it); a second
+live row is deleted by the pusher. Corrected people are pushed again. Runs in the migration's
+transaction.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ WITH moved AS (
     SELECT company_id, $1, created_at FROM company_people WHERE person_id = $2
     ON CONFLICT DO NOTHING
 )
-UPDATE jobs SET person_ids = array_replace(person_ids, $2, $1) WHERE $2 = ANY(person_ids)"""
+UPDATE jobs SET person_ids = ARRAY(SELECT DISTINCT unnest(array_replace(person_ids, $2, $1)))
+WHERE $2 = ANY(person_ids)"""
 
 _FILL = """
 UPDATE people k SET
@@ -34,31 +36,42 @@ UPDATE people k SET
 FROM people d WHERE k.id = $1 AND d.id = $2"""
 
 
+def _row(people: list[asyncpg.Record]) -> tuple[str | None, bool, list[str]]:
+    """(the kept row, whether the person was deleted by hand, rows to delete) for one person
+    seen as several: the oldest live row is kept and the other live ones go; with no live row,
+    a row deleted by hand says the person is not to be shown again."""
+    live = [p["airtable_id"] for p in people if p["airtable_id"] and not p["deleted_in_airtable"]]
+    if live:
+        return live[0], False, live[1:]
+    return None, any(p["deleted_in_airtable"] for p in people), []
+
+
 async def migrate(conn: asyncpg.Connection) -> None:
-    rows = await conn.fetch("SELECT id, din, airtable_id FROM people WHERE din IS NOT NULL ORDER BY id")
-    read = {r["id"]: identifiers.din(r["din"]) or r["din"] for r in rows}
+    rows = await conn.fetch(
+        "SELECT id, din, airtable_id, deleted_in_airtable FROM people WHERE din IS NOT NULL ORDER BY id"
+    )
     groups: dict[str, list[asyncpg.Record]] = defaultdict(list)
     for r in rows:
-        groups[read[r["id"]]].append(r)
+        groups[identifiers.din(r["din"]) or r["din"]].append(r)
     for din, people in groups.items():
         keeper, *others = people  # the oldest first
-        row_id = keeper["airtable_id"]
+        if not others and din == keeper["din"]:
+            continue
+        row_id, deleted, gone = _row(people)
         for other in others:
             await conn.execute(_MERGE, keeper["id"], other["id"])
             await conn.execute(_FILL, keeper["id"], other["id"])
             await conn.execute("DELETE FROM people WHERE id = $1", other["id"])
-            if other["airtable_id"] and row_id is None:
-                row_id = other["airtable_id"]  # the other's row becomes the kept person's
-            elif other["airtable_id"]:
-                await conn.execute(
-                    "INSERT INTO airtable_rows_to_delete (airtable_id) VALUES ($1) ON CONFLICT DO NOTHING",
-                    other["airtable_id"],
-                )
-        if others or din != keeper["din"]:
+        for airtable_id in gone:
             await conn.execute(
-                "UPDATE people SET din = $2, airtable_id = $3, push_version = push_version + 1, "
-                "updated_at = now() WHERE id = $1",
-                keeper["id"],
-                din,
-                row_id,
+                "INSERT INTO airtable_rows_to_delete (airtable_id) VALUES ($1) ON CONFLICT DO NOTHING",
+                airtable_id,
             )
+        await conn.execute(
+            "UPDATE people SET din = $2, airtable_id = $3, deleted_in_airtable = $4,"
+            " push_version = push_version + 1, updated_at = now() WHERE id = $1",
+            keeper["id"],
+            din,
+            row_id,
+            deleted,
+        )

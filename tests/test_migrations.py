@@ -178,3 +178,29 @@ async def test_names_stored_in_capitals_are_shown_as_people_write_them(
         ]
     finally:
         await conn.close()
+
+
+async def test_merging_keeps_a_live_row_and_never_brings_back_one_deleted_by_hand(
+    empty_db_url: str, tmp_path: Path
+) -> None:
+    conn = await asyncpg.connect(empty_db_url)
+    try:
+        await _at(tmp_path, conn, "008_identities.sql")
+        await conn.executemany(
+            "INSERT INTO people (din, name, airtable_id, deleted_in_airtable) VALUES ($1, $2, $3, $4)",
+            [
+                ("01111111", "A", "recDeletedByHand1", True),  # the oldest: its row was deleted by hand
+                ("०११११११११"[:8], "A", "recStillThere0001", False),  # the same person, a live row
+                ("02222222", "B", None, False),  # never pushed
+                ("०२२२२२२२", "B", "recDeletedByHand2", True),  # the same person, deleted by hand
+            ],
+        )
+        await migrate(conn)
+        rows = await conn.fetch("SELECT din, airtable_id, deleted_in_airtable FROM people ORDER BY id")
+        assert [tuple(r) for r in rows] == [
+            ("01111111", "recStillThere0001", False),  # the live row is the person's
+            ("02222222", None, True),  # deleted by hand: not shown again
+        ]
+        assert await conn.fetchval("SELECT count(*) FROM airtable_rows_to_delete") == 0
+    finally:
+        await conn.close()
