@@ -133,17 +133,18 @@ def _fetch_message(job: Job) -> str:
 
 
 def _job_id(request: Request) -> int:
-    raw = request.path_params["job_id"]
-    if not (raw.isdigit() and len(raw) < 19):
-        raise ApiError(404, "not_found", f"No job {raw}")
-    return int(raw)
+    job_id = validation.whole_number(request.path_params["job_id"])
+    if job_id is None:
+        raise ApiError(404, "not_found", f"No job {request.path_params['job_id'][:40]!r}")
+    return job_id
 
 
 async def get_job(request: Request) -> JSONResponse:
     await _authorized(request)
-    job = await jobs.get(request.app.state.pool, _job_id(request))
+    job_id = _job_id(request)
+    job = await jobs.get(request.app.state.pool, job_id)
     if job is None:
-        raise ApiError(404, "not_found", f"No job {request.path_params['job_id']}")
+        raise ApiError(404, "not_found", f"No job {job_id}")
     return JSONResponse(job.document())
 
 

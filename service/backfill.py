@@ -62,9 +62,11 @@ async def plan(
 
 async def plan_recheck(pool: asyncpg.Pool, settings: Settings) -> BackfillPlan:
     """The companies whose people may have been merged through a shared phone or email before
-    PANs were read (`backfill --recheck-identities`): those whose latest stored Attestr answer
-    names a signatory by PAN or by nothing, and those linked to a person with neither a DIN nor a
-    PAN. From PostgreSQL only; syncing them again reuses a recent stored answer for free."""
+    PANs were read (`backfill --recheck-identities`). Of the companies last synced before the
+    migration `008_identities.sql` was applied (`with_cin` counts them), those whose latest stored
+    Attestr answer names a signatory by PAN or by nothing, and those linked to a person with
+    neither a DIN nor a PAN. From PostgreSQL only; syncing them again reuses a recent stored
+    answer for free. A company whose answers have been pruned is found only by the second test."""
     found = BackfillPlan()
     for row in await pool.fetch(queries.RECHECK_CANDIDATES):
         found.with_cin += 1

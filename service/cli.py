@@ -29,6 +29,7 @@ from . import (
     jobs,
     queries,
     stats,
+    validation,
     write_check,
 )
 from .airtable import Airtable, AirtableError, AirtableNotConfigured
@@ -334,6 +335,16 @@ def _contacts(settings: Settings, args: argparse.Namespace) -> int:
     return _with_pool(settings, work)
 
 
+def _job_id(text: str) -> int:
+    job_id = validation.whole_number(text)
+    if job_id is None:
+        raise argparse.ArgumentTypeError(f"a job id is a whole number like 42, not {text[:40]!r}")
+    return job_id
+
+
+_LISTED = 50  # companies named one per line before the rest are only counted
+
+
 def _backfill(settings: Settings, args: argparse.Namespace) -> int:
     async def work(pool: asyncpg.Pool) -> int:
         airtable = _configured_airtable(settings, pool)
@@ -343,9 +354,13 @@ def _backfill(settings: Settings, args: argparse.Namespace) -> int:
         if args.recheck_identities:
             found = await backfill.plan_recheck(pool, settings)
             console.print(
-                f"{found.with_cin} companies with a CIN; {len(found.to_sync)} may have had two people "
-                "merged through a shared phone or email before PANs were read"
+                f"{found.with_cin} companies synced before PANs were read; {len(found.to_sync)} may have "
+                "had two people merged through a shared phone or email"
             )
+            for record_id, cin in found.to_sync[:_LISTED]:
+                console.print(f"  {record_id}  {cin}", highlight=False)
+            if len(found.to_sync) > _LISTED:
+                console.print(f"  … and {len(found.to_sync) - _LISTED} more")
         else:
             found = await _backfill_plan(pool, airtable, settings, args, console)
             if found is None:
@@ -618,7 +633,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     jobs_cmd.add_argument("action", choices=["list", "show", "retry"])
-    jobs_cmd.add_argument("id", type=int, nargs="?", help="job id (show, retry)")
+    jobs_cmd.add_argument("id", type=_job_id, nargs="?", help="job id (show, retry)")
     jobs_cmd.add_argument("--status", choices=list(jobs.STATES), help="list: only jobs in this state")
     jobs_cmd.add_argument("--limit", type=int, default=50, help="list: how many, newest first (default 50)")
     jobs_cmd.add_argument("--failed", action="store_true", help="retry: every failed job")
@@ -697,19 +712,21 @@ def _parser() -> argparse.ArgumentParser:
         help="queue a sync for every company with a CIN and no contacts yet",
         description="Reads the Companies table, skips companies that already have contacts (unless "
         "--all), says how many Attestr calls that will cost, and queues the syncs with a progress "
-        "bar. --recheck-identities instead syncs again, from PostgreSQL, the companies whose people "
-        "may have been merged through a shared phone or email before PANs were read (their stored "
-        "answer names a signatory by PAN, or a person without DIN or PAN is linked to them); a "
-        "recent stored answer is used again, free.\n\nexamples:\n  contact-sync backfill --dry-run\n"
+        "bar. --recheck-identities instead syncs again, from PostgreSQL, the companies last synced "
+        "before PANs were read whose people may have been merged through a shared phone or email "
+        "(their stored answer names a signatory by PAN, or a person without DIN or PAN is linked to "
+        "them), and lists them; a recent stored answer is used again, free.\n\nexamples:\n"
+        "  contact-sync backfill --dry-run\n"
         "  contact-sync backfill\n  contact-sync backfill --all\n"
         "  contact-sync backfill --recheck-identities --dry-run",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    back.add_argument("--all", action="store_true", help="every company with a CIN, also those synced")
-    back.add_argument(
+    which = back.add_mutually_exclusive_group()
+    which.add_argument("--all", action="store_true", help="every company with a CIN, also those synced")
+    which.add_argument(
         "--recheck-identities",
         action="store_true",
-        help="the companies whose people may have been merged before PANs were read",
+        help="the companies synced before PANs were read whose people may have been merged",
     )
     back.add_argument("--dry-run", action="store_true", help="print what it would do and the cost, then stop")
     back.set_defaults(run=_backfill)

@@ -9,6 +9,7 @@ say) neither apply a file twice nor see a half-built schema.
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 import asyncpg
@@ -24,8 +25,13 @@ _SOURCE = Path(__file__).parent.parent / "migrations"  # in a checkout
 MIGRATIONS_DIR = _PACKAGED if _PACKAGED.is_dir() else _SOURCE
 
 
+# `NNN_name.sql` or `NNN_name.py`: an editor's backup or a helper module beside them is no migration.
+_NAME = re.compile(r"[0-9]{3}_[A-Za-z0-9_]+\.(?:sql|py)")
+
+
 def migration_files(directory: Path = MIGRATIONS_DIR) -> list[Path]:
-    return sorted([*directory.glob("*.sql"), *directory.glob("*.py")], key=lambda p: p.name)
+    """The migrations of `directory` in the order they apply (by name)."""
+    return sorted((p for p in directory.iterdir() if _NAME.fullmatch(p.name)), key=lambda p: p.name)
 
 
 async def _apply(conn: asyncpg.Connection, path: Path) -> None:

@@ -506,6 +506,8 @@ SELECT c.airtable_id, c.cin,
         WHERE a.cin = c.cin AND a.outcome = 'synced' ORDER BY a.called_at DESC LIMIT 1) AS answer
 FROM companies c
 WHERE c.cin IS NOT NULL AND NOT c.deleted_in_airtable
+  -- a sync since PANs were read matched its people by the rules of today
+  AND c.synced_at < (SELECT applied_at FROM schema_migrations WHERE version = '008_identities.sql')
 ORDER BY c.id"""
 
 # Airtable rows of people merged into another (migrations/009): deleted ten at a time.

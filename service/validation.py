@@ -16,13 +16,21 @@ from .errors import ApiError
 
 MAX_BODY_BYTES = 64 * 1024
 _RECORD_ID = re.compile(r"^rec[A-Za-z0-9]{14}$", re.ASCII)
+# ASCII digits only: str.isdigit() also passes '²' (which int() refuses) and '١٢' (which int()
+# reads as 12); 18 digits always fit PostgreSQL's bigint.
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
+
+
+def whole_number(text: str) -> int | None:
+    """`text` as an int when it is 1 to 18 ASCII digits and nothing else, else None."""
+    return int(text) if _WHOLE_NUMBER.fullmatch(text) else None
 
 
 async def read_body(request: Request) -> bytes:
     """The raw body, refused with 413 once it passes 64 KiB (never read whole before that)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit():
-        if int(declared) > MAX_BODY_BYTES:
+    declared = whole_number(request.headers.get("content-length") or "")
+    if declared is not None:
+        if declared > MAX_BODY_BYTES:
             raise ApiError(413, "payload_too_large", f"The body is larger than {MAX_BODY_BYTES // 1024} KiB")
         # The server stops at the declared length: the body cannot be longer than this.
         return await request.body()
@@ -93,9 +101,11 @@ def integer(value: Any, field: str, low: int, high: int, default: int | None = N
         raise ApiError(
             422, "invalid_field", f"{field} must be a whole number from {low} to {high}", field=field
         )
-    try:
-        number = int(value) if not isinstance(value, float) or value.is_integer() else None
-    except (TypeError, ValueError):
+    if isinstance(value, str):
+        number = whole_number(value)  # int() would also read ' 1_0 ' and '١٢'
+    elif isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+        number = int(value)
+    else:
         number = None
     if number is None or not low <= number <= high:
         raise ApiError(

@@ -82,6 +82,11 @@ def test_sync_without_wait_answers_202_and_the_job_can_be_followed(flow: Flow) -
     [
         ("GET", "/jobs/123456", None, 404, "not_found", None),
         ("GET", "/jobs/abc", None, 404, "not_found", None),
+        ("GET", "/jobs/%C2%B2", None, 404, "not_found", None),  # '²' passes str.isdigit()
+        ("GET", "/jobs/%D9%A1", None, 404, "not_found", None),  # Arabic-Indic 1: no job 1 by another name
+        ("GET", "/jobs/99999999999999999999", None, 404, "not_found", None),  # beyond bigint
+        ("GET", "/jobs?limit=1_0", None, 422, "invalid_field", "limit"),
+        ("GET", "/jobs?limit=%E0%A5%A7", None, 422, "invalid_field", "limit"),  # Devanagari 1
         ("GET", "/jobs?status=done", None, 422, "invalid_field", "status"),
         ("GET", "/jobs?limit=0", None, 422, "invalid_field", "limit"),
         ("POST", "/companies/rec123/sync", None, 422, "invalid_record_id", "record_id"),

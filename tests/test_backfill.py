@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -161,23 +162,31 @@ def test_recheck_identities_separates_people_merged_before_pans_were_read(flow: 
             {"indexId": "BCDPG2345K", "fullName": "DEEPAK GUPTA", "mobileNumber": "022 2345 1111"},
         ],
     }
-    merged, directors = (
+    merged, directors, since = (
         flow.company("Kapoor Gupta", "U74999MH2019PTC334455"),
         flow.company("Nilgiri", "U72200KA2015PTC081234"),
+        flow.company("Synced since", "L17110MH1973PLC019786"),
     )
 
     async def yesterday() -> None:
         conn = await asyncpg.connect(db_url)
+        now = datetime.now(UTC)
         try:
             directors_answer = {
                 "valid": True,
                 "contacts": [{"indexId": "07123456", "fullName": "ANANYA RAO"}],
             }
-            for record_id, cin, stored in (
-                (merged, "U74999MH2019PTC334455", answer),
-                (directors, "U72200KA2015PTC081234", directors_answer),
+            for record_id, cin, stored, synced in (
+                (merged, "U74999MH2019PTC334455", answer, now - timedelta(days=1)),
+                (directors, "U72200KA2015PTC081234", directors_answer, now - timedelta(days=1)),
+                (since, "L17110MH1973PLC019786", answer, now + timedelta(minutes=1)),  # today's rules
             ):
-                await conn.execute("INSERT INTO companies (airtable_id, cin) VALUES ($1, $2)", record_id, cin)
+                await conn.execute(
+                    "INSERT INTO companies (airtable_id, cin, synced_at) VALUES ($1, $2, $3)",
+                    record_id,
+                    cin,
+                    synced,
+                )
                 await conn.execute(
                     "INSERT INTO attestr_answers (cin, outcome, answer) VALUES ($1, 'synced', $2)",
                     cin,
@@ -194,8 +203,11 @@ def test_recheck_identities_separates_people_merged_before_pans_were_read(flow: 
     asyncio.run(yesterday())
     dry = cli(flow.service_env, "backfill", "--recheck-identities", "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert "2 companies with a CIN; 1 may have had two people merged" in dry.stdout
+    assert "2 companies synced before PANs were read; 1 may have had two people merged" in dry.stdout
+    assert f"  {merged}  U74999MH2019PTC334455\n" in dry.stdout
     assert "1 to sync, costing about 0 Attestr call(s)" in dry.stdout
+    both = cli(flow.service_env, "backfill", "--recheck-identities", "--all")
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
     done = cli(flow.service_env, "backfill", "--recheck-identities")
     assert "Queued 1 job(s)" in done.stdout, done.stderr
     flow.wait_until(lambda: len(flow.contacts()) == 3, what="three rows")

@@ -69,6 +69,9 @@ async def test_status_jobs_and_attestr(db_url: str, pool: asyncpg.Pool) -> None:
     assert [j["id"] for j in listed] == [str(failed.id)]
     assert json.loads(cli(db_url, "jobs", "show", str(queued.id)).stdout)["status"] == "queued"
     assert cli(db_url, "jobs", "show", "999").returncode == 1
+    superscript = cli(db_url, "jobs", "show", "²")
+    assert superscript.returncode == 2 and "a job id is a whole number like 42, not '²'" in superscript.stderr
+    assert "Traceback" not in superscript.stderr
 
     refused = cli(db_url, "jobs", "retry", str(queued.id))
     assert refused.returncode == 1 and "only failed jobs" in refused.stderr

@@ -42,6 +42,15 @@ async def test_migrate_twice_applies_each_file_once(empty_db_url: str) -> None:
     assert await _applied(empty_db_url) == names
 
 
+def test_only_numbered_sql_and_python_files_are_migrations(tmp_path: Path) -> None:
+    """An editor's backup, a helper module or a compiled file beside the migrations never runs."""
+    names = ("002_b.py", "001_a.sql", "001_a.sql~", "notes.sql", "helpers.py", "003_c.pyc", "__init__.py")
+    for name in names:
+        (tmp_path / name).write_text("")
+    (tmp_path / "__pycache__").mkdir()
+    assert [p.name for p in migration_files(tmp_path)] == ["001_a.sql", "002_b.py"]
+
+
 async def test_concurrent_migrations_in_one_process(empty_db_url: str) -> None:
     conns = [await asyncpg.connect(empty_db_url) for _ in range(4)]
     try:

@@ -86,6 +86,17 @@ def test_max_contacts_is_in_range_or_a_422(value: Any) -> None:
     assert got is None or (isinstance(got, int) and 1 <= got <= 100)
 
 
+@given(messy_text | st.integers(min_value=-(10**20), max_value=10**20).map(str))
+def test_a_number_in_a_path_or_query_is_plain_ascii_digits_or_nothing(text: str) -> None:
+    """Job ids, `?limit=` and Content-Length: `int()` alone reads '١٢' as 12, ' 1_0 ' as 10,
+    and fails on '²', which `str.isdigit()` lets through."""
+    got = validation.whole_number(text)
+    if re.fullmatch(r"[0-9]{1,18}", text, re.ASCII):
+        assert got == int(text) < 2**63
+    else:
+        assert got is None
+
+
 @given(json_values)
 def test_booleans_are_booleans_or_a_422(value: Any) -> None:
     try:
