@@ -15,12 +15,18 @@ from typing import Any
 
 import structlog
 
+from . import identifiers
+
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 # Ten or more digits standing alone, possibly with a leading + and separators: a phone number
 # (Indian mobiles have ten digits). DINs have eight and stay readable; ids like `rec…` never match.
 _PHONE = re.compile(r"(?<![\w+])\+?\d(?:[\s().-]?\d){9,}(?!\w)")
-# A PAN (five letters, four digits, a letter) is sensitive: never logged, however it came.
-_PAN = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{5}[0-9]{4}[A-Za-z](?![A-Za-z0-9])")
+# A PAN (five letters, four digits, a letter) is sensitive: never logged, however it came: in
+# fullwidth letters, another script's digits, spaced out or with invisible characters inside.
+# The pattern finds candidates (any letters and digits); `identifiers.pan` decides, so what is
+# masked is exactly what the service would read as a PAN.
+_GAP = r"[\s\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]*"
+_PAN = re.compile(rf"(?<![^\W_])(?:[^\W\d_]{_GAP}){{5}}(?:\d{_GAP}){{4}}[^\W\d_](?![^\W_])")
 _PLAIN_KEYS = frozenset({"timestamp", "level", "logger", "event", "job_id", "record_id", "cin"})
 _SECRET_KEYS = re.compile(r"secret|token|password|authorization|api_key|apikey|x-api-key", re.I)
 
@@ -42,7 +48,7 @@ def mask_text(text: str) -> str:
         if secret in text:
             text = text.replace(secret, "[redacted]")
     text = _EMAIL.sub(lambda m: f"{m.group(1)}•••@{m.group(2)}", text)
-    text = _PAN.sub("[PAN]", text)
+    text = _PAN.sub(lambda m: "[PAN]" if identifiers.pan(m.group(0)) else m.group(0), text)
     return _PHONE.sub(_mask_phone, text)
 
 

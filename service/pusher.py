@@ -63,6 +63,8 @@ class Pusher:
         self.options_recheck_s = options_recheck_s
         self._wakeup = Wakeup()
         self._missing: frozenset[tuple[str, str]] | None = None  # as last stored in PostgreSQL
+        self._delete_failures = 0  # merged people's rows: refusals in a row, and when to try again
+        self._deletes_after = 0.0
         # Enough requests in flight to use the whole rate limit when Airtable answers slowly, but
         # not a task per request of a generous limit: each one polls the outbox.
         self.senders = min(10, max(1, round(settings.airtable_rate_limit_rps)))
@@ -118,12 +120,25 @@ class Pusher:
         return busy
 
     async def _delete_merged_rows(self) -> bool:
-        """The Airtable rows of people merged into another (one person, one row)."""
-        ids = [row["airtable_id"] for row in await self.pool.fetch(queries.ROWS_TO_DELETE)]
-        if not ids:
+        """The Airtable rows of people merged into another (one person, one row). The rows stay
+        locked while they are deleted, so two senders never delete one twice; a refusal is logged
+        and tried again later (up to a minute on), holding up none of the other pushes."""
+        if asyncio.get_running_loop().time() < self._deletes_after:
             return False
-        await self.airtable.delete_contacts(ids)  # a row already gone counts as deleted
-        await self.pool.execute(queries.ROWS_DELETED, ids)
+        async with self.pool.acquire() as conn, conn.transaction():
+            ids = [row["airtable_id"] for row in await conn.fetch(queries.ROWS_TO_DELETE)]
+            if not ids:
+                return False
+            try:
+                await self.airtable.delete_contacts(ids)  # a row already gone counts as deleted
+            except AirtableError as exc:
+                self._delete_failures += 1
+                wait_s = min(60.0, RETRY_AFTER_S * self._delete_failures)
+                self._deletes_after = asyncio.get_running_loop().time() + wait_s
+                log.warning("airtable.merged_rows_delete_failed", records=len(ids), reason=exc.message)
+                return False
+            await conn.execute(queries.ROWS_DELETED, ids)
+        self._delete_failures = 0
         log.info("airtable.merged_rows_deleted", records=len(ids))
         return True
 

@@ -511,7 +511,8 @@ WHERE c.cin IS NOT NULL AND NOT c.deleted_in_airtable
 ORDER BY c.id"""
 
 # Airtable rows of people merged into another (migrations/009): deleted ten at a time.
-ROWS_TO_DELETE = "SELECT airtable_id FROM airtable_rows_to_delete ORDER BY created_at LIMIT 10"
+ROWS_TO_DELETE = """
+SELECT airtable_id FROM airtable_rows_to_delete ORDER BY created_at LIMIT 10 FOR UPDATE SKIP LOCKED"""
 ROWS_DELETED = "DELETE FROM airtable_rows_to_delete WHERE airtable_id = ANY($1::text[])"
 
 # --- the older API's answer (api.py) ----------------------------------------------------------

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service import validation
+from service import identifiers, validation
 from service.errors import ApiError
 from service.identifiers import phone as normalize_phone
 from service.logs import mask_text
@@ -177,6 +177,37 @@ def test_no_phone_or_email_survives_masking(number: str, email: str, noise: str)
     text = f"{noise} call +91 {number[:5]} {number[5:]} or {number} or mail {email} {noise}"
     masked = mask_text(text)
     assert number not in masked.replace(" ", "") and email not in masked
+
+
+_SCRIPT_DIGITS = ["0123456789", "०१२३४५६७८९", "٠١٢٣٤٥٦٧٨٩", "০১২৩৪৫৬৭৮৯", "０１２３４５６７８９"]
+_GAPS = ["", "", "", " ", "\u200b", "\u00a0", "\u00ad", "\ufeff", "\t"]
+
+
+@st.composite
+def _pan_as_written(draw: st.DrawFn) -> tuple[str, str]:
+    """(a PAN, the PAN as someone might have written it): any case, fullwidth letters, another
+    script's digits, spaces and invisible characters inside."""
+    pan = draw(st.from_regex(r"[A-Z]{5}[0-9]{4}[A-Z]", fullmatch=True))
+    digits = draw(st.sampled_from(_SCRIPT_DIGITS))
+    written = []
+    for char in pan:
+        if char.isdigit():
+            char = digits[int(char)]
+        else:
+            char = draw(st.sampled_from([char, char.lower(), chr(ord(char) + 0xFEE0)]))
+        written.append(char + draw(st.sampled_from(_GAPS)))
+    return pan, "".join(written).rstrip()
+
+
+@given(_pan_as_written(), messy_text, messy_text)
+def test_no_pan_the_service_would_read_survives_masking(
+    pan: tuple[str, str], before: str, after: str
+) -> None:
+    """Whatever `identifiers.pan` reads as a PAN is masked in a log line, however it was written."""
+    canonical, written = pan
+    assert identifiers.pan(written) == canonical
+    masked = mask_text(f"{before} {written}. {after}")
+    assert canonical not in (identifiers.folded(masked) or "").replace(" ", "").upper()
 
 
 def test_a_cin_in_another_script_s_digits_is_read_as_ascii() -> None:

@@ -243,3 +243,42 @@ async def test_an_option_that_appears_is_sent_whichever_process_held_the_value_b
     second.options_recheck_s = 0.0
     await drain(second)  # B reads the schema in turn
     assert airtable.standin.records("Contacts")[0]["fields"]["Phone Type"] == "Landline"
+
+
+async def test_merged_people_s_rows_are_deleted_once_and_a_refusal_holds_up_nothing(
+    db_url: str, pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    """Rows of people a migration merged: Airtable refusing their deletion is logged and tried
+    again later while the contacts are still written; two pushers never delete a row twice."""
+    merged = [airtable.standin.add_record("Contacts", {"Name": f"Merged {i}"}) for i in range(2)]
+    await pool.executemany(
+        "INSERT INTO airtable_rows_to_delete (airtable_id) VALUES ($1)", [(m,) for m in merged]
+    )
+    await seed(pool, companies(airtable, 1), people_each=3)
+    airtable.standin.faults.append(
+        {
+            "method": "DELETE",
+            "path": "Contacts",
+            "status": 403,
+            "kind": "INVALID_PERMISSIONS_OR_MODEL_NOT_FOUND",
+        }
+    )
+    with capture_logs() as logs:
+        await drain(pusher_for(pool, airtable, attestr))
+    assert len(airtable.standin.records("Contacts")) == 5  # the three written, the two still there
+    refused = [e for e in logs if e["event"] == "airtable.merged_rows_delete_failed"]
+    assert refused and refused[0]["records"] == 2 and "permission" in refused[0]["reason"].lower()
+    assert await pool.fetchval("SELECT count(*) FROM airtable_rows_to_delete") == 2
+
+    before = len(airtable.standin.requests)
+    other_pool = await asyncpg.create_pool(db_url, min_size=1, max_size=2)  # another process
+    try:
+        await asyncio.gather(
+            drain(pusher_for(pool, airtable, attestr)), drain(pusher_for(other_pool, airtable, attestr))
+        )
+    finally:
+        await other_pool.close()
+    deletes = [r for r in airtable.standin.requests[before:] if r["method"] == "DELETE"]
+    assert [r["status"] for r in deletes] == [200]
+    assert {r["id"] for r in airtable.standin.records("Contacts")}.isdisjoint(merged)
+    assert await pool.fetchval("SELECT count(*) FROM airtable_rows_to_delete") == 0
