@@ -72,7 +72,7 @@ async def forget(
         if len(people) > 1 and not every:
             raise AmbiguousPerson(
                 f"{len(people)} people carry these keys (a shared phone or email?): forget one by "
-                "--din, or all of them with --all"
+                "--din or --pan, or all of them with --all"
             )
         # The keys typed, and every key of the people found (a DIN reached by their phone, say).
         found = {(kind, p[column]) for p in people for kind, column in _COLUMNS.items() if p[column]}

@@ -107,7 +107,7 @@ async def test_a_shared_phone_is_refused_unless_all_are_meant(
         person("01000001", "Asha Menon", SECRETARY_PHONE),
         person("01000002", "Ravi Iyer", SECRETARY_PHONE),
     )
-    with pytest.raises(AmbiguousPerson):
+    with pytest.raises(AmbiguousPerson, match="by --din or --pan, or all of them with --all"):
         await forget(pool, airtable_client, keys_of(phone="+91 9845055555"))
     assert len(await people(pool)) == 2  # nothing done
     done = await forget(pool, airtable_client, keys_of(phone="+91 9845055555"), every=True)
