@@ -6,42 +6,201 @@
 //
 // Input variables (left of the script editor, "+ Add input variable"):
 //   recordId  ->  the triggering record's "Airtable record ID"
-//   cin       ->  the triggering record's CIN field
+//   cin       ->  the triggering record's CIN field (a lookup or rollup of one CIN works too)
 //   refresh   ->  (only in the "Refresh Contacts" automation) the record's Refresh Contacts field:
 //                 ticked, it makes the service fetch again even if a recent answer is stored
 //
-// Set the two constants below: where contact-sync runs, and one of its WEBHOOK_SECRETS.
+// Set the constants below: where contact-sync runs and one of its WEBHOOK_SECRETS; the others
+// only if the service's table or field names (AIRTABLE_COMPANIES_TABLE, AIRTABLE_FIELD_…) or
+// RECONCILE_INTERVAL_S were changed.
+//
+// What it does: sends the CIN to the service, trying again while the run's time allows when the
+// service is busy, restarting or out of reach. When the service refuses the CIN, the company
+// shows Failed with the reason; when the service cannot be reached, it shows Waiting: the
+// service's own sweep (reconciliation) picks the company up within RECONCILE_MINUTES once it is
+// back, with no one typing the CIN again.
 
 const SERVICE_URL = "https://contact-sync.example.com";
 const WEBHOOK_SECRET = "paste-one-of-WEBHOOK_SECRETS-here";
 
-const { recordId, cin, refresh } = input.config();
+const COMPANIES_TABLE = "Companies";
+const STATUS_FIELD = "Contacts Sync Status";
+const ERROR_FIELD = "Contacts Sync Error";
+const RECONCILE_MINUTES = 15;
 
-let response;
-try {
-    response = await fetch(`${SERVICE_URL.replace(/\/+$/, "")}/webhooks/airtable`, {
-        method: "POST",
-        headers: { "Content-Type": "application/json", "X-Webhook-Secret": WEBHOOK_SECRET },
-        body: JSON.stringify({ record_id: recordId, cin: cin ? String(cin).trim() : null, refresh: refresh === true }),
+// The version of this script, sent with each call: the service's logs and `contact-sync doctor`
+// say when an automation still runs an older one.
+const SCRIPT_VERSION = "2";
 
+// Airtable stops a "Run a script" action after 30 seconds, and a fetch that has no answer after
+// 12 seconds (Airtable's automation script limits, as collected in Kuovonne's "Guide to Scripting
+// in Airtable": "Automation script limits"; Airtable's own page: support.airtable.com/docs/
+// run-a-script-action). Each call gets less than that, and the end of the run is kept for
+// writing the outcome on the record.
+const RUN_LIMIT_MS = 30000;
+const FETCH_LIMIT_MS = 12000;
+const CALL_LIMIT_MS = 10000;
+const RESERVE_MS = 4000;
+
+const runStarted = Date.now();
+const timeLeft = () => RUN_LIMIT_MS - RESERVE_MS - (Date.now() - runStarted);
+// Automation scripts may lack timers (setTimeout is a browser's, not the language's).
+const hasTimers = typeof setTimeout === "function";
+
+async function pause(ms) {
+    if (hasTimers) {
+        await new Promise((resolve) => setTimeout(resolve, ms));
+        return;
+    }
+    const until = Date.now() + ms;
+    while (Date.now() < until) {
+        // Nothing else runs in this script meanwhile: no call is in flight between attempts.
+    }
+}
+
+// One call, no longer than CALL_LIMIT_MS where timers exist (else Airtable's fetch limit holds).
+async function post(url, options) {
+    if (!hasTimers) {
+        return fetch(url, options);
+    }
+    const controller = typeof AbortController === "function" ? new AbortController() : null;
+    let timer;
+    const expired = new Promise((_, reject) => {
+        timer = setTimeout(() => {
+            if (controller) controller.abort();
+            reject(new Error(`no answer within ${CALL_LIMIT_MS / 1000} s`));
+        }, CALL_LIMIT_MS);
     });
-} catch (error) {
-    throw new Error(`contact-sync could not be reached at ${SERVICE_URL}: ${error.message}`);
+    try {
+        return await Promise.race([fetch(url, { ...options, signal: controller ? controller.signal : undefined }), expired]);
+    } finally {
+        clearTimeout(timer);
+    }
 }
 
-let body = null;
-try {
-    body = await response.json();
-} catch (error) {
-    body = null;
+// A CIN input from a text field is a string; from a lookup or rollup, a list; from a number-like
+// formula, a number. Returns the single CIN, "" when there is none, or null with several.
+function oneCin(value) {
+    const values = (Array.isArray(value) ? value.flat(Infinity) : [value])
+        .map((v) => (v && typeof v === "object" && "name" in v ? v.name : v))
+        .filter((v) => v !== null && v !== undefined)
+        .map((v) => String(v).trim())
+        .filter((v) => v !== "");
+    const distinct = [...new Set(values)];
+    return distinct.length === 0 ? "" : distinct.length === 1 ? distinct[0] : null;
 }
 
-if (!response.ok) {
-    const message = body && body.error ? `${body.error.message} (${body.error.code})` : `HTTP ${response.status}`;
-    // Throwing fails this automation run; the message shows in the run history.
-    throw new Error(`contact-sync refused the request: ${message}`);
+// Seconds from a Retry-After header (delay-seconds or an HTTP date), or null.
+function retryAfterMs(response) {
+    const header = response.headers && response.headers.get ? response.headers.get("Retry-After") : null;
+    if (!header) return null;
+    const seconds = Number(header);
+    if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+    const date = Date.parse(header);
+    return Number.isNaN(date) ? null : Math.max(0, date - Date.now());
 }
 
-output.set("jobId", body.job_id);
-output.set("deduplicated", body.deduplicated);
-console.log(`contact-sync queued job ${body.job_id}${body.deduplicated ? " (already queued)" : ""}`);
+async function readJson(response) {
+    try {
+        return JSON.parse(await response.text());
+    } catch (error) {
+        return null;
+    }
+}
+
+async function mark(recordId, status, message) {
+    try {
+        await base.getTable(COMPANIES_TABLE).updateRecordAsync(recordId, {
+            [STATUS_FIELD]: { name: status },
+            [ERROR_FIELD]: message,
+        });
+        return "";
+    } catch (error) {
+        return ` (the company could not be marked ${status}: ${error.message})`;
+    }
+}
+
+// Sends the CIN, trying again after an outage while time allows. Returns
+// {ok: true, body} | {refused: message} | {unreachable: message}.
+async function send(body) {
+    const url = `${SERVICE_URL.replace(/\/+$/, "")}/webhooks/airtable`;
+    const options = {
+        method: "POST",
+        headers: {
+            "Content-Type": "application/json",
+            "X-Webhook-Secret": WEBHOOK_SECRET,
+            "X-Contact-Sync-Script": SCRIPT_VERSION,
+        },
+        body: JSON.stringify(body),
+    };
+    const callLimit = hasTimers ? Math.min(CALL_LIMIT_MS, FETCH_LIMIT_MS) : FETCH_LIMIT_MS;
+    let problem = "";
+    for (let attempt = 1; ; attempt++) {
+        let wait = Math.min(8000, 1000 * 2 ** (attempt - 1));
+        try {
+            const response = await post(url, options);
+            const answer = await readJson(response);
+            const fromService = answer && typeof answer === "object";
+            if (response.ok && fromService && answer.job_id) {
+                return { ok: true, body: answer };
+            }
+            if (response.status >= 400 && response.status < 500 && ![408, 429].includes(response.status)) {
+                if (fromService && answer.error) {
+                    return { refused: `${answer.error.message} (${answer.error.code})` };
+                }
+                return {
+                    unreachable: `${SERVICE_URL} answered HTTP ${response.status} with a page that is not contact-sync's: check SERVICE_URL in the automation script`,
+                };
+            }
+            problem = fromService && answer.error
+                ? `contact-sync answered HTTP ${response.status}: ${answer.error.message}`
+                : `${SERVICE_URL} answered HTTP ${response.status}${fromService ? "" : " (not contact-sync's answer: a proxy, or the service starting)"}`;
+            const asked = retryAfterMs(response);
+            if (asked !== null) {
+                if (asked > timeLeft() - callLimit) {
+                    return { unreachable: `${problem}; it asked to wait ${Math.ceil(asked / 1000)} s, longer than this run may last` };
+                }
+                wait = asked;
+            }
+        } catch (error) {
+            problem = `contact-sync could not be reached at ${SERVICE_URL}: ${error.message}`;
+        }
+        if (timeLeft() - wait < callLimit) {
+            return { unreachable: `${problem} (${attempt} attempt${attempt > 1 ? "s" : ""})` };
+        }
+        console.log(`${problem}; trying again in ${Math.round(wait / 100) / 10} s`);
+        await pause(wait);
+    }
+}
+
+async function main() {
+    const { recordId, cin, refresh } = input.config();
+    if (!recordId) {
+        throw new Error("The input variable recordId is not set: add it as the triggering record's Airtable record ID");
+    }
+    const value = oneCin(cin);
+    if (value === "") {
+        console.log("The CIN is empty: nothing was sent to contact-sync");
+        output.set("result", "empty CIN: nothing sent");
+        return;
+    }
+    if (value === null) {
+        const message = "The CIN field holds several values: a company has one CIN";
+        throw new Error(message + (await mark(recordId, "Failed", message)));
+    }
+    const outcome = await send({ record_id: recordId, cin: value, refresh: refresh === true || (Array.isArray(refresh) && refresh.includes(true)) });
+    if (outcome.ok) {
+        output.set("jobId", outcome.body.job_id);
+        output.set("deduplicated", outcome.body.deduplicated);
+        console.log(`contact-sync queued job ${outcome.body.job_id}${outcome.body.deduplicated ? " (already queued)" : ""}`);
+        return;
+    }
+    if (outcome.refused) {
+        const message = `contact-sync refused this CIN: ${outcome.refused}`;
+        throw new Error(message + (await mark(recordId, "Failed", message)));
+    }
+    const message = `${outcome.unreachable}. contact-sync will pick this company up by itself within ${RECONCILE_MINUTES} minutes of being reachable again (reconciliation); nothing needs typing again.`;
+    throw new Error(message + (await mark(recordId, "Waiting", message)));
+}
+
+await main();

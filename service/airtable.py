@@ -157,12 +157,20 @@ class Airtable:
     def contacts(self) -> Any:
         return self._table(self.settings.airtable_contacts_table)
 
-    async def call(self, fn: Callable[..., T], *args: Any, slot: int | None = None, **kwargs: Any) -> T:
-        """One Airtable request: a rate-limit slot (unless the caller took one), then pyairtable in
-        a thread; the slot is given back when the answer is in."""
+    async def call(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        slot: int | None = None,
+        background: bool = False,
+        **kwargs: Any,
+    ) -> T:
+        """One Airtable request: a rate-limit slot (unless the caller took one; a background
+        request waits behind the others), then pyairtable in a thread; the slot is given back
+        when the answer is in."""
         self.require_configured()
         if slot is None:
-            slot = await self.limit.acquire()
+            slot = await self.limit.acquire(background=background)
         try:
             result = await asyncio.to_thread(fn, *args, **kwargs)
             metrics.AIRTABLE_REQUESTS.labels("ok").inc()
@@ -326,16 +334,18 @@ class Airtable:
         formula: Any = None,
         fields: list[str] | None = None,
         on_page: Callable[[int], None] = lambda _n: None,
+        background: bool = False,
     ) -> list[dict[str, Any]]:
-        """Every record of a listing, one rate-limited request a page of 100; `on_page` gets the
-        count so far. A list offset is an iterator that expires ("List records": 422
-        LIST_RECORDS_ITERATOR_NOT_AVAILABLE, "It may then restart iteration from the
-        beginning"): the listing then starts again, up to LISTING_RESTARTS times."""
+        """Every record of a listing, one rate-limited request a page of 100 (`background`: at
+        the rate limit's lower priority); `on_page` gets the count so far. A list offset is an
+        iterator that expires ("List records": 422 LIST_RECORDS_ITERATOR_NOT_AVAILABLE, "It may
+        then restart iteration from the beginning"): the listing then starts again, up to
+        LISTING_RESTARTS times."""
         for restart in range(LISTING_RESTARTS + 1):
             found: dict[str, dict[str, Any]] = {}
             pages = table.iterate(formula=formula, fields=fields, page_size=100)
             try:
-                while (page := await self.call(next, pages, None)) is not None:
+                while (page := await self.call(next, pages, None, background=background)) is not None:
                     found.update((record["id"], record) for record in page)
                     on_page(len(found))
                 return list(found.values())

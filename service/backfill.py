@@ -83,18 +83,23 @@ async def plan_recheck(pool: asyncpg.Pool, settings: Settings) -> BackfillPlan:
 
 
 async def _cost(pool: asyncpg.Pool, settings: Settings, found: BackfillPlan) -> None:
-    """How many Attestr calls the plan costs: its distinct CINs without a recent stored answer."""
-    cins = sorted({cin for _, cin in found.to_sync})
+    found.attestr_calls = await attestr_calls(pool, settings, [cin for _, cin in found.to_sync])
+
+
+async def attestr_calls(pool: asyncpg.Pool, settings: Settings, cins: list[str]) -> int:
+    """How many paid Attestr calls syncing these CINs costs: the distinct ones without a stored
+    answer recent enough for the cache (a forced refresh pays even then: not counted here)."""
+    distinct = sorted(set(cins))
     answered = {
         r["cin"]
         for r in await pool.fetch(
             queries.CINS_ANSWERED_RECENTLY,
-            cins,
+            distinct,
             settings.attestr_cache_ttl_days,
             settings.attestr_no_data_ttl_days,
         )
     }
-    found.attestr_calls = len(set(cins) - answered)
+    return len(set(distinct) - answered)
 
 
 async def enqueue(

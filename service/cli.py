@@ -28,6 +28,7 @@ from . import (
     importer,
     jobs,
     queries,
+    reconcile,
     stats,
     validation,
     write_check,
@@ -383,6 +384,57 @@ def _backfill(settings: Settings, args: argparse.Namespace) -> int:
     return _with_pool(settings, work)
 
 
+_SKIPPED = {
+    "invalid_cin": "the CIN field holds no valid CIN or LLPIN",
+    "in_progress": "a job for that CIN is queued or running",
+    "synced": "already synced under that CIN",
+    "failed": "its job for that CIN failed (replay it with `contact-sync jobs retry ID`)",
+    "tick_answered": "Refresh Contacts ticked before its latest job began",
+}
+
+
+def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(pool: asyncpg.Pool) -> int:
+        airtable = _configured_airtable(settings, pool)
+        if airtable is None:
+            return 2
+        console = _console()
+        try:
+            with console.status("Reading the Companies table…"):
+                found = await reconcile.sweep(pool, airtable, settings, dry_run=args.dry_run)
+        except AirtableError as exc:
+            print(f"The Companies table could not be read: {exc.message}", file=sys.stderr)
+            return 1
+        if found is None:
+            print("Another process is sweeping right now: try again in a minute", file=sys.stderr)
+            return 1
+        if found.since is None:
+            console.print(
+                "Reconciliation has not run yet: its first sweep (the service's, or this command "
+                "without --dry-run) sets the baseline. CINs set before it are backfill's: "
+                "`contact-sync backfill --dry-run`."
+            )
+            return 0
+        console.print(
+            f"{found.seen} companies with a CIN set or changed, or Refresh Contacts ticked, since "
+            f"{found.since:%Y-%m-%d %H:%M:%S} UTC (baseline {found.baseline_at:%Y-%m-%d %H:%M} UTC)"
+        )
+        for reason, count in sorted(found.skipped.items()):
+            console.print(f"  {count} left alone: {_SKIPPED.get(reason, reason)}")
+        verb = "to queue" if args.dry_run else f"queued ({found.queued} new job(s))"
+        console.print(
+            f"{len(found.to_queue)} {verb}, costing about [bold]{found.attestr_calls}[/] Attestr "
+            "call(s) (CINs answered recently are not paid for again)"
+        )
+        for record_id, cin, forced in found.to_queue[:_LISTED]:
+            console.print(f"  {record_id}  {cin}{'  (Refresh Contacts)' if forced else ''}", highlight=False)
+        if len(found.to_queue) > _LISTED:
+            console.print(f"  … and {len(found.to_queue) - _LISTED} more")
+        return 0
+
+    return _with_pool(settings, work)
+
+
 async def _backfill_plan(
     pool: asyncpg.Pool, airtable: Airtable, settings: Settings, args: argparse.Namespace, console: Console
 ) -> backfill.BackfillPlan | None:
@@ -730,6 +782,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     back.add_argument("--dry-run", action="store_true", help="print what it would do and the cost, then stop")
     back.set_defaults(run=_backfill)
+
+    rec = commands.add_parser(
+        "reconcile",
+        help="queue the companies whose CIN no trigger brought (the service does it every 15 minutes)",
+        description="Sweeps the Companies table as the running service does at start-up and every "
+        "RECONCILE_INTERVAL_S: every company whose valid CIN was set or changed since the last sweep "
+        "and has no job for that CIN, and every company whose Refresh Contacts was ticked with no job "
+        "since, is queued as a webhook would queue it. CINs set before reconciliation was first "
+        "enabled are backfill's; a failed job is left for `jobs retry`. --dry-run says what it would "
+        "queue and what that costs in Attestr calls.\n\nexamples:\n"
+        "  contact-sync reconcile --dry-run\n  contact-sync reconcile",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    rec.add_argument("--dry-run", action="store_true", help="say what it would queue and its cost")
+    rec.set_defaults(run=_reconcile)
 
     air = commands.add_parser(
         "airtable",

@@ -68,6 +68,7 @@ class Settings:
     queue_max_jobs: int = 50_000
     job_retention_days: float = 30.0
     attestr_answer_retention_days: float = 90.0
+    reconcile_interval_s: float = 900.0  # 0: no sweeps
 
     def field(self, key: str) -> str:
         """The Airtable field name for a logical field, e.g. `field("PHONE")`."""
@@ -128,4 +129,5 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
             config("ATTESTR_CACHE_TTL_DAYS", cast=float, default=30.0),
             config("ATTESTR_NO_DATA_TTL_DAYS", cast=float, default=7.0),
         ),
+        reconcile_interval_s=config("RECONCILE_INTERVAL_S", cast=float, default=900.0),
     )

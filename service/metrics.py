@@ -37,6 +37,10 @@ AIRTABLE_REQUESTS = Counter(
 AIRTABLE_RECORDS = Counter(
     "contact_sync_airtable_records_total", "Records written to Airtable, by table", ["table"]
 )
+RECONCILE_QUEUED = Counter(
+    "contact_sync_reconcile_queued_total", "Jobs queued by reconciliation sweeps (triggers that were lost)"
+)
+RECONCILE_FAILED = Counter("contact_sync_reconcile_failed_total", "Reconciliation sweeps that failed")
 
 JOBS = Gauge("contact_sync_jobs", "Jobs in each state (all processes)", ["status"])
 OLDEST_QUEUED = Gauge("contact_sync_oldest_queued_job_seconds", "Age of the oldest job due to run (0: none)")

@@ -351,7 +351,7 @@ VALUES ($1, $2, $3, $4, $5, $6)"""
 
 # --- Airtable rate limit, shared by every process (ratelimit.py) ------------------------------
 
-RATE_TAKE = "SELECT wait, request_id FROM airtable_take_request($1, $2, $3, $4)"
+RATE_TAKE = "SELECT wait, request_id FROM airtable_take_request($1, $2, $3, $4, $5)"
 RATE_ANSWERED = """
 UPDATE airtable_requests SET answered_at = COALESCE(answered_at, clock_timestamp()) WHERE id = $1"""
 RATE_BLOCK = """
@@ -548,6 +548,43 @@ SELECT DISTINCT cin FROM attestr_answers
 WHERE cin = ANY($1::text[])
   AND ((outcome = 'synced' AND called_at > now() - $2 * interval '1 day')
        OR (outcome = 'no_data' AND called_at > now() - $3 * interval '1 day'))"""
+
+# --- reconciliation (reconcile.py) ------------------------------------------------------------
+
+RECONCILE_LOCK = "SELECT pg_try_advisory_lock(hashtextextended('reconcile', 0))"
+RECONCILE_UNLOCK = "SELECT pg_advisory_unlock(hashtextextended('reconcile', 0))"
+RECONCILE_STATE = """
+SELECT baseline_at, swept_from, started_at, finished_at, counts,
+       EXTRACT(epoch FROM clock_timestamp() - finished_at)::float8 AS finished_s_ago
+FROM reconcile_state"""
+# The first sweep ever sets the baseline: CINs set before it are backfill's.
+RECONCILE_BEGIN = """
+INSERT INTO reconcile_state (baseline_at, swept_from, started_at)
+VALUES (clock_timestamp(), clock_timestamp(), clock_timestamp())
+ON CONFLICT (id) DO UPDATE SET started_at = clock_timestamp()
+RETURNING baseline_at, swept_from, started_at"""
+# The next sweep reads from a little before this one began: a change made while it was reading
+# is seen next time, whatever the clocks of Airtable and the database say.
+RECONCILE_FINISH = """
+UPDATE reconcile_state
+SET swept_from = GREATEST(baseline_at, started_at - make_interval(secs => $1)),
+    finished_at = clock_timestamp(), counts = $2::jsonb"""
+# For each company read (record id, the CIN it holds now): its jobs as the sweep judges them.
+RECONCILE_JOBS = """
+SELECT c.record_id, c.cin,
+       (SELECT j.status FROM jobs j WHERE j.record_id = c.record_id AND j.cin = c.cin
+        ORDER BY j.id DESC LIMIT 1) AS cin_job,
+       EXISTS (SELECT 1 FROM companies co WHERE co.airtable_id = c.record_id AND co.cin = c.cin
+               AND co.synced_at IS NOT NULL) AS synced_under_cin,
+       last.status AS last_status, last.created_at AS last_created_at
+FROM unnest($1::text[], $2::text[]) AS c(record_id, cin)
+LEFT JOIN LATERAL (SELECT j.status, j.created_at FROM jobs j WHERE j.record_id = c.record_id
+                   ORDER BY j.id DESC LIMIT 1) AS last ON true"""
+# A company whose Airtable status the automation script set to Waiting while its job was stored
+# after all: the pusher writes the true status again.
+COMPANIES_REPUSH = """
+UPDATE companies SET push_version = push_version + 1, updated_at = now()
+WHERE airtable_id = ANY($1::text[]) AND NOT deleted_in_airtable"""
 
 # Every row again (a field renamed, a base restored): the pusher sends them all.
 RESYNC_RESTORE_DELETED = """

@@ -2,9 +2,10 @@
 
 Airtable allows 5 requests per second per base and answers 429 beyond that, then refuses the
 base for 30 seconds. Every request (reads too) first takes a slot with `airtable_take_request`
-(migrations/004_airtable_requests.sql) and gives it back when its answer has come; a slot frees a
-window (one second plus a small margin) after that answer, measured with the database's clock so
-that all processes agree. After a 429 the whole base is blocked for AIRTABLE_COOLDOWN_S.
+(migrations/004_airtable_requests.sql; 012 adds the background priority) and gives it back when
+its answer has come; a slot frees a window (one second plus a small margin) after that answer,
+measured with the database's clock so that all processes agree. After a 429 the whole base is
+blocked for AIRTABLE_COOLDOWN_S.
 """
 
 from __future__ import annotations
@@ -34,11 +35,18 @@ class AirtableRateLimit:
         self.window_s = self.max_requests / requests_per_second + WINDOW_MARGIN_S
         self.cooldown_s = cooldown_s
 
-    async def acquire(self) -> int:
-        """Wait until this process may send one request to the base; the slot's id."""
+    async def acquire(self, *, background: bool = False) -> int:
+        """Wait until this process may send one request to the base; the slot's id. A background
+        request (the reconciliation sweep's reads) never takes the window's last free slot: the
+        pusher's writes come first."""
         while True:
             wait, request_id = await self.pool.fetchrow(
-                queries.RATE_TAKE, self.base_id, self.max_requests, self.window_s, REQUEST_TIMEOUT_S
+                queries.RATE_TAKE,
+                self.base_id,
+                self.max_requests,
+                self.window_s,
+                REQUEST_TIMEOUT_S,
+                int(background),
             )
             if request_id is not None:
                 return request_id
@@ -64,7 +72,7 @@ class LocalPacing:
         self.cooldown_s = cooldown_s
         self._next = 0.0
 
-    async def acquire(self) -> None:
+    async def acquire(self, *, background: bool = False) -> None:
         loop = asyncio.get_running_loop()
         wait = self._next - loop.time()
         if wait > 0:

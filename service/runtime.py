@@ -8,7 +8,7 @@ import asyncio
 import asyncpg
 import structlog
 
-from . import retention
+from . import reconcile, retention
 from .airtable import Airtable
 from .attestr import AttestrClient
 from .config import Settings
@@ -78,6 +78,9 @@ class Runtime:
             asyncio.create_task(retention.run(self.pool, self.settings, self._stop), name="retention"),
             asyncio.create_task(self.pusher.run(self._stop), name="pusher"),
             asyncio.create_task(self.reader.run(self._stop), name="payload-reader"),
+            asyncio.create_task(
+                reconcile.run(self.pool, self.airtable, self.settings, self._stop), name="reconcile"
+            ),
         ]
         if self.listener:
             self._tasks.append(asyncio.create_task(self.listener.run(self._stop), name="listener"))

@@ -1,20 +1,104 @@
-// Runs airtable/automation.js the way an Airtable "Run a script" action does: top-level await,
-// `input.config()` and `output.set()` provided, the real `fetch`. The two constants a person
-// edits after pasting the script come from the environment.
+// Runs airtable/automation.js as an Airtable "Run a script" automation action runs it, offering
+// only what that runtime offers: `input.config()`, `output.set()`, `base` (its writes go to the
+// Airtable stand-in through its Web API), `fetch` and `console`, in a fresh JavaScript context
+// (no process, require, timers or AbortController: sources disagree on whether automations have
+// timers, so the stricter reading is the default; HARNESS_TIMERS=1 adds them).
+//
+// Airtable's limits (Kuovonne's "Guide to Scripting in Airtable", "Automation script limits"):
+// a run is stopped after 30 s, and "If your script makes an API call that does not return a
+// response within 12 seconds, the automation action will fail": the run ends there, the
+// script's own error handling does not run. TIME_SCALE shrinks both (and every `…_MS` constant
+// of the script) so that tests run quickly with the same proportions.
+//
+// Prints one JSON line: {ok, error?, outputs, logs, elapsed_ms, stopped?}.
 import { readFileSync } from "node:fs";
+import vm from "node:vm";
 
 const [scriptPath, config] = process.argv.slice(2);
+const scale = Number(process.env.TIME_SCALE || "1");
+const RUN_LIMIT_MS = 30000 * scale;
+const FETCH_LIMIT_MS = 12000 * scale;
+
 const source = readFileSync(scriptPath, "utf8")
     .replace(/const SERVICE_URL = .*;/, `const SERVICE_URL = ${JSON.stringify(process.env.SERVICE_URL)};`)
-    .replace(/const WEBHOOK_SECRET = .*;/, `const WEBHOOK_SECRET = ${JSON.stringify(process.env.WEBHOOK_SECRET)};`);
+    .replace(/const WEBHOOK_SECRET = .*;/, `const WEBHOOK_SECRET = ${JSON.stringify(process.env.WEBHOOK_SECRET)};`)
+    .replace(/const (\w+_MS) = (\d+);/g, (_, name, ms) => `const ${name} = ${Math.round(Number(ms) * scale)};`);
+
+const started = Date.now();
 const outputs = {};
-const input = { config: () => JSON.parse(config) };
-const output = { set: (key, value) => { outputs[key] = value; } };
-const AsyncFunction = Object.getPrototypeOf(async function () {}).constructor;
+const logs = [];
+
+function finish(result) {
+    console.log(JSON.stringify({ ...result, outputs, logs, elapsed_ms: Date.now() - started }));
+    process.exit(result.ok ? 0 : 1);
+}
+
+const runTimer = setTimeout(
+    () => finish({ ok: false, stopped: "run", error: `the script ran longer than ${RUN_LIMIT_MS} ms` }),
+    RUN_LIMIT_MS,
+);
+
+async function limitedFetch(url, options = {}) {
+    let timer;
+    const limit = new Promise(() => {
+        timer = setTimeout(
+            () => finish({ ok: false, stopped: "fetch", error: `a fetch had no answer within ${FETCH_LIMIT_MS} ms` }),
+            FETCH_LIMIT_MS,
+        );
+    });
+    try {
+        return await Promise.race([fetch(url, options), limit]);
+    } finally {
+        clearTimeout(timer);
+    }
+}
+
+// `base.getTable(name).updateRecordAsync(recordId, fields)`: a single select is written as
+// {name} in scripting ("Cell values & field options"), as its name in the Web API.
+const base = {
+    getTable(name) {
+        return {
+            async updateRecordAsync(recordId, fields) {
+                const plain = Object.fromEntries(
+                    Object.entries(fields).map(([key, value]) => [
+                        key,
+                        value && typeof value === "object" && "name" in value ? value.name : value,
+                    ]),
+                );
+                const url = `${process.env.AIRTABLE_URL}/v0/${process.env.AIRTABLE_BASE_ID}/${encodeURIComponent(name)}/${recordId}`;
+                const response = await fetch(url, {
+                    method: "PATCH",
+                    headers: {
+                        Authorization: `Bearer ${process.env.AIRTABLE_TOKEN}`,
+                        "Content-Type": "application/json",
+                    },
+                    body: JSON.stringify({ fields: plain }),
+                });
+                if (!response.ok) {
+                    const body = await response.text();
+                    throw new Error(`Airtable answered ${response.status}: ${body.slice(0, 200)}`);
+                }
+            },
+        };
+    },
+};
+
+const globals = {
+    input: { config: () => JSON.parse(config) },
+    output: { set: (key, value) => { outputs[key] = value; } },
+    base,
+    fetch: limitedFetch,
+    console: { log: (...args) => logs.push(args.join(" ")), error: (...args) => logs.push(args.join(" ")) },
+};
+if (process.env.HARNESS_TIMERS === "1") {
+    Object.assign(globals, { setTimeout, clearTimeout, AbortController });
+}
+
 try {
-    await new AsyncFunction("input", "output", source)(input, output);
-    console.log(JSON.stringify({ ok: true, outputs }));
+    await vm.runInContext(`(async () => {\n${source}\n})()`, vm.createContext(globals));
+    clearTimeout(runTimer);
+    finish({ ok: true });
 } catch (error) {
-    console.log(JSON.stringify({ ok: false, error: error.message }));
-    process.exitCode = 1;
+    clearTimeout(runTimer);
+    finish({ ok: false, error: error && error.message ? error.message : String(error) });
 }

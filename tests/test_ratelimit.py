@@ -45,12 +45,12 @@ async def test_limiters_sharing_a_base_never_exceed_the_limit(db_url: str) -> No
 async def test_a_slot_never_given_back_frees_after_the_timeout(pool: asyncpg.Pool) -> None:
     """A process that died mid-request holds its slot only until the request would have timed out."""
     for _ in range(5):
-        wait, slot = await pool.fetchrow(queries.RATE_TAKE, "appDEAD", 5, 1.0, 0.5)
+        wait, slot = await pool.fetchrow(queries.RATE_TAKE, "appDEAD", 5, 1.0, 0.5, 0)
         assert wait == 0 and slot is not None
-    wait, slot = await pool.fetchrow(queries.RATE_TAKE, "appDEAD", 5, 1.0, 0.5)
+    wait, slot = await pool.fetchrow(queries.RATE_TAKE, "appDEAD", 5, 1.0, 0.5, 0)
     assert slot is None and 0 < wait <= 0.05  # asked again soon: an answer may come any moment
     await asyncio.sleep(1.6)  # taken + timeout + window
-    wait, slot = await pool.fetchrow(queries.RATE_TAKE, "appDEAD", 5, 1.0, 0.5)
+    wait, slot = await pool.fetchrow(queries.RATE_TAKE, "appDEAD", 5, 1.0, 0.5, 0)
     assert wait == 0 and slot is not None
 
 
@@ -74,3 +74,19 @@ async def test_a_429_blocks_every_process_for_the_cool_down(db_url: str) -> None
     assert time.monotonic() - started >= 0.7
     await first.close()
     await second.close()
+
+
+async def test_a_background_read_never_takes_the_last_free_slot(pool: asyncpg.Pool) -> None:
+    """The reconciliation sweep's reads wait behind the pusher's writes: with four slots of five
+    taken, a background request waits and a normal one goes; a process still calling the
+    four-argument form (an older version during a deploy) keeps the old behaviour."""
+    limiter = AirtableRateLimit(pool, "appPRIORITY", 5, cooldown_s=1)
+    for _ in range(3):
+        await limiter.acquire(background=True)
+    await limiter.acquire()  # four taken
+    wait, slot = await pool.fetchrow(queries.RATE_TAKE, "appPRIORITY", 5, 1.0, 35.0, 1)
+    assert slot is None and wait > 0
+    wait, slot = await pool.fetchrow(
+        "SELECT wait, request_id FROM airtable_take_request($1, $2, $3, $4)", "appPRIORITY", 5, 1.0, 35.0
+    )
+    assert wait == 0 and slot is not None  # the fifth

@@ -5,9 +5,11 @@ as the rate limits, a reader's or an editor's permission, and list offsets that 
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 
 import pytest
 from pyairtable import Api
+from pyairtable import formulas as f
 from pyairtable.api.table import Table
 from requests import HTTPError
 
@@ -202,3 +204,34 @@ def test_control_endpoints_for_other_processes(unlimited: Running[AirtableStandI
     assert deleted.json() == {"deleted": True}
     assert "Notes" not in {f.name for f in unlimited.standin.table("Companies").fields}
     assert httpx.delete(f"{unlimited.url}/_standin/tables/Companies/fields/Nope").status_code == 422
+
+
+def test_formulas_see_when_a_field_was_changed(unlimited: Running[AirtableStandIn]) -> None:
+    companies = _table(unlimited, "Companies")
+    created_with_cin = companies.create({"Company Name": "Set at creation", "CIN": "U1"})
+    edited = companies.create({"Company Name": "Edited later"})
+    time.sleep(0.01)
+    since = datetime.now(timezone.utc)
+    time.sleep(0.01)
+    companies.update(edited["id"], {"CIN": "U2"})
+    companies.update(created_with_cin["id"], {"Company Name": "Renamed"})  # not the CIN
+
+    def names(formula: f.Formula) -> list[str]:
+        return sorted(r["fields"]["Company Name"] for r in companies.all(formula=formula))
+
+    # A field set at creation and never changed has no modification time (the strict reading).
+    assert names(f.IS_AFTER(f.LAST_MODIFIED_TIME(f.Field("CIN")), since)) == ["Edited later"]
+    assert names(f.IS_BEFORE(f.LAST_MODIFIED_TIME(f.Field("CIN")), since)) == []
+    assert names(f.IS_AFTER(f.LAST_MODIFIED_TIME(), since)) == ["Edited later", "Renamed"]
+    assert names(f.IS_AFTER(f.CREATED_TIME(), since)) == []
+    assert names(f.IS_BEFORE(f.CREATED_TIME(), since)) == ["Edited later", "Renamed"]
+    assert names(f.EQ(f.RECORD_ID(), edited["id"])) == ["Edited later"]
+    assert names(f.GT(f.LAST_MODIFIED_TIME(f.Field("CIN")), since)) == ["Edited later"]
+
+    with pytest.raises(HTTPError) as exc:
+        companies.all(formula=f.EQ(f.Field("No Such Field"), "x"))
+    assert _error(exc) == (
+        422,
+        "INVALID_FILTER_BY_FORMULA",
+        "The formula for filtering records is invalid: Unknown field names: No Such Field",
+    )

@@ -189,6 +189,33 @@ def _is_empty(value: Any) -> bool:
     return value is None or value == "" or value is False or value == []
 
 
+def _now_iso() -> str:
+    """A time as the API writes it: UTC, milliseconds ("2022-08-29T07:00:00.000Z")."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+class _FormulaRow:
+    """A record as `filterByFormula` sees it: fields by name, its id and times."""
+
+    def __init__(self, record: dict[str, Any], by_name: dict[str, str]) -> None:
+        self._record, self._by_name = record, by_name
+        self.record_id: str = record["id"]
+        self.created = _parse_iso(record["createdTime"])
+
+    def field(self, name: str) -> Any:
+        return self._record["fields"].get(self._by_name.get(name, ""))
+
+    def modified(self, names: list[str]) -> datetime | None:
+        changed = self._record["modified"]
+        ids = [self._by_name.get(name, "") for name in names] if names else list(changed)
+        times = [changed[i] for i in ids if i in changed]
+        return _parse_iso(max(times)) if times else None
+
+
 @dataclass
 class AirtableStandIn:
     token: str = "standin-airtable-token"
@@ -545,15 +572,22 @@ class AirtableStandIn:
         formula = params.get("filterByFormula")
         if formula:
             try:
-                matches = compile_formula(formula)
+                matches, names = compile_formula(formula)
             except FormulaError as exc:
                 raise AirtableError(
                     422, "INVALID_FILTER_BY_FORMULA", f"The formula for filtering records is invalid: {exc}"
                 ) from None
-            by_name = {f.name: f.id for f in table.fields}
-            records = [
-                r for r in records if matches(lambda name, r=r: r["fields"].get(by_name.get(name, "")))
-            ]
+            # "Formulas can use field names, or field id's" ("List records").
+            by_name = {**{f.id: f.id for f in table.fields}, **{f.name: f.id for f in table.fields}}
+            if unknown := sorted(names - set(by_name)):
+                # As Airtable answers a formula naming a field the table lacks (undocumented wording).
+                raise AirtableError(
+                    422,
+                    "INVALID_FILTER_BY_FORMULA",
+                    "The formula for filtering records is invalid: Unknown field names: "
+                    + ", ".join(unknown),
+                )
+            records = [r for r in records if matches(_FormulaRow(r, by_name))]
         max_records = params.get("maxRecords")
         if max_records:
             records = records[: int(max_records)]
@@ -563,7 +597,8 @@ class AirtableStandIn:
         record = {
             "id": _new_id("rec"),
             "fields": self._linked(table, fields),
-            "createdTime": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            "createdTime": _now_iso(),
+            "modified": {},  # field id -> when a write last changed it (LAST_MODIFIED_TIME)
         }
         table.records[record["id"]] = record
         self.hub.record_changed(table, record["id"], None, record["fields"])
@@ -582,6 +617,10 @@ class AirtableStandIn:
         before = record["fields"]
         fields = self._linked(table, fields)
         record["fields"] = dict(fields) if replace else {**record["fields"], **fields}
+        now = _now_iso()
+        for field_id in {*before, *record["fields"]}:
+            if before.get(field_id) != record["fields"].get(field_id):
+                record["modified"][field_id] = now
         self.hub.record_changed(table, record_id, before, record["fields"])
         return record
 
