@@ -41,6 +41,9 @@ const RUN_LIMIT_MS = 30000;
 const FETCH_LIMIT_MS = 12000;
 const CALL_LIMIT_MS = 10000;
 const RESERVE_MS = 4000;
+// Waits between attempts: 1 s, 2 s, 4 s, 8 s… (or what a 429's Retry-After asks).
+const FIRST_WAIT_MS = 1000;
+const LONGEST_WAIT_MS = 8000;
 
 const runStarted = Date.now();
 const timeLeft = () => RUN_LIMIT_MS - RESERVE_MS - (Date.now() - runStarted);
@@ -108,12 +111,16 @@ async function readJson(response) {
     }
 }
 
+// Writes the outcome on the company, in the fields the table has: a single select takes
+// {name}, a text field the text (Scripting: "Cell values & field options").
 async function mark(recordId, status, message) {
     try {
-        await base.getTable(COMPANIES_TABLE).updateRecordAsync(recordId, {
-            [STATUS_FIELD]: { name: status },
-            [ERROR_FIELD]: message,
-        });
+        const table = base.getTable(COMPANIES_TABLE);
+        const fields = {};
+        const statusField = table.fields.find((f) => f.name === STATUS_FIELD);
+        if (statusField) fields[STATUS_FIELD] = statusField.type === "singleSelect" ? { name: status } : status;
+        if (table.fields.some((f) => f.name === ERROR_FIELD)) fields[ERROR_FIELD] = message;
+        if (Object.keys(fields).length > 0) await table.updateRecordAsync(recordId, fields);
         return "";
     } catch (error) {
         return ` (the company could not be marked ${status}: ${error.message})`;
@@ -136,7 +143,7 @@ async function send(body) {
     const callLimit = hasTimers ? Math.min(CALL_LIMIT_MS, FETCH_LIMIT_MS) : FETCH_LIMIT_MS;
     let problem = "";
     for (let attempt = 1; ; attempt++) {
-        let wait = Math.min(8000, 1000 * 2 ** (attempt - 1));
+        let wait = Math.min(LONGEST_WAIT_MS, FIRST_WAIT_MS * 2 ** (attempt - 1));
         try {
             const response = await post(url, options);
             const answer = await readJson(response);

@@ -20,6 +20,7 @@ from .errors import EXCEPTION_HANDLERS, error_response
 from .limits import QueueCap
 from .migrations import pending_migrations
 from .runtime import Runtime
+from .webhooks import ScriptVersions
 
 log = structlog.get_logger(__name__)
 
@@ -78,6 +79,7 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
         app.state.pool = runtime.pool
         app.state.wake_worker = runtime.jobs_stored
         app.state.queue_cap = QueueCap(runtime.pool, settings.queue_max_jobs)
+        app.state.script_versions = ScriptVersions(runtime.pool)
         app.state.wake_reader = runtime.reader.wake if settings.worker_in_web else (lambda: None)
         runtime.start_notifier()
         if settings.worker_in_web:

@@ -150,6 +150,17 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
             f"company status(es) waiting to be written; {airtable['rows_failed']} row(s) refused; "
             f"{airtable['rows_deleted_by_hand']} deleted by hand"
         )
+        sweep = found["reconcile"]
+        if sweep["interval_s"] <= 0:
+            console.print("Reconciliation: off (RECONCILE_INTERVAL_S=0)")
+        elif sweep["last_sweep_s"] is None:
+            console.print("Reconciliation: no sweep yet")
+        else:
+            counts = sweep["last_counts"] or {}
+            console.print(
+                f"Reconciliation: last sweep {sweep['last_sweep_s'] / 60:.0f} min ago, "
+                f"{counts.get('seen', 0)} companies read, {counts.get('queued', 0)} queued"
+            )
         return 0
 
     return _with_pool(settings, work)

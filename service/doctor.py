@@ -11,6 +11,7 @@ missing options.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from .airtable import SELECT_OPTIONS, Airtable, AirtableError
 from .config import Settings
 from .database import DATABASE_ERRORS, database_url
 from .migrations import migrate, pending_migrations
+from .webhooks import SCRIPT_VERSION
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 _TEXT = {"singleLineText", "multilineText", "richText", "formula"}
@@ -144,9 +146,61 @@ async def _database(settings: Settings, fix: bool) -> tuple[list[Check], list[as
             ], None
         else:
             check = Check("database", OK, "reachable and migrated")
-        return [check], list(await conn.fetch(queries.WEBHOOKS_ALL))
+        checks = [check, *await _automation_scripts(conn), await _reconciliation(conn, settings)]
+        return checks, list(await conn.fetch(queries.WEBHOOKS_ALL))
     finally:
         await conn.close()
+
+
+async def _automation_scripts(conn: asyncpg.Connection) -> list[Check]:
+    """Which automation script versions called in the last two weeks (none: no check)."""
+    seen = await conn.fetch(queries.AUTOMATION_SCRIPTS_RECENT)
+    older = [row for row in seen if row["version"] != SCRIPT_VERSION]
+    if not seen:
+        return []
+    if not older:
+        return [Check("automation script", OK, f"version {SCRIPT_VERSION}, the current one")]
+    unversioned = "calls without a version (a script before version 2, or another client)"
+    said = "; ".join(
+        (f"version {row['version']}" if row["version"] else unversioned)
+        + f" last called {row['last_seen_at']:%Y-%m-%d %H:%M} UTC"
+        for row in older
+    )
+    return [
+        Check(
+            "automation script",
+            WARN,
+            f"{said}; the current script is version {SCRIPT_VERSION}",
+            "paste airtable/automation.js into each automation's Run a script action again "
+            "(README: Upgrading the automation script)",
+        )
+    ]
+
+
+async def _reconciliation(conn: asyncpg.Connection, settings: Settings) -> Check:
+    interval = settings.reconcile_interval_s
+    if interval <= 0:
+        return Check(
+            "reconciliation",
+            WARN,
+            "off (RECONCILE_INTERVAL_S=0): a CIN whose automation run failed is never picked up",
+            "unset RECONCILE_INTERVAL_S (900), or run `contact-sync reconcile` from a scheduler",
+        )
+    state = await conn.fetchrow(queries.RECONCILE_STATE)
+    if state is None or state["finished_s_ago"] is None:
+        return Check("reconciliation", OK, "no sweep yet: the running service's first one sets the baseline")
+    ago = state["finished_s_ago"]
+    counts = json.loads(state["counts"]) if state["counts"] else {}
+    seen, queued = counts.get("seen", 0), counts.get("queued", 0)
+    said = f"last sweep {ago / 60:.0f} min ago (seen {seen}, queued {queued})"
+    if ago > 3 * interval:
+        return Check(
+            "reconciliation",
+            WARN,
+            said,
+            "is a worker running? look for reconcile.failed in its logs",
+        )
+    return Check("reconciliation", OK, said)
 
 
 def _settings(settings: Settings) -> list[Check]:

@@ -50,6 +50,10 @@ PUSH_BACKLOG = Gauge(
 ROWS_FAILED = Gauge("contact_sync_airtable_failed_rows", "Contact rows Airtable refused")
 ATTESTR_PAUSED = Gauge("contact_sync_attestr_paused", "1 while Attestr calls are paused")
 ATTESTR_TODAY = Gauge("contact_sync_attestr_calls_today", "Attestr calls today (India's day)")
+RECONCILE_AGE = Gauge(
+    "contact_sync_reconcile_last_sweep_seconds",
+    "Seconds since a reconciliation sweep last finished (-1: never)",
+)
 
 
 def job_ended(status: str, created_at: datetime) -> None:
@@ -68,4 +72,6 @@ async def endpoint(request: Request) -> Response:
     ROWS_FAILED.set(found["airtable"]["rows_failed"])
     ATTESTR_PAUSED.set(1 if found["attestr"]["paused"] else 0)
     ATTESTR_TODAY.set(found["attestr"]["calls_today"])
+    last_sweep = found["reconcile"]["last_sweep_s"]
+    RECONCILE_AGE.set(-1 if last_sweep is None else last_sweep)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -576,15 +576,22 @@ SELECT c.record_id, c.cin,
         ORDER BY j.id DESC LIMIT 1) AS cin_job,
        EXISTS (SELECT 1 FROM companies co WHERE co.airtable_id = c.record_id AND co.cin = c.cin
                AND co.synced_at IS NOT NULL) AS synced_under_cin,
-       last.status AS last_status, last.created_at AS last_created_at
+       last.status AS last_status, last.created_at AS last_created_at, last.force AS last_force
 FROM unnest($1::text[], $2::text[]) AS c(record_id, cin)
-LEFT JOIN LATERAL (SELECT j.status, j.created_at FROM jobs j WHERE j.record_id = c.record_id
+LEFT JOIN LATERAL (SELECT j.status, j.created_at, j.force FROM jobs j WHERE j.record_id = c.record_id
                    ORDER BY j.id DESC LIMIT 1) AS last ON true"""
 # A company whose Airtable status the automation script set to Waiting while its job was stored
 # after all: the pusher writes the true status again.
 COMPANIES_REPUSH = """
 UPDATE companies SET push_version = push_version + 1, updated_at = now()
 WHERE airtable_id = ANY($1::text[]) AND NOT deleted_in_airtable"""
+
+AUTOMATION_SCRIPT_SEEN = """
+INSERT INTO automation_scripts (version, last_seen_at) VALUES ($1, now())
+ON CONFLICT (version) DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at"""
+AUTOMATION_SCRIPTS_RECENT = """
+SELECT version, last_seen_at FROM automation_scripts
+WHERE last_seen_at > now() - interval '14 days' ORDER BY version"""
 
 # Every row again (a field renamed, a base restored): the pusher sends them all.
 RESYNC_RESTORE_DELETED = """

@@ -134,7 +134,7 @@ async def _plan(pool: asyncpg.Pool, airtable: Airtable, settings: Settings, sinc
         if reason is None:
             found.to_queue.append((record_id, cin, ticked))
             continue
-        if ticked and row["last_status"] == "queued":
+        if ticked and row["last_status"] == "queued" and not row["last_force"]:
             found.to_queue.append((record_id, cin, True))  # joins the queued job as a refresh
             continue
         if ticked and row["last_status"] in ("succeeded", "failed"):

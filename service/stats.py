@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import asyncpg
@@ -16,6 +17,7 @@ async def collect(pool: asyncpg.Pool, settings: Settings) -> dict[str, Any]:
     by_state.update({r["status"]: r["n"] for r in await pool.fetch(queries.STATS_JOBS)})
     oldest = await pool.fetchrow(queries.STATS_OLDEST_QUEUED)
     airtable = await pool.fetchrow(queries.STATS_AIRTABLE)
+    sweep = await pool.fetchrow(queries.RECONCILE_STATE)
     return {
         "jobs": by_state,
         "oldest_queued_s": _rounded(oldest["any_s"]),
@@ -26,6 +28,11 @@ async def collect(pool: asyncpg.Pool, settings: Settings) -> dict[str, Any]:
             "companies_waiting": airtable["companies"],
             "rows_failed": airtable["failed_rows"],
             "rows_deleted_by_hand": airtable["deleted_by_hand"],
+        },
+        "reconcile": {
+            "interval_s": settings.reconcile_interval_s,
+            "last_sweep_s": _rounded(sweep["finished_s_ago"]) if sweep else None,
+            "last_counts": json.loads(sweep["counts"]) if sweep and sweep["counts"] else None,
         },
     }
 

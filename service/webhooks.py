@@ -8,7 +8,9 @@ could not be stored is a 503, never a 202.
 from __future__ import annotations
 
 import contextlib
+import time
 
+import asyncpg
 import structlog
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -19,6 +21,34 @@ from .database import DATABASE_ERRORS
 from .errors import ApiError
 
 log = structlog.get_logger(__name__)
+
+# airtable/automation.js's SCRIPT_VERSION: automations still running an older script are logged
+# (`webhook.script_outdated`) and named by `contact-sync doctor`.
+SCRIPT_VERSION = "2"
+_SCRIPT_HEADER = "x-contact-sync-script"
+_SEEN_EVERY_S = 60.0
+
+
+class ScriptVersions:
+    """Which versions of the automation script call the service: stored (and an older one
+    logged) at most once a minute per version and process, so a burst of webhooks costs nothing.
+    A call without the header counts as version "" (a script before version 2, or another client)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self._seen: dict[str, float] = {}
+
+    async def seen(self, header: str | None) -> None:
+        version = (header or "").strip()
+        version = version if validation.whole_number(version) is not None else ""
+        now = time.monotonic()
+        if now - self._seen.get(version, float("-inf")) < _SEEN_EVERY_S:
+            return
+        self._seen[version] = now
+        if version != SCRIPT_VERSION:
+            log.warning("webhook.script_outdated", version=version or None, current=SCRIPT_VERSION)
+        with contextlib.suppress(*DATABASE_ERRORS):
+            await self.pool.execute(queries.AUTOMATION_SCRIPT_SEEN, version)
 
 
 async def airtable_webhook(request: Request) -> JSONResponse:
@@ -52,6 +82,7 @@ async def airtable_webhook(request: Request) -> JSONResponse:
 
         raise ApiError(503, "unavailable", "The job could not be stored; try again shortly") from None
     log.info("webhook.accepted", job_id=str(job_id), record_id=record_id, cin=cin, deduplicated=deduplicated)
+    await request.app.state.script_versions.seen(request.headers.get(_SCRIPT_HEADER))
     (metrics.WEBHOOKS_DEDUPLICATED if deduplicated else metrics.WEBHOOKS_ACCEPTED).inc()
     request.app.state.wake_worker()
     return JSONResponse(

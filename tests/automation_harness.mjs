@@ -24,6 +24,15 @@ const source = readFileSync(scriptPath, "utf8")
     .replace(/const WEBHOOK_SECRET = .*;/, `const WEBHOOK_SECRET = ${JSON.stringify(process.env.WEBHOOK_SECRET)};`)
     .replace(/const (\w+_MS) = (\d+);/g, (_, name, ms) => `const ${name} = ${Math.round(Number(ms) * scale)};`);
 
+// The base's schema, as scripting has it before the run begins.
+const headers = { Authorization: `Bearer ${process.env.AIRTABLE_TOKEN}`, "Content-Type": "application/json" };
+let tables = [];
+try {
+    const schema = await fetch(`${process.env.AIRTABLE_URL}/v0/meta/bases/${process.env.AIRTABLE_BASE_ID}/tables`, { headers });
+    tables = schema.ok ? (await schema.json()).tables : [];
+} catch (error) {
+    tables = [];
+}
 const started = Date.now();
 const outputs = {};
 const logs = [];
@@ -53,27 +62,32 @@ async function limitedFetch(url, options = {}) {
     }
 }
 
-// `base.getTable(name).updateRecordAsync(recordId, fields)`: a single select is written as
-// {name} in scripting ("Cell values & field options"), as its name in the Web API.
+// `base.getTable(name)`: its `fields` ({name, type}) from the base's schema, read once before the
+// run as scripting has them; `updateRecordAsync(recordId, fields)` refuses a single select not
+// written as {name} ("Cell values & field options"), and writes through the Web API.
 const base = {
     getTable(name) {
+        const table = tables.find((t) => t.name === name || t.id === name);
+        if (!table) throw new Error(`No table "${name}" in this base`);
+        const fields = table.fields.map((f) => ({ id: f.id, name: f.name, type: f.type }));
         return {
-            async updateRecordAsync(recordId, fields) {
+            fields,
+            async updateRecordAsync(recordId, values) {
+                for (const [key, value] of Object.entries(values)) {
+                    const field = fields.find((f) => f.name === key || f.id === key);
+                    if (!field) throw new Error(`No field "${key}" in table "${name}"`);
+                    if (field.type === "singleSelect" && !(value && typeof value === "object" && "name" in value)) {
+                        throw new Error(`Field "${key}" is a single select: write {name: …}`);
+                    }
+                }
                 const plain = Object.fromEntries(
-                    Object.entries(fields).map(([key, value]) => [
+                    Object.entries(values).map(([key, value]) => [
                         key,
                         value && typeof value === "object" && "name" in value ? value.name : value,
                     ]),
                 );
                 const url = `${process.env.AIRTABLE_URL}/v0/${process.env.AIRTABLE_BASE_ID}/${encodeURIComponent(name)}/${recordId}`;
-                const response = await fetch(url, {
-                    method: "PATCH",
-                    headers: {
-                        Authorization: `Bearer ${process.env.AIRTABLE_TOKEN}`,
-                        "Content-Type": "application/json",
-                    },
-                    body: JSON.stringify({ fields: plain }),
-                });
+                const response = await fetch(url, { method: "PATCH", headers, body: JSON.stringify({ fields: plain }) });
                 if (!response.ok) {
                     const body = await response.text();
                     throw new Error(`Airtable answered ${response.status}: ${body.slice(0, 200)}`);

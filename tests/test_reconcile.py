@@ -4,18 +4,24 @@ than its baseline. In the test process against the Airtable stand-in and a real 
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
+from pathlib import Path
+from typing import Any
 
 import asyncpg
+import pytest
 from structlog.testing import capture_logs
 
 from service import reconcile
-from service.airtable import Airtable
+from service.airtable import Airtable, AirtableError
 from service.companies import ensure_company
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
 from tests.conftest import Running
-from tests.flow import settings_for
+from tests.flow import Flow, running_flow, service_env, settings_for
+from tests.test_automation import run_script
+from tests.test_backfill import cli
 
 CIN_A = "U51909MH2018PTC309876"
 CIN_B = "L17110MH1973PLC019786"
@@ -31,6 +37,14 @@ def _client(
 async def _jobs(pool: asyncpg.Pool) -> list[tuple[str, str, bool, str]]:
     rows = await pool.fetch("SELECT record_id, cin, force, source FROM jobs ORDER BY id")
     return [(r["record_id"], r["cin"], r["force"], r["source"]) for r in rows]
+
+
+def _fields(at: AirtableStandIn, record_id: str) -> dict[str, Any]:
+    return next(r["fields"] for r in at.records("Companies") if r["id"] == record_id)
+
+
+def _logged(flow: Flow, event: str) -> bool:
+    return any(line["event"] == event for line in flow.service.logs())
 
 
 def _later() -> None:
@@ -184,3 +198,95 @@ async def test_one_process_sweeps_at_a_time_and_a_base_without_refresh_field_is_
         await other.execute("SELECT pg_advisory_unlock(hashtextextended('reconcile', 0))")
     found = await asyncio.wait_for(reconcile.sweep(pool, client, settings), 30)
     assert found is not None and found.queued == 1
+
+
+def test_triggers_lost_while_the_service_was_down_are_synced_at_start_up_with_no_one_acting(
+    tmp_path: Path, db_url: str, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    """The issue's end-to-end case: the service stops; CINs are typed in Airtable, whose
+    automation runs fail and mark the companies Waiting; the service starts again and, within its
+    start-up sweep, every one is synced. No Attestr call for a company already synced under the
+    CIN it holds, none for a CIN set before the baseline."""
+    at = airtable.standin
+    for cin in (CIN_B, CIN_C):  # two more companies Attestr knows
+        answer = copy.deepcopy(attestr.standin.companies[CIN_A])
+        attestr.standin.companies[cin] = {**answer, "indexId": cin, "businessName": f"COMPANY {cin}"}
+    older = at.add_record("Companies", {"Company Name": "Before the baseline", "CIN": CIN_C})
+    synced = at.add_record("Companies", {"Company Name": "Konkan Traders"})
+    waiting = [at.add_record("Companies", {"Company Name": f"Typed while down {i}"}) for i in range(3)]
+
+    with running_flow(tmp_path, db_url, airtable, attestr) as flow:
+        flow.wait_until(lambda: _logged(flow, "reconcile.finished"), what="the first sweep (the baseline)")
+        at.edit("Companies", {synced: {"CIN": CIN_A}})
+        assert flow.wait_for_job(flow.webhook(synced, CIN_A).json()["job_id"])["status"] == "succeeded"
+        down_url = flow.service.url
+    paid_before = len(attestr.standin.calls)
+
+    # While it is down: CINs typed (one of them the synced company's own CIN, typed again).
+    typed = {waiting[0]: CIN_A, waiting[1]: CIN_B, waiting[2]: f" {CIN_C.lower()} ", synced: f"{CIN_A} "}
+    at.edit("Companies", {record_id: {"CIN": cin} for record_id, cin in typed.items()})
+    for record_id, cin in typed.items():
+        outcome = run_script((at, airtable.url), down_url, {"recordId": record_id, "cin": cin})
+        assert outcome["ok"] is False and "could not be reached" in outcome["error"]
+        assert _fields(at, record_id)["Contacts Sync Status"] == "Waiting"
+
+    started = time.monotonic()
+    with running_flow(tmp_path, db_url, airtable, attestr) as flow:
+        flow.wait_until(
+            lambda: all(
+                flow.company_fields(record_id).get("Contacts Sync Status") == "Synced"
+                for record_id in (*waiting, synced)
+            ),
+            timeout=60,
+            what="every company typed while the service was down to be synced",
+        )
+        elapsed = time.monotonic() - started
+        sweeps = [line for line in flow.service.logs() if line["event"] == "reconcile.finished"]
+    assert sweeps[0]["queued"] == 3 and sweeps[0]["skipped"] == {"synced": 1}
+    assert sweeps[0]["statuses_restored"] == 1  # the synced company had been marked Waiting
+    paid = [call["cin"] for call in attestr.standin.calls[paid_before:]]
+    assert sorted(paid) == sorted([CIN_B, CIN_C])  # not CIN_A: its stored answer is used again
+    assert "Contacts Sync Status" not in _fields(at, older)  # before the baseline: backfill's
+    print(f"start-up to the last company synced: {elapsed:.1f} s")
+
+
+async def test_a_sweep_that_fails_half_way_moves_nothing_on_and_the_next_one_queues(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    at = airtable.standin
+    client, settings = _client(pool, airtable, attestr), settings_for(airtable, attestr)
+    await reconcile.sweep(pool, client, settings)
+    swept_from = await pool.fetchval("SELECT swept_from FROM reconcile_state")
+    _later()
+    company = at.add_record("Companies", {"Company Name": "Typed during the failure", "CIN": CIN_A})
+    token, at.token = at.token, "revoked"  # Airtable refuses the sweep's read
+    with pytest.raises(AirtableError):
+        await reconcile.sweep(pool, client, settings)
+    assert await pool.fetchval("SELECT swept_from FROM reconcile_state") == swept_from
+    at.token = token
+    found = await reconcile.sweep(pool, client, settings)
+    assert found is not None and found.to_queue == [(company, CIN_A, False)]
+
+
+def test_the_command_says_what_it_would_queue_and_then_queues_it(
+    db_url: str, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    env = service_env(db_url, airtable, attestr)
+    first = cli(env, "reconcile", "--dry-run")
+    assert first.returncode == 0 and "has not run yet" in first.stdout, first.stderr
+    assert cli(env, "reconcile").returncode == 0  # the baseline
+    _later()
+    company = airtable.standin.add_record("Companies", {"Company Name": "O'Brien & Sons", "CIN": CIN_A})
+    airtable.standin.add_record("Companies", {"Company Name": "Junk", "CIN": "12345"})
+    dry = cli(env, "reconcile", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "2 companies with a CIN set or changed" in dry.stdout
+    assert "1 left alone: the CIN field holds no valid CIN or LLPIN" in dry.stdout
+    assert "1 to queue, costing about 1 Attestr call(s)" in dry.stdout and f"{company}  {CIN_A}" in dry.stdout
+    done = cli(env, "reconcile")
+    assert done.returncode == 0 and "1 queued (1 new job(s))" in done.stdout, done.stdout + done.stderr
+    again = cli(env, "reconcile")
+    assert (
+        "0 queued (0 new job(s))" in again.stdout
+        and "a job for that CIN is queued or running" in again.stdout
+    )
