@@ -47,6 +47,21 @@ def _logged(flow: Flow, event: str) -> bool:
     return any(line["event"] == event for line in flow.service.logs())
 
 
+async def _ended_job(
+    pool: asyncpg.Pool, record_id: str, cin: str, status: str, *, force: bool = False, minutes_ago: int = 0
+) -> None:
+    """A job a webhook brought earlier, ended as `status`."""
+    await pool.execute(
+        "INSERT INTO jobs (record_id, cin, status, force, source, created_at) "
+        "VALUES ($1, $2, $3, $4, 'webhook', now() - make_interval(mins => $5))",
+        record_id,
+        cin,
+        status,
+        force,
+        minutes_ago,
+    )
+
+
 def _later() -> None:
     time.sleep(0.02)  # Airtable's times are in milliseconds
 
@@ -82,11 +97,7 @@ async def test_a_sweep_queues_each_lost_trigger_once(
         await ensure_company(conn, synced, CIN_B)
         await ensure_company(conn, changed, CIN_B)
         await conn.execute("UPDATE companies SET synced_at = now()")
-    await pool.execute(
-        "INSERT INTO jobs (record_id, cin, status, source) VALUES ($1, $2, 'failed', 'webhook')",
-        failed,
-        CIN_C,
-    )
+    await _ended_job(pool, failed, CIN_C, "failed")
     await reconcile.sweep(pool, client, settings)  # the baseline
     _later()
     # While the service was away: CINs typed, pasted, changed, re-typed, and one not a CIN.
@@ -135,22 +146,12 @@ async def test_a_tick_with_no_job_since_is_queued_as_a_refresh_once(
     answered = at.add_record("Companies", {"Company Name": "Answered", "CIN": CIN_A})
     lost = at.add_record("Companies", {"Company Name": "Lost tick", "CIN": CIN_B})
     for record_id, cin in ((answered, CIN_A), (lost, CIN_B)):
-        await pool.execute(
-            "INSERT INTO jobs (record_id, cin, status, source, created_at) "
-            "VALUES ($1, $2, 'succeeded', 'webhook', now() - interval '10 minutes')",
-            record_id,
-            cin,
-        )
+        await _ended_job(pool, record_id, cin, "succeeded", minutes_ago=10)
     await reconcile.sweep(pool, client, settings)
     _later()
     at.edit("Companies", {answered: {"Refresh Contacts": True}, lost: {"Refresh Contacts": True}})
     # The automation reached the service for one tick: its job began just after the tick.
-    await pool.execute(
-        "INSERT INTO jobs (record_id, cin, status, force, source) "
-        "VALUES ($1, $2, 'succeeded', true, 'webhook')",
-        answered,
-        CIN_A,
-    )
+    await _ended_job(pool, answered, CIN_A, "succeeded", force=True)
     done = await reconcile.sweep(pool, client, settings)
     assert done is not None and done.to_queue == [(lost, CIN_B, True)] and done.skipped["tick_answered"] == 1
     assert done.attestr_calls == 1  # a refresh pays, even with a recent answer stored
@@ -172,11 +173,7 @@ async def test_a_company_shown_waiting_whose_job_was_stored_gets_its_true_status
     async with pool.acquire() as conn:
         await ensure_company(conn, company, CIN_A)
         await conn.execute("UPDATE companies SET synced_at = now(), sync_status = 'Synced'")
-    await pool.execute(
-        "INSERT INTO jobs (record_id, cin, status, source) VALUES ($1, $2, 'succeeded', 'webhook')",
-        company,
-        CIN_A,
-    )
+    await _ended_job(pool, company, CIN_A, "succeeded")
     before = await pool.fetchval("SELECT push_version FROM companies")
     done = await reconcile.sweep(pool, client, settings)
     assert done is not None and done.to_repush == [company] and done.queued == 0
