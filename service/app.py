@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 import structlog
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -16,7 +17,7 @@ from starlette.routing import Route
 from . import api, metrics, openapi, webhooks
 from .config import Settings
 from .database import DATABASE_ERRORS
-from .errors import EXCEPTION_HANDLERS, error_response
+from .errors import EXCEPTION_HANDLERS, CatchAll, error_response
 from .limits import QueueCap
 from .migrations import pending_migrations
 from .runtime import Runtime
@@ -93,4 +94,9 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
         finally:
             await runtime.close()
 
-    return Starlette(routes=ROUTES, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)
+    return Starlette(
+        routes=ROUTES,
+        lifespan=lifespan,
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[Middleware(CatchAll)],
+    )

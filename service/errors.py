@@ -2,18 +2,22 @@
 
 `{"error": {"code", "message", "field"?}}`, with the design's codes: `unauthorized`,
 `payload_too_large`, `invalid_json`, `invalid_field`, `invalid_cin`, `invalid_record_id`,
-`not_found`, `rate_limited`, `not_configured`, `unavailable`.
+`not_found`, `rate_limited`, `not_configured`, `unavailable`; and `internal_error` for a bug.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .database import DATABASE_ERRORS
+
+log = structlog.get_logger(__name__)
 
 _CODES_BY_STATUS = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
@@ -64,3 +68,33 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     HTTPException: _http_exception,
     **{error: _database_away for error in DATABASE_ERRORS},
 }
+
+
+class CatchAll:
+    """ASGI middleware inside Starlette's own error middleware: an error no handler expected
+    becomes the documented JSON 500 (not Starlette's plain text), logged once with its cause as
+    `http.unhandled_error`, and is not raised further (the server would log it a second time)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception:
+            log.exception("http.unhandled_error", method=scope.get("method"), path=scope.get("path"))
+            if not started:  # else the client sees the answer cut short
+                response = error_response(
+                    500, "internal_error", "Something went wrong in contact-sync; it has been logged"
+                )
+                await response(scope, receive, send)

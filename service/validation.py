@@ -50,6 +50,8 @@ def parse_json(body: bytes, *, optional: bool = False) -> dict[str, Any]:
         value = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "invalid_json", "The body is not valid JSON") from None
+    except RecursionError:  # `[[[[…]]]]` a thousand deep: Python's parser gives up
+        raise ApiError(400, "invalid_json", "The body's JSON is nested too deeply") from None
     if not isinstance(value, dict):
         raise ApiError(422, "invalid_field", "The body must be a JSON object", field="body")
     return value

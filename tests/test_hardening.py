@@ -1,0 +1,99 @@
+"""Hostile bytes at the HTTP edge: every body gets a 4xx JSON error or is accepted, never a 500;
+an error nothing expected is the documented JSON 500, logged once."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.routing import Route
+from structlog.testing import capture_logs
+
+from service.errors import CatchAll
+from tests.conftest import ServiceProcess
+from tests.flow import API_KEY, SECRET
+
+RECORD = "recAAAAAAAAAAAAAA"
+# Every endpoint that reads a JSON body, with what it needs to get as far as reading it.
+JSON_ENDPOINTS = [
+    ("/webhooks/airtable", {"X-Webhook-Secret": SECRET}),
+    (f"/companies/{RECORD}/sync", {"X-API-Key": API_KEY}),
+    ("/contacts/fetch", {"X-API-Key": API_KEY}),
+    ("/jobs/1/retry", {"X-API-Key": API_KEY}),
+]
+# Reads its body only after Airtable's MAC is verified (tests/test_airtable_webhooks.py); without
+# a registered webhook it answers 503 not_configured, with the error shape all the same.
+NOTIFICATIONS = ("/webhooks/airtable/notifications", {})
+
+
+def _nested(depth: int, open_: str = "[", close: str = "]") -> bytes:
+    return (open_ * depth + close * depth).encode()
+
+
+def _is_json_error(response: httpx.Response) -> bool:
+    body = response.json()
+    return isinstance(body, dict) and isinstance(body.get("error"), dict) and bool(body["error"]["code"])
+
+
+@pytest.mark.parametrize(("path", "headers"), JSON_ENDPOINTS)
+def test_json_nested_a_thousand_deep_is_a_4xx_on_every_endpoint(
+    quiet_service: ServiceProcess, path: str, headers: dict[str, str]
+) -> None:
+    for body in (_nested(1000), _nested(100_000), b'{"a":' * 5000 + b"1" + b"}" * 5000):
+        response = httpx.post(quiet_service.url + path, content=body, headers=headers, timeout=30)
+        assert 400 <= response.status_code < 500, (path, response.status_code, response.text[:200])
+        assert _is_json_error(response), response.text[:200]
+    deep = httpx.post(
+        quiet_service.url + "/webhooks/airtable", content=_nested(5000), headers=JSON_ENDPOINTS[0][1]
+    )
+    assert deep.json()["error"] == {"code": "invalid_json", "message": "The body's JSON is nested too deeply"}
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=30,
+)
+_bodies = st.one_of(
+    st.binary(max_size=300),
+    st.text(max_size=200).map(str.encode),
+    _json_values.map(lambda v: json.dumps(v, ensure_ascii=False).encode()),
+    st.fixed_dictionaries(
+        {"record_id": st.text(max_size=20), "cin": _json_values, "refresh": _json_values}
+    ).map(lambda v: json.dumps(v, ensure_ascii=False).encode()),
+    st.integers(min_value=500, max_value=20_000).map(_nested),
+    st.integers(min_value=500, max_value=5_000).map(lambda n: b'{"x":' * n + b"0" + b"}" * n),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=_bodies, endpoint=st.sampled_from(JSON_ENDPOINTS))
+def test_no_body_gets_a_500(
+    quiet_service: ServiceProcess, body: bytes, endpoint: tuple[str, dict[str, str]]
+) -> None:
+    path, headers = endpoint
+    response = httpx.post(quiet_service.url + path, content=body, headers=headers, timeout=30)
+    assert response.status_code < 500 or response.status_code == 503, (body[:80], response.text[:200])
+    if response.status_code >= 400:
+        assert _is_json_error(response), response.text[:200]
+
+
+async def test_an_error_nothing_expected_is_a_json_500_logged_once() -> None:
+    def broken(_request: Request) -> None:
+        raise RuntimeError("a bug")
+
+    app = Starlette(routes=[Route("/broken", broken)], middleware=[Middleware(CatchAll)])
+    transport = httpx.ASGITransport(app=app)
+    with capture_logs() as logs:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            response = await client.get("/broken")
+    assert response.status_code == 500
+    message = "Something went wrong in contact-sync; it has been logged"
+    assert response.json() == {"error": {"code": "internal_error", "message": message}}
+    assert [(e["event"], e["path"]) for e in logs] == [("http.unhandled_error", "/broken")]
