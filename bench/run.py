@@ -44,7 +44,7 @@ from service.migrations import migrate
 from service.normalize import normalize_contact
 
 ROOT = Path(__file__).parent.parent
-SECRET = "bench-secret"
+SECRET = "bench-webhook-secret"
 
 
 @dataclass
@@ -338,7 +338,7 @@ async def spend(server: str, companies: int) -> Row:
             {
                 "DATABASE_URL": dsn,
                 "WEBHOOK_SECRETS": SECRET,
-                "API_KEYS": "k",
+                "API_KEYS": "bench-api-key-0001",
                 "ATTESTR_API_KEY": attestr.token,
                 "ATTESTR_API_URL": attestr_url + PATH,
                 "AIRTABLE_API_KEY": airtable.token,

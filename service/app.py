@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from . import api, metrics, openapi, webhooks
-from .config import Settings
+from .config import MIN_SECRET_LENGTH, Settings
 from .database import DATABASE_ERRORS
 from .errors import EXCEPTION_HANDLERS, CatchAll, error_response
 from .limits import QueueCap
@@ -35,7 +35,13 @@ def missing_settings(settings: Settings) -> list[str]:
         "AIRTABLE_API_KEY": settings.airtable_api_key,
         "AIRTABLE_BASE_ID": settings.airtable_base_id,
     }
-    return [name for name, value in wanted.items() if not value]
+    return [
+        f"{name} (every value is shorter than {MIN_SECRET_LENGTH} characters)"
+        if not value and name in settings.short_secrets
+        else name
+        for name, value in wanted.items()
+        if not value
+    ]
 
 
 async def health(_request: Request) -> JSONResponse:

@@ -862,6 +862,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     secrets = (
         *settings.webhook_secrets,
         *settings.api_keys,
+        *(value for values in settings.short_secrets.values() for value in values),
         settings.attestr_api_key,
         settings.airtable_api_key,
     )

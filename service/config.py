@@ -69,14 +69,25 @@ class Settings:
     job_retention_days: float = 30.0
     attestr_answer_retention_days: float = 90.0
     reconcile_interval_s: float = 900.0  # 0: no sweeps
+    # Values of WEBHOOK_SECRETS / API_KEYS ignored for being shorter than MIN_SECRET_LENGTH, by
+    # variable: `/ready` and doctor name them; logs still redact them.
+    short_secrets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def field(self, key: str) -> str:
         """The Airtable field name for a logical field, e.g. `field("PHONE")`."""
         return self.airtable_fields[key]
 
 
+# A webhook secret or API key shorter than this is guessable: it counts as not configured.
+MIN_SECRET_LENGTH = 16
+
+
 def _secrets(value: str | None) -> tuple[str, ...]:
     return tuple(s for s in CommaSeparatedStrings(value or "") if s)
+
+
+def _long(values: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(v for v in values if len(v) >= MIN_SECRET_LENGTH)
 
 
 def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None = ".env") -> Settings:
@@ -88,6 +99,8 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         return config(name, default=None) or None
 
     limit = opt("ATTESTR_DAILY_CALL_LIMIT")
+    given = {name: _secrets(opt(name)) for name in ("WEBHOOK_SECRETS", "API_KEYS")}
+    short = {name: tuple(v for v in values if v not in _long(values)) for name, values in given.items()}
     return Settings(
         database_url=opt("DATABASE_URL"),
         data_dir=Path(config("DATA_DIR", default=".data")),
@@ -99,8 +112,9 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         job_retry_base_s=config("JOB_RETRY_BASE_S", cast=float, default=2.0),
         log_format=config("LOG_FORMAT", default="json").lower(),
         log_level=config("LOG_LEVEL", default="info").lower(),
-        webhook_secrets=_secrets(opt("WEBHOOK_SECRETS")),
-        api_keys=_secrets(opt("API_KEYS")),
+        webhook_secrets=_long(given["WEBHOOK_SECRETS"]),
+        api_keys=_long(given["API_KEYS"]),
+        short_secrets={name: values for name, values in short.items() if values},
         attestr_api_key=opt("ATTESTR_API_KEY"),
         attestr_api_url=config("ATTESTR_API_URL", default=Settings.attestr_api_url),
         attestr_max_contacts=config("ATTESTR_MAX_CONTACTS", cast=int, default=100),

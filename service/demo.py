@@ -25,7 +25,7 @@ from .standins.attestr import PATH, AttestrStandIn
 from .standins.server import serve_in_thread
 
 SECRET = "demo-webhook-secret"
-API_KEY = "demo-api-key"
+API_KEY = "demo-api-key-for-the-demo"
 # Sample companies: Nilgiri and Konkan share a director, Dormant has no data at Attestr, and the
 # last one has a CIN with a typo (an O for a 0).
 COMPANIES = [

@@ -20,7 +20,7 @@ import asyncpg
 
 from . import airtable_webhooks, queries
 from .airtable import SELECT_OPTIONS, Airtable, AirtableError
-from .config import Settings
+from .config import MIN_SECRET_LENGTH, Settings
 from .database import DATABASE_ERRORS, database_url
 from .migrations import migrate, pending_migrations
 from .webhooks import SCRIPT_VERSION
@@ -218,9 +218,29 @@ def _settings(settings: Settings) -> list[Check]:
         ("WEBHOOK_SECRETS", settings.webhook_secrets, "the automation script's webhook answers 503"),
         ("API_KEYS", settings.api_keys, "the manual endpoints answer 503"),
     ):
-        if not value:
+        short = len(settings.short_secrets.get(name, ()))
+        if not value and short:
+            checks.append(
+                Check(
+                    name,
+                    WARN,
+                    f"every value is shorter than {MIN_SECRET_LENGTH} characters, so none is used: {what}",
+                    f"set {name} to random strings of {MIN_SECRET_LENGTH} characters or more "
+                    "(`openssl rand -hex 24`)",
+                )
+            )
+        elif not value:
             checks.append(
                 Check(name, WARN, f"not set: {what}", f"set {name} (comma-separated, long random strings)")
+            )
+        elif short:
+            checks.append(
+                Check(
+                    name,
+                    WARN,
+                    f"{short} value(s) shorter than {MIN_SECRET_LENGTH} characters are ignored",
+                    f"remove them, or use random strings of {MIN_SECRET_LENGTH} characters or more",
+                )
             )
     return checks
 

@@ -230,7 +230,7 @@ def quiet_service(tmp_path_factory: pytest.TempPathFactory, pg_server: str) -> I
     """One service per test module, with no worker: for checks of what the HTTP layer answers."""
     from tests.flow import API_KEY, SECRET
 
-    env = {"WEBHOOK_SECRETS": f"rotated-out,{SECRET}", "API_KEYS": API_KEY, "WORKER_IN_WEB": "false"}
+    env = {"WEBHOOK_SECRETS": f"a-rotated-out-secret,{SECRET}", "API_KEYS": API_KEY, "WORKER_IN_WEB": "false"}
     with (
         database(pg_server, TEMPLATE) as url,
         run_service(tmp_path_factory.mktemp("service"), {"DATABASE_URL": url, **env}) as service,

@@ -81,7 +81,7 @@ def service_env(
 ) -> dict[str, str]:
     return {
         "DATABASE_URL": db_url,
-        "WEBHOOK_SECRETS": f"old-secret,{SECRET}",
+        "WEBHOOK_SECRETS": f"an-older-webhook-secret,{SECRET}",
         "API_KEYS": API_KEY,
         "ATTESTR_API_KEY": attestr.standin.token,
         "ATTESTR_API_URL": attestr.url + PATH,

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +94,7 @@ def test_bad_input(
         ({"record_id": RECORD, "cin": ""}, None),
         ({"record_id": RECORD, "cin": ["", CIN]}, None),  # from a lookup field: the first usable
         ({"record_id": RECORD, "cin": "\u200bU७२२००KA२०१५PTC०८१२३४\ufeff"}, None),  # read as ASCII
-        ({"record_id": RECORD}, {"X-Webhook-Secret": "rotated-out"}),
+        ({"record_id": RECORD}, {"X-Webhook-Secret": "a-rotated-out-secret"}),
         ({"record_id": RECORD}, {"X-Webhook-Secret": "", "Authorization": f"Bearer {SECRET}"}),
     ],
 )
@@ -123,3 +126,36 @@ def test_webhooks_are_closed_without_secrets(tmp_path: Path, db_url: str) -> Non
         response = post(svc, {"record_id": RECORD})
         assert response.status_code == 503
         assert response.json()["error"]["code"] == "not_configured"
+
+
+def test_a_short_secret_counts_as_not_configured(tmp_path: Path, db_url: str) -> None:
+    """A secret shorter than 16 characters is guessable: it opens nothing, and /ready and doctor
+    say which variable and why; a long one beside it keeps working."""
+    env = {"DATABASE_URL": db_url, "WORKER_IN_WEB": "false", "API_KEYS": "short-key"}
+    with run_service(tmp_path, {**env, "WEBHOOK_SECRETS": "guessable"}) as svc:
+        refused = httpx.post(
+            f"{svc.url}/webhooks/airtable",
+            json={"record_id": RECORD},
+            headers={"X-Webhook-Secret": "guessable"},
+        )
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "not_configured"
+        missing = httpx.get(f"{svc.url}/ready").json()["missing_settings"]
+        assert "WEBHOOK_SECRETS (every value is shorter than 16 characters)" in missing
+        assert "API_KEYS (every value is shorter than 16 characters)" in missing
+    doctor = subprocess.run(
+        [sys.executable, "-m", "service", "doctor"],
+        env={**os.environ, **env, "WEBHOOK_SECRETS": f"guessable,{SECRET}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "1 value(s) shorter than 16 characters are ignored" in doctor.stdout
+    assert "API_KEYS" in doctor.stdout and "every value is shorter than 16 characters" in doctor.stdout
+    with run_service(tmp_path, {**env, "WEBHOOK_SECRETS": f"guessable,{SECRET}"}) as svc:
+        assert post(svc, {"record_id": RECORD}).status_code == 202  # the long one works
+        short = httpx.post(
+            f"{svc.url}/webhooks/airtable",
+            json={"record_id": RECORD},
+            headers={"X-Webhook-Secret": "guessable"},
+        )
+        assert short.status_code == 401
