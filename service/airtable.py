@@ -21,6 +21,7 @@ from pyairtable import Api, formulas
 
 from . import metrics
 from .config import Settings
+from .database import storable
 from .logs import mask_text
 from .ratelimit import AirtableRateLimit, LocalPacing
 
@@ -102,8 +103,10 @@ def _error_from(exc: requests.HTTPError) -> AirtableError:
         kind, message = (
             (first.get("error"), first.get("message")) if isinstance(first, dict) else (None, None)
         )
-    text = mask_text(
-        f"Airtable answered {status}" + (f" {kind}" if kind else "") + (f": {message}" if message else "")
+    text = storable(
+        mask_text(
+            f"Airtable answered {status}" + (f" {kind}" if kind else "") + (f": {message}" if message else "")
+        )
     )
     if status == 429:
         return AirtableRateLimited(text, status=status, kind=kind)

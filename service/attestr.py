@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from .database import storable
 from .identifiers import plain
 from .logs import mask_text
 from .normalize import Contact, normalize_contact
@@ -193,7 +194,7 @@ class AttestrClient:
         if len(response.content) > MAX_ANSWER_BYTES:
             raise AttestrUnavailable("Attestr's answer was too large to be a contact list")
         try:
-            body = response.json()
+            body = storable(response.json())
         except (json.JSONDecodeError, UnicodeDecodeError):
             body = None
         if response.status_code != 200:

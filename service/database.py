@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import random
+import re
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -23,6 +24,24 @@ from .config import Settings
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
+
+# What PostgreSQL cannot store in text or jsonb: the NUL character ("PostgreSQL: Character
+# Types": "the character with code zero … cannot be stored"; jsonb refuses \u0000 too), and
+# lone UTF-16 surrogates, which JSON can spell (\ud800) but UTF-8 cannot encode.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(value: Any) -> Any:
+    """`value` (JSON-like: dicts, lists, text, numbers) with what PostgreSQL cannot store removed
+    from every text, keys included. Applied to text from outside (an Attestr answer, Airtable's
+    error messages) before it is stored: the same bytes would otherwise fail every attempt."""
+    if isinstance(value, str):
+        return _UNSTORABLE.sub("", value)
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [storable(v) for v in value]
+    return value
 
 
 def _forget_dead_handles(pgdata: Path) -> None:

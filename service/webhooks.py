@@ -74,6 +74,9 @@ async def airtable_webhook(request: Request) -> JSONResponse:
         log.warning("webhook.rejected", code=error.code, status=error.status, record_id=record_id)
         metrics.WEBHOOKS.labels(error.code).inc()
         raise
+    except asyncpg.DataError:  # the input itself, not an outage: asking again would not help
+        metrics.WEBHOOKS.labels("invalid_field").inc()
+        raise ApiError(422, "invalid_field", "The request holds text the database cannot store") from None
     except DATABASE_ERRORS as exc:
         log.error(
             "webhook.rejected", code="unavailable", status=503, error=type(exc).__name__, record_id=record_id

@@ -171,6 +171,8 @@ class Worker:
             await self._attestr_failed(job, exc)
         except AirtableNotConfigured as exc:
             await self._wait(job, exc.message, self._later(PAUSE_RETRY_S))
+        except REFUSED_BY_DATABASE as exc:  # the same data would be refused at every attempt
+            await self._fail(job, refused_by_database(exc))
         except (AirtableError, *DATABASE_ERRORS) as exc:
             await self._retry(job, _describe(exc))
         except Exception as exc:
@@ -250,6 +252,19 @@ class Worker:
             await jobs.set_company_status(conn, job.record_id, "Failed", error)
         log.error("job.failed", error=error, attempts=job.attempts)
         metrics.job_ended("failed", job.created_at)
+
+
+# PostgreSQL refusing the data itself (SQLSTATE class 22, "Data Exception": a character it cannot
+# store, a number out of range; class 54: a value too large for an index), not an outage.
+REFUSED_BY_DATABASE = (asyncpg.DataError, asyncpg.exceptions.ProgramLimitExceededError)
+
+
+def refused_by_database(exc: BaseException) -> str:
+    """The job's error when PostgreSQL refuses this company's data: said as such, never as an outage."""
+    return (
+        f"PostgreSQL refused this company's data ({type(exc).__name__}: {str(exc)[:200]}); "
+        "nothing is tried again: report it with this message"
+    )
 
 
 def _describe(exc: Exception) -> str:

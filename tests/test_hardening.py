@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import asyncpg
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,8 +17,9 @@ from starlette.routing import Route
 from structlog.testing import capture_logs
 
 from service.errors import CatchAll
+from service.worker import REFUSED_BY_DATABASE, refused_by_database
 from tests.conftest import ServiceProcess
-from tests.flow import API_KEY, SECRET
+from tests.flow import API_KEY, SECRET, Flow
 
 RECORD = "recAAAAAAAAAAAAAA"
 # Every endpoint that reads a JSON body, with what it needs to get as far as reading it.
@@ -97,3 +99,39 @@ async def test_an_error_nothing_expected_is_a_json_500_logged_once() -> None:
     message = "Something went wrong in contact-sync; it has been logged"
     assert response.json() == {"error": {"code": "internal_error", "message": message}}
     assert [(e["event"], e["path"]) for e in logs] == [("http.unhandled_error", "/broken")]
+
+
+def test_bytes_postgresql_cannot_store_are_cleaned_and_paid_for_once(flow: Flow) -> None:
+    """A NUL character and a lone surrogate anywhere in an Attestr answer (names, emails,
+    addresses, keys) and in the company's CIN cell: the job succeeds at its first attempt, with
+    one paid call, and nothing of them reaches Airtable."""
+    cin = "U72200KA2015PTC081234"
+    answer = json.loads(json.dumps(flow.attestr.companies[cin]))
+    answer["businessName"] = "NILGIRI\u0000 SOFTWARE"
+    for contact in answer["contacts"]:
+        contact["fullName"] = contact["fullName"].replace(" ", " \u0000", 1) + "\ud800"
+        if contact.get("emailAddress"):
+            contact["emailAddress"] = "\u0000" + contact["emailAddress"]
+        contact["addresses"][0]["city\u0000"] = "Bengaluru\u0000"
+    answer["extra\u0000"] = ["\u0000"]
+    flow.attestr.companies[cin] = answer
+    company = flow.company("Nilgiri", cin + "\u0000")
+    job = flow.wait_for_job(flow.webhook(company).json()["job_id"])
+    assert job["status"] == "succeeded" and job["attempts"] == 1, job
+    assert flow.attestr.calls_for(cin) == 1
+    names = sorted(c["Name"] for c in flow.contacts())
+    assert names == ["Ananya Rao", "Meera Krishnan", "Vikram Sethi"]
+    assert not any("\u0000" in json.dumps(c) for c in flow.contacts())
+
+
+async def test_postgresql_refusing_data_is_said_as_such(pool: asyncpg.Pool) -> None:
+    """What PostgreSQL itself answers for a character it cannot store: a refusal of the data
+    (SQLSTATE class 22), which fails the job once, never "the database could not be reached"."""
+    with pytest.raises(REFUSED_BY_DATABASE) as refused:
+        await pool.execute("SELECT $1::text", "before\x00after")
+    message = refused_by_database(refused.value)
+    assert (
+        message.startswith("PostgreSQL refused this company's data (")
+        and "could not be reached" not in message
+    )
+    assert not isinstance(refused.value, asyncpg.exceptions.ConnectionDoesNotExistError)

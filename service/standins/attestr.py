@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import random
 import time
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 PATH = "/api/v2/public/leadx/mca-cin-contact"
@@ -153,7 +154,8 @@ class AttestrStandIn:
         data = copy.deepcopy(
             self.companies.get(cin) or {"valid": False, "message": "No data found for the given CIN."}
         )
-        return JSONResponse(data)
+        # Escaped as JSON may escape anything (RFC 8259): a lone surrogate arrives as \ud800.
+        return Response(json.dumps(data), media_type="application/json")
 
     # --- control, for tests, the demo and benchmarks in other processes ---
 
