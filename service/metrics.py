@@ -4,9 +4,11 @@ waiting for Airtable, Attestr paused)."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import datetime, timezone
+from typing import Any
 
-import asyncpg
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
@@ -61,11 +63,34 @@ def job_ended(status: str, created_at: datetime) -> None:
     JOB_DURATION.observe(max(0.0, (datetime.now(timezone.utc) - created_at).total_seconds()))
 
 
+GAUGES_MAX_AGE_S = 5.0
+
+
+class _GaugeReads:
+    """When this app last read the database's gauges, and whether a read is under way."""
+
+    def __init__(self) -> None:
+        self.read_at = float("-inf")
+        self.lock = asyncio.Lock()
+
+
 async def endpoint(request: Request) -> Response:
-    pool: asyncpg.Pool = request.app.state.pool
-    found = await stats.collect(pool, request.app.state.settings)
-    for status, count in found["jobs"].items():
-        JOBS.labels(status).set(count)
+    """The metrics, with the database's gauges read again at most every GAUGES_MAX_AGE_S by one
+    scrape at a time: other scrapes meanwhile get the last values, so scraping, even by many
+    clients at once and without a key, costs the database next to nothing."""
+    state = request.app.state
+    reads: _GaugeReads = getattr(state, "gauge_reads", None) or _GaugeReads()
+    state.gauge_reads = reads
+    if time.monotonic() - reads.read_at >= GAUGES_MAX_AGE_S and not reads.lock.locked():
+        async with reads.lock:
+            _set_gauges(await stats.collect(state.pool, state.settings, for_metrics=True))
+            reads.read_at = time.monotonic()
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _set_gauges(found: dict[str, Any]) -> None:
+    for status in ("queued", "running", "pushing", "failed"):
+        JOBS.labels(status).set(found["jobs"][status])
     OLDEST_QUEUED.set(found["oldest_due_s"] or 0)
     PUSH_BACKLOG.labels("contacts").set(found["airtable"]["contacts_waiting"])
     PUSH_BACKLOG.labels("companies").set(found["airtable"]["companies_waiting"])
@@ -74,4 +99,3 @@ async def endpoint(request: Request) -> Response:
     ATTESTR_TODAY.set(found["attestr"]["calls_today"])
     last_sweep = found["reconcile"]["last_sweep_s"]
     RECONCILE_AGE.set(-1 if last_sweep is None else last_sweep)
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -526,6 +526,11 @@ ORDER BY wanted.position"""
 # --- what an operator looks at (stats.py) -----------------------------------------------------
 
 STATS_JOBS = "SELECT status, count(*) AS n FROM jobs GROUP BY status"
+# For /metrics: the states worth a gauge, each counted from its index and no further than $1
+# (succeeded jobs only grow: `contact_sync_jobs_ended_total` counts them).
+STATS_JOBS_OPEN = """
+SELECT s.status, (SELECT count(*) FROM (SELECT 1 FROM jobs j WHERE j.status = s.status LIMIT $1) AS c) AS n
+FROM unnest(ARRAY['queued', 'running', 'pushing', 'failed']) AS s(status)"""
 STATS_OLDEST_QUEUED = """
 SELECT EXTRACT(epoch FROM now() - min(created_at))::float8 AS any_s,
        EXTRACT(epoch FROM now() - min(created_at) FILTER (WHERE run_after <= now()))::float8 AS due_s

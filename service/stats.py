@@ -11,10 +11,20 @@ from . import jobs, queries
 from .attestr_gate import AttestrGate
 from .config import Settings
 
+GAUGE_CAP = 1_000_000  # /metrics counts no further: a gauge that high says enough
 
-async def collect(pool: asyncpg.Pool, settings: Settings) -> dict[str, Any]:
+
+async def collect(pool: asyncpg.Pool, settings: Settings, *, for_metrics: bool = False) -> dict[str, Any]:
+    """Everything `status` and `/stats` show. `for_metrics`: jobs counted only in the states
+    that need watching, each no further than GAUGE_CAP, so that an anonymous scrape reads
+    indexes only (migrations/013_cheap_counts.sql)."""
     by_state = {state: 0 for state in jobs.STATES}
-    by_state.update({r["status"]: r["n"] for r in await pool.fetch(queries.STATS_JOBS)})
+    counted = (
+        await pool.fetch(queries.STATS_JOBS_OPEN, GAUGE_CAP)
+        if for_metrics
+        else await pool.fetch(queries.STATS_JOBS)
+    )
+    by_state.update({r["status"]: r["n"] for r in counted})
     oldest = await pool.fetchrow(queries.STATS_OLDEST_QUEUED)
     airtable = await pool.fetchrow(queries.STATS_AIRTABLE)
     sweep = await pool.fetchrow(queries.RECONCILE_STATE)

@@ -4,6 +4,7 @@ an error nothing expected is the documented JSON 500, logged once."""
 from __future__ import annotations
 
 import json
+import time
 
 import asyncpg
 import httpx
@@ -17,6 +18,7 @@ from starlette.routing import Route
 from structlog.testing import capture_logs
 
 from service.errors import CatchAll
+from service.metrics import GAUGES_MAX_AGE_S
 from service.worker import REFUSED_BY_DATABASE, refused_by_database
 from tests.conftest import ServiceProcess
 from tests.flow import API_KEY, SECRET, Flow
@@ -135,3 +137,24 @@ async def test_postgresql_refusing_data_is_said_as_such(pool: asyncpg.Pool) -> N
         and "could not be reached" not in message
     )
     assert not isinstance(refused.value, asyncpg.exceptions.ConnectionDoesNotExistError)
+
+
+def _gauge(text: str, name: str) -> float:
+    line = next(line for line in text.splitlines() if line.startswith(name + " "))
+    return float(line.split()[-1])
+
+
+def test_metrics_read_the_database_at_most_every_few_seconds(quiet_service: ServiceProcess) -> None:
+    """A scrape costs no more than a webhook: the gauges are read again at most every 5 s."""
+    queued = 'contact_sync_jobs{status="queued"}'
+    httpx.get(quiet_service.url + "/metrics")
+    time.sleep(GAUGES_MAX_AGE_S + 0.2)
+    before = _gauge(httpx.get(quiet_service.url + "/metrics").text, queued)  # read now
+    record = "recMETRICS0000001"
+    stored = httpx.post(
+        quiet_service.url + "/webhooks/airtable", json={"record_id": record}, headers=JSON_ENDPOINTS[0][1]
+    )
+    assert stored.status_code == 202 and not stored.json()["deduplicated"]
+    assert _gauge(httpx.get(quiet_service.url + "/metrics").text, queued) == before  # the last values
+    time.sleep(GAUGES_MAX_AGE_S + 0.2)
+    assert _gauge(httpx.get(quiet_service.url + "/metrics").text, queued) == before + 1

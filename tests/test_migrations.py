@@ -120,6 +120,7 @@ async def test_stored_identifiers_are_read_again_and_the_duplicates_merged(
             "010_weak_keys.sql",
             "011_names_shown.py",
             "012_reconcile.sql",
+            "013_cheap_counts.sql",
         ]
         people = await conn.fetch(
             """SELECT p.id, p.din, p.name, p.phone_e164, p.airtable_id,
