@@ -151,6 +151,7 @@ WITH next AS (
     WHERE (j.status = 'queued' AND j.run_after <= now()
            AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.record_id = j.record_id AND r.status = 'running'))
        OR (j.status = 'running' AND j.lease_until < now())
+       OR (j.status = 'running' AND j.worker_id IN (SELECT w.id FROM workers w WHERE NOT worker_alive(w.id)))
     ORDER BY j.run_after, j.id
     LIMIT $1
     FOR UPDATE SKIP LOCKED
@@ -160,6 +161,16 @@ UPDATE jobs SET status = 'running', attempts = jobs.attempts + 1, worker_id = $3
     updated_at = now()
 FROM next WHERE jobs.id = next.id
 RETURNING {", ".join("jobs." + c.strip() for c in JOB_COLUMNS.split(","))}"""
+
+# A worker's liveness (migrations/014_worker_liveness.sql): its lock, held on a connection of its own.
+WORKER_LOCK = "SELECT pg_try_advisory_lock(hashtextextended('worker:' || $1, 0))"
+WORKER_UNLOCK = "SELECT pg_advisory_unlock(hashtextextended('worker:' || $1, 0))"
+WORKER_REGISTER = "INSERT INTO workers (id) VALUES ($1) ON CONFLICT DO NOTHING"
+WORKER_LEAVE = "DELETE FROM workers WHERE id = $1"
+# Workers gone for good: no lock, no job left running under their name.
+WORKERS_PRUNE = """
+DELETE FROM workers w WHERE NOT worker_alive(w.id)
+  AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.worker_id = w.id AND j.status = 'running')"""
 
 JOB_RENEW_LEASES = """
 UPDATE jobs SET lease_until = now() + make_interval(secs => $2)

@@ -37,6 +37,7 @@ async def prune(pool: asyncpg.Pool, settings: Settings) -> tuple[int, int]:
             if deleted < _BATCH:
                 break
         counts.append(total)
+    await pool.execute(queries.WORKERS_PRUNE)  # workers gone for good, their jobs taken over
     jobs, answers = counts
     if jobs or answers:
         log.info("retention.pruned", jobs=jobs, attestr_answers=answers)

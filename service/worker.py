@@ -7,6 +7,7 @@ Runs inside `contact-sync serve` (WORKER_IN_WEB=true, the default) or as `contac
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import socket
@@ -29,6 +30,7 @@ from .wakeup import Wakeup
 log = structlog.get_logger(__name__)
 
 PAUSE_RETRY_S = 300.0  # a job waiting for missing credentials looks again after this
+LIVENESS_CHECK_S = 2.0  # how often the liveness connection is checked while all is quiet
 
 
 def _next_ist_midnight(now: datetime) -> datetime:
@@ -54,19 +56,24 @@ class Worker:
         self.retry_base_s = settings.job_retry_base_s
         # Well inside the ~30 s a platform waits between SIGTERM and SIGKILL.
         self.grace_s = min(25.0, settings.job_lease_s / 2)
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.worker_id = self._new_id()
         self._wakeup = Wakeup()
         self._running: dict[int, asyncio.Task[None]] = {}
+        self._alive = asyncio.Event()  # this worker's liveness lock is held: it may claim jobs
+
+    def _new_id(self) -> str:
+        return f"{socket.gethostname()}:{os.getpid()}:{id(self):x}:{random.getrandbits(24):06x}"
 
     def wake(self) -> None:
         self._wakeup.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         renewer = asyncio.create_task(self._renew_leases(stop))
+        liveness = asyncio.create_task(self._hold_liveness(stop))
         try:
             while not stop.is_set():
                 try:
-                    claimed = await self._claim()
+                    claimed = await self._claim() if self._alive.is_set() else 0
                 except Exception:  # a bug must not stop the worker: log it and carry on
                     log.exception("worker.loop_error")
                     claimed = 0
@@ -76,6 +83,52 @@ class Worker:
         finally:
             renewer.cancel()
             await self._finish_or_release()
+            await asyncio.gather(liveness, return_exceptions=True)
+
+    async def _hold_liveness(self, stop: asyncio.Event) -> None:
+        """Hold this worker's session advisory lock on a connection of its own for as long as it
+        runs (migrations/014_worker_liveness.sql): if the process dies, PostgreSQL drops the lock
+        with its connection and other workers take its jobs over within a poll. If the connection
+        is lost while this process lives, its jobs are given up (others take them over) and it
+        carries on under a new id once the database is back."""
+        while not stop.is_set():
+            lost = asyncio.Event()
+            try:
+                async with self.pool.acquire() as conn:
+                    conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
+                    if not await conn.fetchval(queries.WORKER_LOCK, self.worker_id):
+                        raise RuntimeError("a worker id is taken")  # cannot happen: ids are random
+                    try:
+                        await conn.execute(queries.WORKER_REGISTER, self.worker_id)
+                        self._alive.set()
+                        self._wakeup.set()
+                        while not stop.is_set() and not lost.is_set():
+                            with contextlib.suppress(TimeoutError):
+                                await asyncio.wait_for(stop.wait(), LIVENESS_CHECK_S)
+                            if not stop.is_set():
+                                await conn.execute("SELECT 1")  # a dead connection shows here
+                    finally:
+                        if stop.is_set() and not lost.is_set():
+                            await conn.execute(queries.WORKER_LEAVE, self.worker_id)
+                            await conn.execute(queries.WORKER_UNLOCK, self.worker_id)
+                if stop.is_set():
+                    return
+                log.warning("worker.liveness_lost", error="the connection closed", jobs=len(self._running))
+            except (*DATABASE_ERRORS, RuntimeError) as exc:
+                if stop.is_set():
+                    return
+                log.warning("worker.liveness_lost", error=type(exc).__name__, jobs=len(self._running))
+            self._alive.clear()
+            self._give_up_running_jobs()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), random.uniform(0.5, 1.5))
+
+    def _give_up_running_jobs(self) -> None:
+        """The liveness lock is gone: other workers may already be running these jobs. Stop
+        them here and take a new id, so that nothing more is written in the old one's name."""
+        for task in list(self._running.values()):
+            task.cancel()
+        self.worker_id = self._new_id()
 
     async def _finish_or_release(self) -> None:
         """Stopping: in-flight jobs get a grace period to finish; the others are handed back

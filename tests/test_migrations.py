@@ -119,8 +119,7 @@ async def test_stored_identifiers_are_read_again_and_the_duplicates_merged(
             "009_identities_reread.py",
             "010_weak_keys.sql",
             "011_names_shown.py",
-            "012_reconcile.sql",
-            "013_cheap_counts.sql",
+            *(f.name for f in migration_files() if f.name > "012"),  # and every later one
         ]
         people = await conn.fetch(
             """SELECT p.id, p.din, p.name, p.phone_e164, p.airtable_id,

@@ -3,6 +3,7 @@ a running service, three workers sharing one database, many webhooks for one CIN
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import asyncpg
 import httpx
 import pytest
 
@@ -238,3 +240,73 @@ def test_twenty_webhooks_for_one_cin_at_once_make_one_attestr_call(flow: Flow) -
     assert flow.attestr.calls_for(NILGIRI) == 1
     contacts = flow.contacts()
     assert len(contacts) == 3 and all(sorted(c["Company"]) == sorted(companies) for c in contacts)
+
+
+def _holder(db_url: str, job_id: str) -> str | None:
+    async def read() -> str | None:
+        conn = await asyncpg.connect(db_url)
+        try:
+            return await conn.fetchval(
+                "SELECT worker_id FROM jobs WHERE id = $1 AND status = 'running'", int(job_id)
+            )
+        finally:
+            await conn.close()
+
+    return asyncio.run(read())
+
+
+def test_a_killed_workers_jobs_run_again_elsewhere_within_seconds(
+    tmp_path: Path,
+    db_url: str,
+    env: dict[str, str],
+    airtable: Running[AirtableStandIn],
+    attestr: Running[AttestrStandIn],
+) -> None:
+    """kill -9: PostgreSQL drops the worker's liveness lock with its connection, and another
+    worker takes its job over at its next poll, long before the lease (60 s here) would end."""
+    env = {**env, "JOB_LEASE_S": "60"}
+    attestr.standin.delay_s = 3.0
+    company = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri"})
+    with run_service(tmp_path, env) as web:
+        first = start_worker(tmp_path, env, "first")
+        job_id = webhook(web, company).json()["job_id"]
+        wait_for(lambda: _holder(db_url, job_id) is not None, what="the first worker to hold the job")
+        held_by = _holder(db_url, job_id)
+        second = start_worker(tmp_path, env, "second")
+        first.process.kill()
+        killed_at = time.monotonic()
+        wait_for(lambda: _holder(db_url, job_id) not in (None, held_by), timeout=30, what="the takeover")
+        takeover_s = time.monotonic() - killed_at
+        assert takeover_s < 5, takeover_s
+        wait_for(lambda: job(web, job_id)["status"] == "succeeded", what="the job")
+        assert second.stop() == 0
+    print(f"takeover after kill -9: {takeover_s:.2f} s")
+
+
+def test_a_paused_worker_keeps_its_job_and_finishes_it(
+    tmp_path: Path,
+    db_url: str,
+    env: dict[str, str],
+    airtable: Running[AirtableStandIn],
+    attestr: Running[AttestrStandIn],
+) -> None:
+    """SIGSTOP for 20 s: the process lives, its lock is held, its lease (60 s) has not run out:
+    nobody takes the job, and the worker finishes it once it is woken."""
+    env = {**env, "JOB_LEASE_S": "60"}
+    attestr.standin.delay_s = 1.0
+    company = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri"})
+    with run_service(tmp_path, env) as web:
+        first = start_worker(tmp_path, env, "first")
+        job_id = webhook(web, company).json()["job_id"]
+        wait_for(lambda: _holder(db_url, job_id) is not None, what="the first worker to hold the job")
+        held_by = _holder(db_url, job_id)
+        first.process.send_signal(signal.SIGSTOP)
+        try:
+            second = start_worker(tmp_path, env, "second")
+            time.sleep(20)
+            assert _holder(db_url, job_id) == held_by
+        finally:
+            first.process.send_signal(signal.SIGCONT)
+        wait_for(lambda: job(web, job_id)["status"] == "succeeded", what="the job")
+        assert job(web, job_id)["attempts"] == 1  # finished by the first worker, never taken over
+        assert first.stop() == 0 and second.stop() == 0
