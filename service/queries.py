@@ -583,19 +583,33 @@ RETURNING baseline_at, swept_from, started_at"""
 # is seen next time, whatever the clocks of Airtable and the database say.
 RECONCILE_FINISH = """
 UPDATE reconcile_state
-SET swept_from = GREATEST(baseline_at, started_at - make_interval(secs => $1)),
+SET swept_from = CASE WHEN $3 THEN GREATEST(baseline_at, started_at - make_interval(secs => $1))
+                      ELSE swept_from END,
     finished_at = clock_timestamp(), counts = $2::jsonb"""
-# For each company read (record id, the CIN it holds now): its jobs as the sweep judges them.
+# For each company read (record id, the CIN it holds now): its newest job, and whether it was
+# synced under this CIN (for a company whose jobs retention has pruned).
 RECONCILE_JOBS = """
 SELECT c.record_id, c.cin,
-       (SELECT j.status FROM jobs j WHERE j.record_id = c.record_id AND j.cin = c.cin
-        ORDER BY j.id DESC LIMIT 1) AS cin_job,
        EXISTS (SELECT 1 FROM companies co WHERE co.airtable_id = c.record_id AND co.cin = c.cin
                AND co.synced_at IS NOT NULL) AS synced_under_cin,
-       last.status AS last_status, last.created_at AS last_created_at, last.force AS last_force
+       last.status AS last_status, last.cin AS last_cin, last.force AS last_force,
+       last.created_at AS last_created_at
 FROM unnest($1::text[], $2::text[]) AS c(record_id, cin)
-LEFT JOIN LATERAL (SELECT j.status, j.created_at, j.force FROM jobs j WHERE j.record_id = c.record_id
-                   ORDER BY j.id DESC LIMIT 1) AS last ON true"""
+LEFT JOIN LATERAL (SELECT j.status, j.cin, j.force, j.created_at FROM jobs j
+                   WHERE j.record_id = c.record_id ORDER BY j.id DESC LIMIT 1) AS last ON true"""
+# Whether a job of the company was stored or changed since the sweep began reading: a webhook
+# got there first, with what the company holds now (the sweep leaves it to that job).
+RECONCILE_JOB_SINCE = """
+SELECT EXISTS (SELECT 1 FROM jobs WHERE record_id = $1
+               AND (created_at >= $2 OR (status = 'queued' AND updated_at >= $2)))"""
+RECONCILE_NOW = "SELECT clock_timestamp()"
+# A company the automation script marked Waiting whose CIN is no CIN: it says so instead.
+COMPANY_REFUSED_CIN = """
+INSERT INTO companies (airtable_id, sync_status, sync_error, push_version)
+VALUES ($1, 'Failed', $2, 1)
+ON CONFLICT (airtable_id) DO UPDATE
+    SET sync_status = 'Failed', sync_error = EXCLUDED.sync_error,
+        push_version = companies.push_version + 1, updated_at = now()"""
 # A company whose Airtable status the automation script set to Waiting while its job was stored
 # after all: the pusher writes the true status again.
 COMPANIES_REPUSH = """

@@ -59,35 +59,41 @@ class Sweep:
     to_queue: list[tuple[str, str, bool]] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
     to_repush: list[str] = field(default_factory=list)  # shown Waiting, but their job was stored
+    refused: list[tuple[str, str]] = field(default_factory=list)  # shown Waiting, no CIN: (id, why)
     attestr_calls: int = 0
     queued: int = 0  # new jobs (the others joined a queued one)
+    deferred: int = 0  # a webhook got there while the sweep read: judged again by the next sweep
+    read_at: datetime | None = None  # the database's clock when the sweep began reading
 
 
 async def sweep(
     pool: asyncpg.Pool, airtable: Airtable, settings: Settings, *, dry_run: bool = False
 ) -> Sweep | None:
-    """One sweep; None when another process is sweeping now. `dry_run` queues nothing and moves
-    nothing on (with no baseline yet it reads nothing: the first real sweep sets it). Raises
-    AirtableError (nothing queued is lost: queueing is idempotent) and database errors."""
+    """One sweep; None when another process is sweeping now. `dry_run` queues nothing, moves
+    nothing on and takes no lock (with no baseline yet it reads nothing: the first real sweep
+    sets it). Raises AirtableError (nothing queued is lost: queueing is idempotent) and
+    database errors."""
     airtable.require_configured()
+    if dry_run:
+        state = await pool.fetchrow(queries.RECONCILE_STATE)
+        if state is None:
+            return Sweep()
+        found = await _plan(pool, airtable, settings, state["swept_from"])
+        found.baseline_at = state["baseline_at"]
+        return found
     async with pool.acquire() as lock:
         if not await lock.fetchval(queries.RECONCILE_LOCK):
             return None
         async with release_session_lock(lock, queries.RECONCILE_UNLOCK):
             started = time.monotonic()
-            if dry_run:
-                state = await pool.fetchrow(queries.RECONCILE_STATE)
-                if state is None:
-                    return Sweep()
-            else:
-                state = await pool.fetchrow(queries.RECONCILE_BEGIN)
+            state = await pool.fetchrow(queries.RECONCILE_BEGIN)
             found = await _plan(pool, airtable, settings, state["swept_from"])
             found.baseline_at = state["baseline_at"]
-            if dry_run:
-                return found
-            await _apply(pool, found)
+            if not await _apply(pool, settings, found):
+                return found  # the queue is full: nothing moves on, the next sweep reads it all again
             counts = {"seen": found.seen, "queued": found.queued, "skipped": dict(found.skipped)}
-            await pool.execute(queries.RECONCILE_FINISH, OVERLAP_S, json.dumps(counts))
+            # A company deferred (a webhook came while the sweep read) is read again next time.
+            await pool.execute(queries.RECONCILE_FINISH, OVERLAP_S, json.dumps(counts), found.deferred == 0)
     metrics.RECONCILE_QUEUED.inc(found.queued)
     log.info(
         "reconcile.finished",
@@ -95,7 +101,8 @@ async def sweep(
         seen=found.seen,
         queued=found.queued,
         skipped=dict(found.skipped),
-        statuses_restored=len(found.to_repush),
+        deferred=found.deferred,
+        statuses_restored=len(found.to_repush) + len(found.refused),
         attestr_calls=found.attestr_calls,
         duration_ms=round((time.monotonic() - started) * 1000),
     )
@@ -103,19 +110,9 @@ async def sweep(
 
 
 async def _plan(pool: asyncpg.Pool, airtable: Airtable, settings: Settings, since: datetime) -> Sweep:
-    found = Sweep(since=since)
-    fields = (await airtable.fields())["companies"]
+    found = Sweep(since=since, read_at=await pool.fetchval(queries.RECONCILE_NOW))
     cin_field = settings.field("CIN")
-    if cin_field not in fields:
-        raise AirtableError(f'The Companies table has no "{cin_field}" field', kind="UNKNOWN_FIELD_NAME")
-    refresh = settings.field("REFRESH") if settings.field("REFRESH") in fields else None
-    status = settings.field("SYNC_STATUS") if settings.field("SYNC_STATUS") in fields else None
-    records = await airtable.list_records(
-        airtable.companies,
-        formula=_changed_since(cin_field, refresh, since),
-        fields=[name for name in (cin_field, refresh, status) if name],
-        background=True,
-    )
+    records, refresh, status = await _read(airtable, settings, since)
     found.seen = len(records)
     read = [(r["id"], identifiers.cin(r["fields"].get(cin_field)), r["fields"]) for r in records]
     valid = [(record_id, cin) for record_id, cin, _ in read if cin]
@@ -123,35 +120,68 @@ async def _plan(pool: asyncpg.Pool, airtable: Airtable, settings: Settings, sinc
         row["record_id"]: row
         for row in await pool.fetch(queries.RECONCILE_JOBS, [r for r, _ in valid], [c for _, c in valid])
     }
-    ticks: dict[str, tuple[str, datetime]] = {}  # record id -> (CIN, its newest job's start)
+    ticks: dict[str, tuple[str, datetime]] = {}  # record id -> (CIN, when its forced job began)
     for record_id, cin, cells in read:
+        shown_waiting = bool(status) and cells.get(status) == "Waiting"
         if cin is None:
             found.skipped["invalid_cin"] += 1
+            if shown_waiting:  # the script could not ask the service: say what it would have said
+                raw = (identifiers.plain(cells.get(cin_field)) or "").strip()[:40]
+                found.refused.append((record_id, f"{raw!r} is not a valid CIN or LLPIN"))
             continue
         row = known[record_id]
         ticked = bool(refresh and cells.get(refresh) is True)
-        reason = _cin_handled(row)
+        reason = _cin_handled(row, cin)
         if reason is None:
             found.to_queue.append((record_id, cin, ticked))
-            continue
-        if ticked and row["last_status"] == "queued" and not row["last_force"]:
+        elif ticked and row["last_status"] == "queued" and not row["last_force"]:
             found.to_queue.append((record_id, cin, True))  # joins the queued job as a refresh
-            continue
-        if ticked and row["last_status"] in ("succeeded", "failed"):
+        elif ticked and row["last_status"] in ("succeeded", "failed") and not row["last_force"]:
+            found.to_queue.append((record_id, cin, True))  # its newest job did not refresh
+        elif ticked and row["last_status"] in ("succeeded", "failed"):
             ticks[record_id] = (cin, row["last_created_at"])
-            continue
-        found.skipped[reason] += 1
-        if status and cells.get(status) == "Waiting" and reason in ("synced", "failed"):
-            found.to_repush.append(record_id)
+        else:
+            found.skipped[reason] += 1
+            if shown_waiting and reason in ("synced", "failed"):
+                found.to_repush.append(record_id)
     if ticks:
         assert refresh is not None
         for record_id in await _ticked_after_their_job(airtable, refresh, ticks):
             found.to_queue.append((record_id, ticks.pop(record_id)[0], True))
-        found.skipped["tick_answered"] += len(ticks)
+        if ticks:
+            found.skipped["tick_answered"] += len(ticks)
     found.attestr_calls = await backfill.attestr_calls(
         pool, settings, [cin for _, cin, forced in found.to_queue if not forced]
     ) + len({cin for _, cin, forced in found.to_queue if forced})
     return found
+
+
+async def _read(
+    airtable: Airtable, settings: Settings, since: datetime
+) -> tuple[list[dict[str, Any]], str | None, str | None]:
+    """The companies changed since `since`, with the names of the Refresh Contacts and status
+    fields when the table has them. The schema is read again once when Airtable refuses the
+    formula (a field deleted since it was last read)."""
+    cin_field = settings.field("CIN")
+    for attempt in range(2):
+        fields = (await airtable.fields(refresh=attempt > 0))["companies"]
+        if cin_field not in fields:
+            raise AirtableError(f'The Companies table has no "{cin_field}" field', kind="UNKNOWN_FIELD_NAME")
+        refresh = settings.field("REFRESH") if settings.field("REFRESH") in fields else None
+        status = settings.field("SYNC_STATUS") if settings.field("SYNC_STATUS") in fields else None
+        try:
+            records = await airtable.list_records(
+                airtable.companies,
+                formula=_changed_since(cin_field, refresh, since),
+                fields=[name for name in (cin_field, refresh, status) if name],
+                background=True,
+            )
+        except AirtableError as exc:
+            if attempt or exc.kind not in ("INVALID_FILTER_BY_FORMULA", "UNKNOWN_FIELD_NAME"):
+                raise
+            continue
+        return records, refresh, status
+    raise AssertionError("unreachable")
 
 
 def _changed_since(cin_field: str, refresh: str | None, since: datetime) -> Any:
@@ -172,15 +202,16 @@ def _changed_since(cin_field: str, refresh: str | None, since: datetime) -> Any:
     return formulas.OR(changed, ticked)
 
 
-def _cin_handled(row: asyncpg.Record) -> str | None:
-    """Why the company needs no job for the CIN it holds, or None when it does."""
-    if row["cin_job"] in ("queued", "running", "pushing"):
+def _cin_handled(row: asyncpg.Record, cin: str) -> str | None:
+    """Why the company needs no job for the CIN it holds, judged by its newest job (a CIN
+    changed A to B and back to A needs a job again), or None when it does."""
+    if row["last_status"] is None:  # no job kept: synced under this CIN before, or never
+        return "synced" if row["synced_under_cin"] else None
+    if row["last_cin"] not in (cin, None):
+        return None  # its newest job is for another CIN
+    if row["last_status"] in ("queued", "running", "pushing"):
         return "in_progress"
-    if row["cin_job"] == "succeeded" or row["synced_under_cin"]:
-        return "synced"
-    if row["cin_job"] == "failed":
-        return "failed"
-    return None
+    return "synced" if row["last_status"] == "succeeded" else "failed"
 
 
 async def _ticked_after_their_job(
@@ -211,15 +242,35 @@ async def _ticked_after_their_job(
     return found
 
 
-async def _apply(pool: asyncpg.Pool, found: Sweep) -> None:
+async def _apply(pool: asyncpg.Pool, settings: Settings, found: Sweep) -> bool:
+    """Queue what the sweep found, as a webhook would. A company whose job was stored or changed
+    by a webhook since the sweep began reading is left to that webhook (it brought what the
+    company holds now, and a tick's forced job must not be doubled). False, queueing nothing,
+    when the queue is full (QUEUE_MAX_JOBS)."""
+    if found.to_queue:
+        queued = await pool.fetchval(queries.JOBS_QUEUED_COUNT, settings.queue_max_jobs)
+        if queued >= settings.queue_max_jobs:
+            log.warning(
+                "reconcile.deferred",
+                reason="the queue is full (QUEUE_MAX_JOBS)",
+                to_queue=len(found.to_queue),
+            )
+            return False
     for record_id, cin, forced in found.to_queue:
+        if await pool.fetchval(queries.RECONCILE_JOB_SINCE, record_id, found.read_at):
+            found.deferred += 1
+            continue
         _job_id, deduplicated = await jobs.enqueue(pool, record_id, cin, force=forced, source="reconcile")
         found.queued += not deduplicated
+    for record_id, reason in found.refused:
+        await pool.execute(queries.COMPANY_REFUSED_CIN, record_id, reason)
     if found.to_repush:
         await pool.execute(queries.COMPANIES_REPUSH, found.to_repush)
+    if found.to_repush or found.refused:
         await pool.execute(queries.NOTIFY_PUSH)
     if found.to_queue:
         await pool.execute(queries.NOTIFY_JOBS)
+    return True
 
 
 async def run(pool: asyncpg.Pool, airtable: Airtable, settings: Settings, stop: asyncio.Event) -> None:
@@ -254,5 +305,9 @@ async def run(pool: asyncpg.Pool, airtable: Airtable, settings: Settings, stop: 
         except DATABASE_ERRORS as exc:
             metrics.RECONCILE_FAILED.inc()
             log.warning("reconcile.failed", error=type(exc).__name__)
+            wait = min(interval, RETRY_AFTER_FAILURE_S)
+        except Exception:  # a bug must not end the sweeps (nor the process): log it, go on
+            metrics.RECONCILE_FAILED.inc()
+            log.exception("reconcile.crashed")
             wait = min(interval, RETRY_AFTER_FAILURE_S)
         wait *= random.uniform(1.0, 1.05)  # processes started together do not ask together

@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 from structlog.testing import capture_logs
 
-from service import reconcile
+from service import jobs, reconcile
 from service.airtable import Airtable, AirtableError
 from service.companies import ensure_company
 from service.standins.airtable import AirtableStandIn
@@ -287,3 +287,71 @@ def test_the_command_says_what_it_would_queue_and_then_queues_it(
         "0 queued (0 new job(s))" in again.stdout
         and "a job for that CIN is queued or running" in again.stdout
     )
+
+
+async def test_a_cin_changed_back_is_synced_again_and_a_bad_one_shown_waiting_says_why(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    """Judged by the newest job: A, then B, then A again (no trigger) needs a job for A. A CIN
+    that is no CIN, marked Waiting by the script while the service was down, is shown Failed."""
+    at = airtable.standin
+    client, settings = _client(pool, airtable, attestr), settings_for(airtable, attestr)
+    back = at.add_record("Companies", {"Company Name": "Back and forth"})
+    await reconcile.sweep(pool, client, settings)
+    _later()
+    await _ended_job(pool, back, CIN_A, "succeeded", minutes_ago=5)
+    await _ended_job(pool, back, CIN_B, "succeeded", minutes_ago=1)
+    typo = at.add_record("Companies", {"Company Name": "Typo", "CIN": "U7220OKA2015PTC081234"})
+    at.edit("Companies", {back: {"CIN": CIN_A}, typo: {"Contacts Sync Status": "Waiting"}})
+    found = await reconcile.sweep(pool, client, settings)
+    assert found is not None and found.to_queue == [(back, CIN_A, False)] and found.queued == 1
+    row = await pool.fetchrow(
+        "SELECT sync_status, sync_error, push_version FROM companies WHERE airtable_id = $1", typo
+    )
+    assert (
+        row["sync_status"] == "Failed" and "'U7220OKA2015PTC081234' is not a valid CIN" in row["sync_error"]
+    )
+    assert row["push_version"] > 0  # the pusher writes it over the Waiting
+
+
+async def test_a_webhook_while_the_sweep_reads_wins_and_the_window_is_read_again(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    """The automation's forced job for a tick is stored while the sweep reads Airtable: the
+    sweep queues no second forced job (no second paid call), and reads the window again next
+    time instead of moving on."""
+    at = airtable.standin
+    client, settings = _client(pool, airtable, attestr), settings_for(airtable, attestr)
+    company = at.add_record("Companies", {"Company Name": "Ticked", "CIN": CIN_A})
+    await _ended_job(pool, company, CIN_A, "succeeded", force=True, minutes_ago=10)  # an older tick
+    await reconcile.sweep(pool, client, settings)
+    swept_from = await pool.fetchval("SELECT swept_from FROM reconcile_state")
+    _later()
+    at.edit("Companies", {company: {"Refresh Contacts": True}})
+    listing, listings = client.list_records, []
+
+    async def a_webhook_arrives_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        records = await listing(*args, **kwargs)
+        listings.append(records)
+        if len(listings) == 2:  # the sweep asks when the tick came: the automation gets through
+            job_id, _ = await jobs.enqueue(pool, company, CIN_A, force=True)
+            await pool.execute("UPDATE jobs SET status = 'running' WHERE id = $1", job_id)  # claimed
+        return records
+
+    client.list_records = a_webhook_arrives_meanwhile  # type: ignore[method-assign]
+    found = await reconcile.sweep(pool, client, settings)
+    assert found is not None and found.to_queue == [(company, CIN_A, True)] and found.deferred == 1
+    assert await pool.fetchval("SELECT count(*) FROM jobs WHERE force AND source = 'reconcile'") == 0
+    assert await pool.fetchval("SELECT swept_from FROM reconcile_state") == swept_from
+
+
+async def test_a_deleted_refresh_field_is_noticed_by_the_next_sweep(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    client, settings = _client(pool, airtable, attestr), settings_for(airtable, attestr)
+    await reconcile.sweep(pool, client, settings)  # reads the schema: Refresh Contacts is there
+    airtable.standin.remove_field("Companies", "Refresh Contacts")
+    _later()
+    company = airtable.standin.add_record("Companies", {"Company Name": "New", "CIN": CIN_A})
+    found = await reconcile.sweep(pool, client, settings)
+    assert found is not None and found.to_queue == [(company, CIN_A, False)]
