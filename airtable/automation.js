@@ -1,8 +1,8 @@
 // contact-sync: paste this into an Airtable automation's "Run a script" action.
 //
-// Trigger: "When a record matches conditions" (or "When a record is updated") on the Companies
-// table, watching the CIN field ONLY. The service writes status fields on the same record, so a
-// trigger on any field would run again after every status change.
+// Trigger: "When a record is updated" on the Companies table, watching the CIN field ONLY. The
+// service writes status fields on the same record, so a trigger on any field would run again
+// after every status change.
 //
 // Input variables (left of the script editor, "+ Add input variable"):
 //   recordId  ->  the triggering record's "Airtable record ID"
@@ -61,10 +61,15 @@ async function pause(ms) {
     }
 }
 
-// One call, no longer than CALL_LIMIT_MS where timers exist (else Airtable's fetch limit holds).
+// One call, answer read whole, no longer than CALL_LIMIT_MS where timers exist (else Airtable's
+// fetch limit holds). Returns {response, text}.
 async function post(url, options) {
+    const call = async (signal) => {
+        const response = await fetch(url, signal ? { ...options, signal } : options);
+        return { response, text: await response.text() };
+    };
     if (!hasTimers) {
-        return fetch(url, options);
+        return call(null);
     }
     const controller = typeof AbortController === "function" ? new AbortController() : null;
     let timer;
@@ -75,21 +80,22 @@ async function post(url, options) {
         }, CALL_LIMIT_MS);
     });
     try {
-        return await Promise.race([fetch(url, { ...options, signal: controller ? controller.signal : undefined }), expired]);
+        return await Promise.race([call(controller ? controller.signal : null), expired]);
     } finally {
         clearTimeout(timer);
     }
 }
 
 // A CIN input from a text field is a string; from a lookup or rollup, a list; from a number-like
-// formula, a number. Returns the single CIN, "" when there is none, or null with several.
+// formula, a number. Invisible characters (zero-width spaces, byte-order marks, controls) are
+// nothing. Returns the single CIN, "" when there is none, or null with several different ones.
 function oneCin(value) {
     const values = (Array.isArray(value) ? value.flat(Infinity) : [value])
         .map((v) => (v && typeof v === "object" && "name" in v ? v.name : v))
         .filter((v) => v !== null && v !== undefined)
-        .map((v) => String(v).trim())
+        .map((v) => String(v).replace(/[\u0000-\u001f\u007f-\u009f\u00ad\u200b-\u200f\u2028-\u202f\u2060-\u206f\ufeff]/g, "").trim())
         .filter((v) => v !== "");
-    const distinct = [...new Set(values)];
+    const distinct = [...new Map(values.map((v) => [v.toUpperCase().replace(/\s+/g, ""), v])).values()];
     return distinct.length === 0 ? "" : distinct.length === 1 ? distinct[0] : null;
 }
 
@@ -103,13 +109,18 @@ function retryAfterMs(response) {
     return Number.isNaN(date) ? null : Math.max(0, date - Date.now());
 }
 
-async function readJson(response) {
+function parseJson(text) {
     try {
-        return JSON.parse(await response.text());
+        return JSON.parse(text);
     } catch (error) {
         return null;
     }
 }
+
+// The service's refusals that are about this company's CIN or record: trying again, or waiting
+// for the service's own sweep, would not help; the company shows Failed. Any other answer
+// (a wrong secret or address, an outage) leaves the company to the sweep: it shows Waiting.
+const REFUSALS = ["invalid_cin", "invalid_record_id", "invalid_field", "invalid_json", "payload_too_large"];
 
 // Writes the outcome on the company, in the fields the table has: a single select takes
 // {name}, a text field the text (Scripting: "Cell values & field options").
@@ -127,16 +138,19 @@ async function mark(recordId, status, message) {
     }
 }
 
-// Sends the CIN, trying again after an outage while time allows. Returns
-// {ok: true, body} | {refused: message} | {unreachable: message}.
+// Sends the CIN, trying again after an outage while time allows; every attempt carries the same
+// X-Request-Id, so that an attempt whose answer was lost is not stored twice (a Refresh Contacts
+// tick is one paid call). Returns {ok: true, body} | {refused: message} | {unreachable: message}.
 async function send(body) {
     const url = `${SERVICE_URL.replace(/\/+$/, "")}/webhooks/airtable`;
     const options = {
         method: "POST",
+        redirect: "manual",
         headers: {
             "Content-Type": "application/json",
             "X-Webhook-Secret": WEBHOOK_SECRET,
             "X-Contact-Sync-Script": SCRIPT_VERSION,
+            "X-Request-Id": `${body.record_id}-${runStarted}-${Math.floor(Math.random() * 1e9)}`,
         },
         body: JSON.stringify(body),
     };
@@ -145,29 +159,30 @@ async function send(body) {
     for (let attempt = 1; ; attempt++) {
         let wait = Math.min(LONGEST_WAIT_MS, FIRST_WAIT_MS * 2 ** (attempt - 1));
         try {
-            const response = await post(url, options);
-            const answer = await readJson(response);
-            const fromService = answer && typeof answer === "object";
-            if (response.ok && fromService && answer.job_id) {
+            const { response, text } = await post(url, options);
+            const answer = parseJson(text);
+            const error = answer && typeof answer === "object" && answer.error && typeof answer.error === "object"
+                ? answer.error
+                : null;
+            if (response.ok && answer && typeof answer === "object" && answer.job_id) {
                 return { ok: true, body: answer };
             }
-            if (response.status >= 400 && response.status < 500 && ![408, 429].includes(response.status)) {
-                if (fromService && answer.error) {
-                    return { refused: `${answer.error.message} (${answer.error.code})` };
-                }
-                return {
-                    unreachable: `${SERVICE_URL} answered HTTP ${response.status} with a page that is not contact-sync's: check SERVICE_URL in the automation script`,
-                };
+            if (error && REFUSALS.includes(error.code) && response.status >= 400 && response.status < 500) {
+                return { refused: `${error.message} (${error.code})` };
             }
-            problem = fromService && answer.error
-                ? `contact-sync answered HTTP ${response.status}: ${answer.error.message}`
-                : `${SERVICE_URL} answered HTTP ${response.status}${fromService ? "" : " (not contact-sync's answer: a proxy, or the service starting)"}`;
+            problem = error
+                ? `contact-sync answered HTTP ${response.status}: ${error.message} (${error.code})`
+                : `${SERVICE_URL} answered HTTP ${response.status} with an answer that is not contact-sync's`;
+            if (response.status >= 300 && response.status < 500 && ![408, 429].includes(response.status)) {
+                // A wrong address or secret: asking again does not help.
+                return { unreachable: `${problem}: check SERVICE_URL and WEBHOOK_SECRET in the automation script` };
+            }
             const asked = retryAfterMs(response);
             if (asked !== null) {
                 if (asked > timeLeft() - callLimit) {
                     return { unreachable: `${problem}; it asked to wait ${Math.ceil(asked / 1000)} s, longer than this run may last` };
                 }
-                wait = asked;
+                wait = Math.max(wait, asked);
             }
         } catch (error) {
             problem = `contact-sync could not be reached at ${SERVICE_URL}: ${error.message}`;

@@ -23,7 +23,7 @@ from .airtable import SELECT_OPTIONS, Airtable, AirtableError
 from .config import MIN_SECRET_LENGTH, Settings
 from .database import DATABASE_ERRORS, database_url
 from .migrations import migrate, pending_migrations
-from .webhooks import SCRIPT_VERSION
+from .webhooks import SCRIPT_VERSION, is_outdated
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 _TEXT = {"singleLineText", "multilineText", "richText", "formula"}
@@ -155,7 +155,7 @@ async def _database(settings: Settings, fix: bool) -> tuple[list[Check], list[as
 async def _automation_scripts(conn: asyncpg.Connection) -> list[Check]:
     """Which automation script versions called in the last two weeks (none: no check)."""
     seen = await conn.fetch(queries.AUTOMATION_SCRIPTS_RECENT)
-    older = [row for row in seen if row["version"] != SCRIPT_VERSION]
+    older = [row for row in seen if is_outdated(row["version"])]
     if not seen:
         return []
     if not older:

@@ -623,6 +623,10 @@ AUTOMATION_SCRIPTS_RECENT = """
 SELECT version, last_seen_at FROM automation_scripts
 WHERE last_seen_at > now() - interval '14 days' ORDER BY version"""
 
+WEBHOOK_REQUEST_JOB = "SELECT job_id FROM webhook_requests WHERE key = $1"
+WEBHOOK_REQUEST_RECORD = "INSERT INTO webhook_requests (key, job_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+WEBHOOK_REQUESTS_PRUNE = "DELETE FROM webhook_requests WHERE created_at < now() - interval '1 day'"
+
 # Every row again (a field renamed, a base restored): the pusher sends them all.
 RESYNC_RESTORE_DELETED = """
 UPDATE people SET deleted_in_airtable = false, airtable_id = NULL WHERE deleted_in_airtable"""

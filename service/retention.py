@@ -38,6 +38,7 @@ async def prune(pool: asyncpg.Pool, settings: Settings) -> tuple[int, int]:
                 break
         counts.append(total)
     await pool.execute(queries.WORKERS_PRUNE)  # workers gone for good, their jobs taken over
+    await pool.execute(queries.WEBHOOK_REQUESTS_PRUNE)  # a script's retries end within its run
     jobs, answers = counts
     if jobs or answers:
         log.info("retention.pruned", jobs=jobs, attestr_answers=answers)

@@ -124,3 +124,21 @@ def boolean(value: Any, field: str) -> bool:
     if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
         return value.lower() in ("true", "1")
     raise ApiError(422, "invalid_field", f"{field} must be true or false", field=field)
+
+
+_REQUEST_KEY = re.compile(r"[!-~]{1,100}")
+
+
+def request_key(value: str | None) -> str | None:
+    """An `X-Request-Id` header: 1–100 printable ASCII characters, or None when absent. Raises
+    ApiError 422 `invalid_field` for anything else."""
+    if value is None or value == "":
+        return None
+    if not _REQUEST_KEY.fullmatch(value):
+        raise ApiError(
+            422,
+            "invalid_field",
+            "X-Request-Id must be 1 to 100 printable ASCII characters",
+            field="X-Request-Id",
+        )
+    return value

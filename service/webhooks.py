@@ -29,6 +29,12 @@ _SCRIPT_HEADER = "x-contact-sync-script"
 _SEEN_EVERY_S = 60.0
 
 
+def is_outdated(version: str) -> bool:
+    """Older than this service's script ("" : sent no version, from before version 2); a newer
+    one is not outdated (the service is older than the script)."""
+    return not version or int(version) < int(SCRIPT_VERSION)
+
+
 class ScriptVersions:
     """Which versions of the automation script call the service: stored (and an older one
     logged) at most once a minute per version and process, so a burst of webhooks costs nothing.
@@ -45,7 +51,7 @@ class ScriptVersions:
         if now - self._seen.get(version, float("-inf")) < _SEEN_EVERY_S:
             return
         self._seen[version] = now
-        if version != SCRIPT_VERSION:
+        if is_outdated(version):
             log.warning("webhook.script_outdated", version=version or None, current=SCRIPT_VERSION)
         with contextlib.suppress(*DATABASE_ERRORS):
             await self.pool.execute(queries.AUTOMATION_SCRIPT_SEEN, version)
@@ -63,13 +69,19 @@ async def airtable_webhook(request: Request) -> JSONResponse:
         cin = validation.cin(payload.get("cin"))
         # Sent when a person ticks Refresh Contacts: fetch again even if a recent answer is stored.
         refresh = validation.boolean(payload.get("refresh"), "refresh")
+        request_key = validation.request_key(request.headers.get("x-request-id"))
     except ApiError as error:
         log.warning("webhook.rejected", code=error.code, field=error.field, status=error.status)
         metrics.WEBHOOKS.labels(error.code).inc()
         raise
     try:
         await request.app.state.queue_cap.check()
-        job_id, deduplicated = await jobs.enqueue(request.app.state.pool, record_id, cin, force=refresh)
+        if request_key is None:
+            job_id, deduplicated = await jobs.enqueue(request.app.state.pool, record_id, cin, force=refresh)
+        else:
+            job_id, deduplicated = await _enqueue_once(
+                request.app.state.pool, request_key, record_id, cin, refresh
+            )
     except ApiError as error:  # the queue is full: nothing stored, the automation run shows it
         log.warning("webhook.rejected", code=error.code, status=error.status, record_id=record_id)
         metrics.WEBHOOKS.labels(error.code).inc()
@@ -91,6 +103,20 @@ async def airtable_webhook(request: Request) -> JSONResponse:
     return JSONResponse(
         {"job_id": str(job_id), "status": "queued", "deduplicated": deduplicated}, status_code=202
     )
+
+
+async def _enqueue_once(
+    pool: asyncpg.Pool, key: str, record_id: str, cin: str | None, refresh: bool
+) -> tuple[int, bool]:
+    """Enqueue, unless a request with this X-Request-Id (a retry of the same automation run)
+    stored a job already: then that job, as deduplicated."""
+    async with pool.acquire() as conn, conn.transaction():
+        stored = await conn.fetchval(queries.WEBHOOK_REQUEST_JOB, key)
+        if stored is not None:
+            return stored, True
+        job_id, deduplicated = await jobs.enqueue(conn, record_id, cin, force=refresh)
+        await conn.execute(queries.WEBHOOK_REQUEST_RECORD, key, job_id)
+        return job_id, deduplicated
 
 
 async def airtable_notification(request: Request) -> JSONResponse:

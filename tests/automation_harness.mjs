@@ -47,19 +47,27 @@ const runTimer = setTimeout(
     RUN_LIMIT_MS,
 );
 
+// Airtable's fetch limit counts until the answer is read whole, not only its headers.
 async function limitedFetch(url, options = {}) {
-    let timer;
-    const limit = new Promise(() => {
-        timer = setTimeout(
-            () => finish({ ok: false, stopped: "fetch", error: `a fetch had no answer within ${FETCH_LIMIT_MS} ms` }),
-            FETCH_LIMIT_MS,
-        );
-    });
-    try {
-        return await Promise.race([fetch(url, options), limit]);
-    } finally {
-        clearTimeout(timer);
-    }
+    const deadline = Date.now() + FETCH_LIMIT_MS;
+    const within = (promise) => {
+        let timer;
+        const limit = new Promise(() => {
+            timer = setTimeout(
+                () => finish({ ok: false, stopped: "fetch", error: `a fetch had no answer within ${FETCH_LIMIT_MS} ms` }),
+                Math.max(0, deadline - Date.now()),
+            );
+        });
+        return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
+    };
+    const response = await within(fetch(url, options));
+    return {
+        ok: response.ok,
+        status: response.status,
+        headers: response.headers,
+        text: () => within(response.text()),
+        json: () => within(response.json()),
+    };
 }
 
 // `base.getTable(name)`: its `fields` ({name, type}) from the base's schema, read once before the

@@ -21,9 +21,9 @@ import httpx
 import pytest
 
 from service.standins.airtable import AirtableStandIn
-from service.webhooks import SCRIPT_VERSION
+from service.webhooks import SCRIPT_VERSION, is_outdated
 from tests.conftest import free_port
-from tests.flow import SECRET, Flow
+from tests.flow import API_KEY, SECRET, Flow
 
 ROOT = Path(__file__).parent.parent
 SCRIPT = ROOT / "airtable" / "automation.js"
@@ -83,6 +83,21 @@ class _Proxy(BaseHTTPRequestHandler):
             kind, status, text, headers = type(self).plan.pop(0)
             if kind == "hang":
                 threading.Event().wait(30)
+                return
+            if kind == "forward":  # the service stores it, but its answer is lost on the way back
+                httpx.post(
+                    type(self).upstream + self.path,
+                    content=body,
+                    headers={k: v for k, v in self.headers.items() if k.lower() != "host"},
+                )
+            if kind == "slow":  # the headers at once, the body a byte every few seconds
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(text.encode())))
+                self.end_headers()
+                for byte in text.encode():
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    threading.Event().wait(3)
                 return
             self.send_response(status)
             for name, value in headers.items():
@@ -285,3 +300,71 @@ def test_the_outcome_is_written_in_the_fields_the_base_has(flow: Flow) -> None:
     outcome = script(flow, flow.service.url, {"recordId": company, "cin": "U123"})
     assert outcome["ok"] is False and "could not be marked" not in outcome["error"], outcome
     assert flow.company_fields(company) == {"Company Name": "Typo Ltd", "Contacts Sync Status": "Failed"}
+
+
+def test_an_answer_lost_after_the_job_was_stored_does_not_store_it_twice(flow: Flow) -> None:
+    """A Refresh Contacts tick: the service stores the forced job, a proxy loses the answer, the
+    script tries again with the same X-Request-Id and is given the same job: one paid call."""
+    company = flow.company("Konkan Traders", CIN)
+    lost = ("forward", 502, "<html>502 Bad Gateway</html>", {})
+    with faulty(flow, lost) as (url, handler):
+        outcome = script(flow, url, {"recordId": company, "cin": CIN, "refresh": True})
+        assert handler.seen == 2
+    assert outcome["ok"] is True and outcome["outputs"]["deduplicated"] is True, outcome
+    assert flow.wait_for_job(outcome["outputs"]["jobId"])["status"] == "succeeded"
+    assert len(flow.http.get("/jobs", headers={"X-API-Key": API_KEY}).json()["jobs"]) == 1
+
+
+def test_an_answer_read_slowly_still_ends_inside_the_run(flow: Flow) -> None:
+    company = flow.company("Konkan Traders", CIN)
+    slow = ("slow", 503, "<html>Service Unavailable, slowly</html>", {})
+    with faulty(flow, slow, slow, slow) as (url, _handler):
+        timed = script(flow, url, {"recordId": company, "cin": CIN}, timers=True)
+    assert timed["ok"] is False and "stopped" not in timed and timed["elapsed_ms"] < 30000 * SCALE, timed
+    assert flow.company_fields(company)["Contacts Sync Status"] == "Waiting"
+
+
+def test_what_is_not_a_refusal_of_the_cin_leaves_the_company_to_the_sweep(flow: Flow) -> None:
+    """A wrong address (the service's own 404), a wrong secret, a redirect: the company shows
+    Waiting (the service's sweep picks it up), never Failed; asking again would not help."""
+    company = flow.company("Konkan Traders", CIN)
+    for url, secret in (
+        (flow.service.url + "/wrong/prefix", SECRET),
+        (flow.service.url, "a-wrong-secret-here"),
+    ):
+        outcome = script(flow, url, {"recordId": company, "cin": CIN}, secret=secret)
+        assert outcome["ok"] is False and "refused" not in outcome["error"], outcome
+        assert "check SERVICE_URL and WEBHOOK_SECRET" in outcome["error"]
+        assert flow.company_fields(company)["Contacts Sync Status"] == "Waiting"
+    moved = ("status", 301, "", {"Location": flow.service.url + "/webhooks/airtable"})
+    with faulty(flow, moved) as (url, handler):
+        redirected = script(flow, url, {"recordId": company, "cin": CIN})
+        assert handler.seen == 1
+    assert "answered HTTP 301" in redirected["error"] and "refused" not in redirected["error"]
+
+
+def test_retry_after_zero_still_waits_between_attempts(flow: Flow) -> None:
+    company = flow.company("Konkan Traders", CIN)
+    now = ("status", 503, "{}", {"Retry-After": "0"})
+    with faulty(flow, *[now] * 50) as (url, handler):
+        outcome = script(flow, url, {"recordId": company, "cin": CIN})
+        assert handler.seen <= 6  # 1, 2, 4… seconds apart, not as fast as it can
+    assert outcome["ok"] is False and "stopped" not in outcome
+
+
+def test_one_cin_written_differently_in_a_lookup_is_one_cin(flow: Flow) -> None:
+    company = flow.company("Konkan Traders")
+    variants = [CIN.lower(), f"\u200b{CIN}\ufeff", f" {CIN} "]
+    outcome = script(flow, flow.service.url, {"recordId": company, "cin": variants})
+    assert outcome["ok"] is True, outcome
+    empty = script(flow, flow.service.url, {"recordId": company, "cin": "\u200b\u00ad"})
+    assert empty["outputs"] == {"result": "empty CIN: nothing sent"}
+
+
+def test_a_newer_script_is_not_called_outdated() -> None:
+    assert [is_outdated(v) for v in ("", "1", SCRIPT_VERSION, str(int(SCRIPT_VERSION) + 1))] == [
+        True,
+        True,
+        False,
+        False,
+    ]
