@@ -306,6 +306,7 @@ def test_an_answer_lost_after_the_job_was_stored_does_not_store_it_twice(flow: F
     """A Refresh Contacts tick: the service stores the forced job, a proxy loses the answer, the
     script tries again with the same X-Request-Id and is given the same job: one paid call."""
     company = flow.company("Konkan Traders", CIN)
+    paid = flow.attestr.calls_for(CIN)
     lost = ("forward", 502, "<html>502 Bad Gateway</html>", {})
     with faulty(flow, lost) as (url, handler):
         outcome = script(flow, url, {"recordId": company, "cin": CIN, "refresh": True})
@@ -313,6 +314,7 @@ def test_an_answer_lost_after_the_job_was_stored_does_not_store_it_twice(flow: F
     assert outcome["ok"] is True and outcome["outputs"]["deduplicated"] is True, outcome
     assert flow.wait_for_job(outcome["outputs"]["jobId"])["status"] == "succeeded"
     assert len(flow.http.get("/jobs", headers={"X-API-Key": API_KEY}).json()["jobs"]) == 1
+    assert flow.attestr.calls_for(CIN) == paid + 1
 
 
 def test_an_answer_read_slowly_still_ends_inside_the_run(flow: Flow) -> None:
