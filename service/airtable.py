@@ -18,6 +18,7 @@ import asyncpg
 import requests
 import structlog
 from pyairtable import Api, formulas
+from requests.adapters import HTTPAdapter
 
 from . import metrics
 from .config import Settings
@@ -56,6 +57,34 @@ def absent_options(
 
 
 _RECORD_ID = re.compile(r"rec[A-Za-z0-9]{14}")
+
+# A page of 100 records with the fields the service asks for, or a base's schema, is well under
+# this: a larger answer is refused as it arrives rather than held in memory.
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
+
+
+class _BoundedAdapter(HTTPAdapter):
+    """requests' adapter, reading each answer itself up to MAX_ANSWER_BYTES: refused at once by
+    its Content-Length, else when more has arrived (requests alone reads any size whole)."""
+
+    def send(self, request: Any, stream: bool = False, **kwargs: Any) -> requests.Response:
+        response = super().send(request, stream=True, **kwargs)
+        announced = response.headers.get("Content-Length", "")
+        if announced.isdigit() and int(announced) > MAX_ANSWER_BYTES:
+            response.close()
+            raise AnswerTooLarge(f"{int(announced):,} bytes announced")
+        content = bytearray()
+        for chunk in response.iter_content(65_536):
+            content += chunk
+            if len(content) > MAX_ANSWER_BYTES:
+                response.close()
+                raise AnswerTooLarge(f"more than {MAX_ANSWER_BYTES:,} bytes sent")
+        response._content = bytes(content)  # what requests would have read, read with a limit
+        return response
+
+
+class AnswerTooLarge(requests.RequestException):
+    pass
 
 
 class AirtableError(Exception):
@@ -132,6 +161,8 @@ class Airtable:
             retry_strategy=None,
             endpoint_url=settings.airtable_api_url,
         )
+        for scheme in ("https://", "http://"):
+            self._api.session.mount(scheme, _BoundedAdapter())
         self._fields: dict[str, set[str]] | None = None
         self._fields_lock = asyncio.Lock()
         self._missing_options: frozenset[tuple[str, str]] = frozenset()
@@ -180,6 +211,10 @@ class Airtable:
             return result
         except requests.HTTPError as exc:
             error = _error_from(exc)
+        except AnswerTooLarge as exc:
+            error = AirtableError(
+                f"Airtable's answer was too large ({exc}; the limit is {MAX_ANSWER_BYTES:,})"
+            )
         except requests.RequestException as exc:
             error = AirtableUnavailable(f"Airtable could not be reached ({type(exc).__name__})")
         finally:

@@ -20,7 +20,9 @@ from .identifiers import plain
 from .logs import mask_text
 from .normalize import Contact, normalize_contact
 
-MAX_ANSWER_BYTES = 20 * 1024 * 1024  # a hundred contacts fit in far less; refuse anything absurd
+# A hundred contacts, each with a few addresses, are well under 200 KB: an answer larger than
+# this is not a contact list, and is refused as it arrives rather than held in memory.
+MAX_ANSWER_BYTES = 1024 * 1024
 
 
 class Action(str, Enum):
@@ -72,6 +74,12 @@ class AttestrDailyLimit(AttestrError):
 
 class AttestrUnprocessable(AttestrError):
     action = Action.RETRY_ONCE
+
+
+class AttestrAnswerTooLarge(AttestrError):
+    """An answer larger than MAX_ANSWER_BYTES. It was paid for: asking again would pay again."""
+
+    action = Action.FAIL
 
 
 class AttestrUnavailable(AttestrError):
@@ -180,22 +188,21 @@ class AttestrClient:
         if not self.api_key:
             raise AttestrNotConfigured("ATTESTR_API_KEY is not set: add the Attestr auth token")
         try:
-            response = await self._http.post(
+            async with self._http.stream(
+                "POST",
                 self.url,
                 json={"reg": cin},
                 # The token is sent as Attestr issues it (already encoded), never re-encoded.
                 headers={"Authorization": f"Basic {self.api_key}", "Accept": "application/json"},
-            )
+            ) as response:
+                content = await _read_bounded(response)
         except httpx.TimeoutException as exc:
             raise AttestrUnavailable(f"Attestr did not answer within {self._timeout_s:g} s") from exc
         except httpx.HTTPError as exc:
             raise AttestrUnavailable(f"Attestr could not be reached ({type(exc).__name__})") from exc
-
-        if len(response.content) > MAX_ANSWER_BYTES:
-            raise AttestrUnavailable("Attestr's answer was too large to be a contact list")
         try:
-            body = storable(response.json())
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = storable(json.loads(content))
+        except (ValueError, UnicodeDecodeError, RecursionError):
             body = None
         if response.status_code != 200:
             raise error_from_response(response.status_code, body)
@@ -205,3 +212,25 @@ class AttestrClient:
             status = body.get("httpStatusCode")
             raise error_from_response(status if isinstance(status, int) else 500, body)
         return parse_answer(cin, body, self.max_contacts)
+
+
+async def _read_bounded(response: httpx.Response) -> bytes:
+    """The answer's bytes, refused as soon as it is known to be larger than MAX_ANSWER_BYTES: by
+    its Content-Length before anything is read, else by counting what arrives."""
+    announced = response.headers.get("content-length", "")
+    if announced.isdigit() and int(announced) > MAX_ANSWER_BYTES:
+        raise _too_large(f"{int(announced):,} bytes announced")
+    chunks, size = [], 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            raise _too_large(f"more than {MAX_ANSWER_BYTES:,} bytes sent")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(how: str) -> AttestrAnswerTooLarge:
+    return AttestrAnswerTooLarge(
+        f"Attestr's answer was too large to be a contact list ({how}; the limit is "
+        f"{MAX_ANSWER_BYTES:,}). It was paid for, so it is not asked for again: report it to Attestr"
+    )

@@ -66,6 +66,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=30,
+        # Slow or idle clients: an idle keep-alive connection is closed after 5 s, and beyond
+        # 1,000 connections at once new ones are answered 503 rather than queued without limit
+        # (a body's own time limit is validation.BODY_TIMEOUT_S).
+        timeout_keep_alive=5,
+        limit_concurrency=1000,
     )
     return 0
 

@@ -2,7 +2,8 @@
 
 `{"error": {"code", "message", "field"?}}`, with the design's codes: `unauthorized`,
 `payload_too_large`, `invalid_json`, `invalid_field`, `invalid_cin`, `invalid_record_id`,
-`not_found`, `rate_limited`, `not_configured`, `unavailable`; and `internal_error` for a bug.
+`not_found`, `rate_limited`, `not_configured`, `unavailable`, `request_timeout`; and
+`internal_error` for a bug.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from .validation import MAX_BODY_BYTES
+from .validation import BODY_TIMEOUT_S, MAX_BODY_BYTES
 
 RECORD_ID = {"type": "string", "pattern": "^rec[A-Za-z0-9]{14}$", "example": "recA1b2C3d4E5f6G7"}
 CIN = {
@@ -42,6 +42,8 @@ _ERROR = {
                         "invalid_state",
                         "not_configured",
                         "unavailable",
+                        "request_timeout",
+                        "internal_error",
                     ],
                 },
                 "message": {"type": "string"},
@@ -76,7 +78,8 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
 
 def _answers(ok: dict[str, tuple[str, dict[str, Any]]], *errors: int) -> dict[str, Any]:
     answers = {str(status): {"description": text, **_json(schema)} for status, (text, schema) in ok.items()}
-    for status in errors:
+    # Every endpoint that reads a body may also find it arriving too slowly; any may meet a bug.
+    for status in (*errors, *((408,) if 413 in errors else ()), 500):
         answers[str(status)] = {"description": _ERROR_TEXT[status], **_json(_ERROR)}
     return answers
 
@@ -87,10 +90,12 @@ _ERROR_TEXT = {
     404: "No such job",
     405: "Method not allowed",
     409: "The job is not in a state that allows this",
+    408: f"The body did not arrive within {BODY_TIMEOUT_S:g} s",
     413: f"The body is larger than {MAX_BODY_BYTES // 1024} KiB",
     422: "A field is missing or wrong (`field` names it)",
     429: "Too many requests for this API key, or the queue is full (see Retry-After)",
     503: "Not configured, or the database is unreachable",
+    500: "A bug: the error is logged (`http.unhandled_error`)",
 }
 _API_ERRORS = (400, 401, 413, 422, 429, 503)
 _API_KEY = [{"apiKey": []}]

@@ -5,6 +5,7 @@ The order is the design's: size (413), authentication (401), JSON (400), fields 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import Any
@@ -26,8 +27,24 @@ def whole_number(text: str) -> int | None:
     return int(text) if _WHOLE_NUMBER.fullmatch(text) else None
 
 
+# A body still arriving after this is a client holding a connection open (the headers' own
+# time is the proxy's and the server's: see README, Security).
+BODY_TIMEOUT_S = 10.0
+
+
 async def read_body(request: Request) -> bytes:
-    """The raw body, refused with 413 once it passes 64 KiB (never read whole before that)."""
+    """The raw body, refused with 413 once it passes 64 KiB (never read whole before that), and
+    with 408 when it has not all arrived within BODY_TIMEOUT_S."""
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_S):
+            return await _read_body(request)
+    except TimeoutError:
+        raise ApiError(
+            408, "request_timeout", f"The body did not arrive within {BODY_TIMEOUT_S:g} s"
+        ) from None
+
+
+async def _read_body(request: Request) -> bytes:
     declared = whole_number(request.headers.get("content-length") or "")
     if declared is not None:
         if declared > MAX_BODY_BYTES:

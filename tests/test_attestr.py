@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
 import pytest
-from pytest_httpx import HTTPXMock
+from pytest_httpx import HTTPXMock, IteratorStream
 
 from service.attestr import (
     Action,
     AttestrAccessDenied,
+    AttestrAnswerTooLarge,
     AttestrClient,
     AttestrCreditsExhausted,
     AttestrDailyLimit,
@@ -191,3 +194,32 @@ async def test_missing_token_is_a_pause_naming_the_variable() -> None:
     with pytest.raises(AttestrNotConfigured, match="ATTESTR_API_KEY"):
         await client.fetch(CIN)
     await client.aclose()
+
+
+async def test_an_answer_too_large_fails_at_once_however_it_is_sent(
+    client: AttestrClient, httpx_mock: HTTPXMock
+) -> None:
+    """Refused by its Content-Length before it is read, or as its bytes arrive without one; it was
+    paid for, so the job fails without a retry (which would pay again)."""
+    big = b'{"valid": true, "contacts": [' + b'{"fullName": "A"},' * 100_000 + b"{}]}"
+    httpx_mock.add_response(url=URL, content=big)  # with its Content-Length
+    with pytest.raises(AttestrAnswerTooLarge) as announced:
+        await client.fetch(CIN)
+    assert announced.value.action is Action.FAIL and "bytes announced" in announced.value.message
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(big), 65_536):
+            yield big[start : start + 65_536]
+
+    httpx_mock.add_response(url=URL, stream=IteratorStream(chunks()))  # chunked: no Content-Length
+    with pytest.raises(AttestrAnswerTooLarge) as counted:
+        await client.fetch(CIN)
+    assert "bytes sent" in counted.value.message and "not asked for again" in counted.value.message
+
+
+async def test_an_answer_nested_too_deeply_is_garbled_not_a_crash(
+    client: AttestrClient, httpx_mock: HTTPXMock
+) -> None:
+    httpx_mock.add_response(url=URL, content=b"[" * 100_000 + b"]" * 100_000)
+    with pytest.raises(AttestrUnavailable, match="not a JSON object"):
+        await client.fetch(CIN)

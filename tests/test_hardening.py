@@ -4,6 +4,7 @@ an error nothing expected is the documented JSON 500, logged once."""
 from __future__ import annotations
 
 import json
+import socket
 import time
 
 import asyncpg
@@ -19,6 +20,7 @@ from structlog.testing import capture_logs
 
 from service.errors import CatchAll
 from service.metrics import GAUGES_MAX_AGE_S
+from service.validation import BODY_TIMEOUT_S
 from service.worker import REFUSED_BY_DATABASE, refused_by_database
 from tests.conftest import ServiceProcess
 from tests.flow import API_KEY, SECRET, Flow
@@ -158,3 +160,31 @@ def test_metrics_read_the_database_at_most_every_few_seconds(quiet_service: Serv
     assert _gauge(httpx.get(quiet_service.url + "/metrics").text, queued) == before  # the last values
     time.sleep(GAUGES_MAX_AGE_S + 0.2)
     assert _gauge(httpx.get(quiet_service.url + "/metrics").text, queued) == before + 1
+
+
+def test_a_slow_body_is_refused_and_an_idle_connection_closed(quiet_service: ServiceProcess) -> None:
+    """A client that sends its body slowly gets 408 after 10 s (not a connection held for ever);
+    one that keeps a connection open doing nothing is closed after 5 s."""
+    host, port = quiet_service.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as slow:
+        slow.sendall(
+            b"POST /webhooks/airtable HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"X-Webhook-Secret: {SECRET}\r\nContent-Length: 100\r\n\r\n".encode()
+            + b'{"record_id": '
+        )
+        started = time.monotonic()
+        answer = slow.recv(65_536).decode()
+        waited = time.monotonic() - started
+        while "}}" not in answer and (more := slow.recv(65_536)):
+            answer += more.decode()
+    assert answer.startswith("HTTP/1.1 408") and '"code":"request_timeout"' in answer, answer
+    assert BODY_TIMEOUT_S - 1 < waited < BODY_TIMEOUT_S + 5
+    with socket.create_connection((host, int(port)), timeout=30) as idle:
+        idle.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer_bytes = idle.recv(65_536)
+        while b'"ok"}' not in answer_bytes:
+            answer_bytes += idle.recv(65_536)
+        assert answer_bytes.startswith(b"HTTP/1.1 200")
+        started = time.monotonic()
+        assert idle.recv(65_536) == b""  # closed by the server
+        assert time.monotonic() - started < 10

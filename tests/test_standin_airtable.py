@@ -4,6 +4,7 @@ as the rate limits, a reader's or an editor's permission, and list offsets that 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime, timezone
 
@@ -13,6 +14,8 @@ from pyairtable import formulas as f
 from pyairtable.api.table import Table
 from requests import HTTPError
 
+from service.airtable import MAX_ANSWER_BYTES, Airtable, AirtableError
+from service.config import load_settings
 from service.standins.airtable import AirtableStandIn
 from tests.conftest import Running
 
@@ -235,3 +238,27 @@ def test_formulas_see_when_a_field_was_changed(unlimited: Running[AirtableStandI
         "INVALID_FILTER_BY_FORMULA",
         "The formula for filtering records is invalid: Unknown field names: No Such Field",
     )
+
+
+def test_an_answer_larger_than_the_limit_is_refused_as_it_arrives(
+    unlimited: Running[AirtableStandIn],
+) -> None:
+    """The service's client reads Airtable's answers with a limit: a page whose records hold huge
+    texts is refused (a clear error, not a process holding hundreds of megabytes)."""
+    companies = _table(unlimited, "Companies")
+    note = "x" * 90_000
+    companies.batch_create([{"Company Name": f"Big {i}", "Contacts Sync Error": note} for i in range(100)])
+    settings = load_settings(
+        {
+            "AIRTABLE_API_KEY": unlimited.standin.token,
+            "AIRTABLE_BASE_ID": unlimited.standin.base_id,
+            "AIRTABLE_API_URL": unlimited.url,
+        },
+        env_file=None,
+    )
+    client = Airtable(settings, None)
+    with pytest.raises(AirtableError, match="too large"):
+        asyncio.run(client.list_records(client.companies))
+    assert 100 * len(note) > MAX_ANSWER_BYTES
+    small = asyncio.run(client.list_records(client.companies, fields=["Company Name"]))
+    assert len(small) == 100

@@ -412,7 +412,11 @@ class AirtableStandIn:
         if method == "GET" and record_id:
             return JSONResponse(self._render(table, self._get(table, record_id)))
         if method == "GET" or (method == "POST" and record_id == "listRecords"):
-            params = dict(request.query_params) if method == "GET" else await self._json(request)
+            if method == "GET":
+                params: dict[str, Any] = dict(request.query_params)
+                params["fields"] = request.query_params.getlist("fields[]") or None
+            else:
+                params = await self._json(request)
             return JSONResponse(self._list(table, params))
         if method == "DELETE":
             ids = [record_id] if record_id else request.query_params.getlist("records[]")
@@ -524,9 +528,15 @@ class AirtableStandIn:
             raise AirtableError(404, "NOT_FOUND", "Could not find what you are looking for")
         return table.records[record_id]
 
-    def _render(self, table: Table, record: dict[str, Any], by_id: bool = False) -> dict[str, Any]:
+    def _render(
+        self, table: Table, record: dict[str, Any], by_id: bool = False, only: list[str] | None = None
+    ) -> dict[str, Any]:
+        """A record as the API answers it; `only`: the `fields` asked for ("List records": "Only
+        data for fields whose names or IDs are in this list will be included")."""
         fields = {}
         for f in table.fields:
+            if only is not None and f.name not in only and f.id not in only:
+                continue
             value = record["fields"].get(f.id)
             if not _is_empty(value):
                 fields[f.id if by_id else f.name] = copy.deepcopy(value)
@@ -558,7 +568,9 @@ class AirtableStandIn:
         iterator["used"] = now
         ids = [i for i in iterator["ids"][iterator["at"] :] if i in table.records]
         page, rest = ids[:page_size], ids[page_size:]
-        out: dict[str, Any] = {"records": [self._render(table, table.records[i]) for i in page]}
+        only = params.get("fields")
+        only = [only] if isinstance(only, str) else only
+        out: dict[str, Any] = {"records": [self._render(table, table.records[i], only=only) for i in page]}
         if rest:
             iterator["ids"], iterator["at"] = rest, 0
             self._iterators[iterator_id] = iterator
