@@ -90,3 +90,20 @@ async def steady(
     while not free.empty():
         free.get_nowait()[1].close()
     return result
+
+
+async def poll(
+    port: int, make: Callable[[int], bytes], seconds: float, clients: int, offset: int = 0
+) -> Counter[int]:
+    """`clients` connections each sending requests back to back for `seconds`; the statuses."""
+    sent, statuses = iter(range(offset, offset + 10**9)), Counter[int]()
+
+    async def client() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            statuses[await _exchange(reader, writer, make(next(sent)))] += 1
+        writer.close()
+
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return statuses

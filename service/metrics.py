@@ -66,12 +66,18 @@ def job_ended(status: str, created_at: datetime) -> None:
 GAUGES_MAX_AGE_S = 5.0
 
 
+RENDERED_MAX_AGE_S = 1.0
+
+
 class _GaugeReads:
-    """When this app last read the database's gauges, and whether a read is under way."""
+    """When this app last read the database's gauges, whether a read is under way, and the last
+    page rendered (rendering every metric costs more than a webhook: reused for a second)."""
 
     def __init__(self) -> None:
         self.read_at = float("-inf")
         self.lock = asyncio.Lock()
+        self.page = b""
+        self.rendered_at = float("-inf")
 
 
 async def endpoint(request: Request) -> Response:
@@ -85,7 +91,10 @@ async def endpoint(request: Request) -> Response:
         async with reads.lock:
             _set_gauges(await stats.collect(state.pool, state.settings, for_metrics=True))
             reads.read_at = time.monotonic()
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+            reads.rendered_at = float("-inf")  # the gauges just read are shown at once
+    if time.monotonic() - reads.rendered_at >= RENDERED_MAX_AGE_S:
+        reads.page, reads.rendered_at = generate_latest(), time.monotonic()
+    return Response(reads.page, media_type=CONTENT_TYPE_LATEST)
 
 
 def _set_gauges(found: dict[str, Any]) -> None:
