@@ -255,6 +255,17 @@ def _holder(db_url: str, job_id: str) -> str | None:
     return asyncio.run(read())
 
 
+def _a_worker_holding_a_job(
+    tmp_path: Path, db_url: str, env: dict[str, str], web: ServiceProcess, airtable: Running[AirtableStandIn]
+) -> tuple[ServiceProcess, str, str | None]:
+    """A worker started, a company's job queued and claimed by it: (worker, job id, its id)."""
+    company = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri"})
+    first = start_worker(tmp_path, env, "first")
+    job_id = webhook(web, company).json()["job_id"]
+    wait_for(lambda: _holder(db_url, job_id) is not None, what="the first worker to hold the job")
+    return first, job_id, _holder(db_url, job_id)
+
+
 def test_a_killed_workers_jobs_run_again_elsewhere_within_seconds(
     tmp_path: Path,
     db_url: str,
@@ -266,12 +277,8 @@ def test_a_killed_workers_jobs_run_again_elsewhere_within_seconds(
     worker takes its job over at its next poll, long before the lease (60 s here) would end."""
     env = {**env, "JOB_LEASE_S": "60"}
     attestr.standin.delay_s = 3.0
-    company = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri"})
     with run_service(tmp_path, env) as web:
-        first = start_worker(tmp_path, env, "first")
-        job_id = webhook(web, company).json()["job_id"]
-        wait_for(lambda: _holder(db_url, job_id) is not None, what="the first worker to hold the job")
-        held_by = _holder(db_url, job_id)
+        first, job_id, held_by = _a_worker_holding_a_job(tmp_path, db_url, env, web, airtable)
         second = start_worker(tmp_path, env, "second")
         first.process.kill()
         killed_at = time.monotonic()
@@ -294,12 +301,8 @@ def test_a_paused_worker_keeps_its_job_and_finishes_it(
     nobody takes the job, and the worker finishes it once it is woken."""
     env = {**env, "JOB_LEASE_S": "60"}
     attestr.standin.delay_s = 1.0
-    company = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri"})
     with run_service(tmp_path, env) as web:
-        first = start_worker(tmp_path, env, "first")
-        job_id = webhook(web, company).json()["job_id"]
-        wait_for(lambda: _holder(db_url, job_id) is not None, what="the first worker to hold the job")
-        held_by = _holder(db_url, job_id)
+        first, job_id, held_by = _a_worker_holding_a_job(tmp_path, db_url, env, web, airtable)
         first.process.send_signal(signal.SIGSTOP)
         try:
             second = start_worker(tmp_path, env, "second")
