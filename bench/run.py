@@ -88,6 +88,19 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("the server did not start")
 
 
+def _stop_embedded(pgdata: Path) -> None:
+    """Stop the bench's own embedded PostgreSQL (pgserver would stop it at exit, after the
+    temporary folder holding it is gone, and so never)."""
+    from pgserver._commands import pg_ctl
+
+    pg_ctl(
+        ["-w", "-m", "fast", "stop"],
+        pgdata=pgdata,
+        user="pgserver" if os.geteuid() == 0 else None,
+        timeout=30,
+    )
+
+
 def _peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -435,6 +448,80 @@ async def spend(server: str, companies: int) -> Row:
     )
 
 
+async def large_answers(server: str, jobs: int, answer_mb: int) -> Row:
+    """`contact-sync serve` (its worker inside) while Attestr answers `jobs` companies at once with
+    `answer_mb` MB each: the process's peak memory against its own before them."""
+    from service.standins.airtable import AirtableStandIn
+    from service.standins.attestr import PATH, AttestrStandIn
+    from service.standins.server import serve_in_thread
+
+    dsn = await _database(server, "bench_large")
+    attestr, airtable = AttestrStandIn(), AirtableStandIn(rate_limit=10_000)
+    contact = {"indexId": "70000000", "fullName": "D " + "x" * 250, "mobileNumber": "9845012345"}
+    cins = [f"U{70000 + i:05d}KA2015PTC{i:06d}" for i in range(jobs)]
+    for cin in cins:
+        attestr.companies[cin] = {
+            "valid": True,
+            "businessName": "HUGE",
+            "contacts": [contact] * (answer_mb * 3_500),
+        }
+    with serve_in_thread(attestr.app()) as attestr_url, serve_in_thread(airtable.app()) as airtable_url:
+        records = [airtable.add_record("Companies", {"Company Name": f"H{i}"}) for i in range(jobs)]
+        port = _free_port()
+        env = {
+            **os.environ,
+            "DATABASE_URL": dsn,
+            "WEBHOOK_SECRETS": SECRET,
+            "ATTESTR_API_KEY": attestr.token,
+            "ATTESTR_API_URL": attestr_url + PATH,
+            "AIRTABLE_API_KEY": airtable.token,
+            "AIRTABLE_BASE_ID": airtable.base_id,
+            "AIRTABLE_API_URL": airtable_url,
+            "LOG_LEVEL": "error",
+        }
+        command = [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        with tempfile.TemporaryFile() as log:
+            process = subprocess.Popen(command, env=env, stdout=log, stderr=log, cwd=ROOT)
+            try:
+                _wait_ready(f"http://127.0.0.1:{port}", process)
+                before = _peak_rss_mb(process.pid)
+                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+                    await asyncio.gather(
+                        *(
+                            http.post(
+                                "/webhooks/airtable",
+                                json={"record_id": record, "cin": cin},
+                                headers={"X-Webhook-Secret": SECRET},
+                            )
+                            for record, cin in zip(records, cins, strict=True)
+                        )
+                    )
+                conn = await asyncpg.connect(dsn)
+                deadline = time.monotonic() + 120
+                while time.monotonic() < deadline and await conn.fetchval(
+                    "SELECT count(*) FROM jobs WHERE status NOT IN ('succeeded', 'failed')"
+                ):
+                    await asyncio.sleep(0.2)
+                failed = await conn.fetchval(
+                    "SELECT count(*) FROM jobs WHERE status = 'failed' AND attempts = 1"
+                )
+                await conn.close()
+                peak = _peak_rss_mb(process.pid)
+            finally:
+                process.terminate()
+                process.wait(30)
+    return Row(
+        "memory under huge Attestr answers",
+        f"{jobs} jobs at once, each answered with {answer_mb} MB (refused at 1 MiB, the job failed at once: "
+        f"{failed} of {jobs}); floor: the same process's peak before them",
+        f"{peak:.0f} MB",
+        f"{before:.0f} MB",
+        peak / before,
+        "≤ +50 MB",
+        peak - before <= 50 and failed == jobs,
+    )
+
+
 # --- 2. Airtable under a backlog ---------------------------------------------------------------
 
 
@@ -618,7 +705,9 @@ async def main(smoke: bool, write_readme: bool) -> int:
         rows += await intake(server, 2_000 if smoke else 20_000, 3 if smoke else 10)
         rows += await airtable_backlog(server, 30 if smoke else 300)
         rows.append(await spend(server, 40 if smoke else 400))
+        rows.append(await large_answers(server, 8, 4 if smoke else 26))
         rows.append(startup(Path(tmp)))
+        _stop_embedded(Path(tmp) / "pg" / "postgres")  # before its folder goes: nothing left running
     text = table(rows, f"{date.today():%Y-%m-%d}" + (" (smoke sizes)" if smoke else ""))
     print(text)
     if write_readme:
