@@ -8,6 +8,7 @@ takes it from there.
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -20,7 +21,7 @@ from .attestr import AttestrAnswer, AttestrClient, AttestrError, AttestrNotConfi
 from .attestr_gate import AttestrGate
 from .companies import ensure_company
 from .config import Settings
-from .database import in_transaction
+from .database import DATABASE_ERRORS, in_transaction
 from .dedup import CompanyContacts, UpsertOutcome, upsert_people
 from .jobs import Job
 
@@ -33,6 +34,9 @@ class JobFailed(Exception):
 
 class LeaseLost(Exception):
     """Another worker took the job over (this one was too slow to renew its lease)."""
+
+
+UNSTORED_KEPT_S = 3600.0
 
 
 class Syncer:
@@ -50,6 +54,9 @@ class Syncer:
         self.airtable = airtable
         self.on_stored = on_stored or (lambda: None)
         self.gate = AttestrGate(pool, settings)
+        # Answers paid for whose storing failed (the database went away right after the call),
+        # by job id, with when: the job's next try in this process uses them instead of paying.
+        self._unstored: dict[int, tuple[float, AttestrAnswer]] = {}
 
     async def run(self, job: Job, worker_id: str) -> None:
         await jobs.set_company_status(self.pool, job.record_id, "Running")
@@ -118,6 +125,14 @@ class Syncer:
         if row is not None:
             log.info("attestr.cached", outcome=row["outcome"], called_at=row["called_at"].isoformat())
             return parse_answer(cin, json.loads(row["answer"]), self.settings.attestr_max_contacts), False
+        if job.id in self._unstored:  # paid for at the last try, not stored: stored now, not paid again
+            _at, answer = self._unstored[job.id]
+            await self.pool.execute(
+                queries.ANSWER_RECORD, cin, job.id, answer.outcome, 200, None, json.dumps(answer.raw)
+            )
+            del self._unstored[job.id]
+            log.info("attestr.fetched", outcome=answer.outcome, contacts=len(answer.contacts), probe=False)
+            return answer, True
         if not self.attestr.api_key:
             raise AttestrNotConfigured("ATTESTR_API_KEY is not set: add the Attestr auth token")
         async with self.gate.cin_lock(cin) as conn:
@@ -143,14 +158,25 @@ class Syncer:
                     queries.ANSWER_RECORD, cin, job.id, "error", exc.http_status, exc.code, None
                 )
                 raise
-            await conn.execute(
-                queries.ANSWER_RECORD, cin, job.id, answer.outcome, 200, None, json.dumps(answer.raw)
-            )
+            try:
+                await conn.execute(
+                    queries.ANSWER_RECORD, cin, job.id, answer.outcome, 200, None, json.dumps(answer.raw)
+                )
+            except DATABASE_ERRORS:
+                self._keep_unstored(job.id, answer)
+                raise
         log.info("attestr.fetched", outcome=answer.outcome, contacts=len(answer.contacts), probe=probe)
         metrics.ATTESTR_CALLS.labels(answer.outcome).inc()
         if probe:
             await self.gate.resume("the probe call succeeded")
         return answer, True
+
+    def _keep_unstored(self, job_id: int, answer: AttestrAnswer) -> None:
+        """Hold a paid answer the database could not take, for the job's next try here (an hour
+        at most: a job another process took over pays again there)."""
+        now = time.monotonic()
+        self._unstored = {k: v for k, v in self._unstored.items() if now - v[0] < UNSTORED_KEPT_S}
+        self._unstored[job_id] = (now, answer)
 
     async def _no_data(self, job: Job, cin: str, answer: AttestrAnswer, called: bool, worker_id: str) -> None:
         """Attestr has nothing for this CIN: not a failure. The company's links are left alone."""

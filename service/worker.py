@@ -89,8 +89,8 @@ class Worker:
         """Hold this worker's session advisory lock on a connection of its own for as long as it
         runs (migrations/014_worker_liveness.sql): if the process dies, PostgreSQL drops the lock
         with its connection and other workers take its jobs over within a poll. If the connection
-        is lost while this process lives, its jobs are given up (others take them over) and it
-        carries on under a new id once the database is back."""
+        is lost while this process lives, its jobs may be taken over and it carries on under a
+        new id once the database is back."""
         while not stop.is_set():
             lost = asyncio.Event()
             try:
@@ -124,10 +124,11 @@ class Worker:
                 await asyncio.wait_for(stop.wait(), random.uniform(0.5, 1.5))
 
     def _give_up_running_jobs(self) -> None:
-        """The liveness lock is gone: other workers may already be running these jobs. Stop
-        them here and take a new id, so that nothing more is written in the old one's name."""
-        for task in list(self._running.values()):
-            task.cancel()
+        """The liveness lock is gone: other workers may take these jobs over (their claim moves
+        each job to their id, and every write of a job checks its id, so nothing more is written
+        for them from here). This worker carries on under a new id. Its running jobs are not
+        cancelled: one waiting on Attestr keeps the answer it paid for (`Syncer`), for whichever
+        try of the job comes next in this process."""
         self.worker_id = self._new_id()
 
     async def _finish_or_release(self) -> None:

@@ -313,3 +313,31 @@ def test_a_paused_worker_keeps_its_job_and_finishes_it(
         wait_for(lambda: job(web, job_id)["status"] == "succeeded", what="the job")
         assert job(web, job_id)["attempts"] == 1  # finished by the first worker, never taken over
         assert first.stop() == 0 and second.stop() == 0
+
+
+def test_an_answer_paid_for_just_before_the_database_went_away_is_not_paid_again(
+    tmp_path: Path, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    """PostgreSQL stops while Attestr is answering: the paid answer cannot be stored. The job
+    waits for the database and, once it is back, stores the answer it holds: one paid call."""
+    url = start_embedded(tmp_path / "db")
+    pgdata = tmp_path / "db" / "postgres"
+    try:
+        socket_dir = parse_qs(urlsplit(url).query)["host"][0]
+        company = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri"})
+        attestr.standin.delay_s = 2.0
+        with run_service(tmp_path, {**service_env(url, airtable, attestr), "JOB_LEASE_S": "30"}) as web:
+            job_id = webhook(web, company).json()["job_id"]
+            wait_for(lambda: attestr.standin.calls, what="the Attestr call")
+            _pg_ctl(pgdata, "-w", "-m", "fast", "stop")  # while Attestr is still answering
+            try:
+                time.sleep(3)  # the answer arrives; storing it fails
+            finally:
+                _pg_ctl(
+                    pgdata, "-w", "-o", '-h ""', "-o", f"-k {socket_dir}", "-l", str(pgdata / "log"), "start"
+                )
+            wait_for(lambda: job(web, job_id)["status"] == "succeeded", what="the job")
+        assert len(attestr.standin.calls) == 1
+        assert len(airtable.standin.records("Contacts")) == 3
+    finally:
+        _pg_ctl(pgdata, "-w", "-m", "immediate", "stop")
