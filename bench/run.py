@@ -101,6 +101,25 @@ def _stop_embedded(pgdata: Path) -> None:
     )
 
 
+def _service_env(
+    dsn: str, attestr: Any, attestr_url: str, airtable: Any, airtable_url: str, log_level: str
+) -> dict[str, str]:
+    """The environment of a `contact-sync serve` wired to the bench's stand-ins."""
+    from service.standins.attestr import PATH
+
+    return {
+        **os.environ,
+        "DATABASE_URL": dsn,
+        "WEBHOOK_SECRETS": SECRET,
+        "ATTESTR_API_KEY": attestr.token,
+        "ATTESTR_API_URL": attestr_url + PATH,
+        "AIRTABLE_API_KEY": airtable.token,
+        "AIRTABLE_BASE_ID": airtable.base_id,
+        "AIRTABLE_API_URL": airtable_url,
+        "LOG_LEVEL": log_level,
+    }
+
+
 def _peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -452,7 +471,7 @@ async def large_answers(server: str, jobs: int, answer_mb: int) -> Row:
     """`contact-sync serve` (its worker inside) while Attestr answers `jobs` companies at once with
     `answer_mb` MB each: the process's peak memory against its own before them."""
     from service.standins.airtable import AirtableStandIn
-    from service.standins.attestr import PATH, AttestrStandIn
+    from service.standins.attestr import AttestrStandIn
     from service.standins.server import serve_in_thread
 
     dsn = await _database(server, "bench_large")
@@ -468,17 +487,7 @@ async def large_answers(server: str, jobs: int, answer_mb: int) -> Row:
     with serve_in_thread(attestr.app()) as attestr_url, serve_in_thread(airtable.app()) as airtable_url:
         records = [airtable.add_record("Companies", {"Company Name": f"H{i}"}) for i in range(jobs)]
         port = _free_port()
-        env = {
-            **os.environ,
-            "DATABASE_URL": dsn,
-            "WEBHOOK_SECRETS": SECRET,
-            "ATTESTR_API_KEY": attestr.token,
-            "ATTESTR_API_URL": attestr_url + PATH,
-            "AIRTABLE_API_KEY": airtable.token,
-            "AIRTABLE_BASE_ID": airtable.base_id,
-            "AIRTABLE_API_URL": airtable_url,
-            "LOG_LEVEL": "error",
-        }
+        env = _service_env(dsn, attestr, attestr_url, airtable, airtable_url, "error")
         command = [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1", "--port", str(port)]
         with tempfile.TemporaryFile() as log:
             process = subprocess.Popen(command, env=env, stdout=log, stderr=log, cwd=ROOT)
@@ -537,7 +546,7 @@ SELECT (SELECT count(*) FROM jobs WHERE status NOT IN ('succeeded', 'failed'))
 async def airtable_backlog(server: str, companies: int) -> list[Row]:
     """Every company queued at once; the pusher alone decides how well the rate limit is used."""
     from service.standins.airtable import AirtableStandIn
-    from service.standins.attestr import PATH, AttestrStandIn
+    from service.standins.attestr import AttestrStandIn
     from service.standins.server import serve_in_thread
 
     dsn = await _database(server, "bench_backlog")
@@ -549,17 +558,7 @@ async def airtable_backlog(server: str, companies: int) -> list[Row]:
     with serve_in_thread(attestr.app()) as attestr_url, serve_in_thread(airtable.app()) as airtable_url:
         records = [airtable.add_record("Companies", {"Company Name": f"B{i}"}) for i in range(len(data))]
         port = _free_port()
-        env = {
-            **os.environ,
-            "DATABASE_URL": dsn,
-            "WEBHOOK_SECRETS": SECRET,
-            "ATTESTR_API_KEY": attestr.token,
-            "ATTESTR_API_URL": attestr_url + PATH,
-            "AIRTABLE_API_KEY": airtable.token,
-            "AIRTABLE_BASE_ID": airtable.base_id,
-            "AIRTABLE_API_URL": airtable_url,
-            "LOG_LEVEL": "warning",
-        }
+        env = _service_env(dsn, attestr, attestr_url, airtable, airtable_url, "warning")
         command = [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1", "--port", str(port)]
         with tempfile.TemporaryFile() as log:
             process = subprocess.Popen(command, env=env, stdout=log, stderr=log, cwd=ROOT)
