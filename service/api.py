@@ -99,7 +99,7 @@ async def contacts_fetch(request: Request) -> JSONResponse:
     return JSONResponse(
         {
             "success": job.status == "succeeded",
-            "message": _fetch_message(job),
+            "message": _fetch_message(job, rows),
             "job_id": str(job.id),
             "cin": job.cin or cin,
             "business_name": result.get("business_name"),
@@ -123,13 +123,28 @@ async def contacts_fetch(request: Request) -> JSONResponse:
     )
 
 
-def _fetch_message(job: Job) -> str:
+def _fetch_message(job: Job, people: list[asyncpg.Record]) -> str:
+    """What the older API's job did, in numbers that agree with the answer's counts and list
+    (`people`: the contacts listed)."""
     result = job.result or {}
     if job.status == "failed":
         return job.last_error or "The sync failed"
     if result.get("outcome") == "no_data":
         return "Attestr has no contacts for this CIN"
-    return f"Fetched {result.get('contacts_fetched', 0)} contacts and wrote them to Airtable"
+    fetched, suppressed = result.get("contacts_fetched", 0), result.get("contacts_suppressed", 0)
+    created, updated = result.get("airtable_created", 0), result.get("airtable_updated", 0)
+    deleted = sum(1 for person in people if person["deleted_in_airtable"])
+    unchanged = max(len(people) - created - updated - deleted, 0)
+    said = [f"Fetched {fetched} contact(s) from Attestr"]
+    if suppressed:
+        said.append(f"{suppressed} left out (forgotten with `contact-sync contacts forget`)")
+    if len(people) != fetched - suppressed:
+        said.append(f"{len(people)} people once the same person listed twice is counted once")
+    said.append(
+        f"in Airtable {created} row(s) created, {updated} updated, {unchanged} already up to date"
+        + (f", {deleted} deleted there by hand and not written again" if deleted else "")
+    )
+    return "; ".join(said)
 
 
 def _job_id(request: Request) -> int:

@@ -41,7 +41,7 @@ async def plan(
 ) -> BackfillPlan:
     cin_field = settings.field("CIN")
     found = BackfillPlan()
-    synced = set() if every else {r["airtable_id"] for r in await pool.fetch(queries.COMPANIES_WITH_CONTACTS)}
+    synced = {r["airtable_id"] for r in await pool.fetch(queries.COMPANIES_WITH_CONTACTS)}
     has_cin = formulas.NOT(formulas.EQ(formulas.Field(cin_field), ""))
     for record in await airtable.list_records(
         airtable.companies, formula=has_cin, fields=[cin_field], on_page=on_page
@@ -52,10 +52,10 @@ async def plan(
         cin = identifiers.cin(value)
         if cin is None:
             found.invalid.append((record["id"], raw.strip()[:40]))
-        elif record["id"] in synced:
-            found.already_synced += 1
         else:
-            found.to_sync.append((record["id"], cin))
+            found.already_synced += record["id"] in synced
+            if every or record["id"] not in synced:
+                found.to_sync.append((record["id"], cin))
     await _cost(pool, settings, found)
     return found
 

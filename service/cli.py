@@ -324,13 +324,40 @@ def _contacts(settings: Settings, args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     if not keys:
-        print("Say whom to forget: --din, --pan, --phone or --email", file=sys.stderr)
+        print(f"Say whom to {args.action}: --din, --pan, --phone or --email", file=sys.stderr)
+        return 2
+    typed = " ".join(f"--{kind} {value}" for kind, value in keys.items())
+    if args.action == "unsuppress":
+        return _with_pool(settings, lambda pool: _unsuppress(pool, keys, typed))
+    if not args.yes and not sys.stdin.isatty():
+        print("Forgetting cannot be undone for the rows it deletes: add --yes to confirm", file=sys.stderr)
         return 2
 
     async def work(pool: asyncpg.Pool) -> int:
         airtable = _configured_airtable(settings, pool)
         if airtable is None:
             return 2
+        people = await forget.carrying(pool, keys)
+        if len(people) > 1 and not args.all:
+            print(
+                f"{len(people)} people carry {typed} (a shared phone or email?): forget one by --din "
+                "or --pan, or all of them with --all",
+                file=sys.stderr,
+            )
+            return 1
+        if people:
+            question = (
+                f"Forget {_people(people)}: delete from PostgreSQL and Airtable, and suppress their "
+                "keys so that no later sync brings them back?"
+            )
+        else:
+            question = (
+                f"No one known carries {typed}. Suppress it anyway, so that no later sync brings in a "
+                "person carrying it?"
+            )
+        if not args.yes and not _confirmed(question):
+            print("Nothing was forgotten.")
+            return 1
         try:
             done = await forget.forget(pool, airtable, keys, every=args.all)
         except forget.AmbiguousPerson as exc:
@@ -343,13 +370,49 @@ def _contacts(settings: Settings, args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 1
+        said = (
+            f"Forgot {done.people} person(s): {done.airtable_rows} Airtable row(s) deleted"
+            if done.people
+            else "No one was known by these keys; nothing deleted"
+        )
         print(
-            f"Forgot {done.people} person(s): {done.airtable_rows} Airtable row(s) deleted; "
-            f"suppressed: {', '.join(done.suppressed)} (no later sync brings them back)"
+            f"{said}; suppressed: {', '.join(done.suppressed)} (no later sync brings them in; "
+            f"`contact-sync contacts unsuppress {typed}` lifts that)"
         )
         return 0
 
     return _with_pool(settings, work)
+
+
+def _people(people: Sequence[asyncpg.Record]) -> str:
+    """`2 people: Ananya Rao (DIN 07123456, in Airtable), Nisha Kapoor (known by PAN)`."""
+    described = [
+        f"{p['name'] or 'a person without a name'} ("
+        + (f"DIN {p['din']}" if p["din"] else "known by PAN" if p["pan"] else "no DIN or PAN")
+        + (", in Airtable" if p["in_airtable"] else "")
+        + ")"
+        for p in people
+    ]
+    return f"{len(people)} {'person' if len(people) == 1 else 'people'}: {', '.join(described)}"
+
+
+def _confirmed(question: str) -> bool:
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
+
+
+async def _unsuppress(pool: asyncpg.Pool, keys: dict[str, str], typed: str) -> int:
+    lifted = await forget.lift(pool, keys)
+    if not lifted:
+        print(f"Nothing is suppressed for {typed}")
+        return 1
+    print(
+        f"Lifted {len(lifted)} suppression(s) ({', '.join(lifted)}): the next sync of a company naming "
+        "this person brings them back into PostgreSQL and Airtable"
+    )
+    return 0
 
 
 def _job_id(text: str) -> int:
@@ -723,16 +786,20 @@ def _parser() -> argparse.ArgumentParser:
 
     contacts = commands.add_parser(
         "contacts",
-        help="forget a person: removed from PostgreSQL and Airtable, never synced again",
-        description="Removes a person (found by DIN, PAN, phone in any spelling, or email) from "
-        "PostgreSQL and their row from Airtable, and keeps hashed suppression entries so that no "
-        "later sync brings them back.\n\nexamples:\n  contact-sync contacts forget --din 01234567\n"
+        help="forget a person (removed from PostgreSQL and Airtable, never synced again), or lift that",
+        description="forget: removes a person (found by DIN, PAN, phone in any spelling, or email) "
+        "from PostgreSQL and their row from Airtable, and keeps hashed suppression entries so that no "
+        "later sync brings them back. It says whom it found and asks first (--yes: it does not ask).\n"
+        "unsuppress: lifts the suppression of a key and of the keys forgotten with it; the next "
+        "sync of a company naming that person brings them back.\n\n"
+        "examples:\n  contact-sync contacts forget --din 01234567\n"
         "  contact-sync contacts forget --pan ABCPK1234F\n"
         '  contact-sync contacts forget --phone "+91 98450 12345"\n'
-        "  contact-sync contacts forget --email a.person@example.com",
+        "  contact-sync contacts forget --email a.person@example.com --yes\n"
+        "  contact-sync contacts unsuppress --email a.person@example.com",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    contacts.add_argument("action", choices=["forget"])
+    contacts.add_argument("action", choices=["forget", "unsuppress"])
     contacts.add_argument("--din", help="the person's DIN")
     contacts.add_argument("--pan", help="the person's PAN (a signatory who is not a director)")
     contacts.add_argument("--phone", help="the person's phone, in any spelling")
@@ -740,6 +807,7 @@ def _parser() -> argparse.ArgumentParser:
     contacts.add_argument(
         "--all", action="store_true", help="forget every person carrying the phone or email"
     )
+    contacts.add_argument("--yes", action="store_true", help="forget without asking (for scripts)")
     contacts.set_defaults(run=_contacts)
 
     imp = commands.add_parser(

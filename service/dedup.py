@@ -72,6 +72,7 @@ class CompanyContacts:
     contacts: list[Contact]
     replace_links: bool = True  # False for a sync limited by max_contacts: it unlinks no one
     push_all: bool = False  # a forced sync sends every linked person to Airtable again
+    suppressed: int = 0  # contacts left out for being forgotten (`contact-sync contacts forget`)
 
 
 @dataclass
@@ -81,6 +82,7 @@ class UpsertOutcome:
     contacts_new: int
     contacts_updated: int
     unlinked_ids: list[int]
+    contacts_suppressed: int = 0
     # Each stored contact, the person it became, and how it matched (din, pan, claim, weak,
     # conflict, new).
     matched: list[tuple[Contact, int, str]] = field(default_factory=list)
@@ -445,6 +447,7 @@ async def _drop_suppressed(conn: asyncpg.Connection, batches: list[CompanyContac
                 or gone("pan", c.pan)
                 or (not _identity(c) and (gone("phone", c.phone.e164) or gone("email", c.email.address)))
             ):
+                b.suppressed += 1
                 continue
             if gone("phone", c.phone.e164):
                 c = replace(c, phone=Phone(None))
@@ -553,6 +556,7 @@ async def upsert_people(conn: asyncpg.Connection, batches: list[CompanyContacts]
             contacts_new=sum(1 for p in people if p.id in new_ids),
             contacts_updated=sum(1 for p in people if p.id in changed_ids),
             unlinked_ids=removed_by_company[company_id],
+            contacts_suppressed=sum(b.suppressed for b in batches if b.company_id == company_id),
             matched=[(c, p.id, how) for c, p, how in plan.matched[company_id]],  # type: ignore[misc]
         )
         for company_id, people in plan.links.items()

@@ -59,16 +59,26 @@ def keys_of(
     return keys
 
 
+def _by_kind(keys: dict[str, str]) -> tuple[str | None, ...]:
+    return keys.get("din"), keys.get("phone"), keys.get("email"), keys.get("pan")
+
+
+async def carrying(pool: asyncpg.Pool, keys: dict[str, str]) -> list[asyncpg.Record]:
+    """The people `forget` would take for these keys: rows of (name, din, pan, in_airtable)."""
+    return await pool.fetch(queries.PEOPLE_CARRYING, *_by_kind(keys))
+
+
 async def forget(
     pool: asyncpg.Pool, airtable: Airtable, keys: dict[str, str], *, every: bool = False
 ) -> Forgotten:
+    """Suppress `keys` (and every key of the people carrying them) and delete those people from
+    PostgreSQL and Airtable. Raises AmbiguousPerson when several people carry them and not
+    `every`; AirtableError when their rows could not be deleted (run it again)."""
     if not keys:
         raise ValueError("Say whom to forget: --din, --pan, --phone or --email")
     done = Forgotten()
     async with pool.acquire() as conn, conn.transaction():
-        people = await conn.fetch(
-            queries.PEOPLE_TO_FORGET, keys.get("din"), keys.get("phone"), keys.get("email"), keys.get("pan")
-        )
+        people = await conn.fetch(queries.PEOPLE_TO_FORGET, *_by_kind(keys))
         if len(people) > 1 and not every:
             raise AmbiguousPerson(
                 f"{len(people)} people carry these keys (a shared phone or email?): forget one by "
@@ -81,6 +91,7 @@ async def forget(
             queries.SUPPRESS_KEYS,
             [kind for kind, _ in suppress],
             [suppression_hash(kind, value) for kind, value in suppress],
+            await conn.fetchval(queries.SUPPRESSION_GROUP),
         )
         # Marked as gone from Airtable: the pusher never sends them again meanwhile; their
         # companies' Contacts Found counts them no more.
@@ -94,3 +105,14 @@ async def forget(
     done.people = len(people)
     log.info("contacts.forgotten", people=done.people, airtable_rows=done.airtable_rows, keys=done.suppressed)
     return done
+
+
+async def lift(pool: asyncpg.Pool, keys: dict[str, str]) -> list[str]:
+    """`contacts unsuppress`: lift the suppression of `keys` and of every key suppressed with
+    one of them by the same `forget`; returns the kinds lifted (empty when none was suppressed).
+    The next sync of a company naming that person brings them back."""
+    hashed = [(kind, suppression_hash(kind, value)) for kind, value in sorted(keys.items())]
+    rows = await pool.fetch(queries.SUPPRESSIONS_LIFT, [k for k, _ in hashed], [h for _, h in hashed])
+    lifted = sorted(row["key_kind"] for row in rows)
+    log.info("contacts.unsuppressed", keys=lifted)
+    return lifted

@@ -418,10 +418,22 @@ UPDATE people SET push_lease_until = now() + make_interval(secs => $2) WHERE id 
 PEOPLE_DELETED_IN_AIRTABLE = """
 UPDATE people SET deleted_in_airtable = true, push_lease_until = NULL WHERE id = ANY($1::bigint[])"""
 
+# What each job's rows became. A row created once for several jobs (two companies sharing a
+# director, synced at once) counts as created for the first of them and updated for the others:
+# the jobs' `airtable_created` add up to the rows Airtable created.
 JOB_ROWS_OUTCOME = """
-UPDATE job_rows jr SET outcome = u.outcome
-FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS u(person_id, version, outcome)
-WHERE jr.person_id = u.person_id AND jr.version <= u.version AND jr.outcome IS NULL"""
+WITH written AS (
+    SELECT jr.job_id, jr.person_id, u.outcome,
+           row_number() OVER (PARTITION BY jr.person_id ORDER BY jr.job_id) AS nth
+    FROM job_rows jr
+    JOIN unnest($1::bigint[], $2::bigint[], $3::text[]) AS u(person_id, version, outcome)
+        ON jr.person_id = u.person_id AND jr.version <= u.version
+    WHERE jr.outcome IS NULL
+)
+UPDATE job_rows jr
+SET outcome = CASE WHEN w.outcome = 'created' AND w.nth > 1 THEN 'updated' ELSE w.outcome END
+FROM written w
+WHERE jr.job_id = w.job_id AND jr.person_id = w.person_id"""
 
 # A status on the way (Queued, Running, Waiting) goes out only once it has held for $2 seconds:
 # most are replaced within a second, and each write spends part of Airtable's rate limit.
@@ -529,7 +541,7 @@ ROWS_DELETED = "DELETE FROM airtable_rows_to_delete WHERE airtable_id = ANY($1::
 # --- the older API's answer (api.py) ----------------------------------------------------------
 
 PEOPLE_BY_IDS = """
-SELECT p.din, p.name, p.phone_e164, p.email, p.addresses
+SELECT p.din, p.name, p.phone_e164, p.email, p.addresses, p.deleted_in_airtable
 FROM unnest($1::bigint[]) WITH ORDINALITY AS wanted(id, position)
 JOIN people p ON p.id = wanted.id
 ORDER BY wanted.position"""
@@ -721,10 +733,30 @@ WHERE din = $1 OR phone_e164 = $2 OR email = $3 OR pan = $4
 ORDER BY id
 FOR UPDATE"""
 
+# The people a `contacts forget` would take, read before asking the operator to confirm.
+PEOPLE_CARRYING = """
+SELECT name, din, pan, airtable_id IS NOT NULL AND NOT deleted_in_airtable AS in_airtable FROM people
+WHERE din = $1 OR phone_e164 = $2 OR email = $3 OR pan = $4
+ORDER BY id"""
+
+# One forget's keys share a group ($3, from suppression_groups): lifted together.
 SUPPRESS_KEYS = """
-INSERT INTO suppressions (key_kind, key_hash)
-SELECT * FROM unnest($1::text[], $2::text[])
-ON CONFLICT DO NOTHING"""
+INSERT INTO suppressions (key_kind, key_hash, forgotten_together)
+SELECT kind, hash, $3 FROM unnest($1::text[], $2::text[]) AS k(kind, hash)
+ON CONFLICT (key_kind, key_hash) DO UPDATE SET forgotten_together = EXCLUDED.forgotten_together"""
+
+SUPPRESSION_GROUP = "SELECT nextval('suppression_groups')"
+
+# `contacts unsuppress`: the keys typed, and every key suppressed together with one of them.
+SUPPRESSIONS_LIFT = """
+WITH typed AS (
+    SELECT s.key_kind, s.key_hash, s.forgotten_together FROM suppressions s
+    JOIN unnest($1::text[], $2::text[]) AS w(kind, hash) ON s.key_kind = w.kind AND s.key_hash = w.hash
+)
+DELETE FROM suppressions s
+WHERE (s.key_kind, s.key_hash) IN (SELECT key_kind, key_hash FROM typed)
+   OR s.forgotten_together IN (SELECT forgotten_together FROM typed WHERE forgotten_together IS NOT NULL)
+RETURNING s.key_kind"""
 
 PEOPLE_DELETE = "DELETE FROM people WHERE id = ANY($1::bigint[])"
 

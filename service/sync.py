@@ -204,6 +204,7 @@ def _result(
         "contacts_fetched": fetched,
         "contacts_new": upsert.contacts_new if upsert else 0,
         "contacts_updated": upsert.contacts_updated if upsert else 0,
+        "contacts_suppressed": upsert.contacts_suppressed if upsert else 0,
         "airtable_created": 0,
         "airtable_updated": 0,
         "airtable_failed": 0,

@@ -67,6 +67,11 @@ async def test_backfill_dry_run_then_queue(
     invalid = sum(1 for _, cin in records if cin == "not-a-cin")
     to_sync = with_cin - invalid - 1
     assert f"{with_cin} companies with a CIN; 1 already have contacts" in dry.stdout
+    every = cli(env, "backfill", "--dry-run", "--all")
+    assert (
+        f"{with_cin} companies with a CIN; 1 already have contacts (synced again with --all)" in every.stdout
+    )
+    assert f"{to_sync + 1} to sync" in every.stdout
     assert dry.stdout.count("is not a valid CIN") == invalid
     distinct = len(
         {cin for record_id, cin in records if cin and cin != "not-a-cin" and record_id != synced[0]}
@@ -81,7 +86,7 @@ async def test_backfill_dry_run_then_queue(
     again = cli(env, "backfill")
     assert f"Queued 0 job(s) ({to_sync} were queued already)" in again.stdout
     requests = [r for r in airtable.standin.requests if "Companies" in r["path"]]
-    assert {r["status"] for r in requests} == {200} and len(requests) == 3 * 3  # three pages, three runs
+    assert {r["status"] for r in requests} == {200} and len(requests) == 3 * 4  # three pages, four runs
 
 
 def test_resync_sends_every_row_again(flow: Flow, db_url: str) -> None:

@@ -210,3 +210,45 @@ async def test_a_replayed_job_reuses_what_it_paid_for(
         await until(succeeded)
     assert len(attestr.standin.calls) == 1  # the replay did not pay again, although forced
     assert len(airtable.standin.records("Contacts")) == 2
+
+
+async def test_jobs_sharing_directors_count_each_row_they_created_once(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    """Companies sharing directors, synced at once: each job's `airtable_created` and
+    `contacts_new` count what that job did, so they add up to the rows and people created. The
+    first writes to Contacts are refused with a 503, so that every job is stored before the
+    pusher writes a row that several of them share."""
+    shared = [
+        {"indexId": f"{40000000 + k}", "fullName": f"Shared {k}", "mobileNumber": f"9600{k:06d}"}
+        for k in range(2)
+    ]
+    record_ids = []
+    for i in range(4):
+        cin = f"U{20000 + i:05d}MH2018PTC{i:06d}"
+        own = {"indexId": f"{41000000 + i}", "fullName": f"Own {i}", "mobileNumber": f"9500{i:06d}"}
+        attestr.standin.companies[cin] = {
+            "valid": True,
+            "businessName": f"SHARED {i}",
+            "contacts": [*shared[: 1 + i % 2], own],
+        }
+        record_ids.append(
+            (airtable.standin.add_record("Companies", {"Company Name": f"Shared {i}", "CIN": cin}), cin)
+        )
+    airtable.standin.rate_limit = 1000
+    attestr.standin.delay_s = 0.2
+    airtable.standin.faults += [{"method": "PATCH", "path": "/Contacts", "status": 503}] * 2
+    async with running_engine(pool, airtable, attestr, **FAST):
+        stored = [await enqueued(pool, record_id, cin) for record_id, cin in record_ids]
+
+        async def ended() -> bool:
+            return all([(await jobs.get(pool, job.id)).finished for job, _ in stored])  # type: ignore[union-attr]
+
+        await until(ended)
+    results = [(await jobs.get(pool, job.id)).result for job, _ in stored]  # type: ignore[union-attr]
+    rows = airtable.standin.records("Contacts")
+    assert len(rows) == 6
+    assert sum(r["airtable_created"] for r in results) == 6, results
+    assert sum(r["contacts_new"] for r in results) == 6, results
+    # Every job saw its rows written: the shared ones count as updated for all but one job.
+    assert [r["airtable_created"] + r["airtable_updated"] for r in results] == [2, 3, 2, 3], results

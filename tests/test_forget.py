@@ -4,6 +4,7 @@ the forgotten person shared a secretary's phone with other directors."""
 from __future__ import annotations
 
 import os
+import pty
 import subprocess
 import sys
 
@@ -21,14 +22,45 @@ from tests.test_dedup import ACME, people, person, sync
 NILGIRI = "U72200KA2015PTC081234"
 
 
-def contacts_cli(flow: Flow, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "service", "contacts", "forget", *args],
-        env={**os.environ, **flow.service_env},
-        capture_output=True,
-        text=True,
-        timeout=60,
+def contacts_cli(
+    flow: Flow, *args: str, action: str = "forget", answer: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`contacts forget --yes ARGS`; with `answer`, without --yes, at a terminal (a pty) where the
+    question is answered with it."""
+    command = [sys.executable, "-m", "service", "contacts", action, *args]
+    if answer is None:
+        extra = ["--yes"] if action == "forget" else []
+        return subprocess.run(
+            command + extra,
+            env={**os.environ, **flow.service_env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    controller, terminal = pty.openpty()
+    try:
+        os.write(controller, answer.encode())
+        return subprocess.run(
+            command,
+            env={**os.environ, **flow.service_env},
+            stdin=terminal,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(controller)
+        os.close(terminal)
+
+
+def fetch(flow: Flow, company: str, **options: object) -> dict[str, object]:
+    response = flow.http.post(
+        "/contacts/fetch",
+        headers={"X-API-Key": API_KEY},
+        json={"cin": NILGIRI, "company_airtable_id": company, **options},
     )
+    assert response.status_code == 200, response.text
+    return response.json()
 
 
 def test_a_forgotten_person_is_gone_and_a_new_sync_does_not_bring_them_back(flow: Flow) -> None:
@@ -52,9 +84,58 @@ def test_a_forgotten_person_is_gone_and_a_new_sync_does_not_bring_them_back(flow
     log = flow.service.log_path.read_text()
     assert "9845012345" not in log and "ananya.rao@" not in log
 
-    nobody = contacts_cli(flow, "--email", "nobody@example.com")
-    assert nobody.returncode == 0 and "Forgot 0 person(s)" in nobody.stdout
     assert contacts_cli(flow).returncode == 2  # whom?
+
+
+def test_forget_says_whom_it_found_asks_first_and_can_be_lifted(flow: Flow) -> None:
+    company = flow.company("Nilgiri", NILGIRI)
+    first = fetch(flow, company)
+    assert first["message"] == (
+        "Fetched 3 contact(s) from Attestr; in Airtable 3 row(s) created, 0 updated, 0 already up to date"
+    )
+    # Not at a terminal and no --yes: refused before anything is read or done.
+    unasked = subprocess.run(
+        [sys.executable, "-m", "service", "contacts", "forget", "--din", "07123456"],
+        env={**os.environ, **flow.service_env},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert unasked.returncode == 2 and unasked.stderr.strip().endswith("add --yes to confirm")
+    declined = contacts_cli(flow, "--din", "07123456", answer="n\n")
+    assert "Forget 1 person: Ananya Rao (DIN 07123456, in Airtable)" in declined.stdout
+    assert declined.returncode == 1 and "Nothing was forgotten." in declined.stdout
+    assert len(flow.contacts()) == 3
+
+    done = contacts_cli(flow, "--din", "07123456", answer="y\n")
+    assert done.returncode == 0 and "Forgot 1 person(s): 1 Airtable row(s) deleted" in done.stdout, (
+        done.stderr
+    )
+    # The older API's message, counts and list agree: three fetched, one of them left out.
+    again = fetch(flow, company, force_refresh=True)
+    assert (again["total_contacts_fetched"], len(again["contacts"]), again["synced_to_airtable"]) == (3, 2, 2)
+    assert again["message"] == (
+        "Fetched 3 contact(s) from Attestr; 1 left out (forgotten with `contact-sync contacts forget`); "
+        "in Airtable 0 row(s) created, 2 updated, 0 already up to date"
+    )
+    unchanged = fetch(flow, company)
+    assert (unchanged["synced_to_airtable"], len(unchanged["contacts"])) == (0, 2)
+    assert unchanged["message"].endswith("in Airtable 0 row(s) created, 0 updated, 2 already up to date")
+
+    # Nobody carries this address: said, and suppressed only when confirmed.
+    nobody = contacts_cli(flow, "--email", "nobody@example.com", answer="\n")
+    assert "No one known carries --email nobody@example.com" in nobody.stdout and nobody.returncode == 1
+    assert contacts_cli(flow, "--email", "nobody@example.com", action="unsuppress").returncode == 1
+    nobody = contacts_cli(flow, "--email", "nobody@example.com")
+    assert nobody.returncode == 0 and "No one was known by these keys; nothing deleted" in nobody.stdout
+
+    # Lifting by her email lifts her DIN and phone too: the next sync brings her back.
+    lifted = contacts_cli(flow, "--email", "Ananya.Rao@nilgiri.example", action="unsuppress")
+    assert lifted.returncode == 0 and "Lifted 3 suppression(s) (din, email, phone)" in lifted.stdout, lifted
+    back = fetch(flow, company, force_refresh=True)
+    assert (len(back["contacts"]), back["new_contacts"]) == (3, 1)
+    assert "Ananya Rao" in {c["Name"] for c in flow.contacts()}
 
 
 @pytest.fixture
