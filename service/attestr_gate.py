@@ -7,6 +7,7 @@
   Jobs wait (not failing, not using attempts); every ATTESTR_PROBE_INTERVAL_S one waiting job is
   let through as the probe (Attestr has no free endpoint to probe with); its success resumes
   every job. A daily limit ends by itself at the reset; `contact-sync attestr resume` ends any.
+  `contact-sync attestr pause` stops calls at once, with no probe, until `resume`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from .config import Settings
 from .database import release_session_lock
 
 log = structlog.get_logger(__name__)
+
+
+OPERATOR_PAUSE = "paused by an operator (`contact-sync attestr pause`)"
 
 
 class AttestrPaused(Exception):
@@ -72,6 +76,12 @@ class AttestrGate:
             log.warning(
                 "attestr.paused", reason=reason, code=code, until=resume_at.isoformat() if resume_at else None
             )
+
+    async def pause_by_operator(self) -> None:
+        """`contact-sync attestr pause`: stop every Attestr call, probes included, until `resume`.
+        A call already under way finishes (and is stored)."""
+        await self.pool.execute(queries.ATTESTR_PAUSE_BY_OPERATOR, OPERATOR_PAUSE)
+        log.warning("attestr.paused", reason=OPERATOR_PAUSE, code="operator", until=None)
 
     async def resume(self, why: str) -> int:
         """End the pause and wake the jobs that waited for it; returns how many."""

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import os
 import signal
+import socket
 import sys
+import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import structlog
@@ -36,7 +40,7 @@ from . import (
 from .airtable import Airtable, AirtableError, AirtableNotConfigured
 from .app import create_app
 from .attestr_gate import AttestrGate
-from .config import Settings, load_settings
+from .config import Settings, SettingsError, load_settings
 from .database import DATABASE_ERRORS, create_pool, database_url
 from .logs import configure_logging
 from .migrations import migrate, pending_migrations
@@ -46,40 +50,126 @@ from .webhook_payloads import PayloadReader
 log = structlog.get_logger(__name__)
 
 
+class CommandError(Exception):
+    """A problem the person at the command line can fix, said in one sentence; `code` is the
+    exit status (2: the command was used wrongly, 1: it could not do its work)."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a connection failed, in a few words."""
+    if isinstance(exc, socket.gaierror):
+        return "no such host"
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+        return "no answer within 10 s"
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno).lower()
+    first = str(exc).strip().splitlines()
+    return first[0] if first else type(exc).__name__
+
+
+def _unreachable(settings: Settings, exc: BaseException) -> CommandError:
+    if settings.database_url is None:
+        where = f"embedded in {settings.data_dir.resolve()}"
+    else:
+        parts = urlsplit(settings.database_url)
+        where = f"at {parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or ''}"
+    return CommandError(
+        f"The database {where} cannot be reached ({_reason(exc)}): check DATABASE_URL, or unset it "
+        "to use the embedded database"
+    )
+
+
+def _database_url(settings: Settings) -> str:
+    """DATABASE_URL, or the embedded PostgreSQL's, started if need be."""
+    try:
+        return database_url(settings)
+    except Exception as exc:  # pgserver fails in many ways (folder, port, binary): one thing to a user
+        raise CommandError(
+            f"The embedded PostgreSQL could not start in {settings.data_dir.resolve()} ({_reason(exc)}): "
+            "check that DATA_DIR is a folder you can write to, or set DATABASE_URL"
+        ) from exc
+
+
+async def _open_pool(settings: Settings, **sizes: int) -> asyncpg.Pool:
+    """A pool on the service's database, migrated; CommandError when it cannot be reached."""
+    url = _database_url(settings)
+    try:
+        pool = await create_pool(url, timeout=10, **sizes)
+    except (*DATABASE_ERRORS, ValueError) as exc:
+        raise _unreachable(settings, exc) from exc
+    async with pool.acquire() as conn:
+        await migrate(conn)
+    return pool
+
+
 def _exit_cleanly(_signum: int, _frame: object) -> None:
     sys.exit(0)
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    port = args.port if args.port is not None else settings.port
+    settings = Settings(**{**settings.__dict__, "port": port})
+    # The port first, then the database: `service.started` is logged only once both are had.
+    listening = _listen(args.host, port)
+    try:
+        url = _database_url(settings)
+        asyncio.run(_check_database(settings))
+    except BaseException:
+        listening.close()
+        raise
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again; exiting
     # normally at that point (instead of being killed by it) lets the embedded database stop.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     signal.signal(signal.SIGINT, _exit_cleanly)
-    url = database_url(settings)
-    port = args.port if args.port is not None else settings.port
-    settings = Settings(**{**settings.__dict__, "port": port})
-    uvicorn.run(
-        create_app(settings, url),
-        host=args.host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=30,
-        # Slow or idle clients: an idle keep-alive connection is closed after 5 s, and beyond
-        # 1,000 connections at once new ones are answered 503 rather than queued without limit
-        # (a body's own time limit is validation.BODY_TIMEOUT_S).
-        timeout_keep_alive=5,
-        limit_concurrency=1000,
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, url),
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=30,
+            # Slow or idle clients: an idle keep-alive connection is closed after 5 s, and beyond
+            # 1,000 connections at once new ones are answered 503 rather than queued without
+            # limit (a body's own time limit is validation.BODY_TIMEOUT_S).
+            timeout_keep_alive=5,
+            limit_concurrency=1000,
+        )
     )
-    return 0
+    server.run(sockets=[listening])
+    return 0 if server.started else 1
+
+
+async def _check_database(settings: Settings) -> None:
+    pool = await _open_pool(settings, min_size=1, max_size=1)
+    await pool.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The service's listening socket, or CommandError saying why the port cannot be had."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise CommandError(
+                f"Port {port} is already in use on {host}: stop what is using it, or choose another "
+                "port with --port or PORT"
+            ) from exc
+        raise CommandError(f"Cannot listen on {host}:{port} ({_reason(exc)}): check --host and PORT") from exc
 
 
 def _worker(settings: Settings, _args: argparse.Namespace) -> int:
-    url = database_url(settings)
+    url = _database_url(settings)
 
     async def run() -> None:
-        runtime = await Runtime.open(settings, url)
+        try:
+            runtime = await Runtime.open(settings, url)
+        except DATABASE_ERRORS as exc:
+            raise _unreachable(settings, exc) from exc
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             # Stop claiming; in-flight jobs finish within the grace period or are handed back.
@@ -98,7 +188,10 @@ def _worker(settings: Settings, _args: argparse.Namespace) -> int:
 
 def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
     async def run() -> list[str]:
-        conn = await asyncpg.connect(database_url(settings))
+        try:
+            conn = await asyncpg.connect(_database_url(settings), timeout=10)
+        except (*DATABASE_ERRORS, ValueError) as exc:
+            raise _unreachable(settings, exc) from exc
         try:
             return await migrate(conn)
         finally:
@@ -113,10 +206,8 @@ def _with_pool(settings: Settings, work: Callable[[asyncpg.Pool], Awaitable[int]
     """Run an operator command against the database (migrated first)."""
 
     async def run() -> int:
-        pool = await create_pool(database_url(settings), max_size=2)
+        pool = await _open_pool(settings, min_size=1, max_size=2)
         try:
-            async with pool.acquire() as conn:
-                await migrate(conn)
             return await work(pool)
         finally:
             await pool.close()
@@ -125,8 +216,12 @@ def _with_pool(settings: Settings, work: Callable[[asyncpg.Pool], Awaitable[int]
 
 
 def _console() -> Console:
-    # Whole lines, never wrapped: operators pipe this output into grep and logs.
-    return Console(soft_wrap=True, highlight=False)
+    # Whole lines, never wrapped: operators pipe this output into grep and logs. Tables fit a
+    # terminal (or COLUMNS); in a pipe or a log they are drawn wide, cutting nothing.
+    console = Console(soft_wrap=True, highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(soft_wrap=True, highlight=False, width=250)
+    return console
 
 
 def _print_json(value: Any) -> None:
@@ -175,7 +270,11 @@ def _print_attestr(console: Console, state: dict[str, Any]) -> None:
     limit = state["daily_call_limit"]
     calls = f"{state['calls_today']} call(s) today" + (f" of {limit} allowed" if limit else "")
     if state["paused"]:
-        until = state["resume_at"] or f"a probe at {state['next_probe_at']} succeeds"
+        until = (
+            "an operator resumes them"
+            if state["code"] == "operator"
+            else state["resume_at"] or f"a probe at {state['next_probe_at']} succeeds"
+        )
         console.print(f"Attestr: [bold red]paused[/] since {state['paused_at']}: {state['reason']}")
         console.print(f"  until {until}, or `contact-sync attestr resume`; {calls}")
     else:
@@ -188,6 +287,14 @@ def _attestr(settings: Settings, args: argparse.Namespace) -> int:
         if args.action == "resume":
             woken = await gate.resume("resumed by an operator")
             print(f"Attestr calls resumed; {woken} waiting job(s) woken")
+            return 0
+        if args.action == "pause":
+            await gate.pause_by_operator()
+            print(
+                "Attestr calls paused: no job calls Attestr (not even a probe) until "
+                "`contact-sync attestr resume`; jobs wait without failing. A call already under way "
+                "finishes."
+            )
             return 0
         state = await gate.state()
         if args.json:
@@ -202,34 +309,15 @@ def _attestr(settings: Settings, args: argparse.Namespace) -> int:
 def _jobs(settings: Settings, args: argparse.Namespace) -> int:
     async def work(pool: asyncpg.Pool) -> int:
         if args.action == "list":
-            found = await jobs.list_jobs(pool, args.status, args.limit)
-            if args.json:
-                _print_json([job.document() for job in found])
-                return 0
-            table = Table("id", "status", "company", "cin", "attempts", "updated", "why")
-            for job in found:
-                table.add_row(
-                    str(job.id),
-                    job.status,
-                    job.record_id,
-                    job.cin or "",
-                    str(job.attempts),
-                    f"{job.updated_at:%Y-%m-%d %H:%M:%S}",
-                    job.last_error or job.wait_reason or "",
-                )
-            _console().print(table)
-            return 0
+            return await _jobs_list(pool, args)
         if args.action == "show":
-            job = await jobs.get(pool, args.id) if args.id else None
+            job = await jobs.get(pool, args.id)
             if job is None:
-                print(f"No job {args.id}", file=sys.stderr)
+                print(f"No job {args.id}: `contact-sync jobs list` shows the latest ones", file=sys.stderr)
                 return 1
             _print_json(job.document())
             return 0
         ids = [int(r["id"]) for r in await pool.fetch(queries.JOBS_FAILED_IDS)] if args.failed else [args.id]
-        if ids == [None]:
-            print("Name a job id, or --failed for every failed job", file=sys.stderr)
-            return 2
         if not ids:
             print("No failed jobs")
             return 0
@@ -251,6 +339,42 @@ def _jobs(settings: Settings, args: argparse.Namespace) -> int:
     return _with_pool(settings, work)
 
 
+async def _jobs_list(pool: asyncpg.Pool, args: argparse.Namespace) -> int:
+    found = await jobs.list_jobs(pool, args.status, args.limit)
+    if args.json:
+        _print_json([job.document() for job in found])
+        return 0
+    if not found:
+        print("No jobs" + (f" {args.status}" if args.status else ""))
+        return 0
+    names = await jobs.company_names(pool, sorted({job.record_id for job in found}))
+    rows = [
+        (
+            str(job.id),
+            job.status,
+            job.cin or "",
+            f"{job.updated_at:%Y-%m-%d %H:%M}",
+            names.get(job.record_id, job.record_id),
+            job.last_error or job.wait_reason or "",
+        )
+        for job in found
+    ]
+    headers = ("id", "status", "cin", "updated (UTC)", "company", "why")
+    console = _console()
+    # Ids, states, CINs and times are never cut; the company and the reason share what is left
+    # of the width (a third and two thirds), cut with an ellipsis. Columns are two spaces apart.
+    fixed = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers[:4])]
+    left = max(console.width - sum(fixed) - 2 * (len(headers) - 1), 24)
+    table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0), header_style="bold")
+    for header, width in zip(headers, [*fixed, left // 3, left - left // 3], strict=True):
+        table.add_column(header, no_wrap=True, overflow="ellipsis", max_width=width)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    console.print("`contact-sync jobs show ID` shows the whole of a job.")
+    return 0
+
+
 def _doctor(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_doctor_run(settings, args))
 
@@ -268,8 +392,8 @@ async def _doctor_run(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _pool_if_migrated(settings: Settings) -> asyncpg.Pool | None:
     try:
-        pool = await asyncio.wait_for(create_pool(database_url(settings), min_size=1, max_size=2), 10)
-    except (*DATABASE_ERRORS, ValueError, OSError, asyncio.TimeoutError):
+        pool = await asyncio.wait_for(create_pool(_database_url(settings), min_size=1, max_size=2), 10)
+    except (*DATABASE_ERRORS, ValueError, OSError, asyncio.TimeoutError, CommandError):
         return None
     async with pool.acquire() as conn:
         if not await pending_migrations(conn):
@@ -413,6 +537,13 @@ async def _unsuppress(pool: asyncpg.Pool, keys: dict[str, str], typed: str) -> i
         "this person brings them back into PostgreSQL and Airtable"
     )
     return 0
+
+
+def _count(text: str) -> int:
+    number = validation.whole_number(text)
+    if number is None or number < 1:
+        raise argparse.ArgumentTypeError(f"a whole number of at least 1, not {text[:40]!r}")
+    return number
 
 
 def _job_id(text: str) -> int:
@@ -668,7 +799,11 @@ def _airtable(settings: Settings, args: argparse.Namespace) -> int:
 
 def _import(settings: Settings, args: argparse.Namespace) -> int:
     async def work(pool: asyncpg.Pool) -> int:
-        source = await asyncpg.connect(args.source or database_url(settings))
+        try:
+            source = await asyncpg.connect(args.source or _database_url(settings), timeout=10)
+        except (*DATABASE_ERRORS, ValueError) as exc:
+            reason = _reason(exc)
+            raise CommandError(f"The older database cannot be reached ({reason}): check --source") from exc
         try:
             report = await importer.run(pool, source, args.table)
         except LookupError as exc:
@@ -763,25 +898,36 @@ def _parser() -> argparse.ArgumentParser:
         "  contact-sync jobs retry 42\n  contact-sync jobs retry --failed",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    jobs_cmd.add_argument("action", choices=["list", "show", "retry"])
-    jobs_cmd.add_argument("id", type=_job_id, nargs="?", help="job id (show, retry)")
-    jobs_cmd.add_argument("--status", choices=list(jobs.STATES), help="list: only jobs in this state")
-    jobs_cmd.add_argument("--limit", type=int, default=50, help="list: how many, newest first (default 50)")
-    jobs_cmd.add_argument("--failed", action="store_true", help="retry: every failed job")
-    jobs_cmd.add_argument("--json", action="store_true", help="list: print JSON")
+    jobs_actions = jobs_cmd.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = jobs_actions.add_parser("list", help="the latest jobs, newest first")
+    listing.add_argument("--status", choices=list(jobs.STATES), help="only jobs in this state")
+    listing.add_argument("--limit", type=_count, default=50, help="how many (default 50)")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    jobs_actions.add_parser("show", help="one job, whole, as JSON").add_argument(
+        "id", type=_job_id, help="the job's id"
+    )
+    retrying = jobs_actions.add_parser("retry", help="replay a failed job, or every failed one")
+    which_jobs = retrying.add_mutually_exclusive_group(required=True)
+    which_jobs.add_argument("id", type=_job_id, nargs="?", help="the job's id")
+    which_jobs.add_argument("--failed", action="store_true", help="every failed job")
     jobs_cmd.set_defaults(run=_jobs)
 
     attestr = commands.add_parser(
         "attestr",
-        help="whether Attestr calls are paused, and resume them",
+        help="whether Attestr calls are paused; pause and resume them",
         description="Attestr calls pause for every job when credits run out, credentials or access "
         "are refused, or a daily limit is reached. They resume when a probe call works, at the "
-        "daily reset, or with `resume`.\n\nexamples:\n  contact-sync attestr status\n"
-        "  contact-sync attestr resume",
+        "daily reset, or with `resume`. `pause` stops them at once (no probe either) until `resume`: "
+        "jobs wait, nothing fails.\n\nexamples:\n  contact-sync attestr status\n"
+        "  contact-sync attestr pause\n  contact-sync attestr resume",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    attestr.add_argument("action", choices=["status", "resume"])
-    attestr.add_argument("--json", action="store_true", help="status: print JSON")
+    attestr_actions = attestr.add_subparsers(dest="action", required=True, metavar="ACTION")
+    attestr_actions.add_parser("status", help="paused or not, and today's calls").add_argument(
+        "--json", action="store_true", help="print JSON"
+    )
+    attestr_actions.add_parser("pause", help="stop every Attestr call now, until resumed")
+    attestr_actions.add_parser("resume", help="end a pause and wake the jobs waiting for it")
     attestr.set_defaults(run=_attestr)
 
     contacts = commands.add_parser(
@@ -799,15 +945,16 @@ def _parser() -> argparse.ArgumentParser:
         "  contact-sync contacts unsuppress --email a.person@example.com",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    contacts.add_argument("action", choices=["forget", "unsuppress"])
-    contacts.add_argument("--din", help="the person's DIN")
-    contacts.add_argument("--pan", help="the person's PAN (a signatory who is not a director)")
-    contacts.add_argument("--phone", help="the person's phone, in any spelling")
-    contacts.add_argument("--email", help="the person's email")
-    contacts.add_argument(
-        "--all", action="store_true", help="forget every person carrying the phone or email"
-    )
-    contacts.add_argument("--yes", action="store_true", help="forget without asking (for scripts)")
+    contacts_actions = contacts.add_subparsers(dest="action", required=True, metavar="ACTION")
+    forgetting = contacts_actions.add_parser("forget", help="remove a person for good")
+    lifting = contacts_actions.add_parser("unsuppress", help="let a forgotten person be synced again")
+    for action in (forgetting, lifting):
+        action.add_argument("--din", help="the person's DIN")
+        action.add_argument("--pan", help="the person's PAN (a signatory who is not a director)")
+        action.add_argument("--phone", help="the person's phone, in any spelling")
+        action.add_argument("--email", help="the person's email")
+    forgetting.add_argument("--all", action="store_true", help="every person carrying the phone or email")
+    forgetting.add_argument("--yes", action="store_true", help="do not ask first (for scripts)")
     contacts.set_defaults(run=_contacts)
 
     imp = commands.add_parser(
@@ -930,8 +1077,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    """`contact-sync …`: exits 0 when the command did its work; 2 when it was used wrongly (a bad
+    setting, argument or option), 1 when it could not do its work, each said in one sentence on
+    stderr; 130 when interrupted; 70, with a traceback, only for a bug."""
     args = _parser().parse_args(argv)
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(
+            "contact-sync: settings it cannot use (from the environment or .env): "
+            f"{'; '.join(exc.problems)}. See .env.example.",
+            file=sys.stderr,
+        )
+        sys.exit(2)
     secrets = (
         *settings.webhook_secrets,
         *settings.api_keys,
@@ -943,7 +1101,40 @@ def main(argv: Sequence[str] | None = None) -> None:
         configure_logging(settings.log_format, settings.log_level, cache=True, secrets=secrets)
     elif args.command == "demo":  # the demo narrates; the service's own lines only when something is wrong
         configure_logging("console", "error", secrets=secrets)
-
     else:  # an operator at a terminal: their command's output, and only warnings besides
         configure_logging("console", "warning", secrets=secrets)
-    sys.exit(args.run(settings, args))
+    sys.exit(_run(args, settings))
+
+
+_DATABASE_LOST = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, ConnectionError)
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    """The command's exit status; what went wrong said once."""
+    name = f"contact-sync {args.command}"
+    try:
+        return args.run(settings, args)
+    except CommandError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return exc.code
+    except _DATABASE_LOST as exc:
+        print(
+            f"{name}: the database stopped answering ({_reason(exc)}); what was done before is kept: "
+            "run the command again once the database is back",
+            file=sys.stderr,
+        )
+        return 1
+    except AirtableError as exc:
+        print(f"{name}: Airtable refused: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+        return 130
+    except Exception:
+        traceback.print_exc()
+        print(
+            f"{name} stopped on a bug in contact-sync, not on anything you did. Please report it with "
+            "the lines above, as the README's 'Reporting a problem' says.",
+            file=sys.stderr,
+        )
+        return 70

@@ -5,11 +5,14 @@ Every variable is documented in `.env.example` and in the design's configuration
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from pyairtable.utils import is_base_id
 from starlette.config import Config
 from starlette.datastructures import CommaSeparatedStrings
 
@@ -90,58 +93,158 @@ def _long(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(v for v in values if len(v) >= MIN_SECRET_LENGTH)
 
 
+class SettingsError(ValueError):
+    """Settings the service cannot use; `problems` names each variable, its value and what it
+    accepts (`PORT='abc': a whole number from 1 to 65535`)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+_TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
+LOG_FORMATS = ("json", "console")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class _Reader:
+    """Reads variables, checking each and gathering every problem: one run names them all."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self.problems: list[str] = []
+
+    def text(self, name: str, default: str) -> str:
+        return (self._config(name, default=None) or "").strip() or default
+
+    def optional(self, name: str) -> str | None:
+        return (self._config(name, default=None) or "").strip() or None
+
+    def _refuse(self, name: str, value: str, accepts: str) -> None:
+        if name == "DATABASE_URL":  # it may hold a password
+            self.problems.append(f"DATABASE_URL (value not shown): {accepts}")
+            return
+        shown = value if len(value) <= 40 else value[:40] + "…"
+        self.problems.append(f"{name}={shown!r}: {accepts}")
+
+    def whole(self, name: str, default: int | None, low: int, high: int | None = None) -> int | None:
+        value = self.optional(name)
+        if value is None:
+            return default
+        accepts = f"a whole number from {low:,} to {high:,}" if high else f"a whole number, at least {low:,}"
+        try:
+            number = int(value)
+        except ValueError:
+            number = None
+        if number is None or number < low or (high is not None and number > high):
+            self._refuse(name, value, accepts)
+            return default
+        return number
+
+    def number(self, name: str, default: float, low: float, *, zero: bool = False) -> float:
+        """A finite number above `low` (or equal to it when `zero`), in the variable's unit."""
+        value = self.optional(name)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number) or number < low or (number == low and not zero):
+            self._refuse(name, value, f"a number {'of at least' if zero else 'above'} {low:g}")
+            return default
+        return number
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.optional(name)
+        if value is None:
+            return default
+        if value.lower() in _TRUE + _FALSE:
+            return value.lower() in _TRUE
+        self._refuse(name, value, "yes, no, true, false, 1 or 0")
+        return default
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.optional(name)
+        if value is None:
+            return default
+        if value.lower() in choices:
+            return value.lower()
+        self._refuse(name, value, "one of " + ", ".join(choices))
+        return default
+
+    def url(self, name: str, default: str | None, schemes: tuple[str, ...]) -> str | None:
+        value = self.optional(name)
+        if value is None:
+            return default
+        parts = urlsplit(value)
+        if parts.scheme.lower() not in schemes or not (parts.hostname or parts.path):
+            self._refuse(name, value, "a URL starting with " + " or ".join(f"{s}://" for s in schemes))
+            return default
+        return value
+
+
 def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None = ".env") -> Settings:
-    """Build Settings from `environ` (default: the process environment) and the `.env` file."""
+    """Build Settings from `environ` (default: the process environment) and the `.env` file.
+
+    Every variable is checked; raises SettingsError naming each one the service cannot use."""
     env = dict(os.environ if environ is None else environ)
     config = Config(env_file if env_file and Path(env_file).is_file() else None, environ=env)
-
-    def opt(name: str) -> str | None:
-        return config(name, default=None) or None
-
-    limit = opt("ATTESTR_DAILY_CALL_LIMIT")
-    given = {name: _secrets(opt(name)) for name in ("WEBHOOK_SECRETS", "API_KEYS")}
+    read = _Reader(config)
+    given = {name: _secrets(read.optional(name)) for name in ("WEBHOOK_SECRETS", "API_KEYS")}
     short = {name: tuple(v for v in values if v not in _long(values)) for name, values in given.items()}
-    return Settings(
-        database_url=opt("DATABASE_URL"),
-        data_dir=Path(config("DATA_DIR", default=".data")),
-        port=config("PORT", cast=int, default=8000),
-        worker_in_web=config("WORKER_IN_WEB", cast=bool, default=True),
-        worker_concurrency=config("WORKER_CONCURRENCY", cast=int, default=8),
-        job_lease_s=config("JOB_LEASE_S", cast=float, default=60.0),
-        job_max_attempts=config("JOB_MAX_ATTEMPTS", cast=int, default=8),
-        job_retry_base_s=config("JOB_RETRY_BASE_S", cast=float, default=2.0),
-        log_format=config("LOG_FORMAT", default="json").lower(),
-        log_level=config("LOG_LEVEL", default="info").lower(),
+    cache_days = read.number("ATTESTR_CACHE_TTL_DAYS", 30.0, 0, zero=True)
+    no_data_days = read.number("ATTESTR_NO_DATA_TTL_DAYS", 7.0, 0, zero=True)
+    base_id = read.optional("AIRTABLE_BASE_ID")
+    if base_id is not None and not is_base_id(base_id):
+        read.problems.append(
+            f"AIRTABLE_BASE_ID={base_id[:40]!r}: a base id, 17 characters starting with 'app', as in "
+            "the base's URL (airtable.com/appXXXXXXXXXXXXXX/…)"
+        )
+    settings = Settings(
+        database_url=read.url("DATABASE_URL", None, ("postgresql", "postgres")),
+        data_dir=Path(read.text("DATA_DIR", ".data")),
+        port=read.whole("PORT", 8000, 1, 65535) or 8000,
+        worker_in_web=read.boolean("WORKER_IN_WEB", True),
+        worker_concurrency=read.whole("WORKER_CONCURRENCY", 8, 1, 1000) or 8,
+        job_lease_s=read.number("JOB_LEASE_S", 60.0, 0),
+        job_max_attempts=read.whole("JOB_MAX_ATTEMPTS", 8, 1) or 8,
+        job_retry_base_s=read.number("JOB_RETRY_BASE_S", 2.0, 0),
+        log_format=read.choice("LOG_FORMAT", "json", LOG_FORMATS),
+        log_level=read.choice("LOG_LEVEL", "info", LOG_LEVELS),
         webhook_secrets=_long(given["WEBHOOK_SECRETS"]),
         api_keys=_long(given["API_KEYS"]),
         short_secrets={name: values for name, values in short.items() if values},
-        attestr_api_key=opt("ATTESTR_API_KEY"),
-        attestr_api_url=config("ATTESTR_API_URL", default=Settings.attestr_api_url),
-        attestr_max_contacts=config("ATTESTR_MAX_CONTACTS", cast=int, default=100),
-        attestr_timeout_s=config("ATTESTR_TIMEOUT_S", cast=float, default=30.0),
-        attestr_cache_ttl_days=config("ATTESTR_CACHE_TTL_DAYS", cast=float, default=30.0),
-        attestr_no_data_ttl_days=config("ATTESTR_NO_DATA_TTL_DAYS", cast=float, default=7.0),
-        attestr_daily_call_limit=int(limit) if limit else None,
-        attestr_probe_interval_s=config("ATTESTR_PROBE_INTERVAL_S", cast=float, default=300.0),
-        airtable_api_key=opt("AIRTABLE_API_KEY"),
-        airtable_base_id=opt("AIRTABLE_BASE_ID"),
-        airtable_api_url=config("AIRTABLE_API_URL", default=Settings.airtable_api_url),
-        airtable_companies_table=config("AIRTABLE_COMPANIES_TABLE", default="Companies"),
-        airtable_contacts_table=config("AIRTABLE_CONTACTS_TABLE", default="Contacts"),
+        attestr_api_key=read.optional("ATTESTR_API_KEY"),
+        attestr_api_url=read.url("ATTESTR_API_URL", Settings.attestr_api_url, ("https", "http"))
+        or Settings.attestr_api_url,
+        attestr_max_contacts=read.whole("ATTESTR_MAX_CONTACTS", 100, 1, 100) or 100,
+        attestr_timeout_s=read.number("ATTESTR_TIMEOUT_S", 30.0, 0),
+        attestr_cache_ttl_days=cache_days,
+        attestr_no_data_ttl_days=no_data_days,
+        attestr_daily_call_limit=read.whole("ATTESTR_DAILY_CALL_LIMIT", None, 1),
+        attestr_probe_interval_s=read.number("ATTESTR_PROBE_INTERVAL_S", 300.0, 0),
+        airtable_api_key=read.optional("AIRTABLE_API_KEY"),
+        airtable_base_id=base_id,
+        airtable_api_url=read.url("AIRTABLE_API_URL", Settings.airtable_api_url, ("https", "http"))
+        or Settings.airtable_api_url,
+        airtable_companies_table=read.text("AIRTABLE_COMPANIES_TABLE", "Companies"),
+        airtable_contacts_table=read.text("AIRTABLE_CONTACTS_TABLE", "Contacts"),
         airtable_fields={
-            key: config(f"AIRTABLE_FIELD_{key}", default=name) for key, name in DEFAULT_FIELDS.items()
+            key: read.text(f"AIRTABLE_FIELD_{key}", name) for key, name in DEFAULT_FIELDS.items()
         },
-        airtable_rate_limit_rps=config("AIRTABLE_RATE_LIMIT_RPS", cast=float, default=5.0),
-        airtable_cooldown_s=config("AIRTABLE_COOLDOWN_S", cast=float, default=30.0),
-        api_rate_limit=config("API_RATE_LIMIT", cast=int, default=60),
-        api_rate_window_s=config("API_RATE_WINDOW_S", cast=float, default=60.0),
-        queue_max_jobs=config("QUEUE_MAX_JOBS", cast=int, default=50_000),
-        job_retention_days=config("JOB_RETENTION_DAYS", cast=float, default=30.0),
+        airtable_rate_limit_rps=read.number("AIRTABLE_RATE_LIMIT_RPS", 5.0, 0),
+        airtable_cooldown_s=read.number("AIRTABLE_COOLDOWN_S", 30.0, 0, zero=True),
+        api_rate_limit=read.whole("API_RATE_LIMIT", 60, 1) or 60,
+        api_rate_window_s=read.number("API_RATE_WINDOW_S", 60.0, 0),
+        queue_max_jobs=read.whole("QUEUE_MAX_JOBS", 50_000, 1) or 50_000,
+        job_retention_days=read.number("JOB_RETENTION_DAYS", 30.0, 0),
         # Never shorter than the cache: an answer still fresh would be paid for again.
         attestr_answer_retention_days=max(
-            config("ATTESTR_ANSWER_RETENTION_DAYS", cast=float, default=90.0),
-            config("ATTESTR_CACHE_TTL_DAYS", cast=float, default=30.0),
-            config("ATTESTR_NO_DATA_TTL_DAYS", cast=float, default=7.0),
+            read.number("ATTESTR_ANSWER_RETENTION_DAYS", 90.0, 0), cache_days, no_data_days
         ),
-        reconcile_interval_s=config("RECONCILE_INTERVAL_S", cast=float, default=900.0),
+        reconcile_interval_s=read.number("RECONCILE_INTERVAL_S", 900.0, 0, zero=True),
     )
+    if read.problems:
+        raise SettingsError(read.problems)
+    return settings

@@ -105,6 +105,21 @@ async def list_jobs(
     return [Job.from_row(r) for r in await conn.fetch(queries.JOB_LIST, status, limit)]
 
 
+# A job's state in a sentence: "Job 5 succeeded", "Job 6 is still queued".
+_SAID = {
+    "queued": "is still queued",
+    "running": "is running now",
+    "pushing": "is having its rows written to Airtable",
+    "succeeded": "succeeded",
+    "failed": "failed",
+}
+
+
+async def company_names(conn: asyncpg.Connection | asyncpg.Pool, record_ids: list[str]) -> dict[str, str]:
+    """The companies' names as Attestr gave them, by Airtable record id (none before a sync)."""
+    return {r["airtable_id"]: r["name"] for r in await conn.fetch(queries.COMPANY_NAMES, record_ids)}
+
+
 class JobNotFound(Exception):
     pass
 
@@ -126,7 +141,7 @@ async def retry(pool: asyncpg.Pool, job_id: int) -> tuple[Job, bool]:
     if job is None:
         raise JobNotFound(f"No job {job_id}")
     if job.status != "failed":
-        raise JobNotRetryable(f"Job {job_id} is {job.status}: only failed jobs can be retried")
+        raise JobNotRetryable(f"Job {job_id} {_SAID[job.status]}: only a failed job can be retried")
     queued = await pool.fetchrow(queries.JOB_QUEUED_FOR_COMPANY, job.record_id)
     return Job.from_row(queued), True
 

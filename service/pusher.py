@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -38,6 +39,8 @@ log = structlog.get_logger(__name__)
 
 BATCH = 10  # Airtable's limit of records per write request
 RETRY_AFTER_S = 5.0
+# While Airtable cannot be written, the reason is logged when it changes, and again this often.
+WAITING_REPEAT_S = 300.0
 
 
 class Pusher:
@@ -65,6 +68,7 @@ class Pusher:
         self._missing: frozenset[tuple[str, str]] | None = None  # as last stored in PostgreSQL
         self._delete_failures = 0  # merged people's rows: refusals in a row, and when to try again
         self._deletes_after = 0.0
+        self._waiting: tuple[str, float] | None = None  # the reason last logged, and when
         # Enough requests in flight to use the whole rate limit when Airtable answers slowly, but
         # not a task per request of a generous limit: each one polls the outbox.
         self.senders = min(10, max(1, round(settings.airtable_rate_limit_rps)))
@@ -81,6 +85,9 @@ class Pusher:
             try:
                 busy = await self.push_once()
                 failures = 0
+                if self._waiting is not None:
+                    self._waiting = None
+                    log.info("airtable.push_resumed")
             except (AirtableError, *DATABASE_ERRORS) as exc:
                 failures += 1
                 await self._say_why_jobs_wait(exc)
@@ -100,7 +107,10 @@ class Pusher:
             if isinstance(exc, AirtableError)
             else f"Airtable writes are paused ({type(exc).__name__})"
         )
-        log.warning("airtable.push_waiting", reason=reason)
+        now = time.monotonic()
+        if self._waiting is None or self._waiting[0] != reason or now - self._waiting[1] >= WAITING_REPEAT_S:
+            self._waiting = (reason, now)
+            log.warning("airtable.push_waiting", reason=reason)
         if isinstance(exc, AirtableError):
             with contextlib.suppress(*DATABASE_ERRORS):
                 await self.pool.execute(queries.JOBS_PUSHING_WAIT, reason)

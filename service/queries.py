@@ -142,6 +142,9 @@ WHERE ($1::text IS NULL OR status = $1)
 ORDER BY id DESC
 LIMIT $2"""
 
+COMPANY_NAMES = """
+SELECT airtable_id, name FROM companies WHERE airtable_id = ANY($1::text[]) AND name IS NOT NULL"""
+
 # Claim up to $1 jobs: due queued ones, and running ones whose worker stopped renewing its lease.
 # A company never has two jobs running at once: a queued job waits while the company has a
 # running one, even one whose lease ran out (that one is taken over first).
@@ -318,10 +321,17 @@ ATTESTR_STATE = "SELECT * FROM attestr_state"
 
 # Returns whether this call started the pause (a pause already on keeps its start time; a
 # concurrent caller waits for the row and then sees that start time, not its own).
+# An operator's pause is never replaced by one of Attestr's (from a call already under way).
 ATTESTR_PAUSE = """
 UPDATE attestr_state SET paused_reason = $1, paused_code = $2, paused_at = COALESCE(paused_at, now()),
     resume_at = $3, probe_after = now() + make_interval(secs => $4)
+WHERE paused_code IS DISTINCT FROM 'operator'
 RETURNING paused_at = now() AS newly_paused"""
+
+# `contact-sync attestr pause`: no call at all, not even a probe (each is paid), until resumed.
+ATTESTR_PAUSE_BY_OPERATOR = """
+UPDATE attestr_state SET paused_reason = $1, paused_code = 'operator', paused_at = now(),
+    resume_at = NULL, probe_after = 'infinity'"""
 
 # Resume: clear the pause and wake every job that waited for it.
 ATTESTR_RESUME = """

@@ -271,7 +271,12 @@ class Worker:
 
     async def _wait(self, job: Job, reason: str, until: datetime, waiting_on: str | None = None) -> None:
         """Not the job's fault (Attestr paused, credentials missing): wait without using an attempt."""
-        text = f"{reason}; waiting until {until.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC"
+        # An operator's pause has no end of its own ('infinity', read as the last datetime).
+        text = (
+            f"{reason}; waiting until it is resumed"
+            if until.year == datetime.max.year
+            else f"{reason}; waiting until {until.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC"
+        )
         await self._requeue(job, text, reason, until, counts_as_attempt=False, waiting_on=waiting_on)
 
     async def _requeue(

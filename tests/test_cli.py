@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import asyncpg
 import pytest
 
 from service import jobs
+from service.attestr_gate import AttestrGate, AttestrPaused
+from service.cli import _run
+from service.config import SettingsError, load_settings
 from tests.flow import enqueued
 
 COMMANDS = [
@@ -74,7 +81,8 @@ async def test_status_jobs_and_attestr(db_url: str, pool: asyncpg.Pool) -> None:
     assert "Traceback" not in superscript.stderr
 
     refused = cli(db_url, "jobs", "retry", str(queued.id))
-    assert refused.returncode == 1 and "only failed jobs" in refused.stderr
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == f"Job {queued.id} is still queued: only a failed job can be retried"
     retried = cli(db_url, "jobs", "retry", "--failed")
     assert retried.returncode == 0 and f"job {failed.id}: queued again" in retried.stdout
     assert (await jobs.get(pool, failed.id)).status == "queued"  # type: ignore[union-attr]
@@ -92,3 +100,172 @@ async def test_status_jobs_and_attestr(db_url: str, pool: asyncpg.Pool) -> None:
     assert "1 waiting job(s) woken" in resumed.stdout
     assert await pool.fetchval("SELECT paused_reason FROM attestr_state") is None
     assert await pool.fetchval("SELECT run_after <= now() FROM jobs WHERE id = $1", queued.id)
+
+
+async def test_jobs_list_fits_the_width_and_names_the_company(db_url: str, pool: asyncpg.Pool) -> None:
+    named, _ = await enqueued(pool, "recCCCCCCCCCCCCCC", "U72200KA2015PTC081234")
+    await pool.execute(
+        "UPDATE companies SET name = 'NILGIRI SOFTWARE PRIVATE LIMITED' WHERE airtable_id = $1",
+        named.record_id,
+    )
+    await pool.execute(
+        "UPDATE jobs SET status = 'failed', last_error = $2 WHERE id = $1",
+        named.id,
+        "Attestr refused the CIN: " + "a long reason " * 20,
+    )
+    unnamed, _ = await enqueued(pool, "recDDDDDDDDDDDDDD", "L17110MH1973PLC019786")
+    for width in (80, 100, 200):
+        done = subprocess.run(
+            [sys.executable, "-m", "service", "jobs", "list"],
+            env={**os.environ, "DATABASE_URL": db_url, "COLUMNS": str(width)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        assert all(len(line) <= width for line in lines), (width, done.stdout)
+        (row,) = [line for line in lines if line.startswith(f"{named.id} ")]
+        # Never cut: the id, the state, the CIN, the time; the company by its name.
+        assert "failed" in row and "U72200KA2015PTC081234" in row
+        assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d", row)
+        assert "NILGIRI" in row and named.record_id not in row
+        (other,) = [line for line in lines if line.startswith(f"{unnamed.id} ")]
+        assert "L17110MH1973PLC019786" in other and "queued" in other
+    assert named.record_id in cli(db_url, "jobs", "show", str(named.id)).stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("jobs", "show"),
+        ("jobs", "list", "7"),
+        ("jobs", "retry"),
+        ("jobs", "retry", "5", "--failed"),
+        ("jobs", "list", "--limit", "0"),
+        ("attestr",),
+        ("attestr", "stop"),
+        ("contacts", "forget", "--dni", "1"),
+    ],
+)
+def test_a_command_used_wrongly_says_how_and_exits_2(db_url: str, args: tuple[str, ...]) -> None:
+    done = cli(db_url, *args)
+    assert done.returncode == 2 and "error:" in done.stderr and "Traceback" not in done.stderr
+    assert done.stdout == ""
+
+
+async def test_attestr_pause_stops_every_call_probes_included(db_url: str, pool: asyncpg.Pool) -> None:
+    paused = cli(db_url, "attestr", "pause")
+    assert paused.returncode == 0 and "no job calls Attestr (not even a probe)" in paused.stdout
+    settings = load_settings({"ATTESTR_PROBE_INTERVAL_S": "0.001"}, env_file=None)
+    gate = AttestrGate(pool, settings)
+    for _ in range(3):  # however long it has been, no call is let through as a probe
+        with pytest.raises(AttestrPaused) as waiting:
+            await gate.take_call()
+        assert "paused by an operator" in waiting.value.reason
+    # A refusal from a call already under way does not turn it into a pause a probe can end.
+    await gate.pause("credits exhausted", "credits_exhausted")
+    state = json.loads(cli(db_url, "attestr", "status", "--json").stdout)
+    assert (state["paused"], state["code"]) == (True, "operator")
+    assert "until an operator resumes them" in cli(db_url, "attestr", "status").stdout
+    assert cli(db_url, "attestr", "resume").returncode == 0
+    assert await gate.take_call() is False  # calling again, not as a probe
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "accepts"),
+    [
+        ("PORT", "abc", "PORT='abc': a whole number from 1 to 65,535"),
+        ("PORT", "70000", "PORT='70000': a whole number from 1 to 65,535"),
+        ("WORKER_IN_WEB", "maybe", "WORKER_IN_WEB='maybe': yes, no, true, false, 1 or 0"),
+        ("JOB_LEASE_S", "nan", "JOB_LEASE_S='nan': a number above 0"),
+        ("RECONCILE_INTERVAL_S", "-1", "RECONCILE_INTERVAL_S='-1': a number of at least 0"),
+        ("LOG_FORMAT", "xml", "LOG_FORMAT='xml': one of json, console"),
+        ("ATTESTR_API_URL", "api.attestr.com", "ATTESTR_API_URL='api.attestr.com': a URL starting with"),
+        ("AIRTABLE_BASE_ID", "Contacts", "AIRTABLE_BASE_ID='Contacts': a base id, 17 characters"),
+        ("DATABASE_URL", "mysql://root:hunter2@db/x", "DATABASE_URL (value not shown): a URL starting with"),
+    ],
+)
+@pytest.mark.parametrize("command", ["status", "serve", "worker", "doctor"])
+def test_a_setting_it_cannot_use_is_named_in_one_line(
+    tmp_path: Path, command: str, variable: str, value: str, accepts: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "service", command],
+        env={**os.environ, variable: value, "DATA_DIR": str(tmp_path)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert accepts in line and line.startswith("contact-sync: settings it cannot use")
+    assert "hunter2" not in line
+
+
+def test_booleans_read_as_people_write_them() -> None:
+    for value, meant in (("yes", True), ("No", False), ("TRUE", True), ("0", False), (" 1 ", True)):
+        assert load_settings({"WORKER_IN_WEB": value}, env_file=None).worker_in_web is meant
+    with pytest.raises(SettingsError) as refused:
+        load_settings({"PORT": "abc", "WORKER_IN_WEB": "maybe", "API_RATE_LIMIT": "0"}, env_file=None)
+    assert [p.split("=")[0] for p in refused.value.problems] == ["PORT", "WORKER_IN_WEB", "API_RATE_LIMIT"]
+
+
+UNREACHABLE = "postgresql://someone:hunter2@127.0.0.1:9/contact_sync"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("status",),
+        ("jobs", "list"),
+        ("jobs", "retry", "--failed"),
+        ("attestr", "pause"),
+        ("reconcile", "--dry-run"),
+        ("backfill", "--dry-run"),
+        ("migrate",),
+        ("worker",),
+        ("serve", "--port", "0"),
+        ("contacts", "forget", "--din", "01234567", "--yes"),
+        ("airtable", "resync"),
+        ("import",),
+    ],
+)
+def test_an_unreachable_database_is_one_sentence(args: tuple[str, ...]) -> None:
+    done = cli(UNREACHABLE, *args)
+    assert done.returncode == 1, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line == (
+        f"contact-sync {args[0]}: The database at 127.0.0.1:9/contact_sync cannot be reached (connection "
+        "refused): check DATABASE_URL, or unset it to use the embedded database"
+    )
+
+
+def test_a_port_in_use_is_said_before_anything_starts(db_url: str) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env={**os.environ, "DATABASE_URL": db_url},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"contact-sync serve: Port {port} is already in use on 127.0.0.1: stop what is using it, or "
+        "choose another port with --port or PORT"
+    ]
+    assert "service.started" not in done.stdout
+
+
+def test_a_bug_is_a_traceback_with_where_to_report_it(capsys: pytest.CaptureFixture[str]) -> None:
+    def broken(_settings: object, _args: object) -> int:
+        raise RuntimeError("a bug")
+
+    args = argparse.Namespace(command="status", run=broken)
+    assert _run(args, load_settings({}, env_file=None)) == 70
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "RuntimeError: a bug" in err
+    assert err.strip().splitlines()[-1].endswith("as the README's 'Reporting a problem' says.")
