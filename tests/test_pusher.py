@@ -282,3 +282,20 @@ async def test_merged_people_s_rows_are_deleted_once_and_a_refusal_holds_up_noth
     assert [r["status"] for r in deletes] == [200]
     assert {r["id"] for r in airtable.standin.records("Contacts")}.isdisjoint(merged)
     assert await pool.fetchval("SELECT count(*) FROM airtable_rows_to_delete") == 0
+
+
+async def test_airtable_not_configured_is_said_once_not_by_every_sender(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    pusher = pusher_for(pool, airtable, attestr, AIRTABLE_API_KEY="")
+    pusher.poll_s = 0.01
+    assert pusher.senders == 5
+    stop = asyncio.Event()
+    with capture_logs() as logs:
+        running = asyncio.create_task(pusher.run(stop))
+        await asyncio.sleep(1.5)
+        stop.set()
+        pusher.wake()
+        await asyncio.wait_for(running, 30)
+    waiting = [line for line in logs if line["event"] == "airtable.push_waiting"]
+    assert len(waiting) == 1 and "AIRTABLE_API_KEY" in waiting[0]["reason"], waiting
