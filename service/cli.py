@@ -362,11 +362,12 @@ async def _jobs_list(pool: asyncpg.Pool, args: argparse.Namespace) -> int:
     headers = ("id", "status", "cin", "updated (UTC)", "company", "why")
     console = _console()
     # Ids, states, CINs and times are never cut; the company and the reason share what is left
-    # of the width (a third and two thirds), cut with an ellipsis. Columns are two spaces apart.
-    fixed = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers[:4])]
-    left = max(console.width - sum(fixed) - 2 * (len(headers) - 1), 24)
+    # of the width (the company at least a third), cut with an ellipsis. Columns two spaces apart.
+    needed = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    left = max(console.width - sum(needed[:4]) - 2 * (len(headers) - 1), 24)
+    company = min(needed[4], max(left // 3, left - needed[5]))
     table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0), header_style="bold")
-    for header, width in zip(headers, [*fixed, left // 3, left - left // 3], strict=True):
+    for header, width in zip(headers, [*needed[:4], company, left - company], strict=True):
         table.add_column(header, no_wrap=True, overflow="ellipsis", max_width=width)
     for row in rows:
         table.add_row(*row)
@@ -735,7 +736,11 @@ def _print_webhooks(hooks: list[dict[str, Any]]) -> None:
             waiting = hook["payloads_waiting"]
             print(
                 f"{hook['id']}: {state}; pings {hook['notification_url']}; expires {hook['expires_at']}; "
-                f"cursor {hook['cursor']}" + (f", {waiting} payload(s) waiting" if waiting else "")
+                + (
+                    "changes waiting: unknown"
+                    if waiting is None
+                    else f"{waiting} change payload(s) waiting to be read"
+                )
             )
         else:
             print(f"{hook['id']}: pings {hook['notification_url']}")

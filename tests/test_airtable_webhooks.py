@@ -16,6 +16,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import os
 import subprocess
 import sys
@@ -504,6 +505,7 @@ def test_an_outdated_webhook_is_named_with_the_command_that_recreates_it(flow: F
     companies_table.fields.append(kept)  # the field is added to the base afterwards
     shown = cli(flow, "status")
     assert 'outdated: it does not watch "Refresh Contacts"' in shown.stdout
+    assert re.search(r"; \d+ change payload\(s\) waiting to be read$", shown.stdout.splitlines()[0])
     assert "contact-sync airtable webhook recreate" in shown.stdout
     remade = cli(flow, "recreate")
     assert remade.returncode == 0 and "replaced by" in remade.stdout, remade.stderr
