@@ -2,7 +2,10 @@
 //
 // Trigger: "When a record is updated" on the Companies table, watching the CIN field ONLY. The
 // service writes status fields on the same record, so a trigger on any field would run again
-// after every status change.
+// after every status change. Not "When a record matches conditions" (CIN is not empty): it
+// fires only when a record starts to match, so replacing one CIN with another would not run it.
+// (For the Refresh Contacts automation "matches conditions", Refresh Contacts is checked, is
+// right: each tick is the moment the record starts to match.)
 //
 // Input variables (left of the script editor, "+ Add input variable"):
 //   recordId  ->  the triggering record's "Airtable record ID"
