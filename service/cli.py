@@ -150,10 +150,18 @@ async def _check_database(settings: Settings) -> None:
 
 def _listen(host: str, port: int) -> socket.socket:
     """The service's listening socket, or CommandError saying why the port cannot be had."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP said explicitly: asyncio turns Nagle off (TCP_NODELAY) only on sockets that say
+    # they are TCP, and with Nagle on a response can wait ~40 ms for a delayed ACK.
+    sock = socket.socket(
+        socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP
+    )
     try:
-        return socket.create_server((host, port), family=family)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+        return sock
     except OSError as exc:
+        sock.close()
         if exc.errno == errno.EADDRINUSE:
             raise CommandError(
                 f"Port {port} is already in use on {host}: stop what is using it, or choose another "

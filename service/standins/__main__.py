@@ -21,17 +21,26 @@ def main() -> None:
     parser.add_argument("which", choices=["attestr", "airtable"])
     parser.add_argument("--port", type=int, default=0, help="default: a free port")
     args = parser.parse_args()
-    if args.which == "attestr":
+    try:
+        _serve(args.which, args.port)
+    except OSError as exc:
+        parser.exit(
+            1, f"python -m service.standins: cannot listen on port {args.port} ({exc.strerror}): use --port\n"
+        )
+
+
+def _serve(which: str, port: int) -> None:
+    if which == "attestr":
         attestr = AttestrStandIn()
         print(f"Attestr stand-in. ATTESTR_API_KEY={attestr.token}  ATTESTR_API_URL=<url below>{PATH}")
-        serve_forever(attestr.app(), args.port, announce="url: ")
+        serve_forever(attestr.app(), port, announce="url: ")
     else:
         airtable = AirtableStandIn()
         print(
             f"Airtable stand-in. AIRTABLE_API_KEY={airtable.token}  AIRTABLE_BASE_ID={airtable.base_id}  "
             "AIRTABLE_API_URL=<url below>"
         )
-        serve_forever(airtable.app(), args.port, announce="url: ")
+        serve_forever(airtable.app(), port, announce="url: ")
 
 
 if __name__ == "__main__":
