@@ -269,3 +269,18 @@ def test_a_bug_is_a_traceback_with_where_to_report_it(capsys: pytest.CaptureFixt
     err = capsys.readouterr().err
     assert "Traceback" in err and "RuntimeError: a bug" in err
     assert err.strip().splitlines()[-1].endswith("as the README's 'Reporting a problem' says.")
+
+
+def test_a_stand_in_on_a_port_in_use_says_so_in_one_line() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "service.standins", "airtable", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"python -m service.standins: cannot listen on port {port} (Address already in use): use --port"
+    ]
