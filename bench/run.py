@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 from load import hammer, poll, request, steady
 
 from service.companies import ensure_companies
-from service.database import start_embedded
+from service.database import embedded
 from service.dedup import PEOPLE_COLUMNS, CompanyContacts, upsert_people
 from service.identifiers import phone as normalize_phone
 from service.logs import configure_logging
@@ -86,19 +86,6 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
         except httpx.TransportError:
             time.sleep(0.05)
     raise RuntimeError("the server did not start")
-
-
-def _stop_embedded(pgdata: Path) -> None:
-    """Stop the bench's own embedded PostgreSQL (pgserver would stop it at exit, after the
-    temporary folder holding it is gone, and so never)."""
-    from pgserver._commands import pg_ctl
-
-    pg_ctl(
-        ["-w", "-m", "fast", "stop"],
-        pgdata=pgdata,
-        user="pgserver" if os.geteuid() == 0 else None,
-        timeout=30,
-    )
 
 
 def _service_env(
@@ -696,8 +683,8 @@ def table(rows: list[Row], when: str) -> str:
 async def main(smoke: bool, write_readme: bool) -> int:
     configure_logging("console", "error")  # the service parts running in this process stay quiet
     rows: list[Row] = []
-    with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
-        server = start_embedded(Path(tmp) / "pg")
+    # The bench's own PostgreSQL is stopped before its folder goes: nothing is left running.
+    with tempfile.TemporaryDirectory(dir="/tmp") as tmp, embedded(Path(tmp) / "pg") as server:
         data = generate(2_000 if smoke else 100_000)
         rows.append(normalisation(data))
         rows.append(await upsert_vs_copy(server, data))
@@ -706,7 +693,6 @@ async def main(smoke: bool, write_readme: bool) -> int:
         rows.append(await spend(server, 40 if smoke else 400))
         rows.append(await large_answers(server, 8, 4 if smoke else 26))
         rows.append(startup(Path(tmp)))
-        _stop_embedded(Path(tmp) / "pg" / "postgres")  # before its folder goes: nothing left running
     text = table(rows, f"{date.today():%Y-%m-%d}" + (" (smoke sizes)" if smoke else ""))
     print(text)
     if write_readme:

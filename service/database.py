@@ -1,7 +1,8 @@
 """Where the database is: the server named by DATABASE_URL, or an embedded one under DATA_DIR.
 
 The embedded PostgreSQL comes from pgserver; its data stays in DATA_DIR between runs, and it
-stops when the last process of this machine that started it exits.
+stops when the last process of this machine that started it exits. A server in a folder that goes
+afterwards (the demo's, the tests', the bench's) is stopped before that, with `embedded`.
 """
 
 from __future__ import annotations
@@ -9,17 +10,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import random
 import re
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 import structlog
 
 from .config import Settings
+
+if TYPE_CHECKING:
+    from pgserver.postgres_server import PostgresServer
 
 log = structlog.get_logger(__name__)
 
@@ -62,8 +67,9 @@ def _forget_dead_handles(pgdata: Path) -> None:
         handles.write_text(json.dumps([p for p in pids if isinstance(p, int) and psutil.pid_exists(p)]))
 
 
-def start_embedded(data_dir: Path) -> str:
-    """Start (or join) the embedded PostgreSQL under `data_dir` and return its URL."""
+def _server(data_dir: Path) -> PostgresServer:
+    """pgserver's handle on the embedded PostgreSQL under `data_dir`, started if need be; this
+    process is counted among its users until it exits or leaves the handle's `with`."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pgserver warns when XDG_RUNTIME_DIR is unset
         import pgserver
@@ -73,7 +79,43 @@ def start_embedded(data_dir: Path) -> str:
         _forget_dead_handles(pgdata)
         server = pgserver.get_server(pgdata, cleanup_mode="stop")
     log.info("db.embedded", data_dir=str(data_dir.resolve()))
-    return server.get_uri()
+    return server
+
+
+def start_embedded(data_dir: Path) -> str:
+    """Start (or join) the embedded PostgreSQL under `data_dir` and return its URL."""
+    return _server(data_dir).get_uri()
+
+
+@contextlib.contextmanager
+def embedded(data_dir: Path) -> Iterator[str]:
+    """The URL of the embedded PostgreSQL under `data_dir`, stopped when the body ends, however it
+    ends (an error, Ctrl-C). For a server whose folder goes afterwards: pgserver would stop it at
+    exit, but by then the folder, and the list of the server's users it keeps there, are gone, and
+    the server runs on for ever."""
+    pgdata = data_dir.resolve() / "postgres"
+    try:
+        with _server(data_dir) as server:  # leaving it stops the server if no other process uses it
+            yield server.get_uri()
+    finally:
+        _stop_if_running(pgdata)
+
+
+def _stop_if_running(pgdata: Path) -> None:
+    """Stop the server running on `pgdata`, if one is. pgserver stops only the server process it
+    saw start, and only if no other process uses it: not one restarted by hand (`pg_ctl start`, as
+    the tests do), nor one whose start was interrupted (its postmaster.pid may be half written)."""
+    import psutil
+    from pgserver._commands import pg_ctl
+
+    try:
+        running = psutil.Process(int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0]))
+        if running.name() != "postgres":  # a stale file, its pid since reused
+            return
+    except (OSError, ValueError, psutil.Error):
+        return
+    user = "pgserver" if hasattr(os, "geteuid") and os.geteuid() == 0 else None  # as pgserver runs it
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user, timeout=60)
 
 
 def database_url(settings: Settings) -> str:

@@ -3,11 +3,13 @@
 An embedded PostgreSQL in a temporary directory, the package's Attestr and Airtable stand-ins,
 and the real service (web, worker, pusher) with only the two base URLs pointed at the stand-ins.
 Webhooks go in the way the Airtable automation script sends them; what comes out is read back
-from the Airtable stand-in.
+from the Airtable stand-in. However the demo ends (done, failed, Ctrl-C), it leaves nothing
+running and no folder behind.
 """
 
 from __future__ import annotations
 
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -19,7 +21,7 @@ from rich.table import Table
 
 from .app import create_app
 from .config import load_settings
-from .database import start_embedded
+from .database import embedded
 from .standins.airtable import AirtableStandIn
 from .standins.attestr import PATH, AttestrStandIn
 from .standins.server import serve_in_thread
@@ -39,40 +41,57 @@ FINAL = ("succeeded", "failed")
 
 def run(console: Console) -> int:
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="contact-sync-demo-") as tmp:
-        console.print(
-            "[bold]contact-sync demo[/]: the real service, with stand-ins for Attestr and Airtable\n"
-        )
-        database = start_embedded(Path(tmp))
-        console.print(f"• PostgreSQL: embedded, in {tmp} (deleted at the end)")
-        attestr, airtable = AttestrStandIn(), AirtableStandIn(cooldown_s=5)
-        with serve_in_thread(attestr.app()) as attestr_url, serve_in_thread(airtable.app()) as airtable_url:
-            console.print(f"• Attestr [yellow](stand-in)[/] at {attestr_url}, with sample company data")
-            console.print(
-                f"• Airtable [yellow](stand-in)[/] at {airtable_url}, base {airtable.base_id}, "
-                "tables Companies and Contacts"
-            )
-            settings = load_settings(
-                {
-                    "WEBHOOK_SECRETS": SECRET,
-                    "API_KEYS": API_KEY,
-                    "ATTESTR_API_KEY": attestr.token,
-                    "ATTESTR_API_URL": attestr_url + PATH,
-                    "AIRTABLE_API_KEY": airtable.token,
-                    "AIRTABLE_BASE_ID": airtable.base_id,
-                    "AIRTABLE_API_URL": airtable_url,
-                    "DATA_DIR": tmp,
-                },
-                env_file=None,
-            )
-            with serve_in_thread(create_app(settings, database), lifespan="on") as service_url:
-                console.print(f"• contact-sync at {service_url} (web, worker and pusher)\n")
-                _flow(console, airtable, service_url)
-        console.print(
-            f"\nDone in {time.monotonic() - started:.0f} s. With real accounts, set ATTESTR_API_KEY, "
-            "AIRTABLE_API_KEY and AIRTABLE_BASE_ID and run `contact-sync serve` (see the README)."
-        )
+    _interrupt_on_termination()
+    console.print("[bold]contact-sync demo[/]: the real service, with stand-ins for Attestr and Airtable\n")
+    try:
+        # Left in reverse order, whatever happens: the service and stand-ins stop, then the
+        # database, then its folder is deleted.
+        with tempfile.TemporaryDirectory(prefix="contact-sync-demo-") as tmp, embedded(Path(tmp)) as database:
+            console.print(f"• PostgreSQL: embedded, in {tmp} (stopped and deleted at the end)")
+            _serve_and_flow(console, tmp, database)
+    except KeyboardInterrupt:
+        console.print("\nInterrupted: the demo's PostgreSQL is stopped and its folder deleted.")
+        return 130
+    console.print(
+        f"\nDone in {time.monotonic() - started:.0f} s. With real accounts, set ATTESTR_API_KEY, "
+        "AIRTABLE_API_KEY and AIRTABLE_BASE_ID and run `contact-sync serve` (see the README)."
+    )
     return 0
+
+
+def _interrupt_on_termination() -> None:
+    """SIGTERM (`kill`, a time limit) and SIGHUP (its terminal closed) unwind the demo like Ctrl-C:
+    by default Python dies at once, leaving its PostgreSQL running on a deleted folder."""
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):  # Windows has no SIGHUP
+            signal.signal(getattr(signal, name), signal.default_int_handler)
+
+
+def _serve_and_flow(console: Console, tmp: str, database: str) -> None:
+    """The stand-ins and the service, in threads of this process, for the flow's time."""
+    attestr, airtable = AttestrStandIn(), AirtableStandIn(cooldown_s=5)
+    with serve_in_thread(attestr.app()) as attestr_url, serve_in_thread(airtable.app()) as airtable_url:
+        console.print(f"• Attestr [yellow](stand-in)[/] at {attestr_url}, with sample company data")
+        console.print(
+            f"• Airtable [yellow](stand-in)[/] at {airtable_url}, base {airtable.base_id}, "
+            "tables Companies and Contacts"
+        )
+        settings = load_settings(
+            {
+                "WEBHOOK_SECRETS": SECRET,
+                "API_KEYS": API_KEY,
+                "ATTESTR_API_KEY": attestr.token,
+                "ATTESTR_API_URL": attestr_url + PATH,
+                "AIRTABLE_API_KEY": airtable.token,
+                "AIRTABLE_BASE_ID": airtable.base_id,
+                "AIRTABLE_API_URL": airtable_url,
+                "DATA_DIR": tmp,
+            },
+            env_file=None,
+        )
+        with serve_in_thread(create_app(settings, database), lifespan="on") as service_url:
+            console.print(f"• contact-sync at {service_url} (web, worker and pusher)\n")
+            _flow(console, airtable, service_url)
 
 
 def _flow(console: Console, airtable: AirtableStandIn, service_url: str) -> None:

@@ -26,9 +26,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
+import psutil
 import pytest
 
-from service.database import create_pool, start_embedded
+from service.database import create_pool, embedded
 from service.migrations import migrate
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
@@ -68,10 +69,12 @@ async def _make_template(server_url: str) -> None:
 
 @pytest.fixture(scope="session")
 def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The URL of a PostgreSQL server with a migrated template database."""
-    url = os.environ.get("DATABASE_URL") or start_embedded(Path(tmp_path_factory.mktemp("pg")))
-    asyncio.run(_make_template(url))
-    yield url
+    """The URL of a PostgreSQL server with a migrated template database; an embedded one is
+    stopped when the session ends, before the check that no test left one running."""
+    with contextlib.ExitStack() as stack:
+        url = os.environ.get("DATABASE_URL") or stack.enter_context(embedded(tmp_path_factory.mktemp("pg")))
+        asyncio.run(_make_template(url))
+        yield url
 
 
 @contextmanager
@@ -247,3 +250,63 @@ def flow(
 
     with running_flow(tmp_path, db_url, airtable, attestr) as flow:
         yield flow
+
+
+def postgres_under(folder: Path) -> list[str]:
+    """The PostgreSQL servers (and pg_ctl runs) whose data directory lies under `folder`, as
+    "pid: command line"."""
+    folder = folder.resolve()
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        args = process.info["cmdline"] or []
+        if args and Path(args[0]).name in ("postgres", "pg_ctl") and "-D" in args[:-1]:
+            data_dir = Path(args[args.index("-D") + 1]).resolve()
+            if data_dir.is_relative_to(folder):
+                found.append(f"{process.info['pid']}: {' '.join(args)}")
+    return found
+
+
+def processes_marked(marker: str) -> list[str]:
+    """The processes whose environment holds TEST_PROCESS_MARKER=`marker`: a child process started
+    with it, and every process that child started in turn, daemons included (they inherit it)."""
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        with contextlib.suppress(psutil.Error):  # gone, a zombie, or not ours to read
+            if process.environ().get("TEST_PROCESS_MARKER") == marker:
+                found.append(f"{process.info['pid']}: {' '.join(process.info['cmdline'] or [])}")
+    return found
+
+
+def stop_processes(found: list[str]) -> None:
+    """Stop the processes `postgres_under` or `processes_marked` found: SIGINT (PostgreSQL's fast
+    shutdown, Python's Ctrl-C), then SIGKILL for one still there after 10 s."""
+    for line in found:
+        with contextlib.suppress(psutil.Error):
+            process = psutil.Process(int(line.split(":", 1)[0]))
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(10)
+            except psutil.TimeoutExpired:
+                process.kill()
+
+
+_LEFT_RUNNING: list[str] = []
+
+
+@pytest.hookimpl(trylast=True)  # after the session's fixtures are gone, its own PostgreSQL stopped
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A PostgreSQL that a test started (under the session's temporary folders) and left running
+    fails the run: a newcomer's machine would keep it for ever. It is stopped here all the same."""
+    _LEFT_RUNNING.extend(postgres_under(session.config._tmp_path_factory.getbasetemp()))
+    if not _LEFT_RUNNING:
+        return
+    if session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    stop_processes(_LEFT_RUNNING)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _LEFT_RUNNING:
+        terminalreporter.section("PostgreSQL left running by the tests (now stopped)", red=True)
+        for line in _LEFT_RUNNING:
+            terminalreporter.write_line(line)

@@ -1,18 +1,58 @@
-"""`contact-sync demo` end to end, as a newcomer runs it."""
+"""`contact-sync demo` end to end, as a newcomer runs it, and what it leaves behind: nothing."""
 
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import postgres_under, processes_marked, stop_processes
 
 
-def test_the_demo_shows_contacts_appearing() -> None:
+@pytest.fixture
+def marker() -> Iterator[str]:
+    """A marker for the demo's environment, which its processes (and theirs) inherit: to find any
+    of them still running afterwards. Those a failed test finds are stopped after it."""
+    marker = uuid.uuid4().hex
+    yield marker
+    stop_processes(processes_marked(marker))
+
+
+def demo_env(marker: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    return env | {"COLUMNS": "220", "TEST_PROCESS_MARKER": marker}
+
+
+def demo_folder(out: str) -> Path:
+    """The temporary folder the demo says its PostgreSQL is in."""
+    said = re.search(r"PostgreSQL: embedded, in (\S+) ", out)
+    assert said, out
+    return Path(said[1])
+
+
+def assert_nothing_left(out: str, marker: str) -> None:
+    """No PostgreSQL on the demo's folder, no process it started, no folder."""
+    assert postgres_under(demo_folder(out)) == []
+    assert processes_marked(marker) == []
+    assert not demo_folder(out).exists()
+
+
+def test_the_demo_shows_contacts_appearing(marker: str) -> None:
     started = time.monotonic()
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {"COLUMNS": "220"}
     done = subprocess.run(
-        [sys.executable, "-m", "service", "demo"], env=env, capture_output=True, text=True, timeout=90
+        [sys.executable, "-m", "service", "demo"],
+        env=demo_env(marker),
+        capture_output=True,
+        text=True,
+        timeout=90,
     )
     elapsed = time.monotonic() - started
     assert done.returncode == 0, done.stdout + done.stderr
@@ -32,3 +72,31 @@ def test_the_demo_shows_contacts_appearing() -> None:
     assert all(" ct_" in line for line in contact_rows)
 
     assert elapsed < 60
+    assert_nothing_left(out, marker)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupted_demo_leaves_nothing_running(marker: str, sig: signal.Signals) -> None:
+    demo = subprocess.Popen(
+        [sys.executable, "-u", "-m", "service", "demo"],
+        env=demo_env(marker),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    out = ""
+    try:
+        assert demo.stdout is not None
+        for line in demo.stdout:  # until the worker is at work
+            out += line
+            if line.startswith("2."):
+                break
+        assert postgres_under(demo_folder(out)) != []  # interrupted while its database runs
+        demo.send_signal(sig)
+        out += demo.communicate(timeout=60)[0]
+    finally:
+        demo.kill()
+        demo.wait(10)
+    assert demo.returncode == 130, out
+    assert "Interrupted: the demo's PostgreSQL is stopped and its folder deleted." in out
+    assert_nothing_left(out, marker)

@@ -1,5 +1,6 @@
 """The engine with real processes: workers killed or stopped mid-job, PostgreSQL restarted under
-a running service, three workers sharing one database, many webhooks for one CIN at once."""
+a running service, three workers sharing one database, many webhooks for one CIN at once, and a
+stopped service leaving no PostgreSQL running."""
 
 from __future__ import annotations
 
@@ -16,10 +17,10 @@ import asyncpg
 import httpx
 import pytest
 
-from service.database import start_embedded
+from service.database import embedded
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
-from tests.conftest import Running, ServiceProcess, run_service, start_worker
+from tests.conftest import Running, ServiceProcess, postgres_under, run_service, start_worker
 from tests.flow import API_KEY, SECRET, Flow, service_env
 
 NILGIRI = "U72200KA2015PTC081234"
@@ -162,9 +163,10 @@ def _pg_ctl(pgdata: Path, *args: str) -> None:
 def test_postgres_stopped_and_started_under_a_running_service(
     tmp_path: Path, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
 ) -> None:
-    url = start_embedded(tmp_path / "db")  # a server of this test's own, to stop and start
     pgdata = tmp_path / "db" / "postgres"
-    try:
+    # A server of this test's own, to stop and start; stopped at the end whatever the test asserted
+    # (`embedded` stops the server restarted below too, which pgserver alone would not).
+    with embedded(tmp_path / "db") as url:
         socket_dir = parse_qs(urlsplit(url).query)["host"][0]
         companies = [airtable.standin.add_record("Companies", {"Company Name": f"C{i}"}) for i in range(6)]
         with run_service(tmp_path, {**service_env(url, airtable, attestr), "JOB_LEASE_S": "5"}) as web:
@@ -187,8 +189,6 @@ def test_postgres_stopped_and_started_under_a_running_service(
                 )
             nothing_stuck(web)
         assert len(airtable.standin.records("Contacts")) == 3
-    finally:  # the test's own server goes with it
-        _pg_ctl(pgdata, "-w", "-m", "immediate", "stop")
 
 
 def test_three_workers_share_the_queue_and_the_airtable_rate_limit(
@@ -320,9 +320,8 @@ def test_an_answer_paid_for_just_before_the_database_went_away_is_not_paid_again
 ) -> None:
     """PostgreSQL stops while Attestr is answering: the paid answer cannot be stored. The job
     waits for the database and, once it is back, stores the answer it holds: one paid call."""
-    url = start_embedded(tmp_path / "db")
     pgdata = tmp_path / "db" / "postgres"
-    try:
+    with embedded(tmp_path / "db") as url:  # its own server, stopped at the end (restarted or not)
         socket_dir = parse_qs(urlsplit(url).query)["host"][0]
         company = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri"})
         attestr.standin.delay_s = 2.0
@@ -339,5 +338,14 @@ def test_an_answer_paid_for_just_before_the_database_went_away_is_not_paid_again
             wait_for(lambda: job(web, job_id)["status"] == "succeeded", what="the job")
         assert len(attestr.standin.calls) == 1
         assert len(airtable.standin.records("Contacts")) == 3
-    finally:
-        _pg_ctl(pgdata, "-w", "-m", "immediate", "stop")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
+def test_serve_stops_the_embedded_postgres_it_started(tmp_path: Path, sig: signal.Signals) -> None:
+    """DATABASE_URL unset: `serve` starts PostgreSQL under DATA_DIR, and a stopped service leaves
+    it stopped too (the data stays for the next start)."""
+    with run_service(tmp_path, {"DATABASE_URL": ""}) as web:  # DATA_DIR: tmp_path / "data"
+        assert postgres_under(tmp_path / "data") != []
+        assert web.stop(sig) == 0
+    assert postgres_under(tmp_path / "data") == []
+    assert (tmp_path / "data" / "postgres" / "PG_VERSION").is_file()
