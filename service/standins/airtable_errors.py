@@ -1,7 +1,10 @@
-"""Airtable's error answers, as the Airtable stand-in gives them."""
+"""Airtable's error answers, as the Airtable stand-in gives them, and the one for a malformed body."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 
@@ -24,3 +27,16 @@ class AirtableError(Exception):
         if self.message:
             error["message"] = self.message
         return JSONResponse({"error": error}, status_code=self.status)
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    """A request's JSON object; anything else is refused as Airtable refuses a malformed body."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise AirtableError(
+            422, "INVALID_REQUEST_UNKNOWN", "Invalid request: parameter validation failed"
+        ) from None
+    if not isinstance(body, dict):
+        raise AirtableError(422, "INVALID_REQUEST_UNKNOWN", "Invalid request: parameter validation failed")
+    return body
