@@ -36,13 +36,13 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from load import hammer, poll, request, steady
 
-from service.companies import ensure_companies
 from service.database import embedded
-from service.dedup import PEOPLE_COLUMNS, CompanyContacts, upsert_people
 from service.identifiers import phone as normalize_phone
 from service.logs import configure_logging
 from service.migrations import migrate
-from service.normalize import normalize_contact
+from service.people.companies import ensure_companies
+from service.people.dedup import PEOPLE_COLUMNS, CompanyContacts, upsert_people
+from service.people.normalize import normalize_contact
 
 ROOT = Path(__file__).parent.parent
 SECRET = "bench-webhook-secret"
@@ -383,11 +383,11 @@ async def upsert_vs_copy(server: str, data: list[tuple[str, list[dict[str, Any]]
 
 
 async def spend(server: str, companies: int) -> Row:
-    from service.app import create_app
     from service.config import load_settings
     from service.standins.airtable import AirtableStandIn
     from service.standins.attestr import PATH, AttestrStandIn
     from service.standins.server import serve_in_thread
+    from service.web.app import create_app
 
     dsn = await _database(server, "bench_spend")
     cins = [f"U{50000 + i:05d}KA2015PTC{i:06d}" for i in range(companies // 2)]

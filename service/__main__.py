@@ -1,3 +1,3 @@
-from .cli import main
+from service.commands.cli import main
 
 main()

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import asyncpg
 import structlog
 
-from .config import Settings
+from service.config import Settings
 
 if TYPE_CHECKING:
     from pgserver.postgres_server import PostgresServer

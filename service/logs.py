@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from . import identifiers
+from service import identifiers
 
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 # Ten or more digits standing alone, possibly with a leading + and separators: a phone number

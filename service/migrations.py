@@ -15,8 +15,8 @@ from pathlib import Path
 import asyncpg
 import structlog
 
-from . import queries
-from .database import release_session_lock
+from service import queries
+from service.database import release_session_lock
 
 log = structlog.get_logger(__name__)
 

@@ -27,8 +27,8 @@ import pytest
 from pyairtable import Api
 from requests import HTTPError
 
+from service.commands.doctor import FIELDS
 from service.config import DEFAULT_FIELDS
-from service.doctor import FIELDS
 from service.standins.airtable import AirtableStandIn
 
 COMPANIES = "contact-sync live Companies"

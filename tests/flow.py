@@ -14,12 +14,12 @@ from typing import Any
 import asyncpg
 import httpx
 
-from service import jobs
 from service.config import Settings, load_settings
-from service.jobs import Job
-from service.runtime import Runtime
+from service.engine import jobs
+from service.engine.jobs import Job
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import PATH, AttestrStandIn
+from service.triggers.runtime import Runtime
 from tests.conftest import Running, ServiceProcess, run_service
 
 SECRET = "webhook-secret-for-tests"

@@ -16,8 +16,8 @@ import base64
 import hashlib
 import hmac
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -30,11 +30,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from service import airtable_webhooks, identifiers, jobs
-from service.airtable import Airtable, AirtableError
+from service import identifiers
+from service.airtable import webhooks as airtable_webhooks
+from service.airtable.client import Airtable, AirtableError
+from service.engine import jobs
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
-from service.webhook_payloads import PayloadReader, errors_in, syncs_for
+from service.triggers.payloads import PayloadReader, errors_in, syncs_for
 from tests.conftest import Running
 from tests.flow import Flow, settings_for
 

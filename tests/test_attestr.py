@@ -8,7 +8,7 @@ import httpx
 import pytest
 from pytest_httpx import HTTPXMock, IteratorStream
 
-from service.attestr import (
+from service.attestr.client import (
     Action,
     AttestrAccessDenied,
     AttestrAnswerTooLarge,

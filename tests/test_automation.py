@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from service.standins.airtable import AirtableStandIn
-from service.webhooks import SCRIPT_VERSION, is_outdated
+from service.web.webhooks import SCRIPT_VERSION, is_outdated
 from tests.conftest import free_port
 from tests.flow import API_KEY, SECRET, Flow
 

@@ -13,13 +13,13 @@ import asyncpg
 import pytest
 from structlog.testing import capture_logs
 
-from service import backfill
-from service.airtable import Airtable, AirtableError
-from service.companies import ensure_company
-from service.dedup import CompanyContacts, upsert_people
-from service.normalize import normalize_contact
+from service.airtable.client import Airtable, AirtableError
+from service.people.companies import ensure_company
+from service.people.dedup import CompanyContacts, upsert_people
+from service.people.normalize import normalize_contact
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
+from service.triggers import backfill
 from tests.conftest import Running
 from tests.flow import Flow, service_env, settings_for
 

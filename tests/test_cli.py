@@ -14,10 +14,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from service import jobs
-from service.attestr_gate import AttestrGate, AttestrPaused
-from service.cli import _run
+from service.attestr.gate import AttestrGate, AttestrPaused
+from service.commands.cli import _run
 from service.config import SettingsError, load_settings
+from service.engine import jobs
 from tests.flow import enqueued
 
 COMMANDS = [

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from service.airtable_webhooks import specification
+from service.airtable.webhooks import specification
 from tests.contract import AirtableTarget
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import httpx
 
-from service.attestr import AttestrClient
+from service.attestr.client import AttestrClient
 from tests.contract import AttestrTarget
 
 

@@ -11,11 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from service.companies import ensure_company
 from service.database import create_pool, in_transaction
-from service.dedup import CompanyContacts, UpsertOutcome, suppression_hash, upsert_people
-from service.names import names_agree
-from service.normalize import normalize_contact
+from service.people.companies import ensure_company
+from service.people.dedup import CompanyContacts, UpsertOutcome, suppression_hash, upsert_people
+from service.people.names import names_agree
+from service.people.normalize import normalize_contact
 
 
 def person(din: Any = None, name: Any = None, phone: Any = None, email: Any = None, **extra: Any) -> dict:

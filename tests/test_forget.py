@@ -11,8 +11,8 @@ import sys
 import asyncpg
 import pytest
 
-from service.airtable import Airtable
-from service.forget import AmbiguousPerson, forget, keys_of
+from service.airtable.client import Airtable
+from service.commands.forget import AmbiguousPerson, forget, keys_of
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
 from tests.conftest import Running

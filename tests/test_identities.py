@@ -20,12 +20,12 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from service import identifiers
-from service.airtable import Airtable
-from service.attestr import parse_answer
-from service.companies import ensure_company
+from service.airtable.client import Airtable
+from service.attestr.client import parse_answer
 from service.database import create_pool, in_transaction
-from service.dedup import CompanyContacts, UpsertOutcome, upsert_people
-from service.pusher import Pusher
+from service.engine.pusher import Pusher
+from service.people.companies import ensure_company
+from service.people.dedup import CompanyContacts, UpsertOutcome, upsert_people
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
 from tests.conftest import Running

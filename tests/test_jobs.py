@@ -8,7 +8,8 @@ from datetime import datetime, timedelta, timezone
 
 import asyncpg
 
-from service import jobs, queries
+from service import queries
+from service.engine import jobs
 from tests.flow import enqueued
 
 A, B = "recAAAAAAAAAAAAAA", "recBBBBBBBBBBBBBB"

@@ -10,11 +10,11 @@ import asyncpg
 import httpx
 from structlog.testing import capture_logs
 
-from service import jobs
-from service.airtable import Airtable
+from service.airtable.client import Airtable
+from service.engine import jobs
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
-from service.webhook_payloads import PayloadReader
+from service.triggers.payloads import PayloadReader
 from tests.conftest import Running, run_service
 from tests.flow import API_KEY, SECRET, settings_for
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import asyncpg
 
-from service.airtable import Airtable
+from service.airtable.client import Airtable
 from service.database import create_pool
+from service.engine.pusher import Pusher
 from service.migrations import migrate, migration_files, pending_migrations
-from service.pusher import Pusher
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
 from tests.conftest import Running

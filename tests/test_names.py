@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.names import HONORIFICS, display_name, name_key, names_agree
+from service.people.names import HONORIFICS, display_name, name_key, names_agree
 
 
 @pytest.mark.parametrize(

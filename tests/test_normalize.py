@@ -3,8 +3,8 @@ import pytest
 from service.identifiers import din as normalize_din
 from service.identifiers import phone as normalize_phone
 from service.identifiers import plain as clean_text
-from service.names import name_key
-from service.normalize import address_text, normalize_contact, normalize_email
+from service.people.names import name_key
+from service.people.normalize import address_text, normalize_contact, normalize_email
 
 
 @pytest.mark.parametrize(

@@ -22,9 +22,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from service.openapi import document
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
+from service.web.openapi import document
 from tests.conftest import Running
 from tests.flow import API_KEY, SECRET, Flow, running_flow
 
@@ -58,7 +58,7 @@ async def _register_airtable_webhook(db_url: str, base_id: str) -> None:
 
 
 def test_the_document_is_served_and_names_every_route(api: Flow) -> None:
-    from service.app import ROUTES
+    from service.web.app import ROUTES
 
     served = api.http.get("/openapi.json").json()
     assert served == document()

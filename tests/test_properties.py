@@ -13,11 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service import identifiers, validation
-from service.errors import ApiError
+from service import identifiers
 from service.identifiers import phone as normalize_phone
 from service.logs import mask_text
-from service.normalize import normalize_contact, normalize_email
+from service.people.normalize import normalize_contact, normalize_email
+from service.web import validation
+from service.web.errors import ApiError
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "300"))
 settings.register_profile(

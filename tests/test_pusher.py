@@ -10,11 +10,11 @@ import pytest
 from structlog.testing import capture_logs
 
 from service import queries
-from service.airtable import Airtable
-from service.companies import ensure_company
-from service.dedup import CompanyContacts, upsert_people
-from service.normalize import normalize_contact
-from service.pusher import Pusher
+from service.airtable.client import Airtable
+from service.engine.pusher import Pusher
+from service.people.companies import ensure_company
+from service.people.dedup import CompanyContacts, upsert_people
+from service.people.normalize import normalize_contact
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
 from tests.conftest import Running

@@ -10,7 +10,7 @@ import time
 import asyncpg
 
 from service import queries
-from service.ratelimit import AirtableRateLimit
+from service.airtable.ratelimit import AirtableRateLimit
 
 
 async def test_limiters_sharing_a_base_never_exceed_the_limit(db_url: str) -> None:

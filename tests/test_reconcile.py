@@ -13,11 +13,12 @@ import asyncpg
 import pytest
 from structlog.testing import capture_logs
 
-from service import jobs, reconcile
-from service.airtable import Airtable, AirtableError
-from service.companies import ensure_company
+from service.airtable.client import Airtable, AirtableError
+from service.engine import jobs
+from service.people.companies import ensure_company
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
+from service.triggers import reconcile
 from tests.conftest import Running
 from tests.flow import Flow, running_flow, service_env, settings_for
 from tests.test_automation import run_script

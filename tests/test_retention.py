@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncpg
 from structlog.testing import capture_logs
 
-from service import retention
 from service.config import load_settings
+from service.engine import retention
 
 
 async def _job(pool: asyncpg.Pool, record_id: str, status: str, days_ago: float) -> int:

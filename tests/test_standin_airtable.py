@@ -14,7 +14,7 @@ from pyairtable import formulas as f
 from pyairtable.api.table import Table
 from requests import HTTPError
 
-from service.airtable import MAX_ANSWER_BYTES, Airtable, AirtableError
+from service.airtable.client import MAX_ANSWER_BYTES, Airtable, AirtableError
 from service.config import load_settings
 from service.standins.airtable import AirtableStandIn
 from tests.conftest import Running

@@ -5,7 +5,12 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from service.attestr import AttestrAccessDenied, AttestrClient, AttestrCreditsExhausted, AttestrUnavailable
+from service.attestr.client import (
+    AttestrAccessDenied,
+    AttestrClient,
+    AttestrCreditsExhausted,
+    AttestrUnavailable,
+)
 from service.standins.attestr import PATH, AttestrStandIn
 from tests.conftest import Running
 

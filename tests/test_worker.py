@@ -10,7 +10,7 @@ from collections.abc import Callable
 import asyncpg
 from structlog.testing import capture_logs
 
-from service import jobs
+from service.engine import jobs
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
 from tests.conftest import Running

@@ -1,0 +1,104 @@
+"""Whether a paid Attestr call may happen now.
+
+* One call per CIN at a time: a job holds the CIN's advisory lock while it checks the stored
+  answers and, if none is fresh, pays; jobs for the same CIN wait and then find the answer.
+* An account-wide pause, kept in PostgreSQL so every worker sees it: credits exhausted, bad
+  credentials, not provisioned, IP not allowed, a daily limit, or ATTESTR_DAILY_CALL_LIMIT.
+  Jobs wait (not failing, not using attempts); every ATTESTR_PROBE_INTERVAL_S one waiting job is
+  let through as the probe (Attestr has no free endpoint to probe with); its success resumes
+  every job. A daily limit ends by itself at the reset; `contact-sync attestr resume` ends any.
+  `contact-sync attestr pause` stops calls at once, with no probe, until `resume`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import structlog
+
+from service import queries
+from service.config import Settings
+from service.database import release_session_lock
+
+log = structlog.get_logger(__name__)
+
+
+OPERATOR_PAUSE = "paused by an operator (`contact-sync attestr pause`)"
+
+
+class AttestrPaused(Exception):
+    """Attestr calls are paused; the job waits until `until` (a probe, or the daily reset)."""
+
+    def __init__(self, reason: str, until: datetime) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.until = until
+
+
+class AttestrGate:
+    def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
+        self.pool = pool
+        self.settings = settings
+
+    @asynccontextmanager
+    async def cin_lock(self, cin: str) -> AsyncIterator[asyncpg.Connection]:
+        """Hold the CIN's lock (on a connection of its own, given to the caller)."""
+        async with self.pool.acquire() as conn:
+            await conn.execute(queries.CIN_LOCK, cin)
+            async with release_session_lock(conn, queries.CIN_UNLOCK, cin):
+                yield conn
+
+    async def take_call(self) -> bool:
+        """Count one call against the day, or raise AttestrPaused. True when it is the probe."""
+        row = await self.pool.fetchrow(
+            queries.ATTESTR_TAKE_CALL,
+            self.settings.attestr_daily_call_limit,
+            self.settings.attestr_probe_interval_s,
+        )
+        if row["resumed"]:
+            log.info("attestr.resumed", reason="the daily limit has reset")
+        if row["newly_paused"]:
+            log.warning("attestr.paused", reason=row["reason"], until=row["wait_until"].isoformat())
+        if not row["allowed"]:
+            raise AttestrPaused(row["reason"], row["wait_until"])
+        return row["probe"]
+
+    async def pause(self, reason: str, code: str | None, resume_at: datetime | None = None) -> None:
+        """Stop every Attestr call: until `resume_at` (a daily reset), else until a probe works."""
+        newly_paused = await self.pool.fetchval(
+            queries.ATTESTR_PAUSE, reason, code, resume_at, self.settings.attestr_probe_interval_s
+        )
+        if newly_paused:
+            log.warning(
+                "attestr.paused", reason=reason, code=code, until=resume_at.isoformat() if resume_at else None
+            )
+
+    async def pause_by_operator(self) -> None:
+        """`contact-sync attestr pause`: stop every Attestr call, probes included, until `resume`.
+        A call already under way finishes (and is stored)."""
+        await self.pool.execute(queries.ATTESTR_PAUSE_BY_OPERATOR, OPERATOR_PAUSE)
+        log.warning("attestr.paused", reason=OPERATOR_PAUSE, code="operator", until=None)
+
+    async def resume(self, why: str) -> int:
+        """End the pause and wake the jobs that waited for it; returns how many."""
+        row = await self.pool.fetchrow(queries.ATTESTR_RESUME)
+        log.info("attestr.resumed", reason=why, jobs_woken=row["woken"])
+        return row["woken"]
+
+    async def state(self) -> dict[str, Any]:
+        row = await self.pool.fetchrow(queries.ATTESTR_STATE)
+        calls_today = await self.pool.fetchval(queries.ATTESTR_CALLS_TODAY)
+        return {
+            "paused": row["paused_reason"] is not None,
+            "reason": row["paused_reason"],
+            "code": row["paused_code"],
+            "paused_at": row["paused_at"].isoformat() if row["paused_at"] else None,
+            "resume_at": row["resume_at"].isoformat() if row["resume_at"] else None,
+            "next_probe_at": row["probe_after"].isoformat() if row["probe_after"] else None,
+            "calls_today": calls_today,
+            "daily_call_limit": self.settings.attestr_daily_call_limit,
+        }

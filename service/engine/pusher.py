@@ -1,0 +1,496 @@
+"""The pusher: sends to Airtable every row marked for it (an outbox), ten at a time.
+
+PostgreSQL is the source of truth and Airtable a copy. A job's transaction bumps the push
+version of each row Airtable must receive; the pusher claims marked rows (a lease, `SKIP LOCKED`,
+so several processes share the work), reads them as they are now (a later link set is never
+overwritten by an older one), sends them, and clears the mark up to the version it sent.
+
+* Rows of many jobs share a request: ten when ten are ready, or fewer after a short linger.
+  People go before companies' status fields, and a status on the way (Queued, Running) only once
+  it has held for a moment: the final one is the write that counts.
+* Known Airtable id: update by id. Otherwise upsert on `Contact Key`, so a retried push never
+  duplicates a row. A row deleted by hand in Airtable is remembered and never re-created.
+* A 422 on a batch is split to find the bad rows; they are marked failed with Airtable's
+  message and the others go through. A 429 blocks the base for every process for the
+  cool-down; 5xx and timeouts leave the rows marked for a later try.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import structlog
+
+from service import metrics, queries
+from service.airtable.client import (
+    Airtable,
+    AirtableError,
+    AirtableNotConfigured,
+    AirtableRateLimited,
+    AirtableUnavailable,
+)
+from service.config import Settings
+from service.database import DATABASE_ERRORS
+from service.engine import jobs
+from service.people.normalize import address_text
+from service.wakeup import Wakeup
+
+log = structlog.get_logger(__name__)
+
+BATCH = 10  # Airtable's limit of records per write request
+RETRY_AFTER_S = 5.0
+# While Airtable cannot be written, the reason is logged when it changes, and again this often.
+WAITING_REPEAT_S = 300.0
+
+
+class Pusher:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        airtable: Airtable,
+        settings: Settings,
+        *,
+        linger_s: float = 0.25,
+        settle_s: float = 2.0,
+        lease_s: float = 60.0,
+        poll_s: float = 1.0,
+        options_recheck_s: float = 60.0,
+    ) -> None:
+        self.pool = pool
+        self.airtable = airtable
+        self.settings = settings
+        self.linger_s = linger_s
+        self.settle_s = settle_s
+        self.lease_s = lease_s
+        self.poll_s = poll_s
+        self.options_recheck_s = options_recheck_s
+        self._wakeup = Wakeup()
+        self._missing: frozenset[tuple[str, str]] | None = None  # as last stored in PostgreSQL
+        self._delete_failures = 0  # merged people's rows: refusals in a row, and when to try again
+        self._deletes_after = 0.0
+        self._waiting: tuple[str, float] | None = None  # the reason last logged, and when
+        # Enough requests in flight to use the whole rate limit when Airtable answers slowly, but
+        # not a task per request of a generous limit: each one polls the outbox.
+        self.senders = min(10, max(1, round(settings.airtable_rate_limit_rps)))
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await asyncio.gather(*(self._sender(stop) for _ in range(self.senders)))
+
+    async def _sender(self, stop: asyncio.Event) -> None:
+        failures = 0
+        while not stop.is_set():
+            try:
+                busy = await self.push_once()
+                failures = 0
+                if self._waiting is not None:
+                    self._waiting = None
+                    log.info("airtable.push_resumed")
+            except (AirtableError, *DATABASE_ERRORS) as exc:
+                failures += 1
+                await self._say_why_jobs_wait(exc)
+                busy = False
+            except Exception:  # a bug must not stop every later push: log it and carry on
+                failures += 1
+                log.exception("pusher.crashed")
+                busy = False
+            if not busy:
+                await self._wakeup.wait(
+                    stop, self.poll_s if not failures else min(60.0, RETRY_AFTER_S * failures)
+                )
+
+    async def _say_why_jobs_wait(self, exc: Exception) -> None:
+        reason = (
+            exc.message
+            if isinstance(exc, AirtableError)
+            else f"Airtable writes are paused ({type(exc).__name__})"
+        )
+        now = time.monotonic()
+        if self._waiting is None or self._waiting[0] != reason or now - self._waiting[1] >= WAITING_REPEAT_S:
+            self._waiting = (reason, now)
+            log.warning("airtable.push_waiting", reason=reason)
+        if isinstance(exc, AirtableError):
+            with contextlib.suppress(*DATABASE_ERRORS):
+                await self.pool.execute(queries.JOBS_PUSHING_WAIT, reason)
+
+    async def push_once(self) -> bool:
+        """Send one request's worth of marked rows, if any. True when there was work."""
+        self.airtable.require_configured()
+        fields = await self.airtable.fields()
+        await self._watch_options()
+        busy = (
+            await self._push_contacts(fields["contacts"])
+            or await self._push_companies(fields["companies"])
+            or await self._delete_merged_rows()
+        )
+        if busy:
+            await jobs.complete_pushed_jobs(self.pool)
+        return busy
+
+    async def _delete_merged_rows(self) -> bool:
+        """The Airtable rows of people merged into another (one person, one row). The rows stay
+        locked while they are deleted, so two senders never delete one twice; a refusal is logged
+        and tried again later (up to a minute on), holding up none of the other pushes."""
+        if asyncio.get_running_loop().time() < self._deletes_after:
+            return False
+        async with self.pool.acquire() as conn, conn.transaction():
+            ids = [row["airtable_id"] for row in await conn.fetch(queries.ROWS_TO_DELETE)]
+            if not ids:
+                return False
+            try:
+                await self.airtable.delete_contacts(ids)  # a row already gone counts as deleted
+            except AirtableError as exc:
+                self._delete_failures += 1
+                wait_s = min(60.0, RETRY_AFTER_S * self._delete_failures)
+                self._deletes_after = asyncio.get_running_loop().time() + wait_s
+                log.warning("airtable.merged_rows_delete_failed", records=len(ids), reason=exc.message)
+                return False
+            await conn.execute(queries.ROWS_DELETED, ids)
+        self._delete_failures = 0
+        log.info("airtable.merged_rows_deleted", records=len(ids))
+        return True
+
+    # --- select options the base lacks ---
+
+    async def _watch_options(self, *, reread: bool = False) -> None:
+        """Follow the single select options the service writes that the base lacks. While one
+        is missing, the schema is read again every `options_recheck_s`. When what this process
+        finds missing changes, rows held back (by any process) for an option that exists now are
+        marked to be sent again, and companies using an option that went are sent without it."""
+        if reread or (self.airtable.missing_options and self.airtable.schema_age_s > self.options_recheck_s):
+            await self.airtable.fields(refresh=True)
+        missing = self.airtable.missing_options
+        if missing == self._missing:
+            return
+        went = missing - (self._missing or frozenset())
+        async with self.pool.acquire() as conn, conn.transaction():
+            keys = sorted(missing)
+            changes = await conn.fetch(
+                queries.MISSING_OPTIONS_NOW, [k for k, _ in keys], [o for _, o in keys]
+            )
+            await conn.execute(queries.REPUSH_WITHHELD, _by_field(missing)[1])
+            if went:
+                await conn.execute(queries.COMPANIES_REPUSH_FOR_OPTIONS, *_by_field(went))
+        self._missing = missing
+        for change in changes:  # each once, whichever process saw it first
+            field = self.settings.field(change["field_key"])
+            if change["change"] == "missing":
+                log.warning(
+                    "airtable.option_missing",
+                    field=field,
+                    option=change["option"],
+                    hint=_option_note(field, change["option"]),
+                )
+            else:
+                log.info("airtable.option_added", field=field, option=change["option"])
+        self.wake()
+
+    def _withheld(self, key: str, value: Any) -> bool:
+        return isinstance(value, str) and (key, value) in self.airtable.missing_options
+
+    async def _ready(self, pending_query: str, *args: Any) -> bool:
+        """Whether rows are waiting; lingers briefly while fewer than a full batch are."""
+        row = await self.pool.fetchrow(pending_query, BATCH, *args)
+        if not row["ready"]:
+            return False
+        if row["ready"] < BATCH and row["oldest_s"] < self.linger_s:
+            await asyncio.sleep(self.linger_s - row["oldest_s"])
+        return True
+
+    # --- contacts ---
+
+    async def _push_contacts(self, fields: set[str]) -> bool:
+        if not await self._ready(queries.PEOPLE_PENDING):
+            return False
+        async with self._claimed(queries.PEOPLE_CLAIM_PUSH, BATCH, self.lease_s) as (slot, rows):
+            if not rows:
+                return False
+            if self.settings.field("CONTACT_KEY") not in fields:
+                message = (
+                    f'The Contacts table has no "{self.settings.field("CONTACT_KEY")}" field: add it '
+                    "as single line text (or run contact-sync doctor --fix)"
+                )
+                await self._contacts_failed(rows, message)
+                return True
+            await self._send_contacts(rows, fields, slot=slot)
+        return True
+
+    @contextlib.asynccontextmanager
+    async def _claimed(
+        self, claim_query: str, *args: Any
+    ) -> AsyncIterator[tuple[int | None, list[asyncpg.Record]]]:
+        """A rate-limit slot first, then the rows: their lease runs while the request does, not
+        while it waits for a slot. The slot is given back in any case (twice is harmless)."""
+        slot = await self.airtable.limit.acquire()
+        try:
+            yield slot, list(await self.pool.fetch(claim_query, *args))
+        finally:
+            await self.airtable.limit.answered(slot)
+
+    def _contact_fields(self, row: asyncpg.Record, fields: set[str]) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "NAME": row["name"],
+            "PHONE": row["phone_e164"],
+            "PHONE_TYPE": row["phone_type"],
+            "EMAIL": row["email"],
+            "DIN": row["din"],
+            "ADDRESS": address_text(_json(row["addresses"])),
+            "COMPANY": list(row["company_record_ids"]),
+            "CONTACT_KEY": row["contact_key"],
+        }
+        # Only the service's own fields, only those the table has, never a blank over a value
+        # (but the links, and Phone Type, which follows the phone: a toll-free number has none),
+        # and no select value the field has no option for (Airtable would refuse the whole batch).
+        return {
+            self.settings.field(key): value
+            for key, value in values.items()
+            if self.settings.field(key) in fields
+            and (value is not None or key in ("COMPANY", "PHONE_TYPE"))
+            and not self._withheld(key, value)
+        }
+
+    async def _send_contacts(
+        self,
+        rows: list[asyncpg.Record],
+        fields: set[str],
+        *,
+        refreshed: bool = False,
+        slot: int | None = None,
+    ) -> None:
+        records = []
+        for row in rows:
+            record: dict[str, Any] = {"fields": self._contact_fields(row, fields)}
+            if row["airtable_id"]:
+                record["id"] = row["airtable_id"]
+            records.append(record)
+        ids = [row["id"] for row in rows]
+        try:
+            result = await self.airtable.upsert_contacts(records, slot)
+        except (AirtableRateLimited, AirtableUnavailable) as exc:
+            await self.pool.execute(queries.PEOPLE_RELEASE_PUSH, ids, _retry_delay(exc))
+            return
+        except AirtableNotConfigured:
+            await self.pool.execute(queries.PEOPLE_RELEASE_PUSH, ids, 0.0)
+            raise
+        except AirtableError as error:
+            await self._contacts_refused(rows, fields, error, refreshed)
+            return
+        key_field = self.settings.field("CONTACT_KEY")
+        by_key = {r["fields"].get(key_field): r["id"] for r in result["records"]}
+        created = set(result.get("createdRecords", []))
+        airtable_ids = [
+            row["airtable_id"] or by_key.get(row["contact_key"]) or result["records"][i]["id"]
+            for i, row in enumerate(rows)
+        ]
+        versions = [row["push_version"] for row in rows]
+        outcomes = ["created" if airtable_id in created else "updated" for airtable_id in airtable_ids]
+        withheld = [self._withheld("PHONE_TYPE", row["phone_type"]) for row in rows]
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(queries.PEOPLE_PUSHED, ids, airtable_ids, versions, withheld)
+            await conn.execute(queries.JOB_ROWS_OUTCOME, ids, versions, outcomes)
+        metrics.AIRTABLE_RECORDS.labels("contacts").inc(len(rows))
+        log.info(
+            "airtable.written",
+            table="contacts",
+            records=len(rows),
+            created=outcomes.count("created"),
+            updated=outcomes.count("updated"),
+        )
+
+    async def _contacts_refused(
+        self, rows: list[asyncpg.Record], fields: set[str], error: AirtableError, refreshed: bool
+    ) -> None:
+        """A 4xx on a batch: deleted rows, deleted companies, a renamed field, or bad rows."""
+        if error.kind == "ROW_DOES_NOT_EXIST" or error.status == 404:
+            deleted = [row for row in rows if row["airtable_id"] and row["airtable_id"] in error.record_ids]
+            if deleted:
+                await self._contacts_deleted(deleted)
+                rest = [row for row in rows if row not in deleted]
+                if rest:
+                    await self._send_contacts(rest, fields)
+                return
+            companies = error.record_ids - {row["airtable_id"] for row in rows}
+            if companies:
+                # A company was deleted by hand: drop its links; the rows go again without it.
+                await self.pool.execute(queries.COMPANIES_DELETED_IN_AIRTABLE, sorted(companies))
+                await self.pool.execute(queries.PEOPLE_RELEASE_PUSH, [row["id"] for row in rows], 0.0)
+                log.warning("airtable.company_deleted", record_ids=sorted(companies))
+                return
+        if error.kind in _SCHEMA_CHANGED and not refreshed:
+            # A field renamed or removed, or an option removed, since the schema was read.
+            await self._watch_options(reread=True)
+            fields = (await self.airtable.fields())["contacts"]
+            await self._send_contacts(rows, fields, refreshed=True)
+            return
+        if len(rows) == 1:
+            await self._contacts_failed(rows, error.message)
+            return
+        half = len(rows) // 2
+        await self._send_contacts(rows[:half], fields, refreshed=refreshed)
+        await self._send_contacts(rows[half:], fields, refreshed=refreshed)
+
+    async def _contacts_deleted(self, rows: list[asyncpg.Record]) -> None:
+        ids = [row["id"] for row in rows]
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(queries.PEOPLE_DELETED_IN_AIRTABLE, ids)
+            await conn.execute(queries.COMPANIES_RECOUNT, ids)  # Contacts Found follows
+            await conn.execute(
+                queries.JOB_ROWS_OUTCOME, ids, [row["push_version"] for row in rows], ["deleted"] * len(rows)
+            )
+        for row in rows:
+            log.info("airtable.row_deleted", contact_key=row["contact_key"], airtable_id=row["airtable_id"])
+
+    async def _contacts_failed(self, rows: list[asyncpg.Record], message: str) -> None:
+        ids, versions = [row["id"] for row in rows], [row["push_version"] for row in rows]
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(queries.PEOPLE_PUSH_FAILED, ids, versions, [message] * len(rows))
+            await conn.execute(queries.JOB_ROWS_OUTCOME, ids, versions, ["failed"] * len(rows))
+        for row in rows:
+            log.error("airtable.row_failed", table="contacts", contact_key=row["contact_key"], error=message)
+
+    # --- companies' status fields ---
+
+    async def _push_companies(self, fields: set[str]) -> bool:
+        if not await self._ready(queries.COMPANIES_PENDING, self.settle_s):
+            return False
+        claim = (queries.COMPANIES_CLAIM_PUSH, BATCH, self.settle_s, self.lease_s)
+        async with self._claimed(*claim) as (slot, rows):
+            if not rows:
+                return False
+            await self._send_companies(rows, fields, slot=slot)
+        return True
+
+    def _company_fields(self, row: asyncpg.Record, fields: set[str]) -> dict[str, Any]:
+        synced_at: datetime | None = row["synced_at"]
+        status = row["sync_status"]
+        notes = [_option_note(self.settings.field(key), value) for key, value in self._company_withheld(row)]
+        values: dict[str, Any] = {
+            "SYNC_STATUS": None if self._withheld("SYNC_STATUS", status) else status,
+            # None clears an old error; a missing option is named here until it exists.
+            "SYNC_ERROR": "\n".join(filter(None, [row["sync_error"], *notes])) or None,
+            "SYNCED_AT": synced_at.isoformat() if synced_at else None,
+            "CONTACTS_FOUND": row["contacts_found"],
+            # A ticked Refresh Contacts is cleared once the sync it asked for has ended.
+            "REFRESH": False if status in ("Synced", "No Data", "Failed") else None,
+        }
+        return {
+            self.settings.field(key): value
+            for key, value in values.items()
+            if self.settings.field(key) in fields and (value is not None or key == "SYNC_ERROR")
+        }
+
+    async def _send_companies(
+        self,
+        rows: list[asyncpg.Record],
+        fields: set[str],
+        *,
+        refreshed: bool = False,
+        slot: int | None = None,
+    ) -> None:
+        sending = [(row, self._company_fields(row, fields)) for row in rows]
+        # A base without the optional status fields: nothing to send for those rows.
+        empty = [row for row, values in sending if not values]
+        if empty:
+            await self._companies_done(empty, None)
+        sending = [(row, values) for row, values in sending if values]
+        if not sending:
+            return
+        rows = [row for row, _ in sending]
+        try:
+            await self.airtable.update_companies(
+                [{"id": row["airtable_id"], "fields": v} for row, v in sending], slot
+            )
+        except (AirtableRateLimited, AirtableUnavailable) as exc:
+            await self.pool.execute(
+                queries.COMPANIES_RELEASE_PUSH, [row["id"] for row in rows], _retry_delay(exc)
+            )
+            return
+        except AirtableNotConfigured:
+            await self.pool.execute(queries.COMPANIES_RELEASE_PUSH, [row["id"] for row in rows], 0.0)
+            raise
+        except AirtableError as error:
+            await self._companies_refused(rows, fields, error, refreshed)
+            return
+        await self._companies_done(rows, None)
+        metrics.AIRTABLE_RECORDS.labels("companies").inc(len(rows))
+        log.info("airtable.written", table="companies", records=len(rows), created=0, updated=len(rows))
+
+    async def _companies_refused(
+        self, rows: list[asyncpg.Record], fields: set[str], error: AirtableError, refreshed: bool
+    ) -> None:
+        """A 4xx on a batch of statuses: deleted companies, a changed schema, or bad rows."""
+        gone = error.record_ids & {row["airtable_id"] for row in rows}
+        if gone and (error.kind == "ROW_DOES_NOT_EXIST" or error.status == 404):
+            await self.pool.execute(queries.COMPANIES_DELETED_IN_AIRTABLE, sorted(gone))
+            log.warning("airtable.company_deleted", record_ids=sorted(gone))
+            rest = [row for row in rows if row["airtable_id"] not in gone]
+            if rest:
+                await self._send_companies(rest, fields, refreshed=refreshed)
+        elif error.kind in _SCHEMA_CHANGED and not refreshed:
+            await self._watch_options(reread=True)
+            await self._send_companies(rows, (await self.airtable.fields())["companies"], refreshed=True)
+        elif len(rows) == 1:
+            await self._companies_done(rows, error.message)
+            log.error(
+                "airtable.row_failed",
+                table="companies",
+                record_id=rows[0]["airtable_id"],
+                error=error.message,
+            )
+        else:
+            half = len(rows) // 2
+            await self._send_companies(rows[:half], fields, refreshed=refreshed)
+            await self._send_companies(rows[half:], fields, refreshed=refreshed)
+
+    async def _companies_done(self, rows: list[asyncpg.Record], error: str | None) -> None:
+        """Mark the rows sent; one that left a value out for a missing option is remembered as
+        held back, to be sent again once the option exists."""
+        await self.pool.execute(
+            queries.COMPANIES_PUSHED,
+            [row["id"] for row in rows],
+            [row["push_version"] for row in rows],
+            [error] * len(rows),
+            [error is None and bool(self._company_withheld(row)) for row in rows],
+        )
+
+    def _company_withheld(self, row: asyncpg.Record) -> list[tuple[str, str]]:
+        """The values of a company's status, and of its people's Phone Type, held back."""
+        pairs = [("SYNC_STATUS", row["sync_status"])] + [("PHONE_TYPE", t) for t in row["phone_types"] or []]
+        return [(key, value) for key, value in pairs if self._withheld(key, value)]
+
+
+_SCHEMA_CHANGED = ("UNKNOWN_FIELD_NAME", "INVALID_MULTIPLE_CHOICE_OPTIONS")
+
+
+def _by_field(options: frozenset[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    """(statuses, phone types) among (field key, option) pairs."""
+    return (
+        [o for k, o in options if k == "SYNC_STATUS"],
+        [o for k, o in options if k == "PHONE_TYPE"],
+    )
+
+
+def _option_note(field: str, option: str) -> str:
+    return (
+        f'Airtable\'s "{field}" field has no option "{option}": add it in Airtable (or run '
+        "`contact-sync doctor --fix`); until then that value is left out, and it is sent once the "
+        "option exists"
+    )
+
+
+def _retry_delay(exc: AirtableError) -> float:
+    # After a 429 the shared cool-down already holds every request back.
+    return 0.0 if isinstance(exc, AirtableRateLimited) else RETRY_AFTER_S
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value

@@ -1,0 +1,219 @@
+"""One job's work: the company's CIN, the Attestr answer (stored or paid for), the people stored.
+
+Called by the worker for a claimed job. Its end is a single transaction that stores the people
+and links, marks the rows Airtable must receive, and moves the job to `pushing`; the pusher
+takes it from there.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import asyncpg
+import structlog
+
+from service import identifiers, metrics, queries
+from service.airtable.client import Airtable, AirtableError
+from service.attestr.client import (
+    AttestrAnswer,
+    AttestrClient,
+    AttestrError,
+    AttestrNotConfigured,
+    parse_answer,
+)
+from service.attestr.gate import AttestrGate
+from service.config import Settings
+from service.database import DATABASE_ERRORS, in_transaction
+from service.engine import jobs
+from service.engine.jobs import Job
+from service.people.companies import ensure_company
+from service.people.dedup import CompanyContacts, UpsertOutcome, upsert_people
+
+log = structlog.get_logger(__name__)
+
+
+class JobFailed(Exception):
+    """A failure no retry can mend; the message is for the person who reads the company status."""
+
+
+class LeaseLost(Exception):
+    """Another worker took the job over (this one was too slow to renew its lease)."""
+
+
+UNSTORED_KEPT_S = 3600.0
+
+
+class Syncer:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        settings: Settings,
+        attestr: AttestrClient,
+        airtable: Airtable,
+        on_stored: Any = None,
+    ) -> None:
+        self.pool = pool
+        self.settings = settings
+        self.attestr = attestr
+        self.airtable = airtable
+        self.on_stored = on_stored or (lambda: None)
+        self.gate = AttestrGate(pool, settings)
+        # Answers paid for whose storing failed (the database went away right after the call),
+        # by job id, with when: the job's next try in this process uses them instead of paying.
+        self._unstored: dict[int, tuple[float, AttestrAnswer]] = {}
+
+    async def run(self, job: Job, worker_id: str) -> None:
+        await jobs.set_company_status(self.pool, job.record_id, "Running")
+        cin = job.cin or await self._cin_from_airtable(job.record_id)
+        with structlog.contextvars.bound_contextvars(cin=cin):
+            answer, called = await self._answer(cin, job)
+            if answer.outcome == "no_data":
+                await self._no_data(job, cin, answer, called, worker_id)
+                return
+            contacts = answer.contacts[: job.max_contacts] if job.max_contacts else answer.contacts
+            batch = CompanyContacts(0, contacts, replace_links=job.max_contacts is None, push_all=job.force)
+
+            async def store(conn: asyncpg.Connection) -> UpsertOutcome:
+                batch.company_id = await ensure_company(conn, job.record_id, cin, answer.business_name)
+                (outcome,) = await upsert_people(conn, [batch])
+                # Rows Airtable refused before are sent again with this sync.
+                await conn.execute(queries.PEOPLE_MARK_FAILED_FOR_PUSH, outcome.person_ids)
+                await conn.execute(queries.JOB_ROWS_RECORD, job.id, outcome.person_ids + outcome.unlinked_ids)
+                await conn.execute(queries.NOTIFY_PUSH)
+                result = _result("synced", answer, called, len(contacts), outcome)
+                stored = await conn.execute(
+                    queries.JOB_STORED,
+                    job.id,
+                    "pushing",
+                    json.dumps(result),
+                    outcome.person_ids,
+                    cin,
+                    worker_id,
+                )
+                if stored == "UPDATE 0":
+                    raise LeaseLost
+                return outcome
+
+            outcome = await in_transaction(self.pool, store)
+            log.info(
+                "contacts.upserted",
+                contacts=len(contacts),
+                new=outcome.contacts_new,
+                updated=outcome.contacts_updated,
+                unlinked=outcome.unlinked,
+            )
+        self.on_stored()
+        await jobs.complete_pushed_jobs(self.pool)  # a job with nothing to send ends here
+
+    async def _cin_from_airtable(self, record_id: str) -> str:
+        """A webhook without a CIN: read it from the company record."""
+        try:
+            value = await self.airtable.company_cin(record_id)
+        except AirtableError as exc:
+            if exc.status == 404:
+                raise JobFailed(f"The company record {record_id} does not exist in Airtable") from exc
+            raise
+        field = self.settings.field("CIN")
+        written = identifiers.plain(value)
+        if written is None:
+            raise JobFailed(f'The company has no CIN: fill its "{field}" field')
+        cin = identifiers.cin(value)
+        if cin is None:
+            raise JobFailed(f'The company\'s "{field}" is not a valid CIN or LLPIN: "{written[:40]}"')
+        return cin
+
+    async def _answer(self, cin: str, job: Job) -> tuple[AttestrAnswer, bool]:
+        """The answer this job already paid for, else a fresh enough stored one (unless forced),
+        else a paid call. True when this call was paid for now."""
+        row = await self.pool.fetchrow(queries.ANSWER_OF_JOB, job.id)
+        if row is not None:
+            log.info("attestr.cached", outcome=row["outcome"], called_at=row["called_at"].isoformat())
+            return parse_answer(cin, json.loads(row["answer"]), self.settings.attestr_max_contacts), False
+        if job.id in self._unstored:  # paid for at the last try, not stored: stored now, not paid again
+            _at, answer = self._unstored[job.id]
+            await self.pool.execute(
+                queries.ANSWER_RECORD, cin, job.id, answer.outcome, 200, None, json.dumps(answer.raw)
+            )
+            del self._unstored[job.id]
+            log.info("attestr.fetched", outcome=answer.outcome, contacts=len(answer.contacts), probe=False)
+            return answer, True
+        if not self.attestr.api_key:
+            raise AttestrNotConfigured("ATTESTR_API_KEY is not set: add the Attestr auth token")
+        async with self.gate.cin_lock(cin) as conn:
+            if not job.force:
+                row = await conn.fetchrow(
+                    queries.ANSWER_CACHED,
+                    cin,
+                    self.settings.attestr_cache_ttl_days,
+                    self.settings.attestr_no_data_ttl_days,
+                )
+                if row is not None:
+                    log.info("attestr.cached", outcome=row["outcome"], called_at=row["called_at"].isoformat())
+                    return parse_answer(
+                        cin, json.loads(row["answer"]), self.settings.attestr_max_contacts
+                    ), False
+            probe = await self.gate.take_call()
+            try:
+                answer = await self.attestr.fetch(cin)
+            except AttestrError as exc:
+                metrics.ATTESTR_CALLS.labels("error").inc()
+                metrics.ATTESTR_ERRORS.labels(exc.code or f"http_{exc.http_status or 'none'}").inc()
+                await conn.execute(
+                    queries.ANSWER_RECORD, cin, job.id, "error", exc.http_status, exc.code, None
+                )
+                raise
+            try:
+                await conn.execute(
+                    queries.ANSWER_RECORD, cin, job.id, answer.outcome, 200, None, json.dumps(answer.raw)
+                )
+            except DATABASE_ERRORS:
+                self._keep_unstored(job.id, answer)
+                raise
+        log.info("attestr.fetched", outcome=answer.outcome, contacts=len(answer.contacts), probe=probe)
+        metrics.ATTESTR_CALLS.labels(answer.outcome).inc()
+        if probe:
+            await self.gate.resume("the probe call succeeded")
+        return answer, True
+
+    def _keep_unstored(self, job_id: int, answer: AttestrAnswer) -> None:
+        """Hold a paid answer the database could not take, for the job's next try here (an hour
+        at most: a job another process took over pays again there)."""
+        now = time.monotonic()
+        self._unstored = {k: v for k, v in self._unstored.items() if now - v[0] < UNSTORED_KEPT_S}
+        self._unstored[job_id] = (now, answer)
+
+    async def _no_data(self, job: Job, cin: str, answer: AttestrAnswer, called: bool, worker_id: str) -> None:
+        """Attestr has nothing for this CIN: not a failure. The company's links are left alone."""
+        result = _result("no_data", answer, called, 0, None)
+        async with self.pool.acquire() as conn, conn.transaction():
+            stored = await conn.execute(
+                queries.JOB_STORED, job.id, "succeeded", json.dumps(result), [], cin, worker_id
+            )
+            if stored == "UPDATE 0":
+                raise LeaseLost
+            found = await conn.fetchval(queries.COMPANY_CONTACTS_IN_AIRTABLE, job.record_id)
+            await jobs.set_company_status(
+                conn, job.record_id, "No Data", synced_at=datetime.now(timezone.utc), contacts_found=found
+            )
+        log.info("job.succeeded", **result)
+        metrics.job_ended("succeeded", job.created_at)
+
+
+def _result(
+    outcome: str, answer: AttestrAnswer, called: bool, fetched: int, upsert: UpsertOutcome | None
+) -> dict[str, Any]:
+    return {
+        "outcome": outcome,
+        "business_name": answer.business_name,
+        "contacts_fetched": fetched,
+        "contacts_new": upsert.contacts_new if upsert else 0,
+        "contacts_updated": upsert.contacts_updated if upsert else 0,
+        "contacts_suppressed": upsert.contacts_suppressed if upsert else 0,
+        "airtable_created": 0,
+        "airtable_updated": 0,
+        "airtable_failed": 0,
+        "attestr_called": called,
+    }

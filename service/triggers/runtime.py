@@ -1,0 +1,100 @@
+"""Everything a running process holds: the pool, the Attestr and Airtable clients, the worker
+and the pusher. `serve` and `worker` both start one."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import structlog
+
+from service.airtable.client import Airtable
+from service.attestr.client import AttestrClient
+from service.config import Settings
+from service.database import create_pool
+from service.engine import retention
+from service.engine.listener import Listener, Notifier
+from service.engine.pusher import Pusher
+from service.engine.sync import Syncer
+from service.engine.worker import Worker
+from service.migrations import migrate
+from service.triggers import reconcile
+from service.triggers.payloads import PayloadReader
+
+log = structlog.get_logger(__name__)
+
+
+class Runtime:
+    def __init__(self, settings: Settings, pool: asyncpg.Pool, database_url: str | None = None) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.attestr = AttestrClient(
+            settings.attestr_api_url,
+            settings.attestr_api_key,
+            max_contacts=settings.attestr_max_contacts,
+            timeout_s=settings.attestr_timeout_s,
+        )
+        self.airtable = Airtable(settings, pool)
+        self.pusher = Pusher(pool, self.airtable, settings, lease_s=settings.job_lease_s)
+        self.syncer = Syncer(pool, settings, self.attestr, self.airtable, on_stored=self.pusher.wake)
+        self.worker = Worker(pool, settings, self.syncer)
+        self.reader = PayloadReader(pool, self.airtable, on_queued=self.worker.wake)
+        self.listener = (
+            Listener(
+                database_url,
+                {"jobs": self.worker.wake, "push": self.pusher.wake, "payloads": self.reader.wake},
+            )
+            if database_url
+            else None
+        )
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._running_worker = False
+        self.notifier = Notifier(pool)
+
+    @classmethod
+    async def open(cls, settings: Settings, database_url: str) -> Runtime:
+        # A job may hold two connections (its CIN's lock and its queries); the pusher and the
+        # webhooks need their own.
+        pool = await create_pool(database_url, max_size=2 * settings.worker_concurrency + 10)
+        async with pool.acquire() as conn:
+            await migrate(conn)
+        return cls(settings, pool, database_url)
+
+    def start_notifier(self) -> None:
+        """Tell other processes about the jobs this one stores (see `Notifier`)."""
+        self._tasks.append(asyncio.create_task(self.notifier.run(self._stop), name="notifier"))
+
+    def jobs_stored(self) -> None:
+        """A job was stored here: wake this process's worker, and the others'."""
+        if self._running_worker:
+            self.worker.wake()
+        self.notifier.nudge()
+
+    def start_background(self) -> None:
+        """Run the worker and the pusher until `close`."""
+        self._running_worker = True
+        self._tasks += [
+            asyncio.create_task(self.worker.run(self._stop), name="worker"),
+            asyncio.create_task(retention.run(self.pool, self.settings, self._stop), name="retention"),
+            asyncio.create_task(self.pusher.run(self._stop), name="pusher"),
+            asyncio.create_task(self.reader.run(self._stop), name="payload-reader"),
+            asyncio.create_task(
+                reconcile.run(self.pool, self.airtable, self.settings, self._stop), name="reconcile"
+            ),
+        ]
+        if self.listener:
+            self._tasks.append(asyncio.create_task(self.listener.run(self._stop), name="listener"))
+
+    async def wait(self) -> None:
+        await asyncio.gather(*self._tasks)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def close(self) -> None:
+        self.stop()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.attestr.aclose()
+        await self.pool.close()

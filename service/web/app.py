@@ -1,0 +1,108 @@
+"""The web application: routes, and the lifespan that owns the runtime (pool, worker, pusher)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import structlog
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from service.config import MIN_SECRET_LENGTH, Settings
+from service.database import DATABASE_ERRORS
+from service.engine.jobs import QueueCap
+from service.migrations import pending_migrations
+from service.triggers.runtime import Runtime
+from service.web import api, metrics, openapi, webhooks
+from service.web.errors import EXCEPTION_HANDLERS, CatchAll, error_response
+from service.web.webhooks import ScriptVersions
+
+log = structlog.get_logger(__name__)
+
+
+def missing_settings(settings: Settings) -> list[str]:
+    """Variables the service runs without, but cannot do its work without."""
+    wanted = {
+        "WEBHOOK_SECRETS": settings.webhook_secrets,
+        "API_KEYS": settings.api_keys,
+        "ATTESTR_API_KEY": settings.attestr_api_key,
+        "AIRTABLE_API_KEY": settings.airtable_api_key,
+        "AIRTABLE_BASE_ID": settings.airtable_base_id,
+    }
+    return [
+        f"{name} (every value is shorter than {MIN_SECRET_LENGTH} characters)"
+        if not value and name in settings.short_secrets
+        else name
+        for name, value in wanted.items()
+        if not value
+    ]
+
+
+async def health(_request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+async def ready(request: Request) -> JSONResponse:
+    pool: asyncpg.Pool = request.app.state.pool
+    try:
+        async with pool.acquire(timeout=2) as conn:
+            pending = await pending_migrations(conn)
+    except DATABASE_ERRORS as exc:
+        return error_response(503, "unavailable", f"The database is not reachable ({type(exc).__name__})")
+    if pending:
+        return error_response(503, "unavailable", f"Migrations not applied: {', '.join(pending)}")
+    missing = missing_settings(request.app.state.settings)
+    body: dict[str, Any] = {"status": "ready", "database": "ok", "missing_settings": missing}
+    return JSONResponse(body)
+
+
+ROUTES = [
+    Route("/health", health),
+    Route("/ready", ready),
+    Route("/webhooks/airtable", webhooks.airtable_webhook, methods=["POST"]),
+    Route("/webhooks/airtable/notifications", webhooks.airtable_notification, methods=["POST"]),
+    Route("/companies/{record_id}/sync", api.sync_company, methods=["POST"]),
+    Route("/contacts/fetch", api.contacts_fetch, methods=["POST"]),
+    Route("/jobs", api.list_jobs),
+    Route("/jobs/{job_id}", api.get_job),
+    Route("/jobs/{job_id}/retry", api.retry_job, methods=["POST"]),
+    Route("/stats", api.stats_endpoint),
+    Route("/metrics", metrics.endpoint),
+    Route("/openapi.json", openapi.endpoint),
+]
+
+
+def create_app(settings: Settings, database_url: str) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        runtime = await Runtime.open(settings, database_url)
+        app.state.settings = settings
+        app.state.pool = runtime.pool
+        app.state.wake_worker = runtime.jobs_stored
+        app.state.queue_cap = QueueCap(runtime.pool, settings.queue_max_jobs)
+        app.state.script_versions = ScriptVersions(runtime.pool)
+        app.state.wake_reader = runtime.reader.wake if settings.worker_in_web else (lambda: None)
+        runtime.start_notifier()
+        if settings.worker_in_web:
+            runtime.start_background()
+
+        if missing := missing_settings(settings):
+            log.warning("service.not_configured", missing=missing)
+        log.info("service.started", port=settings.port, worker_in_web=settings.worker_in_web)
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    return Starlette(
+        routes=ROUTES,
+        lifespan=lifespan,
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[Middleware(CatchAll)],
+    )

@@ -1,0 +1,51 @@
+"""Limits that lose nothing: a request rate per API key, and a cap on the queue.
+
+A leaked API key must not be able to spend the Attestr credits: each key may make API_RATE_LIMIT
+requests in every API_RATE_WINDOW_S, counted in PostgreSQL so that every web process agrees, and
+is answered 429 `rate_limited` with `Retry-After` beyond that. The webhook is not rate-limited
+(behind a router every request has the same address, and a refused webhook is a lost trigger);
+instead the queue as a whole holds at most QUEUE_MAX_JOBS queued jobs. One company never holds
+more than one queued job: a second webhook reuses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import asyncpg
+
+from service import queries
+from service.config import Settings
+from service.engine.jobs import QueueCap
+from service.web.errors import ApiError
+
+
+def key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+async def take_api_request(pool: asyncpg.Pool, key: str, settings: Settings) -> None:
+    """Count one request against the key's window, or refuse it with 429 `rate_limited`."""
+    row = await pool.fetchrow(queries.API_RATE_TAKE, key_hash(key), settings.api_rate_window_s)
+    if row["requests"] > settings.api_rate_limit:
+        retry_after = max(1, math.ceil(row["resets_in_s"]))
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"This API key made more than {settings.api_rate_limit} requests in "
+            f"{settings.api_rate_window_s:g} s; try again in {retry_after} s",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
+async def check_queue(cap: QueueCap) -> None:
+    """Refuse with 429 `rate_limited` while the queue holds QUEUE_MAX_JOBS jobs."""
+    if await cap.full():
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"The queue is full ({cap.max_jobs} jobs waiting, QUEUE_MAX_JOBS); nothing was "
+            "stored: send again in a minute",
+            headers={"Retry-After": "60"},
+        )
