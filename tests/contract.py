@@ -27,7 +27,7 @@ import pytest
 from pyairtable import Api
 from requests import HTTPError
 
-from service.commands.doctor import FIELDS
+from service.commands.doctor_airtable import FIELDS
 from service.config import DEFAULT_FIELDS
 from service.standins.airtable import AirtableStandIn
 

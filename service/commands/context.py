@@ -1,0 +1,136 @@
+"""What every command shares: the one-sentence error, the database, the console."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+import structlog
+from rich.console import Console
+
+from service.airtable.client import Airtable, AirtableNotConfigured
+from service.config import Settings
+from service.database import DATABASE_ERRORS, create_pool, database_url
+from service.migrations import migrate
+from service.web import validation
+
+log = structlog.get_logger(__name__)
+
+
+class CommandError(Exception):
+    """A problem the person at the command line can fix, said in one sentence; `code` is the
+    exit status (2: the command was used wrongly, 1: it could not do its work)."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def reason_of(exc: BaseException) -> str:
+    """Why a connection failed, in a few words."""
+    if isinstance(exc, socket.gaierror):
+        return "no such host"
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+        return "no answer within 10 s"
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno).lower()
+    first = str(exc).strip().splitlines()
+    return first[0] if first else type(exc).__name__
+
+
+def unreachable(settings: Settings, exc: BaseException) -> CommandError:
+    if settings.database_url is None:
+        where = f"embedded in {settings.data_dir.resolve()}"
+    else:
+        parts = urlsplit(settings.database_url)
+        where = f"at {parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or ''}"
+    return CommandError(
+        f"The database {where} cannot be reached ({reason_of(exc)}): check DATABASE_URL, or unset it "
+        "to use the embedded database"
+    )
+
+
+def resolved_database_url(settings: Settings) -> str:
+    """DATABASE_URL, or the embedded PostgreSQL's, started if need be."""
+    try:
+        return database_url(settings)
+    except Exception as exc:  # pgserver fails in many ways (folder, port, binary): one thing to a user
+        raise CommandError(
+            f"The embedded PostgreSQL could not start in {settings.data_dir.resolve()} ({reason_of(exc)}): "
+            "check that DATA_DIR is a folder you can write to, or set DATABASE_URL"
+        ) from exc
+
+
+async def open_pool(settings: Settings, **sizes: int) -> asyncpg.Pool:
+    """A pool on the service's database, migrated; CommandError when it cannot be reached."""
+    url = resolved_database_url(settings)
+    try:
+        pool = await create_pool(url, timeout=10, **sizes)
+    except (*DATABASE_ERRORS, ValueError) as exc:
+        raise unreachable(settings, exc) from exc
+    async with pool.acquire() as conn:
+        await migrate(conn)
+    return pool
+
+
+def with_pool(settings: Settings, work: Callable[[asyncpg.Pool], Awaitable[int]]) -> int:
+    """Run an operator command against the database (migrated first)."""
+
+    async def run() -> int:
+        pool = await open_pool(settings, min_size=1, max_size=2)
+        try:
+            return await work(pool)
+        finally:
+            await pool.close()
+
+    return asyncio.run(run())
+
+
+def new_console() -> Console:
+    # Whole lines, never wrapped: operators pipe this output into grep and logs. Tables fit a
+    # terminal (or COLUMNS); in a pipe or a log they are drawn wide, cutting nothing.
+    console = Console(soft_wrap=True, highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(soft_wrap=True, highlight=False, width=250)
+    return console
+
+
+def print_json(value: Any) -> None:
+
+    print(json.dumps(value, indent=2, default=str))
+
+
+def configured_airtable(settings: Settings, pool: asyncpg.Pool) -> Airtable | None:
+    """The Airtable client, or None (having said what is missing) when it is not configured."""
+    airtable = Airtable(settings, pool)
+    try:
+        airtable.require_configured()
+    except AirtableNotConfigured as exc:
+        print(exc.message, file=sys.stderr)
+        return None
+    return airtable
+
+
+def positive_count(text: str) -> int:
+    number = validation.whole_number(text)
+    if number is None or number < 1:
+        raise argparse.ArgumentTypeError(f"a whole number of at least 1, not {text[:40]!r}")
+    return number
+
+
+def job_id_argument(text: str) -> int:
+    job_id = validation.whole_number(text)
+    if job_id is None:
+        raise argparse.ArgumentTypeError(f"a job id is a whole number like 42, not {text[:40]!r}")
+    return job_id
+
+
+LISTED = 50  # companies named one per line before the rest are only counted

@@ -1,0 +1,188 @@
+"""`serve`, `worker`, `migrate` and `demo`: the commands that run the service."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import os
+import signal
+import socket
+import sys
+
+import asyncpg
+import structlog
+import uvicorn
+from rich.console import Console
+
+from service.commands import demo
+from service.commands.context import (
+    CommandError,
+    open_pool,
+    reason_of,
+    resolved_database_url,
+    unreachable,
+)
+from service.config import Settings
+from service.database import DATABASE_ERRORS
+from service.migrations import migrate
+from service.triggers.runtime import Runtime
+from service.web.app import create_app
+
+log = structlog.get_logger(__name__)
+
+
+def _exit_cleanly(_signum: int, _frame: object) -> None:
+    sys.exit(0)
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    port = args.port if args.port is not None else settings.port
+    settings = Settings(**{**settings.__dict__, "port": port})
+    # The port first, then the database: `service.started` is logged only once both are had.
+    listening = _listen(args.host, port)
+    try:
+        url = resolved_database_url(settings)
+        asyncio.run(_check_database(settings))
+    except BaseException:
+        listening.close()
+        raise
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again; exiting
+    # normally at that point (instead of being killed by it) lets the embedded database stop.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    signal.signal(signal.SIGINT, _exit_cleanly)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, url),
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=30,
+            # Slow or idle clients: an idle keep-alive connection is closed after 5 s, and beyond
+            # 1,000 connections at once new ones are answered 503 rather than queued without
+            # limit (a body's own time limit is validation.BODY_TIMEOUT_S).
+            timeout_keep_alive=5,
+            limit_concurrency=1000,
+        )
+    )
+    server.run(sockets=[listening])
+    return 0 if server.started else 1
+
+
+async def _check_database(settings: Settings) -> None:
+    pool = await open_pool(settings, min_size=1, max_size=1)
+    await pool.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The service's listening socket, or CommandError saying why the port cannot be had."""
+    # IPPROTO_TCP said explicitly: asyncio turns Nagle off (TCP_NODELAY) only on sockets that say
+    # they are TCP, and with Nagle on a response can wait ~40 ms for a delayed ACK.
+    sock = socket.socket(
+        socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP
+    )
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+        return sock
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise CommandError(
+                f"Port {port} is already in use on {host}: stop what is using it, or choose another "
+                "port with --port or PORT"
+            ) from exc
+        raise CommandError(
+            f"Cannot listen on {host}:{port} ({reason_of(exc)}): check --host and PORT"
+        ) from exc
+
+
+def _worker(settings: Settings, _args: argparse.Namespace) -> int:
+    url = resolved_database_url(settings)
+
+    async def run() -> None:
+        try:
+            runtime = await Runtime.open(settings, url)
+        except DATABASE_ERRORS as exc:
+            raise unreachable(settings, exc) from exc
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            # Stop claiming; in-flight jobs finish within the grace period or are handed back.
+            loop.add_signal_handler(sig, runtime.stop)
+        runtime.start_background()
+        log.info("worker.started", concurrency=settings.worker_concurrency)
+        try:
+            await runtime.wait()
+        finally:
+            await runtime.close()
+        log.info("worker.stopped")
+
+    asyncio.run(run())
+    return 0
+
+
+def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    async def run() -> list[str]:
+        try:
+            conn = await asyncpg.connect(resolved_database_url(settings), timeout=10)
+        except (*DATABASE_ERRORS, ValueError) as exc:
+            raise unreachable(settings, exc) from exc
+        try:
+            return await migrate(conn)
+        finally:
+            await conn.close()
+
+    applied = asyncio.run(run())
+    print(f"applied {len(applied)} migration(s){': ' + ', '.join(applied) if applied else ''}")
+    return 0
+
+
+def _demo(_settings: Settings, _args: argparse.Namespace) -> int:
+    console = Console(highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(highlight=False, width=150)  # a log or a pipe: room for the tables
+    return demo.run(console)
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    """This module's commands, on the `contact-sync` parser."""
+    dem = commands.add_parser(
+        "demo",
+        help="see the whole flow work on this machine, with no accounts",
+        description="Runs the real service against an embedded PostgreSQL (in a temporary directory) "
+        "and the package's Attestr and Airtable stand-ins, sends webhooks for four sample companies "
+        "the way the Airtable automation does, and shows the resulting Airtable rows. Your .env and "
+        "database are not used.\n\nexample:\n  contact-sync demo",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    dem.set_defaults(run=_demo)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the web service (and the worker, unless WORKER_IN_WEB=false)",
+        description="Start the embedded database when DATABASE_URL is unset, apply migrations, and "
+        "serve HTTP.\n\nexamples:\n  contact-sync serve\n  contact-sync serve --port 9000",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("--port", type=int, help="HTTP port (default: PORT, 8000)")
+    serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default: 0.0.0.0)")
+    serve.set_defaults(run=_serve)
+
+    worker = commands.add_parser(
+        "worker",
+        help="run the worker and the Airtable pusher without HTTP",
+        description="Claim and run jobs, and write their rows to Airtable. Run it beside "
+        "`serve` with WORKER_IN_WEB=false, as many as you like.\n\nexample:\n  contact-sync worker",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    worker.set_defaults(run=_worker)
+
+    mig = commands.add_parser(
+        "migrate",
+        help="apply database migrations and exit",
+        description="Apply every migration of migrations/ not yet applied, under an advisory lock."
+        "\n\nexample:\n  contact-sync migrate",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    mig.set_defaults(run=_migrate)
