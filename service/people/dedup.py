@@ -1,36 +1,13 @@
-"""De-duplication of people: the rules of the design's "People" section, in one place.
-
-A wrong merge puts one director's name on another's phone, so the rules err towards keeping
-two rows apart:
-
-* A DIN or a PAN identifies a person (Attestr's `indexId` is a DIN for a director, a PAN for a
-  signatory who is not one). Two different DINs, or two different PANs, are never merged, even
-  when they share a phone or email (filings often give the company secretary's number for
-  several people).
-* A contact with a DIN (or PAN) that matches nobody by it takes over a person who has no DIN
-  (no PAN) and has the same phone, email, or (same company, same name), when the names agree
-  (one may be a shorter form of the other): that person seen before, now with the DIN (PAN). A
-  person seen once with a DIN and once with a PAN keeps both; a secretary's record never
-  becomes a director's.
-* A contact without a DIN matches by phone, then email, then (same company, same name), over all
-  people; the oldest person wins when a key points at several. When phone and email point at
-  different people the phone wins, the email stays where it is, and the conflict is logged.
-* A DIN match updates every field with the newer non-empty values; any other match only fills
-  empty fields. Nothing is ever blanked.
-* Duplicates inside one answer collapse by the same rules, in the answer's order, because the
-  contacts are matched one by one against an index that already holds the earlier ones.
-
-The database work is set-based: advisory locks on every key in sorted order, one query for every
-person the batch could match (locked `FOR UPDATE`), the matching in memory, then one statement
-each to insert, update, link and mark rows for Airtable, however many contacts the batch holds.
-"""
+"""Storing people, de-duplicated (the rules are `matching`'s): set-based, with advisory locks
+on every key in sorted order, one query for every person the batch could match (locked `FOR
+UPDATE`), the matching in memory, then one statement each to insert, update, link and mark rows
+for Airtable, however many contacts the batch holds. Forgotten people are kept out here."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -38,15 +15,13 @@ import asyncpg
 import structlog
 
 from service import queries
-from service.people.names import display_name, name_key, names_agree
+from service.people.matching import CompanyContacts, Person, identity_of, resolve
+from service.people.names import name_key
 from service.people.normalize import Contact, Email, Phone
 
 log = structlog.get_logger(__name__)
 
-# Fields Airtable shows: a change to any of them means the row must be pushed again.
-# (A PAN is a key in PostgreSQL only: never shown in Airtable.)
-_VISIBLE = frozenset({"din", "name", "phone_e164", "phone_type", "email", "addresses"})
-IDENTITIES = ("din", "pan")
+
 PEOPLE_COLUMNS = (
     "din",
     "pan",
@@ -65,17 +40,6 @@ MAX_KEY_LOCKS = 256
 
 
 @dataclass
-class CompanyContacts:
-    """One Attestr answer for one company, ready to store."""
-
-    company_id: int
-    contacts: list[Contact]
-    replace_links: bool = True  # False for a sync limited by max_contacts: it unlinks no one
-    push_all: bool = False  # a forced sync sends every linked person to Airtable again
-    suppressed: int = 0  # contacts left out for being forgotten (`contact-sync contacts forget`)
-
-
-@dataclass
 class UpsertOutcome:
     company_id: int
     person_ids: list[int]
@@ -90,306 +54,6 @@ class UpsertOutcome:
     @property
     def unlinked(self) -> int:
         return len(self.unlinked_ids)
-
-
-@dataclass(eq=False)
-class _Person:
-    id: int | None
-    age: int
-    din: str | None = None
-    pan: str | None = None
-    name: str | None = None
-    name_raw: str | None = None
-    phone_e164: str | None = None
-    phone_raw: str | None = None
-    phone_type: str | None = None
-    email: str | None = None
-    email_raw: str | None = None
-    addresses: list[dict[str, str]] = field(default_factory=list)
-    company_ids: set[int] = field(default_factory=set)
-    changed: bool = False
-    visible: bool = False
-
-    def set(self, column: str, value: Any) -> None:
-        if getattr(self, column) != value:
-            setattr(self, column, value)
-            self.changed = True
-            self.visible = self.visible or column in _VISIBLE
-
-
-class _Index:
-    """Every person the batch can match, by each key, oldest first."""
-
-    def __init__(self, people: Iterable[_Person]) -> None:
-        self.by_identity: dict[tuple[str, str], _Person] = {}  # ("din" or "pan", value)
-        self.by_phone: dict[str, list[_Person]] = defaultdict(list)
-        self.by_email: dict[str, list[_Person]] = defaultdict(list)
-        self.by_name: dict[tuple[int, str], list[_Person]] = defaultdict(list)
-        self.people: list[_Person] = []
-        for person in people:
-            self.add(person)
-
-    def add(self, person: _Person) -> None:
-        self.people.append(person)
-        self.reindex(person)
-
-    def reindex(self, person: _Person) -> None:
-        """Make the person findable by its current keys (old keys are filtered on lookup)."""
-        for kind in IDENTITIES:
-            if value := getattr(person, kind):
-                self.by_identity[(kind, value)] = person
-        for key, table in ((person.phone_e164, self.by_phone), (person.email, self.by_email)):
-            if key and person not in table[key]:
-                table[key].append(person)
-                table[key].sort(key=lambda p: p.age)
-        nk = name_key(person.name)
-        for company_id in person.company_ids if nk else ():
-            entries = self.by_name[(company_id, nk)]
-            if person not in entries:
-                entries.append(person)
-                entries.sort(key=lambda p: p.age)
-
-    def oldest(
-        self,
-        attr: str,
-        key: str | None,
-        name: str | None,
-        *,
-        lacking: tuple[str, ...] = (),
-        besides: frozenset[int] = frozenset(),
-    ) -> _Person | None:
-        """The oldest person whose `attr` (phone_e164 or email) is `key` and whose name agrees
-        with `name`; with `lacking` ("din", "pan"), only a person without those identities; never
-        one of `besides` (ids of people)."""
-        table = self.by_phone if attr == "phone_e164" else self.by_email
-        for person in table.get(key, ()) if key else ():
-            if getattr(person, attr) != key or id(person) in besides:
-                continue  # the person's key changed since it was indexed, or is ruled out
-            if any(getattr(person, kind) for kind in lacking) or not names_agree(person.name, name):
-                continue
-            return person
-        return None
-
-    def by_company_name(
-        self,
-        company_id: int,
-        name: str | None,
-        *,
-        lacking: tuple[str, ...] = (),
-        besides: frozenset[int] = frozenset(),
-    ) -> _Person | None:
-        """A person of this company with this name (and, with `lacking`, without those
-        identities)."""
-        nk = name_key(name)
-        if not nk:
-            return None
-        for person in self.by_name.get((company_id, nk), ()):
-            if (
-                name_key(person.name) == nk
-                and company_id in person.company_ids
-                and not any(getattr(person, kind) for kind in lacking)
-                and id(person) not in besides
-            ):
-                return person
-        return None
-
-
-def _shown_name(current: str | None, newer: str | None) -> str | None:
-    """The name Airtable shows: the newer spelling in the case people write it, except that a
-    shown name stays when the newer one differs only in case, spacing, dots or honorifics (one
-    person no longer flips between "Vikram Sethi" and "VIKRAM SETHI")."""
-    if current and name_key(current) == name_key(newer) and current == display_name(current):
-        return current
-    return display_name(newer)
-
-
-def _fill(person: _Person, contact: Contact, *, replace: bool, skip_email: bool = False) -> None:
-    """Copy the contact's values onto the person: all non-empty ones when `replace` (a DIN
-    match), otherwise only into empty fields. A phone or email without a valid key never
-    replaces one that has a key."""
-
-    def take(current: Any, new: Any) -> bool:
-        return bool(new) and (replace or not current)
-
-    if take(person.name, contact.name):
-        person.set("name", _shown_name(person.name, contact.name))
-        person.set("name_raw", contact.name_raw)
-    if contact.phone.e164 and take(person.phone_e164, contact.phone.e164):
-        person.set("phone_e164", contact.phone.e164)
-        person.set("phone_raw", contact.phone.raw)
-        person.set("phone_type", contact.phone.type)
-    elif contact.phone.raw and not person.phone_e164 and take(person.phone_raw, contact.phone.raw):
-        person.set("phone_raw", contact.phone.raw)
-    if not skip_email:
-        if contact.email.address and take(person.email, contact.email.address):
-            person.set("email", contact.email.address)
-            person.set("email_raw", contact.email.raw)
-        elif contact.email.raw and not person.email and take(person.email_raw, contact.email.raw):
-            person.set("email_raw", contact.email.raw)
-    if take(person.addresses, contact.addresses):
-        person.set("addresses", contact.addresses)
-
-
-def _identity(contact: Contact) -> tuple[str, str] | None:
-    """("din", DIN) or ("pan", PAN): the contact's identity, if it has one."""
-    if contact.din:
-        return "din", contact.din
-    return ("pan", contact.pan) if contact.pan else None
-
-
-def _match(
-    index: _Index,
-    contact: Contact,
-    company_id: int,
-    *,
-    one_answer: bool = False,
-    besides: frozenset[int] = frozenset(),
-) -> tuple[_Person | None, str]:
-    """The person this contact is, and how it matched: din, pan, claim, weak, conflict or new.
-    Within `one_answer`, a contact with an identity claims only a person with none: a filing
-    names each person once, so a director and a signatory in it are two people. `besides`: the
-    people other contacts of the same answer already are (the answer named them apart)."""
-    phone, email = contact.phone.e164, contact.email.address
-    if identity := _identity(contact):
-        kind, _value = identity
-        if person := index.by_identity.get(identity):
-            return person, kind
-        lacking = IDENTITIES if one_answer else (kind,)
-        person = (
-            index.oldest("phone_e164", phone, contact.name, lacking=lacking, besides=besides)
-            or index.oldest("email", email, contact.name, lacking=lacking, besides=besides)
-            or index.by_company_name(company_id, contact.name, lacking=lacking, besides=besides)
-        )
-        return (person, "claim") if person else (None, "new")
-    # Without an identity, a phone or email is a weak key: an office's number is given for
-    # several people, so only a person whose name agrees can be the same one.
-    by_phone = index.oldest("phone_e164", phone, contact.name, besides=besides)
-    by_email = index.oldest("email", email, contact.name, besides=besides)
-    if by_phone and by_email and by_phone is not by_email:
-        return by_phone, "conflict"
-    person = by_phone or by_email or index.by_company_name(company_id, contact.name, besides=besides)
-    return (person, "weak") if person else (None, "new")
-
-
-@dataclass
-class _Plan:
-    index: _Index
-    links: dict[int, list[_Person]]
-    conflicts: list[dict[str, Any]]
-    matched: dict[int, list[tuple[Contact, _Person, str]]]  # company -> each contact's person and how
-
-
-class _Matcher:
-    """Contacts matched one by one against an index, each becoming or updating a person."""
-
-    def __init__(self, index: _Index, *, one_answer: bool = False) -> None:
-        self.index = index
-        self.one_answer = one_answer
-        self._new = 0
-
-    def take(
-        self, contact: Contact, company_id: int, besides: frozenset[int] = frozenset()
-    ) -> tuple[_Person, str]:
-        """The person the contact is (made or updated) and how it matched; never one of
-        `besides` but by its own identity."""
-        person, how = _match(self.index, contact, company_id, one_answer=self.one_answer, besides=besides)
-        if person is None:
-            self._new += 1
-            person = _Person(id=None, age=2**62 + self._new, changed=True, visible=True)
-            _fill(person, contact, replace=True)
-            person.set("din", contact.din)
-            person.set("pan", contact.pan)
-            person.company_ids.add(company_id)
-            self.index.add(person)
-            return person, how
-        # A claim gives the person the contact's identity, unless another person has it.
-        for kind in IDENTITIES:
-            value = getattr(contact, kind)
-            if (
-                value
-                and not getattr(person, kind)
-                and self.index.by_identity.get((kind, value)) in (None, person)
-            ):
-                person.set(kind, value)
-        # A claim makes the person that identity's: like a match by it, the newer values count
-        # (the next sync matches by the identity and would change them then).
-        _fill(person, contact, replace=how in (*IDENTITIES, "claim"), skip_email=how == "conflict")
-        person.company_ids.add(company_id)
-        self.index.reindex(person)
-        return person, how
-
-
-def _as_contact(person: _Person) -> Contact:
-    return Contact(
-        din=person.din,
-        pan=person.pan,
-        name=person.name,
-        name_raw=person.name_raw,
-        phone=Phone(person.phone_raw, person.phone_e164, person.phone_type),
-        email=Email(person.email_raw, person.email),
-        addresses=person.addresses,
-    )
-
-
-def _in_order(contacts: list[Contact]) -> list[int]:
-    """Positions in the order contacts are matched: those with a DIN or PAN first (they are who
-    they say; a weak key is judged against them), then the rest, each in the answer's order. So
-    the outcome does not hang on where in a filing a person stands, nor on what the previous
-    answer changed."""
-    return sorted(range(len(contacts)), key=lambda i: (_identity(contacts[i]) is None, i))
-
-
-def _collapse(batch: CompanyContacts) -> tuple[list[tuple[Contact, list[int]]], list[dict[str, Any]]]:
-    """The answer's contacts with its own duplicates merged first, by the same rules: each
-    merged contact and the positions in the answer it stands for, in matching order; and the
-    conflicts found inside the answer (a phone and an email pointing at two of its people)."""
-    matcher = _Matcher(_Index([]), one_answer=True)
-    merged: list[_Person] = []
-    positions: dict[int, list[int]] = defaultdict(list)
-    conflicts: list[dict[str, Any]] = []
-    for position in _in_order(batch.contacts):
-        person, how = matcher.take(batch.contacts[position], batch.company_id)
-        if how == "conflict":
-            conflicts.append({"company_id": batch.company_id, "position": position, "within_answer": True})
-        if not positions[id(person)]:
-            merged.append(person)
-        positions[id(person)].append(position)
-    return [(_as_contact(person), sorted(positions[id(person)])) for person in merged], conflicts
-
-
-def resolve(batches: list[CompanyContacts], candidates: Iterable[_Person]) -> _Plan:
-    """Match every contact of every batch against the candidates and each other: an answer's own
-    duplicates merged first, then each merged contact matched to a stored person or made one.
-    A company's people are linked, and `matched` listed, in the answer's order."""
-    matcher = _Matcher(_Index(candidates))
-    links: dict[int, list[_Person]] = {}
-    conflicts: list[dict[str, Any]] = []
-    matched: dict[int, list[tuple[Contact, _Person, str]]] = defaultdict(list)
-    for batch in batches:
-        merged, inside = _collapse(batch)
-        conflicts += inside
-        found: list[tuple[int, Contact, _Person, str]] = []  # (position, contact, person, how)
-        for contact, positions in merged:
-            # The answer told its people apart: one of them never joins another's person.
-            person, how = matcher.take(contact, batch.company_id, frozenset(id(f[2]) for f in found))
-            if how == "conflict":
-                email_owner = matcher.index.oldest("email", contact.email.address, contact.name)
-                conflicts.append(
-                    {
-                        "company_id": batch.company_id,
-                        "position": positions[0],
-                        "phone_person_id": person.id,
-                        "email_person_id": email_owner.id if email_owner else None,
-                    }
-                )
-            found += [(i, batch.contacts[i], person, how) for i in positions]
-        found.sort(key=lambda f: f[0])
-        linked = links.setdefault(batch.company_id, [])
-        for _, contact, person, how in found:
-            if all(p is not person for p in linked):
-                linked.append(person)
-            matched[batch.company_id].append((contact, person, how))
-    return _Plan(matcher.index, links, conflicts, matched)
 
 
 def _lock_keys(batches: list[CompanyContacts]) -> list[int]:
@@ -445,7 +109,7 @@ async def _drop_suppressed(conn: asyncpg.Connection, batches: list[CompanyContac
             if (
                 gone("din", c.din)
                 or gone("pan", c.pan)
-                or (not _identity(c) and (gone("phone", c.phone.e164) or gone("email", c.email.address)))
+                or (not identity_of(c) and (gone("phone", c.phone.e164) or gone("email", c.email.address)))
             ):
                 b.suppressed += 1
                 continue
@@ -461,15 +125,15 @@ def _keys(c: Contact) -> tuple[tuple[str, str | None], ...]:
     return (("din", c.din), ("pan", c.pan), ("phone", c.phone.e164), ("email", c.email.address))
 
 
-def _person_from_row(row: asyncpg.Record) -> _Person:
+def _person_from_row(row: asyncpg.Record) -> Person:
     values = {c: row[c] for c in PEOPLE_COLUMNS}
     values["addresses"] = (
         json.loads(row["addresses"]) if isinstance(row["addresses"], str) else row["addresses"]
     )
-    return _Person(id=row["id"], age=row["id"], company_ids=set(row["company_ids"]), **values)
+    return Person(id=row["id"], age=row["id"], company_ids=set(row["company_ids"]), **values)
 
 
-def _column_arrays(people: list[_Person]) -> list[list[Any]]:
+def _column_arrays(people: list[Person]) -> list[list[Any]]:
     return [
         [json.dumps(p.addresses) if c == "addresses" else getattr(p, c) for p in people]
         for c in PEOPLE_COLUMNS
