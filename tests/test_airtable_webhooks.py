@@ -32,7 +32,8 @@ from structlog.testing import capture_logs
 
 from service import identifiers
 from service.airtable import webhooks as airtable_webhooks
-from service.airtable.client import Airtable, AirtableError
+from service.airtable.client import Airtable
+from service.airtable.errors import AirtableError
 from service.engine import jobs
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn

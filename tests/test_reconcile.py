@@ -13,7 +13,8 @@ import asyncpg
 import pytest
 from structlog.testing import capture_logs
 
-from service.airtable.client import Airtable, AirtableError
+from service.airtable.client import Airtable
+from service.airtable.errors import AirtableError
 from service.engine import jobs
 from service.people.companies import ensure_company
 from service.standins.airtable import AirtableStandIn

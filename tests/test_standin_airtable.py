@@ -14,7 +14,8 @@ from pyairtable import formulas as f
 from pyairtable.api.table import Table
 from requests import HTTPError
 
-from service.airtable.client import MAX_ANSWER_BYTES, Airtable, AirtableError
+from service.airtable.client import Airtable
+from service.airtable.errors import MAX_ANSWER_BYTES, AirtableError
 from service.config import load_settings
 from service.standins.airtable import AirtableStandIn
 from tests.conftest import Running

@@ -27,7 +27,8 @@ import asyncpg
 import structlog
 
 from service import queries
-from service.airtable.client import Airtable, AirtableError
+from service.airtable.client import Airtable
+from service.airtable.errors import AirtableError
 from service.config import Settings
 
 log = structlog.get_logger(__name__)

@@ -15,7 +15,8 @@ from typing import Any
 import asyncpg
 
 from service import queries
-from service.airtable.client import Airtable, AirtableError
+from service.airtable.client import Airtable
+from service.airtable.errors import AirtableError
 from service.config import Settings
 from service.database import in_transaction
 from service.people.companies import ensure_companies

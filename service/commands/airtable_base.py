@@ -13,7 +13,8 @@ from rich.progress import Progress
 
 from service import queries
 from service.airtable import webhooks as airtable_webhooks
-from service.airtable.client import Airtable, AirtableError
+from service.airtable.client import Airtable
+from service.airtable.errors import AirtableError
 from service.commands import adopt
 from service.commands.context import (
     LISTED,

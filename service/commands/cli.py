@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from service.airtable.client import AirtableError
+from service.airtable.errors import AirtableError
 from service.commands import (
     airtable_base,
     doctor_command,

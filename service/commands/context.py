@@ -16,7 +16,8 @@ import asyncpg
 import structlog
 from rich.console import Console
 
-from service.airtable.client import Airtable, AirtableNotConfigured
+from service.airtable.client import Airtable
+from service.airtable.errors import AirtableNotConfigured
 from service.config import Settings
 from service.database import DATABASE_ERRORS, create_pool, database_url
 from service.migrations import migrate

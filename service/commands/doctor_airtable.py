@@ -10,7 +10,8 @@ from typing import Any
 import asyncpg
 
 from service.airtable import webhooks as airtable_webhooks
-from service.airtable.client import SELECT_OPTIONS, Airtable, AirtableError
+from service.airtable.client import SELECT_OPTIONS, Airtable
+from service.airtable.errors import AirtableError
 from service.commands.checks import FAIL, OK, WARN, Check
 from service.config import Settings
 

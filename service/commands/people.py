@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import asyncpg
 import structlog
 
-from service.airtable.client import AirtableError
+from service.airtable.errors import AirtableError
 from service.commands import forget
 from service.commands.context import (
     CommandError,

@@ -22,15 +22,14 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Any
 
 import asyncpg
 import structlog
 
 from service import metrics, queries
-from service.airtable.client import (
-    Airtable,
+from service.airtable.client import Airtable
+from service.airtable.errors import (
     AirtableError,
     AirtableNotConfigured,
     AirtableRateLimited,
@@ -39,18 +38,18 @@ from service.airtable.client import (
 from service.config import Settings
 from service.database import DATABASE_ERRORS
 from service.engine import jobs
+from service.engine.company_statuses import CompanyStatuses
+from service.engine.outbox import BATCH, RETRY_AFTER_S, SCHEMA_CHANGED, option_note, retry_delay
 from service.people.normalize import address_text
 from service.wakeup import Wakeup
 
 log = structlog.get_logger(__name__)
 
-BATCH = 10  # Airtable's limit of records per write request
-RETRY_AFTER_S = 5.0
 # While Airtable cannot be written, the reason is logged when it changes, and again this often.
 WAITING_REPEAT_S = 300.0
 
 
-class Pusher:
+class Pusher(CompanyStatuses):
     def __init__(
         self,
         pool: asyncpg.Pool,
@@ -188,7 +187,7 @@ class Pusher:
                     "airtable.option_missing",
                     field=field,
                     option=change["option"],
-                    hint=_option_note(field, change["option"]),
+                    hint=option_note(field, change["option"]),
                 )
             else:
                 log.info("airtable.option_added", field=field, option=change["option"])
@@ -276,7 +275,7 @@ class Pusher:
         try:
             result = await self.airtable.upsert_contacts(records, slot)
         except (AirtableRateLimited, AirtableUnavailable) as exc:
-            await self.pool.execute(queries.PEOPLE_RELEASE_PUSH, ids, _retry_delay(exc))
+            await self.pool.execute(queries.PEOPLE_RELEASE_PUSH, ids, retry_delay(exc))
             return
         except AirtableNotConfigured:
             await self.pool.execute(queries.PEOPLE_RELEASE_PUSH, ids, 0.0)
@@ -325,7 +324,7 @@ class Pusher:
                 await self.pool.execute(queries.PEOPLE_RELEASE_PUSH, [row["id"] for row in rows], 0.0)
                 log.warning("airtable.company_deleted", record_ids=sorted(companies))
                 return
-        if error.kind in _SCHEMA_CHANGED and not refreshed:
+        if error.kind in SCHEMA_CHANGED and not refreshed:
             # A field renamed or removed, or an option removed, since the schema was read.
             await self._watch_options(reread=True)
             fields = (await self.airtable.fields())["contacts"]
@@ -357,119 +356,6 @@ class Pusher:
         for row in rows:
             log.error("airtable.row_failed", table="contacts", contact_key=row["contact_key"], error=message)
 
-    # --- companies' status fields ---
-
-    async def _push_companies(self, fields: set[str]) -> bool:
-        if not await self._ready(queries.COMPANIES_PENDING, self.settle_s):
-            return False
-        claim = (queries.COMPANIES_CLAIM_PUSH, BATCH, self.settle_s, self.lease_s)
-        async with self._claimed(*claim) as (slot, rows):
-            if not rows:
-                return False
-            await self._send_companies(rows, fields, slot=slot)
-        return True
-
-    def _company_fields(self, row: asyncpg.Record, fields: set[str]) -> dict[str, Any]:
-        synced_at: datetime | None = row["synced_at"]
-        status = row["sync_status"]
-        notes = [_option_note(self.settings.field(key), value) for key, value in self._company_withheld(row)]
-        values: dict[str, Any] = {
-            "SYNC_STATUS": None if self._withheld("SYNC_STATUS", status) else status,
-            # None clears an old error; a missing option is named here until it exists.
-            "SYNC_ERROR": "\n".join(filter(None, [row["sync_error"], *notes])) or None,
-            "SYNCED_AT": synced_at.isoformat() if synced_at else None,
-            "CONTACTS_FOUND": row["contacts_found"],
-            # A ticked Refresh Contacts is cleared once the sync it asked for has ended.
-            "REFRESH": False if status in ("Synced", "No Data", "Failed") else None,
-        }
-        return {
-            self.settings.field(key): value
-            for key, value in values.items()
-            if self.settings.field(key) in fields and (value is not None or key == "SYNC_ERROR")
-        }
-
-    async def _send_companies(
-        self,
-        rows: list[asyncpg.Record],
-        fields: set[str],
-        *,
-        refreshed: bool = False,
-        slot: int | None = None,
-    ) -> None:
-        sending = [(row, self._company_fields(row, fields)) for row in rows]
-        # A base without the optional status fields: nothing to send for those rows.
-        empty = [row for row, values in sending if not values]
-        if empty:
-            await self._companies_done(empty, None)
-        sending = [(row, values) for row, values in sending if values]
-        if not sending:
-            return
-        rows = [row for row, _ in sending]
-        try:
-            await self.airtable.update_companies(
-                [{"id": row["airtable_id"], "fields": v} for row, v in sending], slot
-            )
-        except (AirtableRateLimited, AirtableUnavailable) as exc:
-            await self.pool.execute(
-                queries.COMPANIES_RELEASE_PUSH, [row["id"] for row in rows], _retry_delay(exc)
-            )
-            return
-        except AirtableNotConfigured:
-            await self.pool.execute(queries.COMPANIES_RELEASE_PUSH, [row["id"] for row in rows], 0.0)
-            raise
-        except AirtableError as error:
-            await self._companies_refused(rows, fields, error, refreshed)
-            return
-        await self._companies_done(rows, None)
-        metrics.AIRTABLE_RECORDS.labels("companies").inc(len(rows))
-        log.info("airtable.written", table="companies", records=len(rows), created=0, updated=len(rows))
-
-    async def _companies_refused(
-        self, rows: list[asyncpg.Record], fields: set[str], error: AirtableError, refreshed: bool
-    ) -> None:
-        """A 4xx on a batch of statuses: deleted companies, a changed schema, or bad rows."""
-        gone = error.record_ids & {row["airtable_id"] for row in rows}
-        if gone and (error.kind == "ROW_DOES_NOT_EXIST" or error.status == 404):
-            await self.pool.execute(queries.COMPANIES_DELETED_IN_AIRTABLE, sorted(gone))
-            log.warning("airtable.company_deleted", record_ids=sorted(gone))
-            rest = [row for row in rows if row["airtable_id"] not in gone]
-            if rest:
-                await self._send_companies(rest, fields, refreshed=refreshed)
-        elif error.kind in _SCHEMA_CHANGED and not refreshed:
-            await self._watch_options(reread=True)
-            await self._send_companies(rows, (await self.airtable.fields())["companies"], refreshed=True)
-        elif len(rows) == 1:
-            await self._companies_done(rows, error.message)
-            log.error(
-                "airtable.row_failed",
-                table="companies",
-                record_id=rows[0]["airtable_id"],
-                error=error.message,
-            )
-        else:
-            half = len(rows) // 2
-            await self._send_companies(rows[:half], fields, refreshed=refreshed)
-            await self._send_companies(rows[half:], fields, refreshed=refreshed)
-
-    async def _companies_done(self, rows: list[asyncpg.Record], error: str | None) -> None:
-        """Mark the rows sent; one that left a value out for a missing option is remembered as
-        held back, to be sent again once the option exists."""
-        await self.pool.execute(
-            queries.COMPANIES_PUSHED,
-            [row["id"] for row in rows],
-            [row["push_version"] for row in rows],
-            [error] * len(rows),
-            [error is None and bool(self._company_withheld(row)) for row in rows],
-        )
-
-    def _company_withheld(self, row: asyncpg.Record) -> list[tuple[str, str]]:
-        """The values of a company's status, and of its people's Phone Type, held back."""
-        pairs = [("SYNC_STATUS", row["sync_status"])] + [("PHONE_TYPE", t) for t in row["phone_types"] or []]
-        return [(key, value) for key, value in pairs if self._withheld(key, value)]
-
-
-_SCHEMA_CHANGED = ("UNKNOWN_FIELD_NAME", "INVALID_MULTIPLE_CHOICE_OPTIONS")
-
 
 def _by_field(options: frozenset[tuple[str, str]]) -> tuple[list[str], list[str]]:
     """(statuses, phone types) among (field key, option) pairs."""
@@ -477,19 +363,6 @@ def _by_field(options: frozenset[tuple[str, str]]) -> tuple[list[str], list[str]
         [o for k, o in options if k == "SYNC_STATUS"],
         [o for k, o in options if k == "PHONE_TYPE"],
     )
-
-
-def _option_note(field: str, option: str) -> str:
-    return (
-        f'Airtable\'s "{field}" field has no option "{option}": add it in Airtable (or run '
-        "`contact-sync doctor --fix`); until then that value is left out, and it is sent once the "
-        "option exists"
-    )
-
-
-def _retry_delay(exc: AirtableError) -> float:
-    # After a 429 the shared cool-down already holds every request back.
-    return 0.0 if isinstance(exc, AirtableRateLimited) else RETRY_AFTER_S
 
 
 def _json(value: Any) -> Any:

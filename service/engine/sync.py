@@ -16,7 +16,8 @@ import asyncpg
 import structlog
 
 from service import identifiers, metrics, queries
-from service.airtable.client import Airtable, AirtableError
+from service.airtable.client import Airtable
+from service.airtable.errors import AirtableError
 from service.attestr.client import (
     AttestrAnswer,
     AttestrClient,

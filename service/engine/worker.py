@@ -18,7 +18,7 @@ import asyncpg
 import structlog
 
 from service import metrics, queries
-from service.airtable.client import AirtableError, AirtableNotConfigured
+from service.airtable.errors import AirtableError, AirtableNotConfigured
 from service.attestr.client import Action, AttestrError, AttestrNotConfigured
 from service.attestr.gate import AttestrPaused
 from service.config import Settings

@@ -23,7 +23,8 @@ import structlog
 
 from service import identifiers, queries
 from service.airtable import webhooks as airtable_webhooks
-from service.airtable.client import Airtable, AirtableError
+from service.airtable.client import Airtable
+from service.airtable.errors import AirtableError
 from service.database import DATABASE_ERRORS, release_session_lock
 from service.engine import jobs
 from service.engine.jobs import QueueCap

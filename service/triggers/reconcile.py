@@ -34,7 +34,8 @@ import structlog
 from pyairtable import formulas
 
 from service import identifiers, metrics, queries
-from service.airtable.client import Airtable, AirtableError
+from service.airtable.client import Airtable
+from service.airtable.errors import AirtableError
 from service.config import Settings
 from service.database import DATABASE_ERRORS, release_session_lock
 from service.engine import jobs
