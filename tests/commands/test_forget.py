@@ -17,7 +17,7 @@ from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
 from tests.conftest import Running
 from tests.flow import API_KEY, Flow, settings_for
-from tests.test_dedup import ACME, people, person, sync
+from tests.people.test_dedup import ACME, people, person, sync
 
 NILGIRI = "U72200KA2015PTC081234"
 

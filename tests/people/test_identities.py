@@ -30,7 +30,7 @@ from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
 from tests.conftest import Running
 from tests.flow import settings_for
-from tests.test_identifiers import DIGITS, INVISIBLE, written
+from tests.ground.test_identifiers import DIGITS, INVISIBLE, written
 
 EXAMPLES = int(os.environ.get("IDENTITY_EXAMPLES", "40"))  # each is two syncs through Airtable
 

@@ -1,5 +1,5 @@
 """The Airtable stand-in's own rules, through pyairtable pointed at it: what the contract tests
-(tests/test_contract_airtable.py, which also run against a real base) cannot provoke there, such
+(tests/airtable/test_contract_airtable.py, which also run against a real base) cannot provoke there, such
 as the rate limits, a reader's or an editor's permission, and list offsets that expire."""
 
 from __future__ import annotations

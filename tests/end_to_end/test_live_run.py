@@ -17,11 +17,11 @@ from service.standins.attestr import PATH, AttestrStandIn
 from service.standins.server import serve_in_thread
 from tests.contract import COMPANIES, CONTACTS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 CONTRACT_TESTS = [
-    "tests/test_contract_airtable.py",
-    "tests/test_contract_airtable_webhooks.py",
-    "tests/test_contract_attestr.py",
+    "tests/airtable/test_contract_airtable.py",
+    "tests/airtable/test_contract_airtable_webhooks.py",
+    "tests/attestr/test_contract_attestr.py",
 ]
 
 
@@ -93,7 +93,7 @@ def test_a_request_failing_midway_still_leaves_the_base_as_it_was(
     airtable, _attestr, env = pretend
     before = _left(airtable)
     airtable.faults.append({"method": "PATCH", "path": "Contacts", "skip": 1, "status": 503})
-    done = live_run(env, "tests/test_contract_airtable.py", "-k", "upsert_creates")
+    done = live_run(env, "tests/airtable/test_contract_airtable.py", "-k", "upsert_creates")
     assert done.returncode == 1 and "1 failed" in done.stdout
     assert not airtable.faults  # the failure did happen midway
     after = _left(airtable)

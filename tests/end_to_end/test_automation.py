@@ -25,7 +25,7 @@ from service.web.webhooks import SCRIPT_VERSION, is_outdated
 from tests.conftest import free_port
 from tests.flow import API_KEY, SECRET, Flow
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parent.parent.parent
 SCRIPT = ROOT / "airtable" / "automation.js"
 NODE = shutil.which("node")
 pytestmark = pytest.mark.skipif(NODE is None, reason="Node.js is not installed")

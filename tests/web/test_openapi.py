@@ -84,7 +84,7 @@ def test_every_endpoint_answers_as_documented(case: schemathesis.Case, api: Flow
 
 
 # Bodies a generator seldom makes: a field holding JSON nested 900 deep (as deep as the client's
-# own encoder goes; deeper bytes are tests/test_hardening.py's), other scripts, NUL and emoji.
+# own encoder goes; deeper bytes are tests/web/test_hardening.py's), other scripts, NUL and emoji.
 _DEEP: Any = "U72200KA2015PTC081234"
 for _ in range(900):
     _DEEP = [_DEEP]

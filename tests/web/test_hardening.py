@@ -33,7 +33,7 @@ JSON_ENDPOINTS = [
     ("/contacts/fetch", {"X-API-Key": API_KEY}),
     ("/jobs/1/retry", {"X-API-Key": API_KEY}),
 ]
-# Reads its body only after Airtable's MAC is verified (tests/test_airtable_webhooks.py); without
+# Reads its body only after Airtable's MAC is verified (tests/triggers/test_airtable_webhooks.py); without
 # a registered webhook it answers 503 not_configured, with the error shape all the same.
 NOTIFICATIONS = ("/webhooks/airtable/notifications", {})
 

@@ -21,9 +21,9 @@ from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
 from service.triggers import reconcile
 from tests.conftest import Running
+from tests.end_to_end.test_automation import run_script
 from tests.flow import Flow, running_flow, service_env, settings_for
-from tests.test_automation import run_script
-from tests.test_backfill import cli
+from tests.triggers.test_backfill import cli
 
 CIN_A = "U51909MH2018PTC309876"
 CIN_B = "L17110MH1973PLC019786"
