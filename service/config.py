@@ -107,6 +107,12 @@ LOG_FORMATS = ("json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
+# The largest counts and day spans a setting may hold: far above any real use, and within what
+# PostgreSQL's integers and intervals hold.
+_MANY = 100_000_000
+_DAYS = 36_500
+
+
 class _Reader:
     """Reads variables, checking each and gathering every problem: one run names them all."""
 
@@ -127,22 +133,24 @@ class _Reader:
         shown = value if len(value) <= 40 else value[:40] + "…"
         self.problems.append(f"{name}={shown!r}: {accepts}")
 
-    def whole(self, name: str, default: int | None, low: int, high: int | None = None) -> int | None:
+    def whole(self, name: str, default: int | None, low: int, high: int) -> int | None:
         value = self.optional(name)
         if value is None:
             return default
-        accepts = f"a whole number from {low:,} to {high:,}" if high else f"a whole number, at least {low:,}"
+        accepts = f"a whole number from {low:,} to {high:,}"
         try:
             number = int(value)
         except ValueError:
             number = None
-        if number is None or number < low or (high is not None and number > high):
+        if number is None or number < low or number > high:
             self._refuse(name, value, accepts)
             return default
         return number
 
-    def number(self, name: str, default: float, low: float, *, zero: bool = False) -> float:
-        """A finite number above `low` (or equal to it when `zero`), in the variable's unit."""
+    def number(self, name: str, default: float, low: float, high: float, *, zero: bool = False) -> float:
+        """A number above `low` (or equal to it when `zero`) and at most `high`, in the variable's
+        unit: beyond what makes sense, a value would only break something later (an interval
+        PostgreSQL cannot hold, a wait no one can stop)."""
         value = self.optional(name)
         if value is None:
             return default
@@ -150,8 +158,12 @@ class _Reader:
             number = float(value)
         except ValueError:
             number = math.nan
-        if not math.isfinite(number) or number < low or (number == low and not zero):
-            self._refuse(name, value, f"a number {'of at least' if zero else 'above'} {low:g}")
+        if not math.isfinite(number) or number < low or (number == low and not zero) or number > high:
+            self._refuse(
+                name,
+                value,
+                f"a number {'from' if zero else 'above'} {low:g} {'to' if zero else 'and at most'} {high:g}",
+            )
             return default
         return number
 
@@ -173,15 +185,51 @@ class _Reader:
         self._refuse(name, value, "one of " + ", ".join(choices))
         return default
 
+    def secret(self, name: str) -> str | None:
+        """A token, key or secret: it travels in an HTTP header, which carries printable ASCII
+        only (RFC 9110, field values), so anything else could never match or be sent."""
+        value = self.optional(name)
+        if value is not None and not all("!" <= c <= "~" or c == "," for c in value):
+            self.problems.append(
+                f"{name} (value not shown): letters, digits and punctuation of ASCII only, no spaces or "
+                "accented letters (it is sent in an HTTP header)"
+            )
+            return None
+        return value
+
     def url(self, name: str, default: str | None, schemes: tuple[str, ...]) -> str | None:
         value = self.optional(name)
         if value is None:
             return default
         parts = urlsplit(value)
+        try:
+            parts.port  # noqa: B018 (read for its check: a port out of 0–65535 raises ValueError)
+        except ValueError:
+            self._refuse(name, value, "a URL whose port is a number from 1 to 65535")
+            return default
         if parts.scheme.lower() not in schemes or not (parts.hostname or parts.path):
             self._refuse(name, value, "a URL starting with " + " or ".join(f"{s}://" for s in schemes))
             return default
         return value
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    """`.env`'s variables, read as starlette.config reads one (KEY=value lines, `#` comments,
+    quotes around a value dropped), but as UTF-8 with or without a byte-order mark: an editor
+    that adds one must not hide the first line. Raises SettingsError for a file of other bytes."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except (UnicodeDecodeError, OSError) as exc:
+        raise SettingsError(
+            [f"{path}: not readable as UTF-8 text ({type(exc).__name__}); save it as UTF-8"]
+        ) from exc
+    values = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if "=" in line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            values[key.strip()] = value.strip().strip("\"'")
+    return values
 
 
 def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None = ".env") -> Settings:
@@ -189,12 +237,13 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
 
     Every variable is checked; raises SettingsError naming each one the service cannot use."""
     env = dict(os.environ if environ is None else environ)
-    config = Config(env_file if env_file and Path(env_file).is_file() else None, environ=env)
+    from_file = _env_file(Path(env_file)) if env_file and Path(env_file).is_file() else {}
+    config = Config(environ={**from_file, **env})  # the environment wins over the file
     read = _Reader(config)
-    given = {name: _secrets(read.optional(name)) for name in ("WEBHOOK_SECRETS", "API_KEYS")}
+    given = {name: _secrets(read.secret(name)) for name in ("WEBHOOK_SECRETS", "API_KEYS")}
     short = {name: tuple(v for v in values if v not in _long(values)) for name, values in given.items()}
-    cache_days = read.number("ATTESTR_CACHE_TTL_DAYS", 30.0, 0, zero=True)
-    no_data_days = read.number("ATTESTR_NO_DATA_TTL_DAYS", 7.0, 0, zero=True)
+    cache_days = read.number("ATTESTR_CACHE_TTL_DAYS", 30.0, 0, _DAYS, zero=True)
+    no_data_days = read.number("ATTESTR_NO_DATA_TTL_DAYS", 7.0, 0, _DAYS, zero=True)
     base_id = read.optional("AIRTABLE_BASE_ID")
     if base_id is not None and not is_base_id(base_id):
         read.problems.append(
@@ -207,24 +256,24 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         port=read.whole("PORT", 8000, 1, 65535) or 8000,
         worker_in_web=read.boolean("WORKER_IN_WEB", True),
         worker_concurrency=read.whole("WORKER_CONCURRENCY", 8, 1, 1000) or 8,
-        job_lease_s=read.number("JOB_LEASE_S", 60.0, 0),
-        job_max_attempts=read.whole("JOB_MAX_ATTEMPTS", 8, 1) or 8,
-        job_retry_base_s=read.number("JOB_RETRY_BASE_S", 2.0, 0),
+        job_lease_s=read.number("JOB_LEASE_S", 60.0, 0, 3600),
+        job_max_attempts=read.whole("JOB_MAX_ATTEMPTS", 8, 1, 100) or 8,
+        job_retry_base_s=read.number("JOB_RETRY_BASE_S", 2.0, 0, 600),
         log_format=read.choice("LOG_FORMAT", "json", LOG_FORMATS),
         log_level=read.choice("LOG_LEVEL", "info", LOG_LEVELS),
         webhook_secrets=_long(given["WEBHOOK_SECRETS"]),
         api_keys=_long(given["API_KEYS"]),
         short_secrets={name: values for name, values in short.items() if values},
-        attestr_api_key=read.optional("ATTESTR_API_KEY"),
+        attestr_api_key=read.secret("ATTESTR_API_KEY"),
         attestr_api_url=read.url("ATTESTR_API_URL", Settings.attestr_api_url, ("https", "http"))
         or Settings.attestr_api_url,
         attestr_max_contacts=read.whole("ATTESTR_MAX_CONTACTS", 100, 1, 100) or 100,
-        attestr_timeout_s=read.number("ATTESTR_TIMEOUT_S", 30.0, 0),
+        attestr_timeout_s=read.number("ATTESTR_TIMEOUT_S", 30.0, 0, 600),
         attestr_cache_ttl_days=cache_days,
         attestr_no_data_ttl_days=no_data_days,
-        attestr_daily_call_limit=read.whole("ATTESTR_DAILY_CALL_LIMIT", None, 1),
-        attestr_probe_interval_s=read.number("ATTESTR_PROBE_INTERVAL_S", 300.0, 0),
-        airtable_api_key=read.optional("AIRTABLE_API_KEY"),
+        attestr_daily_call_limit=read.whole("ATTESTR_DAILY_CALL_LIMIT", None, 1, _MANY),
+        attestr_probe_interval_s=read.number("ATTESTR_PROBE_INTERVAL_S", 300.0, 0, 86_400),
+        airtable_api_key=read.secret("AIRTABLE_API_KEY"),
         airtable_base_id=base_id,
         airtable_api_url=read.url("AIRTABLE_API_URL", Settings.airtable_api_url, ("https", "http"))
         or Settings.airtable_api_url,
@@ -233,17 +282,17 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         airtable_fields={
             key: read.text(f"AIRTABLE_FIELD_{key}", name) for key, name in DEFAULT_FIELDS.items()
         },
-        airtable_rate_limit_rps=read.number("AIRTABLE_RATE_LIMIT_RPS", 5.0, 0),
-        airtable_cooldown_s=read.number("AIRTABLE_COOLDOWN_S", 30.0, 0, zero=True),
-        api_rate_limit=read.whole("API_RATE_LIMIT", 60, 1) or 60,
-        api_rate_window_s=read.number("API_RATE_WINDOW_S", 60.0, 0),
-        queue_max_jobs=read.whole("QUEUE_MAX_JOBS", 50_000, 1) or 50_000,
-        job_retention_days=read.number("JOB_RETENTION_DAYS", 30.0, 0),
+        airtable_rate_limit_rps=read.number("AIRTABLE_RATE_LIMIT_RPS", 5.0, 0.1, 100, zero=True),
+        airtable_cooldown_s=read.number("AIRTABLE_COOLDOWN_S", 30.0, 0, 3600, zero=True),
+        api_rate_limit=read.whole("API_RATE_LIMIT", 60, 1, _MANY) or 60,
+        api_rate_window_s=read.number("API_RATE_WINDOW_S", 60.0, 0, 86_400),
+        queue_max_jobs=read.whole("QUEUE_MAX_JOBS", 50_000, 1, _MANY) or 50_000,
+        job_retention_days=read.number("JOB_RETENTION_DAYS", 30.0, 0, _DAYS),
         # Never shorter than the cache: an answer still fresh would be paid for again.
         attestr_answer_retention_days=max(
-            read.number("ATTESTR_ANSWER_RETENTION_DAYS", 90.0, 0), cache_days, no_data_days
+            read.number("ATTESTR_ANSWER_RETENTION_DAYS", 90.0, 0, _DAYS), cache_days, no_data_days
         ),
-        reconcile_interval_s=read.number("RECONCILE_INTERVAL_S", 900.0, 0, zero=True),
+        reconcile_interval_s=read.number("RECONCILE_INTERVAL_S", 900.0, 0, 604_800, zero=True),
     )
     if read.problems:
         raise SettingsError(read.problems)

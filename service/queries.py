@@ -330,7 +330,8 @@ RETURNING paused_at = now() AS newly_paused"""
 
 # `contact-sync attestr pause`: no call at all, not even a probe (each is paid), until resumed.
 ATTESTR_PAUSE_BY_OPERATOR = """
-UPDATE attestr_state SET paused_reason = $1, paused_code = 'operator', paused_at = now(),
+UPDATE attestr_state SET paused_reason = $1, paused_code = 'operator',
+    paused_at = CASE WHEN paused_code = 'operator' THEN paused_at ELSE now() END,
     resume_at = NULL, probe_after = 'infinity'"""
 
 # Resume: clear the pause and wake every job that waited for it.

@@ -98,7 +98,12 @@ class AttestrGate:
             "code": row["paused_code"],
             "paused_at": row["paused_at"].isoformat() if row["paused_at"] else None,
             "resume_at": row["resume_at"].isoformat() if row["resume_at"] else None,
-            "next_probe_at": row["probe_after"].isoformat() if row["probe_after"] else None,
+            # An operator's pause lets no probe through: no next probe to show.
+            "next_probe_at": (
+                row["probe_after"].isoformat()
+                if row["probe_after"] and row["paused_code"] != "operator"
+                else None
+            ),
             "calls_today": calls_today,
             "daily_call_limit": self.settings.attestr_daily_call_limit,
         }

@@ -19,6 +19,7 @@ from service.commands import adopt
 from service.commands.context import (
     LISTED,
     configured_airtable,
+    http_url,
     new_console,
     print_json,
     with_pool,
@@ -346,7 +347,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     air.add_argument(
         "webhook_id", nargs="?", help="webhook refresh/recreate/delete: which (default: every stored one)"
     )
-    air.add_argument("--url", help="webhook create: the service's /webhooks/airtable/notifications URL")
+    air.add_argument(
+        "--url", type=http_url, help="webhook create: the service's /webhooks/airtable/notifications URL"
+    )
     air.add_argument("--json", action="store_true", help="webhook status: print JSON")
     air.add_argument("--dry-run", action="store_true", help="adopt: report what it would do, write nothing")
     air.add_argument("--restore-deleted", action="store_true", help="resync: bring back rows deleted by hand")

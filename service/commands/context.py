@@ -121,10 +121,25 @@ def configured_airtable(settings: Settings, pool: asyncpg.Pool) -> Airtable | No
 
 
 def positive_count(text: str) -> int:
+    """An argument that counts something: 1 to 10,000."""
     number = validation.whole_number(text)
-    if number is None or number < 1:
-        raise argparse.ArgumentTypeError(f"a whole number of at least 1, not {text[:40]!r}")
+    if number is None or not 1 <= number <= 10_000:
+        raise argparse.ArgumentTypeError(f"a whole number from 1 to 10,000, not {text[:40]!r}")
     return number
+
+
+def port_number(text: str) -> int:
+    number = validation.whole_number(text)
+    if number is None or not 1 <= number <= 65_535:
+        raise argparse.ArgumentTypeError(f"a port is a whole number from 1 to 65535, not {text[:40]!r}")
+    return number
+
+
+def http_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"a URL starting with https:// (or http://), not {text[:60]!r}")
+    return text
 
 
 def job_id_argument(text: str) -> int:

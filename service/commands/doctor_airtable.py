@@ -11,7 +11,7 @@ import asyncpg
 
 from service.airtable import webhooks as airtable_webhooks
 from service.airtable.client import SELECT_OPTIONS, Airtable
-from service.airtable.errors import AirtableError
+from service.airtable.errors import AirtableError, AirtableUnavailable
 from service.commands.checks import FAIL, OK, WARN, Check
 from service.config import Settings
 
@@ -113,6 +113,16 @@ async def airtable_checks(
         ]
     try:
         await airtable.whoami()
+    except AirtableUnavailable as exc:  # an outage or no network says nothing of the token
+        return [
+            Check(
+                "Airtable",
+                FAIL,
+                exc.message,
+                f"Airtable could not be reached at {airtable.settings.airtable_api_url}: check the network "
+                "(and AIRTABLE_API_URL), then run doctor again",
+            )
+        ]
     except AirtableError as exc:
         return [
             Check("Airtable token", FAIL, exc.message, "the token is invalid or expired: create a new one")

@@ -44,18 +44,23 @@ def keys_of(
     *, din: str | None = None, pan: str | None = None, phone: str | None = None, email: str | None = None
 ) -> dict[str, str]:
     """The keys an operator typed, read as `identifiers` reads them (a phone in any Indian
-    spelling, digits of any script), by kind. Raises ValueError for a DIN or PAN of no valid
-    shape: it could match no one."""
+    spelling, digits of any script), by kind. Raises ValueError for a DIN, PAN, phone or email the
+    service cannot read: it could match no one."""
     keys: dict[str, str] = {}
     for kind, typed, read in (("din", din, identifiers.din), ("pan", pan, identifiers.pan)):
         if identifiers.plain(typed):
             if (value := read(typed)) is None:
                 raise ValueError(f"{typed!r} is not a {kind.upper()}")
             keys[kind] = value
+    # A phone or email the service cannot read is never stored nor matched: refused too.
     if identifiers.plain(phone):
-        keys["phone"] = identifiers.phone(phone).e164 or identifiers.plain(phone) or ""
+        if (e164 := identifiers.phone(phone).e164) is None:
+            raise ValueError(f"{phone!r} is not a phone number")
+        keys["phone"] = e164
     if email and email.strip():
-        keys["email"] = normalize_email(email).address or email.strip().lower()
+        if (address := normalize_email(email).address) is None:
+            raise ValueError(f"{email!r} is not an email address")
+        keys["email"] = address
     return keys
 
 

@@ -38,9 +38,6 @@ def _contacts(settings: Settings, args: argparse.Namespace) -> int:
     typed = " ".join(f"--{kind} {value}" for kind, value in keys.items())
     if args.action == "unsuppress":
         return with_pool(settings, lambda pool: _unsuppress(pool, keys, typed))
-    if not args.yes and not sys.stdin.isatty():
-        print("Forgetting cannot be undone for the rows it deletes: add --yes to confirm", file=sys.stderr)
-        return 2
 
     async def work(pool: asyncpg.Pool) -> int:
         airtable = configured_airtable(settings, pool)
@@ -64,6 +61,16 @@ def _contacts(settings: Settings, args: argparse.Namespace) -> int:
                 f"No one known carries {typed}. Suppress it anyway, so that no later sync brings in a "
                 "person carrying it?"
             )
+        if not args.yes and not sys.stdin.isatty():  # no one to ask
+            if not people:
+                print(f"No one known carries {typed}; nothing was forgotten (--yes suppresses it anyway)")
+                return 1
+            print(
+                f"Not at a terminal to ask whether to forget {_people(people)}: forgetting cannot be "
+                "undone for the rows it deletes: add --yes to confirm",
+                file=sys.stderr,
+            )
+            return 2
         if not args.yes and not _confirmed(question):
             print("Nothing was forgotten.")
             return 1

@@ -19,6 +19,7 @@ from service.commands import demo
 from service.commands.context import (
     CommandError,
     open_pool,
+    port_number,
     reason_of,
     resolved_database_url,
     unreachable,
@@ -165,7 +166,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "serve HTTP.\n\nexamples:\n  contact-sync serve\n  contact-sync serve --port 9000",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    serve.add_argument("--port", type=int, help="HTTP port (default: PORT, 8000)")
+    serve.add_argument("--port", type=port_number, help="HTTP port (default: PORT, 8000)")
     serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default: 0.0.0.0)")
     serve.set_defaults(run=_serve)
 

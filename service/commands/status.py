@@ -161,10 +161,15 @@ async def _jobs_list(pool: asyncpg.Pool, args: argparse.Namespace) -> int:
     # Ids, states, CINs and times are never cut; the company and the reason share what is left
     # of the width (the company at least a third), cut with an ellipsis. Columns two spaces apart.
     needed = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    left = max(console.width - sum(needed[:4]) - 2 * (len(headers) - 1), 24)
-    company = min(needed[4], max(left // 3, left - needed[5]))
+    left = console.width - sum(needed[:4]) - 2 * (len(headers) - 1)
+    if left < 24:  # too narrow for both: the reason is left to `jobs show`
+        headers, rows = headers[:5], [row[:5] for row in rows]
+        widths = [*needed[:4], max(left + 2, 8)]
+    else:
+        company = min(needed[4], max(left // 3, left - needed[5]))
+        widths = [*needed[:4], company, left - company]
     table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0), header_style="bold")
-    for header, width in zip(headers, [*needed[:4], company, left - company], strict=True):
+    for header, width in zip(headers, widths, strict=True):
         table.add_column(header, no_wrap=True, overflow="ellipsis", max_width=width)
     for row in rows:
         table.add_row(*row)

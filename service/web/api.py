@@ -143,7 +143,12 @@ def _fetch_message(job: Job, people: list[asyncpg.Record]) -> str:
     if len(people) != fetched - suppressed:
         said.append(f"{len(people)} people once the same person listed twice is counted once")
     said.append(
-        f"in Airtable {created} row(s) created, {updated} updated, {unchanged} already up to date"
+        f"{result.get('contacts_new', 0)} new and {result.get('contacts_updated', 0)} changed in "
+        "PostgreSQL (new_contacts, updated_contacts)"
+    )
+    said.append(
+        f"in Airtable {created} row(s) created and {updated} updated (synced_to_airtable), "
+        f"{unchanged} already up to date"
         + (f", {deleted} deleted there by hand and not written again" if deleted else "")
     )
     return "; ".join(said)

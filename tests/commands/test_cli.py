@@ -103,13 +103,14 @@ async def test_status_jobs_and_attestr(db_url: str, pool: asyncpg.Pool) -> None:
 
 
 async def test_jobs_list_fits_the_width_and_names_the_company(db_url: str, pool: asyncpg.Pool) -> None:
+    await pool.execute("SELECT setval(pg_get_serial_sequence('jobs', 'id'), 999999)")  # long ids
     named, _ = await enqueued(pool, "recCCCCCCCCCCCCCC", "U72200KA2015PTC081234")
     await pool.execute(
         "UPDATE companies SET name = 'NILGIRI SOFTWARE PRIVATE LIMITED' WHERE airtable_id = $1",
         named.record_id,
     )
     await pool.execute(
-        "UPDATE jobs SET status = 'failed', last_error = $2 WHERE id = $1",
+        "UPDATE jobs SET status = 'succeeded', last_error = $2 WHERE id = $1",
         named.id,
         "Attestr refused the CIN: " + "a long reason " * 20,
     )
@@ -127,7 +128,7 @@ async def test_jobs_list_fits_the_width_and_names_the_company(db_url: str, pool:
         assert all(len(line) <= width for line in lines), (width, done.stdout)
         (row,) = [line for line in lines if line.startswith(f"{named.id} ")]
         # Never cut: the id, the state, the CIN, the time; the company by its name.
-        assert "failed" in row and "U72200KA2015PTC081234" in row
+        assert "succeeded" in row and "U72200KA2015PTC081234" in row
         assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d", row)
         assert "NILGIRI" in row and named.record_id not in row
         (other,) = [line for line in lines if line.startswith(f"{unnamed.id} ")]
@@ -179,7 +180,10 @@ async def test_attestr_pause_stops_every_call_probes_included(db_url: str, pool:
         ("PORT", "70000", "PORT='70000': a whole number from 1 to 65,535"),
         ("WORKER_IN_WEB", "maybe", "WORKER_IN_WEB='maybe': yes, no, true, false, 1 or 0"),
         ("JOB_LEASE_S", "nan", "JOB_LEASE_S='nan': a number above 0"),
-        ("RECONCILE_INTERVAL_S", "-1", "RECONCILE_INTERVAL_S='-1': a number of at least 0"),
+        ("RECONCILE_INTERVAL_S", "-1", "RECONCILE_INTERVAL_S='-1': a number from 0 to 604800"),
+        ("JOB_LEASE_S", "1e20", "JOB_LEASE_S='1e20': a number above 0 and at most 3600"),
+        ("QUEUE_MAX_JOBS", "99999999999999999999", "a whole number from 1 to 100,000,000"),
+        ("AIRTABLE_API_KEY", "pat€uro", "AIRTABLE_API_KEY (value not shown): letters, digits and"),
         ("LOG_FORMAT", "xml", "LOG_FORMAT='xml': one of json, console"),
         ("ATTESTR_API_URL", "api.attestr.com", "ATTESTR_API_URL='api.attestr.com': a URL starting with"),
         ("AIRTABLE_BASE_ID", "Contacts", "AIRTABLE_BASE_ID='Contacts': a base id, 17 characters"),
@@ -226,7 +230,7 @@ UNREACHABLE = "postgresql://someone:hunter2@127.0.0.1:9/contact_sync"
         ("backfill", "--dry-run"),
         ("migrate",),
         ("worker",),
-        ("serve", "--port", "0"),
+        ("serve", "--host", "127.0.0.1", "--port", "18765"),
         ("contacts", "forget", "--din", "01234567", "--yes"),
         ("airtable", "resync"),
         ("import",),

@@ -91,7 +91,9 @@ def test_forget_says_whom_it_found_asks_first_and_can_be_lifted(flow: Flow) -> N
     company = flow.company("Nilgiri", NILGIRI)
     first = fetch(flow, company)
     assert first["message"] == (
-        "Fetched 3 contact(s) from Attestr; in Airtable 3 row(s) created, 0 updated, 0 already up to date"
+        "Fetched 3 contact(s) from Attestr; 3 new and 0 changed in PostgreSQL (new_contacts, "
+        "updated_contacts); in Airtable 3 row(s) created and 0 updated (synced_to_airtable), 0 already up "
+        "to date"
     )
     # Not at a terminal and no --yes: refused before anything is read or done.
     unasked = subprocess.run(
@@ -117,11 +119,12 @@ def test_forget_says_whom_it_found_asks_first_and_can_be_lifted(flow: Flow) -> N
     assert (again["total_contacts_fetched"], len(again["contacts"]), again["synced_to_airtable"]) == (3, 2, 2)
     assert again["message"] == (
         "Fetched 3 contact(s) from Attestr; 1 left out (forgotten with `contact-sync contacts forget`); "
-        "in Airtable 0 row(s) created, 2 updated, 0 already up to date"
+        "0 new and 0 changed in PostgreSQL (new_contacts, updated_contacts); in Airtable 0 row(s) "
+        "created and 2 updated (synced_to_airtable), 0 already up to date"
     )
     unchanged = fetch(flow, company)
     assert (unchanged["synced_to_airtable"], len(unchanged["contacts"])) == (0, 2)
-    assert unchanged["message"].endswith("in Airtable 0 row(s) created, 0 updated, 2 already up to date")
+    assert unchanged["message"].endswith("0 updated (synced_to_airtable), 2 already up to date")
 
     # Nobody carries this address: said, and suppressed only when confirmed.
     nobody = contacts_cli(flow, "--email", "nobody@example.com", answer="\n")
