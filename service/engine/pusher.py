@@ -47,6 +47,8 @@ log = structlog.get_logger(__name__)
 
 # While Airtable cannot be written, the reason is logged when it changes, and again this often.
 WAITING_REPEAT_S = 300.0
+# How long a stopping process lets a request under way end (Airtable answers within seconds).
+STOP_GRACE_S = 3.0
 
 
 class Pusher(CompanyStatuses):
@@ -83,7 +85,15 @@ class Pusher(CompanyStatuses):
         self._wakeup.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        await asyncio.gather(*(self._sender(stop) for _ in range(self.senders)))
+        """Send until `stop`; then a request under way has STOP_GRACE_S to end, and a sender
+        still waiting (for a slot, or out a 429's cool-down) is stopped: its rows stay marked and
+        leased, and are sent after their lease by whichever process runs next."""
+        senders = [asyncio.create_task(self._sender(stop)) for _ in range(self.senders)]
+        await stop.wait()
+        _, waiting = await asyncio.wait(senders, timeout=STOP_GRACE_S)
+        for sender in waiting:
+            sender.cancel()
+        await asyncio.gather(*senders, return_exceptions=True)
 
     async def _sender(self, stop: asyncio.Event) -> None:
         failures = 0

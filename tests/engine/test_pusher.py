@@ -11,7 +11,7 @@ from structlog.testing import capture_logs
 
 from service import queries
 from service.airtable.client import Airtable
-from service.engine.pusher import Pusher
+from service.engine.pusher import STOP_GRACE_S, Pusher
 from service.people.companies import ensure_company
 from service.people.dedup import CompanyContacts, upsert_people
 from service.people.normalize import normalize_contact
@@ -299,3 +299,22 @@ async def test_airtable_not_configured_is_said_once_not_by_every_sender(
         await asyncio.wait_for(running, 30)
     waiting = [line for line in logs if line["event"] == "airtable.push_waiting"]
     assert len(waiting) == 1 and "AIRTABLE_API_KEY" in waiting[0]["reason"], waiting
+
+
+async def test_a_stopping_pusher_does_not_sit_out_a_429s_cool_down(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    """After a 429 every request waits out the cool-down (here 30 s); a process told to stop
+    stops its senders after the grace instead, writes nothing more, and leaves the rows marked."""
+    await seed(pool, companies(airtable, 1), people_each=3)
+    pusher = pusher_for(pool, airtable, attestr, AIRTABLE_COOLDOWN_S="30")
+    await pusher.airtable.limit.block()  # as a 429 does
+    stop = asyncio.Event()
+    running = asyncio.create_task(pusher.run(stop))
+    await asyncio.sleep(0.5)
+    before = len(airtable.standin.write_requests())
+    stop.set()
+    pusher.wake()
+    await asyncio.wait_for(running, STOP_GRACE_S + 5)  # not the 30 s of the cool-down
+    assert len(airtable.standin.write_requests()) == before == 0
+    assert await pool.fetchval("SELECT count(*) FROM contacts_pending_sync") == 3
