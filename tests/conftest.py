@@ -11,10 +11,12 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -72,7 +74,12 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The URL of a PostgreSQL server with a migrated template database; an embedded one is
     stopped when the session ends, before the check that no test left one running."""
     with contextlib.ExitStack() as stack:
-        url = os.environ.get("DATABASE_URL") or stack.enter_context(embedded(tmp_path_factory.mktemp("pg")))
+        # Its own folder, outside pytest's: a second pytest run on the machine resets the
+        # permissions of pytest's temporary root, which would lock this server out of its data.
+        folder = Path(tempfile.mkdtemp(prefix="contact-sync-tests-"))
+        stack.callback(shutil.rmtree, folder, ignore_errors=True)
+        _SESSION_FOLDERS.append(folder)
+        url = os.environ.get("DATABASE_URL") or stack.enter_context(embedded(folder))
         asyncio.run(_make_template(url))
         yield url
 
@@ -291,13 +298,15 @@ def stop_processes(found: list[str]) -> None:
 
 
 _LEFT_RUNNING: list[str] = []
+_SESSION_FOLDERS: list[Path] = []  # the session's own folders outside pytest's (the database)
 
 
 @pytest.hookimpl(trylast=True)  # after the session's fixtures are gone, its own PostgreSQL stopped
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """A PostgreSQL that a test started (under the session's temporary folders) and left running
     fails the run: a newcomer's machine would keep it for ever. It is stopped here all the same."""
-    _LEFT_RUNNING.extend(postgres_under(session.config._tmp_path_factory.getbasetemp()))
+    for folder in [session.config._tmp_path_factory.getbasetemp(), *_SESSION_FOLDERS]:
+        _LEFT_RUNNING.extend(postgres_under(folder))
     if not _LEFT_RUNNING:
         return
     if session.exitstatus == pytest.ExitCode.OK:
