@@ -184,8 +184,19 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     contacts_actions = contacts.add_subparsers(dest="action", required=True, metavar="ACTION")
-    forgetting = contacts_actions.add_parser("forget", help="remove a person for good")
-    lifting = contacts_actions.add_parser("unsuppress", help="let a forgotten person be synced again")
+    forgetting = contacts_actions.add_parser(
+        "forget",
+        help="remove a person for good",
+        epilog="examples:\n  contact-sync contacts forget --din 01234567\n"
+        "  contact-sync contacts forget --email a.person@example.com --yes",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    lifting = contacts_actions.add_parser(
+        "unsuppress",
+        help="let a forgotten person be synced again",
+        epilog="example:\n  contact-sync contacts unsuppress --email a.person@example.com",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     for action in (forgetting, lifting):
         action.add_argument("--din", help="the person's DIN")
         action.add_argument("--pan", help="the person's PAN (a signatory who is not a director)")

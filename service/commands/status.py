@@ -200,14 +200,27 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     jobs_actions = jobs_cmd.add_subparsers(dest="action", required=True, metavar="ACTION")
-    listing = jobs_actions.add_parser("list", help="the latest jobs, newest first")
+    listing = jobs_actions.add_parser(
+        "list",
+        help="the latest jobs, newest first",
+        epilog="example:\n  contact-sync jobs list --status failed --limit 20",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     listing.add_argument("--status", choices=list(jobs.STATES), help="only jobs in this state")
     listing.add_argument("--limit", type=positive_count, default=50, help="how many (default 50)")
     listing.add_argument("--json", action="store_true", help="print JSON")
-    jobs_actions.add_parser("show", help="one job, whole, as JSON").add_argument(
-        "id", type=job_id_argument, help="the job's id"
+    jobs_actions.add_parser(
+        "show",
+        help="one job, whole, as JSON",
+        epilog="example:\n  contact-sync jobs show 42",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    ).add_argument("id", type=job_id_argument, help="the job's id")
+    retrying = jobs_actions.add_parser(
+        "retry",
+        help="replay a failed job, or every failed one",
+        epilog="example:\n  contact-sync jobs retry 42\n  contact-sync jobs retry --failed",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    retrying = jobs_actions.add_parser("retry", help="replay a failed job, or every failed one")
     which_jobs = retrying.add_mutually_exclusive_group(required=True)
     which_jobs.add_argument("id", type=job_id_argument, nargs="?", help="the job's id")
     which_jobs.add_argument("--failed", action="store_true", help="every failed job")
@@ -224,9 +237,22 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     attestr_actions = attestr.add_subparsers(dest="action", required=True, metavar="ACTION")
-    attestr_actions.add_parser("status", help="paused or not, and today's calls").add_argument(
-        "--json", action="store_true", help="print JSON"
+    attestr_actions.add_parser(
+        "status",
+        help="paused or not, and today's calls",
+        epilog="example:\n  contact-sync attestr status --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    ).add_argument("--json", action="store_true", help="print JSON")
+    attestr_actions.add_parser(
+        "pause",
+        help="stop every Attestr call now, until resumed",
+        epilog="example:\n  contact-sync attestr pause",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    attestr_actions.add_parser("pause", help="stop every Attestr call now, until resumed")
-    attestr_actions.add_parser("resume", help="end a pause and wake the jobs waiting for it")
+    attestr_actions.add_parser(
+        "resume",
+        help="end a pause and wake the jobs waiting for it",
+        epilog="example:\n  contact-sync attestr resume",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     attestr.set_defaults(run=_attestr)

@@ -46,9 +46,23 @@ def cli(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("command", [None, *COMMANDS])
+@pytest.mark.parametrize(
+    "command",
+    [
+        None,
+        *COMMANDS,
+        "jobs list",
+        "jobs show",
+        "jobs retry",
+        "attestr status",
+        "attestr pause",
+        "attestr resume",
+        "contacts forget",
+        "contacts unsuppress",
+    ],
+)
 def test_help(command: str | None) -> None:
-    args = ["--help"] if command is None else [command, "--help"]
+    args = ["--help"] if command is None else [*command.split(), "--help"]
     done = subprocess.run(
         [sys.executable, "-m", "service", *args], capture_output=True, text=True, timeout=30
     )
