@@ -314,7 +314,7 @@ WHERE c.airtable_id = $1 AND p.airtable_id IS NOT NULL AND NOT p.deleted_in_airt
 CIN_LOCK = "SELECT pg_advisory_lock(hashtextextended('attestr:' || $1, 0))"
 CIN_UNLOCK = "SELECT pg_advisory_unlock(hashtextextended('attestr:' || $1, 0))"
 
-# --- Attestr's account state: pause, probe, daily cap (attestr_gate.py) -----------------------
+# --- Attestr's account state: pause, probe, daily cap (attestr/gate.py) -----------------------
 
 ATTESTR_TAKE_CALL = "SELECT * FROM attestr_take_call($1, $2)"
 ATTESTR_STATE = "SELECT * FROM attestr_state"
@@ -676,7 +676,7 @@ UPDATE people p SET airtable_id = u.row_id, pushed_version = p.push_version, del
 FROM unnest($1::bigint[], $2::text[]) AS u(id, row_id)
 WHERE p.id = u.id"""
 
-# --- native Airtable webhooks (airtable_webhooks.py, webhook_payloads.py) ---------------------
+# --- native Airtable webhooks (airtable/webhooks.py, triggers/payloads.py) ---------------------
 
 WEBHOOK_STORE = """
 INSERT INTO airtable_webhooks (id, base_id, table_id, cin_field_id, refresh_field_id, mac_secret,

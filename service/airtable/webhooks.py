@@ -3,7 +3,7 @@
 `contact-sync airtable webhook create` registers a webhook on the Companies table watching the
 CIN field (and Refresh Contacts, when it exists) and stores its id, MAC secret and cursor in
 PostgreSQL. Airtable then pings `POST /webhooks/airtable/notifications`; the ping is verified
-here and the payloads are read by `webhook_payloads.PayloadReader`.
+here and the payloads are read by `triggers/payloads.PayloadReader`.
 
 What Airtable documents and this module relies on (https://airtable.com/developers/web/api/…):
 creating one needs `webhook:manage` and `data.records:read` and a creator on the base

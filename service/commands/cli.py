@@ -11,13 +11,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from service.airtable.errors import AirtableError
-from service.commands import (
-    airtable_base,
-    doctor_command,
-    people,
-    process,
-    status,
-)
+from service.commands import airtable_base, contacts, doctor, process, status
 from service.commands.context import CommandError, reason_of
 from service.config import Settings, SettingsError, load_settings
 from service.logs import configure_logging
@@ -31,7 +25,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Configuration comes from the environment and .env (see .env.example).",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (process, status, doctor_command, people, airtable_base):
+    for group in (process, status, doctor, contacts, airtable_base):
         group.add_parsers(commands)
     return parser
 

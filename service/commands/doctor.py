@@ -1,161 +1,106 @@
-"""`contact-sync doctor`: checks everything the service needs and says how to fix what is wrong.
-
-Database reachable and migrated; credentials present; the Airtable token valid and allowed to do
-what the service does; the base, both tables and every configured field there with a suitable
-type and every select option the service writes; what the chosen way of triggering needs (the
-native webhook: its scope, a creator on the base, the webhooks themselves). A personal access
-token's scopes cannot be read ("Get user info" gives them only for OAuth tokens), so each is
-tried with a harmless call. `--fix` applies migrations, creates the missing fields and adds the
-missing options.
-"""
+"""`contact-sync doctor`: the checks of `doctor_checks` and `doctor_airtable`, printed, and the
+write check."""
 
 from __future__ import annotations
 
-import json
+import argparse
+import asyncio
 
 import asyncpg
+import structlog
+from rich.console import Console
 
-from service import queries
+from service.airtable import write_check
 from service.airtable.client import Airtable
-from service.commands.checks import FAIL, OK, WARN, Check
-from service.commands.doctor_airtable import airtable_checks
-from service.config import MIN_SECRET_LENGTH, Settings
-from service.database import DATABASE_ERRORS, database_url
-from service.migrations import migrate, pending_migrations
-from service.web.webhooks import SCRIPT_VERSION, is_outdated
+from service.commands import doctor_checks
+from service.commands.checks import FAIL, OK, WARN
+from service.commands.context import (
+    CommandError,
+    new_console,
+    resolved_database_url,
+)
+from service.config import Settings
+from service.database import DATABASE_ERRORS, create_pool
+from service.migrations import pending_migrations
+
+log = structlog.get_logger(__name__)
 
 
-async def _database(settings: Settings, fix: bool) -> tuple[list[Check], list[asyncpg.Record] | None]:
-    """The database's checks, and the native webhooks stored there (None: not known)."""
+def _doctor(settings: Settings, args: argparse.Namespace) -> int:
+    return asyncio.run(_doctor_run(settings, args))
+
+
+async def _doctor_run(settings: Settings, args: argparse.Namespace) -> int:
+    # One client for the checks and the write check, sharing the base's rate limit with the
+    # running service through the database when it can be reached (else pacing itself).
+    pool = await _pool_if_migrated(settings)
     try:
-        conn = await asyncpg.connect(database_url(settings), timeout=10)
-    except (*DATABASE_ERRORS, ValueError) as exc:
-        return [
-            Check(
-                "database",
-                FAIL,
-                f"not reachable ({type(exc).__name__}: {exc})",
-                "check DATABASE_URL, or unset it to use the embedded database",
-            )
-        ], None
-    try:
-        pending = await pending_migrations(conn)
-        if pending and fix:
-            await migrate(conn)
-            check = Check("database", OK, f"reachable; applied {', '.join(pending)}")
-        elif pending:
-            return [
-                Check(
-                    "database",
-                    FAIL,
-                    f"migrations not applied: {', '.join(pending)}",
-                    "run `contact-sync migrate` (or `contact-sync doctor --fix`)",
-                )
-            ], None
-        else:
-            check = Check("database", OK, "reachable and migrated")
-        checks = [check, *await _automation_scripts(conn), await _reconciliation(conn, settings)]
-        return checks, list(await conn.fetch(queries.WEBHOOKS_ALL))
+        return await _doctor_checks(settings, args, Airtable(settings, pool))
     finally:
-        await conn.close()
+        if pool is not None:
+            await pool.close()
 
 
-async def _automation_scripts(conn: asyncpg.Connection) -> list[Check]:
-    """Which automation script versions called in the last two weeks (none: no check)."""
-    seen = await conn.fetch(queries.AUTOMATION_SCRIPTS_RECENT)
-    older = [row for row in seen if is_outdated(row["version"])]
-    if not seen:
-        return []
-    if not older:
-        return [Check("automation script", OK, f"version {SCRIPT_VERSION}, the current one")]
-    unversioned = "calls without a version (a script before version 2, or another client)"
-    said = "; ".join(
-        (f"version {row['version']}" if row["version"] else unversioned)
-        + f" last called {row['last_seen_at']:%Y-%m-%d %H:%M} UTC"
-        for row in older
+async def _pool_if_migrated(settings: Settings) -> asyncpg.Pool | None:
+    try:
+        pool = await asyncio.wait_for(
+            create_pool(resolved_database_url(settings), min_size=1, max_size=2), 10
+        )
+    except (*DATABASE_ERRORS, ValueError, OSError, asyncio.TimeoutError, CommandError):
+        return None
+    async with pool.acquire() as conn:
+        if not await pending_migrations(conn):
+            return pool
+    await pool.close()
+    return None
+
+
+async def _doctor_checks(settings: Settings, args: argparse.Namespace, airtable: Airtable) -> int:
+    checks = await doctor_checks.run(settings, fix=args.fix, airtable=airtable)
+    console = new_console()
+    marks = {OK: "[green]✓[/]", WARN: "[yellow]![/]", FAIL: "[red]✗[/]"}
+    for check in checks:
+        console.print(f"{marks[check.status]} {check.name}: {check.detail}", highlight=False)
+        if check.fix and check.status != OK:
+            console.print(f"    → {check.fix}", highlight=False)
+    failed = sum(1 for c in checks if c.status == FAIL)
+    if args.write_check:
+        failed += await _write_check(airtable, console)
+    console.print(f"\n{failed} problem(s)" if failed else "\nEverything the service needs is in place.")
+    return 1 if failed else 0
+
+
+async def _write_check(airtable: Airtable, console: Console) -> int:
+    """`doctor --write-check`: the pusher's writes tried on the base; the number of failed steps."""
+    if airtable.missing:
+        console.print(f"\nThe write check needs Airtable: set {' and '.join(airtable.missing)}.")
+        return 1
+    console.print(f"\nWrite check. {write_check.WARNING}", highlight=False)
+    marks = {True: "[green]✓[/]", False: "[red]✗[/]", None: "[yellow]-[/]"}
+    steps = await write_check.run(
+        airtable, lambda step: console.print(f"{marks[step.ok]} {step.name}: {step.detail}", highlight=False)
     )
-    return [
-        Check(
-            "automation script",
-            WARN,
-            f"{said}; the current script is version {SCRIPT_VERSION}",
-            "paste airtable/automation.js into each automation's Run a script action again "
-            "(README: Upgrading the automation script)",
-        )
-    ]
+    return sum(1 for step in steps if step.ok is False)
 
 
-async def _reconciliation(conn: asyncpg.Connection, settings: Settings) -> Check:
-    interval = settings.reconcile_interval_s
-    if interval <= 0:
-        return Check(
-            "reconciliation",
-            WARN,
-            "off (RECONCILE_INTERVAL_S=0): a CIN whose automation run failed is never picked up",
-            "unset RECONCILE_INTERVAL_S (900), or run `contact-sync reconcile` from a scheduler",
-        )
-    state = await conn.fetchrow(queries.RECONCILE_STATE)
-    if state is None or state["finished_s_ago"] is None:
-        return Check("reconciliation", OK, "no sweep yet: the running service's first one sets the baseline")
-    ago = state["finished_s_ago"]
-    counts = json.loads(state["counts"]) if state["counts"] else {}
-    seen, queued = counts.get("seen", 0), counts.get("queued", 0)
-    said = f"last sweep {ago / 60:.0f} min ago (seen {seen}, queued {queued})"
-    if ago > 3 * interval:
-        return Check(
-            "reconciliation",
-            WARN,
-            said,
-            "is a worker running? look for reconcile.failed in its logs",
-        )
-    return Check("reconciliation", OK, said)
-
-
-def _settings(settings: Settings) -> list[Check]:
-    checks = [
-        Check("Attestr token", OK, "ATTESTR_API_KEY is set (it is checked by the first paid call)")
-        if settings.attestr_api_key
-        else Check(
-            "Attestr token",
-            FAIL,
-            "ATTESTR_API_KEY is not set: jobs wait",
-            "set ATTESTR_API_KEY to the auth token Attestr issued",
-        ),
-    ]
-    for name, value, what in (
-        ("WEBHOOK_SECRETS", settings.webhook_secrets, "the automation script's webhook answers 503"),
-        ("API_KEYS", settings.api_keys, "the manual endpoints answer 503"),
-    ):
-        short = len(settings.short_secrets.get(name, ()))
-        if not value and short:
-            checks.append(
-                Check(
-                    name,
-                    WARN,
-                    f"every value is shorter than {MIN_SECRET_LENGTH} characters, so none is used: {what}",
-                    f"set {name} to random strings of {MIN_SECRET_LENGTH} characters or more "
-                    "(`openssl rand -hex 24`)",
-                )
-            )
-        elif not value:
-            checks.append(
-                Check(name, WARN, f"not set: {what}", f"set {name} (comma-separated, long random strings)")
-            )
-        elif short:
-            checks.append(
-                Check(
-                    name,
-                    WARN,
-                    f"{short} value(s) shorter than {MIN_SECRET_LENGTH} characters are ignored",
-                    f"remove them, or use random strings of {MIN_SECRET_LENGTH} characters or more",
-                )
-            )
-    return checks
-
-
-async def run(settings: Settings, *, fix: bool = False, airtable: Airtable | None = None) -> list[Check]:
-    """Every check, in order. Pass the Airtable client when more requests follow (the write
-    check): one client paces them all under the base's rate limit."""
-    database, hooks = await _database(settings, fix)
-    airtable = airtable or Airtable(settings, None)
-    return [*database, *_settings(settings), *await airtable_checks(settings, airtable, fix, hooks)]
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    """This module's commands, on the `contact-sync` parser."""
+    doc = commands.add_parser(
+        "doctor",
+        help="check the database, credentials and the Airtable base; --fix what it can",
+        description="Checks: database reachable and migrated; Attestr token present; Airtable token "
+        "valid and allowed to read the schema and read and write records; both tables and every "
+        "configured field present with a suitable type, every select option the service writes; "
+        "what the way of triggering needs (the native webhook's scope, a creator, the webhooks). "
+        "--fix applies migrations, creates missing fields and adds missing options (the token then "
+        "needs schema.bases:write, its user must be a creator). --write-check also writes one "
+        "throw-away contact row the way the service does, writes it again, links it to a company, "
+        "reads it back and deletes it (automations on the base see it).\n\nexamples:\n"
+        "  contact-sync doctor\n  contact-sync doctor --fix\n  contact-sync doctor --write-check",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    doc.add_argument("--fix", action="store_true", help="apply migrations and create missing fields")
+    doc.add_argument(
+        "--write-check", action="store_true", help="write, link, read and delete one throw-away contact row"
+    )
+    doc.set_defaults(run=_doctor)

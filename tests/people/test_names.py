@@ -1,4 +1,4 @@
-"""Names (service/names.py): compared with case, spacing, dots and honorifics ignored, one agreeing
+"""Names (service/people/names.py): compared with case, spacing, dots and honorifics ignored, one agreeing
 with a shorter form of itself; shown as people write them."""
 
 from __future__ import annotations

@@ -1,0 +1,161 @@
+"""`contact-sync doctor`'s checks: everything the service needs and says how to fix what is wrong.
+
+Database reachable and migrated; credentials present; the Airtable token valid and allowed to do
+what the service does; the base, both tables and every configured field there with a suitable
+type and every select option the service writes; what the chosen way of triggering needs (the
+native webhook: its scope, a creator on the base, the webhooks themselves). A personal access
+token's scopes cannot be read ("Get user info" gives them only for OAuth tokens), so each is
+tried with a harmless call. `--fix` applies migrations, creates the missing fields and adds the
+missing options.
+"""
+
+from __future__ import annotations
+
+import json
+
+import asyncpg
+
+from service import queries
+from service.airtable.client import Airtable
+from service.commands.checks import FAIL, OK, WARN, Check
+from service.commands.doctor_airtable import airtable_checks
+from service.config import MIN_SECRET_LENGTH, Settings
+from service.database import DATABASE_ERRORS, database_url
+from service.migrations import migrate, pending_migrations
+from service.web.webhooks import SCRIPT_VERSION, is_outdated
+
+
+async def _database(settings: Settings, fix: bool) -> tuple[list[Check], list[asyncpg.Record] | None]:
+    """The database's checks, and the native webhooks stored there (None: not known)."""
+    try:
+        conn = await asyncpg.connect(database_url(settings), timeout=10)
+    except (*DATABASE_ERRORS, ValueError) as exc:
+        return [
+            Check(
+                "database",
+                FAIL,
+                f"not reachable ({type(exc).__name__}: {exc})",
+                "check DATABASE_URL, or unset it to use the embedded database",
+            )
+        ], None
+    try:
+        pending = await pending_migrations(conn)
+        if pending and fix:
+            await migrate(conn)
+            check = Check("database", OK, f"reachable; applied {', '.join(pending)}")
+        elif pending:
+            return [
+                Check(
+                    "database",
+                    FAIL,
+                    f"migrations not applied: {', '.join(pending)}",
+                    "run `contact-sync migrate` (or `contact-sync doctor --fix`)",
+                )
+            ], None
+        else:
+            check = Check("database", OK, "reachable and migrated")
+        checks = [check, *await _automation_scripts(conn), await _reconciliation(conn, settings)]
+        return checks, list(await conn.fetch(queries.WEBHOOKS_ALL))
+    finally:
+        await conn.close()
+
+
+async def _automation_scripts(conn: asyncpg.Connection) -> list[Check]:
+    """Which automation script versions called in the last two weeks (none: no check)."""
+    seen = await conn.fetch(queries.AUTOMATION_SCRIPTS_RECENT)
+    older = [row for row in seen if is_outdated(row["version"])]
+    if not seen:
+        return []
+    if not older:
+        return [Check("automation script", OK, f"version {SCRIPT_VERSION}, the current one")]
+    unversioned = "calls without a version (a script before version 2, or another client)"
+    said = "; ".join(
+        (f"version {row['version']}" if row["version"] else unversioned)
+        + f" last called {row['last_seen_at']:%Y-%m-%d %H:%M} UTC"
+        for row in older
+    )
+    return [
+        Check(
+            "automation script",
+            WARN,
+            f"{said}; the current script is version {SCRIPT_VERSION}",
+            "paste airtable/automation.js into each automation's Run a script action again "
+            "(README: Upgrading the automation script)",
+        )
+    ]
+
+
+async def _reconciliation(conn: asyncpg.Connection, settings: Settings) -> Check:
+    interval = settings.reconcile_interval_s
+    if interval <= 0:
+        return Check(
+            "reconciliation",
+            WARN,
+            "off (RECONCILE_INTERVAL_S=0): a CIN whose automation run failed is never picked up",
+            "unset RECONCILE_INTERVAL_S (900), or run `contact-sync reconcile` from a scheduler",
+        )
+    state = await conn.fetchrow(queries.RECONCILE_STATE)
+    if state is None or state["finished_s_ago"] is None:
+        return Check("reconciliation", OK, "no sweep yet: the running service's first one sets the baseline")
+    ago = state["finished_s_ago"]
+    counts = json.loads(state["counts"]) if state["counts"] else {}
+    seen, queued = counts.get("seen", 0), counts.get("queued", 0)
+    said = f"last sweep {ago / 60:.0f} min ago (seen {seen}, queued {queued})"
+    if ago > 3 * interval:
+        return Check(
+            "reconciliation",
+            WARN,
+            said,
+            "is a worker running? look for reconcile.failed in its logs",
+        )
+    return Check("reconciliation", OK, said)
+
+
+def _settings(settings: Settings) -> list[Check]:
+    checks = [
+        Check("Attestr token", OK, "ATTESTR_API_KEY is set (it is checked by the first paid call)")
+        if settings.attestr_api_key
+        else Check(
+            "Attestr token",
+            FAIL,
+            "ATTESTR_API_KEY is not set: jobs wait",
+            "set ATTESTR_API_KEY to the auth token Attestr issued",
+        ),
+    ]
+    for name, value, what in (
+        ("WEBHOOK_SECRETS", settings.webhook_secrets, "the automation script's webhook answers 503"),
+        ("API_KEYS", settings.api_keys, "the manual endpoints answer 503"),
+    ):
+        short = len(settings.short_secrets.get(name, ()))
+        if not value and short:
+            checks.append(
+                Check(
+                    name,
+                    WARN,
+                    f"every value is shorter than {MIN_SECRET_LENGTH} characters, so none is used: {what}",
+                    f"set {name} to random strings of {MIN_SECRET_LENGTH} characters or more "
+                    "(`openssl rand -hex 24`)",
+                )
+            )
+        elif not value:
+            checks.append(
+                Check(name, WARN, f"not set: {what}", f"set {name} (comma-separated, long random strings)")
+            )
+        elif short:
+            checks.append(
+                Check(
+                    name,
+                    WARN,
+                    f"{short} value(s) shorter than {MIN_SECRET_LENGTH} characters are ignored",
+                    f"remove them, or use random strings of {MIN_SECRET_LENGTH} characters or more",
+                )
+            )
+    return checks
+
+
+async def run(settings: Settings, *, fix: bool = False, airtable: Airtable | None = None) -> list[Check]:
+    """Every check, in order. Pass the Airtable client when more requests follow (the write
+    check): one client paces them all under the base's rate limit."""
+    database, hooks = await _database(settings, fix)
+    airtable = airtable or Airtable(settings, None)
+    return [*database, *_settings(settings), *await airtable_checks(settings, airtable, fix, hooks)]
