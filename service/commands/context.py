@@ -70,16 +70,24 @@ def resolved_database_url(settings: Settings) -> str:
         ) from exc
 
 
+async def migrated(settings: Settings, url: str) -> list[str]:
+    """Apply the migrations not yet applied to the database at `url`; returns their names.
+    CommandError when it cannot be reached."""
+    try:
+        conn = await asyncpg.connect(url, timeout=10)
+    except (*DATABASE_ERRORS, ValueError) as exc:
+        raise unreachable(settings, exc) from exc
+    try:
+        return await migrate(conn)
+    finally:
+        await conn.close()
+
+
 async def open_pool(settings: Settings, **sizes: int) -> asyncpg.Pool:
     """A pool on the service's database, migrated; CommandError when it cannot be reached."""
     url = resolved_database_url(settings)
-    try:
-        pool = await create_pool(url, timeout=10, **sizes)
-    except (*DATABASE_ERRORS, ValueError) as exc:
-        raise unreachable(settings, exc) from exc
-    async with pool.acquire() as conn:
-        await migrate(conn)
-    return pool
+    await migrated(settings, url)
+    return await create_pool(url, timeout=10, **sizes)
 
 
 def with_pool(settings: Settings, work: Callable[[asyncpg.Pool], Awaitable[int]]) -> int:
@@ -105,7 +113,6 @@ def new_console() -> Console:
 
 
 def print_json(value: Any) -> None:
-
     print(json.dumps(value, indent=2, default=str))
 
 

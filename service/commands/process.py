@@ -10,7 +10,6 @@ import signal
 import socket
 import sys
 
-import asyncpg
 import structlog
 import uvicorn
 from rich.console import Console
@@ -18,7 +17,7 @@ from rich.console import Console
 from service.commands import demo
 from service.commands.context import (
     CommandError,
-    open_pool,
+    migrated,
     port_number,
     reason_of,
     resolved_database_url,
@@ -26,7 +25,6 @@ from service.commands.context import (
 )
 from service.config import Settings
 from service.database import DATABASE_ERRORS
-from service.migrations import migrate
 from service.triggers.runtime import Runtime
 from service.web.app import create_app
 
@@ -44,7 +42,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     listening = _listen(args.host, port)
     try:
         url = resolved_database_url(settings)
-        asyncio.run(_check_database(settings))
+        asyncio.run(migrated(settings, url))
     except BaseException:
         listening.close()
         raise
@@ -68,11 +66,6 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     )
     server.run(sockets=[listening])
     return 0 if server.started else 1
-
-
-async def _check_database(settings: Settings) -> None:
-    pool = await open_pool(settings, min_size=1, max_size=1)
-    await pool.close()
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -124,17 +117,7 @@ def _worker(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
-    async def run() -> list[str]:
-        try:
-            conn = await asyncpg.connect(resolved_database_url(settings), timeout=10)
-        except (*DATABASE_ERRORS, ValueError) as exc:
-            raise unreachable(settings, exc) from exc
-        try:
-            return await migrate(conn)
-        finally:
-            await conn.close()
-
-    applied = asyncio.run(run())
+    applied = asyncio.run(migrated(settings, resolved_database_url(settings)))
     print(f"applied {len(applied)} migration(s){': ' + ', '.join(applied) if applied else ''}")
     return 0
 
