@@ -20,16 +20,14 @@ from pyairtable import Api, formulas
 
 from service import metrics
 from service.airtable.errors import (
-    MAX_ANSWER_BYTES,
     AirtableError,
     AirtableNotConfigured,
     AirtableRateLimited,
     AirtableUnavailable,
-    AnswerTooLarge,
-    BoundedAdapter,
     error_from,
 )
 from service.airtable.ratelimit import AirtableRateLimit, LocalPacing
+from service.airtable.transport import MAX_ANSWER_BYTES, AnswerTooLarge, BoundedAdapter
 from service.config import Settings
 
 log = structlog.get_logger(__name__)

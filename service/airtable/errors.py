@@ -1,47 +1,19 @@
 """What Airtable's answers become: typed exceptions the pusher and the commands act on (a 429,
-an outage, a refusal with Airtable's error type and message, masked), and the limit on how much
-of an answer is read."""
+an outage, a refusal with Airtable's error type and message, masked). Light to import: the
+command line catches these without loading pyairtable or requests."""
 
 from __future__ import annotations
 
 import re
-from typing import Any
-
-import requests
-from requests.adapters import HTTPAdapter
+from typing import TYPE_CHECKING
 
 from service.database import storable
 from service.logs import mask_text
 
+if TYPE_CHECKING:
+    import requests
+
 _RECORD_ID = re.compile(r"rec[A-Za-z0-9]{14}")
-
-# A page of 100 records with the fields the service asks for, or a base's schema, is well under
-# this: a larger answer is refused as it arrives rather than held in memory.
-MAX_ANSWER_BYTES = 8 * 1024 * 1024
-
-
-class BoundedAdapter(HTTPAdapter):
-    """requests' adapter, reading each answer itself up to MAX_ANSWER_BYTES: refused at once by
-    its Content-Length, else when more has arrived (requests alone reads any size whole)."""
-
-    def send(self, request: Any, stream: bool = False, **kwargs: Any) -> requests.Response:
-        response = super().send(request, stream=True, **kwargs)
-        announced = response.headers.get("Content-Length", "")
-        if announced.isdigit() and int(announced) > MAX_ANSWER_BYTES:
-            response.close()
-            raise AnswerTooLarge(f"{int(announced):,} bytes announced")
-        content = bytearray()
-        for chunk in response.iter_content(65_536):
-            content += chunk
-            if len(content) > MAX_ANSWER_BYTES:
-                response.close()
-                raise AnswerTooLarge(f"more than {MAX_ANSWER_BYTES:,} bytes sent")
-        response._content = bytes(content)  # what requests would have read, read with a limit
-        return response
-
-
-class AnswerTooLarge(requests.RequestException):
-    pass
 
 
 class AirtableError(Exception):

@@ -276,12 +276,17 @@ def _airtable(settings: Settings, args: argparse.Namespace) -> int:
     return with_pool(settings, work)
 
 
-def add_parsers(commands: argparse._SubParsersAction) -> None:
-    """This module's commands, on the `contact-sync` parser."""
-    back = commands.add_parser(
-        "backfill",
-        help="queue a sync for every company with a CIN and no contacts yet",
-        description="Reads the Companies table, skips companies that already have contacts (unless "
+def arguments(command: str, parser: argparse.ArgumentParser) -> None:
+    """Fill the sub-parser of `command`, one of this module's commands (`cli.py` names them
+    with their summaries)."""
+    {"backfill": _backfill_arguments, "reconcile": _reconcile_arguments, "airtable": _airtable_arguments}[
+        command
+    ](parser)
+
+
+def _backfill_arguments(back: argparse.ArgumentParser) -> None:
+    back.description = (
+        "Reads the Companies table, skips companies that already have contacts (unless "
         "--all), says how many Attestr calls that will cost, and queues the syncs with a progress "
         "bar. --recheck-identities instead syncs again, from PostgreSQL, the companies last synced "
         "before PANs were read whose people may have been merged through a shared phone or email "
@@ -289,8 +294,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "them), and lists them; a recent stored answer is used again, free.\n\nexamples:\n"
         "  contact-sync backfill --dry-run\n"
         "  contact-sync backfill\n  contact-sync backfill --all\n"
-        "  contact-sync backfill --recheck-identities --dry-run",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "  contact-sync backfill --recheck-identities --dry-run"
     )
     which = back.add_mutually_exclusive_group()
     which.add_argument("--all", action="store_true", help="every company with a CIN, also those synced")
@@ -302,25 +306,24 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     back.add_argument("--dry-run", action="store_true", help="print what it would do and the cost, then stop")
     back.set_defaults(run=_backfill)
 
-    rec = commands.add_parser(
-        "reconcile",
-        help="queue the companies whose CIN no trigger brought (the service does it every 15 minutes)",
-        description="Sweeps the Companies table as the running service does at start-up and every "
+
+def _reconcile_arguments(rec: argparse.ArgumentParser) -> None:
+    rec.description = (
+        "Sweeps the Companies table as the running service does at start-up and every "
         "RECONCILE_INTERVAL_S: every company whose valid CIN was set or changed since the last sweep "
         "and has no job for that CIN, and every company whose Refresh Contacts was ticked with no job "
         "since, is queued as a webhook would queue it. CINs set before reconciliation was first "
         "enabled are backfill's; a failed job is left for `jobs retry`. --dry-run says what it would "
         "queue and what that costs in Attestr calls.\n\nexamples:\n"
-        "  contact-sync reconcile --dry-run\n  contact-sync reconcile",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "  contact-sync reconcile --dry-run\n  contact-sync reconcile"
     )
     rec.add_argument("--dry-run", action="store_true", help="say what it would queue and its cost")
     rec.set_defaults(run=_reconcile)
 
-    air = commands.add_parser(
-        "airtable",
-        help="Airtable: adopt an older Contacts table, resync, native webhooks",
-        description="adopt: rows of the Contacts table without a Contact Key (filled by an older "
+
+def _airtable_arguments(air: argparse.ArgumentParser) -> None:
+    air.description = (
+        "adopt: rows of the Contacts table without a Contact Key (filled by an older "
         "tool) are matched to people by DIN, phone, email, then company and name, or become people, "
         "and get their Contact Key, so the first sync duplicates nothing; rows that are one person "
         "are reported. Run it with --dry-run first.\n"
@@ -334,8 +337,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "\n\nexamples:\n  contact-sync airtable adopt --dry-run\n  contact-sync airtable adopt\n"
         "  contact-sync airtable resync\n  contact-sync airtable resync --restore-deleted\n"
         "  contact-sync airtable webhook create --url https://sync.example.com/webhooks/airtable/notifications\n"
-        "  contact-sync airtable webhook status\n  contact-sync airtable webhook recreate",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "  contact-sync airtable webhook status\n  contact-sync airtable webhook recreate"
     )
     air.add_argument("action", choices=["adopt", "resync", "webhook"])
     air.add_argument(

@@ -4,20 +4,41 @@ said once."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import traceback
 from collections.abc import Sequence
 
-import asyncpg
-
-from service.airtable.errors import AirtableError
-from service.commands import airtable_base, contacts, doctor, process, status
-from service.commands.context import CommandError, reason_of
 from service.config import Settings, SettingsError, load_settings
-from service.logs import configure_logging
+
+# Every command: the module that runs it (in service/commands/) and its summary. A module is
+# imported only for its own command, so that `--help` and the quick commands (`status`, `jobs`)
+# load none of what the others need (pyairtable alone takes a second).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("process", "see the whole flow work on this machine, with no accounts"),
+    "serve": ("process", "run the web service (and the worker, unless WORKER_IN_WEB=false)"),
+    "worker": ("process", "run the worker and the Airtable pusher without HTTP"),
+    "migrate": ("process", "apply database migrations and exit"),
+    "status": ("status", "jobs by state, queue age, Attestr paused or not, rows waiting for Airtable"),
+    "jobs": ("status", "list, show and retry jobs"),
+    "attestr": ("status", "whether Attestr calls are paused; pause and resume them"),
+    "doctor": ("doctor", "check the database, credentials and the Airtable base; --fix what it can"),
+    "backfill": ("airtable_base", "queue a sync for every company with a CIN and no contacts yet"),
+    "reconcile": (
+        "airtable_base",
+        "queue the companies whose CIN no trigger brought (the service does it every 15 minutes)",
+    ),
+    "airtable": ("airtable_base", "Airtable: adopt an older Contacts table, resync, native webhooks"),
+    "import": ("contacts", "take the people of an older PostgreSQL contacts table"),
+    "contacts": (
+        "contacts",
+        "forget a person (removed from PostgreSQL and Airtable, never synced again), or lift that",
+    ),
+}
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    """The parser, with the arguments of the command `argv` names (the others only by name)."""
     parser = argparse.ArgumentParser(
         prog="contact-sync",
         description="Fetches company directors' contacts from Attestr into PostgreSQL and Airtable.",
@@ -25,8 +46,12 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Configuration comes from the environment and .env (see .env.example).",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (process, status, doctor, contacts, airtable_base):
-        group.add_parsers(commands)
+    # The top-level parser takes no option but --help: the first other word is the command.
+    chosen = next((word for word in argv if not word.startswith("-")), None)
+    for name, (module, summary) in COMMANDS.items():
+        sub = commands.add_parser(name, help=summary, formatter_class=argparse.RawDescriptionHelpFormatter)
+        if name == chosen:
+            importlib.import_module(f"service.commands.{module}").arguments(name, sub)
     return parser
 
 
@@ -34,7 +59,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     """`contact-sync …`: exits 0 when the command did its work; 2 when it was used wrongly (a bad
     setting, argument or option), 1 when it could not do its work, each said in one sentence on
     stderr; 130 when interrupted; 70, with a traceback, only for a bug."""
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _parser(argv).parse_args(argv)
     try:
         settings = load_settings()
     except SettingsError as exc:
@@ -51,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings.attestr_api_key,
         settings.airtable_api_key,
     )
+    from service.logs import configure_logging  # structlog: not for `--help`
+
     if args.command in ("serve", "worker"):
         configure_logging(settings.log_format, settings.log_level, cache=True, secrets=secrets)
     elif args.command == "demo":  # the demo narrates; the service's own lines only when something is wrong
@@ -60,18 +88,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     sys.exit(_run(args, settings))
 
 
-_DATABASE_LOST = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, ConnectionError)
-
-
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     """The command's exit status; what went wrong said once."""
+    # Imported here, not above: `--help` needs none of them.
+    import asyncpg
+
+    from service.airtable.errors import AirtableError
+    from service.commands.context import CommandError, reason_of
+
+    database_lost = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
     name = f"contact-sync {args.command}"
     try:
         return args.run(settings, args)
     except CommandError as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return exc.code
-    except _DATABASE_LOST as exc:
+    except (*database_lost, ConnectionError) as exc:
         print(
             f"{name}: the database stopped answering ({reason_of(exc)}); what was done before is kept: "
             "run the command again once the database is back",

@@ -166,12 +166,15 @@ def _import(settings: Settings, args: argparse.Namespace) -> int:
     return with_pool(settings, work)
 
 
-def add_parsers(commands: argparse._SubParsersAction) -> None:
-    """This module's commands, on the `contact-sync` parser."""
-    contacts = commands.add_parser(
-        "contacts",
-        help="forget a person (removed from PostgreSQL and Airtable, never synced again), or lift that",
-        description="forget: removes a person (found by DIN, PAN, phone in any spelling, or email) "
+def arguments(command: str, parser: argparse.ArgumentParser) -> None:
+    """Fill the sub-parser of `command`, one of this module's commands (`cli.py` names them
+    with their summaries)."""
+    {"contacts": _contacts_arguments, "import": _import_arguments}[command](parser)
+
+
+def _contacts_arguments(contacts: argparse.ArgumentParser) -> None:
+    contacts.description = (
+        "forget: removes a person (found by DIN, PAN, phone in any spelling, or email) "
         "from PostgreSQL and their row from Airtable, and keeps hashed suppression entries so that no "
         "later sync brings them back. It says whom it found and asks first (--yes: it does not ask).\n"
         "unsuppress: lifts the suppression of a key and of the keys forgotten with it; the next "
@@ -180,8 +183,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "  contact-sync contacts forget --pan ABCPK1234F\n"
         '  contact-sync contacts forget --phone "+91 98450 12345"\n'
         "  contact-sync contacts forget --email a.person@example.com --yes\n"
-        "  contact-sync contacts unsuppress --email a.person@example.com",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "  contact-sync contacts unsuppress --email a.person@example.com"
     )
     contacts_actions = contacts.add_subparsers(dest="action", required=True, metavar="ACTION")
     forgetting = contacts_actions.add_parser(
@@ -206,14 +208,13 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     forgetting.add_argument("--yes", action="store_true", help="do not ask first (for scripts)")
     contacts.set_defaults(run=_contacts)
 
-    imp = commands.add_parser(
-        "import",
-        help="take the people of an older PostgreSQL contacts table",
-        description="Reads an older tool's contacts table (columns like din, full_name, mobile_number, "
+
+def _import_arguments(imp: argparse.ArgumentParser) -> None:
+    imp.description = (
+        "Reads an older tool's contacts table (columns like din, full_name, mobile_number, "
         "email_address, company_airtable_id, addresses, airtable_id), and stores its people with the "
         "same de-duplication as a sync, keeping their older Airtable rows.\n\nexamples:\n"
-        "  contact-sync import\n  contact-sync import --table legacy.contacts --source postgresql://old-db/app",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "  contact-sync import\n  contact-sync import --table legacy.contacts --source postgresql://old-db/app"
     )
     imp.add_argument("--table", default="contacts", help="the older table (default: contacts)")
     imp.add_argument("--source", help="the older database's URL (default: the service's own database)")

@@ -9,19 +9,21 @@ import os
 import socket
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import asyncpg
 import structlog
 from rich.console import Console
 
-from service.airtable.client import Airtable
 from service.airtable.errors import AirtableNotConfigured
 from service.config import Settings
 from service.database import DATABASE_ERRORS, create_pool, database_url
 from service.migrations import migrate
 from service.web import validation
+
+if TYPE_CHECKING:
+    from service.airtable.client import Airtable
 
 log = structlog.get_logger(__name__)
 
@@ -118,6 +120,8 @@ def print_json(value: Any) -> None:
 
 def configured_airtable(settings: Settings, pool: asyncpg.Pool) -> Airtable | None:
     """The Airtable client, or None (having said what is missing) when it is not configured."""
+    from service.airtable.client import Airtable  # pyairtable: only for the commands that write
+
     airtable = Airtable(settings, pool)
     try:
         airtable.require_configured()

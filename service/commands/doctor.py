@@ -83,12 +83,15 @@ async def _write_check(airtable: Airtable, console: Console) -> int:
     return sum(1 for step in steps if step.ok is False)
 
 
-def add_parsers(commands: argparse._SubParsersAction) -> None:
-    """This module's commands, on the `contact-sync` parser."""
-    doc = commands.add_parser(
-        "doctor",
-        help="check the database, credentials and the Airtable base; --fix what it can",
-        description="Checks: database reachable and migrated; Attestr token present; Airtable token "
+def arguments(command: str, parser: argparse.ArgumentParser) -> None:
+    """Fill the sub-parser of `command`, one of this module's commands (`cli.py` names them
+    with their summaries)."""
+    {"doctor": _doctor_arguments}[command](parser)
+
+
+def _doctor_arguments(doc: argparse.ArgumentParser) -> None:
+    doc.description = (
+        "Checks: database reachable and migrated; Attestr token present; Airtable token "
         "valid and allowed to read the schema and read and write records; both tables and every "
         "configured field present with a suitable type, every select option the service writes; "
         "what the way of triggering needs (the native webhook's scope, a creator, the webhooks). "
@@ -96,8 +99,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "needs schema.bases:write, its user must be a creator). --write-check also writes one "
         "throw-away contact row the way the service does, writes it again, links it to a company, "
         "reads it back and deletes it (automations on the base see it).\n\nexamples:\n"
-        "  contact-sync doctor\n  contact-sync doctor --fix\n  contact-sync doctor --write-check",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "  contact-sync doctor\n  contact-sync doctor --fix\n  contact-sync doctor --write-check"
     )
     doc.add_argument("--fix", action="store_true", help="apply migrations and create missing fields")
     doc.add_argument(

@@ -129,44 +129,48 @@ def _demo(_settings: Settings, _args: argparse.Namespace) -> int:
     return demo.run(console)
 
 
-def add_parsers(commands: argparse._SubParsersAction) -> None:
-    """This module's commands, on the `contact-sync` parser."""
-    dem = commands.add_parser(
-        "demo",
-        help="see the whole flow work on this machine, with no accounts",
-        description="Runs the real service against an embedded PostgreSQL (in a temporary directory) "
+def arguments(command: str, parser: argparse.ArgumentParser) -> None:
+    """Fill the sub-parser of `command`, one of this module's commands (`cli.py` names them
+    with their summaries)."""
+    {
+        "demo": _demo_arguments,
+        "serve": _serve_arguments,
+        "worker": _worker_arguments,
+        "migrate": _migrate_arguments,
+    }[command](parser)
+
+
+def _demo_arguments(dem: argparse.ArgumentParser) -> None:
+    dem.description = (
+        "Runs the real service against an embedded PostgreSQL (in a temporary directory) "
         "and the package's Attestr and Airtable stand-ins, sends webhooks for four sample companies "
         "the way the Airtable automation does, and shows the resulting Airtable rows. Your .env and "
-        "database are not used.\n\nexample:\n  contact-sync demo",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "database are not used.\n\nexample:\n  contact-sync demo"
     )
     dem.set_defaults(run=_demo)
 
-    serve = commands.add_parser(
-        "serve",
-        help="run the web service (and the worker, unless WORKER_IN_WEB=false)",
-        description="Start the embedded database when DATABASE_URL is unset, apply migrations, and "
-        "serve HTTP.\n\nexamples:\n  contact-sync serve\n  contact-sync serve --port 9000",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+
+def _serve_arguments(serve: argparse.ArgumentParser) -> None:
+    serve.description = (
+        "Start the embedded database when DATABASE_URL is unset, apply migrations, and "
+        "serve HTTP.\n\nexamples:\n  contact-sync serve\n  contact-sync serve --port 9000"
     )
     serve.add_argument("--port", type=port_number, help="HTTP port (default: PORT, 8000)")
     serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default: 0.0.0.0)")
     serve.set_defaults(run=_serve)
 
-    worker = commands.add_parser(
-        "worker",
-        help="run the worker and the Airtable pusher without HTTP",
-        description="Claim and run jobs, and write their rows to Airtable. Run it beside "
-        "`serve` with WORKER_IN_WEB=false, as many as you like.\n\nexample:\n  contact-sync worker",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+
+def _worker_arguments(worker: argparse.ArgumentParser) -> None:
+    worker.description = (
+        "Claim and run jobs, and write their rows to Airtable. Run it beside "
+        "`serve` with WORKER_IN_WEB=false, as many as you like.\n\nexample:\n  contact-sync worker"
     )
     worker.set_defaults(run=_worker)
 
-    mig = commands.add_parser(
-        "migrate",
-        help="apply database migrations and exit",
-        description="Apply every migration of migrations/ not yet applied, under an advisory lock."
-        "\n\nexample:\n  contact-sync migrate",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+
+def _migrate_arguments(mig: argparse.ArgumentParser) -> None:
+    mig.description = (
+        "Apply every migration of migrations/ not yet applied, under an advisory lock."
+        "\n\nexample:\n  contact-sync migrate"
     )
     mig.set_defaults(run=_migrate)

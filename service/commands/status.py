@@ -178,26 +178,27 @@ async def _jobs_list(pool: asyncpg.Pool, args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parsers(commands: argparse._SubParsersAction) -> None:
-    """This module's commands, on the `contact-sync` parser."""
-    status = commands.add_parser(
-        "status",
-        help="jobs by state, queue age, Attestr paused or not, rows waiting for Airtable",
-        description="What the service is doing, from the database.\n\nexamples:\n  contact-sync status\n"
-        "  contact-sync status --json",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+def arguments(command: str, parser: argparse.ArgumentParser) -> None:
+    """Fill the sub-parser of `command`, one of this module's commands (`cli.py` names them
+    with their summaries)."""
+    {"status": _status_arguments, "jobs": _jobs_arguments, "attestr": _attestr_arguments}[command](parser)
+
+
+def _status_arguments(status: argparse.ArgumentParser) -> None:
+    status.description = (
+        "What the service is doing, from the database.\n\nexamples:\n  contact-sync status\n"
+        "  contact-sync status --json"
     )
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(run=_status)
 
-    jobs_cmd = commands.add_parser(
-        "jobs",
-        help="list, show and retry jobs",
-        description="Jobs of every process, from the database. A retried job starts again with its "
+
+def _jobs_arguments(jobs_cmd: argparse.ArgumentParser) -> None:
+    jobs_cmd.description = (
+        "Jobs of every process, from the database. A retried job starts again with its "
         "attempts reset and reuses the Attestr answer it already paid for.\n\nexamples:\n"
         "  contact-sync jobs list --status failed\n  contact-sync jobs show 42\n"
-        "  contact-sync jobs retry 42\n  contact-sync jobs retry --failed",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "  contact-sync jobs retry 42\n  contact-sync jobs retry --failed"
     )
     jobs_actions = jobs_cmd.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = jobs_actions.add_parser(
@@ -226,15 +227,14 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     which_jobs.add_argument("--failed", action="store_true", help="every failed job")
     jobs_cmd.set_defaults(run=_jobs)
 
-    attestr = commands.add_parser(
-        "attestr",
-        help="whether Attestr calls are paused; pause and resume them",
-        description="Attestr calls pause for every job when credits run out, credentials or access "
+
+def _attestr_arguments(attestr: argparse.ArgumentParser) -> None:
+    attestr.description = (
+        "Attestr calls pause for every job when credits run out, credentials or access "
         "are refused, or a daily limit is reached. They resume when a probe call works, at the "
         "daily reset, or with `resume`. `pause` stops them at once (no probe either) until `resume`: "
         "jobs wait, nothing fails.\n\nexamples:\n  contact-sync attestr status\n"
-        "  contact-sync attestr pause\n  contact-sync attestr resume",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "  contact-sync attestr pause\n  contact-sync attestr resume"
     )
     attestr_actions = attestr.add_subparsers(dest="action", required=True, metavar="ACTION")
     attestr_actions.add_parser(

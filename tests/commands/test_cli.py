@@ -74,6 +74,43 @@ def test_help(command: str | None) -> None:
         assert "example" in done.stdout
 
 
+# Packages a quick command never needs: loading them is most of the time a command takes.
+_HEAVY = ("pyairtable", "requests", "uvicorn", "httpx", "hypothesis")
+
+
+def _loaded(db_url: str, *args: str) -> set[str]:
+    """The top-level packages `contact-sync *args` loaded by the time it exited."""
+    code = (
+        "import atexit, sys\n"
+        "loaded = lambda: sorted({m.split('.')[0] for m in sys.modules})\n"
+        "atexit.register(lambda: print('LOADED', *loaded(), file=sys.stderr))\n"
+        "from service.commands.cli import main\n"
+        "main(sys.argv[1:])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        env={**os.environ, "DATABASE_URL": db_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    line = next(line for line in done.stderr.splitlines() if line.startswith("LOADED "))
+    return set(line.split()[1:])
+
+
+def test_commands_load_only_what_they_use(db_url: str) -> None:
+    """`--help` loads neither the database driver nor logging; `status` and `jobs list` not
+    pyairtable (a second on its own), nor the web server or HTTP clients."""
+    top = _loaded(db_url, "--help")
+    assert not top & {"asyncpg", "structlog", "rich", *_HEAVY}, top
+    for command in (["status", "--json"], ["jobs", "list", "--json"], ["attestr", "status", "--json"]):
+        loaded = _loaded(db_url, *command)
+        assert "asyncpg" in loaded  # the command did run
+        assert not loaded & set(_HEAVY), (command, loaded & set(_HEAVY))
+    assert "pyairtable" in _loaded(db_url, "airtable", "--help")  # a command that writes to Airtable
+
+
 async def test_status_jobs_and_attestr(db_url: str, pool: asyncpg.Pool) -> None:
     failed, _ = await enqueued(pool, "recAAAAAAAAAAAAAA", "U72200KA2015PTC081234")
     await pool.execute(

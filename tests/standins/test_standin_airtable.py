@@ -15,7 +15,8 @@ from pyairtable.api.table import Table
 from requests import HTTPError
 
 from service.airtable.client import Airtable
-from service.airtable.errors import MAX_ANSWER_BYTES, AirtableError
+from service.airtable.errors import AirtableError
+from service.airtable.transport import MAX_ANSWER_BYTES
 from service.config import load_settings
 from service.standins.airtable import AirtableStandIn
 from tests.conftest import Running
