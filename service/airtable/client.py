@@ -3,20 +3,23 @@ rate limit, every failure a typed exception the pusher can act on.
 
 pyairtable runs with `retry_strategy=None` and an explicit timeout: its default retries a 429
 by itself for seconds and would hide it from the cool-down that every process must observe.
+It is imported at its first use (`load`), not with this module: loading its models takes a
+quarter of a second, which a starting service would otherwise spend before it answers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import importlib
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 import requests
 import structlog
-from pyairtable import Api, formulas
 
 from service import metrics
 from service.airtable.errors import (
@@ -29,6 +32,9 @@ from service.airtable.errors import (
 from service.airtable.ratelimit import AirtableRateLimit, LocalPacing
 from service.airtable.transport import MAX_ANSWER_BYTES, AnswerTooLarge, BoundedAdapter
 from service.config import Settings
+
+if TYPE_CHECKING:
+    from pyairtable import Api
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -60,6 +66,11 @@ def absent_options(
     return [option for option in options if option not in have]
 
 
+async def load() -> None:
+    """Import pyairtable in a thread, so that a starting service answers webhooks meanwhile."""
+    await asyncio.to_thread(importlib.import_module, "pyairtable")
+
+
 class Airtable:
     def __init__(self, settings: Settings, pool: asyncpg.Pool | None) -> None:
         """With a pool, requests share the base's rate limit with every process; without one
@@ -71,18 +82,24 @@ class Airtable:
             if pool is not None
             else LocalPacing(rps, cooldown)
         )
-        self._api = Api(
-            settings.airtable_api_key or "unset",
-            timeout=(5, 30),
-            retry_strategy=None,
-            endpoint_url=settings.airtable_api_url,
-        )
-        for scheme in ("https://", "http://"):
-            self._api.session.mount(scheme, BoundedAdapter())
         self._fields: dict[str, set[str]] | None = None
         self._fields_lock = asyncio.Lock()
         self._missing_options: frozenset[tuple[str, str]] = frozenset()
         self._schema_read_at = float("-inf")
+
+    @functools.cached_property
+    def _api(self) -> Api:
+        from pyairtable import Api
+
+        api = Api(
+            self.settings.airtable_api_key or "unset",
+            timeout=(5, 30),
+            retry_strategy=None,
+            endpoint_url=self.settings.airtable_api_url,
+        )
+        for scheme in ("https://", "http://"):
+            api.session.mount(scheme, BoundedAdapter())
+        return api
 
     @property
     def missing(self) -> list[str]:
@@ -253,6 +270,8 @@ class Airtable:
     async def _delete_throwaway(self, table: Any, name: str | None, ids: list[str]) -> None:
         """Delete the throw-away rows: those created, and those found by their name (the
         create's answer may have been lost)."""
+        from pyairtable import formulas
+
         try:
             if name:
                 found = await self.list_records(
@@ -311,12 +330,16 @@ class Airtable:
 
     async def contact_ids_by_key_prefix(self, prefix: str) -> list[str]:
         """The ids of Contacts rows whose Contact Key starts with `prefix`."""
+        from pyairtable import formulas
+
         name = self.settings.field("CONTACT_KEY")
         formula = formulas.EQ(formulas.LEFT(formulas.Field(name), len(prefix)), prefix)
         return [row["id"] for row in await self.list_records(self.contacts, formula=formula, fields=[name])]
 
     async def contact_ids_by_key(self, keys: list[str]) -> list[str]:
         """The ids of Contacts rows whose Contact Key is one of `keys` (ten keys a request)."""
+        from pyairtable import formulas
+
         name = self.settings.field("CONTACT_KEY")
         found: list[str] = []
         for start in range(0, len(keys), 10):

@@ -1,4 +1,8 @@
-"""`serve`, `worker`, `migrate` and `demo`: the commands that run the service."""
+"""`serve`, `worker`, `migrate` and `demo`: the commands that run the service.
+
+The service's own modules (the app, the engine, pyairtable under them) take most of a start-up to
+load: they are imported by the command that runs them, `serve` while the embedded PostgreSQL starts.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,10 @@ import os
 import signal
 import socket
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import structlog
-import uvicorn
-from rich.console import Console
 
-from service.commands import demo
 from service.commands.context import (
     CommandError,
     migrated,
@@ -25,8 +27,6 @@ from service.commands.context import (
 )
 from service.config import Settings
 from service.database import DATABASE_ERRORS
-from service.triggers.runtime import Runtime
-from service.web.app import create_app
 
 log = structlog.get_logger(__name__)
 
@@ -41,7 +41,14 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     # The port first, then the database: `service.started` is logged only once both are had.
     listening = _listen(args.host, port)
     try:
-        url = resolved_database_url(settings)
+        # pgserver mostly waits for PostgreSQL's processes: the modules load meanwhile.
+        with ThreadPoolExecutor(1) as starting:
+            database = starting.submit(resolved_database_url, settings)
+            import uvicorn
+
+            from service.web.app import create_app
+
+            url = database.result()
         asyncio.run(migrated(settings, url))
     except BaseException:
         listening.close()
@@ -93,6 +100,8 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def _worker(settings: Settings, _args: argparse.Namespace) -> int:
+    from service.triggers.runtime import Runtime
+
     url = resolved_database_url(settings)
 
     async def run() -> None:
@@ -123,6 +132,10 @@ def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _demo(_settings: Settings, _args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from service.commands import demo
+
     console = Console(highlight=False)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console = Console(highlight=False, width=150)  # a log or a pipe: room for the tables

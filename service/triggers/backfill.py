@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import asyncpg
-from pyairtable import formulas
 
 from service import identifiers, queries
 from service.airtable.client import Airtable
@@ -40,6 +39,8 @@ async def plan(
     every: bool,
     on_page: Callable[[int], None] = lambda _n: None,
 ) -> BackfillPlan:
+    from pyairtable import formulas  # at first use: see airtable/client.py
+
     cin_field = settings.field("CIN")
     found = BackfillPlan()
     synced = {r["airtable_id"] for r in await pool.fetch(queries.COMPANIES_WITH_CONTACTS)}

@@ -31,7 +31,6 @@ from typing import Any
 
 import asyncpg
 import structlog
-from pyairtable import formulas
 
 from service import identifiers, metrics, queries
 from service.airtable.client import Airtable
@@ -191,6 +190,8 @@ def _changed_since(cin_field: str, refresh: str | None, since: datetime) -> Any:
     """Companies with a CIN set or changed after `since`, or (with the field) a Refresh Contacts
     ticked after it. Created after it counts: a value given at creation may have no
     modification time."""
+    from pyairtable import formulas  # at first use: see airtable/client.py
+
     created = formulas.IS_AFTER(formulas.CREATED_TIME(), since)
     cin = formulas.Field(cin_field)
     changed = formulas.AND(
@@ -222,6 +223,8 @@ async def _ticked_after_their_job(
 ) -> list[str]:
     """The ticked companies whose tick came after their newest job began (Airtable keeps when a
     field last changed, readable only in a formula: ten companies a request)."""
+    from pyairtable import formulas  # at first use: see airtable/client.py
+
     tick = formulas.Field(refresh)
     found: list[str] = []
     items = sorted(ticks.items())

@@ -8,6 +8,7 @@ import asyncio
 import asyncpg
 import structlog
 
+from service.airtable import client as airtable_client
 from service.airtable.client import Airtable
 from service.attestr.client import AttestrClient
 from service.config import Settings
@@ -77,14 +78,20 @@ class Runtime:
         self._tasks += [
             asyncio.create_task(self.worker.run(self._stop), name="worker"),
             asyncio.create_task(retention.run(self.pool, self.settings, self._stop), name="retention"),
-            asyncio.create_task(self.pusher.run(self._stop), name="pusher"),
-            asyncio.create_task(self.reader.run(self._stop), name="payload-reader"),
-            asyncio.create_task(
-                reconcile.run(self.pool, self.airtable, self.settings, self._stop), name="reconcile"
-            ),
+            asyncio.create_task(self._airtable_work(), name="airtable"),
         ]
         if self.listener:
             self._tasks.append(asyncio.create_task(self.listener.run(self._stop), name="listener"))
+
+    async def _airtable_work(self) -> None:
+        """The pusher, the native webhook's payload reader and the reconciliation sweep, once
+        pyairtable has loaded off the event loop (the service answers meanwhile)."""
+        await airtable_client.load()
+        await asyncio.gather(
+            self.pusher.run(self._stop),
+            self.reader.run(self._stop),
+            reconcile.run(self.pool, self.airtable, self.settings, self._stop),
+        )
 
     async def wait(self) -> None:
         await asyncio.gather(*self._tasks)

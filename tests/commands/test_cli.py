@@ -108,7 +108,18 @@ def test_commands_load_only_what_they_use(db_url: str) -> None:
         loaded = _loaded(db_url, *command)
         assert "asyncpg" in loaded  # the command did run
         assert not loaded & set(_HEAVY), (command, loaded & set(_HEAVY))
-    assert "pyairtable" in _loaded(db_url, "airtable", "--help")  # a command that writes to Airtable
+
+
+def test_serve_loads_pyairtable_after_it_answers() -> None:
+    """What `serve` imports before it answers leaves pyairtable out: the pusher loads it in a
+    thread once the service is up (a quarter of a second of a start-up otherwise)."""
+    code = (
+        "import sys\n"
+        "import service.commands.process, service.web.app, service.triggers.runtime\n"
+        "print('pyairtable' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "False", done.stderr
 
 
 async def test_status_jobs_and_attestr(db_url: str, pool: asyncpg.Pool) -> None:
