@@ -1,8 +1,11 @@
-"""Airtable writes under a backlog: every company queued at once against the Airtable stand-in
-enforcing 5 requests in any sliding second, Attestr answering in 200 ms.
+"""Airtable writes under a backlog: every company queued at once, `serve` and a second
+`contact-sync worker` sharing the work and the rate limit, against the Airtable stand-in
+enforcing 5 requests in any sliding second and answering each in 150 to 300 ms, Attestr
+answering in 200 ms.
 
 Rows: wall time (floor: every record that must be written ÷ 50 records/s), records per write
-request (floor: 10, Airtable's most), and 429 answers (floor: 0; a correctness row).
+request (floor: 10, Airtable's most), and two correctness rows: 429 answers (0) and the most
+requests the stand-in saw arrive within any one second over the whole run (at most 5).
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ async def airtable_backlog(server: str, companies: int) -> list[Row]:
 
     dsn = await create_database(server, "bench_backlog")
     data = generate(companies * 7, seed=5)[:companies]
-    attestr, airtable = AttestrStandIn(delay_s=0.2), AirtableStandIn(rate_limit=5, cooldown_s=30)
+    attestr = AttestrStandIn(delay_s=0.2)
+    airtable = AirtableStandIn(rate_limit=5, cooldown_s=30, delay_s=0.15, delay_max_s=0.3)
     cins = [f"U{70000 + i:05d}KA2016PTC{i:06d}" for i in range(len(data))]
     for i, (cin, (_, items)) in enumerate(zip(cins, data, strict=True)):
         attestr.companies[cin] = {"valid": True, "businessName": f"B{i}", "contacts": items}
@@ -44,12 +48,15 @@ async def airtable_backlog(server: str, companies: int) -> list[Row]:
         records = [airtable.add_record("Companies", {"Company Name": f"B{i}"}) for i in range(len(data))]
         port = free_port()
         env = service_env(dsn, attestr, attestr_url, airtable, airtable_url, "warning")
-        command = [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        serve = [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        worker = [sys.executable, "-m", "service", "worker"]
         with tempfile.TemporaryFile() as log:
-            process = subprocess.Popen(command, env=env, stdout=log, stderr=log, cwd=ROOT)
+            processes = [subprocess.Popen(serve, env=env, stdout=log, stderr=log, cwd=ROOT)]
             try:
-                wait_ready(f"http://127.0.0.1:{port}", process)
-                airtable.requests.clear()  # start-up reads the schema: not part of the backlog
+                wait_ready(f"http://127.0.0.1:{port}", processes[0])
+                processes.append(subprocess.Popen(worker, env=env, stdout=log, stderr=log, cwd=ROOT))
+                await asyncio.sleep(2)  # the worker's start-up reads the schema: not part of the backlog
+                airtable.requests.clear()
                 started = time.perf_counter()
                 await hammer(
                     port,
@@ -70,17 +77,20 @@ async def airtable_backlog(server: str, companies: int) -> list[Row]:
                 failed = await conn.fetchval("SELECT count(*) FROM jobs WHERE status = 'failed'")
                 await conn.close()
             finally:
-                process.terminate()
-                process.wait(30)
+                for process in processes:
+                    process.terminate()
+                for process in processes:
+                    process.wait(30)
     writes = airtable.write_requests()
     refused = sum(1 for r in airtable.requests if r.get("status") == 429)
     written = sum(r["records"] for r in writes if r.get("status") == 200)
     minimum = people + len(records)  # each person once, each company's final status once
     floor = minimum / 50
     how = (
-        f"{len(records)} companies, {people:,} people, Attestr 200 ms, Airtable 5 requests "
-        "in any sliding second"
+        f"{len(records)} companies, {people:,} people, serve + 1 worker, Attestr 200 ms, Airtable "
+        "5 requests in any sliding second, each answered in 150–300 ms"
     )
+    busiest = airtable.busiest_second()
     per_write = written / max(1, len(writes))
     return [
         Row(
@@ -89,8 +99,8 @@ async def airtable_backlog(server: str, companies: int) -> list[Row]:
             f"{wall:.1f} s",
             f"{floor:.1f} s",
             wall / floor,
-            "≤ 1.15",
-            wall / floor <= 1.15 and failed == 0,
+            "≤ 1.05",
+            wall / floor <= 1.05 and failed == 0,
         ),
         Row(
             "records per Airtable write",
@@ -98,8 +108,8 @@ async def airtable_backlog(server: str, companies: int) -> list[Row]:
             f"{per_write:.1f}",
             "10",
             None,
-            "≥ 9",
-            per_write >= 9,
+            "≥ 9.5",
+            per_write >= 9.5,
         ),
         Row(
             "Airtable 429 answers",
@@ -109,6 +119,16 @@ async def airtable_backlog(server: str, companies: int) -> list[Row]:
             None,
             "0",
             refused == 0,
+            correctness=True,
+        ),
+        Row(
+            "Airtable requests in the busiest second",
+            "arrivals at the stand-in in any sliding second, over the whole run",
+            f"{busiest}",
+            "5",
+            None,
+            "≤ 5",
+            busiest <= 5,
             correctness=True,
         ),
     ]

@@ -3,6 +3,7 @@
     python bench/run.py              # full sizes (a few minutes)
     python bench/run.py --smoke      # small sizes, as CI runs it
     python bench/run.py --write-readme
+    python bench/run.py --only backlog latency
 
 Everything runs on this machine: an embedded PostgreSQL in a temporary directory, the service
 as a child process, the stand-ins in threads. Ratios matter more than figures: machines are
@@ -15,6 +16,7 @@ import argparse
 import asyncio
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from datetime import date
 from pathlib import Path
 
@@ -23,7 +25,9 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from harness import ROOT, Row
 from rows_airtable import airtable_backlog
+from rows_commands import command_latency
 from rows_intake import intake
+from rows_latency import time_to_airtable
 from rows_memory import large_answers
 from rows_people import generate, normalisation, upsert_vs_copy
 from rows_spend import spend
@@ -31,6 +35,14 @@ from rows_startup import startup
 
 from service.database import embedded
 from service.logs import configure_logging
+
+
+async def _one(row: Awaitable[Row]) -> list[Row]:
+    return [await row]
+
+
+async def _listed(*rows: Row) -> list[Row]:
+    return list(rows)
 
 
 def table(rows: list[Row], when: str) -> str:
@@ -43,21 +55,28 @@ def table(rows: list[Row], when: str) -> str:
     return "\n".join(lines) + f"\n\nMeasured {when} with `python bench/run.py`."
 
 
-async def main(smoke: bool, write_readme: bool) -> int:
-    """Every row in the README's order; prints the table (and writes it into the README); 1 when
-    a correctness row is wrong."""
+async def main(smoke: bool, write_readme: bool, only: list[str]) -> int:
+    """Every row in the README's order (or the groups named in `only`); prints the table (and
+    writes it into the README); 1 when a correctness row is wrong."""
     configure_logging("console", "error")  # the service parts running in this process stay quiet
     rows: list[Row] = []
     # The bench's own PostgreSQL is stopped before its folder goes: nothing is left running.
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp, embedded(Path(tmp) / "pg") as server:
         data = generate(2_000 if smoke else 100_000)
-        rows.append(normalisation(data))
-        rows.append(await upsert_vs_copy(server, data))
-        rows += await intake(server, 2_000 if smoke else 20_000, 3 if smoke else 10)
-        rows += await airtable_backlog(server, 30 if smoke else 300)
-        rows.append(await spend(server, 40 if smoke else 400))
-        rows.append(await large_answers(server, 8, 4 if smoke else 26))
-        rows.append(startup(Path(tmp)))
+        groups: dict[str, Callable[[], Awaitable[list[Row]]]] = {
+            "normalisation": lambda: _listed(normalisation(data)),
+            "upsert": lambda: _one(upsert_vs_copy(server, data)),
+            "intake": lambda: intake(server, 2_000 if smoke else 20_000, 3 if smoke else 10),
+            "backlog": lambda: airtable_backlog(server, 30 if smoke else 300),
+            "latency": lambda: time_to_airtable(server, 5 if smoke else 30),
+            "spend": lambda: _one(spend(server, 40 if smoke else 400)),
+            "memory": lambda: _one(large_answers(server, 8, 4 if smoke else 26)),
+            "commands": lambda: command_latency(server),
+            "startup": lambda: _listed(startup(Path(tmp))),
+        }
+        for name, rows_of in groups.items():
+            if not only or name in only:
+                rows += await rows_of()
     text = table(rows, f"{date.today():%Y-%m-%d}" + (" (smoke sizes)" if smoke else ""))
     print(text)
     if write_readme:
@@ -77,5 +96,8 @@ if __name__ == "__main__":
     )
     parser.add_argument("--smoke", action="store_true", help="small sizes (CI)")
     parser.add_argument("--write-readme", action="store_true", help="put the table into README.md")
+    parser.add_argument("--only", nargs="*", default=[], help="only these groups of rows (e.g. backlog)")
     args = parser.parse_args()
-    sys.exit(asyncio.run(main(args.smoke, args.write_readme)))
+    if args.only and args.write_readme:
+        parser.error("--write-readme writes the whole table: run every group")
+    sys.exit(asyncio.run(main(args.smoke, args.write_readme, args.only)))

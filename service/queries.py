@@ -373,9 +373,13 @@ VALUES ($1, $2, $3, $4, $5, $6)"""
 
 # --- Airtable rate limit, shared by every process (ratelimit.py) ------------------------------
 
-RATE_TAKE = "SELECT wait, request_id FROM airtable_take_request($1, $2, $3, $4, $5)"
+RATE_TAKE = "SELECT wait, request_id FROM airtable_take_request($1, $2, $3, $4, $5, $6)"
+# $2: how long ago the request left on a kept-alive connection (NULL: it opened one, or no answer).
 RATE_ANSWERED = """
-UPDATE airtable_requests SET answered_at = COALESCE(answered_at, clock_timestamp()) WHERE id = $1"""
+UPDATE airtable_requests SET answered_at = COALESCE(answered_at, clock_timestamp()),
+    sent_at = COALESCE(sent_at, clock_timestamp() - make_interval(secs => $2))
+WHERE id = $1"""
+RATE_UNUSED = "DELETE FROM airtable_requests WHERE id = $1 AND answered_at IS NULL"
 RATE_BLOCK = """
 INSERT INTO airtable_rate (base_id, blocked_until)
 VALUES ($1, clock_timestamp() + make_interval(secs => $2))
@@ -384,8 +388,10 @@ ON CONFLICT (base_id) DO UPDATE
 
 # --- the outbox: rows Airtable must receive (pusher.py) ---------------------------------------
 
+# With whether a job is still running: its rows may join the request if it waits a moment.
 PEOPLE_PENDING = """
-SELECT count(*) AS ready, EXTRACT(epoch FROM now() - min(updated_at))::float8 AS oldest_s
+SELECT count(*) AS ready, EXTRACT(epoch FROM now() - min(updated_at))::float8 AS oldest_s,
+    EXISTS (SELECT 1 FROM jobs WHERE status = 'running') AS more_coming
 FROM (SELECT updated_at FROM people
       WHERE push_version > pushed_version AND NOT deleted_in_airtable
         AND (push_lease_until IS NULL OR push_lease_until < now())
@@ -453,8 +459,10 @@ _COMPANY_PUSHABLE = """push_version > pushed_version AND NOT deleted_in_airtable
         AND (sync_status NOT IN ('Queued', 'Running', 'Waiting')
              OR updated_at < now() - make_interval(secs => $2))"""
 
+# A company's status never waits for others: once its contacts are in, it is due.
 COMPANIES_PENDING = f"""
-SELECT count(*) AS ready, EXTRACT(epoch FROM now() - min(updated_at))::float8 AS oldest_s
+SELECT count(*) AS ready, EXTRACT(epoch FROM now() - min(updated_at))::float8 AS oldest_s,
+    false AS more_coming
 FROM (SELECT updated_at FROM companies
       WHERE {_COMPANY_PUSHABLE}
       ORDER BY updated_at LIMIT $1) AS ready"""

@@ -30,7 +30,12 @@ from service.airtable.errors import (
     error_from,
 )
 from service.airtable.ratelimit import AirtableRateLimit, LocalPacing
-from service.airtable.transport import MAX_ANSWER_BYTES, AnswerTooLarge, BoundedAdapter
+from service.airtable.transport import (
+    MAX_ANSWER_BYTES,
+    AnswerTooLarge,
+    BoundedAdapter,
+    sent_on_kept_alive,
+)
 from service.config import Settings
 
 if TYPE_CHECKING:
@@ -138,8 +143,16 @@ class Airtable:
         self.require_configured()
         if slot is None:
             slot = await self.limit.acquire(background=background)
+        sent: list[float | None] = [None]
+
+        def send() -> T:
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                sent[0] = sent_on_kept_alive()
+
         try:
-            result = await asyncio.to_thread(fn, *args, **kwargs)
+            result = await asyncio.to_thread(send)
             metrics.AIRTABLE_REQUESTS.labels("ok").inc()
             return result
         except requests.HTTPError as exc:
@@ -151,7 +164,7 @@ class Airtable:
         except requests.RequestException as exc:
             error = AirtableUnavailable(f"Airtable could not be reached ({type(exc).__name__})")
         finally:
-            await self.limit.answered(slot)
+            await self.limit.answered(slot, None if sent[0] is None else time.monotonic() - sent[0])
         metrics.AIRTABLE_REQUESTS.labels(
             "rate_limited"
             if isinstance(error, AirtableRateLimited)

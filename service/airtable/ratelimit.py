@@ -1,11 +1,23 @@
 """Airtable's rate limit, shared by every process of the service through PostgreSQL.
 
 Airtable allows 5 requests per second per base and answers 429 beyond that, then refuses the
-base for 30 seconds. Every request (reads too) first takes a slot with `airtable_take_request`
-(migrations/004_airtable_requests.sql; 012 adds the background priority) and gives it back when
-its answer has come; a slot frees a window (one second plus a small margin) after that answer,
-measured with the database's clock so that all processes agree. After a 429 the whole base is
-blocked for AIRTABLE_COOLDOWN_S.
+base for 30 seconds ("Rate limits"). Every request (reads too) first takes a slot with
+`airtable_take_request` (migrations 004, 012, 017) and reports when its answer came. Airtable
+counts a request when it arrives; when that was is known only within bounds, so a slot frees:
+
+* a second plus SENT_MARGIN_S after the request left, when it left on a connection kept alive
+  from an earlier request. Requests on such connections travel the same path: each arrives one
+  path-delay after it left, so two sent a second plus the margin apart arrive at least a second
+  apart unless that delay grew by more than the margin between them. The margin covers the
+  delay's jitter on a kept-alive connection (milliseconds; tens on a poor line). A TCP
+  retransmission (200 ms and more) can exceed it: Airtable then answers 429 and the shared
+  cool-down holds every process back, the cost being 30 s of waiting, never a lost row.
+* a second (plus WINDOW_MARGIN_S) after its answer otherwise: a request that opened a
+  connection (its handshakes came first), one with no answer, one of an older version. Airtable
+  saw it before it answered, whatever the delays.
+
+Both are measured with the database's clock, so that all processes agree. While a request is
+unanswered its slot stays taken. After a 429 the whole base is blocked for AIRTABLE_COOLDOWN_S.
 """
 
 from __future__ import annotations
@@ -21,6 +33,8 @@ from service.database import DATABASE_ERRORS
 
 # Counting from the answer already covers any delay on the way; this covers clock rounding.
 WINDOW_MARGIN_S = 0.02
+# Counting from when a request left on a kept-alive connection: the jitter of the path's delay.
+SENT_MARGIN_S = 0.02
 # pyairtable's read timeout plus its connect timeout: a request is over by then either way.
 REQUEST_TIMEOUT_S = 35.0
 
@@ -33,6 +47,7 @@ class AirtableRateLimit:
         self.base_id = base_id
         self.max_requests = max(1, int(requests_per_second))
         self.window_s = self.max_requests / requests_per_second + WINDOW_MARGIN_S
+        self.sent_window_s = self.max_requests / requests_per_second + SENT_MARGIN_S
         self.cooldown_s = cooldown_s
 
     async def acquire(self, *, background: bool = False) -> int:
@@ -47,16 +62,24 @@ class AirtableRateLimit:
                 self.window_s,
                 REQUEST_TIMEOUT_S,
                 int(background),
+                self.sent_window_s,
             )
             if request_id is not None:
                 return request_id
-            await asyncio.sleep(wait + random.uniform(0, 0.01))
+            # Several waiting senders wake at once; the first takes the slot, the others ask again.
+            await asyncio.sleep(wait + random.uniform(0, 0.002))
 
-    async def answered(self, slot: int | None) -> None:
-        """The request's answer is back (or it failed): its slot frees a window from now."""
+    async def answered(self, slot: int | None, sent_ago_s: float | None = None) -> None:
+        """The request's answer is back (or it failed). `sent_ago_s`: how many seconds ago it left
+        on a kept-alive connection (None: it opened one, or got no answer)."""
         # If the database is away the slot frees after REQUEST_TIMEOUT_S instead.
         with contextlib.suppress(*DATABASE_ERRORS):
-            await self.pool.execute(queries.RATE_ANSWERED, slot)
+            await self.pool.execute(queries.RATE_ANSWERED, slot, sent_ago_s)
+
+    async def unused(self, slot: int | None) -> None:
+        """The slot was taken but no request went (nothing was left to send): free it now."""
+        with contextlib.suppress(*DATABASE_ERRORS):
+            await self.pool.execute(queries.RATE_UNUSED, slot)
 
     async def block(self) -> None:
         """Airtable answered 429: no process sends to this base until the cool-down has passed."""
@@ -79,8 +102,11 @@ class LocalPacing:
             await asyncio.sleep(wait)
         self._next = max(self._next, loop.time()) + self.interval_s
 
-    async def answered(self, slot: int | None) -> None:
+    async def answered(self, slot: int | None, sent_ago_s: float | None = None) -> None:
         # One request at a time from one process: spacing the sends apart is enough.
+        pass
+
+    async def unused(self, slot: int | None) -> None:
         pass
 
     async def block(self) -> None:

@@ -1,12 +1,18 @@
 """How requests reach Airtable: pyairtable's session with an adapter that reads each answer up
-to MAX_ANSWER_BYTES (requests alone reads an answer of any size whole)."""
+to MAX_ANSWER_BYTES (requests alone reads an answer of any size whole), and notes when a request
+left on a connection kept alive from an earlier one (the rate limit counts such a request's
+window from then: `sent_on_kept_alive`)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+
+_sent = threading.local()  # each thread's last request: when it left, if on a kept-alive connection
 
 # A page of 100 records with the fields the service asks for, or a base's schema, is well under
 # this: a larger answer is refused as it arrives rather than held in memory.
@@ -18,7 +24,15 @@ class BoundedAdapter(HTTPAdapter):
     its Content-Length, else when more has arrived (requests alone reads any size whole)."""
 
     def send(self, request: Any, stream: bool = False, **kwargs: Any) -> requests.Response:
+        _sent.at = None
+        leaving = time.monotonic()
         response = super().send(request, stream=True, **kwargs)
+        connection = getattr(response.raw, "connection", None)
+        if connection is not None:
+            # A connection this adapter has seen before went out with no handshake first.
+            if getattr(connection, "contact_sync_used", False):
+                _sent.at = leaving
+            connection.contact_sync_used = True
         announced = response.headers.get("Content-Length", "")
         if announced.isdigit() and int(announced) > MAX_ANSWER_BYTES:
             response.close()
@@ -35,3 +49,9 @@ class BoundedAdapter(HTTPAdapter):
 
 class AnswerTooLarge(requests.RequestException):
     pass
+
+
+def sent_on_kept_alive() -> float | None:
+    """When (time.monotonic()) this thread's last request left, if it went on a connection kept
+    alive from an earlier request; None when it opened a connection or got no answer."""
+    return getattr(_sent, "at", None)

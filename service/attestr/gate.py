@@ -52,9 +52,11 @@ class AttestrGate:
             async with release_session_lock(conn, queries.CIN_UNLOCK, cin):
                 yield conn
 
-    async def take_call(self) -> bool:
-        """Count one call against the day, or raise AttestrPaused. True when it is the probe."""
-        row = await self.pool.fetchrow(
+    async def take_call(self, conn: asyncpg.Connection | None = None) -> bool:
+        """Count one call against the day, or raise AttestrPaused. True when it is the probe.
+        `conn`: the connection holding the CIN's lock, so that a job never waits for a second
+        connection while it holds one (jobs holding every connection would wait for ever)."""
+        row = await (conn or self.pool).fetchrow(
             queries.ATTESTR_TAKE_CALL,
             self.settings.attestr_daily_call_limit,
             self.settings.attestr_probe_interval_s,

@@ -5,9 +5,10 @@ version of each row Airtable must receive; the pusher claims marked rows (a leas
 so several processes share the work), reads them as they are now (a later link set is never
 overwritten by an older one), sends them, and clears the mark up to the version it sent.
 
-* Rows of many jobs share a request: ten when ten are ready, or fewer after a short linger.
-  People go before companies' status fields, and a status on the way (Queued, Running) only once
-  it has held for a moment: the final one is the write that counts.
+* Rows of many jobs share a request: ten when ten are ready, or fewer after a short linger while
+  other jobs are still running, or at once when none is. People go before companies' status
+  fields; a company's final status goes as soon as its contacts are in, and a status on the way
+  (Queued, Running) only once it has held for a moment: the final one is the write that counts.
 * Known Airtable id: update by id. Otherwise upsert on `Contact Key`, so a retried push never
   duplicates a row. A row deleted by hand in Airtable is remembered and never re-created.
 * A 422 on a batch is split to find the bad rows; they are marked failed with Airtable's
@@ -207,11 +208,14 @@ class Pusher(CompanyStatuses):
         return isinstance(value, str) and (key, value) in self.airtable.missing_options
 
     async def _ready(self, pending_query: str, *args: Any) -> bool:
-        """Whether rows are waiting; lingers briefly while fewer than a full batch are."""
+        """Whether rows are waiting. While fewer than a full batch are and a job that may add
+        more is still running, it lingers briefly: the rows of many jobs then share a request.
+        Anything else goes at once (a finished job's rows, a company's status); when requests
+        must wait for a slot, what waited with them goes too (`_claimed`)."""
         row = await self.pool.fetchrow(pending_query, BATCH, *args)
         if not row["ready"]:
             return False
-        if row["ready"] < BATCH and row["oldest_s"] < self.linger_s:
+        if row["ready"] < BATCH and row["oldest_s"] < self.linger_s and row["more_coming"]:
             await asyncio.sleep(self.linger_s - row["oldest_s"])
         return True
 
@@ -238,10 +242,21 @@ class Pusher(CompanyStatuses):
         self, claim_query: str, *args: Any
     ) -> AsyncIterator[tuple[int | None, list[asyncpg.Record]]]:
         """A rate-limit slot first, then the rows: their lease runs while the request does, not
-        while it waits for a slot. The slot is given back in any case (twice is harmless)."""
+        while it waits for a slot, and what waited for a slot goes in the same request. A slot
+        for which no rows were left is freed at once; else it is given back once the body is
+        done, in any case (after the request's own report, harmless)."""
         slot = await self.airtable.limit.acquire()
         try:
-            yield slot, list(await self.pool.fetch(claim_query, *args))
+            rows = list(await self.pool.fetch(claim_query, *args))
+        except BaseException:
+            await self.airtable.limit.unused(slot)
+            raise
+        if not rows:
+            await self.airtable.limit.unused(slot)
+            yield slot, rows
+            return
+        try:
+            yield slot, rows
         finally:
             await self.airtable.limit.answered(slot)
 

@@ -156,7 +156,7 @@ class Syncer:
                     return parse_answer(
                         cin, json.loads(row["answer"]), self.settings.attestr_max_contacts
                     ), False
-            probe = await self.gate.take_call()
+            probe = await self.gate.take_call(conn)
             try:
                 answer = await self.attestr.fetch(cin)
             except AttestrError as exc:

@@ -22,6 +22,7 @@ being rate-limited.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -63,6 +64,7 @@ class AirtableStandIn:
     user_rate_limit: int = 50  # requests in any second, per user, across bases and tokens
     cooldown_s: float = 30.0
     delay_s: float = 0.0  # how long each API request takes, as Airtable's do
+    delay_max_s: float | None = None  # if set, each takes a random while from delay_s to this
     scopes: set[str] = field(default_factory=lambda: set(ALL_SCOPES))  # what the token was granted
     permission: str = "creator"  # the token's user on the base: "creator", "editor" or "read"
     offset_ttl_s: float = 60.0  # a list iterator unused this long has timed out (undocumented)
@@ -134,6 +136,17 @@ class AirtableStandIn:
 
     def write_requests(self) -> list[dict[str, Any]]:
         return [r for r in self.requests if r["method"] in ("POST", "PATCH", "PUT", "DELETE")]
+
+    def busiest_second(self) -> int:
+        """The most API requests that arrived within any one second (a sliding second, as the rate
+        limit counts them), refused ones included."""
+        arrivals = sorted(r["arrived"] for r in self.requests)
+        most, first = 0, 0
+        for last, at in enumerate(arrivals):
+            while arrivals[first] <= at - 1.0:
+                first += 1
+            most = max(most, last - first + 1)
+        return most
 
     # --- the API ---
 
@@ -207,6 +220,7 @@ class AirtableStandIn:
             "method": request.method,
             "path": request.url.path,
             "at": time.time(),
+            "arrived": time.monotonic(),
             "records": 0,
         }
         self.requests.append(entry)
@@ -215,14 +229,15 @@ class AirtableStandIn:
             self._scope(request)
             self._base(request)
             self._fault(request)
-            if self.delay_s:
+            if self.delay_s or self.delay_max_s:
                 await request.body()  # received in full: the write happens even if the caller goes away
-                await asyncio.sleep(self.delay_s)
+                await asyncio.sleep(random.uniform(self.delay_s, self.delay_max_s or self.delay_s))
             with self.hub.action("publicApi"):  # one request, one action for the webhooks
                 response = await self._route(request, entry)
         except AirtableError as error:
             response = error.response()
         entry["status"] = response.status_code
+        entry["answered"] = time.monotonic()
         return response
 
     async def _route(self, request: Request, entry: dict[str, Any]) -> Response:

@@ -10,47 +10,98 @@ import time
 import asyncpg
 
 from service import queries
-from service.airtable.ratelimit import AirtableRateLimit
+from service.airtable.client import Airtable
+from service.airtable.ratelimit import SENT_MARGIN_S, AirtableRateLimit
+from service.standins.airtable import AirtableStandIn
+from service.standins.attestr import AttestrStandIn
+from tests.conftest import Running
+from tests.flow import settings_for
 
 
 async def test_limiters_sharing_a_base_never_exceed_the_limit(db_url: str) -> None:
-    """Requests take a slot, spend a random while on the way and at Airtable, and give it back.
-    Wherever in that while Airtable saw each one arrive, no six arrive within one second."""
+    """Requests take a slot, and either go on a kept-alive connection (they arrive one path-delay
+    after they leave, give or take the path's jitter, within SENT_MARGIN_S) or open one (they
+    arrive anywhere from one path-delay after leaving to their answer, as far as anyone can
+    tell). Airtable answers after a random while. Whatever the mix, no six arrive within one
+    second."""
     pools = [await asyncpg.create_pool(db_url, min_size=1, max_size=3) for _ in range(3)]  # three "processes"
     limiters = [AirtableRateLimit(pool, "appSHARED", 5, cooldown_s=1) for pool in pools]
     rng = random.Random(4)
     arrivals: list[float] = []
+    path_s = 0.04
 
     async def send(limiter: AirtableRateLimit, n: int) -> None:
         for _ in range(n):
             slot = await limiter.acquire()
-            granted = time.monotonic()
-            await asyncio.sleep(rng.uniform(0, 0.15))  # a busy process, the network, Airtable
+            await asyncio.sleep(rng.uniform(0, 0.03))  # a busy process before the request leaves
+            left = time.monotonic()
+            kept_alive = rng.random() < 0.7
+            await asyncio.sleep(rng.uniform(0.05, 0.25))  # on the way, at Airtable, and back
             answered = time.monotonic()
-            arrivals.append(rng.choice([granted, answered, rng.uniform(granted, answered)]))
-            await limiter.answered(slot)
+            if kept_alive:
+                arrivals.append(left + path_s + rng.uniform(0, SENT_MARGIN_S))
+                await limiter.answered(slot, time.monotonic() - left)
+            else:
+                earliest = left + path_s
+                arrivals.append(rng.choice([earliest, answered, rng.uniform(earliest, answered)]))
+                await limiter.answered(slot)
 
-    started = time.monotonic()
     await asyncio.gather(*(send(limiter, 5) for limiter in limiters for _ in range(2)))
-    elapsed = time.monotonic() - started
     for pool in pools:
         await pool.close()
     arrivals.sort()
     assert len(arrivals) == 30
     assert min(b - a for a, b in zip(arrivals, arrivals[5:], strict=False)) > 1.0
-    # And the limit is used, not wasted: each slot is held about 1.02 s + its ~75 ms on the way.
-    assert elapsed < 30 / 5 * 1.2 + 1.0
+
+
+async def test_a_slot_frees_a_window_after_its_request_left_on_a_kept_alive_connection(
+    pool: asyncpg.Pool,
+) -> None:
+    """The rate limit is used, not wasted: a request that left on a kept-alive connection holds
+    its slot a second and the margin from when it left, not through its answer time; one that
+    opened a connection, a second from its answer; so does every request for a caller of an
+    older version (five arguments)."""
+    limiter = AirtableRateLimit(pool, "appSENT", 5, cooldown_s=1)
+    slots = [await limiter.acquire() for _ in range(5)]
+    for slot in slots:
+        await limiter.answered(slot, 0.4)  # left 0.4 s ago, answered now
+    take = (queries.RATE_TAKE, "appSENT", 5, limiter.window_s, 35.0, 0)
+    wait, slot = await pool.fetchrow(*take, limiter.sent_window_s)
+    assert slot is None and abs(wait - (limiter.sent_window_s - 0.4)) < 0.05
+    older = "SELECT wait, request_id FROM airtable_take_request($1, $2, $3, $4, $5)"
+    wait, slot = await pool.fetchrow(older, *take[1:])
+    assert slot is None and abs(wait - limiter.window_s) < 0.05
+
+    await pool.execute("DELETE FROM airtable_requests WHERE base_id = 'appSENT'")
+    slots = [await limiter.acquire() for _ in range(5)]
+    for slot in slots:
+        await limiter.answered(slot, None)  # opened a connection: counted from the answer
+    wait, slot = await pool.fetchrow(*take, limiter.sent_window_s)
+    assert slot is None and abs(wait - limiter.window_s) < 0.05
+
+
+async def test_a_slot_taken_for_nothing_is_free_at_once(pool: asyncpg.Pool) -> None:
+    """The pusher took a slot, and another process had claimed the rows: no request went."""
+    limiter = AirtableRateLimit(pool, "appUNUSED", 5, cooldown_s=1)
+    slots = [await limiter.acquire() for _ in range(5)]
+    await limiter.unused(slots[0])
+    started = time.monotonic()
+    await limiter.acquire()
+    assert time.monotonic() - started < 0.2
+    await limiter.answered(slots[1])
+    await limiter.unused(slots[1])  # a request that went is never taken back
+    assert await pool.fetchval("SELECT count(*) FROM airtable_requests WHERE base_id = 'appUNUSED'") == 5
 
 
 async def test_a_slot_never_given_back_frees_after_the_timeout(pool: asyncpg.Pool) -> None:
     """A process that died mid-request holds its slot only until the request would have timed out."""
     for _ in range(5):
-        wait, slot = await pool.fetchrow(queries.RATE_TAKE, "appDEAD", 5, 1.0, 0.5, 0)
+        wait, slot = await pool.fetchrow(queries.RATE_TAKE, "appDEAD", 5, 1.0, 0.5, 0, 1.02)
         assert wait == 0 and slot is not None
-    wait, slot = await pool.fetchrow(queries.RATE_TAKE, "appDEAD", 5, 1.0, 0.5, 0)
+    wait, slot = await pool.fetchrow(queries.RATE_TAKE, "appDEAD", 5, 1.0, 0.5, 0, 1.02)
     assert slot is None and 0 < wait <= 0.05  # asked again soon: an answer may come any moment
     await asyncio.sleep(1.6)  # taken + timeout + window
-    wait, slot = await pool.fetchrow(queries.RATE_TAKE, "appDEAD", 5, 1.0, 0.5, 0)
+    wait, slot = await pool.fetchrow(queries.RATE_TAKE, "appDEAD", 5, 1.0, 0.5, 0, 1.02)
     assert wait == 0 and slot is not None
 
 
@@ -84,9 +135,25 @@ async def test_a_background_read_never_takes_the_last_free_slot(pool: asyncpg.Po
     for _ in range(3):
         await limiter.acquire(background=True)
     await limiter.acquire()  # four taken
-    wait, slot = await pool.fetchrow(queries.RATE_TAKE, "appPRIORITY", 5, 1.0, 35.0, 1)
+    wait, slot = await pool.fetchrow(queries.RATE_TAKE, "appPRIORITY", 5, 1.0, 35.0, 1, 1.02)
     assert slot is None and wait > 0
     wait, slot = await pool.fetchrow(
         "SELECT wait, request_id FROM airtable_take_request($1, $2, $3, $4)", "appPRIORITY", 5, 1.0, 35.0
     )
     assert wait == 0 and slot is not None  # the fifth
+
+
+async def test_requests_on_a_kept_alive_connection_are_counted_from_when_they_left(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    """Over real HTTP: the first request opens a connection (its slot counts from its answer),
+    the next ones reuse it (theirs from when they left, which is before their answer)."""
+    airtable.standin.delay_s = 0.1
+    client = Airtable(settings_for(airtable, attestr), pool)
+    for _ in range(3):
+        await client.whoami()
+    rows = await pool.fetch("SELECT taken_at, sent_at, answered_at FROM airtable_requests ORDER BY id")
+    assert [row["sent_at"] is None for row in rows] == [True, False, False]
+    for row in rows[1:]:
+        assert row["taken_at"] <= row["sent_at"]
+        assert (row["answered_at"] - row["sent_at"]).total_seconds() >= 0.1  # the stand-in's delay
