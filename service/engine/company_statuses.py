@@ -26,8 +26,8 @@ class CompanyStatuses:
     Airtable client, settings, `settle_s`, `lease_s`, and its `_ready`, `_claimed`, `_withheld`
     and `_watch_options`."""
 
-    async def _push_companies(self, fields: set[str]) -> bool:
-        if not await self._ready(queries.COMPANIES_PENDING, self.settle_s):
+    async def _push_companies(self, fields: set[str], *, full_only: bool = False) -> bool:
+        if not await self._ready(queries.COMPANIES_PENDING, self.settle_s, full_only=full_only):
             return False
         claim = (queries.COMPANIES_CLAIM_PUSH, BATCH, self.settle_s, self.lease_s)
         async with self._claimed(*claim) as (slot, rows):

@@ -7,8 +7,9 @@ overwritten by an older one), sends them, and clears the mark up to the version 
 
 * Rows of many jobs share a request: ten when ten are ready, or fewer after a short linger while
   other jobs are still running, or at once when none is. People go before companies' status
-  fields; a company's final status goes as soon as its contacts are in, and a status on the way
-  (Queued, Running) only once it has held for a moment: the final one is the write that counts.
+  fields unless ten statuses are waiting; a company's final status goes as soon as its contacts
+  are in, and a status on the way (Queued, Running) only once it has held for a moment: the
+  final one is the write that counts.
 * Known Airtable id: update by id. Otherwise upsert on `Contact Key`, so a retried push never
   duplicates a row. A row deleted by hand in Airtable is remembered and never re-created.
 * A 422 on a batch is split to find the bad rows; they are marked failed with Airtable's
@@ -137,8 +138,11 @@ class Pusher(CompanyStatuses):
         self.airtable.require_configured()
         fields = await self.airtable.fields()
         await self._watch_options()
+        # People first, but never a full request's worth of companies' statuses behind them:
+        # under a backlog the first companies show "Synced" soon, not when the last one is done.
         busy = (
-            await self._push_contacts(fields["contacts"])
+            await self._push_companies(fields["companies"], full_only=True)
+            or await self._push_contacts(fields["contacts"])
             or await self._push_companies(fields["companies"])
             or await self._delete_merged_rows()
         )
@@ -207,13 +211,14 @@ class Pusher(CompanyStatuses):
     def _withheld(self, key: str, value: Any) -> bool:
         return isinstance(value, str) and (key, value) in self.airtable.missing_options
 
-    async def _ready(self, pending_query: str, *args: Any) -> bool:
+    async def _ready(self, pending_query: str, *args: Any, full_only: bool = False) -> bool:
         """Whether rows are waiting. While fewer than a full batch are and a job that may add
         more is still running, it lingers briefly: the rows of many jobs then share a request.
         Anything else goes at once (a finished job's rows, a company's status); when requests
-        must wait for a slot, what waited with them goes too (`_claimed`)."""
+        must wait for a slot, what waited with them goes too (`_claimed`). `full_only`: only
+        when a full request's worth is ready."""
         row = await self.pool.fetchrow(pending_query, BATCH, *args)
-        if not row["ready"]:
+        if not row["ready"] or (full_only and row["ready"] < BATCH):
             return False
         if row["ready"] < BATCH and row["oldest_s"] < self.linger_s and row["more_coming"]:
             await asyncio.sleep(self.linger_s - row["oldest_s"])

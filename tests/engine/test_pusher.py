@@ -4,6 +4,7 @@ renamed fields, 429s, and marks that survive a change made during a push."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import asyncpg
 import pytest
@@ -11,6 +12,7 @@ from structlog.testing import capture_logs
 
 from service import queries
 from service.airtable.client import Airtable
+from service.engine import jobs
 from service.engine.pusher import STOP_GRACE_S, Pusher
 from service.people.companies import ensure_company
 from service.people.dedup import CompanyContacts, upsert_people
@@ -318,3 +320,46 @@ async def test_a_stopping_pusher_does_not_sit_out_a_429s_cool_down(
     await asyncio.wait_for(running, STOP_GRACE_S + 5)  # not the 30 s of the cool-down
     assert len(airtable.standin.write_requests()) == before == 0
     assert await pool.fetchval("SELECT count(*) FROM contacts_pending_sync") == 3
+
+
+async def test_rows_linger_only_while_another_job_may_add_to_them(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    """A finished job's rows go at once; while a job is still running, fewer than ten wait the
+    linger for its rows to join them."""
+    settings = settings_for(airtable, attestr)
+    pusher = Pusher(pool, Airtable(settings, pool), settings, linger_s=1.5)
+    await pusher.airtable.fields()  # the schema, read once: not part of what is timed
+    await seed(pool, companies(airtable, 1), people_each=3)
+    started = time.monotonic()
+    assert await pusher.push_once()
+    assert time.monotonic() - started < 1.0  # no job running: nothing to wait for
+
+    running, _ = await jobs.enqueue(pool, "recRUNNINGJOB0001", "U72200KA2015PTC081234")
+    await pool.execute("UPDATE jobs SET status = 'running' WHERE id = $1", running)
+    await seed(pool, companies(airtable, 1), people_each=3)
+    started = time.monotonic()
+    assert await pusher.push_once()
+    assert time.monotonic() - started >= 1.0  # lingered for the running job's rows
+
+
+async def test_ten_statuses_waiting_go_before_people(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    """Under a backlog people come first, but a full request of companies' final statuses never
+    waits behind them; fewer than ten wait until no person is left."""
+    records = companies(airtable, 12)
+    await seed(pool, records, people_each=2)
+    pusher = pusher_for(pool, airtable, attestr)
+    async with pool.acquire() as conn:
+        for record in records[:10]:
+            await jobs.set_company_status(conn, record, "Synced", contacts_found=2)
+    assert await pusher.push_once()
+    first = airtable.standin.write_requests()[0]
+    assert first["path"].endswith("/Companies") and first["records"] == 10
+    async with pool.acquire() as conn:
+        for record in records[10:]:
+            await jobs.set_company_status(conn, record, "Synced", contacts_found=2)
+    await drain(pusher)
+    tables = [r["path"].rsplit("/", 1)[1] for r in airtable.standin.write_requests()]
+    assert tables == ["Companies", "Contacts", "Contacts", "Contacts", "Companies"]
