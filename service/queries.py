@@ -454,29 +454,34 @@ WHERE jr.job_id = w.job_id AND jr.person_id = w.person_id"""
 
 # A status on the way (Queued, Running, Waiting) goes out only once it has held for $2 seconds:
 # most are replaced within a second, and each write spends part of Airtable's rate limit.
+# A final status at once; a passing one once it has held for $2 seconds, unless only final
+# ones are asked for (`final_only`: the parameter's number in each statement).
 _COMPANY_PUSHABLE = """push_version > pushed_version AND NOT deleted_in_airtable
         AND (push_lease_until IS NULL OR push_lease_until < now())
         AND (sync_status NOT IN ('Queued', 'Running', 'Waiting')
-             OR updated_at < now() - make_interval(secs => $2))"""
+             OR (NOT {final_only} AND updated_at < now() - make_interval(secs => $2)))"""
 
 # A company's status never waits for others: once its contacts are in, it is due.
 COMPANIES_PENDING = f"""
 SELECT count(*) AS ready, EXTRACT(epoch FROM now() - min(updated_at))::float8 AS oldest_s,
     false AS more_coming
 FROM (SELECT updated_at FROM companies
-      WHERE {_COMPANY_PUSHABLE}
+      WHERE {_COMPANY_PUSHABLE.format(final_only="$3")}
       ORDER BY updated_at LIMIT $1) AS ready"""
 
+# Claim up to $1 companies, leased for $3 seconds; none unless $5 at least can be had (a full
+# request's worth, when statuses go ahead of people: another process may have taken some since
+# they were counted).
 COMPANIES_CLAIM_PUSH = f"""
 WITH next AS (
     SELECT id FROM companies
-    WHERE {_COMPANY_PUSHABLE}
+    WHERE {_COMPANY_PUSHABLE.format(final_only="$4")}
     ORDER BY updated_at, id
     LIMIT $1
     FOR UPDATE SKIP LOCKED
 )
 UPDATE companies c SET push_lease_until = now() + make_interval(secs => $3)
-FROM next WHERE c.id = next.id
+FROM next WHERE c.id = next.id AND (SELECT count(*) FROM next) >= $5
 RETURNING c.id, c.airtable_id, c.sync_status, c.sync_error, c.synced_at, c.contacts_found, c.push_version,
     ARRAY(SELECT DISTINCT p.phone_type FROM company_people cp JOIN people p ON p.id = cp.person_id
           WHERE cp.company_id = c.id AND p.phone_type IS NOT NULL) AS phone_types"""

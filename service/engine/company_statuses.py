@@ -27,9 +27,19 @@ class CompanyStatuses:
     and `_watch_options`."""
 
     async def _push_companies(self, fields: set[str], *, full_only: bool = False) -> bool:
-        if not await self._ready(queries.COMPANIES_PENDING, self.settle_s, full_only=full_only):
+        # Ahead of people (`full_only`), only final statuses: a passing one is not worth a request
+        # that ten people could have had.
+        pending = (queries.COMPANIES_PENDING, self.settle_s, full_only)
+        if not await self._ready(*pending, full_only=full_only):
             return False
-        claim = (queries.COMPANIES_CLAIM_PUSH, BATCH, self.settle_s, self.lease_s)
+        claim = (
+            queries.COMPANIES_CLAIM_PUSH,
+            BATCH,
+            self.settle_s,
+            self.lease_s,
+            full_only,
+            BATCH if full_only else 1,
+        )
         async with self._claimed(*claim) as (slot, rows):
             if not rows:
                 return False

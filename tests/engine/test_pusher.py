@@ -363,3 +363,19 @@ async def test_ten_statuses_waiting_go_before_people(
     await drain(pusher)
     tables = [r["path"].rsplit("/", 1)[1] for r in airtable.standin.write_requests()]
     assert tables == ["Companies", "Contacts", "Contacts", "Contacts", "Companies"]
+
+
+async def test_passing_statuses_never_go_before_people(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    """Ten companies long Queued are not worth a request ten people could have had: they wait
+    until no person is left (by then most of them are final)."""
+    records = companies(airtable, 10)
+    await seed(pool, records, people_each=1)
+    async with pool.acquire() as conn:
+        for record in records:
+            await jobs.set_company_status(conn, record, "Queued")
+    await pool.execute("UPDATE companies SET updated_at = now() - interval '1 minute'")  # held long
+    await drain(pusher_for(pool, airtable, attestr))
+    tables = [r["path"].rsplit("/", 1)[1] for r in airtable.standin.write_requests()]
+    assert tables == ["Contacts", "Companies"]
