@@ -70,14 +70,16 @@ def _forget_dead_handles(pgdata: Path) -> None:
 def _server(data_dir: Path) -> PostgresServer:
     """pgserver's handle on the embedded PostgreSQL under `data_dir`, started if need be; this
     process is counted among its users until it exits or leaves the handle's `with`."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pgserver warns when XDG_RUNTIME_DIR is unset
-        import pgserver
+    # pgserver (through platformdirs) warns when XDG_RUNTIME_DIR is unset, as on most servers.
+    # A filter, not catch_warnings(): `serve` starts the database in a thread while the main one
+    # imports, and catch_warnings() would undo filters set meanwhile.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+    import pgserver
 
-        data_dir.mkdir(parents=True, exist_ok=True)
-        pgdata = data_dir.resolve() / "postgres"
-        _forget_dead_handles(pgdata)
-        server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    pgdata = data_dir.resolve() / "postgres"
+    _forget_dead_handles(pgdata)
+    server = pgserver.get_server(pgdata, cleanup_mode="stop")
     log.info("db.embedded", data_dir=str(data_dir.resolve()))
     return server
 

@@ -452,10 +452,10 @@ SET outcome = CASE WHEN w.outcome = 'created' AND w.nth > 1 THEN 'updated' ELSE 
 FROM written w
 WHERE jr.job_id = w.job_id AND jr.person_id = w.person_id"""
 
-# A status on the way (Queued, Running, Waiting) goes out only once it has held for $2 seconds:
-# most are replaced within a second, and each write spends part of Airtable's rate limit.
-# A final status at once; a passing one once it has held for $2 seconds, unless only final
-# ones are asked for (`final_only`: the parameter's number in each statement).
+# A final status goes at once. A status on the way (Queued, Running, Waiting) goes out only once
+# it has held for $2 seconds (most are replaced within a second, and each write spends part of
+# Airtable's rate limit), and never when only final ones are asked for (`final_only`: the
+# parameter's number in each statement).
 _COMPANY_PUSHABLE = """push_version > pushed_version AND NOT deleted_in_airtable
         AND (push_lease_until IS NULL OR push_lease_until < now())
         AND (sync_status NOT IN ('Queued', 'Running', 'Waiting')

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib
+import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -73,7 +74,8 @@ def absent_options(
 
 async def load() -> None:
     """Import pyairtable in a thread, so that a starting service answers webhooks meanwhile."""
-    await asyncio.to_thread(importlib.import_module, "pyairtable")
+    if "pyairtable" not in sys.modules:
+        await asyncio.to_thread(importlib.import_module, "pyairtable")
 
 
 class Airtable:
@@ -182,9 +184,8 @@ class Airtable:
 
     async def schema(self) -> Any:
         """The base's schema (tables, fields and their types)."""
-        return await self.call(
-            lambda: self._api.base(self.settings.airtable_base_id or "").schema(force=True)
-        )
+        base = self._api.base(self.settings.airtable_base_id or "")  # made here, not in a thread
+        return await self.call(lambda: base.schema(force=True))
 
     async def create_field(self, table_id: str, name: str, kind: str, options: dict[str, Any] | None) -> None:
         await self.call(self._table(table_id).create_field, name, kind, options=options)

@@ -28,11 +28,14 @@ class BoundedAdapter(HTTPAdapter):
         leaving = time.monotonic()
         response = super().send(request, stream=True, **kwargs)
         connection = getattr(response.raw, "connection", None)
-        if connection is not None:
-            # A connection this adapter has seen before went out with no handshake first.
-            if getattr(connection, "contact_sync_used", False):
+        sock = getattr(connection, "sock", None)
+        if sock is not None:
+            # urllib3 reconnects a dropped connection in the same object: only the same socket as
+            # last time means no handshake came first (a server may close a connection at any
+            # time, RFC 9112 section 9.6: Airtable's idle ones, say).
+            if getattr(connection, "contact_sync_socket", None) is sock:
                 _sent.at = leaving
-            connection.contact_sync_used = True
+            connection.contact_sync_socket = sock
         announced = response.headers.get("Content-Length", "")
         if announced.isdigit() and int(announced) > MAX_ANSWER_BYTES:
             response.close()
@@ -53,5 +56,7 @@ class AnswerTooLarge(requests.RequestException):
 
 def sent_on_kept_alive() -> float | None:
     """When (time.monotonic()) this thread's last request left, if it went on a connection kept
-    alive from an earlier request; None when it opened a connection or got no answer."""
+    alive from an earlier request; None when it opened a connection or got no answer. Read just
+    before the request is handed to urllib3: taking a pooled connection and writing the request
+    come after, so the real send is a little later (see SENT_MARGIN_S)."""
     return getattr(_sent, "at", None)

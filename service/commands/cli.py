@@ -23,17 +23,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "jobs": ("status", "list, show and retry jobs"),
     "attestr": ("status", "whether Attestr calls are paused; pause and resume them"),
     "doctor": ("doctor", "check the database, credentials and the Airtable base; --fix what it can"),
+    "contacts": (
+        "contacts",
+        "forget a person (removed from PostgreSQL and Airtable, never synced again), or lift that",
+    ),
+    "import": ("contacts", "take the people of an older PostgreSQL contacts table"),
     "backfill": ("airtable_base", "queue a sync for every company with a CIN and no contacts yet"),
     "reconcile": (
         "airtable_base",
         "queue the companies whose CIN no trigger brought (the service does it every 15 minutes)",
     ),
     "airtable": ("airtable_base", "Airtable: adopt an older Contacts table, resync, native webhooks"),
-    "import": ("contacts", "take the people of an older PostgreSQL contacts table"),
-    "contacts": (
-        "contacts",
-        "forget a person (removed from PostgreSQL and Airtable, never synced again), or lift that",
-    ),
 }
 
 

@@ -80,6 +80,7 @@ class CompanyStatuses:
             await self._companies_done(empty, None)
         sending = [(row, values) for row, values in sending if values]
         if not sending:
+            await self.airtable.limit.unused(slot)  # no request: the slot is free at once
             return
         rows = [row for row, _ in sending]
         try:

@@ -6,8 +6,8 @@ so several processes share the work), reads them as they are now (a later link s
 overwritten by an older one), sends them, and clears the mark up to the version it sent.
 
 * Rows of many jobs share a request: ten when ten are ready, or fewer after a short linger while
-  other jobs are still running, or at once when none is. People go before companies' status
-  fields unless ten statuses are waiting; a company's final status goes as soon as its contacts
+  any job is still running, or at once when none is. People go before companies' status fields
+  unless ten final statuses are waiting; a company's final status goes as soon as its contacts
   are in, and a status on the way (Queued, Running) only once it has held for a moment: the
   final one is the write that counts.
 * Known Airtable id: update by id. Otherwise upsert on `Contact Key`, so a retried push never
@@ -214,9 +214,9 @@ class Pusher(CompanyStatuses):
     async def _ready(self, pending_query: str, *args: Any, full_only: bool = False) -> bool:
         """Whether rows are waiting. While fewer than a full batch are and a job that may add
         more is still running, it lingers briefly: the rows of many jobs then share a request.
-        Anything else goes at once (a finished job's rows, a company's status); when requests
-        must wait for a slot, what waited with them goes too (`_claimed`). `full_only`: only
-        when a full request's worth is ready."""
+        Otherwise they go at once (no job is running; a company's status never lingers); when
+        requests must wait for a slot, what waited with them goes too (`_claimed`). `full_only`:
+        only when a full request's worth is ready."""
         row = await self.pool.fetchrow(pending_query, BATCH, *args)
         if not row["ready"] or (full_only and row["ready"] < BATCH):
             return False
@@ -238,6 +238,7 @@ class Pusher(CompanyStatuses):
                     "as single line text (or run contact-sync doctor --fix)"
                 )
                 await self._contacts_failed(rows, message)
+                await self.airtable.limit.unused(slot)
                 return True
             await self._send_contacts(rows, fields, slot=slot)
         return True
@@ -249,7 +250,7 @@ class Pusher(CompanyStatuses):
         """A rate-limit slot first, then the rows: their lease runs while the request does, not
         while it waits for a slot, and what waited for a slot goes in the same request. A slot
         for which no rows were left is freed at once; else it is given back once the body is
-        done, in any case (after the request's own report, harmless)."""
+        done, in any case (after the request's own report, or `unused`, harmless)."""
         slot = await self.airtable.limit.acquire()
         try:
             rows = list(await self.pool.fetch(claim_query, *args))

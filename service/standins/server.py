@@ -23,10 +23,16 @@ def _bound_socket(port: int = 0) -> socket.socket:
 
 
 @contextmanager
-def serve_in_thread(app: Any, port: int = 0, *, lifespan: str = "off") -> Iterator[str]:
-    """Serve `app` on 127.0.0.1 (a free port unless one is given); yield its base URL."""
+def serve_in_thread(
+    app: Any, port: int = 0, *, lifespan: str = "off", keep_alive_s: int = 5
+) -> Iterator[str]:
+    """Serve `app` on 127.0.0.1 (a free port unless one is given); yield its base URL. An idle
+    connection is closed after `keep_alive_s` (uvicorn's default: 5 s)."""
     sock = _bound_socket(port)
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan=lifespan))
+    config = uvicorn.Config(
+        app, log_config=None, access_log=False, lifespan=lifespan, timeout_keep_alive=keep_alive_s
+    )
+    server = uvicorn.Server(config)
 
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -76,22 +76,27 @@ class Runtime:
         """Run the worker and the pusher until `close`."""
         self._running_worker = True
         self._tasks += [
-            asyncio.create_task(self.worker.run(self._stop), name="worker"),
             asyncio.create_task(retention.run(self.pool, self.settings, self._stop), name="retention"),
-            asyncio.create_task(self._airtable_work(), name="airtable"),
+            asyncio.create_task(self._after_pyairtable(), name="loading"),
         ]
         if self.listener:
             self._tasks.append(asyncio.create_task(self.listener.run(self._stop), name="listener"))
 
-    async def _airtable_work(self) -> None:
-        """The pusher, the native webhook's payload reader and the reconciliation sweep, once
-        pyairtable has loaded off the event loop (the service answers meanwhile)."""
+    async def _after_pyairtable(self) -> None:
+        """The worker (a job may read its company's CIN), the pusher, the native webhook's payload
+        reader and the reconciliation sweep, once pyairtable has loaded off the event loop: the
+        service answers meanwhile. Each is a task of its own that `close` waits for."""
         await airtable_client.load()
-        await asyncio.gather(
-            self.pusher.run(self._stop),
-            self.reader.run(self._stop),
-            reconcile.run(self.pool, self.airtable, self.settings, self._stop),
-        )
+        work = [
+            asyncio.create_task(self.worker.run(self._stop), name="worker"),
+            asyncio.create_task(self.pusher.run(self._stop), name="pusher"),
+            asyncio.create_task(self.reader.run(self._stop), name="payload-reader"),
+            asyncio.create_task(
+                reconcile.run(self.pool, self.airtable, self.settings, self._stop), name="reconcile"
+            ),
+        ]
+        self._tasks += work
+        await asyncio.gather(*work)
 
     async def wait(self) -> None:
         await asyncio.gather(*self._tasks)

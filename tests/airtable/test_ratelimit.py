@@ -14,6 +14,7 @@ from service.airtable.client import Airtable
 from service.airtable.ratelimit import SENT_MARGIN_S, AirtableRateLimit
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
+from service.standins.server import serve_in_thread
 from tests.conftest import Running
 from tests.flow import settings_for
 
@@ -157,3 +158,20 @@ async def test_requests_on_a_kept_alive_connection_are_counted_from_when_they_le
     for row in rows[1:]:
         assert row["taken_at"] <= row["sent_at"]
         assert (row["answered_at"] - row["sent_at"]).total_seconds() >= 0.1  # the stand-in's delay
+
+
+async def test_a_request_on_a_connection_the_server_closed_counts_from_its_answer(
+    pool: asyncpg.Pool, attestr: Running[AttestrStandIn]
+) -> None:
+    """A server may close a connection at any time (RFC 9112, 9.6), an idle one say; the next
+    request then reconnects (handshakes before it arrives) in the same connection object, and is
+    counted from its answer."""
+    standin = AirtableStandIn()
+    with serve_in_thread(standin.app(), keep_alive_s=1) as url:
+        client = Airtable(settings_for(Running(standin, url), attestr), pool)
+        sent = []
+        for _ in range(3):
+            await client.whoami()
+            sent.append(await pool.fetchval("SELECT sent_at FROM airtable_requests ORDER BY id DESC LIMIT 1"))
+            await asyncio.sleep(1.5)  # idle longer than the server keeps a connection
+    assert sent == [None, None, None]
