@@ -3,10 +3,14 @@ floor on this machine (fresh databases, free ports, child processes and their pe
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
+import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +64,22 @@ def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
         except httpx.TransportError:
             time.sleep(0.05)
     raise RuntimeError("the server did not start")
+
+
+@contextlib.contextmanager
+def serving(env: dict[str, str]) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """`contact-sync serve` with `env` on a free port, its output to a temporary file: its port
+    and process once it answers, stopped when the body ends, however it ends."""
+    port = free_port()
+    command = [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=log, cwd=ROOT)
+        try:
+            wait_ready(f"http://127.0.0.1:{port}", process)
+            yield port, process
+        finally:
+            process.terminate()
+            process.wait(30)
 
 
 def service_env(

@@ -18,7 +18,7 @@ import tempfile
 import time
 
 import asyncpg
-from harness import ROOT, SECRET, Row, create_database, free_port, service_env, wait_ready
+from harness import ROOT, SECRET, Row, create_database, service_env, serving
 from load import hammer, request
 from rows_people import generate
 
@@ -46,15 +46,11 @@ async def airtable_backlog(server: str, companies: int) -> list[Row]:
         attestr.companies[cin] = {"valid": True, "businessName": f"B{i}", "contacts": items}
     with serve_in_thread(attestr.app()) as attestr_url, serve_in_thread(airtable.app()) as airtable_url:
         records = [airtable.add_record("Companies", {"Company Name": f"B{i}"}) for i in range(len(data))]
-        port = free_port()
         env = service_env(dsn, attestr, attestr_url, airtable, airtable_url, "warning")
-        serve = [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1", "--port", str(port)]
         worker = [sys.executable, "-m", "service", "worker"]
-        with tempfile.TemporaryFile() as log:
-            processes = [subprocess.Popen(serve, env=env, stdout=log, stderr=log, cwd=ROOT)]
+        with serving(env) as (port, _process), tempfile.TemporaryFile() as log:
+            second = subprocess.Popen(worker, env=env, stdout=log, stderr=log, cwd=ROOT)
             try:
-                wait_ready(f"http://127.0.0.1:{port}", processes[0])
-                processes.append(subprocess.Popen(worker, env=env, stdout=log, stderr=log, cwd=ROOT))
                 await asyncio.sleep(2)  # the worker's start-up reads the schema: not part of the backlog
                 airtable.requests.clear()
                 started = time.perf_counter()
@@ -77,10 +73,8 @@ async def airtable_backlog(server: str, companies: int) -> list[Row]:
                 failed = await conn.fetchval("SELECT count(*) FROM jobs WHERE status = 'failed'")
                 await conn.close()
             finally:
-                for process in processes:
-                    process.terminate()
-                for process in processes:
-                    process.wait(30)
+                second.terminate()
+                second.wait(30)
     writes = airtable.write_requests()
     refused = sum(1 for r in airtable.requests if r.get("status") == 429)
     written = sum(r["records"] for r in writes if r.get("status") == 200)

@@ -17,12 +17,11 @@ import asyncio
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from typing import Any
 
 import httpx
-from harness import ROOT, SECRET, Row, create_database, free_port, service_env, wait_ready
+from harness import SECRET, Row, create_database, service_env, serving
 from rows_people import generate
 
 _CONTACTS = 7
@@ -46,29 +45,21 @@ async def time_to_airtable(server: str, companies: int) -> list[Row]:
     delays: list[float] = []
     with serve_in_thread(attestr.app()) as attestr_url, serve_in_thread(airtable.app()) as airtable_url:
         records = [airtable.add_record("Companies", {"Company Name": f"L{i}"}) for i in range(companies)]
-        port = free_port()
         env = service_env(dsn, attestr, attestr_url, airtable, airtable_url, "warning")
-        serve = [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1", "--port", str(port)]
-        with tempfile.TemporaryFile() as log:
-            process = subprocess.Popen(serve, env=env, stdout=log, stderr=log, cwd=ROOT)
-            try:
-                wait_ready(f"http://127.0.0.1:{port}", process)
-                await asyncio.sleep(2)  # the pusher reads the schema once: not part of a company's wait
-                async with httpx.AsyncClient(timeout=30) as client:
-                    for record, cin in zip(records, cins, strict=True):
-                        contacts, delay = await _one_company(client, airtable, port, record, cin)
-                        to_contacts.append(contacts)
-                        delays.append(delay)
-                        await asyncio.sleep(1.1)  # a second with no request: the next one starts afresh
-                        floors.append(
-                            await asyncio.to_thread(
-                                _floor, attestr, attestr_url + PATH, airtable, airtable_url, record, cin
-                            )
+        with serving(env) as (port, _process):
+            await asyncio.sleep(2)  # the pusher reads the schema once: not part of a company's wait
+            async with httpx.AsyncClient(timeout=30) as client:
+                for record, cin in zip(records, cins, strict=True):
+                    contacts, delay = await _one_company(client, airtable, port, record, cin)
+                    to_contacts.append(contacts)
+                    delays.append(delay)
+                    await asyncio.sleep(1.1)  # a second with no request: the next one starts afresh
+                    floors.append(
+                        await asyncio.to_thread(
+                            _floor, attestr, attestr_url + PATH, airtable, airtable_url, record, cin
                         )
-                        await asyncio.sleep(1.1)
-            finally:
-                process.terminate()
-                process.wait(30)
+                    )
+                    await asyncio.sleep(1.1)
     figure, floor = statistics.median(to_contacts), statistics.median(floors)
     delay = statistics.median(delays)
     how = f"{companies} companies one at a time, {_CONTACTS} contacts each, p50"

@@ -4,14 +4,11 @@ several MB at once (refused at 1 MiB); its peak RSS against its own before them 
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
-import tempfile
 import time
 
 import asyncpg
 import httpx
-from harness import ROOT, SECRET, Row, create_database, free_port, peak_rss_mb, service_env, wait_ready
+from harness import SECRET, Row, create_database, peak_rss_mb, service_env, serving
 
 
 async def large_answers(server: str, jobs: int, answer_mb: int) -> Row:
@@ -33,39 +30,29 @@ async def large_answers(server: str, jobs: int, answer_mb: int) -> Row:
         }
     with serve_in_thread(attestr.app()) as attestr_url, serve_in_thread(airtable.app()) as airtable_url:
         records = [airtable.add_record("Companies", {"Company Name": f"H{i}"}) for i in range(jobs)]
-        port = free_port()
         env = service_env(dsn, attestr, attestr_url, airtable, airtable_url, "error")
-        command = [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1", "--port", str(port)]
-        with tempfile.TemporaryFile() as log:
-            process = subprocess.Popen(command, env=env, stdout=log, stderr=log, cwd=ROOT)
-            try:
-                wait_ready(f"http://127.0.0.1:{port}", process)
-                before = peak_rss_mb(process.pid)
-                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-                    await asyncio.gather(
-                        *(
-                            http.post(
-                                "/webhooks/airtable",
-                                json={"record_id": record, "cin": cin},
-                                headers={"X-Webhook-Secret": SECRET},
-                            )
-                            for record, cin in zip(records, cins, strict=True)
+        with serving(env) as (port, process):
+            before = peak_rss_mb(process.pid)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+                await asyncio.gather(
+                    *(
+                        http.post(
+                            "/webhooks/airtable",
+                            json={"record_id": record, "cin": cin},
+                            headers={"X-Webhook-Secret": SECRET},
                         )
+                        for record, cin in zip(records, cins, strict=True)
                     )
-                conn = await asyncpg.connect(dsn)
-                deadline = time.monotonic() + 120
-                while time.monotonic() < deadline and await conn.fetchval(
-                    "SELECT count(*) FROM jobs WHERE status NOT IN ('succeeded', 'failed')"
-                ):
-                    await asyncio.sleep(0.2)
-                failed = await conn.fetchval(
-                    "SELECT count(*) FROM jobs WHERE status = 'failed' AND attempts = 1"
                 )
-                await conn.close()
-                peak = peak_rss_mb(process.pid)
-            finally:
-                process.terminate()
-                process.wait(30)
+            conn = await asyncpg.connect(dsn)
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and await conn.fetchval(
+                "SELECT count(*) FROM jobs WHERE status NOT IN ('succeeded', 'failed')"
+            ):
+                await asyncio.sleep(0.2)
+            failed = await conn.fetchval("SELECT count(*) FROM jobs WHERE status = 'failed' AND attempts = 1")
+            await conn.close()
+            peak = peak_rss_mb(process.pid)
     return Row(
         "memory under huge Attestr answers",
         f"{jobs} jobs at once, each answered with {answer_mb} MB (refused at 1 MiB, the job failed at once: "

@@ -17,7 +17,10 @@ def startup(tmp: Path) -> Row:
     """`contact-sync serve` until /ready on a data directory made by a first run, best of two;
     floor: pgserver starting that PostgreSQL alone."""
     data = tmp / "startup"
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {"DATA_DIR": str(data)}
+    # Python as it runs by default: the first run below caches the service's bytecode, as a user's
+    # first start does (a PYTHONDONTWRITEBYTECODE set here would have every start compile it).
+    unset = ("DATABASE_URL", "PYTHONDONTWRITEBYTECODE")
+    env = {k: v for k, v in os.environ.items() if k not in unset} | {"DATA_DIR": str(data)}
 
     def serve_once() -> float:
         port = free_port()
