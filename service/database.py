@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import random
 import re
@@ -74,6 +75,9 @@ def _server(data_dir: Path) -> PostgresServer:
     # A filter, not catch_warnings(): `serve` starts the database in a thread while the main one
     # imports, and catch_warnings() would undo filters set meanwhile.
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+    # A failure to start is said in one sentence by the caller; pgserver's own error line would
+    # print PostgreSQL's whole log (it stays in the data directory's log file).
+    logging.getLogger("pgserver").setLevel(logging.CRITICAL)
     import pgserver
 
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -7,11 +7,12 @@ import sys
 
 
 def main() -> None:
-    """The console script: loading the command line takes a moment, and Ctrl-C during it is an
-    interruption like any other (exit 130), not a traceback."""
+    """The console script: loading the command line, and the command's own modules, takes a
+    moment, and Ctrl-C during it is an interruption like any other (exit 130), not a traceback."""
     try:
         from service.commands.cli import main as run
+
+        run()
     except KeyboardInterrupt:
         print("contact-sync: interrupted", file=sys.stderr)
         sys.exit(130)
-    run()

@@ -146,7 +146,9 @@ async def _backfill_plan(
 
 
 async def _webhook(pool: asyncpg.Pool, settings: Settings, args: argparse.Namespace) -> int:
-    airtable = Airtable(settings, pool)
+    airtable = configured_airtable(settings, pool)
+    if airtable is None:
+        return 2
     verb = args.verb or "status"
     try:
         if verb == "create":
@@ -225,7 +227,9 @@ def _print_webhooks(hooks: list[dict[str, Any]]) -> None:
 
 
 async def _adopt(pool: asyncpg.Pool, settings: Settings, dry_run: bool) -> int:
-    airtable = Airtable(settings, pool)
+    airtable = configured_airtable(settings, pool)
+    if airtable is None:
+        return 2
     try:
         report = await adopt.adopt(pool, airtable, settings, dry_run=dry_run)
     except AirtableError as exc:

@@ -350,3 +350,25 @@ def test_a_stand_in_on_a_port_in_use_says_so_in_one_line() -> None:
     assert done.stderr.splitlines() == [
         f"python -m service.standins: cannot listen on port {port} (Address already in use): use --port"
     ]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["backfill", "--dry-run"],
+        ["airtable", "adopt", "--dry-run"],
+        ["airtable", "webhook", "status"],
+        ["contacts", "forget", "--din", "01234567", "--yes"],
+    ],
+)
+def test_airtable_not_configured_is_a_setting_problem(db_url: str, command: list[str]) -> None:
+    """Every command that needs Airtable says what to set, in one line, and exits 2 (a setting)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "service", *command],
+        env={**os.environ, "DATABASE_URL": db_url, "AIRTABLE_API_KEY": "", "AIRTABLE_BASE_ID": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == "Airtable is not configured: set AIRTABLE_API_KEY and AIRTABLE_BASE_ID"
