@@ -60,7 +60,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     setting, argument or option), 1 when it could not do its work, each said in one sentence on
     stderr; 130 when interrupted; 70, with a traceback, only for a bug."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = _parser(argv).parse_args(argv)
+    parser = _parser(argv)
+    if not argv:  # what there is to run, rather than only that a command is missing
+        parser.print_help(sys.stderr)
+        sys.exit(2)
+    args = parser.parse_args(argv)
     try:
         settings = load_settings()
     except SettingsError as exc:

@@ -95,18 +95,20 @@ async def migrated(settings: Settings, url: str) -> list[str]:
         await conn.close()
 
 
-async def open_pool(settings: Settings, **sizes: int) -> asyncpg.Pool:
-    """A pool on the service's database, migrated; CommandError when it cannot be reached."""
-    url = resolved_database_url(settings)
+async def open_pool(settings: Settings, url: str, **sizes: int) -> asyncpg.Pool:
+    """A pool on the database at `url`, migrated; CommandError when it cannot be reached."""
     await migrated(settings, url)
     return await create_pool(url, timeout=10, **sizes)
 
 
 def with_pool(settings: Settings, work: Callable[[asyncpg.Pool], Awaitable[int]]) -> int:
     """Run an operator command against the database (migrated first)."""
+    # Outside the event loop: Ctrl-C while the embedded PostgreSQL starts is then an interruption
+    # (inside, asyncio would only cancel the command once the start had failed).
+    url = resolved_database_url(settings)
 
     async def run() -> int:
-        pool = await open_pool(settings, min_size=1, max_size=2)
+        pool = await open_pool(settings, url, min_size=1, max_size=2)
         try:
             return await work(pool)
         finally:

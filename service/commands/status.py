@@ -219,7 +219,7 @@ def _jobs_arguments(jobs_cmd: argparse.ArgumentParser) -> None:
     retrying = jobs_actions.add_parser(
         "retry",
         help="replay a failed job, or every failed one",
-        epilog="example:\n  contact-sync jobs retry 42\n  contact-sync jobs retry --failed",
+        epilog="examples:\n  contact-sync jobs retry 42\n  contact-sync jobs retry --failed",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     which_jobs = retrying.add_mutually_exclusive_group(required=True)

@@ -372,3 +372,9 @@ def test_airtable_not_configured_is_a_setting_problem(db_url: str, command: list
     )
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip() == "Airtable is not configured: set AIRTABLE_API_KEY and AIRTABLE_BASE_ID"
+
+
+def test_no_command_lists_the_commands() -> None:
+    done = subprocess.run([sys.executable, "-m", "service"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert all(name in done.stderr for name in COMMANDS)
