@@ -100,14 +100,19 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from service.airtable.errors import AirtableError
     from service.commands.context import CommandError, reason_of
 
-    database_lost = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+    database_lost = (
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        asyncpg.InternalClientError,
+        ConnectionError,
+    )
     name = f"contact-sync {args.command}"
     try:
         return args.run(settings, args)
     except CommandError as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return exc.code
-    except (*database_lost, ConnectionError) as exc:
+    except database_lost as exc:
         print(
             f"{name}: the database stopped answering ({reason_of(exc)}); what was done before is kept: "
             "run the command again once the database is back",

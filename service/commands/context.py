@@ -6,9 +6,7 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import socket
-import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -67,19 +65,11 @@ def resolved_database_url(settings: Settings) -> str:
     """DATABASE_URL, or the embedded PostgreSQL's, started if need be."""
     try:
         return database_url(settings)
-    except subprocess.CalledProcessError as exc:
-        if exc.returncode == -signal.SIGINT:  # Ctrl-C reached pg_ctl too: an interruption
-            raise KeyboardInterrupt from exc
-        raise _embedded_failed(settings, exc) from exc
     except Exception as exc:  # pgserver fails in many ways (folder, port, binary): one thing to a user
-        raise _embedded_failed(settings, exc) from exc
-
-
-def _embedded_failed(settings: Settings, exc: BaseException) -> CommandError:
-    return CommandError(
-        f"The embedded PostgreSQL could not start in {settings.data_dir.resolve()} ({reason_of(exc)}): "
-        "check that DATA_DIR is a folder you can write to, or set DATABASE_URL"
-    )
+        raise CommandError(
+            f"The embedded PostgreSQL could not start in {settings.data_dir.resolve()} ({reason_of(exc)}): "
+            "check that DATA_DIR is a folder you can write to, or set DATABASE_URL"
+        ) from exc
 
 
 async def migrated(settings: Settings, url: str) -> list[str]:

@@ -29,17 +29,10 @@ class CompanyStatuses:
     async def _push_companies(self, fields: set[str], *, full_only: bool = False) -> bool:
         # Ahead of people (`full_only`), only final statuses: a passing one is not worth a request
         # that ten people could have had.
-        pending = (queries.COMPANIES_PENDING, self.settle_s, full_only)
-        if not await self._ready(*pending, full_only=full_only):
+        if not await self._ready(queries.COMPANIES_PENDING, self.settle_s, full_only, full_only=full_only):
             return False
-        claim = (
-            queries.COMPANIES_CLAIM_PUSH,
-            BATCH,
-            self.settle_s,
-            self.lease_s,
-            full_only,
-            BATCH if full_only else 1,
-        )
+        least = BATCH if full_only else 1
+        claim = (queries.COMPANIES_CLAIM_PUSH, BATCH, self.settle_s, self.lease_s, full_only, least)
         async with self._claimed(*claim) as (slot, rows):
             if not rows:
                 return False

@@ -252,19 +252,15 @@ class Pusher(CompanyStatuses):
         for which no rows were left is freed at once; else it is given back once the body is
         done, in any case (after the request's own report, or `unused`, harmless)."""
         slot = await self.airtable.limit.acquire()
+        rows: list[asyncpg.Record] = []
         try:
             rows = list(await self.pool.fetch(claim_query, *args))
-        except BaseException:
-            await self.airtable.limit.unused(slot)
-            raise
-        if not rows:
-            await self.airtable.limit.unused(slot)
-            yield slot, rows
-            return
-        try:
             yield slot, rows
         finally:
-            await self.airtable.limit.answered(slot)
+            if rows:
+                await self.airtable.limit.answered(slot)
+            else:
+                await self.airtable.limit.unused(slot)
 
     def _contact_fields(self, row: asyncpg.Record, fields: set[str]) -> dict[str, Any]:
         values: dict[str, Any] = {
