@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,35 @@ DEFAULT_FIELDS: dict[str, str] = {
 }
 
 
+# Attestr's own way of writing the lookup's address ("Company Directors Contact API"):
+# `{version}` is `v2` or `v3`, as ATTESTR_API_VERSION says.
+ATTESTR_DEFAULT_URL = "https://api.attestr.com/api/{version}/public/leadx/mca-cin-contact"
+ATTESTR_VERSIONS = ("v2", "v3")
+_LOOKUP_PATH = "/public/leadx/mca-cin-contact"
+
+# What a consent registered per company covers unless ATTESTR_CONSENT_CATEGORIES says otherwise:
+# the fields a director-contact answer holds (Attestr's category names, "Data Categories";
+# `contact` and `location` from public integrations: not on Attestr's page).
+ATTESTR_DEFAULT_CATEGORIES = (
+    ("business_identity", ("business_registration_number", "business_name")),
+    ("personal_information", ("name",)),
+    ("identity", ("din", "pan")),
+    ("contact", ("email", "phone")),
+    ("location", ("address",)),
+)
+ATTESTR_CONSENT_PURPOSES = ("kyc_verification", "background_verification")
+ATTESTR_CONSENT_MODES = (
+    "offline",
+    "physical_form",
+    "checkbox",
+    "email_otp",
+    "mobile_otp",
+    "digilocker",
+    "ivr",
+)
+ATTESTR_CONSENT_OPERATIONS = ("VERIFY", "FETCH", "STORE", "REPORT", "EXPORT", "SHARE")
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None = None
@@ -50,7 +80,18 @@ class Settings:
     webhook_secrets: tuple[str, ...] = ()
     api_keys: tuple[str, ...] = ()
     attestr_api_key: str | None = None
-    attestr_api_url: str = "https://api.attestr.com/api/v2/public/leadx/mca-cin-contact"
+    attestr_api_version: str = "v2"
+    attestr_api_url: str = ATTESTR_DEFAULT_URL.format(version="v2")
+    # V3: a reusable consent's id, or what registering one per company takes (consent.py).
+    attestr_consent_id: str | None = None
+    attestr_consent_purpose: str | None = None
+    attestr_service_code: str | None = None
+    attestr_consent_categories: tuple[tuple[str, tuple[str, ...]], ...] = ATTESTR_DEFAULT_CATEGORIES
+    attestr_consent_operations: tuple[str, ...] = ("FETCH", "STORE")
+    attestr_consent_mode: str = "offline"
+    attestr_consent_evidence_ref: str | None = None
+    attestr_consent_in_array: bool = False
+    attestr_lookup_log_days: float = 400.0
     attestr_max_contacts: int = 100
     attestr_timeout_s: float = 30.0
     attestr_cache_ttl_days: float = 30.0
@@ -78,6 +119,11 @@ class Settings:
     def field(self, key: str) -> str:
         """The Airtable field name for a logical field, e.g. `field("PHONE")`."""
         return self.airtable_fields[key]
+
+    @property
+    def attestr_consent_url(self) -> str:
+        """Where V3's consent endpoints are: beside the lookup (`…/api/v3/public/consent`)."""
+        return self.attestr_api_url.removesuffix(_LOOKUP_PATH) + "/public/consent"
 
 
 # A webhook secret or API key shorter than this is guessable: it counts as not configured.
@@ -202,8 +248,11 @@ class _Reader:
             return None
         return value
 
-    def url(self, name: str, default: str | None, schemes: tuple[str, ...]) -> str | None:
-        value = self.optional(name)
+    def url(
+        self, name: str, default: str | None, schemes: tuple[str, ...], value: str | None = None
+    ) -> str | None:
+        """The URL in variable `name` (or `value`, read from it and rewritten), checked."""
+        value = value or self.optional(name)
         if value is None:
             return default
         parts = urlsplit(value)
@@ -216,6 +265,93 @@ class _Reader:
             self._refuse(name, value, "a URL starting with " + " or ".join(f"{s}://" for s in schemes))
             return default
         return value
+
+
+_CONSENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_SERVICE_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_CATEGORY = re.compile(r"([a-z_]+):([a-z_]+(?:,[a-z_]+)*)")
+_NAMED_VERSION = re.compile(r"/api/(v\d+)/")
+
+
+def _attestr_url(read: _Reader, version: str) -> str:
+    """ATTESTR_API_URL with `{version}` filled in; one naming the other version is refused (the
+    service would call V2 while believing it called V3), and so is, for V3, one that does not end
+    in the lookup's path (the consent endpoints are found beside it)."""
+    written = read.optional("ATTESTR_API_URL") or ATTESTR_DEFAULT_URL
+    url = written.replace("{version}", version)
+    if read.url("ATTESTR_API_URL", None, ("https", "http"), url) is None:
+        return ATTESTR_DEFAULT_URL.format(version=version)
+    named = _NAMED_VERSION.search(urlsplit(url).path)
+    if named and named.group(1) != version:
+        read.problems.append(
+            f"ATTESTR_API_URL={written[:60]!r}: it names {named.group(1)}, but ATTESTR_API_VERSION is "
+            f"{version}: write {version}, or {{version}}, in its place"
+        )
+    elif version == "v3" and not urlsplit(url).path.endswith(_LOOKUP_PATH):
+        read.problems.append(
+            f"ATTESTR_API_URL={written[:60]!r}: with ATTESTR_API_VERSION=v3 it must end in "
+            f"{_LOOKUP_PATH} (the consent endpoints are beside it)"
+        )
+    return url
+
+
+def _attestr_consent(read: _Reader) -> dict[str, object]:
+    """The V3 consent settings (used only with ATTESTR_API_VERSION=v3), each checked."""
+    consent_id = read.optional("ATTESTR_CONSENT_ID")
+    if consent_id is not None and not _CONSENT_ID.fullmatch(consent_id):
+        read.problems.append(
+            f"ATTESTR_CONSENT_ID={consent_id[:40]!r}: a consent id as Attestr gives it "
+            "(letters, digits, _ and -, such as CX3oM_bNstq9xWxgRd)"
+        )
+        consent_id = None
+    purpose = read.optional("ATTESTR_CONSENT_PURPOSE")
+    if purpose is not None:
+        purpose = read.choice("ATTESTR_CONSENT_PURPOSE", "", ATTESTR_CONSENT_PURPOSES) or None
+    if consent_id and purpose:
+        read.problems.append(
+            "ATTESTR_CONSENT_ID and ATTESTR_CONSENT_PURPOSE are both set: set ATTESTR_CONSENT_ID for a "
+            "reusable consent, or ATTESTR_CONSENT_PURPOSE (and what goes with it) to register one per "
+            "company, not both"
+        )
+    code = read.optional("ATTESTR_SERVICE_CODE")
+    if code is not None and not _SERVICE_CODE.fullmatch(code):
+        read._refuse("ATTESTR_SERVICE_CODE", code, "a service code as Attestr's console shows it")
+        code = None
+    categories = ATTESTR_DEFAULT_CATEGORIES
+    if (written := read.optional("ATTESTR_CONSENT_CATEGORIES")) is not None:
+        parts = [_CATEGORY.fullmatch(part.strip()) for part in written.split(";") if part.strip()]
+        if parts and all(parts):
+            categories = tuple((m.group(1), tuple(m.group(2).split(","))) for m in parts if m)
+        else:
+            read._refuse(
+                "ATTESTR_CONSENT_CATEGORIES",
+                written,
+                "categories with their values, as in identity:din,pan;contact:email,phone",
+            )
+    operations: tuple[str, ...] = ("FETCH", "STORE")
+    if (written := read.optional("ATTESTR_CONSENT_OPERATIONS")) is not None:
+        named = tuple(op.strip().upper() for op in written.split(",") if op.strip())
+        if named and set(named) <= set(ATTESTR_CONSENT_OPERATIONS) and {"VERIFY", "FETCH"} & set(named):
+            operations = named
+        else:
+            read._refuse(
+                "ATTESTR_CONSENT_OPERATIONS",
+                written,
+                "comma-separated, from " + ", ".join(ATTESTR_CONSENT_OPERATIONS) + ", with VERIFY or FETCH",
+            )
+    placement = read.choice("ATTESTR_CONSENT_FIELD", "object", ("object", "array"))
+    return {
+        "attestr_consent_id": consent_id,
+        "attestr_consent_purpose": purpose,
+        "attestr_service_code": code,
+        "attestr_consent_categories": categories,
+        "attestr_consent_operations": operations,
+        "attestr_consent_mode": read.choice("ATTESTR_CONSENT_MODE", "offline", ATTESTR_CONSENT_MODES),
+        "attestr_consent_evidence_ref": read.optional("ATTESTR_CONSENT_EVIDENCE_REF"),
+        "attestr_consent_in_array": placement == "array",
+        # The DPDP Rules ask that logs of processing be kept a year at least.
+        "attestr_lookup_log_days": read.number("ATTESTR_LOOKUP_LOG_DAYS", 400.0, 365, _DAYS, zero=True),
+    }
 
 
 def _env_file(path: Path) -> dict[str, str]:
@@ -249,6 +385,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
     short = {name: tuple(v for v in values if v not in _long(values)) for name, values in given.items()}
     cache_days = read.number("ATTESTR_CACHE_TTL_DAYS", 30.0, 0, _DAYS, zero=True)
     no_data_days = read.number("ATTESTR_NO_DATA_TTL_DAYS", 7.0, 0, _DAYS, zero=True)
+    version = read.choice("ATTESTR_API_VERSION", "v2", ATTESTR_VERSIONS)
     base_id = read.optional("AIRTABLE_BASE_ID")
     if base_id is not None and not _is_base_id(base_id):
         read.problems.append(
@@ -270,8 +407,9 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         api_keys=_long(given["API_KEYS"]),
         short_secrets={name: values for name, values in short.items() if values},
         attestr_api_key=read.secret("ATTESTR_API_KEY"),
-        attestr_api_url=read.url("ATTESTR_API_URL", Settings.attestr_api_url, ("https", "http"))
-        or Settings.attestr_api_url,
+        attestr_api_version=version,
+        attestr_api_url=_attestr_url(read, version),
+        **_attestr_consent(read),  # type: ignore[arg-type]
         attestr_max_contacts=read.whole("ATTESTR_MAX_CONTACTS", 100, 1, 100) or 100,
         attestr_timeout_s=read.number("ATTESTR_TIMEOUT_S", 30.0, 0, 600),
         attestr_cache_ttl_days=cache_days,

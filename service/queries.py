@@ -324,7 +324,7 @@ ATTESTR_STATE = "SELECT * FROM attestr_state"
 # An operator's pause is never replaced by one of Attestr's (from a call already under way).
 ATTESTR_PAUSE = """
 UPDATE attestr_state SET paused_reason = $1, paused_code = $2, paused_at = COALESCE(paused_at, now()),
-    resume_at = $3, probe_after = now() + make_interval(secs => $4)
+    resume_at = $3, probe_after = now() + make_interval(secs => $4), paused_for = $5
 WHERE paused_code IS DISTINCT FROM 'operator'
 RETURNING paused_at = now() AS newly_paused"""
 
@@ -332,17 +332,21 @@ RETURNING paused_at = now() AS newly_paused"""
 ATTESTR_PAUSE_BY_OPERATOR = """
 UPDATE attestr_state SET paused_reason = $1, paused_code = 'operator',
     paused_at = CASE WHEN paused_code = 'operator' THEN paused_at ELSE now() END,
-    resume_at = NULL, probe_after = 'infinity'"""
+    resume_at = NULL, probe_after = 'infinity', paused_for = NULL"""
 
-# Resume: clear the pause and wake every job that waited for it.
+# Resume: clear the pause and wake every job that waited for it. With $1, only a pause that a
+# change of settings mends and that happened under other settings than $1 (a digest): a process
+# started with the settings mended ends it.
 ATTESTR_RESUME = """
 WITH cleared AS (
     UPDATE attestr_state SET paused_reason = NULL, paused_code = NULL, paused_at = NULL,
-        resume_at = NULL, probe_after = NULL
+        resume_at = NULL, probe_after = NULL, paused_for = NULL
+    WHERE $1::text IS NULL OR (paused_reason IS NOT NULL AND paused_for <> $1)
     RETURNING paused_reason
 ), woken AS (
     UPDATE jobs SET run_after = now(), updated_at = now()
     WHERE status = 'queued' AND waiting_on = 'attestr'
+      AND ($1::text IS NULL OR EXISTS (SELECT 1 FROM cleared))
     RETURNING id
 )
 SELECT (SELECT count(*) FROM woken) AS woken, (SELECT count(*) FROM cleared) AS cleared
@@ -370,6 +374,12 @@ LIMIT 1"""
 ANSWER_RECORD = """
 INSERT INTO attestr_answers (cin, job_id, outcome, http_status, error_code, answer)
 VALUES ($1, $2, $3, $4, $5, $6)"""
+
+# Every lookup sent, with the consent it carried (migrations/018): kept a year and more.
+LOOKUP_RECORD = """
+INSERT INTO attestr_lookups (job_id, cin, api_version, consent_id, consent_number, consent_kind,
+    outcome, http_status, error_code, attestr_request_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"""
 
 # --- Airtable rate limit, shared by every process (ratelimit.py) ------------------------------
 
@@ -790,6 +800,10 @@ DELETE FROM jobs WHERE id IN (
     SELECT id FROM jobs
     WHERE status IN ('succeeded', 'failed') AND updated_at < now() - make_interval(secs => $1 * 86400)
     LIMIT $2)"""
+
+LOOKUPS_PRUNE = """
+DELETE FROM attestr_lookups WHERE id IN (
+    SELECT id FROM attestr_lookups WHERE called_at < now() - make_interval(secs => $1 * 86400) LIMIT $2)"""
 
 ANSWERS_PRUNE = """
 DELETE FROM attestr_answers WHERE id IN (

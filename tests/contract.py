@@ -6,7 +6,9 @@ which has none; without them every live test is skipped, saying which variables 
     LIVE_AIRTABLE_TOKEN, LIVE_AIRTABLE_BASE   a personal access token and a scratch base (app…)
     LIVE_AIRTABLE_URL                         default https://api.airtable.com
     LIVE_ATTESTR_TOKEN, LIVE_ATTESTR_CIN      an Attestr token and a CIN it has data for
-    LIVE_ATTESTR_URL                          default the production address
+    LIVE_ATTESTR_VERSION                      v2 (default) or v3
+    LIVE_ATTESTR_CONSENT_ID                   with v3: a reusable consent covering the lookup
+    LIVE_ATTESTR_URL                          default the production address of that version
 
 The run makes its own tables in the base ("contact-sync live Companies" and "… Contacts", kept
 for the next run: Airtable's API cannot delete a table or a field) and deletes every record and
@@ -27,8 +29,10 @@ import pytest
 from pyairtable import Api
 from requests import HTTPError
 
+from service.attestr.client import AttestrClient
+from service.attestr.consent import Consent
 from service.commands.doctor_airtable import FIELDS
-from service.config import DEFAULT_FIELDS
+from service.config import ATTESTR_DEFAULT_URL, DEFAULT_FIELDS
 from service.standins.airtable import AirtableStandIn
 
 COMPANIES = "contact-sync live Companies"
@@ -194,24 +198,62 @@ class AttestrTarget:
     url: str
     token: str
     cin: str  # a CIN it has data for
+    version: str = "v2"
+    consent_id: str | None = None  # v3: a reusable consent covering the lookup
+
+    def client(self, token: str | None = None) -> AttestrClient:
+        """The service's own client for this target."""
+        base = self.url.removesuffix("/leadx/mca-cin-contact")
+        return AttestrClient(
+            self.url,
+            token or self.token,
+            version=self.version,
+            consent_url=f"{base}/consent" if self.version == "v3" else None,
+        )
+
+    def consent(self) -> Consent | None:
+        return Consent(self.consent_id, None, "reusable") if self.consent_id else None
+
+    def body(self, cin: str) -> dict[str, Any]:
+        """A lookup's body as the service sends it."""
+        carried = {"consent": {"consentId": self.consent_id}} if self.consent_id else {}
+        return {"reg": cin, **carried}
 
 
-@pytest.fixture(scope="module", params=["stand-in", pytest.param("live", marks=pytest.mark.live)])
+@pytest.fixture(
+    scope="module",
+    params=["stand-in v2", "stand-in v3", pytest.param("live", marks=pytest.mark.live)],
+)
 def attestr_target(request: pytest.FixtureRequest) -> Iterator[AttestrTarget]:
-    from service.standins.attestr import PATH, AttestrStandIn
+    from service.standins.attestr import PATH, PATH_V3, STANDIN_CONSENT_ID, AttestrStandIn
     from service.standins.server import serve_in_thread
 
     if request.param == "live":
         env = live_settings(ATTESTR_VARIABLES, "the live Attestr contract tests (one paid call)")
-        url = (
-            os.environ.get("LIVE_ATTESTR_URL")
-            or "https://api.attestr.com/api/v2/public/leadx/mca-cin-contact"
+        version = os.environ.get("LIVE_ATTESTR_VERSION") or "v2"
+        if version == "v3" and not os.environ.get("LIVE_ATTESTR_CONSENT_ID"):
+            pytest.skip("the live Attestr V3 contract tests: set LIVE_ATTESTR_CONSENT_ID to run them")
+        url = os.environ.get("LIVE_ATTESTR_URL") or ATTESTR_DEFAULT_URL.format(version=version)
+        yield AttestrTarget(
+            "live",
+            url,
+            env["LIVE_ATTESTR_TOKEN"],
+            env["LIVE_ATTESTR_CIN"],
+            version,
+            os.environ.get("LIVE_ATTESTR_CONSENT_ID") if version == "v3" else None,
         )
-        yield AttestrTarget("live", url, env["LIVE_ATTESTR_TOKEN"], env["LIVE_ATTESTR_CIN"])
         return
     standin = AttestrStandIn()
+    v3 = request.param == "stand-in v3"
     with serve_in_thread(standin.app()) as url:
-        yield AttestrTarget("stand-in", url + PATH, standin.token, "U72200KA2015PTC081234")
+        yield AttestrTarget(
+            request.param,
+            url + (PATH_V3 if v3 else PATH),
+            standin.token,
+            "U72200KA2015PTC081234",
+            "v3" if v3 else "v2",
+            STANDIN_CONSENT_ID if v3 else None,
+        )
 
 
 @pytest.fixture

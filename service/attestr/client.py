@@ -1,20 +1,26 @@
-"""The Attestr client: the only module that knows Attestr's request, answer and error shapes.
+"""The Attestr client: the only module that knows Attestr's request and answer shapes.
 
-Attestr has announced consent-based v3 APIs; when they come, this is the one place to change.
-Every Attestr error becomes a typed exception whose `action` tells the worker what to do
-(the design's error table): fail the job, pause every Attestr call, retry soon, wait for the
-daily reset, or retry once.
+V2 (`/api/v2/…`, deprecated by Attestr) and V3 (consent-first) are both served, as
+ATTESTR_API_VERSION says: a V3 lookup carries a consent id (consent.py) and V3's consent
+endpoints are called from here too. Every Attestr error becomes a typed exception (errors.py).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 import httpx
 
+from service.attestr.consent import Consent
+from service.attestr.errors import (
+    AttestrAnswerTooLarge,
+    AttestrNotConfigured,
+    AttestrUnavailable,
+    error_from_response,
+)
+from service.config import Settings
 from service.database import storable
 from service.identifiers import plain
 from service.logs import mask_text
@@ -23,107 +29,6 @@ from service.people.normalize import Contact, normalize_contact
 # A hundred contacts, each with a few addresses, are well under 200 KB: an answer larger than
 # this is not a contact list, and is refused as it arrives rather than held in memory.
 MAX_ANSWER_BYTES = 1024 * 1024
-
-
-class Action(str, Enum):
-    FAIL = "fail"  # permanent: fail the job, no retry
-    PAUSE = "pause"  # account-wide: stop calling Attestr for every job until resumed
-    RETRY = "retry"  # transient: retry with exponential backoff and jitter
-    RETRY_SOON = "retry_soon"  # per-second limit: retry after a short, jittered pause
-    WAIT_RESET = "wait_reset"  # daily limit: wait for the reset
-    RETRY_ONCE = "retry_once"  # Attestr could not process it: one more try, then fail
-
-
-class AttestrError(Exception):
-    """An Attestr call that did not give an answer. `str(error)` is fit for a person to read."""
-
-    action: Action = Action.RETRY
-
-    def __init__(self, message: str, *, code: str | None = None, http_status: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.http_status = http_status
-
-
-class AttestrNotConfigured(AttestrError):
-    action = Action.PAUSE
-
-
-class AttestrMalformedRequest(AttestrError):
-    action = Action.FAIL
-
-
-class AttestrCreditsExhausted(AttestrError):
-    action = Action.PAUSE
-
-
-class AttestrAccessDenied(AttestrError):
-    """Bad credentials, API not provisioned for the account, or this server's IP not allowed."""
-
-    action = Action.PAUSE
-
-
-class AttestrRateLimited(AttestrError):
-    action = Action.RETRY_SOON
-
-
-class AttestrDailyLimit(AttestrError):
-    action = Action.WAIT_RESET
-
-
-class AttestrUnprocessable(AttestrError):
-    action = Action.RETRY_ONCE
-
-
-class AttestrAnswerTooLarge(AttestrError):
-    """An answer larger than MAX_ANSWER_BYTES. It was paid for: asking again would pay again."""
-
-    action = Action.FAIL
-
-
-class AttestrUnavailable(AttestrError):
-    """5xx, timeouts, connection errors, garbled answers: worth trying again later."""
-
-    action = Action.RETRY
-
-
-_BY_CODE: dict[str, tuple[type[AttestrError], str]] = {
-    "4001": (AttestrMalformedRequest, "Attestr rejected the request as malformed"),
-    "4005": (AttestrCreditsExhausted, "Attestr credits are exhausted: top up the Attestr account"),
-    "4016": (AttestrAccessDenied, "Attestr refused the credentials: check ATTESTR_API_KEY"),
-    "4031": (AttestrAccessDenied, "Attestr says this API is not provisioned for the account"),
-    "4035": (AttestrAccessDenied, "Attestr says this API is not provisioned for the account"),
-    "4039": (AttestrAccessDenied, "Attestr refused this server's IP address: add it to the allowed IPs"),
-    "4291": (AttestrRateLimited, "Attestr's per-second limit was reached"),
-    "4292": (AttestrRateLimited, "Attestr's per-second limit was reached"),
-    "4293": (AttestrDailyLimit, "Attestr's daily limit was reached"),
-    "4294": (AttestrDailyLimit, "Attestr's daily limit was reached"),
-    "5001": (AttestrUnprocessable, "Attestr could not process the request"),
-}
-
-
-def _by_status(status: int) -> tuple[type[AttestrError], str]:
-    if status == 401:
-        return AttestrAccessDenied, "Attestr refused the credentials: check ATTESTR_API_KEY"
-    if status == 403:
-        return AttestrAccessDenied, "Attestr refused access for this account or IP address"
-    if status == 429:
-        return AttestrRateLimited, "Attestr's rate limit was reached"
-    if status >= 500:
-        return AttestrUnavailable, f"Attestr answered HTTP {status}"
-    return AttestrMalformedRequest, f"Attestr answered HTTP {status}"
-
-
-def error_from_response(status: int, body: Any) -> AttestrError:
-    """The typed error for an Attestr error answer `{httpStatusCode, code, message, details?}`."""
-    body = body if isinstance(body, dict) else {}
-    code = plain(body.get("code"), 20)
-    kind, words = _BY_CODE.get(code or "") or _by_status(status)
-    detail = plain(body.get("message"), 300)
-    detail = mask_text(detail) if detail else None  # kept in jobs, logs and Airtable's Sync Error
-    message = f"{words} (code {code}{f': {detail}' if detail else ''})" if code else words
-    return kind(message, code=code, http_status=status)
 
 
 @dataclass(frozen=True)
@@ -136,6 +41,7 @@ class AttestrAnswer:
     contacts: list[Contact]
     message: str | None
     raw: dict[str, Any]
+    request_id: str | None = None  # Attestr's `xattestrid` for this call (not for a stored answer)
 
     @property
     def outcome(self) -> str:
@@ -160,58 +66,156 @@ def parse_answer(cin: str, raw: Any, max_contacts: int) -> AttestrAnswer:
 
 
 class AttestrClient:
+    """Attestr's lookup (and, on V3, its consent endpoints) over one HTTP connection pool.
+
+    `url`: the lookup's address; `version`: "v2" or "v3"; `consent_url`: V3's consent endpoints
+    (`…/api/v3/public/consent`); `consent_in_array`: send the consent as a one-item list (seen in
+    one integration; the object is what the other, checked live, sends)."""
+
     def __init__(
         self,
         url: str,
         api_key: str | None,
         *,
+        version: str = "v2",
+        consent_url: str | None = None,
+        consent_in_array: bool = False,
         max_contacts: int = 100,
         timeout_s: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.url = url
         self.api_key = api_key
+        self.version = version
+        self.consent_url = consent_url
+        self.consent_in_array = consent_in_array
         self.max_contacts = max_contacts
         self._http = httpx.AsyncClient(timeout=timeout_s, transport=transport)
         self._timeout_s = timeout_s
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AttestrClient:
+        """The client the settings describe (ATTESTR_API_URL, _API_KEY, _API_VERSION, …)."""
+        v3 = settings.attestr_api_version == "v3"
+        return cls(
+            settings.attestr_api_url,
+            settings.attestr_api_key,
+            version=settings.attestr_api_version,
+            consent_url=settings.attestr_consent_url if v3 else None,
+            consent_in_array=settings.attestr_consent_in_array,
+            max_contacts=settings.attestr_max_contacts,
+            timeout_s=settings.attestr_timeout_s,
+        )
+
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def fetch(self, cin: str) -> AttestrAnswer:
+    async def fetch(
+        self, cin: str, consent: Consent | None = None, *, consent_named: str = "", consent_fix: str = ""
+    ) -> AttestrAnswer:
         """One paid call: the contacts of the company with this CIN or LLPIN.
 
         The body is what Attestr documents and nothing more ("Company Directors Contact API",
         https://docs.attestr.com/attestr-docs/mca-company-director-contact-lookup: `reg`, the
         CIN or LLPIN, required): a field it does not know could be refused as malformed (4001)
-        and fail every job. `max_contacts` is applied to the answer instead."""
+        and fail every job. `max_contacts` is applied to the answer instead. On V3 the body also
+        carries `consent: {"consentId": …}`: Attestr's pages say only that the id "must be
+        passed"; that key and shape come from an integration checked against the live API.
+        `consent_named`/`consent_fix`: how a consent refusal's sentence names the consent and
+        what it tells the operator to do (consent.py)."""
+        body: dict[str, Any] = {"reg": cin}
+        if self.version == "v3" and consent is not None:
+            carried = {"consentId": consent.id}
+            body["consent"] = [carried] if self.consent_in_array else carried
+        _status, answer, request_id = await self._call(
+            "POST", self.url, body, consent_named=consent_named, consent_fix=consent_fix
+        )
+        if not isinstance(answer, dict):
+            raise AttestrUnavailable(
+                "Attestr answered 200 with a body that is not a JSON object", request_id=request_id
+            )
+        parsed = parse_answer(cin, answer, self.max_contacts)
+        return AttestrAnswer(**{**parsed.__dict__, "request_id": request_id})
+
+    async def register_consent(self, body: dict[str, Any], *, consent_fix: str = "") -> Consent:
+        """V3's Register Consent API (`POST …/consent/register`): the new consent, `single_use`.
+        Raises AttestrConsentRefused for what Attestr refuses about the consent (40015 missing
+        data categories, 4003 validity), other AttestrErrors as for a lookup."""
+        _status, answer, request_id = await self._call(
+            "POST", f"{self._consent_base()}/register", body, consent_fix=consent_fix
+        )
+        consent_id = plain(answer.get("_id"), 64) if isinstance(answer, dict) else None
+        if consent_id is None:
+            raise AttestrUnavailable(
+                "Attestr registered a consent but its answer had no `_id`", request_id=request_id
+            )
+        return Consent(consent_id, plain(answer.get("number"), 64), "single_use")
+
+    async def consent_details(self, consent_id: str) -> dict[str, Any]:
+        """V3's Track Consent Lifecycle API (`GET …/consent/{id}`): `{_id, number, requestId,
+        status, data, metadata}` as Attestr answers it (a field may be missing)."""
+        _status, answer, _request_id = await self._call(
+            "GET", f"{self._consent_base()}/{consent_id}", None, consent_named=consent_id
+        )
+        return answer if isinstance(answer, dict) else {}
+
+    async def data_categories(self, purpose: str, service: str) -> Any:
+        """V3's Data Categories API (`POST …/consent/data-categories`, body `{type, services}`):
+        its answer as given (the shape is not documented)."""
+        body = {"type": purpose, "services": [{"service": service}]}
+        return (await self._call("POST", f"{self._consent_base()}/data-categories", body))[1]
+
+    def _consent_base(self) -> str:
+        if not self.consent_url:
+            raise AttestrNotConfigured("Attestr's consent endpoints are V3's: set ATTESTR_API_VERSION=v3")
+        return self.consent_url
+
+    async def _call(
+        self,
+        method: str,
+        url: str,
+        body: dict[str, Any] | None,
+        *,
+        consent_named: str = "",
+        consent_fix: str = "",
+    ) -> tuple[int, Any, str | None]:
+        """One request: (status, the JSON answer or None, Attestr's `xattestrid`), or the typed
+        error for a refusal, a timeout, or an error carried in a 200."""
         if not self.api_key:
             raise AttestrNotConfigured("ATTESTR_API_KEY is not set: add the Attestr auth token")
         try:
             async with self._http.stream(
-                "POST",
-                self.url,
-                json={"reg": cin},
+                method,
+                url,
+                json=body,
                 # The token is sent as Attestr issues it (already encoded), never re-encoded.
                 headers={"Authorization": f"Basic {self.api_key}", "Accept": "application/json"},
             ) as response:
+                request_id = plain(response.headers.get("xattestrid"), 100)
                 content = await _read_bounded(response)
         except httpx.TimeoutException as exc:
             raise AttestrUnavailable(f"Attestr did not answer within {self._timeout_s:g} s") from exc
         except httpx.HTTPError as exc:
             raise AttestrUnavailable(f"Attestr could not be reached ({type(exc).__name__})") from exc
         try:
-            body = storable(json.loads(content))
+            answer = storable(json.loads(content))
         except (ValueError, UnicodeDecodeError, RecursionError):
-            body = None
-        if response.status_code != 200:
-            raise error_from_response(response.status_code, body)
-        if not isinstance(body, dict):
-            raise AttestrUnavailable("Attestr answered 200 with a body that is not a JSON object")
-        if "valid" not in body and "code" in body:  # an error carried in a 200
-            status = body.get("httpStatusCode")
-            raise error_from_response(status if isinstance(status, int) else 500, body)
-        return parse_answer(cin, body, self.max_contacts)
+            answer = None
+        status = response.status_code
+        if status == 200 and isinstance(answer, dict) and "valid" not in answer and "code" in answer:
+            # An error carried in a 200.
+            carried = answer.get("httpStatusCode")
+            status = carried if isinstance(carried, int) and carried != 200 else 500
+        if status != 200:
+            raise error_from_response(
+                status,
+                answer,
+                version=self.version,
+                consent=consent_named,
+                consent_fix=consent_fix,
+                request_id=request_id,
+            )
+        return status, answer, request_id
 
 
 async def _read_bounded(response: httpx.Response) -> bytes:

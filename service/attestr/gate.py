@@ -8,6 +8,8 @@
   let through as the probe (Attestr has no free endpoint to probe with); its success resumes
   every job. A daily limit ends by itself at the reset; `contact-sync attestr resume` ends any.
   `contact-sync attestr pause` stops calls at once, with no probe, until `resume`.
+* A pause only settings can mend (a refused consent or token, V2 switched off) also ends when a
+  process starts with other settings (`resume_if_reconfigured`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import asyncpg
 import structlog
 
 from service import queries
+from service.attestr import consent
 from service.config import Settings
 from service.database import release_session_lock
 
@@ -69,10 +72,19 @@ class AttestrGate:
             raise AttestrPaused(row["reason"], row["wait_until"])
         return row["probe"]
 
-    async def pause(self, reason: str, code: str | None, resume_at: datetime | None = None) -> None:
-        """Stop every Attestr call: until `resume_at` (a daily reset), else until a probe works."""
+    async def pause(
+        self, reason: str, code: str | None, resume_at: datetime | None = None, *, settings_fix: bool = False
+    ) -> None:
+        """Stop every Attestr call: until `resume_at` (a daily reset), else until a probe works.
+        `settings_fix`: only other settings mend it, so a process started with other settings
+        ends it too."""
         newly_paused = await self.pool.fetchval(
-            queries.ATTESTR_PAUSE, reason, code, resume_at, self.settings.attestr_probe_interval_s
+            queries.ATTESTR_PAUSE,
+            reason,
+            code,
+            resume_at,
+            self.settings.attestr_probe_interval_s,
+            consent.fingerprint(self.settings) if settings_fix else None,
         )
         if newly_paused:
             log.warning(
@@ -87,9 +99,17 @@ class AttestrGate:
 
     async def resume(self, why: str) -> int:
         """End the pause and wake the jobs that waited for it; returns how many."""
-        row = await self.pool.fetchrow(queries.ATTESTR_RESUME)
+        row = await self.pool.fetchrow(queries.ATTESTR_RESUME, None)
         log.info("attestr.resumed", reason=why, jobs_woken=row["woken"])
         return row["woken"]
+
+    async def resume_if_reconfigured(self) -> bool:
+        """At a process's start: end a pause that only settings could mend and that happened
+        under other settings than this process's (the operator changed them). True if it did."""
+        row = await self.pool.fetchrow(queries.ATTESTR_RESUME, consent.fingerprint(self.settings))
+        if row["cleared"]:
+            log.info("attestr.resumed", reason="the settings changed", jobs_woken=row["woken"])
+        return bool(row["cleared"])
 
     async def state(self) -> dict[str, Any]:
         row = await self.pool.fetchrow(queries.ATTESTR_STATE)
@@ -108,4 +128,11 @@ class AttestrGate:
             ),
             "calls_today": calls_today,
             "daily_call_limit": self.settings.attestr_daily_call_limit,
+            "api_version": self.settings.attestr_api_version,
+            # V3: the reusable consent's id, or "registered per lookup"; no consent on V2.
+            "consent": (
+                None
+                if self.settings.attestr_api_version != "v3"
+                else self.settings.attestr_consent_id or "registered per lookup"
+            ),
         }

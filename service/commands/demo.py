@@ -22,7 +22,7 @@ from rich.table import Table
 from service.config import load_settings
 from service.database import embedded
 from service.standins.airtable import AirtableStandIn
-from service.standins.attestr import PATH, AttestrStandIn
+from service.standins.attestr import PATH, PATH_V3, STANDIN_CONSENT_ID, AttestrStandIn
 from service.standins.server import serve_in_thread
 from service.web.app import create_app
 
@@ -39,7 +39,8 @@ COMPANIES = [
 FINAL = ("succeeded", "failed")
 
 
-def run(console: Console) -> int:
+def run(console: Console, *, attestr_v3: bool = False) -> int:
+    """The demo; `attestr_v3`: through Attestr's V3, with the stand-in's reusable consent."""
     started = time.monotonic()
     _interrupt_on_termination()
     console.print("[bold]contact-sync demo[/]: the real service, with stand-ins for Attestr and Airtable\n")
@@ -48,7 +49,7 @@ def run(console: Console) -> int:
         # database, then its folder is deleted.
         with tempfile.TemporaryDirectory(prefix="contact-sync-demo-") as tmp, embedded(Path(tmp)) as database:
             console.print(f"• PostgreSQL: embedded, in {tmp} (stopped and deleted at the end)")
-            _serve_and_flow(console, tmp, database)
+            _serve_and_flow(console, tmp, database, attestr_v3)
     except KeyboardInterrupt:
         console.print("\nInterrupted: the demo's PostgreSQL is stopped and its folder deleted.")
         return 130
@@ -67,11 +68,18 @@ def _interrupt_on_termination() -> None:
             signal.signal(getattr(signal, name), signal.default_int_handler)
 
 
-def _serve_and_flow(console: Console, tmp: str, database: str) -> None:
+def _serve_and_flow(console: Console, tmp: str, database: str, attestr_v3: bool) -> None:
     """The stand-ins and the service, in threads of this process, for the flow's time."""
     attestr, airtable = AttestrStandIn(), AirtableStandIn(cooldown_s=5)
+    # V3 beside V2: the stand-in serves both, and holds a reusable consent for the demo.
+    version = (
+        {"ATTESTR_API_VERSION": "v3", "ATTESTR_CONSENT_ID": STANDIN_CONSENT_ID}
+        if attestr_v3
+        else {"ATTESTR_API_VERSION": "v2"}
+    )
     with serve_in_thread(attestr.app()) as attestr_url, serve_in_thread(airtable.app()) as airtable_url:
-        console.print(f"• Attestr [yellow](stand-in)[/] at {attestr_url}, with sample company data")
+        said = f"V3, consent {STANDIN_CONSENT_ID}" if attestr_v3 else "V2"
+        console.print(f"• Attestr [yellow](stand-in)[/] at {attestr_url} ({said}), with sample company data")
         console.print(
             f"• Airtable [yellow](stand-in)[/] at {airtable_url}, base {airtable.base_id}, "
             "tables Companies and Contacts"
@@ -81,7 +89,8 @@ def _serve_and_flow(console: Console, tmp: str, database: str) -> None:
                 "WEBHOOK_SECRETS": SECRET,
                 "API_KEYS": API_KEY,
                 "ATTESTR_API_KEY": attestr.token,
-                "ATTESTR_API_URL": attestr_url + PATH,
+                "ATTESTR_API_URL": attestr_url + (PATH_V3 if attestr_v3 else PATH),
+                **version,
                 "AIRTABLE_API_KEY": airtable.token,
                 "AIRTABLE_BASE_ID": airtable.base_id,
                 "AIRTABLE_API_URL": airtable_url,

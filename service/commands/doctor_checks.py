@@ -1,9 +1,10 @@
 """`contact-sync doctor`'s checks: everything the service needs and says how to fix what is wrong.
 
-Database reachable and migrated; credentials present; the Airtable token valid and allowed to do
-what the service does; the base, both tables and every configured field there with a suitable
-type and every select option the service writes; what the chosen way of triggering needs (the
-native webhook: its scope, a creator on the base, the webhooks themselves). A personal access
+Database reachable and migrated; credentials present; Attestr's version and (V3) consent; the
+Airtable token valid and allowed to do what the service does; the base, both tables and every
+configured field there with a suitable type and every select option the service writes; what the
+chosen way of triggering needs (the native webhook: its scope, a creator on the base, the
+webhooks themselves). A personal access
 token's scopes cannot be read ("Get user info" gives them only for OAuth tokens), so each is
 tried with a harmless call. `--fix` applies migrations, creates the missing fields and adds the
 missing options.
@@ -19,6 +20,7 @@ from service import queries
 from service.airtable.client import Airtable
 from service.commands.checks import FAIL, OK, WARN, Check
 from service.commands.doctor_airtable import airtable_checks
+from service.commands.doctor_attestr import attestr_checks
 from service.config import MIN_SECRET_LENGTH, Settings
 from service.database import DATABASE_ERRORS, database_url
 from service.migrations import migrate, pending_migrations
@@ -112,16 +114,7 @@ async def _reconciliation(conn: asyncpg.Connection, settings: Settings) -> Check
 
 
 def _settings(settings: Settings) -> list[Check]:
-    checks = [
-        Check("Attestr token", OK, "ATTESTR_API_KEY is set (it is checked by the first paid call)")
-        if settings.attestr_api_key
-        else Check(
-            "Attestr token",
-            FAIL,
-            "ATTESTR_API_KEY is not set: jobs wait",
-            "set ATTESTR_API_KEY to the auth token Attestr issued",
-        ),
-    ]
+    checks = []
     for name, value, what in (
         ("WEBHOOK_SECRETS", settings.webhook_secrets, "the automation script's webhook answers 503"),
         ("API_KEYS", settings.api_keys, "the manual endpoints answer 503"),
@@ -158,4 +151,9 @@ async def run(settings: Settings, *, fix: bool = False, airtable: Airtable | Non
     check): one client paces them all under the base's rate limit."""
     database, hooks = await _database(settings, fix)
     airtable = airtable or Airtable(settings, None)
-    return [*database, *_settings(settings), *await airtable_checks(settings, airtable, fix, hooks)]
+    return [
+        *database,
+        *await attestr_checks(settings),
+        *_settings(settings),
+        *await airtable_checks(settings, airtable, fix, hooks),
+    ]

@@ -131,7 +131,7 @@ def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo(_settings: Settings, _args: argparse.Namespace) -> int:
+def _demo(_settings: Settings, args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from service.commands import demo
@@ -139,7 +139,7 @@ def _demo(_settings: Settings, _args: argparse.Namespace) -> int:
     console = Console(highlight=False)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console = Console(highlight=False, width=150)  # a log or a pipe: room for the tables
-    return demo.run(console)
+    return demo.run(console, attestr_v3=args.attestr_v3)
 
 
 def arguments(command: str, parser: argparse.ArgumentParser) -> None:
@@ -158,7 +158,12 @@ def _demo_arguments(dem: argparse.ArgumentParser) -> None:
         "Runs the real service against an embedded PostgreSQL (in a temporary directory) "
         "and the package's Attestr and Airtable stand-ins, sends webhooks for four sample companies "
         "the way the Airtable automation does, and shows the resulting Airtable rows. Your .env and "
-        "database are not used.\n\nexample:\n  contact-sync demo"
+        "database are not used.\n\nexamples:\n  contact-sync demo\n  contact-sync demo --attestr-v3"
+    )
+    dem.add_argument(
+        "--attestr-v3",
+        action="store_true",
+        help="call Attestr's consent-first V3, with the stand-in's reusable consent",
     )
     dem.set_defaults(run=_demo)
 

@@ -66,6 +66,10 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
 def _print_attestr(console: Console, state: dict[str, Any]) -> None:
     limit = state["daily_call_limit"]
     calls = f"{state['calls_today']} call(s) today" + (f" of {limit} allowed" if limit else "")
+    if state["api_version"] == "v3":
+        calls += f"; V3, consent {state['consent']}"
+    else:
+        calls += "; V2 (deprecated by Attestr: README, Moving to Attestr V3)"
     if state["paused"]:
         until = (
             "an operator resumes them"

@@ -1,4 +1,5 @@
-"""Retention: finished jobs and stored Attestr answers are deleted after configurable periods.
+"""Retention: finished jobs, stored Attestr answers and the record of Attestr lookups (a year at
+least) are deleted after configurable periods.
 
 Every worker process runs it once an hour; deleting is idempotent, so several workers doing it
 at once only repeat a cheap statement. Answers are kept at least as long as the cache needs them
@@ -23,12 +24,13 @@ INTERVAL_S = 3600.0
 _BATCH = 1000
 
 
-async def prune(pool: asyncpg.Pool, settings: Settings) -> tuple[int, int]:
-    """Delete what is past its period: (jobs, answers) deleted."""
+async def prune(pool: asyncpg.Pool, settings: Settings) -> tuple[int, int, int]:
+    """Delete what is past its period: (jobs, answers, lookup records) deleted."""
     counts = []
     for query, days in (
         (queries.JOBS_PRUNE, settings.job_retention_days),
         (queries.ANSWERS_PRUNE, settings.attestr_answer_retention_days),
+        (queries.LOOKUPS_PRUNE, settings.attestr_lookup_log_days),
     ):
         total = 0
         while True:
@@ -39,10 +41,10 @@ async def prune(pool: asyncpg.Pool, settings: Settings) -> tuple[int, int]:
         counts.append(total)
     await pool.execute(queries.WORKERS_PRUNE)  # workers gone for good, their jobs taken over
     await pool.execute(queries.WEBHOOK_REQUESTS_PRUNE)  # a script's retries end within its run
-    jobs, answers = counts
-    if jobs or answers:
-        log.info("retention.pruned", jobs=jobs, attestr_answers=answers)
-    return jobs, answers
+    jobs, answers, lookups = counts
+    if jobs or answers or lookups:
+        log.info("retention.pruned", jobs=jobs, attestr_answers=answers, attestr_lookups=lookups)
+    return jobs, answers, lookups
 
 
 async def run(pool: asyncpg.Pool, settings: Settings, stop: asyncio.Event) -> None:

@@ -18,13 +18,10 @@ import structlog
 from service import identifiers, metrics, queries
 from service.airtable.client import Airtable
 from service.airtable.errors import AirtableError
-from service.attestr.client import (
-    AttestrAnswer,
-    AttestrClient,
-    AttestrError,
-    AttestrNotConfigured,
-    parse_answer,
-)
+from service.attestr import consent
+from service.attestr.client import AttestrAnswer, AttestrClient, parse_answer
+from service.attestr.consent import Consent
+from service.attestr.errors import AttestrError, AttestrNotConfigured
 from service.attestr.gate import AttestrGate
 from service.config import Settings
 from service.database import DATABASE_ERRORS, in_transaction
@@ -63,8 +60,9 @@ class Syncer:
         self.on_stored = on_stored or (lambda: None)
         self.gate = AttestrGate(pool, settings)
         # Answers paid for whose storing failed (the database went away right after the call),
-        # by job id, with when: the job's next try in this process uses them instead of paying.
-        self._unstored: dict[int, tuple[float, AttestrAnswer]] = {}
+        # by job id, with when and the consent they carried: the job's next try in this process
+        # uses them instead of paying.
+        self._unstored: dict[int, tuple[float, AttestrAnswer, Consent | None]] = {}
 
     async def run(self, job: Job, worker_id: str) -> None:
         await jobs.set_company_status(self.pool, job.record_id, "Running")
@@ -134,15 +132,24 @@ class Syncer:
             log.info("attestr.cached", outcome=row["outcome"], called_at=row["called_at"].isoformat())
             return parse_answer(cin, json.loads(row["answer"]), self.settings.attestr_max_contacts), False
         if job.id in self._unstored:  # paid for at the last try, not stored: stored now, not paid again
-            _at, answer = self._unstored[job.id]
-            await self.pool.execute(
-                queries.ANSWER_RECORD, cin, job.id, answer.outcome, 200, None, json.dumps(answer.raw)
-            )
+            _at, answer, used = self._unstored[job.id]
+            async with self.pool.acquire() as conn, conn.transaction():
+                await self._record_lookup(
+                    conn, job.id, cin, used, answer.outcome, 200, None, answer.request_id
+                )
+                await conn.execute(
+                    queries.ANSWER_RECORD, cin, job.id, answer.outcome, 200, None, json.dumps(answer.raw)
+                )
             del self._unstored[job.id]
             log.info("attestr.fetched", outcome=answer.outcome, contacts=len(answer.contacts), probe=False)
             return answer, True
         if not self.attestr.api_key:
             raise AttestrNotConfigured("ATTESTR_API_KEY is not set: add the Attestr auth token")
+        if missing := consent.missing(self.settings):
+            raise AttestrNotConfigured(
+                f"{' and '.join(missing)} not set: Attestr V3 needs a consent for every lookup "
+                "(README: Moving to Attestr V3)"
+            )
         async with self.gate.cin_lock(cin) as conn:
             if not job.force:
                 row = await conn.fetchrow(
@@ -157,21 +164,33 @@ class Syncer:
                         cin, json.loads(row["answer"]), self.settings.attestr_max_contacts
                     ), False
             probe = await self.gate.take_call(conn)
+            used = await self._consent(cin, job.id)
             try:
-                answer = await self.attestr.fetch(cin)
+                answer = await self.attestr.fetch(
+                    cin,
+                    used,
+                    consent_named=consent.described(used),
+                    consent_fix=consent.what_to_do(self.settings),
+                )
             except AttestrError as exc:
-                metrics.ATTESTR_CALLS.labels("error").inc()
-                metrics.ATTESTR_ERRORS.labels(exc.code or f"http_{exc.http_status or 'none'}").inc()
+                _count_error(exc)
+                await self._record_lookup(
+                    conn, job.id, cin, used, "error", exc.http_status, exc.code, exc.request_id
+                )
                 await conn.execute(
                     queries.ANSWER_RECORD, cin, job.id, "error", exc.http_status, exc.code, None
                 )
                 raise
             try:
-                await conn.execute(
-                    queries.ANSWER_RECORD, cin, job.id, answer.outcome, 200, None, json.dumps(answer.raw)
-                )
+                async with conn.transaction():
+                    await self._record_lookup(
+                        conn, job.id, cin, used, answer.outcome, 200, None, answer.request_id
+                    )
+                    await conn.execute(
+                        queries.ANSWER_RECORD, cin, job.id, answer.outcome, 200, None, json.dumps(answer.raw)
+                    )
             except DATABASE_ERRORS:
-                self._keep_unstored(job.id, answer)
+                self._keep_unstored(job.id, answer, used)
                 raise
         log.info("attestr.fetched", outcome=answer.outcome, contacts=len(answer.contacts), probe=probe)
         metrics.ATTESTR_CALLS.labels(answer.outcome).inc()
@@ -179,12 +198,55 @@ class Syncer:
             await self.gate.resume("the probe call succeeded")
         return answer, True
 
-    def _keep_unstored(self, job_id: int, answer: AttestrAnswer) -> None:
+    async def _consent(self, cin: str, job_id: int) -> Consent | None:
+        """The consent this lookup carries: none on V2, the reusable one configured, or one
+        registered now for this lookup alone (consent.py)."""
+        if self.settings.attestr_api_version != "v3":
+            return None
+        if not consent.registers_per_lookup(self.settings):
+            return Consent(self.settings.attestr_consent_id or "", None, "reusable")
+        try:
+            registered = await self.attestr.register_consent(
+                consent.registration(self.settings, cin, job_id),
+                consent_fix=consent.what_to_do(self.settings),
+            )
+        except AttestrError as exc:
+            _count_error(exc)
+            raise
+        log.info("attestr.consent_registered", consent_id=registered.id, number=registered.number)
+        return registered
+
+    async def _record_lookup(
+        self,
+        conn: asyncpg.Connection,
+        job_id: int,
+        cin: str,
+        used: Consent | None,
+        outcome: str,
+        http_status: int | None,
+        code: str | None,
+        request_id: str | None,
+    ) -> None:
+        await conn.execute(
+            queries.LOOKUP_RECORD,
+            job_id,
+            cin,
+            self.settings.attestr_api_version,
+            used.id if used else None,
+            used.number if used else None,
+            used.kind if used else None,
+            outcome,
+            http_status,
+            code,
+            request_id,
+        )
+
+    def _keep_unstored(self, job_id: int, answer: AttestrAnswer, used: Consent | None) -> None:
         """Hold a paid answer the database could not take, for the job's next try here (an hour
         at most: a job another process took over pays again there)."""
         now = time.monotonic()
         self._unstored = {k: v for k, v in self._unstored.items() if now - v[0] < UNSTORED_KEPT_S}
-        self._unstored[job_id] = (now, answer)
+        self._unstored[job_id] = (now, answer, used)
 
     async def _no_data(self, job: Job, cin: str, answer: AttestrAnswer, called: bool, worker_id: str) -> None:
         """Attestr has nothing for this CIN: not a failure. The company's links are left alone."""
@@ -201,6 +263,11 @@ class Syncer:
             )
         log.info("job.succeeded", **result)
         metrics.job_ended("succeeded", job.created_at)
+
+
+def _count_error(exc: AttestrError) -> None:
+    metrics.ATTESTR_CALLS.labels("error").inc()
+    metrics.ATTESTR_ERRORS.labels(exc.code or f"http_{exc.http_status or 'none'}").inc()
 
 
 def _result(

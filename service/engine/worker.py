@@ -19,7 +19,7 @@ import structlog
 
 from service import metrics, queries
 from service.airtable.errors import AirtableError, AirtableNotConfigured
-from service.attestr.client import Action, AttestrError, AttestrNotConfigured
+from service.attestr.errors import Action, AttestrError, AttestrNotConfigured
 from service.attestr.gate import AttestrPaused
 from service.config import Settings
 from service.database import DATABASE_ERRORS
@@ -69,6 +69,10 @@ class Worker:
         self._wakeup.set()
 
     async def run(self, stop: asyncio.Event) -> None:
+        try:  # the operator may have mended what paused Attestr by changing settings
+            await self.syncer.gate.resume_if_reconfigured()
+        except DATABASE_ERRORS as exc:
+            log.warning("worker.resume_check_failed", error=type(exc).__name__)
         renewer = asyncio.create_task(self._renew_leases(stop))
         liveness = asyncio.create_task(self._hold_liveness(stop))
         try:
@@ -238,7 +242,7 @@ class Worker:
         if exc.action is Action.FAIL:
             await self._fail(job, exc.message)
         elif exc.action is Action.PAUSE:
-            await self.syncer.gate.pause(exc.message, exc.code)
+            await self.syncer.gate.pause(exc.message, exc.code, settings_fix=exc.settings_fix)
             await self._wait(
                 job, exc.message, self._later(self.settings.attestr_probe_interval_s), waiting_on="attestr"
             )

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from .airtable import AirtableStandIn
-from .attestr import PATH, AttestrStandIn
+from .attestr import PATH, PATH_V3, STANDIN_CONSENT_ID, AttestrStandIn
 from .server import serve_forever
 
 
@@ -33,6 +33,7 @@ def _serve(which: str, port: int) -> None:
     if which == "attestr":
         attestr = AttestrStandIn()
         print(f"Attestr stand-in. ATTESTR_API_KEY={attestr.token}  ATTESTR_API_URL=<url below>{PATH}")
+        print(f"  for V3: ATTESTR_API_VERSION=v3  ATTESTR_CONSENT_ID={STANDIN_CONSENT_ID}  path {PATH_V3}")
         serve_forever(attestr.app(), port, announce="url: ")
     else:
         airtable = AirtableStandIn()

@@ -29,12 +29,7 @@ class Runtime:
     def __init__(self, settings: Settings, pool: asyncpg.Pool, database_url: str | None = None) -> None:
         self.settings = settings
         self.pool = pool
-        self.attestr = AttestrClient(
-            settings.attestr_api_url,
-            settings.attestr_api_key,
-            max_contacts=settings.attestr_max_contacts,
-            timeout_s=settings.attestr_timeout_s,
-        )
+        self.attestr = AttestrClient.from_settings(settings)
         self.airtable = Airtable(settings, pool)
         self.pusher = Pusher(pool, self.airtable, settings, lease_s=settings.job_lease_s)
         self.syncer = Syncer(pool, settings, self.attestr, self.airtable, on_stored=self.pusher.wake)

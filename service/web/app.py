@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from service.attestr import consent
 from service.config import MIN_SECRET_LENGTH, Settings
 from service.database import DATABASE_ERRORS
 from service.engine.jobs import QueueCap
@@ -41,7 +42,7 @@ def missing_settings(settings: Settings) -> list[str]:
         else name
         for name, value in wanted.items()
         if not value
-    ]
+    ] + consent.missing(settings)  # V3: a consent, as a credential
 
 
 async def health(_request: Request) -> JSONResponse:

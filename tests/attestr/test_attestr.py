@@ -8,11 +8,11 @@ import httpx
 import pytest
 from pytest_httpx import HTTPXMock, IteratorStream
 
-from service.attestr.client import (
+from service.attestr.client import AttestrClient
+from service.attestr.errors import (
     Action,
     AttestrAccessDenied,
     AttestrAnswerTooLarge,
-    AttestrClient,
     AttestrCreditsExhausted,
     AttestrDailyLimit,
     AttestrError,

@@ -45,10 +45,11 @@ def assert_nothing_left(out: str, marker: str) -> None:
     assert not demo_folder(out).exists()
 
 
-def test_the_demo_shows_contacts_appearing(marker: str) -> None:
+@pytest.mark.parametrize("flags", [[], ["--attestr-v3"]], ids=["v2", "v3"])
+def test_the_demo_shows_contacts_appearing(marker: str, flags: list[str]) -> None:
     started = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "service", "demo"],
+        [sys.executable, "-m", "service", "demo", *flags],
         env=demo_env(marker),
         capture_output=True,
         text=True,
@@ -58,6 +59,7 @@ def test_the_demo_shows_contacts_appearing(marker: str) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     assert "Attestr (stand-in)" in out and "Airtable (stand-in)" in out
+    assert ("(V3, consent CXstandinConsent01)" if flags else "(V2)") in out
     assert out.count("← 202 job") == 3
     assert "← 422 invalid_cin" in out
     assert "succeeded: 3 contacts" in out and "succeeded: 2 contacts" in out

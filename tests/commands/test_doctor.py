@@ -7,13 +7,15 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
 
 from service.standins.airtable import AirtableStandIn, Field
 from service.standins.airtable_errors import AirtableError
-from service.standins.attestr import AttestrStandIn
+from service.standins.attestr import PATH_V3, SERVICE_CODE, STANDIN_CONSENT_ID, AttestrStandIn
+from service.standins.attestr_consents import standin_consent_body
 from tests.conftest import Running
 from tests.flow import service_env
 
@@ -346,3 +348,46 @@ def test_an_interrupted_write_check_leaves_no_row_and_the_next_one_sweeps_older_
     done = doctor(env, "--write-check")
     assert "✓ earlier rows: deleted 1 row(s)" in done.stdout and done.returncode == 0
     assert _tables(airtable) == before
+
+
+def test_doctor_reads_the_v3_consent(env: dict[str, str], attestr: Running[AttestrStandIn]) -> None:
+    """V3: the version, and the consent through Attestr's lifecycle API (a reusable one) or the
+    data categories API (one registered per lookup); each wrong one said with what to do."""
+    v3 = {**env, "ATTESTR_API_VERSION": "v3", "ATTESTR_API_URL": attestr.url + PATH_V3}
+    good = doctor({**v3, "ATTESTR_CONSENT_ID": STANDIN_CONSENT_ID})
+    assert good.returncode == 0, good.stdout
+    assert "✓ Attestr API: V3 (consent-first)" in good.stdout
+    assert f"✓ Attestr consent: ATTESTR_CONSENT_ID={STANDIN_CONSENT_ID} (number CN" in good.stdout
+    assert "is active" in good.stdout
+
+    revoked = attestr.standin.register_consent(**standin_consent_body(datetime.now(timezone.utc)))
+    attestr.standin.revoke_consent(revoked)
+    for consent_id, said in ((revoked, "is revoked: jobs wait"), ("CXnoSuchConsent001", "does not know")):
+        bad = doctor({**v3, "ATTESTR_CONSENT_ID": consent_id})
+        assert bad.returncode == 1, bad.stdout
+        assert "✗ Attestr consent: " in bad.stdout and said in bad.stdout
+        assert "→ register a consent for this lookup and set ATTESTR_CONSENT_ID" in bad.stdout
+
+    missing = doctor(v3)
+    assert missing.returncode == 1
+    assert "✗ Attestr consent: ATTESTR_CONSENT_ID (or ATTESTR_CONSENT_PURPOSE" in missing.stdout
+
+    per_lookup = {
+        **v3,
+        "ATTESTR_CONSENT_PURPOSE": "background_verification",
+        "ATTESTR_SERVICE_CODE": SERVICE_CODE,
+        "ATTESTR_CONSENT_EVIDENCE_REF": "forms/{cin}",
+    }
+    assert "its data categories cover what Attestr asks for" in doctor(per_lookup).stdout
+    narrow = doctor({**per_lookup, "ATTESTR_CONSENT_CATEGORIES": "identity:din,pan;contact:email,phone"})
+    assert narrow.returncode == 1
+    assert "lacking business_identity:business_name" in narrow.stdout
+    suggested = next(line for line in narrow.stdout.splitlines() if "set ATTESTR_CONSENT_CATEGORIES=" in line)
+    assert "identity:din,pan" in suggested and "location:address" in suggested
+    assert attestr.standin.calls == []  # nothing paid
+
+
+def test_doctor_says_v2_is_deprecated(env: dict[str, str]) -> None:
+    done = doctor(env)
+    assert "! Attestr API: V2, which Attestr has deprecated" in done.stdout
+    assert "Moving to Attestr V3" in done.stdout

@@ -1,11 +1,13 @@
-"""Retention: finished jobs and stored Attestr answers go after their periods; nothing else does."""
+"""Retention: finished jobs, stored Attestr answers and the record of lookups go after their
+periods; nothing else does."""
 
 from __future__ import annotations
 
 import asyncpg
+import pytest
 from structlog.testing import capture_logs
 
-from service.config import load_settings
+from service.config import SettingsError, load_settings
 from service.engine import retention
 
 
@@ -35,13 +37,37 @@ async def test_old_finished_jobs_and_answers_are_deleted(pool: asyncpg.Pool) -> 
             old_done,
             days,
         )
+    # The record of lookups outlives both: 400 days by default.
+    for days in (401, 399, 91):
+        await pool.execute(
+            """INSERT INTO attestr_lookups (job_id, cin, api_version, consent_id, outcome, called_at)
+               VALUES ($1, 'U72200KA2015PTC081234', 'v3', 'CX3oM_bNstq9xWxgRd', 'synced',
+                       now() - make_interval(secs => $2 * 86400))""",
+            old_done,
+            days,
+        )
     with capture_logs() as logs:
-        assert await retention.prune(pool, settings) == (2, 1)
+        assert await retention.prune(pool, settings) == (2, 1, 1)
     assert sorted(r["id"] for r in await pool.fetch("SELECT id FROM jobs")) == sorted([recent, old_queued])
     assert await pool.fetchval("SELECT count(*) FROM attestr_answers") == 1
-    assert {"event": "retention.pruned", "jobs": 2, "attestr_answers": 1, "log_level": "info"} in logs
+    kept = await pool.fetch("SELECT job_id FROM attestr_lookups")
+    assert [r["job_id"] for r in kept] == [old_done, old_done]  # its job is gone, the record stays
+    assert {
+        "event": "retention.pruned",
+        "jobs": 2,
+        "attestr_answers": 1,
+        "attestr_lookups": 1,
+        "log_level": "info",
+    } in logs
     assert old_failed not in [r["id"] for r in await pool.fetch("SELECT id FROM jobs")]
-    assert await retention.prune(pool, settings) == (0, 0)
+    assert await retention.prune(pool, settings) == (0, 0, 0)
+
+
+def test_the_record_of_lookups_is_kept_a_year_at_least() -> None:
+    assert load_settings({}, env_file=None).attestr_lookup_log_days == 400
+    assert load_settings({"ATTESTR_LOOKUP_LOG_DAYS": "365"}, env_file=None).attestr_lookup_log_days == 365
+    with pytest.raises(SettingsError, match="ATTESTR_LOOKUP_LOG_DAYS='364': a number from 365"):
+        load_settings({"ATTESTR_LOOKUP_LOG_DAYS": "364"}, env_file=None)
 
 
 def test_answers_are_kept_at_least_as_long_as_the_cache_needs_them() -> None:

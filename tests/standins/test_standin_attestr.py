@@ -5,12 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from service.attestr.client import (
-    AttestrAccessDenied,
-    AttestrClient,
-    AttestrCreditsExhausted,
-    AttestrUnavailable,
-)
+from service.attestr.client import AttestrClient
+from service.attestr.errors import AttestrAccessDenied, AttestrCreditsExhausted, AttestrUnavailable
 from service.standins.attestr import PATH, AttestrStandIn
 from tests.conftest import Running
 

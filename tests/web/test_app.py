@@ -8,6 +8,8 @@ from pathlib import Path
 import asyncpg
 import httpx
 
+from service.config import load_settings
+from service.web.app import missing_settings
 from tests.conftest import run_service
 
 
@@ -48,3 +50,18 @@ def test_serve_with_the_embedded_database(tmp_path: Path) -> None:
     with run_service(tmp_path, env) as service:  # the data is kept between runs
         assert httpx.get(f"{service.url}/ready").status_code == 200
         assert "db.migrated" not in [line["event"] for line in service.logs()]
+
+
+def test_ready_lists_a_missing_v3_consent_like_a_missing_credential() -> None:
+    v3 = load_settings({"ATTESTR_API_VERSION": "v3", "ATTESTR_API_KEY": "a-token"}, env_file=None)
+    assert "ATTESTR_CONSENT_ID (or ATTESTR_CONSENT_PURPOSE to register one per company)" in missing_settings(
+        v3
+    )
+    per_lookup = load_settings(
+        {"ATTESTR_API_VERSION": "v3", "ATTESTR_CONSENT_PURPOSE": "kyc_verification"}, env_file=None
+    )
+    assert {"ATTESTR_SERVICE_CODE", "ATTESTR_CONSENT_EVIDENCE_REF"} <= set(missing_settings(per_lookup))
+    held = load_settings(
+        {"ATTESTR_API_VERSION": "v3", "ATTESTR_CONSENT_ID": "CX3oM_bNstq9xWxgRd"}, env_file=None
+    )
+    assert not [name for name in missing_settings(held) if "CONSENT" in name]
