@@ -33,6 +33,7 @@ DEFAULT_FIELDS: dict[str, str] = {
     "ADDRESS": "Address",
     "COMPANY": "Company",
     "CONTACT_KEY": "Contact Key",
+    "SYNC_NOTE": "Contacts Sync Note",
 }
 
 

@@ -260,17 +260,25 @@ WITH done AS (
     GROUP BY jr.job_id
 )
 UPDATE jobs j SET
-    status = CASE WHEN COALESCE(c.failed, 0) > 0 THEN 'failed' ELSE 'succeeded' END,
+    status = CASE WHEN COALESCE(c.failed, 0) > 0 OR gone.id IS NOT NULL THEN 'failed' ELSE 'succeeded' END,
     wait_reason = NULL,
     result = j.result || jsonb_build_object(
         'airtable_created', COALESCE(c.created, 0),
         'airtable_updated', COALESCE(c.updated, 0),
-        'airtable_failed', COALESCE(c.failed, 0)),
-    last_error = CASE WHEN COALESCE(c.failed, 0) > 0 THEN
-        c.failed || ' contact(s) could not be written to Airtable: ' || array_to_string(c.errors[1:5], '; ')
+        'airtable_failed', COALESCE(c.failed, 0))
+        || CASE WHEN gone.id IS NOT NULL THEN jsonb_build_object('outcome', 'company_deleted')
+                ELSE '{{}}'::jsonb END,
+    last_error = CASE
+        WHEN gone.id IS NOT NULL THEN
+            'The company record was deleted in Airtable during its sync: nothing more is written for '
+            || 'it (people it shares with other companies stay linked to those)'
+        WHEN COALESCE(c.failed, 0) > 0 THEN c.failed || ' contact(s) could not be written to Airtable: '
+            || array_to_string(c.errors[1:5], '; ')
         END,
     updated_at = now()
 FROM done LEFT JOIN counts c ON c.job_id = done.id
+LEFT JOIN companies gone ON gone.airtable_id = (SELECT record_id FROM jobs WHERE id = done.id)
+    AND gone.deleted_in_airtable
 WHERE j.id = done.id
 RETURNING {", ".join("j." + c.strip() for c in JOB_COLUMNS.split(","))}"""
 
@@ -420,16 +428,19 @@ WITH next AS (
 UPDATE people p SET push_lease_until = now() + make_interval(secs => $2)
 FROM next WHERE p.id = next.id
 RETURNING p.id, p.contact_key, p.din, p.name, p.phone_e164, p.phone_type, p.email, p.addresses,
-    p.airtable_id, p.push_version,
+    p.airtable_id, p.push_version, p.airtable_written,
     ARRAY(SELECT c.airtable_id FROM company_people cp JOIN companies c ON c.id = cp.company_id
           WHERE cp.person_id = p.id AND NOT c.deleted_in_airtable ORDER BY cp.created_at, c.id)
         AS company_record_ids"""
 
 # The mark is cleared only up to the version that was sent: a row changed meanwhile stays marked.
+# With what the service has now written to each row, by field (engine/merge.py).
 PEOPLE_PUSHED = """
 UPDATE people p SET airtable_id = u.airtable_id, pushed_version = GREATEST(p.pushed_version, u.version),
-    push_error = NULL, push_lease_until = NULL, push_withheld = u.withheld
-FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::boolean[]) AS u(id, airtable_id, version, withheld)
+    push_error = NULL, push_lease_until = NULL, push_withheld = u.withheld,
+    airtable_written = u.written::jsonb
+FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::boolean[], $5::text[])
+    AS u(id, airtable_id, version, withheld, written)
 WHERE p.id = u.id"""
 
 PEOPLE_PUSH_FAILED = """
@@ -676,6 +687,9 @@ WEBHOOK_REQUESTS_PRUNE = "DELETE FROM webhook_requests WHERE created_at < now() 
 # Every row again (a field renamed, a base restored): the pusher sends them all.
 RESYNC_RESTORE_DELETED = """
 UPDATE people SET deleted_in_airtable = false, airtable_id = NULL WHERE deleted_in_airtable"""
+# `resync --overwrite`: what the service wrote is forgotten, so every row is taken as its own at
+# the next push and shows the source's values (people's edits and hand-made links go).
+RESYNC_OVERWRITE = "UPDATE people SET airtable_written = NULL WHERE NOT deleted_in_airtable"
 RESYNC_PEOPLE = """
 WITH marked AS (
     UPDATE people SET push_version = push_version + 1, push_error = NULL, updated_at = now()

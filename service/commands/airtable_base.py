@@ -269,7 +269,9 @@ def _airtable(settings: Settings, args: argparse.Namespace) -> int:
             return await _adopt(pool, settings, args.dry_run)
         if args.action == "webhook":
             return await _webhook(pool, settings, args)
-        people, companies = await backfill.resync(pool, restore_deleted=args.restore_deleted)
+        people, companies = await backfill.resync(
+            pool, restore_deleted=args.restore_deleted, overwrite=args.overwrite
+        )
         minutes = (people + companies) / (settings.airtable_rate_limit_rps * 10) / 60
         print(
             f"Marked {people} contact(s) and {companies} company status(es) for Airtable; the running "
@@ -337,9 +339,11 @@ def _airtable_arguments(air: argparse.ArgumentParser) -> None:
         "webhooks a base and never changes one: `recreate` replaces one that is outdated or that "
         "Airtable disabled (the running service does that by itself for a disabled one).\n"
         "resync: mark every contact and company status to be written to Airtable again (after a "
-        "field was renamed, say); --restore-deleted also re-creates rows people deleted by hand."
+        "field was renamed, say); values people changed in Airtable stay, unless --overwrite; "
+        "--restore-deleted also re-creates rows people deleted by hand."
         "\n\nexamples:\n  contact-sync airtable adopt --dry-run\n  contact-sync airtable adopt\n"
         "  contact-sync airtable resync\n  contact-sync airtable resync --restore-deleted\n"
+        "  contact-sync airtable resync --overwrite\n"
         "  contact-sync airtable webhook create --url https://sync.example.com/webhooks/airtable/notifications\n"
         "  contact-sync airtable webhook status\n  contact-sync airtable webhook recreate"
     )
@@ -359,4 +363,9 @@ def _airtable_arguments(air: argparse.ArgumentParser) -> None:
     air.add_argument("--json", action="store_true", help="webhook status: print JSON")
     air.add_argument("--dry-run", action="store_true", help="adopt: report what it would do, write nothing")
     air.add_argument("--restore-deleted", action="store_true", help="resync: bring back rows deleted by hand")
+    air.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="resync: write the source's values over what people changed, and drop links made by hand",
+    )
     air.set_defaults(run=_airtable)

@@ -95,6 +95,10 @@ FIELDS = (
         lambda ids: ("multipleRecordLinks", {"linkedTableId": ids["companies"]}),
     ),
     FieldSpec("CONTACT_KEY", "contacts", True, frozenset({"singleLineText"}), _plain("singleLineText")),
+    # Where the source's newer value is shown beside a value a person changed (engine/merge.py).
+    FieldSpec(
+        "SYNC_NOTE", "contacts", False, frozenset({"multilineText", "richText"}), _plain("multilineText")
+    ),
 )
 
 

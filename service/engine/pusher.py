@@ -41,12 +41,14 @@ from service.config import Settings
 from service.database import DATABASE_ERRORS
 from service.engine import jobs
 from service.engine.company_statuses import CompanyStatuses
+from service.engine.merge import VALUES, contact_values, merge_row, same, written_whole
 from service.engine.outbox import BATCH, RETRY_AFTER_S, SCHEMA_CHANGED, option_note, retry_delay
-from service.people.normalize import address_text
 from service.wakeup import Wakeup
 
 log = structlog.get_logger(__name__)
 
+# The fields read back before a row is updated: the merged ones, the service's own key and note.
+CONTACT_READ = (*VALUES, "COMPANY", "CONTACT_KEY", "SYNC_NOTE")
 # While Airtable cannot be written, the reason is logged when it changes, and again this often.
 WAITING_REPEAT_S = 300.0
 # How long a stopping process lets a request under way end (Airtable answers within seconds).
@@ -262,28 +264,6 @@ class Pusher(CompanyStatuses):
             else:
                 await self.airtable.limit.unused(slot)
 
-    def _contact_fields(self, row: asyncpg.Record, fields: set[str]) -> dict[str, Any]:
-        values: dict[str, Any] = {
-            "NAME": row["name"],
-            "PHONE": row["phone_e164"],
-            "PHONE_TYPE": row["phone_type"],
-            "EMAIL": row["email"],
-            "DIN": row["din"],
-            "ADDRESS": address_text(_json(row["addresses"])),
-            "COMPANY": list(row["company_record_ids"]),
-            "CONTACT_KEY": row["contact_key"],
-        }
-        # Only the service's own fields, only those the table has, never a blank over a value
-        # (but the links, and Phone Type, which follows the phone: a toll-free number has none),
-        # and no select value the field has no option for (Airtable would refuse the whole batch).
-        return {
-            self.settings.field(key): value
-            for key, value in values.items()
-            if self.settings.field(key) in fields
-            and (value is not None or key in ("COMPANY", "PHONE_TYPE"))
-            and not self._withheld(key, value)
-        }
-
     async def _send_contacts(
         self,
         rows: list[asyncpg.Record],
@@ -292,23 +272,127 @@ class Pusher(CompanyStatuses):
         refreshed: bool = False,
         slot: int | None = None,
     ) -> None:
-        records = []
-        for row in rows:
-            record: dict[str, Any] = {"fields": self._contact_fields(row, fields)}
-            if row["airtable_id"]:
-                record["id"] = row["airtable_id"]
-            records.append(record)
-        ids = [row["id"] for row in rows]
+        """Read the rows Airtable has (their values now, for the merge), then write what changes.
+        The read takes the claimed slot, and the write one of its own after it: a sender never
+        holds two slots (senders each holding one and waiting for another would wait for ever)."""
+        known = [row for row in rows if row["airtable_id"]]
+        current: dict[str, dict[str, Any]] = {}
+        if known:
+            wanted = sorted(
+                self.settings.field(key) for key in CONTACT_READ if self.settings.field(key) in fields
+            )
+            try:
+                current = await self.airtable.contacts_now(
+                    [row["airtable_id"] for row in known], wanted, slot
+                )
+            except AirtableError as error:
+                await self._contacts_not_sent(rows, fields, error, refreshed, None)
+                return
+            slot = None
+            gone = [row for row in known if row["airtable_id"] not in current]
+            if gone:  # deleted by hand since the last push
+                await self._contacts_deleted(gone)
+                rows = [row for row in rows if row not in gone]
+        if rows:
+            await self._write_contacts(rows, fields, current, refreshed=refreshed, slot=slot)
+
+    def _plan(
+        self, row: asyncpg.Record, fields: set[str], now: dict[str, Any] | None
+    ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """What to write to one row (None: nothing changes) and what the service has then written
+        to it. A new row is written whole; a row Airtable has (`now`: its fields) is merged three
+        ways (merge.py), so that a value a person changed stays."""
+        field = self.settings.field
+        source = {key: value for key, value in contact_values(row).items() if field(key) in fields}
+        if self._withheld("PHONE_TYPE", source.get("PHONE_TYPE")):
+            source.pop("PHONE_TYPE")  # no option for it yet: left out, sent once it exists
+        if now is None:
+            values = {
+                key: value
+                for key, value in source.items()
+                if value is not None or key in ("COMPANY", "PHONE_TYPE")
+            }
+            written = written_whole(values)
+        else:
+            # What was written last is kept by field name: a field renamed since is the service's.
+            by_name = _json(row["airtable_written"]) or {}
+            last = {key: by_name[field(key)] for key in source if field(key) in by_name}
+            merged = merge_row(source, last, {key: now.get(field(key)) for key in source})
+            values, written = merged.fields, merged.written
+            if "PHONE_TYPE" not in source and field("PHONE_TYPE") in by_name:
+                written["PHONE_TYPE"] = by_name[field("PHONE_TYPE")]
+            if merged.notes:
+                log.info(
+                    "airtable.value_kept",
+                    contact_key=row["contact_key"],
+                    fields=sorted(field(key) for key in merged.notes),
+                )
+            if field("SYNC_NOTE") in fields:
+                note = self._note(merged.notes)
+                if not same(note, now.get(field("SYNC_NOTE"))):
+                    values["SYNC_NOTE"] = note
+            if not values and now.get(field("CONTACT_KEY")) == row["contact_key"]:
+                return None, written
+        values["CONTACT_KEY"] = row["contact_key"]  # the service's own: always as it gave it
+        return {field(key): value for key, value in values.items()}, {field(k): v for k, v in written.items()}
+
+    def _note(self, kept: dict[str, tuple[Any, Any]]) -> str | None:
+        """The Contacts Sync Note: for each value a person changed that the source changed too,
+        what the source says now (the person's value stays in its field)."""
+        lines = []
+        for key, (_theirs, sources) in kept.items():
+            said = ", ".join(sources) if isinstance(sources, list) else sources
+            lines.append(
+                f"{self.settings.field(key)}: the latest filing says {said or '(nothing)'}; yours is kept"
+            )
+        return "\n".join(lines) or None
+
+    async def _write_contacts(
+        self,
+        rows: list[asyncpg.Record],
+        fields: set[str],
+        current: dict[str, dict[str, Any]],
+        *,
+        refreshed: bool = False,
+        slot: int | None = None,
+    ) -> None:
+        # A row that would link to no company (its companies deleted by hand meanwhile) is never
+        # created: a contact is in Airtable for a company.
+        orphans = [row for row in rows if not row["airtable_id"] and not row["company_record_ids"]]
+        if orphans:
+            await self._contacts_pushed(
+                orphans, [None] * len(orphans), [{}] * len(orphans), ["deleted"] * len(orphans)
+            )
+            rows = [row for row in rows if row not in orphans]
+        plans = [self._plan(row, fields, current.get(row["airtable_id"] or "")) for row in rows]
+        sending = [
+            (row, record, written)
+            for row, (record, written) in zip(rows, plans, strict=True)
+            if record is not None
+        ]
+        unchanged = [
+            (row, written) for row, (record, written) in zip(rows, plans, strict=True) if record is None
+        ]
+        if unchanged:
+            await self._contacts_pushed(
+                [row for row, _ in unchanged],
+                [row["airtable_id"] for row, _ in unchanged],
+                [written for _, written in unchanged],
+                ["updated"] * len(unchanged),
+            )
+        if not sending:
+            if slot is not None:
+                await self.airtable.limit.unused(slot)
+            return
+        rows = [row for row, _, _ in sending]
+        records = [
+            {"fields": record, **({"id": row["airtable_id"]} if row["airtable_id"] else {})}
+            for row, record, _ in sending
+        ]
         try:
             result = await self.airtable.upsert_contacts(records, slot)
-        except (AirtableRateLimited, AirtableUnavailable) as exc:
-            await self.pool.execute(queries.PEOPLE_RELEASE_PUSH, ids, retry_delay(exc))
-            return
-        except AirtableNotConfigured:
-            await self.pool.execute(queries.PEOPLE_RELEASE_PUSH, ids, 0.0)
-            raise
         except AirtableError as error:
-            await self._contacts_refused(rows, fields, error, refreshed)
+            await self._contacts_not_sent(rows, fields, error, refreshed, current)
             return
         key_field = self.settings.field("CONTACT_KEY")
         by_key = {r["fields"].get(key_field): r["id"] for r in result["records"]}
@@ -317,12 +401,8 @@ class Pusher(CompanyStatuses):
             row["airtable_id"] or by_key.get(row["contact_key"]) or result["records"][i]["id"]
             for i, row in enumerate(rows)
         ]
-        versions = [row["push_version"] for row in rows]
         outcomes = ["created" if airtable_id in created else "updated" for airtable_id in airtable_ids]
-        withheld = [self._withheld("PHONE_TYPE", row["phone_type"]) for row in rows]
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(queries.PEOPLE_PUSHED, ids, airtable_ids, versions, withheld)
-            await conn.execute(queries.JOB_ROWS_OUTCOME, ids, versions, outcomes)
+        await self._contacts_pushed(rows, airtable_ids, [written for _, _, written in sending], outcomes)
         metrics.AIRTABLE_RECORDS.labels("contacts").inc(len(rows))
         log.info(
             "airtable.written",
@@ -332,17 +412,64 @@ class Pusher(CompanyStatuses):
             updated=outcomes.count("updated"),
         )
 
-    async def _contacts_refused(
-        self, rows: list[asyncpg.Record], fields: set[str], error: AirtableError, refreshed: bool
+    async def _contacts_pushed(
+        self,
+        rows: list[asyncpg.Record],
+        airtable_ids: list[str | None],
+        written: list[dict[str, Any]],
+        outcomes: list[str],
     ) -> None:
-        """A 4xx on a batch: deleted rows, deleted companies, a renamed field, or bad rows."""
+        ids, versions = [row["id"] for row in rows], [row["push_version"] for row in rows]
+        withheld = [self._withheld("PHONE_TYPE", row["phone_type"]) for row in rows]
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                queries.PEOPLE_PUSHED, ids, airtable_ids, versions, withheld, [json.dumps(w) for w in written]
+            )
+            await conn.execute(queries.JOB_ROWS_OUTCOME, ids, versions, outcomes)
+
+    async def _contacts_not_sent(
+        self,
+        rows: list[asyncpg.Record],
+        fields: set[str],
+        error: AirtableError,
+        refreshed: bool,
+        current: dict[str, dict[str, Any]] | None,
+    ) -> None:
+        """A read (`current` None) or a write refused or not answered: rows left marked for
+        later, or the refusal looked into (`_contacts_refused`)."""
+        ids = [row["id"] for row in rows]
+        if isinstance(error, AirtableRateLimited | AirtableUnavailable):
+            await self.pool.execute(queries.PEOPLE_RELEASE_PUSH, ids, retry_delay(error))
+        elif isinstance(error, AirtableNotConfigured):
+            await self.pool.execute(queries.PEOPLE_RELEASE_PUSH, ids, 0.0)
+            raise error
+        else:
+            await self._contacts_refused(rows, fields, error, refreshed, current)
+
+    async def _contacts_refused(
+        self,
+        rows: list[asyncpg.Record],
+        fields: set[str],
+        error: AirtableError,
+        refreshed: bool,
+        current: dict[str, dict[str, Any]] | None,
+    ) -> None:
+        """A 4xx on a read (`current` None) or a write: deleted rows, deleted companies, a renamed
+        field, or bad rows. What is tried again is read again unless the read succeeded."""
+
+        async def again(part: list[asyncpg.Record], fields: set[str], refreshed: bool) -> None:
+            if current is None:
+                await self._send_contacts(part, fields, refreshed=refreshed)
+            else:
+                await self._write_contacts(part, fields, current, refreshed=refreshed)
+
         if error.kind == "ROW_DOES_NOT_EXIST" or error.status == 404:
             deleted = [row for row in rows if row["airtable_id"] and row["airtable_id"] in error.record_ids]
             if deleted:
                 await self._contacts_deleted(deleted)
                 rest = [row for row in rows if row not in deleted]
                 if rest:
-                    await self._send_contacts(rest, fields)
+                    await again(rest, fields, refreshed)
                 return
             companies = error.record_ids - {row["airtable_id"] for row in rows}
             if companies:
@@ -355,14 +482,14 @@ class Pusher(CompanyStatuses):
             # A field renamed or removed, or an option removed, since the schema was read.
             await self._watch_options(reread=True)
             fields = (await self.airtable.fields())["contacts"]
-            await self._send_contacts(rows, fields, refreshed=True)
+            await self._send_contacts(rows, fields, refreshed=True)  # read again: the fields moved
             return
         if len(rows) == 1:
             await self._contacts_failed(rows, error.message)
             return
         half = len(rows) // 2
-        await self._send_contacts(rows[:half], fields, refreshed=refreshed)
-        await self._send_contacts(rows[half:], fields, refreshed=refreshed)
+        await again(rows[:half], fields, refreshed)
+        await again(rows[half:], fields, refreshed)
 
     async def _contacts_deleted(self, rows: list[asyncpg.Record]) -> None:
         ids = [row["id"] for row in rows]

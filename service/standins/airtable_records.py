@@ -182,8 +182,27 @@ def delete(standin: AirtableStandIn, table: Table, ids: list[str], single: bool)
             )
     for record_id in ids:
         standin.hub.record_changed(table, record_id, table.records.pop(record_id)["fields"], None)
+    _unlink(standin, table, set(ids))
     deleted = [{"id": i, "deleted": True} for i in ids]
     return deleted[0] if single else {"records": deleted}
+
+
+def _unlink(standin: AirtableStandIn, table: Table, gone: set[str]) -> None:
+    """A deleted record leaves every link cell that named it, in every table ("Linked record
+    fields": a link is to a record; deleting it removes it from the cells linking to it, as
+    integrators describe Airtable's behaviour). Not sent to webhooks: what Airtable sends for
+    those cells is not documented."""
+    for other in standin.tables:
+        links = [
+            f
+            for f in other.fields
+            if f.type == "multipleRecordLinks" and f.options["linkedTableId"] == table.id
+        ]
+        for record in other.records.values():
+            for f in links:
+                cell = record["fields"].get(f.id)
+                if isinstance(cell, list) and gone & set(cell):
+                    record["fields"][f.id] = [linked for linked in cell if linked not in gone]
 
 
 def write(

@@ -125,6 +125,7 @@ def default_tables() -> list[Table]:
             Field("Address", "multilineText"),
             Field("Company", "multipleRecordLinks", _link(companies.id)),
             Field("Contact Key", "singleLineText"),
+            Field("Contacts Sync Note", "multilineText"),
             Field("Phone Type", "singleSelect", _select("Mobile", "Landline")),
             Field("Status", "singleSelect", _select("New", "Contacted", "Interested", "Not interested")),
             Field("Notes", "multilineText"),

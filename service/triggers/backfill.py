@@ -117,11 +117,16 @@ async def enqueue(
     return new
 
 
-async def resync(pool: asyncpg.Pool, *, restore_deleted: bool = False) -> tuple[int, int]:
-    """Mark every contact and company status for Airtable again; returns (contacts, companies)."""
+async def resync(
+    pool: asyncpg.Pool, *, restore_deleted: bool = False, overwrite: bool = False
+) -> tuple[int, int]:
+    """Mark every contact and company status for Airtable again; returns (contacts, companies).
+    `overwrite`: the source's values replace what people changed in the rows (engine/merge.py)."""
     async with pool.acquire() as conn, conn.transaction():
         if restore_deleted:
             await conn.execute(queries.RESYNC_RESTORE_DELETED)
+        if overwrite:
+            await conn.execute(queries.RESYNC_OVERWRITE)
         people = await conn.fetchval(queries.RESYNC_PEOPLE)
         companies = await conn.fetchval(queries.RESYNC_COMPANIES)
         await conn.execute(queries.NOTIFY_PUSH)

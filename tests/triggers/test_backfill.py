@@ -90,7 +90,7 @@ async def test_backfill_dry_run_then_queue(
     assert {r["status"] for r in requests} == {200} and len(requests) == 3 * 4  # three pages, four runs
 
 
-def test_resync_sends_every_row_again(flow: Flow, db_url: str) -> None:
+def test_resync_brings_every_row_up_to_date_again(flow: Flow, db_url: str) -> None:
     company = flow.company("Nilgiri", "U72200KA2015PTC081234")
     flow.wait_for_job(flow.webhook(company, "U72200KA2015PTC081234").json()["job_id"])
     gone = flow.contacts()[0]
@@ -106,9 +106,14 @@ def test_resync_sends_every_row_again(flow: Flow, db_url: str) -> None:
     writes = len(flow.contact_writes())
 
     env = {"DATABASE_URL": db_url}
+    changed = flow.contacts()[0]["id"]
+    flow.airtable.table("Contacts").records[changed]["fields"][
+        flow.airtable.table("Contacts").field("Contact Key").id
+    ] = "typed over"  # the service's own field, changed in the base: the resync puts it back
     done = cli(env, "airtable", "resync")
     assert "Marked 2 contact(s) and 1 company status(es)" in done.stdout
     flow.wait_until(lambda: len(flow.contact_writes()) > writes, what="the resync")
+    assert "typed over" not in [c["Contact Key"] for c in flow.contacts()]
     assert len(flow.contacts()) == 2  # the row deleted by hand stays deleted
 
     restored = cli(env, "airtable", "resync", "--restore-deleted")

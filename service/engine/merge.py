@@ -1,0 +1,129 @@
+"""The three-way merge of a contact row: what the service wrote last, what the row holds now in
+Airtable, and what the source (PostgreSQL) says now.
+
+Airtable is where people work: a value a person changed (or cleared) since the service last wrote
+it wins over the source. Per field:
+
+* unchanged by a person (the row holds what the service wrote last): the source's value;
+* changed by a person, the source still saying what it said then: the person's value stays;
+* changed by both: the person's value stays, and the source's newer value is shown beside it
+  (`notes`, for the optional Contacts Sync Note field, and the log).
+
+Links (the Company field) merge link by link the same way: the service adds and removes only the
+links it made; a link a person made stays and is never counted as the service's, and one a person
+removed stays removed. The service's own fields (Contact Key, the note) are written as they are.
+Values are compared as Airtable gives them back: a missing field, `None`, `""` and `[]` are all
+empty.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from service.people.normalize import address_text
+
+# Logical field keys (config.DEFAULT_FIELDS) merged one value each, and the link field.
+VALUES = ("NAME", "PHONE", "PHONE_TYPE", "EMAIL", "DIN", "ADDRESS")
+LINKS = "COMPANY"
+
+
+@dataclass
+class Merged:
+    """What to write to one row (`fields`, by logical key: only what changes), what the service
+    will then have written last (`written`, to keep for the next merge), and the fields a person
+    changed that the source changed too (`notes`: key → (the person's value, the source's))."""
+
+    fields: dict[str, Any] = field(default_factory=dict)
+    written: dict[str, Any] = field(default_factory=dict)
+    notes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+
+
+def empty(value: Any) -> bool:
+    return value is None or value == "" or value == []
+
+
+def same(a: Any, b: Any) -> bool:
+    if empty(a) and empty(b):
+        return True
+    if isinstance(a, list) and isinstance(b, list):
+        return sorted(map(str, a)) == sorted(map(str, b))
+    return bool(a == b)
+
+
+def merge_row(source: dict[str, Any], last: dict[str, Any] | None, current: dict[str, Any]) -> Merged:
+    """The merge of one existing row. `source`: the values the service would write, by logical key
+    (a value of None: the source has none, so nothing is written for it, except Phone Type, which
+    follows the phone); `last`: what the service wrote last (None: nothing known, so the row is
+    taken as the service's own; a key it lacks: that field's value is taken as the service's own,
+    as after a field was renamed); `current`: the row's values in Airtable now, by logical key."""
+    last = {**current, **(last or {})}
+    merged = Merged()
+    phone_kept = False
+    for key in VALUES:
+        if key not in source:
+            continue
+        new, was, now = source[key], last.get(key), current.get(key)
+        if key == "PHONE_TYPE" and phone_kept:
+            merged.written[key] = was  # a phone a person chose: its type is theirs too
+            continue
+        if new is None and key != "PHONE_TYPE":
+            merged.written[key] = was  # the source has nothing to say
+            continue
+        if same(now, was):  # as the service left it
+            if not same(new, now):
+                merged.fields[key] = new
+            merged.written[key] = new
+        elif same(new, now):  # a person wrote what the source now says
+            merged.written[key] = new
+        else:  # a person's value: it stays
+            phone_kept |= key == "PHONE"
+            merged.written[key] = was
+            if not same(new, was):
+                merged.notes[key] = (now, new)
+    if LINKS in source:
+        _merge_links(merged, source[LINKS] or [], last.get(LINKS) or [], current.get(LINKS) or [])
+    return merged
+
+
+def _merge_links(merged: Merged, new: list[str], last: list[str], now: list[str]) -> None:
+    """Link by link: one the row holds as the service left it follows the source; one a person
+    added or removed stays as they left it, and the service's record of it does not move."""
+    wanted, written, held = set(new), set(last), set(now)
+    final = [record for record in now]
+    own = []
+    for record in dict.fromkeys([*now, *last, *new]):  # every record once, in a stable order
+        if (record in written) == (record in held):  # as the service left it
+            if record in wanted:
+                own.append(record)
+                if record not in held:
+                    final.append(record)
+            elif record in held:
+                final.remove(record)
+        elif record in written:  # the service's link, removed by a person: stays removed
+            own.append(record)
+    if not same(final, now):
+        merged.fields[LINKS] = final
+    merged.written[LINKS] = own
+
+
+def contact_values(row: Mapping[str, Any]) -> dict[str, Any]:
+    """What the source says a person's row holds, by logical key (a value of None: nothing), from
+    their PostgreSQL row with `company_record_ids`."""
+    addresses = row["addresses"]
+    return {
+        "NAME": row["name"],
+        "PHONE": row["phone_e164"],
+        "PHONE_TYPE": row["phone_type"],
+        "EMAIL": row["email"],
+        "DIN": row["din"],
+        "ADDRESS": address_text(json.loads(addresses) if isinstance(addresses, str) else addresses),
+        LINKS: list(row["company_record_ids"]),
+    }
+
+
+def written_whole(source: dict[str, Any]) -> dict[str, Any]:
+    """What the service has written after creating a row with `source` (every value it sent)."""
+    return {key: value for key, value in source.items() if key in (*VALUES, LINKS)}

@@ -1,0 +1,178 @@
+"""Airtable is where people work: a value a person changed or cleared in a contact's row, and a
+link a person made or removed, survive every later push (a second company naming the same
+director, a Refresh); a newer filing is shown beside a person's value, not over it; the service
+removes only the links it made. Against the Airtable stand-in, edits made as in its interface."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import pytest
+from structlog.testing import capture_logs
+
+from service.engine import jobs
+from service.standins.airtable import AirtableStandIn, Field
+from service.standins.attestr import AttestrStandIn
+from service.triggers import backfill
+from tests.conftest import Running
+from tests.engine.test_engine import FAST, until
+from tests.flow import enqueued, running_engine
+
+NILGIRI, KONKAN = "U72200KA2015PTC081234", "U51909MH2018PTC309876"  # Vikram Sethi sits on both boards
+VIKRAM = "08234567"
+
+
+class Base:
+    """Two companies of the sample data in the Airtable stand-in, and what a test needs of them."""
+
+    def __init__(self, airtable: Running[AirtableStandIn]) -> None:
+        airtable.standin.rate_limit = 1000  # FAST's 50 requests a second
+        self.standin = airtable.standin
+        self.nilgiri = self.standin.add_record("Companies", {"Company Name": "Nilgiri", "CIN": NILGIRI})
+        self.konkan = self.standin.add_record("Companies", {"Company Name": "Konkan", "CIN": KONKAN})
+
+    def row(self, din: str) -> dict[str, Any]:
+        return next(r for r in self.standin.records("Contacts") if r["fields"].get("DIN") == din)
+
+    def keyed(self, contact_key: str) -> dict[str, Any]:
+        return next(
+            r for r in self.standin.records("Contacts") if r["fields"].get("Contact Key") == contact_key
+        )
+
+    def edit(self, din: str, **fields: Any) -> None:
+        """Cells changed by a person in Airtable's interface (None clears one)."""
+        self.standin.edit("Contacts", {self.row(din)["id"]: fields})
+
+
+async def synced(pool: asyncpg.Pool, record_id: str, cin: str, **options: Any) -> None:
+    job, _ = await enqueued(pool, record_id, cin, **options)
+
+    async def ended() -> bool:
+        now = await jobs.get(pool, job.id)
+        return now is not None and now.status == "succeeded"
+
+    await until(ended)
+
+
+EDITS = [
+    ("Name", "Vikram S. Sethi"),
+    ("Phone Number", "+91 99000 11111"),
+    ("Email", "vikram.sethi@gmail.com"),
+    ("DIN", "0823 4567"),
+    ("Address", "12 Marine Drive, Mumbai"),
+    ("Phone Type", "Landline"),
+]
+
+
+@pytest.mark.parametrize("cleared", [False, True], ids=["edited", "cleared"])
+@pytest.mark.parametrize(("field", "value"), EDITS, ids=[f for f, _ in EDITS])
+async def test_a_field_a_person_changed_survives_every_later_push(
+    pool: asyncpg.Pool,
+    airtable: Running[AirtableStandIn],
+    attestr: Running[AttestrStandIn],
+    field: str,
+    value: str,
+    cleared: bool,
+) -> None:
+    base = Base(airtable)
+    async with running_engine(pool, airtable, attestr, **FAST):
+        await synced(pool, base.nilgiri, NILGIRI)
+        before = base.row(VIKRAM)["fields"]
+        base.edit(VIKRAM, **{field: None if cleared else value})
+        # The same director in a second company's filing: his row is pushed again (a new link).
+        await synced(pool, base.konkan, KONKAN)
+        # Refresh Contacts on the first: pushed again, paid again, the same filing.
+        await synced(pool, base.nilgiri, NILGIRI, force=True)
+    vikram = base.keyed(before["Contact Key"])["fields"]
+    assert vikram.get(field) == (None if cleared else value)
+    assert sorted(vikram["Company"]) == sorted([base.nilgiri, base.konkan])
+    for other in {"Name", "Phone Number", "Email", "Address"} - {field}:
+        assert vikram.get(other) == before.get(other)  # what the person left alone is as it was
+    assert "Contacts Sync Note" not in vikram  # the filing said nothing new
+    assert len(attestr.standin.calls) == 3
+    assert 429 not in [r["status"] for r in base.standin.requests]
+
+
+async def test_a_newer_filing_is_shown_beside_a_persons_value_not_over_it(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    base = Base(airtable)
+    async with running_engine(pool, airtable, attestr, **FAST):
+        await synced(pool, base.nilgiri, NILGIRI)
+        base.edit(VIKRAM, **{"Phone Number": "+91 99000 11111", "Name": "Vikram S. Sethi"})
+        newer = attestr.standin.companies[NILGIRI]
+        (director,) = [c for c in newer["contacts"] if c["indexId"] == VIKRAM]
+        director["mobileNumber"] = "9845099999"  # the latest filing gives another phone
+        with capture_logs() as logs:
+            await synced(pool, base.nilgiri, NILGIRI, force=True)
+    vikram = base.row(VIKRAM)["fields"]
+    assert vikram["Phone Number"] == "+91 99000 11111" and vikram["Name"] == "Vikram S. Sethi"
+    assert vikram["Contacts Sync Note"] == "Phone Number: the latest filing says +919845099999; yours is kept"
+    kept = [line for line in logs if line["event"] == "airtable.value_kept"]
+    assert [line["fields"] for line in kept] == [["Phone Number"]]  # the name's filing did not move
+    # The person then takes the filing's number: the note goes.
+    base.edit(VIKRAM, **{"Phone Number": "+919845099999"})
+    async with running_engine(pool, airtable, attestr, **FAST):
+        await synced(pool, base.konkan, KONKAN)
+    assert "Contacts Sync Note" not in base.row(VIKRAM)["fields"]
+
+
+async def test_links_made_or_removed_by_hand_stay_and_the_service_removes_only_its_own(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    base = Base(airtable)
+    venture = base.standin.add_record("Companies", {"Company Name": "A new venture"})
+    async with running_engine(pool, airtable, attestr, **FAST):
+        await synced(pool, base.nilgiri, NILGIRI)
+        meera = base.row("08345678")
+        base.edit("08345678", Company=[*meera["fields"]["Company"], venture])  # linked by hand
+        base.edit(VIKRAM, Company=[venture])  # Nilgiri's link removed by hand, another made
+        await synced(pool, base.konkan, KONKAN)
+        # Nilgiri's next filing no longer lists Meera: the service removes its own link only.
+        attestr.standin.companies[NILGIRI]["contacts"] = [
+            c for c in attestr.standin.companies[NILGIRI]["contacts"] if c["indexId"] != "08345678"
+        ]
+        await synced(pool, base.nilgiri, NILGIRI, force=True)
+    assert base.row("08345678")["fields"]["Company"] == [venture]
+    assert sorted(base.row(VIKRAM)["fields"]["Company"]) == sorted([venture, base.konkan])
+
+
+async def test_resync_overwrite_puts_the_source_back_over_peoples_edits(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    base = Base(airtable)
+    venture = base.standin.add_record("Companies", {"Company Name": "A new venture"})
+    async with running_engine(pool, airtable, attestr, **FAST):
+        await synced(pool, base.nilgiri, NILGIRI)
+        before = base.row(VIKRAM)["fields"]
+        base.edit(VIKRAM, **{"Phone Number": "+91 99000 11111", "Company": [base.nilgiri, venture]})
+        await backfill.resync(pool)  # a plain resync keeps them
+        await until(_all_pushed(pool))
+        assert base.row(VIKRAM)["fields"]["Phone Number"] == "+91 99000 11111"
+        await backfill.resync(pool, overwrite=True)
+        await until(_all_pushed(pool))
+    vikram = base.row(VIKRAM)["fields"]
+    assert vikram["Phone Number"] == before["Phone Number"] and vikram["Company"] == [base.nilgiri]
+
+
+def _all_pushed(pool: asyncpg.Pool) -> Any:
+    async def pushed() -> bool:
+        return not await pool.fetchval("SELECT count(*) FROM people WHERE push_version > pushed_version")
+
+    return pushed
+
+
+async def test_a_field_renamed_in_the_settings_is_filled_by_a_resync(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    """What the service wrote is kept by field name: a field it never wrote is its own to fill."""
+    base = Base(airtable)
+    async with running_engine(pool, airtable, attestr, **FAST):
+        await synced(pool, base.nilgiri, NILGIRI)
+    base.standin.table("Contacts").fields.append(Field("Mobile", "phoneNumber"))
+    async with running_engine(pool, airtable, attestr, **FAST, AIRTABLE_FIELD_PHONE="Mobile"):
+        await backfill.resync(pool)
+        await until(_all_pushed(pool))
+    vikram = base.row(VIKRAM)["fields"]
+    assert vikram["Mobile"] == vikram["Phone Number"] == "+919845012346"
