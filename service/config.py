@@ -274,7 +274,7 @@ _CATEGORY = re.compile(r"([a-z_]+):([a-z_]+(?:,[a-z_]+)*)")
 _NAMED_VERSION = re.compile(r"/api/(v\d+)/")
 
 
-def _attestr_url(read: _Reader, version: str) -> str:
+def _attestr_url(read: _Reader, version: str, *, check_version: bool = True) -> str:
     """ATTESTR_API_URL with `{version}` filled in; one naming the other version is refused (the
     service would call V2 while believing it called V3), and so is, for V3, one that does not end
     in the lookup's path (the consent endpoints are found beside it)."""
@@ -283,6 +283,8 @@ def _attestr_url(read: _Reader, version: str) -> str:
     if read.url("ATTESTR_API_URL", None, ("https", "http"), url) is None:
         return ATTESTR_DEFAULT_URL.format(version=version)
     named = _NAMED_VERSION.search(urlsplit(url).path)
+    if not check_version:
+        return url
     if named and named.group(1) != version:
         read.problems.append(
             f"ATTESTR_API_URL={written[:60]!r}: it names {named.group(1)}, but ATTESTR_API_VERSION is "
@@ -386,7 +388,9 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
     short = {name: tuple(v for v in values if v not in _long(values)) for name, values in given.items()}
     cache_days = read.number("ATTESTR_CACHE_TTL_DAYS", 30.0, 0, _DAYS, zero=True)
     no_data_days = read.number("ATTESTR_NO_DATA_TTL_DAYS", 7.0, 0, _DAYS, zero=True)
+    known = len(read.problems)
     version = read.choice("ATTESTR_API_VERSION", "v2", ATTESTR_VERSIONS)
+    version_given = len(read.problems) == known  # else the URL is not held against a fallback
     base_id = read.optional("AIRTABLE_BASE_ID")
     if base_id is not None and not _is_base_id(base_id):
         read.problems.append(
@@ -409,7 +413,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         short_secrets={name: values for name, values in short.items() if values},
         attestr_api_key=read.secret("ATTESTR_API_KEY"),
         attestr_api_version=version,
-        attestr_api_url=_attestr_url(read, version),
+        attestr_api_url=_attestr_url(read, version, check_version=version_given),
         **_attestr_consent(read),  # type: ignore[arg-type]
         attestr_max_contacts=read.whole("ATTESTR_MAX_CONTACTS", 100, 1, 100) or 100,
         attestr_timeout_s=read.number("ATTESTR_TIMEOUT_S", 30.0, 0, 600),

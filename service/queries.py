@@ -349,20 +349,29 @@ ATTESTR_RESUME = """
 WITH cleared AS (
     UPDATE attestr_state SET paused_reason = NULL, paused_code = NULL, paused_at = NULL,
         resume_at = NULL, probe_after = NULL, paused_for = NULL
-    WHERE $1::text IS NULL OR (paused_reason IS NOT NULL AND paused_for <> $1)
+    WHERE $1::text IS NULL OR (paused_reason IS NOT NULL AND paused_for <> $1
+                                AND paused_code IS DISTINCT FROM 'daily_call_limit')
     RETURNING paused_reason
 ), woken AS (
     UPDATE jobs SET run_after = now(), updated_at = now()
-    WHERE status = 'queued' AND waiting_on = 'attestr'
-      AND ($1::text IS NULL OR EXISTS (SELECT 1 FROM cleared))
+    WHERE status = 'queued' AND (
+        (waiting_on = 'attestr' AND ($1::text IS NULL OR EXISTS (SELECT 1 FROM cleared)))
+        -- waiting for a setting: every resume, and every process's start, looks again
+        OR waiting_on = 'settings')
     RETURNING id
 )
 SELECT (SELECT count(*) FROM woken) AS woken, (SELECT count(*) FROM cleared) AS cleared
 FROM (SELECT pg_notify('contact_sync', 'jobs')) AS notified"""
 
+# Calls that may have been billed today: answers, and errors but Attestr's refusals (4xx).
 ATTESTR_CALLS_TODAY = """
 SELECT count(*) FROM attestr_answers
-WHERE called_at >= ((now() AT TIME ZONE 'Asia/Kolkata')::date::timestamp AT TIME ZONE 'Asia/Kolkata')"""
+WHERE called_at >= ((now() AT TIME ZONE 'Asia/Kolkata')::date::timestamp AT TIME ZONE 'Asia/Kolkata')
+  AND (outcome <> 'error' OR http_status IS NULL OR http_status NOT BETWEEN 400 AND 499)"""
+
+ATTESTR_UNCOUNT = """
+UPDATE attestr_state SET calls_today = GREATEST(calls_today - 1, 0)
+WHERE calls_day = (now() AT TIME ZONE 'Asia/Kolkata')::date"""
 
 ANSWER_CACHED = """
 SELECT answer, outcome, called_at FROM attestr_answers

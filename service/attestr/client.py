@@ -15,7 +15,9 @@ import httpx
 
 from service.attestr.consent import Consent
 from service.attestr.errors import (
+    AttestrAccessDenied,
     AttestrAnswerTooLarge,
+    AttestrConsentRefused,
     AttestrNotConfigured,
     AttestrUnavailable,
     error_from_response,
@@ -141,9 +143,23 @@ class AttestrClient:
         """V3's Register Consent API (`POST …/consent/register`): the new consent, `single_use`.
         Raises AttestrConsentRefused for what Attestr refuses about the consent (40015 missing
         data categories, 4003 validity), other AttestrErrors as for a lookup."""
-        _status, answer, request_id = await self._call(
-            "POST", f"{self._consent_base()}/register", body, consent_fix=consent_fix
-        )
+        try:
+            _status, answer, request_id = await self._call(
+                "POST", f"{self._consent_base()}/register", body, consent_fix=consent_fix
+            )
+        except AttestrAccessDenied as exc:
+            if exc.code != "4035":
+                raise
+            # Not provisioned: here, the service code the consent names (a setting), not the token.
+            services = body.get("services") or [{}]
+            raise AttestrConsentRefused(
+                f"Attestr refused to register a consent for ATTESTR_SERVICE_CODE="
+                f"{services[0].get('service')}: not a service of this account (code 4035): check the "
+                "code in Attestr's console",
+                code=exc.code,
+                http_status=exc.http_status,
+                request_id=exc.request_id,
+            ) from exc
         consent_id = plain(answer.get("_id"), 64) if isinstance(answer, dict) else None
         if consent_id is None:
             raise AttestrUnavailable(

@@ -91,10 +91,14 @@ def what_to_do(settings: Settings) -> str:
     """What the operator does when Attestr refuses the consent."""
     if registers_per_lookup(settings):
         return (
-            "check ATTESTR_CONSENT_PURPOSE, ATTESTR_SERVICE_CODE, ATTESTR_CONSENT_CATEGORIES and "
-            "ATTESTR_CONSENT_OPERATIONS with `contact-sync doctor` (README: Moving to Attestr V3)"
+            "check ATTESTR_CONSENT_PURPOSE (a purpose Attestr offers this lookup under), "
+            "ATTESTR_SERVICE_CODE, ATTESTR_CONSENT_CATEGORIES and ATTESTR_CONSENT_OPERATIONS "
+            "(README: Moving to Attestr V3)"
         )
-    return "register a consent for this lookup and set ATTESTR_CONSENT_ID (README: Moving to Attestr V3)"
+    return (
+        "register a new consent (or renew this one) with Attestr and set its id as ATTESTR_CONSENT_ID "
+        "(README: Moving to Attestr V3)"
+    )
 
 
 def _iso(moment: datetime) -> str:

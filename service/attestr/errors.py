@@ -28,10 +28,13 @@ class AttestrError(Exception):
 
     `settings_fix`: only a change of settings mends it (a token, the version, the consent): the
     pause it starts ends by itself when a process starts with other settings (gate.py).
-    `request_id`: Attestr's `xattestrid` header, which Attestr asks for when a call is reported."""
+    `request_id`: Attestr's `xattestrid` header, which Attestr asks for when a call is reported.
+    `paid`: whether the call may have been billed: a refusal (a 4xx) was not, so it does not count
+    against ATTESTR_DAILY_CALL_LIMIT; a 5xx or a timeout may have been served, so it counts."""
 
     action: Action = Action.RETRY
     settings_fix: bool = False
+    paid: bool = False
 
     def __init__(
         self,
@@ -96,18 +99,21 @@ class AttestrDailyLimit(AttestrError):
 
 class AttestrUnprocessable(AttestrError):
     action = Action.RETRY_ONCE
+    paid = True
 
 
 class AttestrAnswerTooLarge(AttestrError):
     """An answer larger than the client's limit. It was paid for: asking again would pay again."""
 
     action = Action.FAIL
+    paid = True
 
 
 class AttestrUnavailable(AttestrError):
     """5xx, timeouts, connection errors, garbled answers: worth trying again later."""
 
     action = Action.RETRY
+    paid = True
 
 
 # What each consent refusal means; `{consent}` names the consent, and the sentence goes on with
@@ -187,10 +193,14 @@ def error_from_response(
         kind: type[AttestrError] = AttestrConsentRefused
         words = _CONSENT.get(code or "40399", _CONSENT["40399"]).format(consent=consent or "(none sent)")
         words = f"{words}: {consent_fix}" if consent_fix else words
+        if code in (None, "40399") and consent:  # Attestr may not have found it in the request
+            words += "; if `contact-sync doctor` says the consent is active, check ATTESTR_CONSENT_FIELD"
     elif code == "40051":
         kind, words = AttestrNotServed, _not_served(version)
     else:
         kind, words = _BY_CODE.get(code or "") or _by_status(status)
+        if kind is AttestrNotServed and version == "v2":  # V2 switched off may answer so
+            words += "; if Attestr has switched V2 off for this account, set ATTESTR_API_VERSION=v3"
     message = f"{words} (code {code}{f': {detail}' if detail else ''})" if code else words
     if code is None and kind is AttestrConsentRefused and detail:
         message = f"{words} (HTTP {status}: {detail})"

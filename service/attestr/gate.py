@@ -72,6 +72,11 @@ class AttestrGate:
             raise AttestrPaused(row["reason"], row["wait_until"])
         return row["probe"]
 
+    async def uncount(self, conn: asyncpg.Connection | None = None) -> None:
+        """A call Attestr refused (not billed) is taken off the day's count: refusals, probes of a
+        pause included, never use up ATTESTR_DAILY_CALL_LIMIT."""
+        await (conn or self.pool).execute(queries.ATTESTR_UNCOUNT)
+
     async def pause(
         self, reason: str, code: str | None, resume_at: datetime | None = None, *, settings_fix: bool = False
     ) -> None:
@@ -133,6 +138,8 @@ class AttestrGate:
             "consent": (
                 None
                 if self.settings.attestr_api_version != "v3"
+                else f"not configured: set {' and '.join(missing)}"
+                if (missing := consent.missing(self.settings))
                 else self.settings.attestr_consent_id or "registered per lookup"
             ),
         }

@@ -31,7 +31,17 @@ async def attestr_checks(settings: Settings) -> list[Check]:
         ]
     checks = [Check("Attestr token", OK, "ATTESTR_API_KEY is set (it is checked by the first call)")]
     if settings.attestr_api_version == "v2":
-        return [*checks, Check("Attestr API", WARN, "V2, which Attestr has deprecated", _MOVE)]
+        checks.append(Check("Attestr API", WARN, "V2, which Attestr has deprecated", _MOVE))
+        if settings.attestr_consent_id or settings.attestr_consent_purpose:
+            checks.append(
+                Check(
+                    "Attestr consent",
+                    WARN,
+                    "a V3 consent is configured, but not used on V2",
+                    "set ATTESTR_API_VERSION=v3 to use it",
+                )
+            )
+        return checks
     checks.append(Check("Attestr API", OK, "V3 (consent-first)"))
     if missing := consent.missing(settings):
         return [
@@ -96,7 +106,12 @@ async def _categories(client: AttestrClient, settings: Settings) -> Check:
     have = {(category, value) for category, values in settings.attestr_consent_categories for value in values}
     lacking = sorted(pair for pair in wanted if pair not in have)
     if not lacking:
-        return Check("Attestr consent", OK, f"{said}; its data categories cover what Attestr asks for")
+        return Check(
+            "Attestr consent",
+            OK,
+            f"{said}; its data categories cover what Attestr asks for (whether Attestr offers the "
+            "lookup under this purpose shows at its first lookup)",
+        )
     together: dict[str, list[str]] = {}
     for category, value in sorted(have | set(wanted)):
         together.setdefault(category, []).append(value)

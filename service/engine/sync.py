@@ -164,8 +164,10 @@ class Syncer:
                         cin, json.loads(row["answer"]), self.settings.attestr_max_contacts
                     ), False
             probe = await self.gate.take_call(conn)
-            used = await self._consent(cin, job.id)
+            used, sent = None, False
             try:
+                used = await self._consent(cin, job.id)
+                sent = True
                 answer = await self.attestr.fetch(
                     cin,
                     used,
@@ -174,12 +176,15 @@ class Syncer:
                 )
             except AttestrError as exc:
                 _count_error(exc)
-                await self._record_lookup(
-                    conn, job.id, cin, used, "error", exc.http_status, exc.code, exc.request_id
-                )
-                await conn.execute(
-                    queries.ANSWER_RECORD, cin, job.id, "error", exc.http_status, exc.code, None
-                )
+                if not exc.paid:  # refused, so not billed: the day's cap does not count it
+                    await self.gate.uncount(conn)
+                if sent:  # a refused registration sent no lookup
+                    await self._record_lookup(
+                        conn, job.id, cin, used, "error", exc.http_status, exc.code, exc.request_id
+                    )
+                    await conn.execute(
+                        queries.ANSWER_RECORD, cin, job.id, "error", exc.http_status, exc.code, None
+                    )
                 raise
             try:
                 async with conn.transaction():
@@ -205,14 +210,10 @@ class Syncer:
             return None
         if not consent.registers_per_lookup(self.settings):
             return Consent(self.settings.attestr_consent_id or "", None, "reusable")
-        try:
-            registered = await self.attestr.register_consent(
-                consent.registration(self.settings, cin, job_id),
-                consent_fix=consent.what_to_do(self.settings),
-            )
-        except AttestrError as exc:
-            _count_error(exc)
-            raise
+        registered = await self.attestr.register_consent(
+            consent.registration(self.settings, cin, job_id),
+            consent_fix=consent.what_to_do(self.settings),
+        )
         log.info("attestr.consent_registered", consent_id=registered.id, number=registered.number)
         return registered
 

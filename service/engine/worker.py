@@ -225,11 +225,11 @@ class Worker:
         except AttestrPaused as exc:
             await self._wait(job, exc.reason, exc.until, waiting_on="attestr")
         except AttestrNotConfigured as exc:
-            await self._wait(job, exc.message, self._later(PAUSE_RETRY_S))
+            await self._wait(job, exc.message, self._later(PAUSE_RETRY_S), waiting_on="settings")
         except AttestrError as exc:
             await self._attestr_failed(job, exc)
         except AirtableNotConfigured as exc:
-            await self._wait(job, exc.message, self._later(PAUSE_RETRY_S))
+            await self._wait(job, exc.message, self._later(PAUSE_RETRY_S), waiting_on="settings")
         except REFUSED_BY_DATABASE as exc:  # the same data would be refused at every attempt
             await self._fail(job, refused_by_database(exc))
         except (AirtableError, *DATABASE_ERRORS) as exc:
@@ -244,7 +244,11 @@ class Worker:
         elif exc.action is Action.PAUSE:
             await self.syncer.gate.pause(exc.message, exc.code, settings_fix=exc.settings_fix)
             await self._wait(
-                job, exc.message, self._later(self.settings.attestr_probe_interval_s), waiting_on="attestr"
+                job,
+                exc.message,
+                self._later(self.settings.attestr_probe_interval_s),
+                waiting_on="attestr",
+                mended_by_settings=exc.settings_fix,
             )
         elif exc.action is Action.WAIT_RESET:
             reset = _next_ist_midnight(datetime.now(timezone.utc))
@@ -274,14 +278,29 @@ class Worker:
         log.warning("job.retrying", error=error, attempt=job.attempts, retry_in_s=round(delay, 1))
         await self._requeue(job, reason, error, run_after, counts_as_attempt=True)
 
-    async def _wait(self, job: Job, reason: str, until: datetime, waiting_on: str | None = None) -> None:
-        """Not the job's fault (Attestr paused, credentials missing): wait without using an attempt."""
+    async def _wait(
+        self,
+        job: Job,
+        reason: str,
+        until: datetime,
+        waiting_on: str | None = None,
+        *,
+        mended_by_settings: bool = False,
+    ) -> None:
+        """Not the job's fault (Attestr paused, credentials missing): wait without using an
+        attempt. `waiting_on`: what wakes it ("attestr": a resume; "settings": a resume, or a
+        process starting); `mended_by_settings`: the sentence says the settings must change."""
+        at = f"{until.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC"
         # An operator's pause has no end of its own ('infinity', read as the last datetime).
-        text = (
-            f"{reason}; waiting until it is resumed"
-            if until.year == datetime.max.year
-            else f"{reason}; waiting until {until.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC"
-        )
+        if until.year == datetime.max.year:
+            text = f"{reason}; waiting until it is resumed"
+        elif mended_by_settings:
+            text = (
+                f"{reason}; then restart the service (or run `contact-sync attestr resume`). "
+                f"Attestr is asked again at {at} in case it was mended there"
+            )
+        else:
+            text = f"{reason}; waiting until {at}"
         await self._requeue(job, text, reason, until, counts_as_attempt=False, waiting_on=waiting_on)
 
     async def _requeue(

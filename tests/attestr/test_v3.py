@@ -144,6 +144,8 @@ def test_a_version_not_served_pauses_with_what_to_set(version: str, words: str) 
 def test_an_address_not_served_pauses_rather_than_failing_every_job(status: int) -> None:
     error = error_from_response(status, "<html>Not Found</html>")
     assert isinstance(error, AttestrNotServed) and "ATTESTR_API_URL" in error.message
+    assert "ATTESTR_API_VERSION=v3" in error.message  # on V2 it may be V2 switched off
+    assert "ATTESTR_API_VERSION" not in error_from_response(status, None, version="v3").message
 
 
 def test_a_refused_token_is_mended_by_settings_and_a_malformed_request_is_not_a_consent_refusal() -> None:
@@ -227,6 +229,7 @@ def test_v2_stays_the_default_and_v3_finds_its_consent_endpoints_beside_the_look
     ("env", "said"),
     [
         ({"ATTESTR_API_VERSION": "v4"}, "ATTESTR_API_VERSION='v4': one of v2, v3"),
+        ({"ATTESTR_API_VERSION": "3"}, "ATTESTR_API_VERSION='3': one of v2, v3"),
         (
             {
                 "ATTESTR_API_VERSION": "v3",
@@ -254,6 +257,7 @@ def test_each_wrong_v3_setting_is_named_with_what_it_accepts(env: dict[str, str]
     with pytest.raises(SettingsError) as refused:
         load_settings(env, env_file=None)
     assert said in str(refused.value)
+    assert len(refused.value.problems) == 1, refused.value.problems  # one sentence, not a knock-on
 
 
 def test_v3_without_a_consent_is_missing_a_credential_not_a_wrong_setting() -> None:

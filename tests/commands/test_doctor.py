@@ -366,7 +366,7 @@ def test_doctor_reads_the_v3_consent(env: dict[str, str], attestr: Running[Attes
         bad = doctor({**v3, "ATTESTR_CONSENT_ID": consent_id})
         assert bad.returncode == 1, bad.stdout
         assert "✗ Attestr consent: " in bad.stdout and said in bad.stdout
-        assert "→ register a consent for this lookup and set ATTESTR_CONSENT_ID" in bad.stdout
+        assert "→ register a new consent (or renew this one) with Attestr and set its id" in bad.stdout
 
     missing = doctor(v3)
     assert missing.returncode == 1
@@ -391,3 +391,5 @@ def test_doctor_says_v2_is_deprecated(env: dict[str, str]) -> None:
     done = doctor(env)
     assert "! Attestr API: V2, which Attestr has deprecated" in done.stdout
     assert "Moving to Attestr V3" in done.stdout
+    unused = doctor({**env, "ATTESTR_CONSENT_ID": STANDIN_CONSENT_ID})
+    assert "! Attestr consent: a V3 consent is configured, but not used on V2" in unused.stdout

@@ -165,7 +165,8 @@ async def test_a_refused_consent_makes_jobs_wait_unpaid_until_it_is_mended(
             company = await _shown(airtable, record_id, "Waiting")
     assert attestr.standin.calls == [] and attestr.standin.refused  # refused, and nothing paid
     assert words in (waiting.wait_reason or "") and f"ATTESTR_CONSENT_ID={bad}" in (waiting.wait_reason or "")
-    assert "register a consent for this lookup and set ATTESTR_CONSENT_ID" in (waiting.wait_reason or "")
+    assert "set its id as ATTESTR_CONSENT_ID" in (waiting.wait_reason or "")
+    assert "then restart the service (or run `contact-sync attestr resume`)" in (waiting.wait_reason or "")
     assert state["paused"] and words in state["reason"]
     assert len([line for line in logs if line["event"] == "attestr.paused"]) == 1
     assert words in company["Contacts Sync Error"]
@@ -192,15 +193,62 @@ async def test_a_registration_refused_waits_naming_the_setting_to_change(
     assert len(attestr.standin.calls) == 1
 
 
-async def test_v3_without_a_consent_waits_like_a_missing_credential(
+async def test_v3_without_a_consent_waits_like_a_missing_credential_until_a_restart_brings_it(
     pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
 ) -> None:
     record_id = await _company(airtable)
-    async with running_engine(pool, airtable, attestr, **v3(attestr)):
+    async with running_engine(pool, airtable, attestr, **v3(attestr)) as runtime:
         job, _ = await enqueued(pool, record_id, NILGIRI)
         waiting = await _waiting(pool, job.id)
+        state = await runtime.syncer.gate.state()
     assert "ATTESTR_CONSENT_ID (or ATTESTR_CONSENT_PURPOSE" in (waiting.wait_reason or "")
+    assert state["consent"].startswith("not configured: set ATTESTR_CONSENT_ID")
     assert attestr.standin.calls == [] and attestr.standin.refused == []  # not even asked
+    # Its wait runs for minutes; a process started with the consent set looks again at once.
+    async with running_engine(pool, airtable, attestr, **v3(attestr, ATTESTR_CONSENT_ID=STANDIN_CONSENT_ID)):
+        await until(await _ended(pool, job.id))
+
+
+async def test_refusals_never_use_up_the_daily_call_limit(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    """A refused consent probed again and again (each a refusal, not billed) leaves the day's
+    cap whole: once the consent is mended the jobs run, and the reason never turns into the cap."""
+    bad = _revoke(attestr.standin)
+    record_id = await _company(airtable)
+    limited = {"ATTESTR_DAILY_CALL_LIMIT": "2", "ATTESTR_PROBE_INTERVAL_S": "0.1"}
+    async with running_engine(
+        pool, airtable, attestr, **v3(attestr, ATTESTR_CONSENT_ID=bad, **limited)
+    ) as runtime:
+        job, _ = await enqueued(pool, record_id, NILGIRI)
+
+        async def refused_often() -> bool:
+            return len(attestr.standin.refused) >= 5
+
+        await until(refused_often)
+        state = await runtime.syncer.gate.state()
+        waiting = await jobs.get(pool, job.id)
+    assert waiting is not None and "ATTESTR_DAILY_CALL_LIMIT" not in (waiting.wait_reason or "")
+    assert "ATTESTR_DAILY_CALL_LIMIT" not in state["reason"] and state["calls_today"] == 0
+    async with running_engine(
+        pool, airtable, attestr, **v3(attestr, ATTESTR_CONSENT_ID=STANDIN_CONSENT_ID, **limited)
+    ):
+        await until(await _ended(pool, job.id))
+    assert len(attestr.standin.calls) == 1
+
+
+async def test_a_service_code_the_account_lacks_is_named_and_mended_by_a_restart(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    record_id = await _company(airtable)
+    async with running_engine(
+        pool, airtable, attestr, **v3(attestr, **per_lookup(ATTESTR_SERVICE_CODE="MCA_WRONG"))
+    ):
+        job, _ = await enqueued(pool, record_id, NILGIRI)
+        waiting = await _waiting(pool, job.id)
+    assert "ATTESTR_SERVICE_CODE=MCA_WRONG: not a service of this account" in (waiting.wait_reason or "")
+    async with running_engine(pool, airtable, attestr, **v3(attestr, **per_lookup())):
+        await until(await _ended(pool, job.id))
 
 
 async def test_v2_switched_off_pauses_once_loses_nothing_and_resumes_on_v3(
