@@ -3,7 +3,10 @@
 by field name). Rows already in Airtable and up to date hold what the service sent them, their
 values now: that is their record, under the field names the settings give (AIRTABLE_FIELD_*). A
 row with a push still waiting keeps none (what it last sent is not known), and is taken as the
-service's own at its next push, as before."""
+service's own at its next push, as before.
+
+`shown_in`: the row of another person that shows this one, after a person merged two rows of two
+identities by hand (service/engine/hand_merges.py): the person counts as in Airtable there."""
 
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ def _field_names() -> dict[str, str]:
 
 
 async def migrate(conn: asyncpg.Connection) -> None:
-    await conn.execute("ALTER TABLE people ADD COLUMN airtable_written jsonb")
+    await conn.execute("ALTER TABLE people ADD COLUMN airtable_written jsonb, ADD COLUMN shown_in text")
     rows = await conn.fetch(
         """SELECT p.id, p.name, p.phone_e164, p.phone_type, p.email, p.din, p.addresses, p.push_withheld,
                ARRAY(SELECT c.airtable_id FROM company_people cp JOIN companies c ON c.id = cp.company_id

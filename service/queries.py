@@ -300,8 +300,10 @@ WHERE airtable_id = $1"""
 COMPANIES_RECOUNT = """
 WITH counted AS (
     SELECT c.id,
-           (SELECT count(*) FROM company_people cp JOIN people p ON p.id = cp.person_id
-            WHERE cp.company_id = c.id AND p.airtable_id IS NOT NULL AND NOT p.deleted_in_airtable) AS n
+           (SELECT count(DISTINCT COALESCE(p.shown_in, p.airtable_id))
+            FROM company_people cp JOIN people p ON p.id = cp.person_id
+            WHERE cp.company_id = c.id AND ((p.airtable_id IS NOT NULL AND NOT p.deleted_in_airtable)
+                                            OR p.shown_in IS NOT NULL)) AS n
     FROM companies c
     WHERE c.sync_status = 'Synced'
       AND c.id IN (SELECT company_id FROM company_people WHERE person_id = ANY($1::bigint[]))
@@ -309,11 +311,14 @@ WITH counted AS (
 UPDATE companies c SET contacts_found = counted.n, push_version = c.push_version + 1, updated_at = now()
 FROM counted WHERE c.id = counted.id AND c.contacts_found IS DISTINCT FROM counted.n"""
 
+# A person is in Airtable in their own row, or in another's (`shown_in`: a row a person merged two
+# identities into by hand); a row showing two of the company's people counts once.
 COMPANY_CONTACTS_IN_AIRTABLE = """
-SELECT count(*) FROM company_people cp
+SELECT count(DISTINCT COALESCE(p.shown_in, p.airtable_id)) FROM company_people cp
 JOIN companies c ON c.id = cp.company_id
 JOIN people p ON p.id = cp.person_id
-WHERE c.airtable_id = $1 AND p.airtable_id IS NOT NULL AND NOT p.deleted_in_airtable"""
+WHERE c.airtable_id = $1
+  AND ((p.airtable_id IS NOT NULL AND NOT p.deleted_in_airtable) OR p.shown_in IS NOT NULL)"""
 
 # --- Attestr answers: the cache and the audit of every call -----------------------------------
 
@@ -816,6 +821,65 @@ WHERE (s.key_kind, s.key_hash) IN (SELECT key_kind, key_hash FROM typed)
 RETURNING s.key_kind"""
 
 PEOPLE_DELETE = "DELETE FROM people WHERE id = ANY($1::bigint[])"
+
+# --- merges made by hand in Airtable (engine/hand_merges.py) ----------------------------------
+
+# Who could be the same person as $1: in Airtable, and a last name, phone or email in common.
+MERGE_CANDIDATES = r"""
+SELECT p.id, p.contact_key, p.name, p.airtable_id, p.airtable_written,
+    ARRAY(SELECT c.airtable_id FROM company_people cp JOIN companies c ON c.id = cp.company_id
+          WHERE cp.person_id = p.id AND NOT c.deleted_in_airtable) AS company_record_ids
+FROM people p, people g
+WHERE g.id = $1 AND p.id <> g.id AND p.airtable_id IS NOT NULL AND NOT p.deleted_in_airtable
+  AND (lower(regexp_replace(p.name, '^.*\s', '')) = lower(regexp_replace(g.name, '^.*\s', ''))
+       OR p.phone_e164 = g.phone_e164 OR p.email = g.email)
+ORDER BY p.id
+LIMIT $2"""
+
+PERSON_FOR_MERGE = "SELECT * FROM people WHERE id = $1 FOR UPDATE"
+
+# Two identities merged by hand: the gone row's person ($1) is shown in the kept row ($2) from now
+# on, and never gets a row of their own again.
+PERSON_SHOWN_IN = """
+UPDATE people SET deleted_in_airtable = true, push_lease_until = NULL, shown_in = $2 WHERE id = $1"""
+
+# The gone row's companies become the kept row's person's too ($1 kept, $2 gone); the kept row is
+# sent again (with what the service now knows of it).
+MERGE_LINKS = """
+WITH moved AS (
+    INSERT INTO company_people (company_id, person_id, created_at)
+    SELECT company_id, $1, created_at FROM company_people WHERE person_id = $2
+    ON CONFLICT DO NOTHING
+), jobs_moved AS (
+    UPDATE jobs SET person_ids = ARRAY(SELECT DISTINCT unnest(array_replace(person_ids, $2, $1)))
+    WHERE $2 = ANY(person_ids)
+)
+UPDATE people SET push_version = push_version + 1, updated_at = now() WHERE id = $1"""
+
+# The kept person's empty fields take the merged person's values (after that person is deleted:
+# their DIN, PAN, phone and email are unique keys). Never a value over one the kept person has.
+MERGE_FILL_COLUMNS = (
+    "name",
+    "name_raw",
+    "phone_e164",
+    "phone_raw",
+    "phone_type",
+    "email",
+    "email_raw",
+    "addresses",
+    "din",
+    "pan",
+)
+MERGE_FILL = """
+UPDATE people k SET
+    name = coalesce(k.name, $2), name_raw = coalesce(k.name_raw, $3),
+    phone_e164 = coalesce(k.phone_e164, $4),
+    phone_raw = CASE WHEN k.phone_e164 IS NULL THEN coalesce($5, k.phone_raw) ELSE k.phone_raw END,
+    phone_type = CASE WHEN k.phone_e164 IS NULL THEN $6 ELSE k.phone_type END,
+    email = coalesce(k.email, $7), email_raw = coalesce(k.email_raw, $8),
+    addresses = CASE WHEN k.addresses = '[]'::jsonb THEN $9::jsonb ELSE k.addresses END,
+    din = coalesce(k.din, $10), pan = coalesce(k.pan, $11)
+WHERE k.id = $1"""
 
 # Retention: at most $2 rows a statement, so that a long backlog never holds long locks.
 JOBS_PRUNE = """

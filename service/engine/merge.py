@@ -9,6 +9,9 @@ it wins over the source. Per field:
 * changed by both: the person's value stays, and the source's newer value is shown beside it
   (`notes`, for the optional Contacts Sync Note field, and the log).
 
+A value stays the person's until the row holds what the service last wrote there again (a
+filing that happens to agree with it does not make it the service's).
+
 Links (the Company field) merge link by link the same way: the service adds and removes only the
 links it made; a link a person made stays and is never counted as the service's, and one a person
 removed stays removed. The service's own fields (Contact Key, the note) are written as they are.
@@ -76,8 +79,8 @@ def merge_row(source: dict[str, Any], last: dict[str, Any] | None, current: dict
             if not same(new, now):
                 merged.fields[key] = new
             merged.written[key] = new
-        elif same(new, now):  # a person wrote what the source now says
-            merged.written[key] = new
+        elif same(new, now):  # a person wrote what the source now says: still the person's value,
+            merged.written[key] = was  # so a later filing saying otherwise does not undo it
         else:  # a person's value: it stays
             phone_kept |= key == "PHONE"
             merged.written[key] = was

@@ -39,7 +39,7 @@ from service.airtable.errors import (
 )
 from service.config import Settings
 from service.database import DATABASE_ERRORS
-from service.engine import jobs
+from service.engine import hand_merges, jobs
 from service.engine.company_statuses import CompanyStatuses
 from service.engine.merge import VALUES, contact_values, merge_row, same, written_whole
 from service.engine.outbox import BATCH, RETRY_AFTER_S, SCHEMA_CHANGED, option_note, retry_delay
@@ -290,8 +290,10 @@ class Pusher(CompanyStatuses):
                 return
             slot = None
             gone = [row for row in known if row["airtable_id"] not in current]
-            if gone:  # deleted by hand since the last push
-                await self._contacts_deleted(gone)
+            if gone:  # deleted by hand since the last push: a merge, or a deletion
+                merged = await hand_merges.adopt(self.pool, self.airtable, self.settings, gone)
+                if deleted := [row for row in gone if row["id"] not in merged]:
+                    await self._contacts_deleted(deleted)
                 rows = [row for row in rows if row not in gone]
         if rows:
             await self._write_contacts(rows, fields, current, refreshed=refreshed, slot=slot)
@@ -331,10 +333,11 @@ class Pusher(CompanyStatuses):
                 note = self._note(merged.notes)
                 if not same(note, now.get(field("SYNC_NOTE"))):
                     values["SYNC_NOTE"] = note
-            if not values and now.get(field("CONTACT_KEY")) == row["contact_key"]:
-                return None, written
+        by_field = {field(key): value for key, value in written.items()}
+        if now is not None and not values and now.get(field("CONTACT_KEY")) == row["contact_key"]:
+            return None, by_field
         values["CONTACT_KEY"] = row["contact_key"]  # the service's own: always as it gave it
-        return {field(key): value for key, value in values.items()}, {field(k): v for k, v in written.items()}
+        return {field(key): value for key, value in values.items()}, by_field
 
     def _note(self, kept: dict[str, tuple[Any, Any]]) -> str | None:
         """The Contacts Sync Note: for each value a person changed that the source changed too,

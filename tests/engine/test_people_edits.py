@@ -82,15 +82,25 @@ async def test_a_field_a_person_changed_survives_every_later_push(
         base.edit(VIKRAM, **{field: None if cleared else value})
         # The same director in a second company's filing: his row is pushed again (a new link).
         await synced(pool, base.konkan, KONKAN)
-        # Refresh Contacts on the first: pushed again, paid again, the same filing.
+        # Refresh Contacts on the first: pushed again, paid again, the same filing; then the second.
         await synced(pool, base.nilgiri, NILGIRI, force=True)
+        await synced(pool, base.konkan, KONKAN, force=True)
     vikram = base.keyed(before["Contact Key"])["fields"]
     assert vikram.get(field) == (None if cleared else value)
     assert sorted(vikram["Company"]) == sorted([base.nilgiri, base.konkan])
-    for other in {"Name", "Phone Number", "Email", "Address"} - {field}:
-        assert vikram.get(other) == before.get(other)  # what the person left alone is as it was
-    assert "Contacts Sync Note" not in vikram  # the filing said nothing new
-    assert len(attestr.standin.calls) == 3
+    # What the person left alone follows the filings (both say the same name, phone and email;
+    # the address differs between them, so it is the latest filing's).
+    for other in {"Name", "Phone Number", "Email"} - {field}:
+        assert vikram.get(other) == before.get(other)
+    if field != "Address":
+        assert vikram["Address"] == "Registered office, Mumbai, India"
+    if field == "Address":  # the filings disagree on it: the latest one's is shown beside the person's
+        assert vikram["Contacts Sync Note"] == (
+            "Address: the latest filing says Registered office, Mumbai, India; yours is kept"
+        )
+    else:
+        assert "Contacts Sync Note" not in vikram  # the filings said nothing new
+    assert len(attestr.standin.calls) == 4
     assert 429 not in [r["status"] for r in base.standin.requests]
 
 
@@ -176,3 +186,54 @@ async def test_a_field_renamed_in_the_settings_is_filled_by_a_resync(
         await until(_all_pushed(pool))
     vikram = base.row(VIKRAM)["fields"]
     assert vikram["Mobile"] == vikram["Phone Number"] == "+919845012346"
+
+
+# Two filings naming one person without a DIN, with two phones: two rows, until a person merges them.
+ALPHA, BETA = "U72900KA2019PTC100001", "U72900KA2019PTC100002"
+
+
+def _rahul(phone: str, din: str | None = None) -> dict[str, Any]:
+    return {"indexId": din, "fullName": "RAHUL VERMA", "mobileNumber": phone, "emailAddress": None}
+
+
+@pytest.mark.parametrize("identities", [0, 2], ids=["no identity", "two DINs"])
+async def test_a_merge_made_by_hand_is_adopted(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn], identities: int
+) -> None:
+    dins = ("07000001", "07000002") if identities else (None, None)
+    attestr.standin.companies[ALPHA] = {
+        "valid": True,
+        "businessName": "ALPHA",
+        "contacts": [_rahul("9810000001", dins[0])],
+    }
+    attestr.standin.companies[BETA] = {
+        "valid": True,
+        "businessName": "BETA",
+        "contacts": [_rahul("9810000002", dins[1])],
+    }
+    base = Base(airtable)
+    alpha = base.standin.add_record("Companies", {"Company Name": "Alpha", "CIN": ALPHA})
+    beta = base.standin.add_record("Companies", {"Company Name": "Beta", "CIN": BETA})
+    async with running_engine(pool, airtable, attestr, **FAST):
+        await synced(pool, alpha, ALPHA)
+        await synced(pool, beta, BETA)
+        first, second = base.standin.records("Contacts")
+        assert first["fields"]["Company"] == [alpha] and second["fields"]["Company"] == [beta]
+        # Kept: the first row, with both links and the newer phone; the second row deleted.
+        base.standin.edit(
+            "Contacts", {first["id"]: {"Company": [alpha, beta], "Phone Number": "+919810000002"}}
+        )
+        base.standin.delete_record("Contacts", second["id"])
+        with capture_logs() as logs:
+            await synced(pool, beta, BETA, force=True)  # Beta's filing names the merged row's person
+            await synced(pool, beta, BETA, force=True)  # and again: the kept row is updated
+            await synced(pool, alpha, ALPHA, force=True)
+    (kept,) = base.standin.records("Contacts")  # the deleted row is never re-created
+    assert kept["id"] == first["id"]
+    assert sorted(kept["fields"]["Company"]) == sorted([alpha, beta])
+    assert kept["fields"]["Phone Number"] == "+919810000002"  # the person's choice
+    companies = {r["id"]: r["fields"] for r in base.standin.records("Companies")}
+    assert companies[alpha]["Contacts Found"] == companies[beta]["Contacts Found"] == 1
+    event = "airtable.hand_merge_of_two_identities" if identities else "airtable.hand_merge_adopted"
+    assert [line["event"] for line in logs].count(event) == 1
+    assert not any(line["event"] == "airtable.row_deleted" for line in logs)
