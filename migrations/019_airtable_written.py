@@ -5,6 +5,9 @@ values now: that is their record, under the field names the settings give (AIRTA
 row with a push still waiting keeps none (what it last sent is not known), and is taken as the
 service's own at its next push, as before.
 
+`airtable_pending`: what a write that got no answer would have written (Airtable may have applied
+it): the next merge takes a field holding that as the service's.
+
 `shown_in`: the row of another person that shows this one, after a person merged two rows of two
 identities by hand (service/engine/hand_merges.py): the person counts as in Airtable there."""
 
@@ -28,7 +31,10 @@ def _field_names() -> dict[str, str]:
 
 
 async def migrate(conn: asyncpg.Connection) -> None:
-    await conn.execute("ALTER TABLE people ADD COLUMN airtable_written jsonb, ADD COLUMN shown_in text")
+    await conn.execute(
+        "ALTER TABLE people ADD COLUMN airtable_written jsonb, ADD COLUMN airtable_pending jsonb,"
+        " ADD COLUMN shown_in text"
+    )
     rows = await conn.fetch(
         """SELECT p.id, p.name, p.phone_e164, p.phone_type, p.email, p.din, p.addresses, p.push_withheld,
                ARRAY(SELECT c.airtable_id FROM company_people cp JOIN companies c ON c.id = cp.company_id

@@ -442,7 +442,7 @@ WITH next AS (
 UPDATE people p SET push_lease_until = now() + make_interval(secs => $2)
 FROM next WHERE p.id = next.id
 RETURNING p.id, p.contact_key, p.din, p.name, p.phone_e164, p.phone_type, p.email, p.addresses,
-    p.airtable_id, p.push_version, p.airtable_written,
+    p.airtable_id, p.push_version, p.airtable_written, p.airtable_pending,
     ARRAY(SELECT c.airtable_id FROM company_people cp JOIN companies c ON c.id = cp.company_id
           WHERE cp.person_id = p.id AND NOT c.deleted_in_airtable ORDER BY cp.created_at, c.id)
         AS company_record_ids"""
@@ -452,10 +452,16 @@ RETURNING p.id, p.contact_key, p.din, p.name, p.phone_e164, p.phone_type, p.emai
 PEOPLE_PUSHED = """
 UPDATE people p SET airtable_id = u.airtable_id, pushed_version = GREATEST(p.pushed_version, u.version),
     push_error = NULL, push_lease_until = NULL, push_withheld = u.withheld,
-    airtable_written = u.written::jsonb
+    airtable_written = u.written::jsonb, airtable_pending = NULL
 FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::boolean[], $5::text[])
     AS u(id, airtable_id, version, withheld, written)
 WHERE p.id = u.id"""
+
+# A write with no answer (a 5xx, a timeout): what it would have made the service's, for the merge
+# of the next push to recognise in the row (engine/merge.py).
+PEOPLE_PUSH_PENDING = """
+UPDATE people p SET airtable_pending = u.written::jsonb
+FROM unnest($1::bigint[], $2::text[]) AS u(id, written) WHERE p.id = u.id"""
 
 PEOPLE_PUSH_FAILED = """
 UPDATE people p SET pushed_version = GREATEST(p.pushed_version, u.version), push_error = u.error,

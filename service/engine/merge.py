@@ -9,8 +9,8 @@ it wins over the source. Per field:
 * changed by both: the person's value stays, and the source's newer value is shown beside it
   (`notes`, for the optional Contacts Sync Note field, and the log).
 
-A value stays the person's until the row holds what the service last wrote there again (a
-filing that happens to agree with it does not make it the service's).
+A value is the service's again once the row holds what the source says (a write Airtable applied
+whose answer was lost looks the same as a person typing the source's value).
 
 Links (the Company field) merge link by link the same way: the service adds and removes only the
 links it made; a link a person made stays and is never counted as the service's, and one a person
@@ -56,13 +56,31 @@ def same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def merge_row(source: dict[str, Any], last: dict[str, Any] | None, current: dict[str, Any]) -> Merged:
+def merge_row(
+    source: dict[str, Any],
+    last: dict[str, Any] | None,
+    current: dict[str, Any],
+    pending: dict[str, Any] | None = None,
+) -> Merged:
     """The merge of one existing row. `source`: the values the service would write, by logical key
     (a value of None: the source has none, so nothing is written for it, except Phone Type, which
     follows the phone); `last`: what the service wrote last (None: nothing known, so the row is
     taken as the service's own; a key it lacks: that field's value is taken as the service's own,
-    as after a field was renamed); `current`: the row's values in Airtable now, by logical key."""
+    as after a field was renamed); `current`: the row's values in Airtable now, by logical key;
+    `pending`: what a write whose answer never came would have made the service's (Airtable may
+    have applied it): a field holding that is the service's."""
     last = {**current, **(last or {})}
+    for key, value in (pending or {}).items():
+        if key != LINKS and key in current and same(current[key], value):
+            last[key] = value
+    if pending and LINKS in pending and LINKS in current:
+        # Link by link: one whose presence is what the lost write would have made it, is that.
+        now, sent = set(current[LINKS] or []), set(pending[LINKS] or [])
+        was = set(last.get(LINKS) or [])
+        for record in now | sent | was:
+            if (record in now) == (record in sent):
+                was = was | {record} if record in sent else was - {record}
+        last[LINKS] = sorted(was)
     merged = Merged()
     phone_kept = False
     for key in VALUES:
@@ -79,8 +97,8 @@ def merge_row(source: dict[str, Any], last: dict[str, Any] | None, current: dict
             if not same(new, now):
                 merged.fields[key] = new
             merged.written[key] = new
-        elif same(new, now):  # a person wrote what the source now says: still the person's value,
-            merged.written[key] = was  # so a later filing saying otherwise does not undo it
+        elif same(new, now):  # the row holds what the source says (a retried write that Airtable
+            merged.written[key] = new  # applied, or a person agreeing): the service's from now on
         else:  # a person's value: it stays
             phone_kept |= key == "PHONE"
             merged.written[key] = was
@@ -128,5 +146,6 @@ def contact_values(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def written_whole(source: dict[str, Any]) -> dict[str, Any]:
-    """What the service has written after creating a row with `source` (every value it sent)."""
+    """What the service has written after creating a row with `source`: every value, an empty one
+    too (a cell left empty is the service's, so what a person types there later is theirs)."""
     return {key: value for key, value in source.items() if key in (*VALUES, LINKS)}

@@ -314,12 +314,14 @@ class Pusher(CompanyStatuses):
                 for key, value in source.items()
                 if value is not None or key in ("COMPANY", "PHONE_TYPE")
             }
-            written = written_whole(values)
+            written = written_whole(source)
         else:
             # What was written last is kept by field name: a field renamed since is the service's.
             by_name = _json(row["airtable_written"]) or {}
             last = {key: by_name[field(key)] for key in source if field(key) in by_name}
-            merged = merge_row(source, last, {key: now.get(field(key)) for key in source})
+            sent = _json(row["airtable_pending"]) or {}
+            pending = {key: sent[field(key)] for key in source if field(key) in sent}
+            merged = merge_row(source, last, {key: now.get(field(key)) for key in source}, pending)
             values, written = merged.fields, merged.written
             if "PHONE_TYPE" not in source and field("PHONE_TYPE") in by_name:
                 written["PHONE_TYPE"] = by_name[field("PHONE_TYPE")]
@@ -395,6 +397,12 @@ class Pusher(CompanyStatuses):
         try:
             result = await self.airtable.upsert_contacts(records, slot)
         except AirtableError as error:
+            if isinstance(error, AirtableUnavailable):  # no answer: the write may have been applied
+                await self.pool.execute(
+                    queries.PEOPLE_PUSH_PENDING,
+                    [row["id"] for row in rows],
+                    [json.dumps(written) for _, _, written in sending],
+                )
             await self._contacts_not_sent(rows, fields, error, refreshed, current)
             return
         key_field = self.settings.field("CONTACT_KEY")

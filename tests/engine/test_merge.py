@@ -104,3 +104,18 @@ def test_the_examples() -> None:
     # Nothing known of what was written (a row from before): taken as the service's own.
     assert merge_row({"NAME": "Ananya Rao"}, None, {"NAME": "ANANYA RAO"}).fields == {"NAME": "Ananya Rao"}
     assert empty([]) and empty("") and empty(None) and not empty("0")
+
+
+@given(rows())
+def test_a_write_applied_whose_answer_was_lost_is_recognised_as_the_services(
+    row: tuple[dict, dict, dict],
+) -> None:
+    """The retry finds the row as the lost write left it: merged with what that write would have
+    recorded (`pending`), it comes out as if the answer had arrived."""
+    source, last, current = row
+    first = merge_row(source, last, current)
+    applied = _applied(current, first.fields)
+    answered = merge_row(source, first.written, applied)
+    lost = merge_row(source, last, applied, pending=first.written)
+    assert lost.fields == answered.fields == {}
+    assert set(lost.written[LINKS]) == set(answered.written[LINKS])

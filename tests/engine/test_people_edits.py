@@ -13,6 +13,7 @@ from structlog.testing import capture_logs
 
 from service.engine import jobs
 from service.standins.airtable import AirtableStandIn, Field
+from service.standins.airtable_errors import AirtableError as StandInAirtableError
 from service.standins.attestr import AttestrStandIn
 from service.triggers import backfill
 from tests.conftest import Running
@@ -237,3 +238,64 @@ async def test_a_merge_made_by_hand_is_adopted(
     event = "airtable.hand_merge_of_two_identities" if identities else "airtable.hand_merge_adopted"
     assert [line["event"] for line in logs].count(event) == 1
     assert not any(line["event"] == "airtable.row_deleted" for line in logs)
+
+
+MEERA = "08345678"  # no email in Nilgiri's filing
+
+
+@pytest.mark.parametrize("pushed_between", [False, True], ids=["next filing", "after an unchanged push"])
+async def test_a_value_typed_into_a_cell_the_service_left_empty_is_the_persons(
+    pool: asyncpg.Pool,
+    airtable: Running[AirtableStandIn],
+    attestr: Running[AttestrStandIn],
+    pushed_between: bool,
+) -> None:
+    base = Base(airtable)
+    async with running_engine(pool, airtable, attestr, **FAST):
+        await synced(pool, base.nilgiri, NILGIRI)
+        assert "Email" not in base.row(MEERA)["fields"]
+        base.edit(MEERA, Email="meera.k@gmail.com")  # the team found her email
+        if pushed_between:
+            await synced(pool, base.nilgiri, NILGIRI, force=True)  # the same filing
+        meera = next(c for c in attestr.standin.companies[NILGIRI]["contacts"] if c["indexId"] == MEERA)
+        meera["emailAddress"] = "meera@nilgiri.example"  # a newer filing has one
+        await synced(pool, base.nilgiri, NILGIRI, force=True)
+    fields = base.row(MEERA)["fields"]
+    assert fields["Email"] == "meera.k@gmail.com"
+    assert (
+        fields["Contacts Sync Note"] == "Email: the latest filing says meera@nilgiri.example; yours is kept"
+    )
+
+
+async def test_a_write_airtable_applied_whose_answer_was_lost_stays_the_services(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    """The retry reads back the service's own values: they are the service's, not a person's, so
+    later filings still move them and the service's links still go when a company drops them."""
+    base = Base(airtable)
+    standin = base.standin
+    write = standin._write
+    lost = {"once": True}
+
+    def applied_then_lost(table: Any, records: Any, *args: Any, **options: Any) -> Any:
+        done = write(table, records, *args, **options)
+        if lost["once"] and table.name == "Contacts":
+            lost["once"] = False
+            raise StandInAirtableError(503, "SERVICE_UNAVAILABLE", "the answer was lost")
+        return done
+
+    async with running_engine(pool, airtable, attestr, **FAST):
+        await synced(pool, base.nilgiri, NILGIRI)
+        standin._write = applied_then_lost  # type: ignore[method-assign]
+        await synced(pool, base.konkan, KONKAN)
+        assert not lost["once"]  # the answer was lost once, and the job went on
+        standin._write = write  # type: ignore[method-assign]
+        attestr.standin.companies[KONKAN]["contacts"] = [
+            c for c in attestr.standin.companies[KONKAN]["contacts"] if c["indexId"] != VIKRAM
+        ]
+        await synced(pool, base.konkan, KONKAN, force=True)
+        await synced(pool, base.nilgiri, NILGIRI, force=True)
+    vikram = base.row(VIKRAM)["fields"]
+    assert vikram["Company"] == [base.nilgiri]  # the service's own Konkan link went
+    assert vikram["Address"] == "Registered office, Bengaluru, India"  # the latest filing's
+    assert "Contacts Sync Note" not in vikram
