@@ -862,29 +862,18 @@ WITH moved AS (
 )
 UPDATE people SET push_version = push_version + 1, updated_at = now() WHERE id = $1"""
 
-# The kept person's empty fields take the merged person's values (after that person is deleted:
-# their DIN, PAN, phone and email are unique keys). Never a value over one the kept person has.
-MERGE_FILL_COLUMNS = (
-    "name",
-    "name_raw",
-    "phone_e164",
-    "phone_raw",
-    "phone_type",
-    "email",
-    "email_raw",
-    "addresses",
-    "din",
-    "pan",
-)
+# The kept person's empty fields take the merged person's values ($2… in the order of
+# dedup.PEOPLE_COLUMNS), after that person is deleted: their DIN, PAN, phone and email are unique
+# keys. Never a value over one the kept person has.
 MERGE_FILL = """
 UPDATE people k SET
-    name = coalesce(k.name, $2), name_raw = coalesce(k.name_raw, $3),
-    phone_e164 = coalesce(k.phone_e164, $4),
-    phone_raw = CASE WHEN k.phone_e164 IS NULL THEN coalesce($5, k.phone_raw) ELSE k.phone_raw END,
-    phone_type = CASE WHEN k.phone_e164 IS NULL THEN $6 ELSE k.phone_type END,
-    email = coalesce(k.email, $7), email_raw = coalesce(k.email_raw, $8),
-    addresses = CASE WHEN k.addresses = '[]'::jsonb THEN $9::jsonb ELSE k.addresses END,
-    din = coalesce(k.din, $10), pan = coalesce(k.pan, $11)
+    din = coalesce(k.din, $2), pan = coalesce(k.pan, $3),
+    name = coalesce(k.name, $4), name_raw = coalesce(k.name_raw, $5),
+    phone_e164 = coalesce(k.phone_e164, $6),
+    phone_raw = CASE WHEN k.phone_e164 IS NULL THEN coalesce($7, k.phone_raw) ELSE k.phone_raw END,
+    phone_type = CASE WHEN k.phone_e164 IS NULL THEN $8 ELSE k.phone_type END,
+    email = coalesce(k.email, $9), email_raw = coalesce(k.email_raw, $10),
+    addresses = CASE WHEN k.addresses = '[]'::jsonb THEN $11::jsonb ELSE k.addresses END
 WHERE k.id = $1"""
 
 # Retention: at most $2 rows a statement, so that a long backlog never holds long locks.

@@ -26,6 +26,7 @@ import structlog
 from service import queries
 from service.airtable.client import Airtable
 from service.config import Settings
+from service.people.dedup import PEOPLE_COLUMNS
 from service.people.names import names_agree
 
 log = structlog.get_logger(__name__)
@@ -96,7 +97,7 @@ async def _merge(pool: asyncpg.Pool, keeper: asyncpg.Record, gone: asyncpg.Recor
             await conn.execute(
                 queries.MERGE_FILL,
                 keeper["id"],
-                *(other[column] for column in queries.MERGE_FILL_COLUMNS),
+                *(other[column] for column in PEOPLE_COLUMNS),
             )
         await conn.execute(queries.COMPANIES_RECOUNT, [keeper["id"]])
     if two:

@@ -446,27 +446,15 @@ class Pusher(CompanyStatuses):
         refreshed: bool,
         current: dict[str, dict[str, Any]] | None,
     ) -> None:
-        """A read (`current` None) or a write refused or not answered: rows left marked for
-        later, or the refusal looked into (`_contacts_refused`)."""
-        ids = [row["id"] for row in rows]
-        if isinstance(error, AirtableRateLimited | AirtableUnavailable):
-            await self.pool.execute(queries.PEOPLE_RELEASE_PUSH, ids, retry_delay(error))
-        elif isinstance(error, AirtableNotConfigured):
-            await self.pool.execute(queries.PEOPLE_RELEASE_PUSH, ids, 0.0)
-            raise error
-        else:
-            await self._contacts_refused(rows, fields, error, refreshed, current)
-
-    async def _contacts_refused(
-        self,
-        rows: list[asyncpg.Record],
-        fields: set[str],
-        error: AirtableError,
-        refreshed: bool,
-        current: dict[str, dict[str, Any]] | None,
-    ) -> None:
-        """A 4xx on a read (`current` None) or a write: deleted rows, deleted companies, a renamed
-        field, or bad rows. What is tried again is read again unless the read succeeded."""
+        """A read (`current` None) or a write refused or not answered. No answer, or no
+        credentials: the rows stay marked for later. A 4xx: deleted rows, deleted companies, a
+        renamed field, or bad rows; what is tried again is read again unless the read succeeded."""
+        if isinstance(error, AirtableRateLimited | AirtableUnavailable | AirtableNotConfigured):
+            delay = 0.0 if isinstance(error, AirtableNotConfigured) else retry_delay(error)
+            await self.pool.execute(queries.PEOPLE_RELEASE_PUSH, [row["id"] for row in rows], delay)
+            if isinstance(error, AirtableNotConfigured):
+                raise error
+            return
 
         async def again(part: list[asyncpg.Record], fields: set[str], refreshed: bool) -> None:
             if current is None:
