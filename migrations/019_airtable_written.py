@@ -1,9 +1,10 @@
 """People edit the Contacts table: before the service updates a row it merges three ways per field
-(service/engine/merge.py), for which it keeps what it last wrote to each row (`airtable_written`,
-by field name). Rows already in Airtable and up to date hold what the service sent them, their
-values now: that is their record, under the field names the settings give (AIRTABLE_FIELD_*). A
-row with a push still waiting keeps none (what it last sent is not known), and is taken as the
-service's own at its next push, as before.
+(service/engine/merge.py), for which it keeps what it last wrote to each row (`airtable_written`;
+by field id since, by field name here). Rows already in Airtable and up to date hold what the
+service sent them, their values now: that is their record, under the field names the settings
+give (AIRTABLE_FIELD_*). A row with a push still waiting keeps none (what it last sent is not
+known): at its next push a value it holds that the source does not say is taken as a person's,
+with the source's shown beside it.
 
 `airtable_pending`: what a write that got no answer would have written (Airtable may have applied
 it): the next merge takes a field holding that as the service's.

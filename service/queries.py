@@ -707,9 +707,11 @@ WEBHOOK_REQUESTS_PRUNE = "DELETE FROM webhook_requests WHERE created_at < now() 
 # Every row again (a field renamed, a base restored): the pusher sends them all.
 RESYNC_RESTORE_DELETED = """
 UPDATE people SET deleted_in_airtable = false, airtable_id = NULL WHERE deleted_in_airtable"""
-# `resync --overwrite`: what the service wrote is forgotten, so every row is taken as its own at
-# the next push and shows the source's values (people's edits and hand-made links go).
-RESYNC_OVERWRITE = "UPDATE people SET airtable_written = NULL WHERE NOT deleted_in_airtable"
+# `resync --overwrite`: every value each row holds is taken as what the service wrote (an empty
+# record: no field's value known, each the service's), so the next push shows the source's values
+# (people's edits and hand-made links go). NULL would mean the opposite: nothing known, people's.
+RESYNC_OVERWRITE = """
+UPDATE people SET airtable_written = '{}'::jsonb, airtable_pending = NULL WHERE NOT deleted_in_airtable"""
 RESYNC_PEOPLE = """
 WITH marked AS (
     UPDATE people SET push_version = push_version + 1, push_error = NULL, updated_at = now()
@@ -728,8 +730,10 @@ SELECT count(*) FROM marked"""
 PEOPLE_KEYS = "SELECT id, contact_key, airtable_id FROM people WHERE id = ANY($1::bigint[])"
 
 # The older row becomes the person's row; it already shows the person, so nothing is marked.
+# What the service wrote to an adopted row is unknown: the values people typed there stay theirs.
 PEOPLE_ADOPT_ROWS = """
-UPDATE people p SET airtable_id = u.row_id, pushed_version = p.push_version, deleted_in_airtable = false
+UPDATE people p SET airtable_id = u.row_id, pushed_version = p.push_version, deleted_in_airtable = false,
+    airtable_written = NULL, airtable_pending = NULL
 FROM unnest($1::bigint[], $2::text[]) AS u(id, row_id)
 WHERE p.id = u.id"""
 

@@ -90,6 +90,7 @@ class Airtable:
             else LocalPacing(rps, cooldown)
         )
         self._fields: dict[str, set[str]] | None = None
+        self._field_ids: dict[str, dict[str, str]] = {}  # table key → field name → field id
         self._fields_lock = asyncio.Lock()
         self._missing_options: frozenset[tuple[str, str]] = frozenset()
         self._schema_read_at = float("-inf")
@@ -231,6 +232,11 @@ class Airtable:
         assert self._fields is not None
         return self._fields
 
+    def field_id(self, table: str, name: str) -> str | None:
+        """The id of the field `name` of `table` ("companies" or "contacts") as of the last schema
+        read: it stays when a person renames the field."""
+        return self._field_ids.get(table, {}).get(name)
+
     @property
     def missing_options(self) -> frozenset[tuple[str, str]]:
         """(field key, option) for each option the service writes that its single select field
@@ -250,6 +256,7 @@ class Airtable:
         ):
             try:
                 found[key] = {f.name for f in schema.table(name).fields}
+                self._field_ids[key] = {f.name: f.id for f in schema.table(name).fields}
             except KeyError:
                 raise AirtableError(
                     f'The Airtable base has no table "{name}"', kind="TABLE_NOT_FOUND"
@@ -327,6 +334,16 @@ class Airtable:
         formula = formulas.OR(*(formulas.EQ(formulas.RECORD_ID(), record_id) for record_id in ids))
         records = await self.call(self.contacts.all, formula=formula, fields=fields, slot=slot)
         return {record["id"]: record.get("fields", {}) for record in records}
+
+    async def companies_present(self, ids: list[str]) -> set[str]:
+        """Which of the Companies records `ids` (at most 100: one request) are still in the table."""
+        from pyairtable import formulas
+
+        if not 0 < len(ids) <= 100:
+            raise ValueError("between 1 and 100 records a read")
+        formula = formulas.OR(*(formulas.EQ(formulas.RECORD_ID(), record_id) for record_id in ids))
+        records = await self.call(self.companies.all, formula=formula, fields=[self.settings.field("CIN")])
+        return {record["id"] for record in records}
 
     async def list_records(
         self,

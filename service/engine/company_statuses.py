@@ -1,5 +1,6 @@
-"""The companies' status fields in Airtable (Contacts Sync Status, Error, Synced At, Contacts
-Found, and clearing Refresh Contacts): the pusher's second kind of row, sent after contacts."""
+"""The Companies table as the pusher sends it (batches.py): a company's status fields (Contacts
+Sync Status, Error, Synced At, Contacts Found, and clearing Refresh Contacts), sent after its
+contacts."""
 
 from __future__ import annotations
 
@@ -10,41 +11,49 @@ import asyncpg
 import structlog
 
 from service import metrics, queries
-from service.airtable.errors import (
-    AirtableError,
-    AirtableNotConfigured,
-    AirtableRateLimited,
-    AirtableUnavailable,
-)
-from service.engine.outbox import BATCH, SCHEMA_CHANGED, option_note, retry_delay
+from service.airtable.client import Airtable
+from service.config import Settings
+from service.engine.batches import Outgoing
+from service.engine.outbox import BATCH, option_note, withheld
 
 log = structlog.get_logger(__name__)
 
 
 class CompanyStatuses:
-    """The pusher's half that writes companies' status fields. It uses the pusher's pool,
-    Airtable client, settings, `settle_s`, `lease_s`, and its `_ready`, `_claimed`, `_withheld`
-    and `_watch_options`."""
+    name = "companies"
+    release_query = queries.COMPANIES_RELEASE_PUSH
 
-    async def _push_companies(self, fields: set[str], *, full_only: bool = False) -> bool:
-        # Ahead of people (`full_only`), only final statuses: a passing one is not worth a request
-        # that ten people could have had.
-        if not await self._ready(queries.COMPANIES_PENDING, self.settle_s, full_only, full_only=full_only):
-            return False
+    def __init__(
+        self, pool: asyncpg.Pool, airtable: Airtable, settings: Settings, *, settle_s: float
+    ) -> None:
+        self.pool = pool
+        self.airtable = airtable
+        self.settings = settings
+        self.settle_s = settle_s
+
+    # Ahead of people (`full_only`), only final statuses, and only a full request's worth: a
+    # passing status is not worth a request that ten people could have had.
+    def waiting(self, full_only: bool) -> tuple[str, tuple[Any, ...]]:
+        return queries.COMPANIES_PENDING, (BATCH, self.settle_s, full_only)
+
+    def claim(self, full_only: bool, lease_s: float) -> tuple[str, tuple[Any, ...]]:
         least = BATCH if full_only else 1
-        claim = (queries.COMPANIES_CLAIM_PUSH, BATCH, self.settle_s, self.lease_s, full_only, least)
-        async with self._claimed(*claim) as (slot, rows):
-            if not rows:
-                return False
-            await self._send_companies(rows, fields, slot=slot)
-        return True
+        return queries.COMPANIES_CLAIM_PUSH, (BATCH, self.settle_s, lease_s, full_only, least)
 
-    def _company_fields(self, row: asyncpg.Record, fields: set[str]) -> dict[str, Any]:
+    async def prepare(
+        self, rows: list[asyncpg.Record], fields: set[str], slot: int | None
+    ) -> tuple[list[Outgoing], int | None]:
+        batch = [Outgoing(row, self._status_fields(row, fields)) for row in rows]
+        # A base without the optional status fields: nothing to send for those rows.
+        await self._ended([item.row for item in batch if not item.fields], None)
+        return [item for item in batch if item.fields], slot
+
+    def _status_fields(self, row: asyncpg.Record, fields: set[str]) -> dict[str, Any]:
         synced_at: datetime | None = row["synced_at"]
         status = row["sync_status"]
-        notes = [option_note(self.settings.field(key), value) for key, value in self._company_withheld(row)]
+        notes = [option_note(self.settings.field(key), value) for key, value in self._withheld(row)]
         values: dict[str, Any] = {
-            "SYNC_STATUS": None if self._withheld("SYNC_STATUS", status) else status,
+            "SYNC_STATUS": None if withheld(self.airtable, "SYNC_STATUS", status) else status,
             # None clears an old error; a missing option is named here until it exists.
             "SYNC_ERROR": "\n".join(filter(None, [row["sync_error"], *notes])) or None,
             "SYNCED_AT": synced_at.isoformat() if synced_at else None,
@@ -58,82 +67,42 @@ class CompanyStatuses:
             if self.settings.field(key) in fields and (value is not None or key == "SYNC_ERROR")
         }
 
-    async def _send_companies(
-        self,
-        rows: list[asyncpg.Record],
-        fields: set[str],
-        *,
-        refreshed: bool = False,
-        slot: int | None = None,
-    ) -> None:
-        sending = [(row, self._company_fields(row, fields)) for row in rows]
-        # A base without the optional status fields: nothing to send for those rows.
-        empty = [row for row, values in sending if not values]
-        if empty:
-            await self._companies_done(empty, None)
-        sending = [(row, values) for row, values in sending if values]
-        if not sending:
-            await self.airtable.limit.unused(slot)  # no request: the slot is free at once
-            return
-        rows = [row for row, _ in sending]
-        try:
-            await self.airtable.update_companies(
-                [{"id": row["airtable_id"], "fields": v} for row, v in sending], slot
-            )
-        except (AirtableRateLimited, AirtableUnavailable) as exc:
-            await self.pool.execute(
-                queries.COMPANIES_RELEASE_PUSH, [row["id"] for row in rows], retry_delay(exc)
-            )
-            return
-        except AirtableNotConfigured:
-            await self.pool.execute(queries.COMPANIES_RELEASE_PUSH, [row["id"] for row in rows], 0.0)
-            raise
-        except AirtableError as error:
-            await self._companies_refused(rows, fields, error, refreshed)
-            return
-        await self._companies_done(rows, None)
-        metrics.AIRTABLE_RECORDS.labels("companies").inc(len(rows))
-        log.info("airtable.written", table="companies", records=len(rows), created=0, updated=len(rows))
+    async def write(self, batch: list[Outgoing], slot: int | None) -> Any:
+        records = [{"id": item.row["airtable_id"], "fields": item.fields} for item in batch]
+        return await self.airtable.update_companies(records, slot)
 
-    async def _companies_refused(
-        self, rows: list[asyncpg.Record], fields: set[str], error: AirtableError, refreshed: bool
-    ) -> None:
-        """A 4xx on a batch of statuses: deleted companies, a changed schema, or bad rows."""
-        gone = error.record_ids & {row["airtable_id"] for row in rows}
-        if gone and (error.kind == "ROW_DOES_NOT_EXIST" or error.status == 404):
-            await self.pool.execute(queries.COMPANIES_DELETED_IN_AIRTABLE, sorted(gone))
-            log.warning("airtable.company_deleted", record_ids=sorted(gone))
-            rest = [row for row in rows if row["airtable_id"] not in gone]
-            if rest:
-                await self._send_companies(rest, fields, refreshed=refreshed)
-        elif error.kind in SCHEMA_CHANGED and not refreshed:
-            await self._watch_options(reread=True)
-            await self._send_companies(rows, (await self.airtable.fields())["companies"], refreshed=True)
-        elif len(rows) == 1:
-            await self._companies_done(rows, error.message)
-            log.error(
-                "airtable.row_failed",
-                table="companies",
-                record_id=rows[0]["airtable_id"],
-                error=error.message,
-            )
-        else:
-            half = len(rows) // 2
-            await self._send_companies(rows[:half], fields, refreshed=refreshed)
-            await self._send_companies(rows[half:], fields, refreshed=refreshed)
+    async def written(self, batch: list[Outgoing], answer: Any) -> None:
+        await self._ended([item.row for item in batch], None)
+        metrics.AIRTABLE_RECORDS.labels("companies").inc(len(batch))
+        log.info("airtable.written", table="companies", records=len(batch), created=0, updated=len(batch))
 
-    async def _companies_done(self, rows: list[asyncpg.Record], error: str | None) -> None:
+    async def unanswered(self, batch: list[Outgoing]) -> None:
+        """Nothing to remember: the statuses are written whole again."""
+
+    async def deleted(self, rows: list[asyncpg.Record]) -> None:
+        ids = sorted(row["airtable_id"] for row in rows)
+        await self.pool.execute(queries.COMPANIES_DELETED_IN_AIRTABLE, ids)
+        log.warning("airtable.company_deleted", record_ids=ids)
+
+    async def failed(self, rows: list[asyncpg.Record], message: str) -> None:
+        await self._ended(rows, message)
+        for row in rows:
+            log.error("airtable.row_failed", table="companies", record_id=row["airtable_id"], error=message)
+
+    async def _ended(self, rows: list[asyncpg.Record], error: str | None) -> None:
         """Mark the rows sent; one that left a value out for a missing option is remembered as
         held back, to be sent again once the option exists."""
+        if not rows:
+            return
         await self.pool.execute(
             queries.COMPANIES_PUSHED,
             [row["id"] for row in rows],
             [row["push_version"] for row in rows],
             [error] * len(rows),
-            [error is None and bool(self._company_withheld(row)) for row in rows],
+            [error is None and bool(self._withheld(row)) for row in rows],
         )
 
-    def _company_withheld(self, row: asyncpg.Record) -> list[tuple[str, str]]:
+    def _withheld(self, row: asyncpg.Record) -> list[tuple[str, str]]:
         """The values of a company's status, and of its people's Phone Type, held back."""
         pairs = [("SYNC_STATUS", row["sync_status"])] + [("PHONE_TYPE", t) for t in row["phone_types"] or []]
-        return [(key, value) for key, value in pairs if self._withheld(key, value)]
+        return [(key, value) for key, value in pairs if withheld(self.airtable, key, value)]

@@ -17,7 +17,6 @@ one such row is a merge; none, or several (the service cannot tell which), is a 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import asyncpg
@@ -26,6 +25,8 @@ import structlog
 from service import queries
 from service.airtable.client import Airtable
 from service.config import Settings
+from service.engine.merge import LINKS, recorded
+from service.engine.outbox import contact_field_names
 from service.people.dedup import PEOPLE_COLUMNS
 from service.people.names import names_agree
 
@@ -42,9 +43,10 @@ async def adopt(
     returns the ids of the people merged into another (the others are deletions). Reads one
     request a gone row that has candidates."""
     company = settings.field("COMPANY")
+    names = contact_field_names(airtable, settings)
     adopted: set[int] = set()
     for row in gone:
-        links = set(_service_links(row, company))
+        links = set(_service_links(row, names))
         if not links:
             continue
         candidates = [
@@ -60,7 +62,7 @@ async def adopt(
             for c in candidates
             if c["airtable_id"] in now
             and links <= set(now[c["airtable_id"]].get(company) or [])
-            and not links <= set(_service_links(c, company))
+            and not links <= set(_service_links(c, names))
         ]
         if len(keepers) == 1:
             await _merge(pool, keepers[0], row)
@@ -68,13 +70,10 @@ async def adopt(
     return adopted
 
 
-def _service_links(row: Any, company_field: str) -> list[str]:
+def _service_links(row: Any, names: dict[str, tuple[str | None, str]]) -> list[str]:
     """The company links the service last wrote to the row (else the ones it means to)."""
-    written = row["airtable_written"]
-    written = json.loads(written) if isinstance(written, str) else written
-    if isinstance(written, dict) and isinstance(written.get(company_field), list):
-        return written[company_field]
-    return list(row["company_record_ids"] or [])
+    links = (recorded(row["airtable_written"], names) or {}).get(LINKS)
+    return links if isinstance(links, list) else list(row["company_record_ids"] or [])
 
 
 def _identity(person: asyncpg.Record) -> tuple[str, str] | None:

@@ -26,7 +26,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.people.normalize import address_text
+from service.identifiers import phone
+from service.people.names import name_key
+from service.people.normalize import address_text, normalize_email
 
 # Logical field keys (config.DEFAULT_FIELDS) merged one value each, and the link field.
 VALUES = ("NAME", "PHONE", "PHONE_TYPE", "EMAIL", "DIN", "ADDRESS")
@@ -56,6 +58,25 @@ def same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+def equivalent(key: str, a: Any, b: Any) -> bool:
+    """The same value written two ways (as an older tool or a person may have): one E.164 phone,
+    one email address, or one name but for case, spacing, punctuation and honorifics."""
+    if same(a, b):
+        return True
+    if empty(a) or empty(b):
+        return False
+    if key == "PHONE":
+        return phone(a).e164 is not None and phone(a).e164 == phone(b).e164
+    if key == "EMAIL":
+        return (
+            normalize_email(a).address is not None
+            and normalize_email(a).address == normalize_email(b).address
+        )
+    if key == "NAME":
+        return isinstance(a, str) and isinstance(b, str) and name_key(a) == name_key(b)
+    return False
+
+
 def merge_row(
     source: dict[str, Any],
     last: dict[str, Any] | None,
@@ -64,12 +85,23 @@ def merge_row(
 ) -> Merged:
     """The merge of one existing row. `source`: the values the service would write, by logical key
     (a value of None: the source has none, so nothing is written for it, except Phone Type, which
-    follows the phone); `last`: what the service wrote last (None: nothing known, so the row is
-    taken as the service's own; a key it lacks: that field's value is taken as the service's own,
-    as after a field was renamed); `current`: the row's values in Airtable now, by logical key;
-    `pending`: what a write whose answer never came would have made the service's (Airtable may
-    have applied it): a field holding that is the service's."""
-    last = {**current, **(last or {})}
+    follows the phone); `last`: what the service wrote last (None: nothing known, as for a row
+    adopted from an older table, so a value the row holds that the source does not say, even
+    spelt another way (`equivalent`), is taken as a person's, and a link it holds that the
+    source lists as the service's; a key it lacks: that
+    field's value is taken as the service's own, as after a field was renamed); `current`: the
+    row's values in Airtable now, by logical key; `pending`: what a write whose answer never came
+    would have made the service's (Airtable may have applied it): a field holding that is the
+    service's."""
+    if last is None:  # a value the source says too, spelt its own way, is the service's to tidy
+        last = {
+            key: current[key]
+            for key in VALUES
+            if key in current and key in source and equivalent(key, current[key], source[key])
+        }
+        last[LINKS] = [r for r in current.get(LINKS) or [] if r in (source.get(LINKS) or [])]
+    else:
+        last = {**current, **last}
     for key, value in (pending or {}).items():
         if key != LINKS and key in current and same(current[key], value):
             last[key] = value
@@ -128,6 +160,27 @@ def _merge_links(merged: Merged, new: list[str], last: list[str], now: list[str]
     if not same(final, now):
         merged.fields[LINKS] = final
     merged.written[LINKS] = own
+
+
+def recorded(stored: Any, names: Mapping[str, tuple[str | None, str]]) -> dict[str, Any] | None:
+    """What the service wrote to a row, by logical key, from its stored record (`airtable_written`
+    or `airtable_pending`: keyed by field id, which stays when a person renames the field, or by
+    field name as kept before ids were). None: nothing recorded. `names`: key → (id, name)."""
+    record = json.loads(stored) if isinstance(stored, str) else stored
+    if record is None:
+        return None
+    found = {}
+    for key, (field_id, name) in names.items():
+        if field_id is not None and field_id in record:
+            found[key] = record[field_id]
+        elif name in record:
+            found[key] = record[name]
+    return found
+
+
+def to_record(written: Mapping[str, Any], names: Mapping[str, tuple[str | None, str]]) -> dict[str, Any]:
+    """`written` (by logical key) as stored: by field id where the schema gave one."""
+    return {names[key][0] or names[key][1]: value for key, value in written.items() if key in names}
 
 
 def contact_values(row: Mapping[str, Any]) -> dict[str, Any]:

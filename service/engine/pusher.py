@@ -10,18 +10,16 @@ overwritten by an older one), sends them, and clears the mark up to the version 
   unless ten final statuses are waiting; a company's final status goes as soon as its contacts
   are in, and a status on the way (Queued, Running) only once it has held for a moment: the
   final one is the write that counts.
-* Known Airtable id: update by id. Otherwise upsert on `Contact Key`, so a retried push never
-  duplicates a row. A row deleted by hand in Airtable is remembered and never re-created.
-* A 422 on a batch is split to find the bad rows; they are marked failed with Airtable's
-  message and the others go through. A 429 blocks the base for every process for the
-  cool-down; 5xx and timeouts leave the rows marked for a later try.
+* Each table is a small description (contacts_table.py, company_statuses.py) sent by one batch
+  sender (batches.py), which reads every refusal in one place: no answer and 429s leave the rows
+  marked for a later try (a 429 blocks the base for every process for the cool-down), a 422 on a
+  batch is split to find the bad rows, rows deleted by hand are remembered and never re-created.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -29,33 +27,27 @@ from typing import Any
 import asyncpg
 import structlog
 
-from service import metrics, queries
+from service import queries
 from service.airtable.client import Airtable
-from service.airtable.errors import (
-    AirtableError,
-    AirtableNotConfigured,
-    AirtableRateLimited,
-    AirtableUnavailable,
-)
+from service.airtable.errors import AirtableError
 from service.config import Settings
 from service.database import DATABASE_ERRORS
-from service.engine import hand_merges, jobs
+from service.engine import jobs
+from service.engine.batches import BatchSender, Table
 from service.engine.company_statuses import CompanyStatuses
-from service.engine.merge import VALUES, contact_values, merge_row, same, written_whole
-from service.engine.outbox import BATCH, RETRY_AFTER_S, SCHEMA_CHANGED, option_note, retry_delay
+from service.engine.contacts_table import ContactsTable
+from service.engine.outbox import BATCH, RETRY_AFTER_S, option_note
 from service.wakeup import Wakeup
 
 log = structlog.get_logger(__name__)
 
-# The fields read back before a row is updated: the merged ones, the service's own key and note.
-CONTACT_READ = (*VALUES, "COMPANY", "CONTACT_KEY", "SYNC_NOTE")
 # While Airtable cannot be written, the reason is logged when it changes, and again this often.
 WAITING_REPEAT_S = 300.0
 # How long a stopping process lets a request under way end (Airtable answers within seconds).
 STOP_GRACE_S = 3.0
 
 
-class Pusher(CompanyStatuses):
+class Pusher:
     def __init__(
         self,
         pool: asyncpg.Pool,
@@ -76,6 +68,9 @@ class Pusher(CompanyStatuses):
         self.lease_s = lease_s
         self.poll_s = poll_s
         self.options_recheck_s = options_recheck_s
+        self.contacts = ContactsTable(pool, airtable, settings)
+        self.companies = CompanyStatuses(pool, airtable, settings, settle_s=settle_s)
+        self.sender = BatchSender(pool, airtable, lambda: self._watch_options(reread=True))
         self._wakeup = Wakeup()
         self._missing: frozenset[tuple[str, str]] | None = None  # as last stored in PostgreSQL
         self._delete_failures = 0  # merged people's rows: refusals in a row, and when to try again
@@ -143,9 +138,9 @@ class Pusher(CompanyStatuses):
         # People first, but never a full request's worth of companies' statuses behind them:
         # under a backlog the first companies show "Synced" soon, not when the last one is done.
         busy = (
-            await self._push_companies(fields["companies"], full_only=True)
-            or await self._push_contacts(fields["contacts"])
-            or await self._push_companies(fields["companies"])
+            await self._push(self.companies, fields["companies"], full_only=True)
+            or await self._push(self.contacts, fields["contacts"])
+            or await self._push(self.companies, fields["companies"])
             or await self._delete_merged_rows()
         )
         if busy:
@@ -210,39 +205,31 @@ class Pusher(CompanyStatuses):
                 log.info("airtable.option_added", field=field, option=change["option"])
         self.wake()
 
-    def _withheld(self, key: str, value: Any) -> bool:
-        return isinstance(value, str) and (key, value) in self.airtable.missing_options
+    # --- one table's rows ---
 
-    async def _ready(self, pending_query: str, *args: Any, full_only: bool = False) -> bool:
+    async def _push(self, table: Table, fields: set[str], *, full_only: bool = False) -> bool:
+        """Send one batch of `table`'s marked rows, if any are ready. True when there was work."""
+        if not await self._ready(table, full_only):
+            return False
+        query, args = table.claim(full_only, self.lease_s)
+        async with self._claimed(query, *args) as (slot, rows):
+            if not rows:
+                return False
+            await self.sender.send(table, rows, fields, slot=slot)
+        return True
+
+    async def _ready(self, table: Table, full_only: bool) -> bool:
         """Whether rows are waiting. While fewer than a full batch are and a job that may add
         more is still running, it lingers briefly: the rows of many jobs then share a request.
         Otherwise they go at once (no job is running; a company's status never lingers); when
         requests must wait for a slot, what waited with them goes too (`_claimed`). `full_only`:
         only when a full request's worth is ready."""
-        row = await self.pool.fetchrow(pending_query, BATCH, *args)
+        query, args = table.waiting(full_only)
+        row = await self.pool.fetchrow(query, *args)
         if not row["ready"] or (full_only and row["ready"] < BATCH):
             return False
         if row["ready"] < BATCH and row["oldest_s"] < self.linger_s and row["more_coming"]:
             await asyncio.sleep(self.linger_s - row["oldest_s"])
-        return True
-
-    # --- contacts ---
-
-    async def _push_contacts(self, fields: set[str]) -> bool:
-        if not await self._ready(queries.PEOPLE_PENDING):
-            return False
-        async with self._claimed(queries.PEOPLE_CLAIM_PUSH, BATCH, self.lease_s) as (slot, rows):
-            if not rows:
-                return False
-            if self.settings.field("CONTACT_KEY") not in fields:
-                message = (
-                    f'The Contacts table has no "{self.settings.field("CONTACT_KEY")}" field: add it '
-                    "as single line text (or run contact-sync doctor --fix)"
-                )
-                await self._contacts_failed(rows, message)
-                await self.airtable.limit.unused(slot)
-                return True
-            await self._send_contacts(rows, fields, slot=slot)
         return True
 
     @contextlib.asynccontextmanager
@@ -264,251 +251,6 @@ class Pusher(CompanyStatuses):
             else:
                 await self.airtable.limit.unused(slot)
 
-    async def _send_contacts(
-        self,
-        rows: list[asyncpg.Record],
-        fields: set[str],
-        *,
-        refreshed: bool = False,
-        slot: int | None = None,
-    ) -> None:
-        """Read the rows Airtable has (their values now, for the merge), then write what changes.
-        The read takes the claimed slot, and the write one of its own after it: a sender never
-        holds two slots (senders each holding one and waiting for another would wait for ever)."""
-        known = [row for row in rows if row["airtable_id"]]
-        current: dict[str, dict[str, Any]] = {}
-        if known:
-            wanted = sorted(
-                self.settings.field(key) for key in CONTACT_READ if self.settings.field(key) in fields
-            )
-            try:
-                current = await self.airtable.contacts_now(
-                    [row["airtable_id"] for row in known], wanted, slot
-                )
-            except AirtableError as error:
-                await self._contacts_not_sent(rows, fields, error, refreshed, None)
-                return
-            slot = None
-            gone = [row for row in known if row["airtable_id"] not in current]
-            if gone:  # deleted by hand since the last push: a merge, or a deletion
-                merged = await hand_merges.adopt(self.pool, self.airtable, self.settings, gone)
-                if deleted := [row for row in gone if row["id"] not in merged]:
-                    await self._contacts_deleted(deleted)
-                rows = [row for row in rows if row not in gone]
-        if rows:
-            await self._write_contacts(rows, fields, current, refreshed=refreshed, slot=slot)
-
-    def _plan(
-        self, row: asyncpg.Record, fields: set[str], now: dict[str, Any] | None
-    ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-        """What to write to one row (None: nothing changes) and what the service has then written
-        to it. A new row is written whole; a row Airtable has (`now`: its fields) is merged three
-        ways (merge.py), so that a value a person changed stays."""
-        field = self.settings.field
-        source = {key: value for key, value in contact_values(row).items() if field(key) in fields}
-        if self._withheld("PHONE_TYPE", source.get("PHONE_TYPE")):
-            source.pop("PHONE_TYPE")  # no option for it yet: left out, sent once it exists
-        if now is None:
-            values = {
-                key: value
-                for key, value in source.items()
-                if value is not None or key in ("COMPANY", "PHONE_TYPE")
-            }
-            written = written_whole(source)
-        else:
-            # What was written last is kept by field name: a field renamed since is the service's.
-            by_name = _json(row["airtable_written"]) or {}
-            last = {key: by_name[field(key)] for key in source if field(key) in by_name}
-            sent = _json(row["airtable_pending"]) or {}
-            pending = {key: sent[field(key)] for key in source if field(key) in sent}
-            merged = merge_row(source, last, {key: now.get(field(key)) for key in source}, pending)
-            values, written = merged.fields, merged.written
-            if "PHONE_TYPE" not in source and field("PHONE_TYPE") in by_name:
-                written["PHONE_TYPE"] = by_name[field("PHONE_TYPE")]
-            if merged.notes:
-                log.info(
-                    "airtable.value_kept",
-                    contact_key=row["contact_key"],
-                    fields=sorted(field(key) for key in merged.notes),
-                )
-            if field("SYNC_NOTE") in fields:
-                note = self._note(merged.notes)
-                if not same(note, now.get(field("SYNC_NOTE"))):
-                    values["SYNC_NOTE"] = note
-        by_field = {field(key): value for key, value in written.items()}
-        if now is not None and not values and now.get(field("CONTACT_KEY")) == row["contact_key"]:
-            return None, by_field
-        values["CONTACT_KEY"] = row["contact_key"]  # the service's own: always as it gave it
-        return {field(key): value for key, value in values.items()}, by_field
-
-    def _note(self, kept: dict[str, tuple[Any, Any]]) -> str | None:
-        """The Contacts Sync Note: for each value a person changed that the source changed too,
-        what the source says now (the person's value stays in its field)."""
-        lines = []
-        for key, (_theirs, sources) in kept.items():
-            said = ", ".join(sources) if isinstance(sources, list) else sources
-            lines.append(
-                f"{self.settings.field(key)}: the latest filing says {said or '(nothing)'}; yours is kept"
-            )
-        return "\n".join(lines) or None
-
-    async def _write_contacts(
-        self,
-        rows: list[asyncpg.Record],
-        fields: set[str],
-        current: dict[str, dict[str, Any]],
-        *,
-        refreshed: bool = False,
-        slot: int | None = None,
-    ) -> None:
-        # A row that would link to no company (its companies deleted by hand meanwhile) is never
-        # created: a contact is in Airtable for a company.
-        orphans = [row for row in rows if not row["airtable_id"] and not row["company_record_ids"]]
-        if orphans:
-            await self._contacts_pushed(
-                orphans, [None] * len(orphans), [{}] * len(orphans), ["deleted"] * len(orphans)
-            )
-            rows = [row for row in rows if row not in orphans]
-        plans = [self._plan(row, fields, current.get(row["airtable_id"] or "")) for row in rows]
-        sending = [
-            (row, record, written)
-            for row, (record, written) in zip(rows, plans, strict=True)
-            if record is not None
-        ]
-        unchanged = [
-            (row, written) for row, (record, written) in zip(rows, plans, strict=True) if record is None
-        ]
-        if unchanged:
-            await self._contacts_pushed(
-                [row for row, _ in unchanged],
-                [row["airtable_id"] for row, _ in unchanged],
-                [written for _, written in unchanged],
-                ["updated"] * len(unchanged),
-            )
-        if not sending:
-            if slot is not None:
-                await self.airtable.limit.unused(slot)
-            return
-        rows = [row for row, _, _ in sending]
-        records = [
-            {"fields": record, **({"id": row["airtable_id"]} if row["airtable_id"] else {})}
-            for row, record, _ in sending
-        ]
-        try:
-            result = await self.airtable.upsert_contacts(records, slot)
-        except AirtableError as error:
-            if isinstance(error, AirtableUnavailable):  # no answer: the write may have been applied
-                await self.pool.execute(
-                    queries.PEOPLE_PUSH_PENDING,
-                    [row["id"] for row in rows],
-                    [json.dumps(written) for _, _, written in sending],
-                )
-            await self._contacts_not_sent(rows, fields, error, refreshed, current)
-            return
-        key_field = self.settings.field("CONTACT_KEY")
-        by_key = {r["fields"].get(key_field): r["id"] for r in result["records"]}
-        created = set(result.get("createdRecords", []))
-        airtable_ids = [
-            row["airtable_id"] or by_key.get(row["contact_key"]) or result["records"][i]["id"]
-            for i, row in enumerate(rows)
-        ]
-        outcomes = ["created" if airtable_id in created else "updated" for airtable_id in airtable_ids]
-        await self._contacts_pushed(rows, airtable_ids, [written for _, _, written in sending], outcomes)
-        metrics.AIRTABLE_RECORDS.labels("contacts").inc(len(rows))
-        log.info(
-            "airtable.written",
-            table="contacts",
-            records=len(rows),
-            created=outcomes.count("created"),
-            updated=outcomes.count("updated"),
-        )
-
-    async def _contacts_pushed(
-        self,
-        rows: list[asyncpg.Record],
-        airtable_ids: list[str | None],
-        written: list[dict[str, Any]],
-        outcomes: list[str],
-    ) -> None:
-        ids, versions = [row["id"] for row in rows], [row["push_version"] for row in rows]
-        withheld = [self._withheld("PHONE_TYPE", row["phone_type"]) for row in rows]
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                queries.PEOPLE_PUSHED, ids, airtable_ids, versions, withheld, [json.dumps(w) for w in written]
-            )
-            await conn.execute(queries.JOB_ROWS_OUTCOME, ids, versions, outcomes)
-
-    async def _contacts_not_sent(
-        self,
-        rows: list[asyncpg.Record],
-        fields: set[str],
-        error: AirtableError,
-        refreshed: bool,
-        current: dict[str, dict[str, Any]] | None,
-    ) -> None:
-        """A read (`current` None) or a write refused or not answered. No answer, or no
-        credentials: the rows stay marked for later. A 4xx: deleted rows, deleted companies, a
-        renamed field, or bad rows; what is tried again is read again unless the read succeeded."""
-        if isinstance(error, AirtableRateLimited | AirtableUnavailable | AirtableNotConfigured):
-            delay = 0.0 if isinstance(error, AirtableNotConfigured) else retry_delay(error)
-            await self.pool.execute(queries.PEOPLE_RELEASE_PUSH, [row["id"] for row in rows], delay)
-            if isinstance(error, AirtableNotConfigured):
-                raise error
-            return
-
-        async def again(part: list[asyncpg.Record], fields: set[str], refreshed: bool) -> None:
-            if current is None:
-                await self._send_contacts(part, fields, refreshed=refreshed)
-            else:
-                await self._write_contacts(part, fields, current, refreshed=refreshed)
-
-        if error.kind == "ROW_DOES_NOT_EXIST" or error.status == 404:
-            deleted = [row for row in rows if row["airtable_id"] and row["airtable_id"] in error.record_ids]
-            if deleted:
-                await self._contacts_deleted(deleted)
-                rest = [row for row in rows if row not in deleted]
-                if rest:
-                    await again(rest, fields, refreshed)
-                return
-            companies = error.record_ids - {row["airtable_id"] for row in rows}
-            if companies:
-                # A company was deleted by hand: drop its links; the rows go again without it.
-                await self.pool.execute(queries.COMPANIES_DELETED_IN_AIRTABLE, sorted(companies))
-                await self.pool.execute(queries.PEOPLE_RELEASE_PUSH, [row["id"] for row in rows], 0.0)
-                log.warning("airtable.company_deleted", record_ids=sorted(companies))
-                return
-        if error.kind in SCHEMA_CHANGED and not refreshed:
-            # A field renamed or removed, or an option removed, since the schema was read.
-            await self._watch_options(reread=True)
-            fields = (await self.airtable.fields())["contacts"]
-            await self._send_contacts(rows, fields, refreshed=True)  # read again: the fields moved
-            return
-        if len(rows) == 1:
-            await self._contacts_failed(rows, error.message)
-            return
-        half = len(rows) // 2
-        await again(rows[:half], fields, refreshed)
-        await again(rows[half:], fields, refreshed)
-
-    async def _contacts_deleted(self, rows: list[asyncpg.Record]) -> None:
-        ids = [row["id"] for row in rows]
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(queries.PEOPLE_DELETED_IN_AIRTABLE, ids)
-            await conn.execute(queries.COMPANIES_RECOUNT, ids)  # Contacts Found follows
-            await conn.execute(
-                queries.JOB_ROWS_OUTCOME, ids, [row["push_version"] for row in rows], ["deleted"] * len(rows)
-            )
-        for row in rows:
-            log.info("airtable.row_deleted", contact_key=row["contact_key"], airtable_id=row["airtable_id"])
-
-    async def _contacts_failed(self, rows: list[asyncpg.Record], message: str) -> None:
-        ids, versions = [row["id"] for row in rows], [row["push_version"] for row in rows]
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(queries.PEOPLE_PUSH_FAILED, ids, versions, [message] * len(rows))
-            await conn.execute(queries.JOB_ROWS_OUTCOME, ids, versions, ["failed"] * len(rows))
-        for row in rows:
-            log.error("airtable.row_failed", table="contacts", contact_key=row["contact_key"], error=message)
-
 
 def _by_field(options: frozenset[tuple[str, str]]) -> tuple[list[str], list[str]]:
     """(statuses, phone types) among (field key, option) pairs."""
@@ -516,7 +258,3 @@ def _by_field(options: frozenset[tuple[str, str]]) -> tuple[list[str], list[str]
         [o for k, o in options if k == "SYNC_STATUS"],
         [o for k, o in options if k == "PHONE_TYPE"],
     )
-
-
-def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value

@@ -130,6 +130,10 @@ class AirtableStandIn:
         """Delete a field, as a person can in the UI (webhooks watching it go into error)."""
         airtable_schema.remove_field(self, table, name)
 
+    def rename_field(self, table: str, name: str, new_name: str) -> None:
+        """Rename a field, as a person can in the UI: its id and its cells' values stay."""
+        self.table(table).field(name).name = new_name
+
     def expire_iterators(self) -> None:
         """Every list offset handed out stops working, as after a restart of Airtable's servers."""
         self._iterators.clear()

@@ -90,3 +90,31 @@ async def test_a_company_deleted_after_its_first_contacts_were_written(
     rows = base.standin.records("Contacts")
     assert len(rows) == 10  # the first batch, written while the company existed; no more
     assert all(not row["fields"].get("Company") for row in rows)  # Airtable dropped the links
+
+
+async def test_a_company_deleted_once_its_contacts_are_in_then_refreshed(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    """Every person of the company has a row: Airtable drops the links to the deleted record, which
+    alone would read as a person unlinking them; the service asks whether the company is still
+    there before it takes it so."""
+    base = Base(airtable)
+    async with running_engine(pool, airtable, attestr, **FAST):
+        await synced(pool, base.konkan, KONKAN)
+        await synced(pool, base.nilgiri, NILGIRI)
+        before = {r["id"]: r["fields"] for r in base.standin.records("Contacts")}
+        base.standin.delete_record("Companies", base.nilgiri)
+        with capture_logs() as logs:
+            job, _ = await enqueued(pool, base.nilgiri, NILGIRI, force=True)  # Refresh Contacts
+            ended = await _ended(pool, job.id)
+    _assert_ended_as_deleted(ended, logs)
+    assert any(line["event"] == "airtable.company_deleted" for line in logs)
+    rows = {r["id"]: r["fields"] for r in base.standin.records("Contacts")}
+    assert rows.keys() == before.keys()  # none created, none lost
+    for row_id, fields in rows.items():  # what each row held, but for the deleted company's links
+        links = [link for link in before[row_id].get("Company", []) if link != base.nilgiri]
+        assert fields.get("Company", []) == links
+        assert {k: v for k, v in fields.items() if k != "Company"} == {
+            k: v for k, v in before[row_id].items() if k != "Company"
+        }
+    assert base.row(VIKRAM)["fields"]["Company"] == [base.konkan]

@@ -6,14 +6,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.engine.merge import LINKS, VALUES, empty, merge_row, same
+from service.engine.contacts_table import _same_note
+from service.engine.merge import LINKS, VALUES, empty, equivalent, merge_row, same
 
 # Few distinct values, so that generated rows often agree by chance, as real ones do.
 _value = st.one_of(
-    st.none(), st.just(""), st.sampled_from(["Ananya Rao", "ANANYA RAO", "+919845012345", "x"])
+    st.none(),
+    st.just(""),
+    st.sampled_from(["Ananya Rao", "ANANYA RAO", "+919845012345", "098450 12345", "A@X.IN ", "a@x.in", "x"]),
 )
 _links = st.lists(st.sampled_from(["recA", "recB", "recC", "recD"]), unique=True, max_size=4)
 
@@ -101,8 +105,16 @@ def test_the_examples() -> None:
     assert newer.fields == {LINKS: ["recA", "recHand", "recB"]}
     assert newer.notes == {"PHONE": ("+919845099999", "+919845000000")}
     assert newer.written[LINKS] == ["recA", "recB"]
-    # Nothing known of what was written (a row from before): taken as the service's own.
-    assert merge_row({"NAME": "Ananya Rao"}, None, {"NAME": "ANANYA RAO"}).fields == {"NAME": "Ananya Rao"}
+    # Nothing known of what was written (a row adopted from an older table): the value people
+    # typed stays, with the source's beside it; an empty cell is filled; the source's own value
+    # in another spelling is the service's to tidy.
+    source = {"NAME": "Ananya Rao", "EMAIL": "a@x.in", "PHONE": "+919845012345", "DIN": "01234567"}
+    older = {"NAME": "A. Rao", "PHONE": "098450 12345", "DIN": "1234567"}
+    adopted = merge_row(source, None, older)
+    assert adopted.fields == {"EMAIL": "a@x.in", "PHONE": "+919845012345"}
+    assert set(adopted.notes) == {"NAME", "DIN"}
+    assert equivalent("NAME", "Mr. ANANYA  rao", "Ananya Rao") and equivalent("EMAIL", " A@X.IN", "a@x.in")
+    assert not equivalent("PHONE", "9845012345", "+919845012346") and not equivalent("DIN", "1", "01")
     assert empty([]) and empty("") and empty(None) and not empty("0")
 
 
@@ -119,3 +131,39 @@ def test_a_write_applied_whose_answer_was_lost_is_recognised_as_the_services(
     lost = merge_row(source, last, applied, pending=first.written)
     assert lost.fields == answered.fields == {}
     assert set(lost.written[LINKS]) == set(answered.written[LINKS])
+
+
+@given(rows())
+def test_a_row_whose_history_is_unknown_keeps_what_people_typed_and_fills_what_is_empty(
+    row: tuple[dict, dict, dict],
+) -> None:
+    """A row adopted from an older table (nothing known of what the service wrote): a value it
+    holds stays unless it is the source's spelt another way, the source fills an empty cell, its
+    links stay and the source's are added; from then on the rows merge as any other (a second
+    merge changes nothing)."""
+    source, _last, current = row
+    merged = merge_row(source, None, current)
+    after = _applied(current, merged.fields)
+    for key in VALUES:
+        if not empty(current[key]) and not equivalent(key, current[key], source[key]):
+            assert key not in merged.fields, (key, merged)
+        elif source[key] is not None and key != "PHONE_TYPE":
+            assert same(after[key], source[key]), key
+    assert set(after[LINKS]) == set(current[LINKS]) | set(source[LINKS])
+    assert set(merged.written[LINKS]) == set(source[LINKS])  # the source's links are the service's
+    assert not merge_row(source, merged.written, after).fields
+
+
+@pytest.mark.parametrize(
+    ("theirs", "same_as_ours"),
+    [
+        ("Phone Number: the latest filing says +919845000000; yours is kept", True),
+        ("Phone Number: the latest filing says \\+919845000000; yours is kept\n", True),  # rich text
+        ("Phone Number: the latest filing says +919845000001; yours is kept", False),
+        (None, False),
+    ],
+)
+def test_the_sync_note_compares_as_text_when_the_field_is_rich_text(theirs: Any, same_as_ours: bool) -> None:
+    ours = "Phone Number: the latest filing says +919845000000; yours is kept"
+    assert _same_note(ours, theirs) is same_as_ours
+    assert _same_note(None, "\n") and _same_note(None, None)

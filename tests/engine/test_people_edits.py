@@ -149,6 +149,24 @@ async def test_links_made_or_removed_by_hand_stay_and_the_service_removes_only_i
     assert sorted(base.row(VIKRAM)["fields"]["Company"]) == sorted([venture, base.konkan])
 
 
+async def test_a_persons_edit_survives_the_field_being_renamed(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    """What the service wrote is kept by field id: renamed in Airtable (and in the settings), the
+    field is the same one, and the person's value in it is still theirs."""
+    base = Base(airtable)
+    async with running_engine(pool, airtable, attestr, **FAST):
+        await synced(pool, base.nilgiri, NILGIRI)
+        base.edit(VIKRAM, **{"Phone Number": "+91 99000 11111"})
+    base.standin.rename_field("Contacts", "Phone Number", "Mobile")
+    async with running_engine(pool, airtable, attestr, **{**FAST, "AIRTABLE_FIELD_PHONE": "Mobile"}):
+        await synced(pool, base.konkan, KONKAN)  # Vikram's row pushed again, with a new link
+        await synced(pool, base.nilgiri, NILGIRI, force=True)
+    vikram = base.row(VIKRAM)["fields"]
+    assert vikram["Mobile"] == "+91 99000 11111"
+    assert sorted(vikram["Company"]) == sorted([base.nilgiri, base.konkan])
+
+
 async def test_resync_overwrite_puts_the_source_back_over_peoples_edits(
     pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
 ) -> None:
