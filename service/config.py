@@ -107,6 +107,7 @@ class Settings:
     airtable_fields: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_FIELDS))
     airtable_rate_limit_rps: float = 5.0
     airtable_cooldown_s: float = 30.0
+    airtable_probe_interval_s: float = 60.0
     api_rate_limit: int = 60
     api_rate_window_s: float = 60.0
     queue_max_jobs: int = 50_000
@@ -432,6 +433,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         },
         airtable_rate_limit_rps=read.number("AIRTABLE_RATE_LIMIT_RPS", 5.0, 0.1, 100, zero=True),
         airtable_cooldown_s=read.number("AIRTABLE_COOLDOWN_S", 30.0, 0, 3600, zero=True),
+        airtable_probe_interval_s=read.number("AIRTABLE_PROBE_INTERVAL_S", 60.0, 0, 86_400),
         api_rate_limit=read.whole("API_RATE_LIMIT", 60, 1, _MANY) or 60,
         api_rate_window_s=read.number("API_RATE_WINDOW_S", 60.0, 0, 86_400),
         queue_max_jobs=read.whole("QUEUE_MAX_JOBS", 50_000, 1, _MANY) or 50_000,

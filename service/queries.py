@@ -418,6 +418,62 @@ VALUES ($1, clock_timestamp() + make_interval(secs => $2))
 ON CONFLICT (base_id) DO UPDATE
     SET blocked_until = GREATEST(airtable_rate.blocked_until, EXCLUDED.blocked_until)"""
 
+# --- Airtable's pauses: refusals only the operator can fix (airtable/pauses.py) -----------------
+
+# A pause of $1 ('base', 'contacts', 'companies'); a probe is let through after $4 seconds. An
+# operator's pause stays as it is, and so does a resume later than the refused request was sent
+# ($5). Whether it is new (to log once, whichever process saw it).
+AIRTABLE_PAUSE = """
+INSERT INTO airtable_pauses AS p (scope, reason, kind, probe_after)
+VALUES ($1, $2, $3, now() + make_interval(secs => $4))
+ON CONFLICT (scope) DO UPDATE SET reason = EXCLUDED.reason, kind = EXCLUDED.kind,
+    probe_after = EXCLUDED.probe_after, resumed_at = NULL,
+    paused_at = CASE WHEN p.resumed_at IS NULL THEN p.paused_at ELSE now() END
+    WHERE (p.kind IS DISTINCT FROM 'operator' OR p.resumed_at IS NOT NULL)
+      AND (p.resumed_at IS NULL OR p.resumed_at < $5)
+RETURNING (xmax = 0 OR paused_at = now()) AS newly_paused"""
+
+AIRTABLE_PAUSE_BY_OPERATOR = """
+INSERT INTO airtable_pauses (scope, reason, kind, probe_after) VALUES ('base', $1, 'operator', 'infinity')
+ON CONFLICT (scope) DO UPDATE SET reason = $1, kind = 'operator', probe_after = 'infinity',
+    paused_at = now(), resumed_at = NULL"""
+
+AIRTABLE_PAUSES = """
+SELECT scope, reason, kind, paused_at, probe_after FROM airtable_pauses WHERE resumed_at IS NULL
+ORDER BY scope"""
+
+# What stops writes to table $1 now: the base's pause first, else the table's; and whether this
+# process takes the probe (one a probe interval, $2 seconds, for every process).
+AIRTABLE_ADMIT = """
+WITH pause AS (
+    SELECT scope FROM airtable_pauses WHERE scope IN ('base', $1) AND resumed_at IS NULL
+    ORDER BY scope = 'base' DESC LIMIT 1
+), probe AS (
+    UPDATE airtable_pauses p SET probe_after = now() + make_interval(secs => $2)
+    FROM pause WHERE p.scope = pause.scope AND p.probe_after <= now() AND p.resumed_at IS NULL
+    RETURNING p.scope
+)
+SELECT p.scope, p.reason, p.kind, p.probe_after, EXISTS (SELECT 1 FROM probe) AS probe
+FROM airtable_pauses p JOIN pause USING (scope)"""
+
+AIRTABLE_STOPPED = """
+SELECT EXISTS (SELECT 1 FROM airtable_pauses WHERE scope IN ('base', $1) AND resumed_at IS NULL)"""
+
+# A probe got through, or `airtable resume` ($1 NULL: every pause). What was paused.
+AIRTABLE_RESUME = """
+UPDATE airtable_pauses SET resumed_at = now()
+WHERE ($1::text[] IS NULL OR scope = ANY($1::text[])) AND resumed_at IS NULL
+RETURNING scope, reason"""
+
+# Companies whose job waits for Airtable show Waiting with the reason (where the Companies table
+# can still be written); their final status replaces it once their contacts are in.
+COMPANIES_WAITING_ON_AIRTABLE = """
+UPDATE companies c SET sync_status = 'Waiting', sync_error = $1, push_version = push_version + 1,
+    updated_at = now()
+WHERE c.airtable_id IN (SELECT record_id FROM jobs WHERE status = 'pushing')
+  AND (c.sync_status, c.sync_error) IS DISTINCT FROM ('Waiting', $1)
+  AND NOT c.deleted_in_airtable"""
+
 # --- the outbox: rows Airtable must receive (pusher.py) ---------------------------------------
 
 # With whether a job is still running: its rows may join the request if it waits a moment.

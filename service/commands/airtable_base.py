@@ -1,4 +1,5 @@
-"""`backfill`, `reconcile` and `airtable adopt|resync|webhook`: work on the whole base."""
+"""`backfill`, `reconcile` and `airtable adopt|resync|webhook|status|pause|resume`: work on the
+whole base."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from service import queries
 from service.airtable import webhooks as airtable_webhooks
 from service.airtable.client import Airtable
 from service.airtable.errors import AirtableError
+from service.airtable.pauses import AirtablePauses
 from service.commands import adopt
 from service.commands.context import (
     LISTED,
@@ -263,8 +265,43 @@ async def _adopt(pool: asyncpg.Pool, settings: Settings, dry_run: bool) -> int:
     return 0
 
 
+async def _pauses(pauses: AirtablePauses, args: argparse.Namespace) -> int:
+    """`airtable status|pause|resume`."""
+    if args.action == "resume":
+        scopes = await pauses.resume("resumed by an operator")
+        print(f"Airtable writes resumed ({', '.join(scopes) or 'none was paused'})")
+        return 0
+    if args.action == "pause":
+        await pauses.pause_by_operator(args.reason)
+        print(
+            "Airtable writes paused: nothing is written to Airtable (not even a probe) until "
+            "`contact-sync airtable resume`; jobs and rows wait, nothing fails. A request already "
+            "under way finishes."
+        )
+        return 0
+    state = await pauses.state()
+    if args.json:
+        print_json({"paused": bool(state), "pauses": state})
+        return 0
+    console = new_console()
+    if not state:
+        console.print("Airtable: [green]writing[/]")
+    for pause in state:
+        what = "every write" if pause["scope"] == "base" else f"writes to the {pause['scope']} table"
+        until = (
+            f"a probe at {pause['next_probe_at']} gets through"
+            if pause["next_probe_at"]
+            else "an operator resumes them"
+        )
+        console.print(f"Airtable: [bold red]{what} paused[/] since {pause['paused_at']}: {pause['reason']}")
+        console.print(f"  until {until}, or `contact-sync airtable resume`")
+    return 0
+
+
 def _airtable(settings: Settings, args: argparse.Namespace) -> int:
     async def work(pool: asyncpg.Pool) -> int:
+        if args.action in ("status", "pause", "resume"):
+            return await _pauses(AirtablePauses(pool, settings), args)
         if args.action == "adopt":
             return await _adopt(pool, settings, args.dry_run)
         if args.action == "webhook":
@@ -340,14 +377,21 @@ def _airtable_arguments(air: argparse.ArgumentParser) -> None:
         "Airtable disabled (the running service does that by itself for a disabled one).\n"
         "resync: mark every contact and company status to be written to Airtable again (after a "
         "field was renamed, say); values people changed in Airtable stay, unless --overwrite; "
-        "--restore-deleted also re-creates rows people deleted by hand."
+        "--restore-deleted also re-creates rows people deleted by hand.\n"
+        "status|pause|resume: writes to Airtable pause by themselves, for every process, on a "
+        "refusal only the operator can fix (a revoked token, a table or field locked, a table "
+        "moved, a field missing), and resume when a probe gets through (every "
+        "AIRTABLE_PROBE_INTERVAL_S) or with `resume`; `pause` stops them at once (no probe either) "
+        "until `resume`: jobs and rows wait, nothing fails."
         "\n\nexamples:\n  contact-sync airtable adopt --dry-run\n  contact-sync airtable adopt\n"
         "  contact-sync airtable resync\n  contact-sync airtable resync --restore-deleted\n"
         "  contact-sync airtable resync --overwrite\n"
         "  contact-sync airtable webhook create --url https://sync.example.com/webhooks/airtable/notifications\n"
-        "  contact-sync airtable webhook status\n  contact-sync airtable webhook recreate"
+        "  contact-sync airtable webhook status\n  contact-sync airtable webhook recreate\n"
+        "  contact-sync airtable status\n  contact-sync airtable pause --reason 'base being restructured'\n"
+        "  contact-sync airtable resume"
     )
-    air.add_argument("action", choices=["adopt", "resync", "webhook"])
+    air.add_argument("action", choices=["adopt", "resync", "webhook", "status", "pause", "resume"])
     air.add_argument(
         "verb",
         nargs="?",
@@ -360,7 +404,8 @@ def _airtable_arguments(air: argparse.ArgumentParser) -> None:
     air.add_argument(
         "--url", type=http_url, help="webhook create: the service's /webhooks/airtable/notifications URL"
     )
-    air.add_argument("--json", action="store_true", help="webhook status: print JSON")
+    air.add_argument("--json", action="store_true", help="webhook status, status: print JSON")
+    air.add_argument("--reason", help="pause: why, shown with the pause")
     air.add_argument("--dry-run", action="store_true", help="adopt: report what it would do, write nothing")
     air.add_argument("--restore-deleted", action="store_true", help="resync: bring back rows deleted by hand")
     air.add_argument(

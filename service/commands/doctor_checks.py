@@ -56,10 +56,44 @@ async def _database(settings: Settings, fix: bool) -> tuple[list[Check], list[as
             ], None
         else:
             check = Check("database", OK, "reachable and migrated")
-        checks = [check, *await _automation_scripts(conn), await _reconciliation(conn, settings)]
+        checks = [
+            check,
+            *await _pauses(conn),
+            *await _automation_scripts(conn),
+            await _reconciliation(conn, settings),
+        ]
         return checks, list(await conn.fetch(queries.WEBHOOKS_ALL))
     finally:
         await conn.close()
+
+
+async def _pauses(conn: asyncpg.Connection) -> list[Check]:
+    """Attestr calls or Airtable writes paused now, with the cause the service was given."""
+    checks = []
+    for pause in await conn.fetch(queries.AIRTABLE_PAUSES):
+        what = "every write" if pause["scope"] == "base" else f"writes to the {pause['scope']} table"
+        checks.append(
+            Check(
+                "Airtable writes",
+                FAIL,
+                f"{what} paused since {pause['paused_at']:%Y-%m-%d %H:%M} UTC: {pause['reason']}",
+                "`contact-sync airtable resume` once done"
+                if pause["kind"] == "operator"
+                else "mend what it says: writes resume by themselves at the next probe "
+                "(AIRTABLE_PROBE_INTERVAL_S), or at once with `contact-sync airtable resume`",
+            )
+        )
+    attestr = await conn.fetchrow(queries.ATTESTR_STATE)
+    if attestr and attestr["paused_reason"]:
+        checks.append(
+            Check(
+                "Attestr calls",
+                FAIL,
+                f"paused since {attestr['paused_at']:%Y-%m-%d %H:%M} UTC: {attestr['paused_reason']}",
+                "mend what it says: calls resume at the next probe, or with `contact-sync attestr resume`",
+            )
+        )
+    return checks
 
 
 async def _automation_scripts(conn: asyncpg.Connection) -> list[Check]:

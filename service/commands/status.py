@@ -47,6 +47,10 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
             f"company status(es) waiting to be written; {airtable['rows_failed']} row(s) refused; "
             f"{airtable['rows_deleted_by_hand']} deleted by hand"
         )
+        for pause in airtable["pauses"]:
+            what = "every write" if pause["scope"] == "base" else f"writes to the {pause['scope']} table"
+            console.print(f"  [bold red]{what} paused[/] since {pause['paused_at']}: {pause['reason']}")
+            console.print("  (`contact-sync airtable status`; `contact-sync airtable resume` ends it)")
         sweep = found["reconcile"]
         if sweep["interval_s"] <= 0:
             console.print("Reconciliation: off (RECONCILE_INTERVAL_S=0)")

@@ -6,10 +6,14 @@ one request and reads a refusal once, in one place:
 
 * no answer, or a 429: the rows go back to the outbox (the shared cool-down holds every request);
 * no credentials: the rows go back and the sender stops until the operator sets them;
+* a refusal only the operator can fix (a revoked token, a locked table or field, a table moved, a
+  field missing: `airtable.errors.operator_fix`): the rows go back, and `AirtablePaused` tells the
+  pusher to pause that part of the base for every process (pauses.py); nothing is split or failed;
 * rows deleted by hand: the table is told, the others go again;
 * a company the rows link to deleted by hand: its links are dropped, the rows go again without it;
 * the schema changed (a field renamed, an option removed): it is read again, and the batch sent
-  again once with the fields as they are now;
+  again once with the fields as they are now; a refusal the schema read again contradicts (the
+  field is there) is tried again later, never failed;
 * anything else is a bad row: the batch is split to find it, and a row refused on its own is
   failed with Airtable's words.
 """
@@ -28,12 +32,17 @@ from service.airtable.client import Airtable
 from service.airtable.errors import (
     AirtableError,
     AirtableNotConfigured,
+    AirtablePaused,
     AirtableRateLimited,
     AirtableUnavailable,
+    operator_fix,
 )
 from service.engine.outbox import SCHEMA_CHANGED, retry_delay
 
 log = structlog.get_logger(__name__)
+
+# A field Airtable calls unknown that the schema, read again, lists: tried again after this long.
+SCHEMA_CONTRADICTED_RETRY_S = 30.0
 
 
 @dataclass
@@ -96,22 +105,22 @@ class BatchSender:
         *,
         refreshed: bool = False,
         slot: int | None = None,
-    ) -> None:
+    ) -> bool:
         """Prepare `rows` and write what they need; `slot` is a rate-limit slot already taken
-        for this batch (else the requests take their own)."""
+        for this batch (else the requests take their own). True when a write got through.
+        Raises AirtablePaused (the rows given back) and AirtableNotConfigured."""
         try:
             batch, slot = await table.prepare(rows, fields, slot)
         except AirtableError as error:  # a read before the write
 
-            async def again(part: list[Outgoing], refreshed: bool) -> None:
-                await self.send(table, [item.row for item in part], fields, refreshed=refreshed)
+            async def again(part: list[Outgoing], refreshed: bool) -> bool:
+                return await self.send(table, [item.row for item in part], fields, refreshed=refreshed)
 
-            await self._refused(table, [Outgoing(row) for row in rows], error, refreshed, again)
-            return
+            return await self._refused(table, [Outgoing(row) for row in rows], error, refreshed, again)
         if batch:
-            await self._write(table, batch, fields, refreshed=refreshed, slot=slot)
-        else:
-            await self.airtable.limit.unused(slot)  # no request: the slot is free at once
+            return await self._write(table, batch, fields, refreshed=refreshed, slot=slot)
+        await self.airtable.limit.unused(slot)  # no request: the slot is free at once
+        return False
 
     async def _write(
         self,
@@ -121,19 +130,19 @@ class BatchSender:
         *,
         refreshed: bool,
         slot: int | None = None,
-    ) -> None:
+    ) -> bool:
         try:
             answer = await table.write(batch, slot)
         except AirtableError as error:
             if isinstance(error, AirtableUnavailable):
                 await table.unanswered(batch)
 
-            async def again(part: list[Outgoing], refreshed: bool) -> None:
-                await self._write(table, part, fields, refreshed=refreshed)
+            async def again(part: list[Outgoing], refreshed: bool) -> bool:
+                return await self._write(table, part, fields, refreshed=refreshed)
 
-            await self._refused(table, batch, error, refreshed, again)
-            return
+            return await self._refused(table, batch, error, refreshed, again)
         await table.written(batch, answer)
+        return True
 
     async def _refused(
         self,
@@ -141,8 +150,8 @@ class BatchSender:
         batch: list[Outgoing],
         error: AirtableError,
         refreshed: bool,
-        again: Callable[[list[Outgoing], bool], Awaitable[None]],
-    ) -> None:
+        again: Callable[[list[Outgoing], bool], Awaitable[bool]],
+    ) -> bool:
         rows = [item.row for item in batch]
         ids = [row["id"] for row in rows]
         if isinstance(error, AirtableRateLimited | AirtableUnavailable | AirtableNotConfigured):
@@ -150,30 +159,34 @@ class BatchSender:
             await self.pool.execute(table.release_query, ids, delay)
             if isinstance(error, AirtableNotConfigured):
                 raise error
-            return
+            return False
+        if fix := operator_fix(error, table.name):
+            await self.pool.execute(table.release_query, ids, 0.0)  # they wait on the pause
+            raise AirtablePaused(*fix, kind=error.kind)
         if error.kind == "ROW_DOES_NOT_EXIST" or error.status == 404:
             own = {row["airtable_id"] for row in rows} & error.record_ids
             if own:
                 await table.deleted([row for row in rows if row["airtable_id"] in own])
                 rest = [item for item in batch if item.row["airtable_id"] not in own]
-                if rest:
-                    await again(rest, refreshed)
-                return
+                return bool(rest) and await again(rest, refreshed)
             if error.record_ids:
                 # A company the rows link to was deleted by hand: its links are dropped, and the
                 # rows go again without it (read again: what they hold has changed).
                 await self.pool.execute(queries.COMPANIES_DELETED_IN_AIRTABLE, sorted(error.record_ids))
                 await self.pool.execute(table.release_query, ids, 0.0)
                 log.warning("airtable.company_deleted", record_ids=sorted(error.record_ids))
-                return
-        if error.kind in SCHEMA_CHANGED and not refreshed:
+                return False
+        if error.kind in SCHEMA_CHANGED:
+            if refreshed:  # the schema read again says the field is there: passing, not the rows'
+                await self.pool.execute(table.release_query, ids, SCHEMA_CONTRADICTED_RETRY_S)
+                log.warning("airtable.schema_contradicted", table=table.name, reason=error.message)
+                return False
             await self._schema_changed()
             fields = (await self.airtable.fields())[table.name]
-            await self.send(table, rows, fields, refreshed=True)  # planned again: the fields moved
-            return
+            return await self.send(table, rows, fields, refreshed=True)  # planned again: fields moved
         if len(batch) == 1:
             await table.failed(rows, error.message)
-            return
+            return False
         half = len(batch) // 2
-        await again(batch[:half], refreshed)
-        await again(batch[half:], refreshed)
+        first = await again(batch[:half], refreshed)
+        return await again(batch[half:], refreshed) or first

@@ -18,6 +18,7 @@ import structlog
 
 from service import metrics, queries
 from service.airtable.client import Airtable
+from service.airtable.errors import KEY_FIELD_MISSING, AirtableError
 from service.config import Settings
 from service.engine import hand_merges
 from service.engine.batches import Outgoing
@@ -61,13 +62,13 @@ class ContactsTable:
         The read takes the batch's slot, and the write one of its own after it: a sender never
         holds two slots (senders each holding one and waiting for another would wait for ever)."""
         key = self.settings.field("CONTACT_KEY")
-        if key not in fields:
+        if key not in fields:  # the operator's to mend: every contact waits (batches.py)
             message = (
                 f'The Contacts table has no "{key}" field: add it as single line text (or run '
                 "contact-sync doctor --fix)"
             )
-            await self.failed(rows, message)
-            return [], slot
+            await self.airtable.limit.unused(slot)
+            raise AirtableError(message, kind=KEY_FIELD_MISSING)
         known = [row for row in rows if row["airtable_id"]]
         current: dict[str, dict[str, Any]] = {}
         if known:

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime, timezone
 from typing import Any
 
 import asyncpg
@@ -29,7 +30,8 @@ import structlog
 
 from service import queries
 from service.airtable.client import Airtable
-from service.airtable.errors import AirtableError
+from service.airtable.errors import AirtableError, AirtablePaused, operator_fix
+from service.airtable.pauses import Admission, AirtablePauses
 from service.config import Settings
 from service.database import DATABASE_ERRORS
 from service.engine import jobs
@@ -71,6 +73,7 @@ class Pusher:
         self.contacts = ContactsTable(pool, airtable, settings)
         self.companies = CompanyStatuses(pool, airtable, settings, settle_s=settle_s)
         self.sender = BatchSender(pool, airtable, lambda: self._watch_options(reread=True))
+        self.pauses = AirtablePauses(pool, settings)
         self._wakeup = Wakeup()
         self._missing: frozenset[tuple[str, str]] | None = None  # as last stored in PostgreSQL
         self._delete_failures = 0  # merged people's rows: refusals in a row, and when to try again
@@ -97,12 +100,17 @@ class Pusher:
     async def _sender(self, stop: asyncio.Event) -> None:
         failures = 0
         while not stop.is_set():
+            started = datetime.now(timezone.utc)
             try:
                 busy = await self.push_once()
                 failures = 0
-                if self._waiting is not None:
+                if busy and self._waiting is not None:
                     self._waiting = None
                     log.info("airtable.push_resumed")
+            except AirtablePaused as paused:  # the base's schema refused: every write waits
+                await self.pauses.pause(paused.scope, paused.message, paused.kind, started)
+                await self._jobs_wait(paused.message)
+                busy = False
             except (AirtableError, *DATABASE_ERRORS) as exc:
                 failures += 1
                 await self._say_why_jobs_wait(exc)
@@ -122,26 +130,53 @@ class Pusher:
             if isinstance(exc, AirtableError)
             else f"Airtable writes are paused ({type(exc).__name__})"
         )
+        if isinstance(exc, AirtableError):
+            await self._jobs_wait(reason)
+        else:
+            self._log_waiting(reason)
+
+    def _log_waiting(self, reason: str) -> None:
         now = time.monotonic()
         if self._waiting is None or self._waiting[0] != reason or now - self._waiting[1] >= WAITING_REPEAT_S:
             self._waiting = (reason, now)
             log.warning("airtable.push_waiting", reason=reason)
-        if isinstance(exc, AirtableError):
-            with contextlib.suppress(*DATABASE_ERRORS):
-                await self.pool.execute(queries.JOBS_PUSHING_WAIT, reason)
+
+    async def _jobs_wait(self, reason: str) -> None:
+        """Every job waiting for its contacts to be written says why, and so does its company
+        (Waiting, with the reason) where the Companies table can still be written."""
+        self._log_waiting(reason)
+        with contextlib.suppress(*DATABASE_ERRORS):
+            async with self.pool.acquire() as conn, conn.transaction():
+                await conn.execute(queries.JOBS_PUSHING_WAIT, reason)
+                await conn.execute(queries.COMPANIES_WAITING_ON_AIRTABLE, reason)
 
     async def push_once(self) -> bool:
-        """Send one request's worth of marked rows, if any. True when there was work."""
+        """Send one request's worth of marked rows, if any. True when there was work. A table
+        whose writes are paused (pauses.py) is skipped, but for its probe."""
         self.airtable.require_configured()
-        fields = await self.airtable.fields()
-        await self._watch_options()
+        contacts = await self.pauses.admit("contacts")
+        companies = await self.pauses.admit("companies")
+        if contacts.waits:
+            await self._jobs_wait(contacts.reason or "")
+        if contacts.waits and companies.waits:
+            return False
+        probing = {a.scope for a in (contacts, companies) if a.probe}
+        try:
+            fields = await self.airtable.fields(refresh=bool(probing))
+            await self._watch_options()
+        except AirtableError as exc:
+            if fix := operator_fix(exc, None):
+                raise AirtablePaused(*fix, kind=exc.kind) from exc
+            raise
+        if "base" in probing:  # the schema could be read: the token and the base are back
+            await self.pauses.resume("Airtable answered again", ["base"])
         # People first, but never a full request's worth of companies' statuses behind them:
         # under a backlog the first companies show "Synced" soon, not when the last one is done.
         busy = (
-            await self._push(self.companies, fields["companies"], full_only=True)
-            or await self._push(self.contacts, fields["contacts"])
-            or await self._push(self.companies, fields["companies"])
-            or await self._delete_merged_rows()
+            (not companies.waits and await self._push(self.companies, fields["companies"], companies, True))
+            or (not contacts.waits and await self._push(self.contacts, fields["contacts"], contacts))
+            or (not companies.waits and await self._push(self.companies, fields["companies"], companies))
+            or (not contacts.waits and await self._delete_merged_rows())
         )
         if busy:
             await jobs.complete_pushed_jobs(self.pool)
@@ -207,15 +242,29 @@ class Pusher:
 
     # --- one table's rows ---
 
-    async def _push(self, table: Table, fields: set[str], *, full_only: bool = False) -> bool:
-        """Send one batch of `table`'s marked rows, if any are ready. True when there was work."""
+    async def _push(
+        self, table: Table, fields: set[str], admission: Admission, full_only: bool = False
+    ) -> bool:
+        """Send one batch of `table`'s marked rows, if any are ready. True when there was work.
+        A batch let through as a pause's probe ends the pause when a write gets through."""
         if not await self._ready(table, full_only):
             return False
         query, args = table.claim(full_only, self.lease_s)
-        async with self._claimed(query, *args) as (slot, rows):
+        probe, admission.probe = admission.probe, False  # one batch is the probe, no more
+        started = datetime.now(timezone.utc)
+        async with self._claimed(query, *args, recheck=None if probe else table.name) as (slot, rows):
             if not rows:
                 return False
-            await self.sender.send(table, rows, fields, slot=slot)
+            try:
+                wrote = await self.sender.send(table, rows, fields, slot=slot)
+            except AirtablePaused as paused:
+                await self.pauses.pause(paused.scope, paused.message, paused.kind, started)
+                if paused.scope != "companies":
+                    await self._jobs_wait(paused.message)
+                return False
+        if probe and wrote and admission.scope in ("contacts", "companies"):
+            await self.pauses.resume(f"a write to the {table.name} table got through", [table.name])
+            self.wake()
         return True
 
     async def _ready(self, table: Table, full_only: bool) -> bool:
@@ -234,16 +283,18 @@ class Pusher:
 
     @contextlib.asynccontextmanager
     async def _claimed(
-        self, claim_query: str, *args: Any
+        self, claim_query: str, *args: Any, recheck: str | None = None
     ) -> AsyncIterator[tuple[int | None, list[asyncpg.Record]]]:
         """A rate-limit slot first, then the rows: their lease runs while the request does, not
         while it waits for a slot, and what waited for a slot goes in the same request. A slot
         for which no rows were left is freed at once; else it is given back once the body is
-        done, in any case (after the request's own report, or `unused`, harmless)."""
+        done, in any case (after the request's own report, or `unused`, harmless). `recheck`: a
+        table whose pause, begun while this waited for the slot, means no rows are claimed."""
         slot = await self.airtable.limit.acquire()
         rows: list[asyncpg.Record] = []
         try:
-            rows = list(await self.pool.fetch(claim_query, *args))
+            if recheck is None or not await self.pauses.stopped(recheck):
+                rows = list(await self.pool.fetch(claim_query, *args))
             yield slot, rows
         finally:
             if rows:

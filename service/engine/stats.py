@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from service import queries
+from service.airtable.pauses import AirtablePauses
 from service.attestr.gate import AttestrGate
 from service.config import Settings
 from service.engine import jobs
@@ -39,6 +40,7 @@ async def collect(pool: asyncpg.Pool, settings: Settings, *, for_metrics: bool =
             "companies_waiting": airtable["companies"],
             "rows_failed": airtable["failed_rows"],
             "rows_deleted_by_hand": airtable["deleted_by_hand"],
+            "pauses": await AirtablePauses(pool, settings).state(),
         },
         "reconcile": {
             "interval_s": settings.reconcile_interval_s,

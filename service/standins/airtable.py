@@ -13,10 +13,13 @@ where it is silent, the stricter behaviour is kept and marked "undocumented".
   "List records" (pages, offsets, `filterByFormula`): `airtable_listing.py` and `formulas.py`;
   tables and fields (the metadata API): `airtable_schema.py`; error answers: `airtable_errors.py`.
 * Native webhooks: `airtable_webhooks.py`.
+* What a base's owner can set in Airtable's interface against the API user (a table or a field
+  locked: 403 `INVALID_PERMISSIONS`), and a field reported unknown for a moment (a reported
+  transient, not documented): `airtable_restrictions.py`.
 
 Besides the API (`/v0/…`), `/_standin/…` lets tests and the demo look inside and act as a person
-would in the Airtable UI (edit a cell, paste into many rows, delete a row or a field) without
-being rate-limited.
+would in the Airtable UI (edit a cell, paste into many rows, delete a row or a field, lock a table
+or a field) without being rate-limited.
 """
 
 from __future__ import annotations
@@ -77,6 +80,12 @@ class AirtableStandIn:
     # {"method", "path" (a part of it), "status", "kind", "skip": matching requests let through
     # first}, used once.
     faults: list[dict[str, Any]] = field(default_factory=list)
+    # Set by the base's owner in the UI (`lock_table`, `lock_field`): ids of tables and fields the
+    # API user may not write ("Errors", 403 INVALID_PERMISSIONS; `airtable_restrictions.py`).
+    locked_tables: set[str] = field(default_factory=set)
+    locked_fields: set[str] = field(default_factory=set)
+    # Field id -> how many more writes naming it are told it is unknown (`flap_unknown_field`).
+    unknown_for_a_while: dict[str, int] = field(default_factory=dict)
     _window: deque[float] = field(default_factory=deque)
     _user_window: deque[float] = field(default_factory=deque)
     _blocked_until: float = 0.0
@@ -133,6 +142,37 @@ class AirtableStandIn:
     def rename_field(self, table: str, name: str, new_name: str) -> None:
         """Rename a field, as a person can in the UI: its id and its cells' values stay."""
         self.table(table).field(name).name = new_name
+
+    def lock_table(self, table: str) -> None:
+        """The base's owner limits the table's editing permissions (as "Using field and table
+        editing permissions" lets them): the API user's writes to it are refused with 403
+        INVALID_PERMISSIONS; reads go on."""
+        self.locked_tables.add(self.table(table).id)
+
+    def unlock_table(self, table: str) -> None:
+        self.locked_tables.discard(self.table(table).id)
+
+    def lock_field(self, table: str, name: str) -> None:
+        """The base's owner limits a field's editing permissions: the API user's writes setting
+        (or, with PUT, clearing) it are refused with 403 INVALID_PERMISSIONS."""
+        self.locked_fields.add(self.table(table).field(name).id)
+
+    def unlock_field(self, table: str, name: str) -> None:
+        self.locked_fields.discard(self.table(table).field(name).id)
+
+    def flap_unknown_field(self, table: str, name: str, times: int = 1) -> None:
+        """The next `times` API writes naming the field are answered 422 UNKNOWN_FIELD_NAME
+        (`Unknown field name: "X"`) while the schema still lists it: a reported transient, not a
+        documented behaviour, for tests of a caller that must re-read the schema and retry."""
+        field_id = self.table(table).field(name).id
+        if times > 0:
+            self.unknown_for_a_while[field_id] = times
+        else:
+            self.unknown_for_a_while.pop(field_id, None)
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the stand-in's clock forward (`clock_skew_s`): webhooks and their payloads age."""
+        self.clock_skew_s += seconds
 
     def expire_iterators(self) -> None:
         """Every list offset handed out stops working, as after a restart of Airtable's servers."""
@@ -314,15 +354,40 @@ class AirtableStandIn:
         return JSONResponse({"requests": self.requests})
 
     async def _settings(self, request: Request) -> JSONResponse:
-        """Limits, the token's permission, the clock (webhooks' expiry), offsets' lifetime."""
+        """Limits, the token (a revoked one is answered 401) and its permission, the clock
+        (webhooks' and payloads' expiry), offsets' lifetime."""
         body = await request.json()
         self.rate_limit = int(body.get("rate_limit", self.rate_limit))
         self.cooldown_s = float(body.get("cooldown_s", self.cooldown_s))
+        self.token = str(body.get("token", self.token))
         self.permission = str(body.get("permission", self.permission))
         self.clock_skew_s = float(body.get("clock_skew_s", self.clock_skew_s))
         self.offset_ttl_s = float(body.get("offset_ttl_s", self.offset_ttl_s))
-        names = ("rate_limit", "cooldown_s", "permission", "clock_skew_s", "offset_ttl_s")
+        names = ("rate_limit", "cooldown_s", "token", "permission", "clock_skew_s", "offset_ttl_s")
         return JSONResponse({name: getattr(self, name) for name in names})
+
+    async def _lock(self, request: Request) -> JSONResponse:
+        """The base's owner locks (PUT) or unlocks (DELETE) a table or one of its fields."""
+        table, name = request.path_params["table"], request.path_params.get("field")
+        locking = request.method == "PUT"
+        try:
+            if name is None:
+                (self.lock_table if locking else self.unlock_table)(table)
+            else:
+                (self.lock_field if locking else self.unlock_field)(table, name)
+        except AirtableError as error:
+            return error.response()
+        return JSONResponse({"locked": locking})
+
+    async def _unknown_for_a_while(self, request: Request) -> JSONResponse:
+        """`{"times": N}`: the next N API writes naming the field are told it is unknown."""
+        body = await request.json()
+        times = int(body.get("times", 1)) if isinstance(body, dict) else 1
+        try:
+            self.flap_unknown_field(request.path_params["table"], request.path_params["field"], times)
+        except AirtableError as error:
+            return error.response()
+        return JSONResponse({"times": times})
 
     async def _delete_field(self, request: Request) -> JSONResponse:
         """A person deletes a field in the UI (a webhook watching it goes into its error state)."""
@@ -349,6 +414,13 @@ class AirtableStandIn:
                 Route("/_standin/requests", self._requests, methods=["GET"]),
                 Route("/_standin/settings", self._settings, methods=["PUT"]),
                 Route("/_standin/tables/{table}/fields/{field}", self._delete_field, methods=["DELETE"]),
+                Route("/_standin/tables/{table}/lock", self._lock, methods=["PUT", "DELETE"]),
+                Route("/_standin/tables/{table}/fields/{field}/lock", self._lock, methods=["PUT", "DELETE"]),
+                Route(
+                    "/_standin/tables/{table}/fields/{field}/unknown",
+                    self._unknown_for_a_while,
+                    methods=["POST"],
+                ),
                 Route("/_standin/tables/{table}/records", self._control, methods=["GET", "POST", "PATCH"]),
                 Route(
                     "/_standin/tables/{table}/records/{record}", self._control, methods=["PATCH", "DELETE"]

@@ -5,6 +5,12 @@
   the timeout itself is undocumented: `AirtableStandIn.offset_ttl_s`).
 * `fields`: "Only data for fields whose names or IDs are in this list will be included";
   `filterByFormula` (the language: `formulas.py`); `maxRecords`.
+* `pageSize` ("List records", https://airtable.com/developers/web/api/list-records#query-pagesize):
+  "The number of records returned in each request. Must be less than or equal to 100. Default
+  is 100." A larger one is refused, in the query string and in the body of `listRecords` alike,
+  and so is one that is not a whole number from 1: 422 `INVALID_REQUEST_UNKNOWN` (the type and
+  the refusal of a bad value are undocumented: the stricter choice, and the type of the "Errors"
+  page's 422 example).
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from .airtable_errors import AirtableError
 from .airtable_records import render
 from .airtable_schema import Table, new_id
 from .formulas import FormulaError, compile_formula
+
+MAX_PAGE_SIZE = 100  # "Must be less than or equal to 100. Default is 100." ("List records")
 
 
 def _parse_iso(text: str) -> datetime:
@@ -46,7 +54,7 @@ def list_page(
 ) -> dict[str, Any]:
     """One page. The offset names an iterator (kept in `iterators`) over the records that matched
     when the listing began; it times out when unused for `offset_ttl_s`."""
-    page_size = min(int(params.get("pageSize") or 100), 100)
+    page_size = _page_size(params.get("pageSize"))
     offset = params.get("offset")
     now = time.monotonic()
     if offset:
@@ -75,6 +83,29 @@ def list_page(
     else:
         iterators.pop(iterator_id, None)
     return out
+
+
+def _page_size(value: Any) -> int:
+    """ "pageSize … Must be less than or equal to 100. Default is 100." ("List records")."""
+    if value is None:
+        return MAX_PAGE_SIZE
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise AirtableError(
+            422,
+            "INVALID_REQUEST_UNKNOWN",
+            f"Invalid request: parameter validation failed. pageSize: {value!r} must be a whole "
+            "number from 1",
+        )
+    if value > MAX_PAGE_SIZE:
+        raise AirtableError(
+            422,
+            "INVALID_REQUEST_UNKNOWN",
+            f"Invalid request: parameter validation failed. pageSize: {value} must be less than or "
+            f"equal to {MAX_PAGE_SIZE}",
+        )
+    return value
 
 
 def _matching(table: Table, params: dict[str, Any]) -> list[str]:

@@ -4,6 +4,16 @@
   `performUpsert.fieldsToMergeOn` (no match creates, one updates, several fail); each request
   applied whole or not at all; 422 `UNKNOWN_FIELD_NAME`; values checked against the field's type
   (`airtable_values.py`).
+* `fieldsToMergeOn` ("Update multiple records",
+  https://airtable.com/developers/web/api/update-multiple-records#request-performupsert-fieldstomergeon):
+  "An array with at least one and at most three field names or IDs. IDs must uniquely identify
+  a single record. These cannot be computed fields (formulas, lookups, rollups), and must be one
+  of the following types: number, text, long text, single select, multiple select, date." Read
+  strictly: "text" is `singleLineText` only (not email, phone, url or rich text), "date" is `date`
+  only (not `dateTime`), and a field named twice is refused. The refusal's type is undocumented:
+  422 `INVALID_REQUEST_UNKNOWN`, the type of the "Errors" page's 422 example.
+* Editing permissions set on a table or a field, and a field reported unknown for a moment:
+  `airtable_restrictions.py`.
 * "Get record", "Delete record": a record that is not there is 404 `NOT_FOUND`; in a request for
   several it is 422 `ROW_DOES_NOT_EXIST`.
 * Empty values are left out of answers. "List records" is `airtable_listing.py`.
@@ -21,14 +31,18 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from . import airtable_restrictions as restrictions
 from .airtable_errors import AirtableError, json_body
 from .airtable_schema import Field, Table, new_id
-from .airtable_values import ByPrimary, is_empty, validated
+from .airtable_values import COMPUTED_TYPES, ByPrimary, is_empty, validated
 
 if TYPE_CHECKING:
     from .airtable import AirtableStandIn
 
 MAX_RECORDS_PER_WRITE = 10
+MAX_FIELDS_TO_MERGE_ON = 3  # "at least one and at most three field names or IDs"
+# "must be one of the following types: number, text, long text, single select, multiple select, date"
+MERGEABLE_TYPES = {"number", "singleLineText", "multilineText", "singleSelect", "multipleSelects", "date"}
 
 
 def _now_iso() -> str:
@@ -51,15 +65,19 @@ async def answer(standin: AirtableStandIn, request: Request, entry: dict[str, An
         else:
             params = await json_body(request)
         return JSONResponse(standin._list(table, params))
+    restrictions.check_table(standin, table, method)
     if method == "DELETE":
         ids = [record_id] if record_id else request.query_params.getlist("records[]")
         entry["records"] = len(ids)
         return JSONResponse(delete(standin, table, ids, single=bool(record_id)))
     body = await json_body(request)
+    restrictions.check_unknown_for_a_while(standin, table, body)
     typecast = body.get("typecast") is True
     if record_id:  # one record: PATCH/PUT /table/rec…
         entry["records"] = 1
         fields = validated(standin, table, body.get("fields"), typecast)
+        get(table, record_id)
+        restrictions.check_cells(standin, table, fields, record_id, replace=method == "PUT")
         return JSONResponse(
             render(table, update(standin, table, record_id, fields, method == "PUT", single=True))
         )
@@ -67,9 +85,9 @@ async def answer(standin: AirtableStandIn, request: Request, entry: dict[str, An
         if method != "POST":
             raise AirtableError(422, "INVALID_REQUEST_MISSING_FIELDS", 'Could not find field "records"')
         entry["records"] = 1
-        return JSONResponse(
-            render(table, standin._create(table, validated(standin, table, body.get("fields"), typecast)))
-        )
+        fields = validated(standin, table, body.get("fields"), typecast)
+        restrictions.check_cells(standin, table, fields, None, replace=False)
+        return JSONResponse(render(table, standin._create(table, fields)))
     records = body["records"]
     if not isinstance(records, list) or not records:
         raise AirtableError(422, "INVALID_RECORDS", "records must be a non-empty array")
@@ -83,6 +101,8 @@ async def answer(standin: AirtableStandIn, request: Request, entry: dict[str, An
             validated(standin, table, r.get("fields") if isinstance(r, dict) else None, typecast)
             for r in records
         ]
+        for fields in fields_list:
+            restrictions.check_cells(standin, table, fields, None, replace=False)
         return JSONResponse({"records": [render(table, standin._create(table, f)) for f in fields_list]})
     return JSONResponse(
         standin._write(table, records, body.get("performUpsert"), typecast, replace=method == "PUT")
@@ -209,16 +229,7 @@ def write(
     standin: AirtableStandIn, table: Table, records: list[Any], upsert: Any, typecast: bool, replace: bool
 ) -> dict[str, Any]:
     """PATCH/PUT of up to ten records, with or without performUpsert: checked whole, then applied."""
-    merge_on: list[Field] = []
-    if upsert is not None:
-        keys = upsert.get("fieldsToMergeOn") if isinstance(upsert, dict) else None
-        if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
-            raise AirtableError(
-                422,
-                "INVALID_REQUEST_UNKNOWN",
-                "performUpsert.fieldsToMergeOn must be a non-empty array of field names",
-            )
-        merge_on = [table.field(k) for k in keys]
+    merge_on = _fields_to_merge_on(table, upsert) if upsert is not None else []
     plan: list[tuple[str | None, dict[str, Any]]] = []
     seen_keys: set[tuple[Any, ...]] = set()
     for item in records:
@@ -259,6 +270,8 @@ def write(
                 f"{len(matches)} records match the fieldsToMergeOn values of one record",
             )
         plan.append((matches[0] if matches else None, fields))
+    for record_id, fields in plan:
+        restrictions.check_cells(standin, table, fields, record_id, replace)
     out: dict[str, Any] = {"records": []}
     if merge_on:
         out["createdRecords"], out["updatedRecords"] = [], []
@@ -272,3 +285,33 @@ def write(
                 out["updatedRecords"].append(record_id)
         out["records"].append(render(table, record))
     return out
+
+
+def _fields_to_merge_on(table: Table, upsert: Any) -> list[Field]:
+    """ "An array with at least one and at most three field names or IDs … These cannot be
+    computed fields (formulas, lookups, rollups), and must be one of the following types: number,
+    text, long text, single select, multiple select, date" ("Update multiple records"). The
+    refusals' type is undocumented (`INVALID_REQUEST_UNKNOWN`)."""
+
+    def refuse(why: str) -> AirtableError:
+        return AirtableError(
+            422, "INVALID_REQUEST_UNKNOWN", f"Invalid request: performUpsert.fieldsToMergeOn {why}"
+        )
+
+    keys = upsert.get("fieldsToMergeOn") if isinstance(upsert, dict) else None
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise refuse("must be an array of field names or IDs")
+    if not 1 <= len(keys) <= MAX_FIELDS_TO_MERGE_ON:
+        raise refuse(f"must name at least one and at most {MAX_FIELDS_TO_MERGE_ON} fields, not {len(keys)}")
+    merge_on = [table.field(k) for k in keys]
+    for f in merge_on:
+        if f.type in COMPUTED_TYPES:
+            raise refuse(f'cannot name the computed field "{f.name}" ({f.type})')
+        if f.type not in MERGEABLE_TYPES:
+            raise refuse(
+                f'cannot name "{f.name}": a {f.type} field; only number, text, long text, single '
+                "select, multiple select and date fields"
+            )
+    if len({f.id for f in merge_on}) < len(merge_on):  # undocumented: the stricter choice
+        raise refuse("names a field twice")
+    return merge_on

@@ -3,6 +3,12 @@
 * Values are checked against the field's type ("Field types and cell values"): a refused one is
   422 `INVALID_VALUE_FOR_COLUMN`, as is any value for a computed field; links are arrays of
   existing record ids (else 422 `ROW_DOES_NOT_EXIST`).
+* Text length ("Using rich text with Airtable", https://support.airtable.com/using-rich-text-with-airtable):
+  "Single line text fields and long text fields are limited to 100,000 characters." A longer
+  value (long text with rich text is `richText`) is 422 `INVALID_VALUE_FOR_COLUMN`, in the API
+  and the UI alike; the error type is undocumented (the one for any refused value), and
+  characters are counted as UTF-16 units, as JavaScript counts them (undocumented; never fewer
+  than Python's code points, so the stricter count).
 * `typecast` ("Update multiple records": "best-effort automatic data conversion"): a select
   value that is not an option becomes a new option ("Field types and cell values") but only for
   a creator, who may customise fields (else 422 `INVALID_MULTIPLE_CHOICE_OPTIONS`, as Airtable
@@ -24,7 +30,10 @@ from .airtable_schema import TEXT_TYPES, Field, Table, new_id
 if TYPE_CHECKING:
     from .airtable import AirtableStandIn
 
-_COMPUTED_TYPES = {
+MAX_TEXT_CHARACTERS = 100_000  # "limited to 100,000 characters"
+_LIMITED_TEXT_TYPES = {"singleLineText", "multilineText", "richText"}
+
+COMPUTED_TYPES = {
     "formula",
     "createdTime",
     "lastModifiedTime",
@@ -32,6 +41,13 @@ _COMPUTED_TYPES = {
     "rollup",
     "count",
     "multipleLookupValues",
+    # Also not writable: AI text's "Cell format (read only)" ("Field types and cell values"), a
+    # button's "Cell write format n/a" (Extensions, "FieldType"); who created or last modified a
+    # record is Airtable's to set (not found stated for the Web API: the stricter choice).
+    "createdBy",
+    "lastModifiedBy",
+    "button",
+    "aiText",
 }
 
 
@@ -61,7 +77,7 @@ def _value(standin: AirtableStandIn, f: Field, value: Any, typecast: bool) -> An
             422, "INVALID_VALUE_FOR_COLUMN", f'Field "{f.name}" cannot accept the provided value'
         )
 
-    if f.type in _COMPUTED_TYPES:
+    if f.type in COMPUTED_TYPES:
         raise AirtableError(
             422,
             "INVALID_VALUE_FOR_COLUMN",
@@ -76,6 +92,13 @@ def _value(standin: AirtableStandIn, f: Field, value: Any, typecast: bool) -> An
             if typecast and isinstance(value, int | float):
                 return str(value)
             raise refuse()
+        if f.type in _LIMITED_TEXT_TYPES and len(value.encode("utf-16-le")) // 2 > MAX_TEXT_CHARACTERS:
+            raise AirtableError(
+                422,
+                "INVALID_VALUE_FOR_COLUMN",
+                f'Field "{f.name}" cannot accept the provided value: '
+                f"text is limited to {MAX_TEXT_CHARACTERS:,} characters",
+            )
         return value
     if f.type == "email":
         if not isinstance(value, str) or (value and "@" not in value):

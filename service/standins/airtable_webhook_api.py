@@ -7,7 +7,9 @@
 * Refresh and list payloads (…/refresh-a-webhook, …/list-webhook-payloads): both set the expiry
   to 7 days from the call, for an active webhook only. At most 50 payloads a page; `cursor` is
   the transaction number to start from; `mightHaveMore: false` means "definitely no more" (a
-  full page says it might have more).
+  full page says it might have more). Payloads are deleted after a week, the cursor numbering
+  going on ("The cursor value for the next payload is never reset, even if payloads are
+  deleted"): see `airtable_webhooks.py`.
 * List webhooks, delete a webhook, enable/disable webhook notifications.
 """
 
@@ -159,8 +161,13 @@ def _payloads(hub: WebhookHub, hook: Webhook, query: Any) -> dict[str, Any]:
         raise AirtableError(422, "INVALID_REQUEST_UNKNOWN", "limit must be 1 to 50 and cursor at least 1")
     if hook.enabled:  # "will also extend the life of the webhook if it is active"
         hook.expires_at = hub.now() + LIFETIME
-    page = hook.payloads[cursor - 1 : cursor - 1 + limit]
-    return {"payloads": page, "cursor": cursor + len(page), "mightHaveMore": len(page) == limit}
+    # Payloads a week old are gone, their cursors never reused ("List webhook payloads"): a cursor
+    # naming a deleted payload starts from the oldest one kept. "If there are no returned
+    # payloads, then the cursor in the response will be the same as the cursor specified."
+    start = max(cursor - 1 - hook.dropped, 0)
+    page = hook.payloads[start : start + limit]
+    after = hook.dropped + start + len(page) + 1 if page else cursor
+    return {"payloads": page, "cursor": after, "mightHaveMore": len(page) == limit}
 
 
 def _records_data(spec: dict[str, Any]) -> bool:

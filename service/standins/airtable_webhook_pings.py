@@ -9,6 +9,12 @@
 
 The number of retries, the backoff and the timeout are the hub's (`WebhookHub.ping_*`), for
 tests to shorten.
+
+"The recipient of this request should respond with an HTTP 200 or 204 status code and an empty
+response body" ("Webhooks overview"). What Airtable does with a 200 that has a body is not
+documented, so it is counted a success as before; each ping's answer is kept in `WebhookHub.pings`
+(`status`, None when there was no answer, and `body_bytes`) for a test to check that a receiver
+answers as asked.
 """
 
 from __future__ import annotations
@@ -61,6 +67,8 @@ def _deliver(hub: WebhookHub, hook: Webhook, attempt: int) -> bool:
     ).encode()
     mac = hmac.new(base64.b64decode(hook.mac_secret_base64), body, hashlib.sha256).hexdigest()
     started, error = time.monotonic(), None
+    status: int | None = None
+    body_bytes: int | None = None
     try:
         answer = httpx.post(
             hook.notification_url or "",
@@ -68,6 +76,7 @@ def _deliver(hub: WebhookHub, hook: Webhook, attempt: int) -> bool:
             timeout=hub.ping_timeout_s,
             headers={"Content-Type": "application/json", "X-Airtable-Content-MAC": f"hmac-sha256={mac}"},
         )
+        status, body_bytes = answer.status_code, len(answer.content)
         if answer.status_code not in (200, 204):
             error = f"The notification URL answered {answer.status_code}"
     except httpx.HTTPError as exc:
@@ -83,5 +92,13 @@ def _deliver(hub: WebhookHub, hook: Webhook, attempt: int) -> bool:
     else:
         hook.last_success = result["completionTimestamp"]
     hook.last_result = result
-    hub.pings.append({"webhook": hook.id, "at": time.time(), "success": error is None})
+    hub.pings.append(
+        {
+            "webhook": hook.id,
+            "at": time.time(),
+            "success": error is None,
+            "status": status,  # what the receiver answered ("should respond with … 200 or 204")
+            "body_bytes": body_bytes,  # "… and an empty response body": 0
+        }
+    )
     return error is None

@@ -8,6 +8,12 @@ and marked "undocumented".
   notification pings: `airtable_webhook_pings.py`.
 * One action (a request, a paste into many rows) is one payload; a webhook "will expire and be
   disabled after 7 days" (https://airtable.com/developers/web/api/create-a-webhook).
+* Payloads expire ("List webhook payloads",
+  https://airtable.com/developers/web/api/list-webhook-payloads): "Payloads are deleted from
+  Airtable's servers after 1 week whether or not the client has seen them. The cursor value for
+  the next payload is never reset, even if payloads are deleted." On the stand-in's clock
+  (`WebhookHub.now`, moved by `AirtableStandIn.clock_skew_s`); one exactly a week old is gone
+  (the stricter reading of "after 1 week").
 * Error payloads (…/model/webhooks-payload, "Error response"): deleting a field listed in
   `watchDataInFieldIds` sends `{error: true, code: "INVALID_FILTERS"}` and the webhook "goes into
   an error state … The caller must re-create a new webhook"; a deleted field listed only in
@@ -32,6 +38,7 @@ if TYPE_CHECKING:
     from .airtable_schema import Field, Table
 
 LIFETIME = timedelta(days=7)
+PAYLOAD_LIFETIME = timedelta(weeks=1)  # "Payloads are deleted from Airtable's servers after 1 week"
 
 
 @dataclass
@@ -43,7 +50,8 @@ class Webhook:
     expires_at: datetime
     enabled: bool = True
     notifications_enabled: bool = True
-    payloads: list[dict[str, Any]] = field(default_factory=list)
+    payloads: list[dict[str, Any]] = field(default_factory=list)  # those still kept, oldest first
+    dropped: int = 0  # payloads deleted after a week: the cursor of `payloads[0]` is `dropped + 1`
     last_result: dict[str, Any] | None = None
     last_success: str | None = None
     _ping: threading.Event = field(default_factory=threading.Event)
@@ -66,7 +74,8 @@ class Webhook:
         return {
             "id": self.id,
             "areNotificationsEnabled": self.notifications_enabled,
-            "cursorForNextPayload": len(self.payloads) + 1,
+            # "The cursor value for the next payload is never reset, even if payloads are deleted."
+            "cursorForNextPayload": self.dropped + len(self.payloads) + 1,
             "expirationTime": iso(self.expires_at),
             "isHookEnabled": self.enabled,
             "lastNotificationResult": self.last_result,
@@ -82,6 +91,10 @@ class _Action:
 
     source: str
     changes: dict[str, dict[str, Change]] = field(default_factory=dict)
+
+
+def _made_at(payload: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(payload["timestamp"].replace("Z", "+00:00"))
 
 
 _ACTION: contextvars.ContextVar[_Action | None] = contextvars.ContextVar("airtable_action", default=None)
@@ -107,7 +120,16 @@ class WebhookHub:
     def live(self, hook: Webhook) -> Webhook:
         if hook.enabled and self.now() >= hook.expires_at:
             hook.enabled = False  # "will expire and be disabled after 7 days"
+        self._drop_old_payloads(hook)
         return hook
+
+    def _drop_old_payloads(self, hook: Webhook) -> None:
+        """ "Payloads are deleted from Airtable's servers after 1 week whether or not the client
+        has seen them" ("List webhook payloads"); the cursor numbering goes on (`Webhook.dropped`)."""
+        oldest_kept = self.now() - PAYLOAD_LIFETIME
+        while hook.payloads and _made_at(hook.payloads[0]) <= oldest_kept:
+            hook.payloads.pop(0)
+            hook.dropped += 1
 
     # --- actions: one payload per action ---
 

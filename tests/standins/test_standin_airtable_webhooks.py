@@ -1,7 +1,8 @@
 """The Airtable stand-in's native webhooks keep Airtable's documented rules (see the sources in
 `service/standins/airtable_webhooks.py`): what a payload holds depends on the specification's
 includes, one action is one payload, a base holds ten webhooks, they expire and can be disabled,
-and pings that keep failing are turned off."""
+payloads are deleted after a week while their cursors go on, and pings that keep failing are
+turned off."""
 
 from __future__ import annotations
 
@@ -172,6 +173,53 @@ def test_expiry_refresh_and_listing_payloads(api: Api, airtable: Running[Airtabl
         api.request("GET", _hooks_url(api, airtable, hook["id"], "payloads"), params={"limit": 51})
 
 
+def test_payloads_are_deleted_after_a_week_and_cursors_are_never_reset(
+    api: Api, airtable: Running[AirtableStandIn]
+) -> None:
+    """ "Payloads are deleted from Airtable's servers after 1 week whether or not the client has
+    seen them. The cursor value for the next payload is never reset, even if payloads are
+    deleted." ("List webhook payloads")"""
+    hook = _create(api, airtable)
+    day = 86400
+    for name in ("Old 1", "Old 2"):  # two payloads on day 0
+        airtable.standin.add_record("Companies", {"Company Name": name, "CIN": "U72200KA2015PTC081234"})
+    airtable.standin.advance_clock(4 * day)
+    seen = _payloads(api, airtable, hook["id"])  # read on day 4, which also keeps the hook alive
+    assert len(seen["payloads"]) == 2 and seen["cursor"] == 3
+    airtable.standin.add_record("Companies", {"Company Name": "New", "CIN": "U72200KA2015PTC081234"})
+    airtable.standin.advance_clock(4 * day)  # day 8: the first two are over a week old
+
+    kept = _payloads(api, airtable, hook["id"], cursor=1)  # the old cursor names a deleted payload
+    (payload,) = kept["payloads"]
+    ((created,),) = [_changes(payload, airtable)["createdRecordsById"].values()]
+    name_id = airtable.standin.table("Companies").field("Company Name").id
+    assert created["cellValuesByFieldId"][name_id] == "New"
+    assert kept["cursor"] == 4 > seen["cursor"]  # numbering goes on past the deleted ones
+    assert _payloads(api, airtable, hook["id"], cursor=3)["payloads"] == [payload]
+    assert _payloads(api, airtable, hook["id"], cursor=4) == {
+        "payloads": [],
+        "cursor": 4,
+        "mightHaveMore": False,
+    }
+    listed = api.request("GET", _hooks_url(api, airtable))["webhooks"][0]
+    assert listed["cursorForNextPayload"] == 4
+
+    airtable.standin.add_record("Companies", {"Company Name": "Newer", "CIN": "U72200KA2015PTC081234"})
+    airtable.standin.advance_clock(3 * day)
+    assert _payloads(api, airtable, hook["id"], cursor=5)["payloads"] == []  # day 11: keeps it alive
+    airtable.standin.advance_clock(5 * day)  # day 16: every payload made so far is gone
+    assert _payloads(api, airtable, hook["id"], cursor=1) == {
+        "payloads": [],
+        "cursor": 1,  # "If there are no returned payloads … the same as the cursor specified"
+        "mightHaveMore": False,
+    }
+    assert api.request("GET", _hooks_url(api, airtable))["webhooks"][0]["cursorForNextPayload"] == 5
+    airtable.standin.add_record("Companies", {"Company Name": "Later", "CIN": "U72200KA2015PTC081234"})
+    (later,) = _payloads(api, airtable, hook["id"], cursor=4)["payloads"]
+    assert _payloads(api, airtable, hook["id"], cursor=4)["cursor"] == 6  # the 5th payload, kept
+    assert later["baseTransactionNumber"] > payload["baseTransactionNumber"]
+
+
 def test_deleting_a_watched_field_sends_an_error_payload(
     api: Api, airtable: Running[AirtableStandIn]
 ) -> None:
@@ -209,13 +257,14 @@ class _Receiver:
 
     def __init__(self) -> None:
         self.status = 200
+        self.body = b""
         self.got: list[tuple[bytes, str]] = []
         self.lock = threading.Lock()
 
     async def receive(self, request: Request) -> Response:
         with self.lock:
             self.got.append((await request.body(), request.headers.get("x-airtable-content-mac", "")))
-        return Response(status_code=self.status)
+        return Response(content=self.body, status_code=self.status)
 
 
 @pytest.fixture
@@ -268,3 +317,22 @@ def test_pings_are_signed_retried_then_turned_off_until_enabled(
     api.request("POST", _hooks_url(api, airtable, hook["id"], "enableNotifications"), json={"enable": True})
     airtable.standin.add_record("Companies", {"Company Name": "W", "CIN": "U72200KA2015PTC081234"})
     _wait(lambda: len(got.got) == 5)
+
+
+def test_each_pings_answer_is_kept_for_tests_of_the_receiver(
+    api: Api, airtable: Running[AirtableStandIn], receiver: tuple[_Receiver, str]
+) -> None:
+    """ "The recipient of this request should respond with an HTTP 200 or 204 status code and an
+    empty response body" ("Webhooks overview"): the hub keeps what each ping was answered."""
+    got, url = receiver
+    hub = airtable.standin.hub
+    hook = _create(api, airtable, notificationUrl=url)
+    got.status = 204
+    airtable.standin.add_record("Companies", {"Company Name": "X", "CIN": "U72200KA2015PTC081234"})
+    _wait(lambda: len(hub.pings) == 1)
+    assert hub.pings[0]["webhook"] == hook["id"]
+    assert (hub.pings[0]["status"], hub.pings[0]["body_bytes"], hub.pings[0]["success"]) == (204, 0, True)
+    got.status, got.body = 200, b'{"ok": true}'
+    airtable.standin.add_record("Companies", {"Company Name": "Y", "CIN": "U72200KA2015PTC081234"})
+    _wait(lambda: len(hub.pings) == 2)
+    assert (hub.pings[1]["status"], hub.pings[1]["body_bytes"]) == (200, 12)  # a body: not as asked
