@@ -486,14 +486,20 @@ FROM (SELECT updated_at FROM people
       ORDER BY updated_at LIMIT $1) AS ready"""
 
 # Claim up to $1 rows for one request, leased for $2 seconds, with what Airtable must show now.
+# One kind a request, that of the row waiting longest: rows Airtable has (an update by id, after a
+# read of what people changed) or rows it lacks (an upsert on Contact Key: "Airtable reserves the
+# right to throttle upsert requests differently", "Update multiple records", so only these).
 PEOPLE_CLAIM_PUSH = """
-WITH next AS (
-    SELECT id FROM people
+WITH pushable AS (
+    SELECT id, updated_at, airtable_id IS NULL AS new FROM people
     WHERE push_version > pushed_version AND NOT deleted_in_airtable
       AND (push_lease_until IS NULL OR push_lease_until < now())
-    ORDER BY updated_at, id
+), next AS (
+    SELECT p.id FROM people p JOIN pushable USING (id)
+    WHERE pushable.new = (SELECT new FROM pushable ORDER BY updated_at, id LIMIT 1)
+    ORDER BY pushable.updated_at, p.id
     LIMIT $1
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF p SKIP LOCKED
 )
 UPDATE people p SET push_lease_until = now() + make_interval(secs => $2)
 FROM next WHERE p.id = next.id
@@ -736,6 +742,10 @@ RECONCILE_JOB_SINCE = """
 SELECT EXISTS (SELECT 1 FROM jobs WHERE record_id = $1
                AND (created_at >= $2 OR (status = 'queued' AND updated_at >= $2)))"""
 RECONCILE_NOW = "SELECT clock_timestamp()"
+# Changes Airtable deleted unread (a webhook's payloads, after a week): the sweeps read from $1
+# on, until one has read it (a sweep under way when this is set reads its own window only).
+RECONCILE_REWIND = """
+UPDATE reconcile_state SET swept_from = GREATEST(baseline_at, LEAST(swept_from, $1))"""
 # A company the automation script marked Waiting whose CIN is no CIN: it says so instead.
 COMPANY_REFUSED_CIN = """
 INSERT INTO companies (airtable_id, sync_status, sync_error, push_version)
@@ -809,7 +819,8 @@ UPDATE airtable_webhooks SET checked_at = now(), updated_at = now(),
 WHERE id = $1"""
 # Moves only from the cursor this reader started from: two readers never both advance it.
 WEBHOOK_ADVANCE = """
-UPDATE airtable_webhooks SET cursor = $3, updated_at = now() WHERE id = $1 AND cursor = $2"""
+UPDATE airtable_webhooks SET cursor = $3, updated_at = now(), last_payload_at = COALESCE($4, last_payload_at)
+WHERE id = $1 AND cursor = $2"""
 WEBHOOK_READER_LOCK = "SELECT pg_try_advisory_lock(hashtextextended('webhook:' || $1, 0))"
 WEBHOOK_READER_UNLOCK = "SELECT pg_advisory_unlock(hashtextextended('webhook:' || $1, 0))"
 NOTIFY_PAYLOADS = "SELECT pg_notify('contact_sync', 'payloads')"

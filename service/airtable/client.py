@@ -321,6 +321,12 @@ class Airtable:
         key = self.settings.field("CONTACT_KEY")
         return await self.call(self.contacts.batch_upsert, records, key_fields=[key], slot=slot)
 
+    async def update_contacts(
+        self, records: list[dict[str, Any]], slot: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Up to ten contacts Airtable has, by id (`{"id", "fields"}`); no typecast, as above."""
+        return await self.call(self.contacts.batch_update, records, slot=slot)
+
     async def contacts_now(
         self, ids: list[str], fields: list[str], slot: int | None = None
     ) -> dict[str, dict[str, Any]]:

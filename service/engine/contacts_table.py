@@ -181,11 +181,14 @@ class ContactsTable:
         return "\n".join(lines) or None
 
     async def write(self, batch: list[Outgoing], slot: int | None) -> dict[str, Any]:
-        records = [
-            {"fields": item.fields, **({"id": item.row["airtable_id"]} if item.row["airtable_id"] else {})}
-            for item in batch
-        ]
-        return await self.airtable.upsert_contacts(records, slot)
+        """Rows Airtable has, by id; else (rows it lacks: a batch is of one kind) an upsert on
+        Contact Key, so that a retried create never duplicates a row."""
+        if all(item.row["airtable_id"] for item in batch):
+            records = [{"id": item.row["airtable_id"], "fields": item.fields} for item in batch]
+            return {"records": await self.airtable.update_contacts(records, slot)}
+        return await self.airtable.upsert_contacts(
+            [{"fields": item.fields, **_by_id(item.row)} for item in batch], slot
+        )
 
     async def written(self, batch: list[Outgoing], answer: dict[str, Any]) -> None:
         key_field = self.settings.field("CONTACT_KEY")
@@ -252,6 +255,10 @@ class ContactsTable:
             await conn.execute(queries.JOB_ROWS_OUTCOME, ids, versions, ["failed"] * len(rows))
         for row in rows:
             log.error("airtable.row_failed", table="contacts", contact_key=row["contact_key"], error=message)
+
+
+def _by_id(row: asyncpg.Record) -> dict[str, str]:
+    return {"id": row["airtable_id"]} if row["airtable_id"] else {}
 
 
 def _same_note(ours: str | None, theirs: Any) -> bool:

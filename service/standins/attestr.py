@@ -36,7 +36,7 @@ from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -72,6 +72,9 @@ PATH = "/api/v2/public/leadx/mca-cin-contact"
 # "v3"" in the same place of the path (https://docs.attestr.com/attestr-docs/delete-media-apin80).
 PATH_V3 = "/api/v3/public/leadx/mca-cin-contact"
 TIMEOUT = 0  # a "failure code" that makes the stand-in hang instead of answering
+# An injected failure: an Attestr code, or (code, message) for a code the table documents with a
+# second message (40399's NOT_ALLOWED; …/delete-media-apin80), or TIMEOUT.
+Failure = int | tuple[int, str]
 
 # "API Error Codes" (https://docs.attestr.com/attestr-docs/delete-media-apin80): HTTP status and
 # message of each code. 40399 has a second message, NOT_ALLOWED (see `_SECOND_MESSAGES`).
@@ -152,9 +155,10 @@ class AttestrStandIn:
     token: str = "standin-attestr-token"
     companies: dict[str, dict[str, Any]] = field(default_factory=lambda: copy.deepcopy(SAMPLE_COMPANIES))
     delay_s: float = 0.0
-    # Errors to answer with before the real answer, per CIN ("*" for every CIN): Attestr codes,
-    # or TIMEOUT to answer only after `hang_s` (longer than the client waits).
-    failures: dict[str, list[int]] = field(default_factory=dict)
+    # Errors to answer with before the real answer, per CIN ("*" for every CIN): Attestr codes
+    # (or (code, message), `Failure`), or TIMEOUT to answer only after `hang_s` (longer than the
+    # client waits).
+    failures: dict[str, list[Failure]] = field(default_factory=dict)
     # Every call fails with this code until it is cleared (credits exhausted, say).
     persistent_failure: int | None = None
     # A share of calls fails at random with one of `random_codes`.
@@ -174,12 +178,20 @@ class AttestrStandIn:
     consents: ConsentRegistry = field(default_factory=ConsentRegistry)
     # V3 lookups refused for their consent, not paid for: {"cin", "consent_id", "code", "at"}.
     refused: list[dict[str, Any]] = field(default_factory=list)
+    # Paths answered 404 as a path nothing serves is (an address withdrawn, or not there yet),
+    # though the stand-in serves them otherwise: the lookup's, say, until it is removed from here.
+    unserved_paths: set[str] = field(default_factory=set)
+    # Every request answered 404 or 405 (a path or a method not served), refused before any
+    # check: {"method", "path", "status", "at"}. Attestr documents no answer for these.
+    not_served: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)
         self.consents.register(standin_consent_body(self.consents.now()), STANDIN_CONSENT_ID)
 
-    def fail_next(self, cin: str, *codes: int) -> None:
+    def fail_next(self, cin: str, *codes: Failure) -> None:
+        """The next lookups of `cin` ("*": of any CIN) fail with these codes, in order; a code
+        with a second documented message (40399) is given with it: `(40399, NOT_ALLOWED)`."""
         self.failures.setdefault(cin, []).extend(codes)
 
     def calls_for(self, cin: str) -> int:
@@ -203,7 +215,7 @@ class AttestrStandIn:
         """One of "active", "consumed", "expired", "revoked" ("registered" before consentValidFrom)."""
         return self.consents.get(consent_id).status(self.consents.now())
 
-    def _next_failure(self, cin: str) -> int | None:
+    def _next_failure(self, cin: str) -> Failure | None:
         for key in (cin, "*"):
             if self.failures.get(key):
                 return self.failures[key].pop(0)
@@ -254,11 +266,11 @@ class AttestrStandIn:
         self.calls.append({"cin": cin, "at": time.time(), "version": version, "consent_id": consent_id})
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
-        if (code := self._next_failure(cin)) is not None:
-            if code == TIMEOUT:
+        if (failure := self._next_failure(cin)) is not None:
+            if failure == TIMEOUT:
                 await asyncio.sleep(self.hang_s)
             else:
-                return _error(code)
+                return _error(*failure) if isinstance(failure, tuple) else _error(failure)
         data = copy.deepcopy(
             self.companies.get(cin) or {"valid": False, "message": "No data found for the given CIN."}
         )
@@ -272,8 +284,9 @@ class AttestrStandIn:
         return JSONResponse({"ok": True})
 
     async def _fail(self, request: Request) -> JSONResponse:
-        body = await request.json()
-        self.fail_next(request.path_params["cin"], *body["codes"])
+        body = await request.json()  # {"codes": [4005, [40399, "You are not allowed …"], …]}
+        codes = [tuple(code) if isinstance(code, list) else code for code in body["codes"]]
+        self.fail_next(request.path_params["cin"], *codes)
         return JSONResponse({"ok": True})
 
     async def _settings(self, request: Request) -> JSONResponse:
@@ -304,7 +317,7 @@ class AttestrStandIn:
         return JSONResponse({"_id": consent_id, "status": self.consent_status(consent_id)})
 
     async def _calls(self, _request: Request) -> JSONResponse:
-        return JSONResponse({"calls": self.calls, "refused": self.refused})
+        return JSONResponse({"calls": self.calls, "refused": self.refused, "not_served": self.not_served})
 
     def app(self) -> Starlette:
         return Starlette(
@@ -333,7 +346,9 @@ class _Envelope:
     (https://docs.attestr.com/v1/attestr-docs/api-request-tracing; its format is not documented:
     24 hex digits here). Rule 19: with V2 switched off, every `/api/v2/…` request, whatever its
     method or credentials, is 400/40051 (no answer is documented for a switched-off V2: the
-    nearest documented row, https://docs.attestr.com/attestr-docs/delete-media-apin80)."""
+    nearest documented row, https://docs.attestr.com/attestr-docs/delete-media-apin80). A path in
+    `unserved_paths` is answered 404 as an unknown one is (Starlette's plain "Not Found": Attestr
+    documents no answer for a path it does not serve); every 404 and 405 is noted in `not_served`."""
 
     def __init__(self, app: ASGIApp, standin: AttestrStandIn) -> None:
         self.app, self.standin = app, standin
@@ -347,10 +362,21 @@ class _Envelope:
         async def traced(message: Message) -> None:
             if message["type"] == "http.response.start":
                 MutableHeaders(scope=message).append("xattestrid", trace_id)
+                if message["status"] in (404, 405):  # a path or a method not served
+                    self.standin.not_served.append(
+                        {
+                            "method": scope["method"],
+                            "path": scope["path"],
+                            "status": message["status"],
+                            "at": time.time(),
+                        }
+                    )
             await send(message)
 
         if self.standin.v2_switched_off and scope["path"].startswith("/api/v2/"):
             await _error(40051)(scope, receive, traced)
+        elif scope["path"] in self.standin.unserved_paths:
+            await PlainTextResponse("Not Found", status_code=404)(scope, receive, traced)
         else:
             await self.app(scope, receive, traced)
 

@@ -16,6 +16,7 @@ specification asked for it, which ours does not: a CIN in `current` is a CIN set
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
@@ -28,6 +29,7 @@ from service.airtable.errors import AirtableError
 from service.database import DATABASE_ERRORS, release_session_lock
 from service.engine import jobs
 from service.engine.jobs import QueueCap
+from service.triggers import reconcile
 from service.wakeup import Wakeup
 
 log = structlog.get_logger(__name__)
@@ -83,6 +85,15 @@ def syncs_for(payloads: list[dict[str, Any]], hook: Any) -> list[tuple[str, str 
     return [(record_id, cin, force) for record_id, (cin, force) in wanted.items()]
 
 
+def _timestamp(payload: Any) -> datetime | None:
+    """A payload's `timestamp` (ISO 8601), None when it has none that reads."""
+    try:
+        moment = datetime.fromisoformat(str(_obj(payload).get("timestamp")))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
 def errors_in(payloads: list[dict[str, Any]]) -> list[str]:
     """The codes of error payloads: Airtable disabled the webhook ("Webhooks payload")."""
     return [str(_obj(p).get("code") or "UNKNOWN") for p in payloads if _obj(p).get("error")]
@@ -106,6 +117,7 @@ class PayloadReader:
         self.queue_cap = QueueCap(pool, airtable.settings.queue_max_jobs)
         self._wakeup = Wakeup()
         self._maintained_at = float("-inf")
+        self._reconcile_due = False
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -113,7 +125,7 @@ class PayloadReader:
     async def run(self, stop: Any) -> None:
         while not stop.is_set():
             # Reading and upkeep fail apart: a webhook that cannot be read is what upkeep mends.
-            for step in (self.read_all, self._maintain_when_due):
+            for step in (self.read_all, self._reconcile_lost, self._maintain_when_due):
                 try:
                     await step()
                 except (AirtableError, *DATABASE_ERRORS) as exc:
@@ -156,17 +168,25 @@ class PayloadReader:
 
     async def _read(self, hook: asyncpg.Record) -> int:
         cursor, queued = hook["cursor"], 0
+        last_read = hook["last_payload_at"] or hook["created_at"]
         while True:
             page = await self.airtable.webhook_payloads(hook["id"], cursor, PAGE)
             payloads = page.get("payloads") or []
             syncs = syncs_for(payloads, hook)
             next_cursor = int(page.get("cursor") or cursor)
+            newest = _timestamp(payloads[-1]) if payloads else None
             async with self.pool.acquire() as conn, conn.transaction():
                 for record_id, cin, force in syncs:
                     await jobs.enqueue(conn, record_id, cin, force=force, source="airtable_webhook")
-                moved = await conn.execute(queries.WEBHOOK_ADVANCE, hook["id"], cursor, next_cursor)
+                moved = await conn.execute(queries.WEBHOOK_ADVANCE, hook["id"], cursor, next_cursor, newest)
                 if moved == "UPDATE 0":
                     raise AirtableError("The webhook's cursor moved under this reader; reading again later")
+            # The cursor of the first payload given is that of the next one less how many came:
+            # past the cursor asked for, Airtable deleted the ones between, unread.
+            if (lost := next_cursor - len(payloads) - cursor) > 0:
+                until = _timestamp(payloads[0]) if payloads else None
+                await self._payloads_lost(hook["id"], lost, last_read, until)
+            last_read = newest or last_read
             for code in errors_in(payloads):
                 log.error(
                     "webhook.payload_error",
@@ -188,6 +208,30 @@ class PayloadReader:
             # a page that brought nothing ends the reading even so.
             if not payloads or not page.get("mightHaveMore"):
                 return queued
+
+    async def _payloads_lost(
+        self, webhook_id: str, lost: int, since: datetime, until: datetime | None
+    ) -> None:
+        """Payloads Airtable deleted before they were read (after a week: "List webhook
+        payloads"): the CINs set meanwhile are found by a sweep of that window, now."""
+        log.error(
+            "webhook.payloads_lost",
+            webhook_id=webhook_id,
+            payloads=lost,
+            since=since.isoformat(),
+            until=until.isoformat() if until else None,
+            hint="Airtable deleted them unread after a week; the window is reconciled now",
+        )
+        await self.pool.execute(queries.RECONCILE_REWIND, since - timedelta(seconds=reconcile.OVERLAP_S))
+        self._reconcile_due = True
+
+    async def _reconcile_lost(self) -> None:
+        """The sweep of a window whose payloads were lost; again later if another process is
+        sweeping (its window may be its own) or it failed."""
+        if not self._reconcile_due:
+            return
+        if await reconcile.sweep(self.pool, self.airtable, self.airtable.settings) is not None:
+            self._reconcile_due = False
 
     async def maintain(self) -> None:
         """Look after every stored webhook: refresh it before it expires, turn Airtable's pings

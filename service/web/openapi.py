@@ -168,7 +168,10 @@ def document() -> dict[str, Any]:
                 "post": {
                     "summary": "Airtable's ping for a native webhook (signed with X-Airtable-Content-MAC)",
                     "requestBody": {"required": True, **_json(_ANY_OBJECT)},
-                    "responses": _answers({"200": ("Verified", _ANY_OBJECT)}, 400, 401, 413, 422, 503),
+                    "responses": {
+                        "204": {"description": "Verified (no body, as Airtable asks)"},
+                        **_answers({}, 400, 401, 413, 422, 503),
+                    },
                 }
             },
             "/companies/{record_id}/sync": {

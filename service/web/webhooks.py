@@ -13,7 +13,7 @@ import time
 import asyncpg
 import structlog
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from service import metrics, queries
 from service.airtable import webhooks as airtable_webhooks
@@ -122,9 +122,11 @@ async def _enqueue_once(
         return job_id, deduplicated
 
 
-async def airtable_notification(request: Request) -> JSONResponse:
+async def airtable_notification(request: Request) -> Response:
     """`POST /webhooks/airtable/notifications`: Airtable's ping for a native webhook. Verified and
-    answered at once; the payloads are read by the payload reader. A repeated ping is harmless."""
+    answered at once, 204 with an empty body ("Webhooks overview": "The recipient of this request
+    should respond with an HTTP 200 or 204 status code and an empty response body"); the payloads
+    are read by the payload reader. A repeated ping is harmless."""
     pool = request.app.state.pool
     try:
         body = await validation.read_body(request)
@@ -151,4 +153,4 @@ async def airtable_notification(request: Request) -> JSONResponse:
     request.app.state.wake_reader()
     with contextlib.suppress(*DATABASE_ERRORS):
         await pool.execute(queries.NOTIFY_PAYLOADS)  # readers in other processes
-    return JSONResponse({"ok": True})
+    return Response(status_code=204)

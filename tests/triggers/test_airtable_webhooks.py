@@ -37,6 +37,7 @@ from service.airtable.errors import AirtableError
 from service.engine import jobs
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
+from service.triggers import reconcile
 from service.triggers.payloads import PayloadReader, errors_in, syncs_for
 from tests.conftest import Running
 from tests.flow import Flow, settings_for
@@ -301,8 +302,9 @@ def test_the_mac_is_checked(flow: Flow) -> None:
     good = {"X-Airtable-Content-MAC": signed(hook.mac_secret_base64, body)}
     wrong = {"X-Airtable-Content-MAC": signed(base64.b64encode(b"x" * 32).decode(), body)}
     path = "/webhooks/airtable/notifications"
-    assert flow.http.post(path, content=body, headers=good).json() == {"ok": True}
-    assert flow.http.post(path, content=body, headers=good).status_code == 200  # a repeated ping is harmless
+    answered = flow.http.post(path, content=body, headers=good)
+    assert answered.status_code == 204 and answered.content == b""  # as the webhooks overview asks
+    assert flow.http.post(path, content=body, headers=good).status_code == 204  # a repeated ping is harmless
     for headers in (wrong, {}, {"X-Airtable-Content-MAC": "hmac-sha256=zz"}):
         refused = flow.http.post(path, content=body, headers=headers)
         assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthorized"
@@ -578,3 +580,28 @@ def test_a_deleted_cin_field_is_named_and_the_webhook_can_still_be_deleted(flow:
     assert cli(flow, "delete", "achNoSuchWebhook1").returncode == 1
     gone = cli(flow, "delete", hook_id)
     assert gone.returncode == 0 and flow.airtable.webhooks == {}
+
+
+async def test_payloads_airtable_deleted_unread_are_noticed_and_their_window_reconciled(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], client: Airtable, reader: PayloadReader
+) -> None:
+    """A week of full queue while upkeep keeps the webhook alive: Airtable deletes the payloads
+    unread and the cursor moves past them. The reader says so and sweeps their window at once."""
+    assert await reconcile.sweep(pool, client, client.settings) is not None  # the sweeps' baseline
+    typed = [
+        airtable.standin.add_record("Companies", {"Company Name": f"Lost {i}", "CIN": cin})
+        for i, cin in enumerate([NILGIRI, KONKAN, "U74999TG2017PTC118280"])
+    ]
+    (hook,) = airtable.standin.webhooks.values()
+    for _ in range(2):  # four days, a refresh (upkeep), four more: 8 days, the webhook alive
+        airtable.standin.advance_clock(4 * 24 * 3600)
+        await airtable_webhooks.refresh(pool, client, hook.id)
+    later = airtable.standin.add_record("Companies", {"Company Name": "Read", "CIN": "L17110MH1973PLC019786"})
+    with capture_logs() as logs:
+        assert await reader.read_all() == 1  # the one payload still kept
+        await reader._reconcile_lost()
+    (lost,) = [line for line in logs if line["event"] == "webhook.payloads_lost"]
+    assert lost["payloads"] == 3 and lost["webhook_id"] == hook.id and lost["until"]
+    queued = {job.record_id for job in await jobs.list_jobs(pool, "queued")}
+    assert queued == {*typed, later}  # the lost CINs too, by the sweep of their window
+    assert await reader.read_all() == 0  # nothing lost twice
