@@ -96,6 +96,7 @@ class BatchSender:
         self.pool = pool
         self.airtable = airtable
         self._schema_changed = schema_changed
+        self.contradicted_retry_s = SCHEMA_CONTRADICTED_RETRY_S
 
     async def send(
         self,
@@ -178,7 +179,7 @@ class BatchSender:
                 return False
         if error.kind in SCHEMA_CHANGED:
             if refreshed:  # the schema read again says the field is there: passing, not the rows'
-                await self.pool.execute(table.release_query, ids, SCHEMA_CONTRADICTED_RETRY_S)
+                await self.pool.execute(table.release_query, ids, self.contradicted_retry_s)
                 log.warning("airtable.schema_contradicted", table=table.name, reason=error.message)
                 return False
             await self._schema_changed()

@@ -9,11 +9,13 @@ import re
 import socket
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from service.airtable.pauses import AirtablePauses
 from service.attestr.gate import AttestrGate, AttestrPaused
 from service.commands.cli import _run
 from service.config import SettingsError, load_settings
@@ -233,6 +235,27 @@ async def test_attestr_pause_stops_every_call_probes_included(db_url: str, pool:
     assert "until an operator resumes them" in cli(db_url, "attestr", "status").stdout
     assert cli(db_url, "attestr", "resume").returncode == 0
     assert await gate.take_call() is False  # calling again, not as a probe
+
+
+async def test_airtable_status_pause_and_resume(db_url: str, pool: asyncpg.Pool) -> None:
+    assert "Airtable: writing" in cli(db_url, "airtable", "status").stdout
+    paused = cli(db_url, "airtable", "pause", "--reason", "the base is being restructured")
+    assert paused.returncode == 0 and "(not even a probe)" in paused.stdout
+    pauses = AirtablePauses(pool, load_settings({"AIRTABLE_PROBE_INTERVAL_S": "0.001"}, env_file=None))
+    for _ in range(3):  # however long it has been, nothing is let through as a probe
+        assert (await pauses.admit("contacts")).waits
+    # A table refused meanwhile is paused beside it; the operator's pause still holds everything.
+    await pauses.pause("contacts", "locked", "INVALID_PERMISSIONS", datetime.now(timezone.utc))
+    assert (await pauses.admit("contacts")).scope == "base"
+    state = json.loads(cli(db_url, "airtable", "status", "--json").stdout)
+    assert state["paused"] and [p["kind"] for p in state["pauses"]] == ["operator", "INVALID_PERMISSIONS"]
+    said = cli(db_url, "airtable", "status").stdout
+    assert "every write paused" in said and "restructured" in said and "an operator resumes them" in said
+    assert "Airtable writes" in cli(db_url, "doctor").stdout  # doctor names it too
+    resumed = cli(db_url, "airtable", "resume")
+    assert resumed.returncode == 0 and "base" in resumed.stdout
+    assert not (await pauses.admit("contacts")).waits
+    assert json.loads(cli(db_url, "airtable", "status", "--json").stdout) == {"paused": False, "pauses": []}
 
 
 @pytest.mark.parametrize(

@@ -217,3 +217,30 @@ async def test_an_operators_pause_lets_nothing_through_until_resumed(
 
         await until(all_done)
     assert len(standin.records("Contacts")) == 4
+
+
+async def test_a_field_airtable_calls_unknown_for_a_moment_delays_the_rows_and_fails_nothing(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    """422 UNKNOWN_FIELD_NAME while the schema, read again, still lists the field: the rows are
+    tried again a little later, never failed."""
+    standin = airtable.standin
+    companies = many_companies(airtable, attestr, 3)
+    standin.flap_unknown_field("Contacts", "Phone Number", times=3)
+    with capture_logs() as logs:
+        async with running_engine(pool, airtable, attestr, **FAST) as runtime:
+            runtime.pusher.sender.contradicted_retry_s = 0.2
+            job_ids = [(await enqueued(pool, record_id, cin))[0].id for record_id, cin in companies]
+
+            async def all_done() -> bool:
+                done = await pool.fetchval(
+                    "SELECT count(*) FROM jobs WHERE id = ANY($1::bigint[]) AND status = 'succeeded'", job_ids
+                )
+                return done == len(job_ids)
+
+            await until(all_done)
+    assert len(standin.records("Contacts")) == 6
+    assert all(r["fields"].get("Phone Number") for r in standin.records("Contacts"))
+    assert not await pool.fetchval("SELECT count(*) FROM people WHERE push_error IS NOT NULL")
+    assert any(line["event"] == "airtable.schema_contradicted" for line in logs)
+    assert not any(line["event"] == "airtable.row_failed" for line in logs)
