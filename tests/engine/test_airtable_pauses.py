@@ -70,6 +70,23 @@ CAUSES: dict[str, tuple[Callable[[AirtableStandIn], Callable[[], None]], int, st
 }
 
 
+def _succeeded(pool: asyncpg.Pool, job_ids: list[int]) -> Callable[[], Any]:
+    async def succeeded() -> bool:
+        done = await pool.fetchval(
+            "SELECT count(*) FROM jobs WHERE id = ANY($1::bigint[]) AND status = 'succeeded'", job_ids
+        )
+        return done == len(job_ids)
+
+    return succeeded
+
+
+def _paused(pool: asyncpg.Pool) -> Callable[[], Any]:
+    async def paused() -> bool:
+        return bool(await pool.fetchval(ACTIVE.format("count(*)")))
+
+    return paused
+
+
 def _refused(standin: AirtableStandIn, status: int) -> list[dict[str, Any]]:
     return [r for r in standin.requests if r.get("status") == status]
 
@@ -93,10 +110,7 @@ async def test_a_refusal_the_operator_must_fix_pauses_the_work_and_a_probe_resum
             mend = how(standin)
             job_ids += [(await enqueued(pool, record_id, cin))[0].id for record_id, cin in companies[4:]]
 
-            async def paused() -> bool:
-                return bool(await pool.fetchval(ACTIVE.format("count(*)")))
-
-            await until(paused)
+            await until(_paused(pool))
             reasons = await pool.fetchval(ACTIVE.format("array_agg(reason)"))
             assert any(words in reason for reason in reasons), reasons
 
@@ -136,14 +150,11 @@ async def test_a_refusal_the_operator_must_fix_pauses_the_work_and_a_probe_resum
                 await until(shown_waiting)
             mend()
 
-            async def all_done() -> bool:
-                done = await pool.fetchval(
-                    "SELECT count(*) FROM jobs WHERE id = ANY($1::bigint[]) AND status = 'succeeded'", job_ids
-                )
+            async def all_done() -> bool:  # and every final status written
                 pending = await pool.fetchval(
                     "SELECT count(*) FROM companies WHERE push_version > pushed_version"
                 )
-                return done == len(job_ids) and not pending
+                return await _succeeded(pool, job_ids)() and not pending
 
             await until(all_done)
     assert len(standin.records("Contacts")) == 24
@@ -164,20 +175,11 @@ async def test_resume_ends_a_pause_at_once(
         mend = _revoke(standin)  # the service started with the token, then it was revoked
         job_ids = [(await enqueued(pool, record_id, cin))[0].id for record_id, cin in companies]
 
-        async def paused() -> bool:
-            return bool(await pool.fetchval(ACTIVE.format("count(*)")))
-
-        await until(paused)
+        await until(_paused(pool))
         mend()
         await AirtablePauses(pool, runtime.settings).resume("resumed by an operator")
 
-        async def all_done() -> bool:
-            done = await pool.fetchval(
-                "SELECT count(*) FROM jobs WHERE id = ANY($1::bigint[]) AND status = 'succeeded'", job_ids
-            )
-            return done == len(job_ids)
-
-        await until(all_done)
+        await until(_succeeded(pool, job_ids))
     assert len(standin.records("Contacts")) == 6
 
 
@@ -209,13 +211,7 @@ async def test_an_operators_pause_lets_nothing_through_until_resumed(
         assert len(standin.write_requests()) == writes  # nothing written, not even a probe
         await pauses.resume("resumed by an operator")
 
-        async def all_done() -> bool:
-            done = await pool.fetchval(
-                "SELECT count(*) FROM jobs WHERE id = ANY($1::bigint[]) AND status = 'succeeded'", job_ids
-            )
-            return done == len(job_ids)
-
-        await until(all_done)
+        await until(_succeeded(pool, job_ids))
     assert len(standin.records("Contacts")) == 4
 
 
@@ -232,13 +228,7 @@ async def test_a_field_airtable_calls_unknown_for_a_moment_delays_the_rows_and_f
             runtime.pusher.sender.contradicted_retry_s = 0.2
             job_ids = [(await enqueued(pool, record_id, cin))[0].id for record_id, cin in companies]
 
-            async def all_done() -> bool:
-                done = await pool.fetchval(
-                    "SELECT count(*) FROM jobs WHERE id = ANY($1::bigint[]) AND status = 'succeeded'", job_ids
-                )
-                return done == len(job_ids)
-
-            await until(all_done)
+            await until(_succeeded(pool, job_ids))
     assert len(standin.records("Contacts")) == 6
     assert all(r["fields"].get("Phone Number") for r in standin.records("Contacts"))
     assert not await pool.fetchval("SELECT count(*) FROM people WHERE push_error IS NOT NULL")

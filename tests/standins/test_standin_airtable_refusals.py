@@ -10,34 +10,18 @@ from typing import Any
 
 import httpx
 import pytest
-from pyairtable import Api
 from pyairtable.api.table import Table
 from requests import HTTPError
 
 from service.standins.airtable import AirtableStandIn, Field
 from tests.conftest import Running
+from tests.standins.test_standin_airtable import _api, _error, _table
 
 
 @pytest.fixture
 def unlimited(airtable: Running[AirtableStandIn]) -> Running[AirtableStandIn]:
     airtable.standin.rate_limit = 10_000
     return airtable
-
-
-def _api(airtable: Running[AirtableStandIn], token: str | None = None) -> Api:
-    return Api(
-        token or airtable.standin.token, endpoint_url=airtable.url, retry_strategy=None, timeout=(5, 10)
-    )
-
-
-def _table(airtable: Running[AirtableStandIn], name: str) -> Table:
-    return _api(airtable).table(airtable.standin.base_id, name)
-
-
-def _error(exc: pytest.ExceptionInfo[HTTPError]) -> tuple[int, str, str]:
-    response = exc.value.response
-    error = response.json()["error"]
-    return response.status_code, error["type"], error.get("message", "")
 
 
 def _refused(call: Any) -> tuple[int, str, str]:
