@@ -44,6 +44,9 @@ PUSH_BACKLOG = Gauge(
 )
 ROWS_FAILED = Gauge("contact_sync_airtable_failed_rows", "Contact rows Airtable refused")
 ATTESTR_PAUSED = Gauge("contact_sync_attestr_paused", "1 while Attestr calls are paused")
+AIRTABLE_PAUSED = Gauge(
+    "contact_sync_airtable_paused", "1 while writes to Airtable (the base, or a table) are paused"
+)
 ATTESTR_TODAY = Gauge("contact_sync_attestr_calls_today", "Attestr calls today (India's day)")
 RECONCILE_AGE = Gauge(
     "contact_sync_reconcile_last_sweep_seconds",

@@ -421,22 +421,25 @@ ON CONFLICT (base_id) DO UPDATE
 # --- Airtable's pauses: refusals only the operator can fix (airtable/pauses.py) -----------------
 
 # A pause of $1 ('base', 'contacts', 'companies'); a probe is let through after $4 seconds. An
-# operator's pause stays as it is, and so does a resume later than the refused request was sent
-# ($5). Whether it is new (to log once, whichever process saw it).
+# operator's pause stays as it is, and so does a resume (of the scope, or of the whole base) later
+# than the refused request was sent ($5). Whether it is new (to log once, whichever saw it).
 AIRTABLE_PAUSE = """
 INSERT INTO airtable_pauses AS p (scope, reason, kind, probe_after)
-VALUES ($1, $2, $3, now() + make_interval(secs => $4))
+SELECT $1::text, $2, $3, now() + make_interval(secs => $4)
+WHERE NOT EXISTS (SELECT 1 FROM airtable_pauses
+                  WHERE scope IN ($1::text, 'base') AND resumed_at >= COALESCE($5::timestamptz, now()))
 ON CONFLICT (scope) DO UPDATE SET reason = EXCLUDED.reason, kind = EXCLUDED.kind,
     probe_after = EXCLUDED.probe_after, resumed_at = NULL,
     paused_at = CASE WHEN p.resumed_at IS NULL THEN p.paused_at ELSE now() END
-    WHERE (p.kind IS DISTINCT FROM 'operator' OR p.resumed_at IS NOT NULL)
-      AND (p.resumed_at IS NULL OR p.resumed_at < $5)
+    WHERE p.kind IS DISTINCT FROM 'operator' OR p.resumed_at IS NOT NULL
 RETURNING (xmax = 0 OR paused_at = now()) AS newly_paused"""
 
 AIRTABLE_PAUSE_BY_OPERATOR = """
 INSERT INTO airtable_pauses (scope, reason, kind, probe_after) VALUES ('base', $1, 'operator', 'infinity')
 ON CONFLICT (scope) DO UPDATE SET reason = $1, kind = 'operator', probe_after = 'infinity',
-    paused_at = now(), resumed_at = NULL"""
+    paused_at = CASE WHEN airtable_pauses.kind = 'operator' AND airtable_pauses.resumed_at IS NULL
+                     THEN airtable_pauses.paused_at ELSE now() END,
+    resumed_at = NULL"""
 
 AIRTABLE_PAUSES = """
 SELECT scope, reason, kind, paused_at, probe_after FROM airtable_pauses WHERE resumed_at IS NULL
@@ -453,13 +456,19 @@ WITH pause AS (
     FROM pause WHERE p.scope = pause.scope AND p.probe_after <= now() AND p.resumed_at IS NULL
     RETURNING p.scope
 )
-SELECT p.scope, p.reason, p.kind, p.probe_after, EXISTS (SELECT 1 FROM probe) AS probe
-FROM airtable_pauses p JOIN pause USING (scope)"""
+SELECT now() AS at, p.scope, p.reason, p.kind, p.paused_at, EXISTS (SELECT 1 FROM probe) AS probe
+FROM (SELECT 1) AS one LEFT JOIN (airtable_pauses p JOIN pause USING (scope)) ON true"""
 
 AIRTABLE_STOPPED = """
 SELECT EXISTS (SELECT 1 FROM airtable_pauses WHERE scope IN ('base', $1) AND resumed_at IS NULL)"""
 
-# A probe got through, or `airtable resume` ($1 NULL: every pause). What was paused.
+# A probe got through: the pause of $1 it was let through for (begun by $2), never an operator's.
+AIRTABLE_PROBE_RESUME = """
+UPDATE airtable_pauses SET resumed_at = now()
+WHERE scope = $1 AND resumed_at IS NULL AND kind IS DISTINCT FROM 'operator' AND paused_at <= $2
+RETURNING scope, reason"""
+
+# `airtable resume` ($1 NULL: every pause). What was paused.
 AIRTABLE_RESUME = """
 UPDATE airtable_pauses SET resumed_at = now()
 WHERE ($1::text[] IS NULL OR scope = ANY($1::text[])) AND resumed_at IS NULL
@@ -514,10 +523,22 @@ RETURNING p.id, p.contact_key, p.din, p.name, p.phone_e164, p.phone_type, p.emai
 PEOPLE_PUSHED = """
 UPDATE people p SET airtable_id = u.airtable_id, pushed_version = GREATEST(p.pushed_version, u.version),
     push_error = NULL, push_lease_until = NULL, push_withheld = u.withheld,
-    airtable_written = u.written::jsonb, airtable_pending = NULL
+    -- `resync --overwrite` meanwhile (an empty record, a newer version due) stands for that push
+    airtable_written = CASE WHEN p.airtable_written = '{}'::jsonb AND p.push_version > u.version
+                            THEN p.airtable_written ELSE u.written::jsonb END,
+    airtable_pending = NULL
 FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::boolean[], $5::text[])
     AS u(id, airtable_id, version, withheld, written)
 WHERE p.id = u.id"""
+
+# What the service wrote, kept by field name before field ids were (migration 019): by id ($2)
+# for the names ($1) the schema gives now, so that a field renamed later keeps people's values.
+PEOPLE_WRITTEN_BY_FIELD_ID = """
+UPDATE people p SET airtable_written = (
+    SELECT jsonb_object_agg(COALESCE(m.id, e.key), e.value)
+    FROM jsonb_each(p.airtable_written) AS e
+    LEFT JOIN unnest($1::text[], $2::text[]) AS m(name, id) ON m.name = e.key)
+WHERE jsonb_typeof(p.airtable_written) = 'object' AND p.airtable_written ?| $1::text[]"""
 
 # A write with no answer (a 5xx, a timeout): what it would have made the service's, for the merge
 # of the next push to recognise in the row (engine/merge.py).

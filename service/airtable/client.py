@@ -410,7 +410,12 @@ class Airtable:
             try:
                 deleted += len(await self.call(self.contacts.batch_delete, batch))
             except AirtableError as error:
-                if not (error.kind == "ROW_DOES_NOT_EXIST" or error.status == 404):
+                # Gone: named in a batch, or 404 for a single record ("Delete record"); a table
+                # that moved (TABLE_NOT_FOUND, or a 404 for several) is no deletion.
+                if not (
+                    error.kind == "ROW_DOES_NOT_EXIST"
+                    or (error.status == 404 and error.kind == "NOT_FOUND" and len(batch) == 1)
+                ):
                     raise
                 if len(batch) > 1:  # one of them is gone: the others one by one
                     deleted += sum([await self.delete_contacts([record_id]) for record_id in batch])

@@ -5,6 +5,7 @@ command line catches these without loading pyairtable or requests."""
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from service.database import storable
@@ -50,6 +51,7 @@ class AirtablePaused(AirtableError):
     def __init__(self, scope: str, message: str, *, kind: str | None = None) -> None:
         super().__init__(message, kind=kind)
         self.scope = scope
+        self.sent_at: datetime | None = None  # when the refused request went out (the database's clock)
 
 
 # Refusals no retry of the same request can fix and the operator must: Airtable's status and error

@@ -32,9 +32,11 @@ class Admission:
     `probe` (the next batch is the probe of the pause of `scope`; one batch only: the pusher
     clears it once the batch is sent)."""
 
+    at: datetime  # the database's clock when asked: a refusal of what is sent after is newer
     scope: str | None = None
     reason: str | None = None
     probe: bool = False
+    paused_at: datetime | None = None
 
     @property
     def waits(self) -> bool:
@@ -49,16 +51,14 @@ class AirtablePauses:
     async def admit(self, table: str) -> Admission:
         """Whether writes to `table` ("contacts" or "companies") may go now."""
         row = await self.pool.fetchrow(queries.AIRTABLE_ADMIT, table, self.settings.airtable_probe_interval_s)
-        if row is None:
-            return Admission()
-        return Admission(row["scope"], row["reason"], row["probe"])
+        return Admission(row["at"], row["scope"], row["reason"], row["probe"], row["paused_at"])
 
     async def stopped(self, table: str) -> bool:
         """Whether writes to `table` wait now (checked again after a wait for a rate-limit slot:
         a pause may have begun meanwhile)."""
         return bool(await self.pool.fetchval(queries.AIRTABLE_STOPPED, table))
 
-    async def pause(self, scope: str, reason: str, kind: str | None, sent_at: datetime) -> None:
+    async def pause(self, scope: str, reason: str, kind: str | None, sent_at: datetime | None) -> None:
         """Stop the writes of `scope` for every process until a probe gets through. `sent_at`:
         when the refused request went out; a resume since then stands (the cause was mended)."""
         newly = await self.pool.fetchval(
@@ -73,6 +73,12 @@ class AirtablePauses:
         text = f"{OPERATOR_PAUSE}: {reason}" if reason else OPERATOR_PAUSE
         await self.pool.execute(queries.AIRTABLE_PAUSE_BY_OPERATOR, text)
         log.warning("airtable.paused", scope="base", reason=text, kind="operator")
+
+    async def probe_got_through(self, admission: Admission, why: str) -> None:
+        """End the pause `admission` was a probe of; never an operator's, nor one begun since."""
+        row = await self.pool.fetchrow(queries.AIRTABLE_PROBE_RESUME, admission.scope, admission.paused_at)
+        if row is not None:
+            log.info("airtable.resumed", scope=row["scope"], reason=why, was=row["reason"])
 
     async def resume(self, why: str, scopes: list[str] | None = None) -> list[str]:
         """End the pauses of `scopes` (None: every one); returns the scopes that were paused."""

@@ -159,13 +159,13 @@ class Refusal:
     documented: bool = True
 
 
-# Attestr's "API Error Codes" (https://docs.attestr.com/attestr-docs/delete-media-apin80), as
-# read into /work/shared/reference/attestr-v3.md §5: every documented row, then the codes the
-# service knows from elsewhere, then the answers read by their HTTP status alone. One row each:
-# the status Attestr documents, its own message, the exception, the decision, and our sentence:
-# what it means, then what the operator must do. `{consent}` names the consent a lookup carried
-# (a consent refusal's sentence goes on with what to do about it: consent.py, `what_to_do`),
-# `{version}` the API version called, `{status}` the HTTP status received.
+# Attestr's "API Error Codes" (https://docs.attestr.com/attestr-docs/delete-media-apin80): every
+# row of its code table (read up to 4293), then the codes the service knows from elsewhere, then
+# the answers read by their HTTP status alone. One row each: the status Attestr documents, its
+# own message, the exception, the decision, and our sentence: what it means, then what the
+# operator must do. `{consent}` names the consent a lookup carried (a consent refusal's sentence
+# goes on with what to do about it: consent.py, `what_to_do`), `{version}` the API version
+# called, `{status}` the HTTP status received.
 REFUSALS: tuple[Refusal, ...] = (
     Refusal(
         "4001",
@@ -277,7 +277,7 @@ REFUSALS: tuple[Refusal, ...] = (
         "You are not allowed to perform the operation as per the consent",
         AttestrConsentRefused,
         Decision.PAUSE_FOR_SETTINGS,
-        "Attestr says the consent {consent} does not allow this operation (its operations)",
+        "Attestr says the consent {consent} does not cover this lookup: its operations do not allow it",
     ),
     Refusal(
         "4291",

@@ -31,6 +31,9 @@ log = structlog.get_logger(__name__)
 
 
 OPERATOR_PAUSE = "paused by an operator (`contact-sync attestr pause`)"
+# Said after the reason of a pause only settings can mend: the jobs waiting behind it (and
+# `contact-sync attestr status`) say what to do as the job that was refused does (worker.py).
+MENDED_BY_SETTINGS = "then restart the service (or run `contact-sync attestr resume`)"
 
 
 class AttestrPaused(Exception):
@@ -82,7 +85,9 @@ class AttestrGate:
     ) -> None:
         """Stop every Attestr call: until `resume_at` (a daily reset), else until a probe works.
         `settings_fix`: only other settings mend it, so a process started with other settings
-        ends it too."""
+        ends it too, and its reason says so."""
+        if settings_fix:
+            reason = f"{reason}; {MENDED_BY_SETTINGS}"
         newly_paused = await self.pool.fetchval(
             queries.ATTESTR_PAUSE,
             reason,

@@ -182,8 +182,14 @@ class BatchSender:
                 await self.pool.execute(table.release_query, ids, self.contradicted_retry_s)
                 log.warning("airtable.schema_contradicted", table=table.name, reason=error.message)
                 return False
-            await self._schema_changed()
-            fields = (await self.airtable.fields())[table.name]
+            try:
+                await self._schema_changed()
+                fields = (await self.airtable.fields())[table.name]
+            except AirtableError as reread:  # the schema itself refused: the operator's to mend
+                if not (fix := operator_fix(reread, None)):
+                    raise
+                await self.pool.execute(table.release_query, ids, 0.0)
+                raise AirtablePaused(*fix, kind=reread.kind) from reread
             return await self.send(table, rows, fields, refreshed=True)  # planned again: fields moved
         if len(batch) == 1:
             await table.failed(rows, error.message)

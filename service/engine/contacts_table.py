@@ -55,6 +55,19 @@ class ContactsTable:
     def claim(self, full_only: bool, lease_s: float) -> tuple[str, tuple[Any, ...]]:
         return queries.PEOPLE_CLAIM_PUSH, (BATCH, lease_s)
 
+    async def record_by_field_id(self) -> None:
+        """Once the schema is read: what was recorded by field name (before ids were) by id."""
+        pairs = [
+            (name, field_id)
+            for field_id, name in contact_field_names(self.airtable, self.settings).values()
+            if field_id
+        ]
+        await self.pool.execute(
+            queries.PEOPLE_WRITTEN_BY_FIELD_ID,
+            [name for name, _ in pairs],
+            [field_id for _, field_id in pairs],
+        )
+
     async def prepare(
         self, rows: list[asyncpg.Record], fields: set[str], slot: int | None
     ) -> tuple[list[Outgoing], int | None]:
@@ -163,7 +176,7 @@ class ContactsTable:
                 note = self._note(merged.notes)
                 if not _same_note(note, now.get(field("SYNC_NOTE"))):
                     values["SYNC_NOTE"] = note
-        record = to_record(written, names)
+        record = {**_carried(row["airtable_written"], names, written), **to_record(written, names)}
         if now is not None and not values and now.get(field("CONTACT_KEY")) == row["contact_key"]:
             return Outgoing(row, {}, record)
         values["CONTACT_KEY"] = row["contact_key"]  # the service's own: always as it gave it
@@ -255,6 +268,18 @@ class ContactsTable:
             await conn.execute(queries.JOB_ROWS_OUTCOME, ids, versions, ["failed"] * len(rows))
         for row in rows:
             log.error("airtable.row_failed", table="contacts", contact_key=row["contact_key"], error=message)
+
+
+def _carried(
+    stored: Any, names: dict[str, tuple[str | None, str]], written: dict[str, Any]
+) -> dict[str, Any]:
+    """What a row's stored record holds for the fields not written now (one renamed in Airtable
+    whose setting has not followed yet): kept, to be found by its id once the setting has."""
+    record = json.loads(stored) if isinstance(stored, str) else stored
+    if not isinstance(record, dict):
+        return {}
+    now = {label for key in written if key in names for label in names[key] if label}
+    return {label: value for label, value in record.items() if label not in now}
 
 
 def _by_id(row: asyncpg.Record) -> dict[str, str]:

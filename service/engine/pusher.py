@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
 from typing import Any
 
 import asyncpg
@@ -74,6 +73,7 @@ class Pusher:
         self.companies = CompanyStatuses(pool, airtable, settings, settle_s=settle_s)
         self.sender = BatchSender(pool, airtable, lambda: self._watch_options(reread=True))
         self.pauses = AirtablePauses(pool, settings)
+        self._recorded_by_id = False  # what was recorded by field name, by id (once a process)
         self._wakeup = Wakeup()
         self._missing: frozenset[tuple[str, str]] | None = None  # as last stored in PostgreSQL
         self._delete_failures = 0  # merged people's rows: refusals in a row, and when to try again
@@ -100,7 +100,6 @@ class Pusher:
     async def _sender(self, stop: asyncio.Event) -> None:
         failures = 0
         while not stop.is_set():
-            started = datetime.now(timezone.utc)
             try:
                 busy = await self.push_once()
                 failures = 0
@@ -108,7 +107,7 @@ class Pusher:
                     self._waiting = None
                     log.info("airtable.push_resumed")
             except AirtablePaused as paused:  # the base's schema refused: every write waits
-                await self.pauses.pause(paused.scope, paused.message, paused.kind, started)
+                await self.pauses.pause(paused.scope, paused.message, paused.kind, paused.sent_at)
                 await self._jobs_wait(paused.message)
                 busy = False
             except (AirtableError, *DATABASE_ERRORS) as exc:
@@ -166,10 +165,17 @@ class Pusher:
             await self._watch_options()
         except AirtableError as exc:
             if fix := operator_fix(exc, None):
-                raise AirtablePaused(*fix, kind=exc.kind) from exc
+                paused = AirtablePaused(*fix, kind=exc.kind)
+                paused.sent_at = contacts.at
+                raise paused from exc
             raise
-        if "base" in probing:  # the schema could be read: the token and the base are back
-            await self.pauses.resume("Airtable answered again", ["base"])
+        if not self._recorded_by_id:
+            await self.contacts.record_by_field_id()
+            self._recorded_by_id = True
+        for admission in (contacts, companies):  # the schema could be read: the token, the base are back
+            if admission.probe and admission.scope == "base":
+                await self.pauses.probe_got_through(admission, "Airtable answered again")
+                admission.probe = False
         # People first, but never a full request's worth of companies' statuses behind them:
         # under a backlog the first companies show "Synced" soon, not when the last one is done.
         busy = (
@@ -186,7 +192,7 @@ class Pusher:
         """The Airtable rows of people merged into another (one person, one row). The rows stay
         locked while they are deleted, so two senders never delete one twice; a refusal is logged
         and tried again later (up to a minute on), holding up none of the other pushes."""
-        if asyncio.get_running_loop().time() < self._deletes_after:
+        if asyncio.get_running_loop().time() < self._deletes_after or await self.pauses.stopped("contacts"):
             return False
         async with self.pool.acquire() as conn, conn.transaction():
             ids = [row["airtable_id"] for row in await conn.fetch(queries.ROWS_TO_DELETE)]
@@ -251,19 +257,18 @@ class Pusher:
             return False
         query, args = table.claim(full_only, self.lease_s)
         probe, admission.probe = admission.probe, False  # one batch is the probe, no more
-        started = datetime.now(timezone.utc)
         async with self._claimed(query, *args, recheck=None if probe else table.name) as (slot, rows):
             if not rows:
                 return False
             try:
                 wrote = await self.sender.send(table, rows, fields, slot=slot)
             except AirtablePaused as paused:
-                await self.pauses.pause(paused.scope, paused.message, paused.kind, started)
+                await self.pauses.pause(paused.scope, paused.message, paused.kind, admission.at)
                 if paused.scope != "companies":
                     await self._jobs_wait(paused.message)
                 return False
         if probe and wrote and admission.scope in ("contacts", "companies"):
-            await self.pauses.resume(f"a write to the {table.name} table got through", [table.name])
+            await self.pauses.probe_got_through(admission, f"a write to the {table.name} table got through")
             self.wake()
         return True
 

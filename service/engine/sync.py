@@ -17,7 +17,7 @@ import structlog
 
 from service import identifiers, metrics, queries
 from service.airtable.client import Airtable
-from service.airtable.errors import AirtableError
+from service.airtable.errors import AirtableError, AirtablePaused, operator_fix
 from service.attestr import consent
 from service.attestr.client import AttestrAnswer, AttestrClient, parse_answer
 from service.attestr.consent import Consent
@@ -112,8 +112,10 @@ class Syncer:
         try:
             value = await self.airtable.company_cin(record_id)
         except AirtableError as exc:
-            if exc.status == 404:
+            if exc.status == 404 and exc.kind == "NOT_FOUND":  # "Get record": not there
                 raise JobFailed(f"The company record {record_id} does not exist in Airtable") from exc
+            if fix := operator_fix(exc, "companies"):  # the job waits for the operator's mend
+                raise AirtablePaused(*fix, kind=exc.kind) from exc
             raise
         field = self.settings.field("CIN")
         written = identifiers.plain(value)

@@ -18,7 +18,7 @@ import asyncpg
 import structlog
 
 from service import metrics, queries
-from service.airtable.errors import AirtableError, AirtableNotConfigured
+from service.airtable.errors import AirtableError, AirtableNotConfigured, AirtablePaused
 from service.attestr.errors import Action, AttestrError, AttestrNotConfigured
 from service.attestr.gate import AttestrPaused
 from service.config import Settings
@@ -230,6 +230,9 @@ class Worker:
             await self._attestr_failed(job, exc)
         except AirtableNotConfigured as exc:
             await self._wait(job, exc.message, self._later(PAUSE_RETRY_S), waiting_on="settings")
+        except AirtablePaused as exc:  # reading the company refused: the operator's to mend
+            later = self._later(self.settings.airtable_probe_interval_s)
+            await self._wait(job, exc.message, later, waiting_on="settings")
         except REFUSED_BY_DATABASE as exc:  # the same data would be refused at every attempt
             await self._fail(job, refused_by_database(exc))
         except (AirtableError, *DATABASE_ERRORS) as exc:

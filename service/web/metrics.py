@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from service.engine import stats
 from service.metrics import (
+    AIRTABLE_PAUSED,
     ATTESTR_PAUSED,
     ATTESTR_TODAY,
     JOBS,
@@ -64,6 +65,7 @@ def _set_gauges(found: dict[str, Any]) -> None:
     PUSH_BACKLOG.labels("companies").set(found["airtable"]["companies_waiting"])
     ROWS_FAILED.set(found["airtable"]["rows_failed"])
     ATTESTR_PAUSED.set(1 if found["attestr"]["paused"] else 0)
+    AIRTABLE_PAUSED.set(1 if found["airtable"]["pauses"] else 0)
     ATTESTR_TODAY.set(found["attestr"]["calls_today"])
     last_sweep = found["reconcile"]["last_sweep_s"]
     RECONCILE_AGE.set(-1 if last_sweep is None else last_sweep)

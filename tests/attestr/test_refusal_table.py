@@ -129,7 +129,7 @@ DECIDED: dict[str, tuple[type[AttestrError], Action, bool, bool, list[str]]] = {
         PAUSE,
         True,
         False,
-        ["does not allow this operation", *CONSENT_FIX],
+        ["its operations do not allow it", *CONSENT_FIX],
     ),
     "4291": (AttestrRateLimited, SOON, False, False, NOTHING_SOON),
     "4292": (AttestrRateLimited, SOON, False, False, NOTHING_SOON),

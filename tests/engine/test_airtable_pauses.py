@@ -20,7 +20,7 @@ from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
 from tests.conftest import Running
 from tests.engine.test_engine import FAST, many_companies, until
-from tests.flow import enqueued, running_engine
+from tests.flow import enqueued, running_engine, settings_for
 
 PROBE_S = 1.0
 ACTIVE = "SELECT {} FROM airtable_pauses WHERE resumed_at IS NULL"  # the pauses in force
@@ -234,3 +234,24 @@ async def test_a_field_airtable_calls_unknown_for_a_moment_delays_the_rows_and_f
     assert not await pool.fetchval("SELECT count(*) FROM people WHERE push_error IS NOT NULL")
     assert any(line["event"] == "airtable.schema_contradicted" for line in logs)
     assert not any(line["event"] == "airtable.row_failed" for line in logs)
+
+
+async def test_a_probe_ends_only_the_pause_it_was_let_through_for(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    """A probe under way when the operator pauses everything, or when a newer refusal paused the
+    table again, ends neither."""
+    pauses = AirtablePauses(pool, settings_for(airtable, attestr, AIRTABLE_PROBE_INTERVAL_S="0.001"))
+    refused = await pauses.admit("contacts")
+    await pauses.pause("base", "token revoked", "AUTHENTICATION_REQUIRED", refused.at)
+    probe = await pauses.admit("contacts")
+    assert probe.probe and probe.scope == "base"
+    await pauses.pause_by_operator("restructuring the base")  # while the probe is under way
+    await pauses.probe_got_through(probe, "Airtable answered again")
+    assert [p["kind"] for p in await pauses.state()] == ["operator"]
+    await pauses.resume("resumed by an operator")
+    # A refusal of a request sent before the resume does not pause again; one sent after does.
+    await pauses.pause("contacts", "locked", "INVALID_PERMISSIONS", refused.at)
+    assert not await pauses.state()
+    await pauses.pause("contacts", "locked", "INVALID_PERMISSIONS", (await pauses.admit("contacts")).at)
+    assert [p["scope"] for p in await pauses.state()] == ["contacts"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from itertools import pairwise
-from typing import Any
 
 import asyncpg
 import pytest
@@ -33,11 +32,9 @@ async def _enqueue_all(pool: asyncpg.Pool, companies: list[tuple[str, str]]) -> 
         await jobs.enqueue(pool, record_id, cin)
 
 
-async def _all_waiting(
-    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], companies: list[tuple[str, str]], *words: str
-) -> None:
+async def _waiting_in_postgresql(pool: asyncpg.Pool, companies: list[tuple[str, str]], *words: str) -> None:
     """Every job waits on Attestr, none failed, and every company shows Waiting with a reason
-    holding each of `words`: in PostgreSQL, then in Airtable (the pusher writes it a moment later)."""
+    holding each of `words` in PostgreSQL (`companies.sync_status`, `sync_error`)."""
     record_ids = [record_id for record_id, _cin in companies]
 
     async def waiting() -> bool:
@@ -48,22 +45,33 @@ async def _all_waiting(
 
     await until(waiting)
     assert "failed" not in await states(pool)
-    rows = await pool.fetch(
-        "SELECT airtable_id, sync_status, sync_error FROM companies WHERE airtable_id = ANY($1)", record_ids
-    )
-    assert len(rows) == len(companies)
-    for row in rows:
-        assert row["sync_status"] == "Waiting", dict(row)
-        assert all(w in row["sync_error"] for w in words), (words, row["sync_error"])
 
-    def shown() -> list[dict[str, Any]]:
-        return [r["fields"] for r in airtable.standin.records("Companies") if r["id"] in record_ids]
+    # At each probe every waiting job wakes and its company shows Running for a moment.
+    async def all_waiting() -> bool:
+        rows = await pool.fetch(
+            "SELECT sync_status, sync_error FROM companies WHERE airtable_id = ANY($1)", record_ids
+        )
+        return len(rows) == len(companies) and all(
+            row["sync_status"] == "Waiting" and all(w in row["sync_error"] for w in words) for row in rows
+        )
+
+    await until(all_waiting)
+
+
+async def _waiting_in_airtable(
+    airtable: Running[AirtableStandIn], companies: list[tuple[str, str]], *words: str
+) -> None:
+    """Airtable's Companies records show Waiting, and the reason in Contacts Sync Error. The
+    pusher sends a passing status once it has held a moment (2 s): with probes further apart
+    than that, which is why the tests look here under a longer ATTESTR_PROBE_INTERVAL_S."""
+    record_ids = {record_id for record_id, _cin in companies}
 
     async def all_shown() -> bool:
-        return all(
+        shown = [r["fields"] for r in airtable.standin.records("Companies") if r["id"] in record_ids]
+        return len(shown) == len(record_ids) and all(
             f.get("Contacts Sync Status") == "Waiting"
             and all(w in (f.get("Contacts Sync Error") or "") for w in words)
-            for f in shown()
+            for f in shown
         )
 
     await until(all_shown)
@@ -106,24 +114,33 @@ async def test_a_wrong_address_waits_for_the_operator_and_a_restart_with_the_rig
     pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
 ) -> None:
     companies = many_companies(airtable, attestr, N)
-    wrong = attestr.url + PATH + "s"  # a typo: nothing there but 404
-    probing = {**FAST, "ATTESTR_PROBE_INTERVAL_S": str(INTERVAL_S)}
-    async with running_engine(pool, airtable, attestr, **probing, ATTESTR_API_URL=wrong) as runtime:
+    wrong = {**FAST, "ATTESTR_API_URL": attestr.url + PATH + "s"}  # a typo: nothing there but 404
+    says = ("HTTP 404", "check ATTESTR_API_URL", "then restart the service")
+    async with running_engine(
+        pool, airtable, attestr, **wrong, ATTESTR_PROBE_INTERVAL_S=str(INTERVAL_S)
+    ) as runtime:
         await _enqueue_all(pool, companies)
-        await _all_waiting(
-            pool, airtable, companies, "HTTP 404", "check ATTESTR_API_URL", "restart the service"
-        )
+        await _waiting_in_postgresql(pool, companies, *says)
         await _spaced_by_the_interval(lambda: [r["at"] for r in attestr.standin.not_served])
         state = await runtime.syncer.gate.state()
     assert state["paused"] and "check ATTESTR_API_URL" in state["reason"] and state["calls_today"] == 0
     await _refusals_uncounted(pool, 0)
+    assert attestr.standin.calls == []
+
+    # Restarted with the same wrong address (probing hourly, so that Airtable is shown a status
+    # that holds): the pause goes on, the companies show it in Airtable.
+    async with running_engine(pool, airtable, attestr, **wrong, ATTESTR_PROBE_INTERVAL_S="3600") as runtime:
+        await _waiting_in_postgresql(pool, companies, *says)
+        await _waiting_in_airtable(airtable, companies, *says)
+        assert (await runtime.syncer.gate.state())["paused"]
     refused = len(attestr.standin.not_served)
     assert refused == await pool.fetchval("SELECT count(*) FROM attestr_answers WHERE http_status = 404")
-    assert attestr.standin.calls == []
 
     # The operator sets the right address and restarts: the pause ends before any job runs.
     with capture_logs() as logs:
-        async with running_engine(pool, airtable, attestr, **probing) as runtime:
+        async with running_engine(
+            pool, airtable, attestr, **FAST, ATTESTR_PROBE_INTERVAL_S="3600"
+        ) as runtime:
             await _synced(pool, airtable, N)
             state = await runtime.syncer.gate.state()
     resumed = [line for line in logs if line["event"] == "attestr.resumed"]
@@ -142,7 +159,8 @@ async def test_an_address_answering_404_until_mended_at_attestr_resumes_at_once_
     attestr.standin.unserved_paths.add(PATH)
     async with running_engine(pool, airtable, attestr, **FAST, ATTESTR_PROBE_INTERVAL_S="3600") as runtime:
         await _enqueue_all(pool, companies)
-        await _all_waiting(pool, airtable, companies, "check ATTESTR_API_URL")
+        await _waiting_in_postgresql(pool, companies, "HTTP 404", "check ATTESTR_API_URL")
+        await _waiting_in_airtable(airtable, companies, "HTTP 404", "check ATTESTR_API_URL")
         refused = len(attestr.standin.not_served)
         assert 1 <= refused <= N  # the calls already under way when the pause began, no more
         attestr.standin.unserved_paths.clear()
@@ -156,7 +174,7 @@ async def test_an_address_answering_404_until_mended_at_attestr_resumes_at_once_
     ("version", "says"),
     [
         ("v2", ["V2 is switched off for this account: set ATTESTR_API_VERSION=v3"]),
-        ("v3", ["check ATTESTR_API_URL and ATTESTR_API_VERSION", "API version v3"]),
+        ("v3", ["API version v3", "check ATTESTR_API_URL and ATTESTR_API_VERSION"]),
     ],
 )
 async def test_40051_to_every_lookup_waits_probing_once_an_interval_and_the_next_probe_resumes_all(
@@ -168,26 +186,35 @@ async def test_40051_to_every_lookup_waits_probing_once_an_interval_and_the_next
 ) -> None:
     companies = many_companies(airtable, attestr, N)
     attestr.standin.persistent_failure = 40051  # every lookup, until cleared
-    env = {**FAST, "ATTESTR_PROBE_INTERVAL_S": str(INTERVAL_S)}
+    env = dict(FAST)
     if version == "v3":
         env |= {
             "ATTESTR_API_VERSION": "v3",
             "ATTESTR_API_URL": attestr.url + PATH_V3,
             "ATTESTR_CONSENT_ID": STANDIN_CONSENT_ID,
         }
+    says = [*says, "code 40051", "then restart the service"]
     with capture_logs() as logs:
-        async with running_engine(pool, airtable, attestr, **env) as runtime:
+        async with running_engine(
+            pool, airtable, attestr, **env, ATTESTR_PROBE_INTERVAL_S=str(INTERVAL_S)
+        ) as runtime:
             await _enqueue_all(pool, companies)
-            await _all_waiting(pool, airtable, companies, *says, "code 40051")
+            await _waiting_in_postgresql(pool, companies, *says)
             await _spaced_by_the_interval(lambda: [call["at"] for call in attestr.standin.calls])
             state = await runtime.syncer.gate.state()
-            assert state["paused"] and state["calls_today"] == 0 and state["code"] == "40051"
+        assert state["paused"] and state["code"] == "40051" and state["calls_today"] == 0
+        await _refusals_uncounted(pool, 0)
 
+        # Restarted with the same settings, probing every 5 s (Airtable is shown a status that
+        # holds 2 s): the pause goes on until Attestr mends it; then the next probe resumes all.
+        async with running_engine(pool, airtable, attestr, **env, ATTESTR_PROBE_INTERVAL_S="5") as runtime:
+            await _waiting_in_airtable(airtable, companies, *says)
+            assert (await runtime.syncer.gate.state())["paused"]
             attestr.standin.persistent_failure = None  # mended at Attestr: no command, no restart
             await _synced(pool, airtable, N)
             assert not (await runtime.syncer.gate.state())["paused"]
     resumed = [line for line in logs if line["event"] == "attestr.resumed"]
     assert [line["reason"] for line in resumed] == ["the probe call succeeded"]
-    refused = await pool.fetchval("SELECT count(*) FROM attestr_answers WHERE code = '40051'")
+    refused = await pool.fetchval("SELECT count(*) FROM attestr_answers WHERE error_code = '40051'")
     assert len(attestr.standin.calls) == refused + N  # after the probe, one call per company
     await _refusals_uncounted(pool, N)

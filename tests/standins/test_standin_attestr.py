@@ -8,6 +8,7 @@ import pytest
 from service.attestr.client import AttestrClient
 from service.attestr.errors import AttestrAccessDenied, AttestrCreditsExhausted, AttestrUnavailable
 from service.standins.attestr import PATH, AttestrStandIn
+from service.standins.attestr_consents import NOT_ALLOWED
 from tests.conftest import Running
 
 CIN = "U72200KA2015PTC081234"
@@ -72,3 +73,24 @@ async def test_control_endpoints(attestr: Running[AttestrStandIn]) -> None:
         await client.aclose()
         calls = (await http.get("/_standin/calls")).json()["calls"]
         assert [c["cin"] for c in calls] == ["U11111MH2011PTC111111"] * 2
+
+
+async def test_a_second_message_and_a_path_not_served_on_demand(attestr: Running[AttestrStandIn]) -> None:
+    """40399's second documented message through the control endpoint (`[code, message]`), and a
+    path answered 404 (unknown, or the lookup's withdrawn) noted in `not_served`."""
+    headers = {"Authorization": f"Basic {attestr.standin.token}"}
+    async with httpx.AsyncClient(base_url=attestr.url, headers=headers) as http:
+        await http.post(f"/_standin/companies/{CIN}/failures", json={"codes": [[40399, NOT_ALLOWED]]})
+        refused = await http.post(PATH, json={"reg": CIN})
+        assert (refused.status_code, refused.json()) == (
+            403,
+            {"httpStatusCode": 403, "code": 40399, "message": NOT_ALLOWED},
+        )
+        assert (await http.post(PATH + "s", json={"reg": CIN})).status_code == 404
+        attestr.standin.unserved_paths.add(PATH)
+        assert (await http.post(PATH, json={"reg": CIN})).status_code == 404
+        attestr.standin.unserved_paths.clear()
+        assert (await http.post(PATH, json={"reg": CIN})).status_code == 200
+        seen = (await http.get("/_standin/calls")).json()
+    assert [(r["path"], r["status"]) for r in seen["not_served"]] == [(PATH + "s", 404), (PATH, 404)]
+    assert len(seen["calls"]) == 2  # the refused lookup and the answered one; the 404s are not lookups
