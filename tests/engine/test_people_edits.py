@@ -5,6 +5,7 @@ removes only the links it made. Against the Airtable stand-in, edits made as in 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import asyncpg
@@ -165,6 +166,32 @@ async def test_a_persons_edit_survives_the_field_being_renamed(
     vikram = base.row(VIKRAM)["fields"]
     assert vikram["Mobile"] == "+91 99000 11111"
     assert sorted(vikram["Company"]) == sorted([base.nilgiri, base.konkan])
+
+
+async def test_what_was_recorded_by_field_name_before_ids_is_found_after_a_rename(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    """Rows recorded by field name (as migration 019 left them) are recorded by field id at the
+    service's first schema read: a field renamed after that keeps people's values."""
+    base = Base(airtable)
+    async with running_engine(pool, airtable, attestr, **FAST):
+        await synced(pool, base.nilgiri, NILGIRI)
+    names = {f.id: f.name for f in base.standin.table("Contacts").fields}
+    stored = json.loads(await pool.fetchval("SELECT airtable_written FROM people WHERE din = $1", VIKRAM))
+    by_name = json.dumps({names[key]: value for key, value in stored.items()})
+    await pool.execute("UPDATE people SET airtable_written = $2::jsonb WHERE din = $1", VIKRAM, by_name)
+    async with running_engine(pool, airtable, attestr, **FAST):
+
+        async def by_id() -> bool:
+            record = await pool.fetchval("SELECT airtable_written FROM people WHERE din = $1", VIKRAM)
+            return set(json.loads(record)) == set(stored)
+
+        await until(by_id)
+    base.edit(VIKRAM, **{"Phone Number": "+91 99000 11111"})
+    base.standin.rename_field("Contacts", "Phone Number", "Mobile")
+    async with running_engine(pool, airtable, attestr, **{**FAST, "AIRTABLE_FIELD_PHONE": "Mobile"}):
+        await synced(pool, base.konkan, KONKAN)
+    assert base.row(VIKRAM)["fields"]["Mobile"] == "+91 99000 11111"
 
 
 async def test_resync_overwrite_puts_the_source_back_over_peoples_edits(
