@@ -462,6 +462,11 @@ FROM (SELECT 1) AS one LEFT JOIN (airtable_pauses p JOIN pause USING (scope)) ON
 AIRTABLE_STOPPED = """
 SELECT EXISTS (SELECT 1 FROM airtable_pauses WHERE scope IN ('base', $1) AND resumed_at IS NULL)"""
 
+# A process starting (after the operator changed a setting, say): the next batch is the probe.
+AIRTABLE_PROBE_NOW = """
+UPDATE airtable_pauses SET probe_after = now()
+WHERE resumed_at IS NULL AND kind IS DISTINCT FROM 'operator' AND probe_after > now()"""
+
 # A probe got through: the pause of $1 it was let through for (begun by $2), never an operator's.
 AIRTABLE_PROBE_RESUME = """
 UPDATE airtable_pauses SET resumed_at = now()

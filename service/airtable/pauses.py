@@ -53,6 +53,11 @@ class AirtablePauses:
         row = await self.pool.fetchrow(queries.AIRTABLE_ADMIT, table, self.settings.airtable_probe_interval_s)
         return Admission(row["at"], row["scope"], row["reason"], row["probe"], row["paused_at"])
 
+    async def probe_now(self) -> None:
+        """At a process's start: a pause (not an operator's) is probed at once, not after the rest
+        of its interval: the restart may have come with the mend (a new token)."""
+        await self.pool.execute(queries.AIRTABLE_PROBE_NOW)
+
     async def stopped(self, table: str) -> bool:
         """Whether writes to `table` wait now (checked again after a wait for a rate-limit slot:
         a pause may have begun meanwhile)."""

@@ -73,6 +73,7 @@ class Pusher:
         self.companies = CompanyStatuses(pool, airtable, settings, settle_s=settle_s)
         self.sender = BatchSender(pool, airtable, lambda: self._watch_options(reread=True))
         self.pauses = AirtablePauses(pool, settings)
+        self._jobs_told_at = float("-inf")
         self._recorded_by_id = False  # what was recorded by field name, by id (once a process)
         self._wakeup = Wakeup()
         self._missing: frozenset[tuple[str, str]] | None = None  # as last stored in PostgreSQL
@@ -90,6 +91,8 @@ class Pusher:
         """Send until `stop`; then a request under way has STOP_GRACE_S to end, and a sender
         still waiting (for a slot, or out a 429's cool-down) is stopped: its rows stay marked and
         leased, and are sent after their lease by whichever process runs next."""
+        with contextlib.suppress(*DATABASE_ERRORS):  # else the pause's own interval holds
+            await self.pauses.probe_now()
         senders = [asyncio.create_task(self._sender(stop)) for _ in range(self.senders)]
         await stop.wait()
         _, waiting = await asyncio.wait(senders, timeout=STOP_GRACE_S)
@@ -144,6 +147,10 @@ class Pusher:
         """Every job waiting for its contacts to be written says why, and so does its company
         (Waiting, with the reason) where the Companies table can still be written."""
         self._log_waiting(reason)
+        now = time.monotonic()
+        if now - self._jobs_told_at < self.poll_s:  # the senders of a process tell them once a poll
+            return
+        self._jobs_told_at = now
         with contextlib.suppress(*DATABASE_ERRORS):
             async with self.pool.acquire() as conn, conn.transaction():
                 await conn.execute(queries.JOBS_PUSHING_WAIT, reason)

@@ -255,3 +255,21 @@ async def test_a_probe_ends_only_the_pause_it_was_let_through_for(
     assert not await pauses.state()
     await pauses.pause("contacts", "locked", "INVALID_PERMISSIONS", (await pauses.admit("contacts")).at)
     assert [p["scope"] for p in await pauses.state()] == ["contacts"]
+
+
+async def test_a_restart_probes_at_once(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    """The operator mends the cause and restarts the service (a new token, say): the pause is
+    probed at the start, not an hour later."""
+    standin = airtable.standin
+    companies = many_companies(airtable, attestr, 2)
+    env = {**FAST, "AIRTABLE_PROBE_INTERVAL_S": "3600"}
+    async with running_engine(pool, airtable, attestr, **env):
+        mend = _revoke(standin)
+        job_ids = [(await enqueued(pool, record_id, cin))[0].id for record_id, cin in companies]
+        await until(_paused(pool))
+    mend()
+    async with running_engine(pool, airtable, attestr, **env):
+        await until(_succeeded(pool, job_ids))
+    assert len(standin.records("Contacts")) == 4
