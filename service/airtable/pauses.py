@@ -70,7 +70,13 @@ class AirtablePauses:
             queries.AIRTABLE_PAUSE, scope, reason, kind, self.settings.airtable_probe_interval_s, sent_at
         )
         if newly:
-            log.warning("airtable.paused", scope=scope, reason=reason, kind=kind)
+            log.warning(
+                "airtable.paused",
+                scope=scope,
+                reason=reason,
+                kind=kind,
+                sent_at=sent_at.isoformat() if sent_at else None,
+            )
 
     async def pause_by_operator(self, reason: str | None = None) -> None:
         """`contact-sync airtable pause`: every write waits, probes included, until `resume`. A

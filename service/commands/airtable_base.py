@@ -284,17 +284,25 @@ async def _pauses(pauses: AirtablePauses, args: argparse.Namespace) -> int:
         print_json({"paused": bool(state), "pauses": state})
         return 0
     console = new_console()
-    if not state:
+    missing = [
+        name
+        for name in ("AIRTABLE_API_KEY", "AIRTABLE_BASE_ID")
+        if not getattr(pauses.settings, name.lower())
+    ]
+    if not state and missing:
+        console.print(f"Airtable: nothing is written until {' and '.join(missing)} are set")
+    elif not state:
         console.print("Airtable: [green]writing[/]")
     for pause in state:
         what = "every write" if pause["scope"] == "base" else f"writes to the {pause['scope']} table"
-        until = (
-            f"a probe at {pause['next_probe_at']} gets through"
-            if pause["next_probe_at"]
-            else "an operator resumes them"
-        )
         console.print(f"Airtable: [bold red]{what} paused[/] since {pause['paused_at']}: {pause['reason']}")
-        console.print(f"  until {until}, or `contact-sync airtable resume`")
+        if pause["next_probe_at"]:
+            console.print(
+                f"  until a probe (next at {pause['next_probe_at']}) gets through, "
+                "or `contact-sync airtable resume`"
+            )
+        else:
+            console.print("  until `contact-sync airtable resume`")
     return 0
 
 

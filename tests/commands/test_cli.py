@@ -238,7 +238,7 @@ async def test_attestr_pause_stops_every_call_probes_included(db_url: str, pool:
 
 
 async def test_airtable_status_pause_and_resume(db_url: str, pool: asyncpg.Pool) -> None:
-    assert "Airtable: writing" in cli(db_url, "airtable", "status").stdout
+    assert "nothing is written until AIRTABLE_API_KEY" in cli(db_url, "airtable", "status").stdout
     paused = cli(db_url, "airtable", "pause", "--reason", "the base is being restructured")
     assert paused.returncode == 0 and "(not even a probe)" in paused.stdout
     pauses = AirtablePauses(pool, load_settings({"AIRTABLE_PROBE_INTERVAL_S": "0.001"}, env_file=None))
@@ -250,7 +250,11 @@ async def test_airtable_status_pause_and_resume(db_url: str, pool: asyncpg.Pool)
     state = json.loads(cli(db_url, "airtable", "status", "--json").stdout)
     assert state["paused"] and [p["kind"] for p in state["pauses"]] == ["operator", "INVALID_PERMISSIONS"]
     said = cli(db_url, "airtable", "status").stdout
-    assert "every write paused" in said and "restructured" in said and "an operator resumes them" in said
+    assert (
+        "every write paused" in said
+        and "restructured" in said
+        and "until `contact-sync airtable resume`" in said
+    )
     assert "Airtable writes" in cli(db_url, "doctor").stdout  # doctor names it too
     resumed = cli(db_url, "airtable", "resume")
     assert resumed.returncode == 0 and "base" in resumed.stdout

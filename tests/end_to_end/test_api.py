@@ -193,7 +193,9 @@ def test_stats(flow: Flow) -> None:
         "companies_waiting",
         "rows_failed",
         "rows_deleted_by_hand",
+        "pauses",
     }
+    assert stats["airtable"]["pauses"] == []  # writes are not paused
     assert flow.http.get("/stats").status_code == 401
 
 
