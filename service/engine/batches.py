@@ -53,6 +53,7 @@ class Outgoing:
     row: asyncpg.Record
     fields: dict[str, Any] = field(default_factory=dict)
     written: dict[str, Any] = field(default_factory=dict)
+    kept: list[str] = field(default_factory=list)  # fields whose person's value stays (logged once sent)
 
 
 class Table(Protocol):

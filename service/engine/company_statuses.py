@@ -72,8 +72,8 @@ class CompanyStatuses:
         return await self.airtable.update_companies(records, slot)
 
     async def written(self, batch: list[Outgoing], answer: Any) -> None:
-        await self._ended([item.row for item in batch], None)
         metrics.AIRTABLE_RECORDS.labels("companies").inc(len(batch))
+        await self._ended([item.row for item in batch], None)
         log.info("airtable.written", table="companies", records=len(batch), created=0, updated=len(batch))
 
     async def unanswered(self, batch: list[Outgoing]) -> None:

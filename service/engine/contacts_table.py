@@ -146,6 +146,7 @@ class ContactsTable:
         source = {key: value for key, value in contact_values(row).items() if field(key) in fields}
         if withheld(self.airtable, "PHONE_TYPE", source.get("PHONE_TYPE")):
             source.pop("PHONE_TYPE")  # no option for it yet: left out, sent once it exists
+        kept: list[str] = []
         if now is None:
             values = {
                 key: value
@@ -164,14 +165,9 @@ class ContactsTable:
                 {key: value for key, value in pending.items() if key in source},
             )
             values, written = merged.fields, merged.written
+            kept = sorted(field(key) for key in merged.notes)  # logged once the note is in Airtable
             if "PHONE_TYPE" not in source and last and "PHONE_TYPE" in last:
                 written["PHONE_TYPE"] = last["PHONE_TYPE"]
-            if merged.notes:
-                log.info(
-                    "airtable.value_kept",
-                    contact_key=row["contact_key"],
-                    fields=sorted(field(key) for key in merged.notes),
-                )
             if field("SYNC_NOTE") in fields:
                 note = self._note(merged.notes)
                 if not _same_note(note, now.get(field("SYNC_NOTE"))):
@@ -180,7 +176,7 @@ class ContactsTable:
         if now is not None and not values and now.get(field("CONTACT_KEY")) == row["contact_key"]:
             return Outgoing(row, {}, record)
         values["CONTACT_KEY"] = row["contact_key"]  # the service's own: always as it gave it
-        return Outgoing(row, {field(key): value for key, value in values.items()}, record)
+        return Outgoing(row, {field(key): value for key, value in values.items()}, record, kept)
 
     def _note(self, kept: dict[str, tuple[Any, Any]]) -> str | None:
         """The Contacts Sync Note: for each value a person changed that the source changed too,
@@ -212,8 +208,11 @@ class ContactsTable:
             for i, item in enumerate(batch)
         ]
         outcomes = ["created" if airtable_id in created else "updated" for airtable_id in airtable_ids]
+        metrics.AIRTABLE_RECORDS.labels("contacts").inc(len(batch))  # written: counted before the jobs end
         await self._ended(batch, airtable_ids, outcomes)
-        metrics.AIRTABLE_RECORDS.labels("contacts").inc(len(batch))
+        for item in batch:  # once the note beside them is in Airtable
+            if item.kept:
+                log.info("airtable.value_kept", contact_key=item.row["contact_key"], fields=item.kept)
         log.info(
             "airtable.written",
             table="contacts",
