@@ -223,11 +223,12 @@ class Airtable:
     async def delete_webhook(self, webhook_id: str) -> None:
         await self.call(self._api.request, "DELETE", self._webhook_url(webhook_id))
 
-    async def fields(self, *, refresh: bool = False) -> dict[str, set[str]]:
-        """The field names of the Companies and Contacts tables, from the base's schema."""
+    async def fields(self, *, refresh: bool = False, force: bool = False) -> dict[str, set[str]]:
+        """The field names of the Companies and Contacts tables, from the base's schema. `force`:
+        read now, whatever another caller read meanwhile (a pause's probe must ask Airtable)."""
         stale = self._fields
         async with self._fields_lock:  # several senders starting at once read the schema once
-            if self._fields is None or (refresh and self._fields is stale):
+            if force or self._fields is None or (refresh and self._fields is stale):
                 await self._read_fields()
         assert self._fields is not None
         return self._fields

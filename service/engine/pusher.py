@@ -168,7 +168,7 @@ class Pusher:
             return False
         probing = {a.scope for a in (contacts, companies) if a.probe}
         try:
-            fields = await self.airtable.fields(refresh=bool(probing))
+            fields = await self.airtable.fields(force=bool(probing))
             await self._watch_options()
         except AirtableError as exc:
             if fix := operator_fix(exc, None):
