@@ -431,7 +431,9 @@ WHERE NOT EXISTS (SELECT 1 FROM airtable_pauses
 ON CONFLICT (scope) DO UPDATE SET reason = EXCLUDED.reason, kind = EXCLUDED.kind,
     probe_after = EXCLUDED.probe_after, resumed_at = NULL,
     paused_at = CASE WHEN p.resumed_at IS NULL THEN p.paused_at ELSE now() END
-    WHERE p.kind IS DISTINCT FROM 'operator' OR p.resumed_at IS NOT NULL
+    -- Checked again on the row as it is now: a resume that committed while this waited for it.
+    WHERE (p.kind IS DISTINCT FROM 'operator' OR p.resumed_at IS NOT NULL)
+      AND (p.resumed_at IS NULL OR p.resumed_at < COALESCE($5::timestamptz, now()))
 RETURNING (xmax = 0 OR paused_at = now()) AS newly_paused"""
 
 AIRTABLE_PAUSE_BY_OPERATOR = """
