@@ -484,11 +484,16 @@ RETURNING scope, reason"""
 # Companies whose job waits for Airtable show Waiting with the reason (where the Companies table
 # can still be written); their final status replaces it once their contacts are in.
 COMPANIES_WAITING_ON_AIRTABLE = """
+WITH locked AS (
+    SELECT id FROM companies c
+    WHERE c.airtable_id IN (SELECT record_id FROM jobs WHERE status = 'pushing')
+      AND (c.sync_status, c.sync_error) IS DISTINCT FROM ('Waiting', $1)
+      AND NOT c.deleted_in_airtable
+    ORDER BY id FOR UPDATE  -- in id order, as COMPANIES_PUSHED
+)
 UPDATE companies c SET sync_status = 'Waiting', sync_error = $1, push_version = push_version + 1,
     updated_at = now()
-WHERE c.airtable_id IN (SELECT record_id FROM jobs WHERE status = 'pushing')
-  AND (c.sync_status, c.sync_error) IS DISTINCT FROM ('Waiting', $1)
-  AND NOT c.deleted_in_airtable"""
+FROM locked WHERE c.id = locked.id"""
 
 # --- the outbox: rows Airtable must receive (pusher.py) ---------------------------------------
 
@@ -528,6 +533,7 @@ RETURNING p.id, p.contact_key, p.din, p.name, p.phone_e164, p.phone_type, p.emai
 # The mark is cleared only up to the version that was sent: a row changed meanwhile stays marked.
 # With what the service has now written to each row, by field (engine/merge.py).
 PEOPLE_PUSHED = """
+WITH locked AS (SELECT id FROM people WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE)
 UPDATE people p SET airtable_id = u.airtable_id, pushed_version = GREATEST(p.pushed_version, u.version),
     push_error = NULL, push_lease_until = NULL, push_withheld = u.withheld,
     -- `resync --overwrite` meanwhile (an empty record, a newer version due) stands for that push
@@ -536,7 +542,7 @@ UPDATE people p SET airtable_id = u.airtable_id, pushed_version = GREATEST(p.pus
     airtable_pending = NULL
 FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::boolean[], $5::text[])
     AS u(id, airtable_id, version, withheld, written)
-WHERE p.id = u.id"""
+WHERE p.id = u.id AND p.id IN (SELECT id FROM locked)"""
 
 # What the service wrote, kept by field name before field ids were (migration 019): by id ($2)
 # for the names ($1) the schema gives now, so that a field renamed later keeps people's values.
@@ -617,11 +623,14 @@ RETURNING c.id, c.airtable_id, c.sync_status, c.sync_error, c.synced_at, c.conta
     ARRAY(SELECT DISTINCT p.phone_type FROM company_people cp JOIN people p ON p.id = cp.person_id
           WHERE cp.company_id = c.id AND p.phone_type IS NOT NULL) AS phone_types"""
 
+# Rows locked in id order first, as in every update of many companies the engine may run at once
+# with another (COMPANIES_WAITING_ON_AIRTABLE): two such updates cannot deadlock.
 COMPANIES_PUSHED = """
+WITH locked AS (SELECT id FROM companies WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE)
 UPDATE companies c SET pushed_version = GREATEST(c.pushed_version, u.version), push_error = u.error,
     push_lease_until = NULL, push_withheld = u.withheld
 FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::boolean[]) AS u(id, version, error, withheld)
-WHERE c.id = u.id"""
+WHERE c.id = u.id AND c.id IN (SELECT id FROM locked)"""
 
 COMPANIES_RELEASE_PUSH = """
 UPDATE companies SET push_lease_until = now() + make_interval(secs => $2) WHERE id = ANY($1::bigint[])"""

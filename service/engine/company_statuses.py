@@ -13,6 +13,7 @@ import structlog
 from service import metrics, queries
 from service.airtable.client import Airtable
 from service.config import Settings
+from service.database import in_transaction
 from service.engine.batches import Outgoing
 from service.engine.outbox import BATCH, option_note, withheld
 
@@ -94,13 +95,14 @@ class CompanyStatuses:
         held back, to be sent again once the option exists."""
         if not rows:
             return
-        await self.pool.execute(
-            queries.COMPANIES_PUSHED,
+        args = (
             [row["id"] for row in rows],
             [row["push_version"] for row in rows],
             [error] * len(rows),
             [error is None and bool(self._withheld(row)) for row in rows],
         )
+        # Run again on a deadlock: given up, the rows would wait out their lease before going again.
+        await in_transaction(self.pool, lambda conn: conn.execute(queries.COMPANIES_PUSHED, *args))
 
     def _withheld(self, row: asyncpg.Record) -> list[tuple[str, str]]:
         """The values of a company's status, and of its people's Phone Type, held back."""

@@ -20,6 +20,7 @@ from service import metrics, queries
 from service.airtable.client import Airtable
 from service.airtable.errors import KEY_FIELD_MISSING, AirtableError
 from service.config import Settings
+from service.database import in_transaction
 from service.engine import hand_merges
 from service.engine.batches import Outgoing
 from service.engine.merge import (
@@ -238,33 +239,35 @@ class ContactsTable:
         rows = [item.row for item in batch]
         ids, versions = [row["id"] for row in rows], [row["push_version"] for row in rows]
         held = [withheld(self.airtable, "PHONE_TYPE", row["phone_type"]) for row in rows]
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                queries.PEOPLE_PUSHED,
-                ids,
-                airtable_ids,
-                versions,
-                held,
-                [json.dumps(item.written) for item in batch],
-            )
+        written = [json.dumps(item.written) for item in batch]
+
+        async def mark(conn: asyncpg.Connection) -> None:
+            await conn.execute(queries.PEOPLE_PUSHED, ids, airtable_ids, versions, held, written)
             await conn.execute(queries.JOB_ROWS_OUTCOME, ids, versions, outcomes)
 
+        # Run again on a deadlock: given up, the rows would wait out their lease before going again.
+        await in_transaction(self.pool, mark)
+
     async def deleted(self, rows: list[asyncpg.Record]) -> None:
-        ids = [row["id"] for row in rows]
-        async with self.pool.acquire() as conn, conn.transaction():
+        ids, versions = [row["id"] for row in rows], [row["push_version"] for row in rows]
+
+        async def mark(conn: asyncpg.Connection) -> None:
             await conn.execute(queries.PEOPLE_DELETED_IN_AIRTABLE, ids)
             await conn.execute(queries.COMPANIES_RECOUNT, ids)  # Contacts Found follows
-            await conn.execute(
-                queries.JOB_ROWS_OUTCOME, ids, [row["push_version"] for row in rows], ["deleted"] * len(rows)
-            )
+            await conn.execute(queries.JOB_ROWS_OUTCOME, ids, versions, ["deleted"] * len(rows))
+
+        await in_transaction(self.pool, mark)
         for row in rows:
             log.info("airtable.row_deleted", contact_key=row["contact_key"], airtable_id=row["airtable_id"])
 
     async def failed(self, rows: list[asyncpg.Record], message: str) -> None:
         ids, versions = [row["id"] for row in rows], [row["push_version"] for row in rows]
-        async with self.pool.acquire() as conn, conn.transaction():
+
+        async def mark(conn: asyncpg.Connection) -> None:
             await conn.execute(queries.PEOPLE_PUSH_FAILED, ids, versions, [message] * len(rows))
             await conn.execute(queries.JOB_ROWS_OUTCOME, ids, versions, ["failed"] * len(rows))
+
+        await in_transaction(self.pool, mark)
         for row in rows:
             log.error("airtable.row_failed", table="contacts", contact_key=row["contact_key"], error=message)
 

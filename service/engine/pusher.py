@@ -130,7 +130,7 @@ class Pusher:
         reason = (
             exc.message
             if isinstance(exc, AirtableError)
-            else f"Airtable writes are paused ({type(exc).__name__})"
+            else f"Airtable writes wait for the database ({type(exc).__name__})"
         )
         if isinstance(exc, AirtableError):
             await self._jobs_wait(reason)

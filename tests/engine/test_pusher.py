@@ -4,6 +4,7 @@ renamed fields, 429s, and marks that survive a change made during a push."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import asyncpg
@@ -13,6 +14,8 @@ from structlog.testing import capture_logs
 from service import queries
 from service.airtable.client import Airtable
 from service.engine import jobs
+from service.engine.batches import Outgoing
+from service.engine.company_statuses import CompanyStatuses
 from service.engine.pusher import STOP_GRACE_S, Pusher
 from service.people.companies import ensure_company
 from service.people.dedup import CompanyContacts, upsert_people
@@ -20,6 +23,7 @@ from service.people.normalize import normalize_contact
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
 from tests.conftest import Running
+from tests.engine.test_engine import until
 from tests.flow import settings_for
 
 
@@ -378,3 +382,35 @@ async def test_passing_statuses_never_go_before_people(
     await drain(pusher_for(pool, airtable, attestr))
     tables = [r["path"].rsplit("/", 1)[1] for r in airtable.standin.write_requests()]
     assert tables == ["Contacts", "Companies"]
+
+
+async def test_a_deadlock_while_marking_rows_written_runs_the_mark_again(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    """Marking what Airtable took meets another update of the same rows in the other order (as
+    the companies shown Waiting while a pause ends): PostgreSQL undoes one of the two. The mark is
+    run again at once, rather than its rows waiting out their lease to be sent a second time."""
+    settings = settings_for(airtable, attestr)
+    statuses = CompanyStatuses(pool, Airtable(settings, pool), settings, settle_s=0)
+    async with pool.acquire() as conn:
+        for record_id in companies(airtable, 2):
+            await ensure_company(conn, record_id)
+        await conn.execute("UPDATE companies SET sync_status = 'Synced', push_version = 1")
+    claim, args = statuses.claim(False, 60)
+    rows = await pool.fetch(claim, *args)
+    first, second = sorted(rows, key=lambda row: row["id"])
+    async with pool.acquire() as other:
+        with contextlib.suppress(asyncpg.InsufficientPrivilegeError):  # so that it is the mark undone
+            await other.execute("SET deadlock_timeout = '10s'")
+        async with other.transaction():
+            await other.execute("UPDATE companies SET updated_at = now() WHERE id = $1", second["id"])
+            marking = asyncio.create_task(statuses.written([Outgoing(row, {}) for row in rows], {}))
+
+            async def mark_waits() -> bool:
+                return bool(await pool.fetchval("SELECT count(*) FROM pg_locks WHERE NOT granted"))
+
+            await until(mark_waits)
+            await other.execute("UPDATE companies SET updated_at = now() WHERE id = $1", first["id"])
+        await marking
+    marked = await pool.fetch("SELECT pushed_version, push_lease_until FROM companies")
+    assert [(row["pushed_version"], row["push_lease_until"]) for row in marked] == [(1, None), (1, None)]
