@@ -18,27 +18,17 @@ import asyncpg
 import structlog
 
 from service import metrics, queries
-from service.airtable.errors import AirtableError, AirtableNotConfigured, AirtablePaused
-from service.attestr.errors import Action, AttestrError, AttestrNotConfigured
-from service.attestr.gate import AttestrPaused
 from service.config import Settings
 from service.database import DATABASE_ERRORS
 from service.engine import jobs
 from service.engine.jobs import Job
-from service.engine.sync import JobFailed, LeaseLost, Syncer
+from service.engine.outcomes import Intervals, Outcome, Then, decide
+from service.engine.sync import Syncer
 from service.wakeup import Wakeup
 
 log = structlog.get_logger(__name__)
 
-PAUSE_RETRY_S = 300.0  # a job waiting for missing credentials looks again after this
 LIVENESS_CHECK_S = 2.0  # how often the liveness connection is checked while all is quiet
-
-
-def _next_ist_midnight(now: datetime) -> datetime:
-    """Attestr's daily limits reset at midnight in India (UTC+05:30)."""
-    ist = timezone(timedelta(hours=5, minutes=30))
-    local = now.astimezone(ist)
-    return (local + timedelta(days=1)).replace(hour=0, minute=5, second=0, microsecond=0)
 
 
 class Worker:
@@ -55,6 +45,7 @@ class Worker:
         self.syncer = syncer
         self.poll_s = poll_s
         self.retry_base_s = settings.job_retry_base_s
+        self._intervals = Intervals(settings.attestr_probe_interval_s, settings.airtable_probe_interval_s)
         # Well inside the ~30 s a platform waits between SIGTERM and SIGKILL.
         self.grace_s = min(25.0, settings.job_lease_s / 2)
         self.worker_id = self._new_id()
@@ -218,59 +209,37 @@ class Worker:
     async def _run(self, job: Job) -> None:
         try:
             await self.syncer.run(job, self.worker_id)
-        except LeaseLost:
-            log.warning("job.lease_lost")
-        except JobFailed as exc:
-            await self._fail(job, str(exc))
-        except AttestrPaused as exc:
-            await self._wait(job, exc.reason, exc.until, waiting_on="attestr")
-        except AttestrNotConfigured as exc:
-            await self._wait(job, exc.message, self._later(PAUSE_RETRY_S), waiting_on="settings")
-        except AttestrError as exc:
-            await self._attestr_failed(job, exc)
-        except AirtableNotConfigured as exc:
-            await self._wait(job, exc.message, self._later(PAUSE_RETRY_S), waiting_on="settings")
-        except AirtablePaused as exc:  # reading the company refused: the operator's to mend
-            later = self._later(self.settings.airtable_probe_interval_s)
-            await self._wait(job, exc.message, later, waiting_on="settings")
-        except REFUSED_BY_DATABASE as exc:  # the same data would be refused at every attempt
-            await self._fail(job, refused_by_database(exc))
-        except (AirtableError, *DATABASE_ERRORS) as exc:
-            await self._retry(job, _describe(exc))
         except Exception as exc:
-            log.exception("job.error")
-            await self._retry(job, f"Internal error ({type(exc).__name__}); see the service log")
+            now = datetime.now(timezone.utc)
+            outcome = decide(exc, job.attempts, self.settings.job_max_attempts, self._intervals, now)
+            if outcome.unexpected:
+                log.exception("job.error")
+            await self._carry_out(job, outcome)
 
-    async def _attestr_failed(self, job: Job, exc: AttestrError) -> None:
-        if exc.action is Action.FAIL:
-            await self._fail(job, exc.message)
-        elif exc.action is Action.PAUSE:
-            await self.syncer.gate.pause(exc.message, exc.code, settings_fix=exc.settings_fix)
+    async def _carry_out(self, job: Job, outcome: Outcome) -> None:
+        """What `decide` said: fail, try again, or wait (starting Attestr's pause if it says so)."""
+        if outcome.then is Then.NOTHING:
+            log.warning("job.lease_lost")
+        elif outcome.then is Then.FAIL:
+            await self._fail(job, outcome.error)
+        elif outcome.then is Then.WAIT:
+            assert outcome.until is not None
+            if pause := outcome.pause:
+                await self.syncer.gate.pause(
+                    pause.message, pause.code, pause.until, settings_fix=pause.settings_fix
+                )
             await self._wait(
                 job,
-                exc.message,
-                self._later(self.settings.attestr_probe_interval_s),
-                waiting_on="attestr",
-                mended_by_settings=exc.settings_fix,
+                outcome.error,
+                outcome.until,
+                outcome.waiting_on,
+                mended_by_settings=outcome.mended_by_settings,
             )
-        elif exc.action is Action.WAIT_RESET:
-            reset = _next_ist_midnight(datetime.now(timezone.utc))
-            await self.syncer.gate.pause(exc.message, exc.code, reset)
-            await self._wait(job, exc.message, reset, waiting_on="attestr")
-        elif exc.action is Action.RETRY_ONCE and job.attempts >= 2:
-            await self._fail(job, exc.message)
         else:
-            await self._retry(job, exc.message, soon=exc.action is Action.RETRY_SOON)
-
-    @staticmethod
-    def _later(seconds: float) -> datetime:
-        return datetime.now(timezone.utc) + timedelta(seconds=seconds)
+            await self._retry(job, outcome.error, soon=outcome.then is Then.RETRY_SOON)
 
     async def _retry(self, job: Job, error: str, *, soon: bool = False) -> None:
-        """Try again later with exponential backoff and jitter, or fail after the last attempt."""
-        if job.attempts >= self.settings.job_max_attempts:
-            await self._fail(job, f"{error} (gave up after {job.attempts} attempts)")
-            return
+        """Try again later with exponential backoff and jitter (an attempt is left: `decide`)."""
         if soon:  # Attestr's per-second limit: a short pause is enough
             delay = random.uniform(1.0, 3.0)
         else:
@@ -338,24 +307,3 @@ class Worker:
             await jobs.set_company_status(conn, job.record_id, "Failed", error)
         log.error("job.failed", error=error, attempts=job.attempts)
         metrics.job_ended("failed", job.created_at)
-
-
-# PostgreSQL refusing the data itself (SQLSTATE class 22, "Data Exception": a character it cannot
-# store, a number out of range; class 54: a value too large for an index), not an outage.
-REFUSED_BY_DATABASE = (asyncpg.DataError, asyncpg.exceptions.ProgramLimitExceededError)
-
-
-def refused_by_database(exc: BaseException) -> str:
-    """The job's error when PostgreSQL refuses this company's data: said as such, never as an outage."""
-    return (
-        f"PostgreSQL refused this company's data ({type(exc).__name__}: {str(exc)[:200]}); "
-        "nothing is tried again: report it with this message"
-    )
-
-
-def _describe(exc: Exception) -> str:
-    if isinstance(exc, AirtableError):
-        return exc.message
-    if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError | OSError):
-        return f"The database could not be reached ({type(exc).__name__})"
-    return str(exc)

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 from structlog.testing import capture_logs
 
-from service.engine.worker import REFUSED_BY_DATABASE, refused_by_database
+from service.engine.outcomes import REFUSED_BY_DATABASE, refused_by_database
 from service.web.errors import CatchAll
 from service.web.metrics import GAUGES_MAX_AGE_S
 from service.web.validation import BODY_TIMEOUT_S
