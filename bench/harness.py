@@ -24,7 +24,7 @@ SECRET = "bench-webhook-secret"
 
 @dataclass
 class Row:
-    """One line of the README's table: a figure beside its floor, their ratio and the target."""
+    """One line of bench/README.md's table: a figure beside its floor, their ratio and the target."""
 
     what: str
     how: str

@@ -2,7 +2,7 @@
 
     python bench/run.py              # full sizes (a few minutes)
     python bench/run.py --smoke      # small sizes, as CI runs it
-    python bench/run.py --write-readme
+    python bench/run.py --write-readme   # the table into bench/README.md
     python bench/run.py --only backlog latency
 
 Everything runs on this machine: an embedded PostgreSQL in a temporary directory, the service
@@ -37,7 +37,7 @@ from rows_startup import startup
 from service.database import embedded
 from service.logs import configure_logging
 
-# The groups of rows, in the README's order (`--only` picks some).
+# The groups of rows, in bench/README.md's order (`--only` picks some).
 GROUPS = ("normalisation", "upsert", "intake", "backlog", "latency", "spend", "memory", "commands", "startup")
 
 
@@ -50,7 +50,7 @@ async def _listed(*rows: Row) -> list[Row]:
 
 
 def table(rows: list[Row], when: str) -> str:
-    """The README's table of `rows`, and when they were measured."""
+    """bench/README.md's table of `rows`, and when they were measured."""
     lines = ["| what | how | figure | floor | ratio | target | met |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         ratio = f"{r.ratio:.2f}" if r.ratio is not None else ""
@@ -60,8 +60,8 @@ def table(rows: list[Row], when: str) -> str:
 
 
 async def main(smoke: bool, write_readme: bool, only: list[str]) -> int:
-    """Every row in the README's order (or the groups named in `only`); prints the table (and
-    writes it into the README); 1 when a correctness row is wrong."""
+    """Every row in bench/README.md's order (or the groups named in `only`); prints the table (and
+    writes it into bench/README.md); 1 when a correctness row is wrong."""
     configure_logging("console", "error")  # the service parts running in this process stay quiet
     rows: list[Row] = []
     # The bench's own PostgreSQL is stopped before its folder goes: nothing is left running.
@@ -85,7 +85,7 @@ async def main(smoke: bool, write_readme: bool, only: list[str]) -> int:
     text = table(rows, f"{date.today():%Y-%m-%d}" + (" (smoke sizes)" if smoke else ""))
     print(text)
     if write_readme:
-        readme = ROOT / "README.md"
+        readme = ROOT / "bench" / "README.md"
         content = readme.read_text()
         start, end = content.index("<!-- bench:start -->"), content.index("<!-- bench:end -->")
         readme.write_text(content[: start + len("<!-- bench:start -->")] + "\n" + text + "\n" + content[end:])
@@ -100,7 +100,7 @@ if __name__ == "__main__":
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--smoke", action="store_true", help="small sizes (CI)")
-    parser.add_argument("--write-readme", action="store_true", help="put the table into README.md")
+    parser.add_argument("--write-readme", action="store_true", help="put the table into bench/README.md")
     parser.add_argument("--only", nargs="+", default=[], choices=GROUPS, help="only these groups of rows")
     args = parser.parse_args()
     if args.only and args.write_readme:

@@ -1,6 +1,6 @@
 """structlog set-up: JSON lines on stdout, with personal data masked and secrets redacted.
 
-Monitoring is built on these lines, so event names are stable (README: "Log events").
+Monitoring is built on these lines, so event names are stable (docs/reference/log-events.md).
 Every line of a job carries `job_id`, `record_id` and `cin`, bound once with
 `structlog.contextvars.bound_contextvars`.
 """

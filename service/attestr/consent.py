@@ -93,11 +93,11 @@ def what_to_do(settings: Settings) -> str:
         return (
             "check ATTESTR_CONSENT_PURPOSE (a purpose Attestr offers this lookup under), "
             "ATTESTR_SERVICE_CODE, ATTESTR_CONSENT_CATEGORIES and ATTESTR_CONSENT_OPERATIONS "
-            "(README: Moving to Attestr V3)"
+            "(docs/how-to/move-to-attestr-v3.md: Moving to Attestr V3)"
         )
     return (
         "register a new consent (or renew this one) with Attestr and set its id as ATTESTR_CONSENT_ID "
-        "(README: Moving to Attestr V3)"
+        "(docs/how-to/move-to-attestr-v3.md: Moving to Attestr V3)"
     )
 
 

@@ -194,7 +194,8 @@ REFUSALS: tuple[Refusal, ...] = (
         "ATTESTR_API_VERSION (the version in the address must be one Attestr serves)",
         # No answer is documented for a switched-off V2; this is the nearest documented row.
         on_v2=(
-            "V2 is switched off for this account: set ATTESTR_API_VERSION=v3 (README: Moving to Attestr V3)"
+            "V2 is switched off for this account: set ATTESTR_API_VERSION=v3 "
+            "(docs/how-to/move-to-attestr-v3.md: Moving to Attestr V3)"
         ),
     ),
     Refusal(

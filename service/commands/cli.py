@@ -129,7 +129,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         traceback.print_exc()
         print(
             f"{name} stopped on a bug in contact-sync, not on anything you did. Please report it with "
-            "the lines above, as the README's 'Reporting a problem' says.",
+            "the lines above, as docs/how-to/report-a-problem.md says.",
             file=sys.stderr,
         )
         return 70

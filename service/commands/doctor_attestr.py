@@ -15,7 +15,10 @@ from service.attestr.errors import AttestrConsentRefused, AttestrError, AttestrU
 from service.commands.checks import FAIL, OK, WARN, Check
 from service.config import Settings
 
-_MOVE = "move to V3 before Attestr switches V2 off for the account (README: Moving to Attestr V3)"
+_MOVE = (
+    "move to V3 before Attestr switches V2 off for the account "
+    "(docs/how-to/move-to-attestr-v3.md: Moving to Attestr V3)"
+)
 
 
 async def attestr_checks(settings: Settings) -> list[Check]:

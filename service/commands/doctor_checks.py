@@ -116,7 +116,7 @@ async def _automation_scripts(conn: asyncpg.Connection) -> list[Check]:
             WARN,
             f"{said}; the current script is version {SCRIPT_VERSION}",
             "paste airtable/automation.js into each automation's Run a script action again "
-            "(README: Upgrading the automation script)",
+            "(docs/how-to/set-up-airtable.md: Upgrading the automation script)",
         )
     ]
 

@@ -73,7 +73,7 @@ def _print_attestr(console: Console, state: dict[str, Any]) -> None:
     if state["api_version"] == "v3":
         calls += f"; V3, consent {state['consent']}"
     else:
-        calls += "; V2 (deprecated by Attestr: README, Moving to Attestr V3)"
+        calls += "; V2 (deprecated by Attestr: docs/how-to/move-to-attestr-v3.md)"
     if state["paused"]:
         until = (
             "an operator resumes them"

@@ -150,7 +150,7 @@ class Syncer:
         if missing := consent.missing(self.settings):
             raise AttestrNotConfigured(
                 f"{' and '.join(missing)} not set: Attestr V3 needs a consent for every lookup "
-                "(README: Moving to Attestr V3)"
+                "(docs/how-to/move-to-attestr-v3.md)"
             )
         async with self.gate.cin_lock(cin) as conn:
             if not job.force:

@@ -28,7 +28,7 @@ def whole_number(text: str) -> int | None:
 
 
 # A body still arriving after this is a client holding a connection open (the headers' own
-# time is the proxy's and the server's: see README, Security).
+# time is the proxy's and the server's: see docs/reference/http.md, Limits).
 BODY_TIMEOUT_S = 10.0
 
 

@@ -1,7 +1,7 @@
 """Airtable's behaviour the service relies on, through the HTTP API only, so that the same tests
 run against the stand-in (always) and a real scratch base (`pytest -m live`, tests/contract.py).
-Each test names the documented rule it checks; the README's "What the service relies on" lists
-them with their sources."""
+Each test names the documented rule it checks; docs/reference/relies-on.md ("What the service
+relies on") lists them with their sources."""
 
 from __future__ import annotations
 

@@ -361,7 +361,7 @@ def test_a_bug_is_a_traceback_with_where_to_report_it(capsys: pytest.CaptureFixt
     assert _run(args, load_settings({}, env_file=None)) == 70
     err = capsys.readouterr().err
     assert "Traceback" in err and "RuntimeError: a bug" in err
-    assert err.strip().splitlines()[-1].endswith("as the README's 'Reporting a problem' says.")
+    assert err.strip().splitlines()[-1].endswith("as docs/how-to/report-a-problem.md says.")
 
 
 def test_a_stand_in_on_a_port_in_use_says_so_in_one_line() -> None:
