@@ -169,6 +169,10 @@ def _parsed_phone(text: str) -> tuple[phonenumbers.PhoneNumber, PhoneNumberType]
     return None
 
 
+# ITU-T E.164 §6.1: at most 15 digits, the country code included.
+E164_MAX_DIGITS = 15
+
+
 def _phone(value: Any) -> Phone:
     if isinstance(value, str) and _PLAIN_PHONE.match(value):
         raw = " ".join(value.split())[:100] or None  # the common case needs no cleaning
@@ -182,7 +186,9 @@ def _phone(value: Any) -> Phone:
     if found is None:
         return Phone(raw)
     number, kind = found
-    e164 = f"+{number.country_code}{phonenumbers.national_significant_number(number)}"  # E.164
+    e164 = f"+{number.country_code}{phonenumbers.national_significant_number(number)}"
+    if len(e164) > E164_MAX_DIGITS + 1:  # phonenumbers' metadata allows a few longer (German) ones
+        return Phone(raw)
     return Phone(raw, e164, _PHONE_TYPES.get(kind))
 
 
