@@ -43,7 +43,8 @@ if TYPE_CHECKING:
 pytest_plugins = ["tests.contract"]  # the contract tests' targets: the stand-ins, or live services
 
 S = TypeVar("S")
-TEMPLATE = "contact_sync_template"
+# One per pytest-xdist worker: with DATABASE_URL the workers share a server.
+TEMPLATE = f"contact_sync_template_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 
 
 def withdatabase(url: str, name: str) -> str:
@@ -135,6 +136,38 @@ def attestr() -> Iterator[Running[AttestrStandIn]]:
     standin = AttestrStandIn()
     with serve_in_thread(standin.app()) as url:
         yield Running(standin, url)
+
+
+# --- the tiers ---------------------------------------------------------------------------------
+
+PROCESS_FIXTURES = {"flow", "quiet_service"}  # they start `contact-sync serve`
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test in one tier: `process` (marked, or using a fixture that starts the service), else
+    `db` (using PostgreSQL), else `fast`."""
+    for item in items:
+        needs = set(getattr(item, "fixturenames", ()))
+        if item.get_closest_marker("live"):  # their own tier: real services, never in CI
+            continue
+        if item.get_closest_marker("process") or needs & PROCESS_FIXTURES:
+            item.add_marker(pytest.mark.process)
+        elif "pg_server" in needs:
+            item.add_marker(pytest.mark.db)
+        else:
+            item.add_marker(pytest.mark.fast)
+
+
+class _ChildProcessUnmarked(subprocess.Popen):  # type: ignore[type-arg]
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        raise RuntimeError("this test starts a child process: mark it `process` (tests/conftest.py)")
+
+
+@pytest.fixture(autouse=True)
+def _tier_kept(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test outside the `process` tier that starts a child process fails: the tiers stay true."""
+    if not request.node.get_closest_marker("process"):
+        monkeypatch.setattr(subprocess, "Popen", _ChildProcessUnmarked)
 
 
 def free_port() -> int:

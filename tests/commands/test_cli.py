@@ -22,6 +22,8 @@ from service.config import SettingsError, load_settings
 from service.engine import jobs
 from tests.flow import enqueued
 
+pytestmark = pytest.mark.process  # starts contact-sync (or the tests) in a child process
+
 COMMANDS = [
     "demo",
     "serve",

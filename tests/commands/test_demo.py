@@ -16,6 +16,8 @@ import pytest
 
 from tests.conftest import postgres_under, processes_marked, stop_processes
 
+pytestmark = pytest.mark.process  # starts contact-sync (or the tests) in a child process
+
 
 @pytest.fixture
 def marker() -> Iterator[str]:

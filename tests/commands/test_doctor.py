@@ -19,6 +19,8 @@ from service.standins.attestr_consents import standin_consent_body
 from tests.conftest import Running
 from tests.flow import service_env
 
+pytestmark = pytest.mark.process  # starts contact-sync (or the tests) in a child process
+
 
 def doctor(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(

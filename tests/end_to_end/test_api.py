@@ -146,6 +146,7 @@ def test_the_api_needs_a_key(quiet_service: ServiceProcess, path: str) -> None:
         assert response.json()["error"]["code"] == "unauthorized"
 
 
+@pytest.mark.process
 def test_the_api_is_closed_without_keys(tmp_path: Path, db_url: str) -> None:
     with run_service(tmp_path, {"DATABASE_URL": db_url, "API_KEYS": "", "WORKER_IN_WEB": "false"}) as svc:
         response = httpx.get(f"{svc.url}/jobs", headers=KEY)

@@ -29,7 +29,7 @@ from tests.flow import API_KEY, SECRET, Flow
 ROOT = Path(__file__).parent.parent.parent
 SCRIPT = ROOT / "airtable" / "automation.js"
 NODE = shutil.which("node")
-pytestmark = pytest.mark.skipif(NODE is None, reason="Node.js is not installed")
+pytestmark = [pytest.mark.process, pytest.mark.skipif(NODE is None, reason="Node.js is not installed")]
 SCALE = 0.2  # Airtable's 30 s run and 12 s fetch limits become 6 s and 2.4 s
 CIN = "U51909MH2018PTC309876"
 

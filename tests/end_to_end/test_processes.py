@@ -23,6 +23,8 @@ from service.standins.attestr import AttestrStandIn
 from tests.conftest import Running, ServiceProcess, postgres_under, run_service, start_worker
 from tests.flow import API_KEY, SECRET, Flow, service_env
 
+pytestmark = pytest.mark.process  # starts contact-sync (or the tests) in a child process
+
 NILGIRI = "U72200KA2015PTC081234"
 
 

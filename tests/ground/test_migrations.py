@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from service.airtable.client import Airtable
 from service.database import create_pool
@@ -61,6 +62,7 @@ async def test_concurrent_migrations_in_one_process(empty_db_url: str) -> None:
     assert sorted(len(r) for r in results) == [0, 0, 0, len(migration_files())]
 
 
+@pytest.mark.process
 def test_two_processes_migrating_at_once(empty_db_url: str) -> None:
     env = {**os.environ, "DATABASE_URL": empty_db_url}
     processes = [

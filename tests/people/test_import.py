@@ -7,6 +7,9 @@ import subprocess
 import sys
 
 import asyncpg
+import pytest
+
+pytestmark = pytest.mark.process  # starts contact-sync (or the tests) in a child process
 
 A, B = "recAAAAAAAAAAAAAA", "recBBBBBBBBBBBBBB"
 

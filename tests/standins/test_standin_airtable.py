@@ -95,6 +95,7 @@ def test_five_requests_spread_over_a_second_pass(airtable: Running[AirtableStand
     assert {r["status"] for r in airtable.standin.requests} == {200}
 
 
+@pytest.mark.process
 def test_a_stand_in_runs_on_its_own() -> None:
     import subprocess
     import sys

@@ -199,6 +199,7 @@ async def test_one_process_sweeps_at_a_time_and_a_base_without_refresh_field_is_
     assert found is not None and found.queued == 1
 
 
+@pytest.mark.process
 def test_triggers_lost_while_the_service_was_down_are_synced_at_start_up_with_no_one_acting(
     tmp_path: Path, db_url: str, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
 ) -> None:
@@ -267,6 +268,7 @@ async def test_a_sweep_that_fails_half_way_moves_nothing_on_and_the_next_one_que
     assert found is not None and found.to_queue == [(company, CIN_A, False)]
 
 
+@pytest.mark.process
 def test_the_command_says_what_it_would_queue_and_then_queues_it(
     db_url: str, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
 ) -> None:

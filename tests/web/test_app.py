@@ -7,12 +7,14 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import pytest
 
 from service.config import load_settings
 from service.web.app import missing_settings
 from tests.conftest import run_service
 
 
+@pytest.mark.process
 def test_serve_migrates_and_answers_health_and_ready(tmp_path: Path, empty_db_url: str) -> None:
     with run_service(tmp_path, {"DATABASE_URL": empty_db_url}) as service:
         assert httpx.get(f"{service.url}/health").json() == {"status": "ok"}
@@ -41,6 +43,7 @@ def test_serve_migrates_and_answers_health_and_ready(tmp_path: Path, empty_db_ur
     assert all("timestamp" in line and "level" in line for line in service.logs())
 
 
+@pytest.mark.process
 def test_serve_with_the_embedded_database(tmp_path: Path) -> None:
     env = {"DATABASE_URL": "", "DATA_DIR": str(tmp_path / "data")}
     with run_service(tmp_path, env) as service:

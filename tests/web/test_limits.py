@@ -8,6 +8,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import pytest
 from structlog.testing import capture_logs
 
 from service.airtable.client import Airtable
@@ -33,6 +34,7 @@ def _env(db_url: str, **extra: str) -> dict[str, str]:
     }
 
 
+@pytest.mark.process
 def test_an_api_key_over_its_rate_gets_429_until_the_window_passes(tmp_path: Path, db_url: str) -> None:
     with run_service(tmp_path, _env(db_url, API_RATE_LIMIT="3", API_RATE_WINDOW_S="2")) as service:
         http = httpx.Client(base_url=service.url, timeout=10)
@@ -51,6 +53,7 @@ def test_an_api_key_over_its_rate_gets_429_until_the_window_passes(tmp_path: Pat
     assert API_KEY not in service.log_path.read_text()  # the key is never written anywhere
 
 
+@pytest.mark.process
 def test_a_full_queue_refuses_new_work_and_stores_nothing(tmp_path: Path, db_url: str) -> None:
     with run_service(tmp_path, _env(db_url, QUEUE_MAX_JOBS="3")) as service:
         http = httpx.Client(base_url=service.url, timeout=10)
@@ -71,6 +74,7 @@ def test_a_full_queue_refuses_new_work_and_stores_nothing(tmp_path: Path, db_url
         assert rejected and rejected[-1]["code"] == "rate_limited"
 
 
+@pytest.mark.process
 def test_one_company_never_holds_more_than_one_queued_job(tmp_path: Path, db_url: str) -> None:
     with run_service(tmp_path, _env(db_url)) as service:
         http = httpx.Client(base_url=service.url, timeout=10)

@@ -119,6 +119,7 @@ def test_a_queued_job_is_reused_with_the_newer_cin(service: ServiceProcess) -> N
     assert accepted[-1]["deduplicated"] is True
 
 
+@pytest.mark.process
 def test_webhooks_are_closed_without_secrets(tmp_path: Path, db_url: str) -> None:
     with run_service(
         tmp_path, {"DATABASE_URL": db_url, "WEBHOOK_SECRETS": "", "WORKER_IN_WEB": "false"}
@@ -128,6 +129,7 @@ def test_webhooks_are_closed_without_secrets(tmp_path: Path, db_url: str) -> Non
         assert response.json()["error"]["code"] == "not_configured"
 
 
+@pytest.mark.process
 def test_a_short_secret_counts_as_not_configured(tmp_path: Path, db_url: str) -> None:
     """A secret shorter than 16 characters is guessable: it opens nothing, and /ready and doctor
     say which variable and why; a long one beside it keeps working."""
