@@ -2,7 +2,39 @@
 
 The rules of the data live here, in SQL: partial unique indexes (see `migrations/`), advisory
 locks, `FOR UPDATE` and set-based statements over arrays (`unnest`) rather than a query per row.
+A statement with many values names them (`Named`): `conn.execute(*JOB_REQUEUE.bind(job_id=…))`.
 """
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+# A `:name` placeholder: not a cast (`::text`), not inside a word.
+_PLACEHOLDER = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
+
+
+class Named:
+    """A statement written with named placeholders (`:job_id`), sent with asyncpg's numbered ones
+    (`$1`). `sql`: the numbered statement; `names`: the placeholders, in their numbers' order."""
+
+    def __init__(self, sql: str) -> None:
+        self.names: list[str] = []
+        self.sql = _PLACEHOLDER.sub(self._number, sql)
+
+    def _number(self, match: re.Match[str]) -> str:
+        if match.group(1) not in self.names:
+            self.names.append(match.group(1))
+        return f"${self.names.index(match.group(1)) + 1}"
+
+    def bind(self, **values: Any) -> tuple[Any, ...]:
+        """(sql, *values in order), for `conn.execute(*…)`. TypeError: a name missing or unknown."""
+        if missing := [name for name in self.names if name not in values]:
+            raise TypeError(f"no value for {', '.join(missing)}")
+        if unknown := sorted(set(values) - set(self.names)):
+            raise TypeError(f"no placeholder for {', '.join(unknown)}")
+        return (self.sql, *(values[name] for name in self.names))
+
 
 # --- migrations -------------------------------------------------------------------------------
 
@@ -64,25 +96,28 @@ FOR UPDATE OF p"""
 # Ids are taken first so that the Python side knows which new person got which id.
 PEOPLE_NEW_IDS = "SELECT nextval(pg_get_serial_sequence('people', 'id')) FROM generate_series(1, $1)"
 
-PEOPLE_INSERT = """
+# One array per column (`:addresses` as JSON text).
+PEOPLE_INSERT = Named("""
 INSERT INTO people (id, din, pan, name, name_raw, phone_e164, phone_raw, phone_type, email, email_raw,
                     addresses)
 OVERRIDING SYSTEM VALUE
-SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::text[], $9::text[], $10::text[], $11::jsonb[])"""
+SELECT * FROM unnest(:id::bigint[], :din::text[], :pan::text[], :name::text[], :name_raw::text[],
+                     :phone_e164::text[], :phone_raw::text[], :phone_type::text[], :email::text[],
+                     :email_raw::text[], :addresses::jsonb[])""")
 
-PEOPLE_UPDATE = """
+PEOPLE_UPDATE = Named("""
 UPDATE people p
 SET din = u.din, pan = u.pan, name = u.name, name_raw = u.name_raw,
     phone_e164 = u.phone_e164, phone_raw = u.phone_raw, phone_type = u.phone_type,
     email = u.email, email_raw = u.email_raw, addresses = u.addresses,
     push_version = p.push_version + u.visible::int,
     updated_at = now()
-FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-            $8::text[], $9::text[], $10::text[], $11::jsonb[], $12::bool[])
+FROM unnest(:id::bigint[], :din::text[], :pan::text[], :name::text[], :name_raw::text[],
+            :phone_e164::text[], :phone_raw::text[], :phone_type::text[], :email::text[],
+            :email_raw::text[], :addresses::jsonb[], :visible::bool[])
      AS u(id, din, pan, name, name_raw, phone_e164, phone_raw, phone_type, email, email_raw, addresses,
           visible)
-WHERE p.id = u.id"""
+WHERE p.id = u.id""")
 
 PEOPLE_MARK_FOR_PUSH = """
 UPDATE people SET push_version = push_version + 1, updated_at = now() WHERE id = ANY($1::bigint[])"""
@@ -180,10 +215,10 @@ UPDATE jobs SET lease_until = now() + make_interval(secs => $2)
 WHERE id = ANY($1::bigint[]) AND status = 'running' AND worker_id = $3"""
 
 # The database work of a job is done; its rows wait for the pusher (or there are none).
-JOB_STORED = """
-UPDATE jobs SET status = $2, result = $3, person_ids = $4, cin = $5, lease_until = NULL,
-    wait_reason = NULL, last_error = NULL, updated_at = now()
-WHERE id = $1 AND status = 'running' AND worker_id = $6"""
+JOB_STORED = Named("""
+UPDATE jobs SET status = :status, result = :result, person_ids = :person_ids, cin = :cin,
+    lease_until = NULL, wait_reason = NULL, last_error = NULL, updated_at = now()
+WHERE id = :job_id AND status = 'running' AND worker_id = :worker_id""")
 
 JOB_ROWS_RECORD = """
 INSERT INTO job_rows (job_id, person_id, version)
@@ -192,19 +227,20 @@ WHERE id = ANY($2::bigint[]) AND push_version > pushed_version AND NOT deleted_i
 ON CONFLICT (job_id, person_id) DO UPDATE SET version = EXCLUDED.version, outcome = NULL"""
 
 # Back to the queue until `run_after`. When a newer job for the same company was queued
-# meanwhile, that one carries on (not before `run_after`) and this one ends.
-JOB_REQUEUE = """
+# meanwhile, that one carries on (not before `run_after`) and this one ends. `attempts_back`: 1
+# when the try does not count as an attempt (a wait), else 0.
+JOB_REQUEUE = Named("""
 WITH newer AS (
-    UPDATE jobs SET run_after = GREATEST(run_after, $3), updated_at = now()
-    WHERE record_id = $5 AND status = 'queued' AND id <> $1
+    UPDATE jobs SET run_after = GREATEST(run_after, :run_after), updated_at = now()
+    WHERE record_id = :record_id AND status = 'queued' AND id <> :job_id
     RETURNING id
 )
 UPDATE jobs SET
     status = CASE WHEN EXISTS (SELECT 1 FROM newer) THEN 'failed' ELSE 'queued' END,
-    run_after = $3, wait_reason = $2, last_error = $4, waiting_on = $8,
-    attempts = attempts - $6::int, lease_until = NULL, updated_at = now()
-WHERE id = $1 AND status = 'running' AND worker_id = $7
-RETURNING status"""
+    run_after = :run_after, wait_reason = :reason, last_error = :error, waiting_on = :waiting_on,
+    attempts = attempts - :attempts_back::int, lease_until = NULL, updated_at = now()
+WHERE id = :job_id AND status = 'running' AND worker_id = :worker_id
+RETURNING status""")
 
 # A stopping worker hands its unfinished jobs back: their lease ends now, so any worker takes
 # them over at once, and the interrupted try does not count as an attempt.
@@ -393,19 +429,23 @@ WHERE job_id = $1 AND outcome <> 'error'
 ORDER BY called_at DESC
 LIMIT 1"""
 
-ANSWER_RECORD = """
+ANSWER_RECORD = Named("""
 INSERT INTO attestr_answers (cin, job_id, outcome, http_status, error_code, answer)
-VALUES ($1, $2, $3, $4, $5, $6)"""
+VALUES (:cin, :job_id, :outcome, :http_status, :error_code, :answer)""")
 
 # Every lookup sent, with the consent it carried (migrations/018): kept a year and more.
-LOOKUP_RECORD = """
+LOOKUP_RECORD = Named("""
 INSERT INTO attestr_lookups (job_id, cin, api_version, consent_id, consent_number, consent_kind,
     outcome, http_status, error_code, attestr_request_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"""
+VALUES (:job_id, :cin, :api_version, :consent_id, :consent_number, :consent_kind,
+    :outcome, :http_status, :error_code, :attestr_request_id)""")
 
 # --- Airtable rate limit, shared by every process (ratelimit.py) ------------------------------
 
-RATE_TAKE = "SELECT wait, request_id FROM airtable_take_request($1, $2, $3, $4, $5, $6)"
+RATE_TAKE = Named("""
+SELECT wait, request_id FROM airtable_take_request(
+    p_base => :base_id, max_requests => :max_requests, window_s => :window_s, timeout_s => :timeout_s,
+    reserve => :reserve, sent_window_s => :sent_window_s)""")
 # $2: how long ago the request left on a kept-alive connection (NULL: it opened one, or no answer).
 RATE_ANSWERED = """
 UPDATE airtable_requests SET answered_at = COALESCE(answered_at, clock_timestamp()),
@@ -842,10 +882,11 @@ WHERE p.id = u.id"""
 
 # --- native Airtable webhooks (airtable/webhooks.py, triggers/payloads.py) ---------------------
 
-WEBHOOK_STORE = """
+WEBHOOK_STORE = Named("""
 INSERT INTO airtable_webhooks (id, base_id, table_id, cin_field_id, refresh_field_id, mac_secret,
                                notification_url, expires_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"""
+VALUES (:id, :base_id, :table_id, :cin_field_id, :refresh_field_id, :mac_secret,
+        :notification_url, :expires_at)""")
 WEBHOOKS_ALL = "SELECT * FROM airtable_webhooks ORDER BY created_at"
 WEBHOOK_BY_ID = "SELECT * FROM airtable_webhooks WHERE id = $1"
 WEBHOOK_DELETE = "DELETE FROM airtable_webhooks WHERE id = $1"
@@ -970,19 +1011,19 @@ WITH moved AS (
 )
 UPDATE people SET push_version = push_version + 1, updated_at = now() WHERE id = $1"""
 
-# The kept person's empty fields take the merged person's values ($2… in the order of
-# dedup.PEOPLE_COLUMNS), after that person is deleted: their DIN, PAN, phone and email are unique
-# keys. Never a value over one the kept person has.
-MERGE_FILL = """
+# The kept person's empty fields take the merged person's values (named as dedup.PEOPLE_COLUMNS),
+# after that person is deleted: their DIN, PAN, phone and email are unique keys. Never a value
+# over one the kept person has.
+MERGE_FILL = Named("""
 UPDATE people k SET
-    din = coalesce(k.din, $2), pan = coalesce(k.pan, $3),
-    name = coalesce(k.name, $4), name_raw = coalesce(k.name_raw, $5),
-    phone_e164 = coalesce(k.phone_e164, $6),
-    phone_raw = CASE WHEN k.phone_e164 IS NULL THEN coalesce($7, k.phone_raw) ELSE k.phone_raw END,
-    phone_type = CASE WHEN k.phone_e164 IS NULL THEN $8 ELSE k.phone_type END,
-    email = coalesce(k.email, $9), email_raw = coalesce(k.email_raw, $10),
-    addresses = CASE WHEN k.addresses = '[]'::jsonb THEN $11::jsonb ELSE k.addresses END
-WHERE k.id = $1"""
+    din = coalesce(k.din, :din), pan = coalesce(k.pan, :pan),
+    name = coalesce(k.name, :name), name_raw = coalesce(k.name_raw, :name_raw),
+    phone_e164 = coalesce(k.phone_e164, :phone_e164),
+    phone_raw = CASE WHEN k.phone_e164 IS NULL THEN coalesce(:phone_raw, k.phone_raw) ELSE k.phone_raw END,
+    phone_type = CASE WHEN k.phone_e164 IS NULL THEN :phone_type ELSE k.phone_type END,
+    email = coalesce(k.email, :email), email_raw = coalesce(k.email_raw, :email_raw),
+    addresses = CASE WHEN k.addresses = '[]'::jsonb THEN :addresses::jsonb ELSE k.addresses END
+WHERE k.id = :id""")
 
 # Retention: at most $2 rows a statement, so that a long backlog never holds long locks.
 JOBS_PRUNE = """

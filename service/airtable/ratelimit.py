@@ -56,13 +56,14 @@ class AirtableRateLimit:
         pusher's writes come first."""
         while True:
             wait, request_id = await self.pool.fetchrow(
-                queries.RATE_TAKE,
-                self.base_id,
-                self.max_requests,
-                self.window_s,
-                REQUEST_TIMEOUT_S,
-                int(background),
-                self.sent_window_s,
+                *queries.RATE_TAKE.bind(
+                    base_id=self.base_id,
+                    max_requests=self.max_requests,
+                    window_s=self.window_s,
+                    timeout_s=REQUEST_TIMEOUT_S,
+                    reserve=int(background),
+                    sent_window_s=self.sent_window_s,
+                )
             )
             if request_id is not None:
                 return request_id

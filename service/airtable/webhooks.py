@@ -133,15 +133,16 @@ async def create(
     watched = [f for f in (cin_field, refresh_field) if f]
     created = await airtable.add_webhook(notification_url, specification(table.id, watched))
     await pool.execute(
-        queries.WEBHOOK_STORE,
-        created.id,
-        settings.airtable_base_id,
-        table.id,
-        cin_field,
-        refresh_field,
-        created.mac_secret_base64,
-        notification_url,
-        created.expiration_time,
+        *queries.WEBHOOK_STORE.bind(
+            id=created.id,
+            base_id=settings.airtable_base_id,
+            table_id=table.id,
+            cin_field_id=cin_field,
+            refresh_field_id=refresh_field,
+            mac_secret=created.mac_secret_base64,
+            notification_url=notification_url,
+            expires_at=created.expiration_time,
+        )
     )
     log.info("webhook.created", webhook_id=created.id, expires_at=str(created.expiration_time))
     return {"id": created.id, "expires_at": created.expiration_time, "watching": watched}

@@ -94,9 +94,7 @@ async def _merge(pool: asyncpg.Pool, keeper: asyncpg.Record, gone: asyncpg.Recor
         else:
             await conn.execute(queries.PEOPLE_DELETE, [gone["id"]])
             await conn.execute(
-                queries.MERGE_FILL,
-                keeper["id"],
-                *(other[column] for column in PEOPLE_COLUMNS),
+                *queries.MERGE_FILL.bind(id=keeper["id"], **{c: other[c] for c in PEOPLE_COLUMNS})
             )
         await conn.execute(queries.COMPANIES_RECOUNT, [keeper["id"]])
     if two:

@@ -84,13 +84,14 @@ class Syncer:
                 await conn.execute(queries.NOTIFY_PUSH)
                 result = _result("synced", answer, called, len(contacts), outcome)
                 stored = await conn.execute(
-                    queries.JOB_STORED,
-                    job.id,
-                    "pushing",
-                    json.dumps(result),
-                    outcome.person_ids,
-                    cin,
-                    worker_id,
+                    *queries.JOB_STORED.bind(
+                        job_id=job.id,
+                        status="pushing",
+                        result=json.dumps(result),
+                        person_ids=outcome.person_ids,
+                        cin=cin,
+                        worker_id=worker_id,
+                    )
                 )
                 if stored == "UPDATE 0":
                     raise LeaseLost
@@ -139,9 +140,7 @@ class Syncer:
                 await self._record_lookup(
                     conn, job.id, cin, used, answer.outcome, 200, None, answer.request_id
                 )
-                await conn.execute(
-                    queries.ANSWER_RECORD, cin, job.id, answer.outcome, 200, None, json.dumps(answer.raw)
-                )
+                await _record_answer(conn, job.id, cin, answer.outcome, 200, None, answer.raw)
             del self._unstored[job.id]
             log.info("attestr.fetched", outcome=answer.outcome, contacts=len(answer.contacts), probe=False)
             return answer, True
@@ -184,18 +183,14 @@ class Syncer:
                     await self._record_lookup(
                         conn, job.id, cin, used, "error", exc.http_status, exc.code, exc.request_id
                     )
-                    await conn.execute(
-                        queries.ANSWER_RECORD, cin, job.id, "error", exc.http_status, exc.code, None
-                    )
+                    await _record_answer(conn, job.id, cin, "error", exc.http_status, exc.code, None)
                 raise
             try:
                 async with conn.transaction():
                     await self._record_lookup(
                         conn, job.id, cin, used, answer.outcome, 200, None, answer.request_id
                     )
-                    await conn.execute(
-                        queries.ANSWER_RECORD, cin, job.id, answer.outcome, 200, None, json.dumps(answer.raw)
-                    )
+                    await _record_answer(conn, job.id, cin, answer.outcome, 200, None, answer.raw)
             except DATABASE_ERRORS:
                 self._keep_unstored(job.id, answer, used)
                 raise
@@ -231,17 +226,18 @@ class Syncer:
         request_id: str | None,
     ) -> None:
         await conn.execute(
-            queries.LOOKUP_RECORD,
-            job_id,
-            cin,
-            self.settings.attestr_api_version,
-            used.id if used else None,
-            used.number if used else None,
-            used.kind if used else None,
-            outcome,
-            http_status,
-            code,
-            request_id,
+            *queries.LOOKUP_RECORD.bind(
+                job_id=job_id,
+                cin=cin,
+                api_version=self.settings.attestr_api_version,
+                consent_id=used.id if used else None,
+                consent_number=used.number if used else None,
+                consent_kind=used.kind if used else None,
+                outcome=outcome,
+                http_status=http_status,
+                error_code=code,
+                attestr_request_id=request_id,
+            )
         )
 
     def _keep_unstored(self, job_id: int, answer: AttestrAnswer, used: Consent | None) -> None:
@@ -256,7 +252,14 @@ class Syncer:
         result = _result("no_data", answer, called, 0, None)
         async with self.pool.acquire() as conn, conn.transaction():
             stored = await conn.execute(
-                queries.JOB_STORED, job.id, "succeeded", json.dumps(result), [], cin, worker_id
+                *queries.JOB_STORED.bind(
+                    job_id=job.id,
+                    status="succeeded",
+                    result=json.dumps(result),
+                    person_ids=[],
+                    cin=cin,
+                    worker_id=worker_id,
+                )
             )
             if stored == "UPDATE 0":
                 raise LeaseLost
@@ -288,3 +291,22 @@ def _result(
         "airtable_failed": 0,
         "attestr_called": called,
     }
+
+
+async def _record_answer(
+    conn: asyncpg.Connection,
+    job_id: int,
+    cin: str,
+    outcome: str,
+    http_status: int | None,
+    code: str | None,
+    raw: Any,
+) -> None:
+    """Keep what Attestr answered (`raw`: its JSON body; None for a refusal): the cache, and the
+    audit of every call (attestr_answers)."""
+    answer = None if raw is None else json.dumps(raw)
+    await conn.execute(
+        *queries.ANSWER_RECORD.bind(
+            cin=cin, job_id=job_id, outcome=outcome, http_status=http_status, error_code=code, answer=answer
+        )
+    )

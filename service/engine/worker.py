@@ -286,15 +286,16 @@ class Worker:
         waiting_on: str | None = None,
     ) -> None:
         status = await self.pool.fetchval(
-            queries.JOB_REQUEUE,
-            job.id,
-            reason,
-            run_after,
-            error,
-            job.record_id,
-            0 if counts_as_attempt else 1,
-            self.worker_id,
-            waiting_on,
+            *queries.JOB_REQUEUE.bind(
+                job_id=job.id,
+                reason=reason,
+                run_after=run_after,
+                error=error,
+                record_id=job.record_id,
+                attempts_back=0 if counts_as_attempt else 1,
+                worker_id=self.worker_id,
+                waiting_on=waiting_on,
+            )
         )
         if status == "queued":
             await jobs.set_company_status(self.pool, job.record_id, "Waiting", reason)

@@ -277,26 +277,25 @@ async def _insert_people(conn: asyncpg.Connection, new: list[Person]) -> None:
     ids = sorted(r[0] for r in await conn.fetch(queries.PEOPLE_NEW_IDS, len(new)))
     for person, person_id in zip(new, ids, strict=True):
         person.id = person_id
-    await conn.execute(queries.PEOPLE_INSERT, ids, *_column_arrays(new))
+    await conn.execute(*queries.PEOPLE_INSERT.bind(id=ids, **_column_arrays(new)))
 
 
 async def _update_people(conn: asyncpg.Connection, changed: list[Person]) -> None:
     """Write every column of these stored people (each has an id); the push version of those
     with a `visible` change goes up."""
     await conn.execute(
-        queries.PEOPLE_UPDATE,
-        [p.id for p in changed],
-        *_column_arrays(changed),
-        [p.visible for p in changed],
+        *queries.PEOPLE_UPDATE.bind(
+            id=[p.id for p in changed], **_column_arrays(changed), visible=[p.visible for p in changed]
+        )
     )
 
 
-def _column_arrays(people: list[Person]) -> list[list[Any]]:
-    """One array per column of `PEOPLE_COLUMNS`, in that order, for `unnest` (addresses as JSON)."""
-    return [
-        [json.dumps(p.addresses) if c == "addresses" else getattr(p, c) for p in people]
+def _column_arrays(people: list[Person]) -> dict[str, list[Any]]:
+    """Each column of `PEOPLE_COLUMNS` → its values, for `unnest` (addresses as JSON)."""
+    return {
+        c: [json.dumps(p.addresses) if c == "addresses" else getattr(p, c) for p in people]
         for c in PEOPLE_COLUMNS
-    ]
+    }
 
 
 # --- 6. links -----------------------------------------------------------------------------------

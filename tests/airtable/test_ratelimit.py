@@ -19,6 +19,19 @@ from tests.conftest import Running
 from tests.flow import settings_for
 
 
+def _take(base_id: str, *, timeout_s: float = 35.0, reserve: int = 0) -> tuple[object, ...]:
+    """RATE_TAKE for five requests a second, a window of 1 s (1.02 s for a request that left on
+    a kept-alive connection)."""
+    return queries.RATE_TAKE.bind(
+        base_id=base_id,
+        max_requests=5,
+        window_s=1.0,
+        timeout_s=timeout_s,
+        reserve=reserve,
+        sent_window_s=1.02,
+    )
+
+
 async def test_limiters_sharing_a_base_never_exceed_the_limit(db_url: str) -> None:
     """Requests take a slot, and either go on a kept-alive connection (they arrive one path-delay
     after they leave, give or take the path's jitter, within SENT_MARGIN_S) or open one (they
@@ -66,18 +79,24 @@ async def test_a_slot_frees_a_window_after_its_request_left_on_a_kept_alive_conn
     slots = [await limiter.acquire() for _ in range(5)]
     for slot in slots:
         await limiter.answered(slot, 0.4)  # left 0.4 s ago, answered now
-    take = (queries.RATE_TAKE, "appSENT", 5, limiter.window_s, 35.0, 0)
-    wait, slot = await pool.fetchrow(*take, limiter.sent_window_s)
+    take = {
+        "base_id": "appSENT",
+        "max_requests": 5,
+        "window_s": limiter.window_s,
+        "timeout_s": 35.0,
+        "reserve": 0,
+    }
+    wait, slot = await pool.fetchrow(*queries.RATE_TAKE.bind(**take, sent_window_s=limiter.sent_window_s))
     assert slot is None and abs(wait - (limiter.sent_window_s - 0.4)) < 0.05
     older = "SELECT wait, request_id FROM airtable_take_request($1, $2, $3, $4, $5)"
-    wait, slot = await pool.fetchrow(older, *take[1:])
+    wait, slot = await pool.fetchrow(older, *take.values())
     assert slot is None and abs(wait - limiter.window_s) < 0.05
 
     await pool.execute("DELETE FROM airtable_requests WHERE base_id = 'appSENT'")
     slots = [await limiter.acquire() for _ in range(5)]
     for slot in slots:
         await limiter.answered(slot, None)  # opened a connection: counted from the answer
-    wait, slot = await pool.fetchrow(*take, limiter.sent_window_s)
+    wait, slot = await pool.fetchrow(*queries.RATE_TAKE.bind(**take, sent_window_s=limiter.sent_window_s))
     assert slot is None and abs(wait - limiter.window_s) < 0.05
 
 
@@ -97,12 +116,12 @@ async def test_a_slot_taken_for_nothing_is_free_at_once(pool: asyncpg.Pool) -> N
 async def test_a_slot_never_given_back_frees_after_the_timeout(pool: asyncpg.Pool) -> None:
     """A process that died mid-request holds its slot only until the request would have timed out."""
     for _ in range(5):
-        wait, slot = await pool.fetchrow(queries.RATE_TAKE, "appDEAD", 5, 1.0, 0.5, 0, 1.02)
+        wait, slot = await pool.fetchrow(*_take("appDEAD", timeout_s=0.5))
         assert wait == 0 and slot is not None
-    wait, slot = await pool.fetchrow(queries.RATE_TAKE, "appDEAD", 5, 1.0, 0.5, 0, 1.02)
+    wait, slot = await pool.fetchrow(*_take("appDEAD", timeout_s=0.5))
     assert slot is None and 0 < wait <= 0.05  # asked again soon: an answer may come any moment
     await asyncio.sleep(1.6)  # taken + timeout + window
-    wait, slot = await pool.fetchrow(queries.RATE_TAKE, "appDEAD", 5, 1.0, 0.5, 0, 1.02)
+    wait, slot = await pool.fetchrow(*_take("appDEAD", timeout_s=0.5))
     assert wait == 0 and slot is not None
 
 
@@ -136,7 +155,7 @@ async def test_a_background_read_never_takes_the_last_free_slot(pool: asyncpg.Po
     for _ in range(3):
         await limiter.acquire(background=True)
     await limiter.acquire()  # four taken
-    wait, slot = await pool.fetchrow(queries.RATE_TAKE, "appPRIORITY", 5, 1.0, 35.0, 1, 1.02)
+    wait, slot = await pool.fetchrow(*_take("appPRIORITY", reserve=1))
     assert slot is None and wait > 0
     wait, slot = await pool.fetchrow(
         "SELECT wait, request_id FROM airtable_take_request($1, $2, $3, $4)", "appPRIORITY", 5, 1.0, 35.0

@@ -56,7 +56,10 @@ async def test_an_expired_lease_is_claimed_again(pool: asyncpg.Pool) -> None:
     await asyncio.sleep(0.1)
     (again,) = await claim(pool, worker="w2")
     assert again.id == job.id and again.attempts == 2
-    assert await pool.execute(queries.JOB_STORED, job.id, "pushing", "{}", [], None, "w1") == "UPDATE 0"
+    stored = queries.JOB_STORED.bind(
+        job_id=job.id, status="pushing", result="{}", person_ids=[], cin=None, worker_id="w1"
+    )
+    assert await pool.execute(*stored) == "UPDATE 0"
 
 
 async def test_a_retry_behind_a_newer_queued_job_hands_over_to_it(pool: asyncpg.Pool) -> None:
@@ -64,7 +67,17 @@ async def test_a_retry_behind_a_newer_queued_job_hands_over_to_it(pool: asyncpg.
     await claim(pool)
     newer, _ = await enqueued(pool, A, None)
     later = datetime.now(timezone.utc) + timedelta(minutes=5)
-    status = await pool.fetchval(queries.JOB_REQUEUE, job.id, "waiting", later, "error", A, 0, "w1", None)
+    requeue = queries.JOB_REQUEUE.bind(
+        job_id=job.id,
+        reason="waiting",
+        run_after=later,
+        error="error",
+        record_id=A,
+        attempts_back=0,
+        worker_id="w1",
+        waiting_on=None,
+    )
+    status = await pool.fetchval(*requeue)
     assert status == "failed"
     assert (await jobs.get(pool, newer.id)).status == "queued"  # type: ignore[union-attr]
     assert await pool.fetchval("SELECT run_after >= $2 FROM jobs WHERE id = $1", newer.id, later)
