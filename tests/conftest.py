@@ -23,13 +23,14 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
 import psutil
 import pytest
+from starlette.responses import PlainTextResponse
 
 from service.database import create_pool, embedded
 from service.migrations import migrate
@@ -124,18 +125,50 @@ class Running(Generic[S]):
     url: str
 
 
-@pytest.fixture
-def airtable() -> Iterator[Running[AirtableStandIn]]:
-    standin = AirtableStandIn(cooldown_s=1.0)
-    with serve_in_thread(standin.app()) as url:
+class _Switch:
+    """An ASGI app handing each request to the app of the test under way (`to`): one server for
+    the session, and a fresh stand-in for every test without a server's start and stop."""
+
+    def __init__(self) -> None:
+        self.to: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self.to is None:  # between tests: a request left over from the last one
+            await PlainTextResponse("no test under way", status_code=503)(scope, receive, send)
+            return
+        await self.to(scope, receive, send)
+
+
+@pytest.fixture(scope="session")
+def _standin_servers() -> Iterator[dict[str, tuple[_Switch, str]]]:
+    with contextlib.ExitStack() as stack:
+        servers = {}
+        for name in ("airtable", "attestr"):
+            switch = _Switch()
+            servers[name] = (switch, stack.enter_context(serve_in_thread(switch)))
+        yield servers
+
+
+@contextmanager
+def _serving(servers: dict[str, tuple[_Switch, str]], name: str, standin: S) -> Iterator[Running[S]]:
+    switch, url = servers[name]
+    switch.to = standin.app()  # type: ignore[attr-defined]
+    try:
         yield Running(standin, url)
+    finally:
+        switch.to = None
 
 
 @pytest.fixture
-def attestr() -> Iterator[Running[AttestrStandIn]]:
-    standin = AttestrStandIn()
-    with serve_in_thread(standin.app()) as url:
-        yield Running(standin, url)
+def airtable(_standin_servers: dict[str, tuple[_Switch, str]]) -> Iterator[Running[AirtableStandIn]]:
+    with _serving(_standin_servers, "airtable", AirtableStandIn(cooldown_s=1.0)) as running:
+        yield running
+
+
+@pytest.fixture
+def attestr(_standin_servers: dict[str, tuple[_Switch, str]]) -> Iterator[Running[AttestrStandIn]]:
+    with _serving(_standin_servers, "attestr", AttestrStandIn()) as running:
+        yield running
 
 
 # --- the tiers ---------------------------------------------------------------------------------
