@@ -299,7 +299,8 @@ async def run(pool: asyncpg.Pool, airtable: Airtable, settings: Settings, stop: 
             state = await pool.fetchrow(queries.RECONCILE_STATE)
             ago = state["finished_s_ago"] if state and state["finished_s_ago"] is not None else None
             if starting or ago is None or ago >= interval:
-                await sweep(pool, airtable, settings)
+                if not await _swept_unless_stopped(pool, airtable, settings, stop):
+                    return
                 wait = interval
             else:
                 wait = interval - ago
@@ -317,3 +318,23 @@ async def run(pool: asyncpg.Pool, airtable: Airtable, settings: Settings, stop: 
             log.exception("reconcile.crashed")
             wait = min(interval, RETRY_AFTER_FAILURE_S)
         wait *= random.uniform(1.0, 1.05)  # processes started together do not ask together
+
+
+async def _swept_unless_stopped(
+    pool: asyncpg.Pool, airtable: Airtable, settings: Settings, stop: asyncio.Event
+) -> bool:
+    """A sweep, cut short when the process is asked to stop (a slow Airtable must not hold a
+    stopping worker past its grace period): False then. A sweep cut short records no end, so the
+    next process to start sweeps again; the jobs it queued stay queued. Raises what `sweep` raises."""
+    swept = asyncio.create_task(sweep(pool, airtable, settings))
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({swept, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if swept.done():
+        swept.result()
+        return True
+    swept.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await swept
+    log.info("reconcile.interrupted")
+    return False

@@ -86,6 +86,32 @@ async def test_the_first_sweep_sets_the_baseline_and_queues_nothing_older(
     assert older and await _jobs(pool) == []
 
 
+async def test_a_stop_cuts_a_slow_sweep_short_and_the_next_start_sweeps_again(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    """A worker asked to stop while Airtable is slow stops within its grace period: the sweep
+    under way is cut short, records no end, and the next process to start sweeps again."""
+    airtable.standin.add_record("Companies", {"Company Name": "Old", "CIN": CIN_A})
+    client, settings = _client(pool, airtable, attestr), settings_for(airtable, attestr)
+    await reconcile.sweep(pool, client, settings)  # the baseline
+    ended = await pool.fetchval("SELECT finished_at FROM reconcile_state")
+    airtable.standin.delay_s = 5.0  # each read takes 5 s
+    asked = len(airtable.standin.requests)
+    stop = asyncio.Event()
+    with capture_logs() as logs:
+        sweeping = asyncio.create_task(reconcile.run(pool, client, settings, stop))
+        while len(airtable.standin.requests) == asked:  # the sweep's read has reached Airtable
+            await asyncio.sleep(0.01)
+        stop.set()
+        await asyncio.wait_for(sweeping, 60)
+    read = airtable.standin.requests[asked]
+    assert "answered" not in read  # the sweep ended before Airtable answered its read
+    assert [line["event"] for line in logs if line["event"].startswith("reconcile.")] == [
+        "reconcile.interrupted"
+    ]
+    assert await pool.fetchval("SELECT finished_at FROM reconcile_state") == ended
+
+
 async def test_a_sweep_queues_each_lost_trigger_once(
     pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
 ) -> None:
