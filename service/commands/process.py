@@ -57,9 +57,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     # normally at that point (instead of being killed by it) lets the embedded database stop.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     signal.signal(signal.SIGINT, _exit_cleanly)
+    app = create_app(settings, url)
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings, url),
+            app,
             log_config=None,
             access_log=False,
             lifespan="on",
@@ -71,6 +72,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             limit_concurrency=1000,
         )
     )
+    app.state.stopping = lambda: server.should_exit
     server.run(sockets=[listening])
     return 0 if server.started else 1
 

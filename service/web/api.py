@@ -49,10 +49,11 @@ async def _enqueue(request: Request, record_id: str, cin: str | None, **options:
     return job, deduplicated
 
 
-async def _wait_for(pool: asyncpg.Pool, job: Job, seconds: float) -> Job:
-    """The job once it has ended, or as it is when `seconds` have passed."""
+async def _wait_for(request: Request, job: Job, seconds: float) -> Job:
+    """The job once it has ended, or as it is when `seconds` have passed or the server stops."""
+    pool, stopping = request.app.state.pool, request.app.state.stopping
     deadline = time.monotonic() + seconds
-    while not job.finished and time.monotonic() < deadline:
+    while not job.finished and time.monotonic() < deadline and not stopping():
         await asyncio.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
         job = await jobs.get(pool, job.id) or job
     return job
@@ -69,7 +70,7 @@ async def sync_company(request: Request) -> JSONResponse:
     job, deduplicated = await _enqueue(
         request, record_id, cin, force=force, max_contacts=max_contacts, source="manual"
     )
-    job = await _wait_for(request.app.state.pool, job, wait)
+    job = await _wait_for(request, job, wait)
     return JSONResponse(
         {**job.document(), "deduplicated": deduplicated}, status_code=200 if job.finished else 202
     )
@@ -85,7 +86,7 @@ async def contacts_fetch(request: Request) -> JSONResponse:
     job, _ = await _enqueue(
         request, record_id, cin, force=force, max_contacts=max_contacts, source="contacts_fetch"
     )
-    job = await _wait_for(request.app.state.pool, job, FETCH_WAIT_S)
+    job = await _wait_for(request, job, FETCH_WAIT_S)
     if not job.finished:
         return JSONResponse(
             {

@@ -101,9 +101,13 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
         finally:
             await runtime.close()
 
-    return Starlette(
+    app = Starlette(
         routes=ROUTES,
         lifespan=lifespan,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[Middleware(CatchAll)],
     )
+    # Whether the server is stopping (`contact-sync serve` sets it): a request waiting for its job
+    # answers at once, as a job still running, rather than hold the stop for its whole wait.
+    app.state.stopping = lambda: False
+    return app

@@ -111,6 +111,28 @@ def test_kill_9_mid_push_never_duplicates_a_row(
     assert len(pushes) == 2
 
 
+def test_sigterm_answers_a_request_waiting_for_its_job_at_once_in_json(
+    tmp_path: Path, env: dict[str, str], airtable: Running[AirtableStandIn]
+) -> None:
+    """`?wait=60` while the service stops: the request is answered as a job still running (202,
+    JSON), not held for its whole wait and then cut off with a 500."""
+    company = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri"})
+    with run_service(tmp_path, env) as web, ThreadPoolExecutor(1) as waiting:  # no worker: it stays queued
+        answer = waiting.submit(
+            httpx.post,
+            f"{web.url}/companies/{company}/sync?wait=60",
+            json={"cin": NILGIRI},
+            headers={"X-API-Key": API_KEY},
+            timeout=120,
+        )
+        stats = lambda: httpx.get(f"{web.url}/stats", headers={"X-API-Key": API_KEY}).json()  # noqa: E731
+        wait_for(lambda: stats()["jobs"].get("queued") == 1, what="the job stored")
+        assert web.stop(signal.SIGTERM) == 0
+        answered = answer.result()
+    assert answered.status_code == 202, answered.text
+    assert answered.json()["status"] == "queued"
+
+
 def test_sigterm_lets_the_job_finish_and_exits_0(
     tmp_path: Path, env: dict[str, str], airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
 ) -> None:
