@@ -173,6 +173,8 @@ class ContactsTable:
                 note = self._note(merged.notes)
                 if not _same_note(note, now.get(field("SYNC_NOTE"))):
                     values["SYNC_NOTE"] = note
+                else:  # said already, in the row and in the log: a row written again says it once
+                    kept = []
         record = {**_carried(row["airtable_written"], names, written), **to_record(written, names)}
         if now is not None and not values and now.get(field("CONTACT_KEY")) == row["contact_key"]:
             return Outgoing(row, {}, record)
