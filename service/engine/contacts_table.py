@@ -198,9 +198,7 @@ class ContactsTable:
         if all(item.row["airtable_id"] for item in batch):
             records = [{"id": item.row["airtable_id"], "fields": item.fields} for item in batch]
             return {"records": await self.airtable.update_contacts(records, slot)}
-        return await self.airtable.upsert_contacts(
-            [{"fields": item.fields, **_by_id(item.row)} for item in batch], slot
-        )
+        return await self.airtable.upsert_contacts([{"fields": item.fields} for item in batch], slot)
 
     async def written(self, batch: list[Outgoing], answer: dict[str, Any]) -> None:
         key_field = self.settings.field("CONTACT_KEY")
@@ -284,10 +282,6 @@ def _carried(
         return {}
     now = {label for key in written if key in names for label in names[key] if label}
     return {label: value for label, value in record.items() if label not in now}
-
-
-def _by_id(row: asyncpg.Record) -> dict[str, str]:
-    return {"id": row["airtable_id"]} if row["airtable_id"] else {}
 
 
 def _same_note(ours: str | None, theirs: Any) -> bool:

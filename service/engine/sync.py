@@ -137,10 +137,7 @@ class Syncer:
         if job.id in self._unstored:  # paid for at the last try, not stored: stored now, not paid again
             _at, answer, used = self._unstored[job.id]
             async with self.pool.acquire() as conn, conn.transaction():
-                await self._record_lookup(
-                    conn, job.id, cin, used, answer.outcome, 200, None, answer.request_id
-                )
-                await _record_answer(conn, job.id, cin, answer.outcome, 200, None, answer.raw)
+                await self._record_call(conn, job.id, cin, used, answer)
             del self._unstored[job.id]
             log.info("attestr.fetched", outcome=answer.outcome, contacts=len(answer.contacts), probe=False)
             return answer, True
@@ -180,17 +177,11 @@ class Syncer:
                 if not exc.paid:  # refused, so not billed: the day's cap does not count it
                     await self.gate.uncount(conn)
                 if sent:  # a refused registration sent no lookup
-                    await self._record_lookup(
-                        conn, job.id, cin, used, "error", exc.http_status, exc.code, exc.request_id
-                    )
-                    await _record_answer(conn, job.id, cin, "error", exc.http_status, exc.code, None)
+                    await self._record_call(conn, job.id, cin, used, exc)
                 raise
             try:
                 async with conn.transaction():
-                    await self._record_lookup(
-                        conn, job.id, cin, used, answer.outcome, 200, None, answer.request_id
-                    )
-                    await _record_answer(conn, job.id, cin, answer.outcome, 200, None, answer.raw)
+                    await self._record_call(conn, job.id, cin, used, answer)
             except DATABASE_ERRORS:
                 self._keep_unstored(job.id, answer, used)
                 raise
@@ -214,17 +205,20 @@ class Syncer:
         log.info("attestr.consent_registered", consent_id=registered.id, number=registered.number)
         return registered
 
-    async def _record_lookup(
+    async def _record_call(
         self,
         conn: asyncpg.Connection,
         job_id: int,
         cin: str,
         used: Consent | None,
-        outcome: str,
-        http_status: int | None,
-        code: str | None,
-        request_id: str | None,
+        came: AttestrAnswer | AttestrError,
     ) -> None:
+        """Keep one Attestr call: the lookup as sent, with the consent it carried
+        (attestr_lookups), and what came back (attestr_answers: the cache and the audit)."""
+        if isinstance(came, AttestrError):
+            outcome, http_status, code, answer = "error", came.http_status, came.code, None
+        else:
+            outcome, http_status, code, answer = came.outcome, 200, None, json.dumps(came.raw)
         await conn.execute(
             *queries.LOOKUP_RECORD.bind(
                 job_id=job_id,
@@ -236,7 +230,17 @@ class Syncer:
                 outcome=outcome,
                 http_status=http_status,
                 error_code=code,
-                attestr_request_id=request_id,
+                attestr_request_id=came.request_id,
+            )
+        )
+        await conn.execute(
+            *queries.ANSWER_RECORD.bind(
+                cin=cin,
+                job_id=job_id,
+                outcome=outcome,
+                http_status=http_status,
+                error_code=code,
+                answer=answer,
             )
         )
 
@@ -291,22 +295,3 @@ def _result(
         "airtable_failed": 0,
         "attestr_called": called,
     }
-
-
-async def _record_answer(
-    conn: asyncpg.Connection,
-    job_id: int,
-    cin: str,
-    outcome: str,
-    http_status: int | None,
-    code: str | None,
-    raw: Any,
-) -> None:
-    """Keep what Attestr answered (`raw`: its JSON body; None for a refusal): the cache, and the
-    audit of every call (attestr_answers)."""
-    answer = None if raw is None else json.dumps(raw)
-    await conn.execute(
-        *queries.ANSWER_RECORD.bind(
-            cin=cin, job_id=job_id, outcome=outcome, http_status=http_status, error_code=code, answer=answer
-        )
-    )
