@@ -203,6 +203,12 @@ def _tier_kept(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
         monkeypatch.setattr(subprocess, "Popen", _ChildProcessUnmarked)
 
 
+def ctrl_c_as_at_a_terminal() -> None:
+    """For `preexec_fn`: in a child the test will interrupt with SIGINT, SIGINT as at a terminal.
+    Tests run in the background (a script's `&`) have SIGINT ignored, and children inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

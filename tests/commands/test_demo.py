@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import postgres_under, processes_marked, stop_processes
+from tests.conftest import ctrl_c_as_at_a_terminal, postgres_under, processes_marked, stop_processes
 
 pytestmark = pytest.mark.process  # starts contact-sync (or the tests) in a child process
 
@@ -84,6 +84,7 @@ def test_an_interrupted_demo_leaves_nothing_running(marker: str, sig: signal.Sig
     demo = subprocess.Popen(
         [sys.executable, "-u", "-m", "service", "demo"],
         env=demo_env(marker),
+        preexec_fn=ctrl_c_as_at_a_terminal,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

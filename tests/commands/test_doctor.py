@@ -16,7 +16,7 @@ from service.standins.airtable import AirtableStandIn, Field
 from service.standins.airtable_errors import AirtableError
 from service.standins.attestr import PATH_V3, SERVICE_CODE, STANDIN_CONSENT_ID, AttestrStandIn
 from service.standins.attestr_consents import standin_consent_body
-from tests.conftest import Running
+from tests.conftest import Running, ctrl_c_as_at_a_terminal
 from tests.flow import service_env
 
 pytestmark = pytest.mark.process  # starts contact-sync (or the tests) in a child process
@@ -331,6 +331,7 @@ def test_an_interrupted_write_check_leaves_no_row_and_the_next_one_sweeps_older_
     process = subprocess.Popen(
         [sys.executable, "-m", "service", "doctor", "--write-check"],
         env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+        preexec_fn=ctrl_c_as_at_a_terminal,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
