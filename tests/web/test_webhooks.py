@@ -113,6 +113,8 @@ def test_a_queued_job_is_reused_with_the_newer_cin(service: ServiceProcess) -> N
     assert first["deduplicated"] is False
     assert second == {"job_id": first["job_id"], "status": "queued", "deduplicated": True}
     assert third["job_id"] == first["job_id"]
+    # A refusal of its own: the tests before it in this module may run in another process.
+    assert post(service, {"record_id": "rec123"}).status_code == 422
     rejected = [line for line in service.logs() if line["event"] == "webhook.rejected"]
     assert rejected, "refusals are logged"
     accepted = [line for line in service.logs() if line["event"] == "webhook.accepted"]
