@@ -123,6 +123,17 @@ class Settings:
         return self.airtable_fields[key]
 
     @property
+    def secrets(self) -> tuple[str | None, ...]:
+        """Every secret and token configured (unset ones as None): redacted from the logs."""
+        return (
+            *self.webhook_secrets,
+            *self.api_keys,
+            *(value for values in self.short_secrets.values() for value in values),
+            self.attestr_api_key,
+            self.airtable_api_key,
+        )
+
+    @property
     def attestr_consent_url(self) -> str:
         """Where V3's consent endpoints are: beside the lookup (`…/api/v3/public/consent`)."""
         return self.attestr_api_url.removesuffix(_LOOKUP_PATH) + "/public/consent"

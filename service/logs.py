@@ -11,7 +11,7 @@ import logging
 import re
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -86,12 +86,14 @@ def configure_logging(
     *,
     cache: bool = False,
     secrets: tuple[str | None, ...] = (),
+    stream: TextIO | None = None,
 ) -> None:
     """Route structlog and the standard library (uvicorn, asyncpg) to one JSON stream.
 
     `cache` (the long-running processes) binds each module's logger once instead of at every
     line; tests leave it off, since `structlog.testing.capture_logs` cannot see cached loggers.
-    `secrets` are redacted from every line and every outside error message kept."""
+    `secrets` are redacted from every line and every outside error message kept. `stream`: where
+    the lines go (default: stdout)."""
     global _known_secrets
     _known_secrets = tuple(s for s in secrets if s and len(s) >= 6)
     shared: list[Any] = [
@@ -111,10 +113,10 @@ def configure_logging(
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=structlog.WriteLoggerFactory(),  # stdout; a quarter cheaper than print
+        logger_factory=structlog.WriteLoggerFactory(stream),  # a quarter cheaper than print
         cache_logger_on_first_use=cache,
     )
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *shared],

@@ -173,7 +173,7 @@ def attestr(_standin_servers: dict[str, tuple[_Switch, str]]) -> Iterator[Runnin
 
 # --- the tiers ---------------------------------------------------------------------------------
 
-PROCESS_FIXTURES = {"flow", "quiet_service"}  # they start `contact-sync serve`
+PROCESS_FIXTURES = {"quiet_service"}  # it starts `contact-sync serve`
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -216,8 +216,9 @@ def free_port() -> int:
 
 
 @dataclass
-class ServiceProcess:
-    process: subprocess.Popen[str]
+class Service:
+    """A running service: where it answers, and where it writes its JSON log lines."""
+
     url: str
     log_path: Path
 
@@ -229,6 +230,13 @@ class ServiceProcess:
                 with contextlib.suppress(ValueError):  # a line still being written
                     lines.append(json.loads(line))
         return lines
+
+
+@dataclass
+class ServiceProcess(Service):
+    """`contact-sync serve` or `worker` in a child process."""
+
+    process: subprocess.Popen[str]
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         if self.process.poll() is None:
@@ -264,7 +272,7 @@ def start_worker(tmp_path: Path, env: dict[str, str], name: str = "worker") -> S
             cwd=tmp_path,
         )
     _WORKERS.append(process)
-    worker = ServiceProcess(process, "", log_path)
+    worker = ServiceProcess("", log_path, process)
     deadline = time.monotonic() + 60
     while not any(line["event"] == "worker.started" for line in worker.logs()):
         if process.poll() is not None or time.monotonic() > deadline:
@@ -288,7 +296,7 @@ def run_service(tmp_path: Path, env: dict[str, str], *args: str) -> Iterator[Ser
             text=True,
             cwd=tmp_path,
         )
-    service = ServiceProcess(process, f"http://127.0.0.1:{port}", log_path)
+    service = ServiceProcess(f"http://127.0.0.1:{port}", log_path, process)
     try:
         deadline = time.monotonic() + 60
         while True:

@@ -20,7 +20,8 @@ from service.engine.jobs import Job
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import PATH, AttestrStandIn
 from service.triggers.runtime import Runtime
-from tests.conftest import Running, ServiceProcess, run_service
+from tests.conftest import Running, Service
+from tests.service_thread import service_in_thread
 
 SECRET = "webhook-secret-for-tests"
 API_KEY = "api-key-for-tests"
@@ -28,7 +29,7 @@ API_KEY = "api-key-for-tests"
 
 @dataclass
 class Flow:
-    service: ServiceProcess
+    service: Service
     airtable: AirtableStandIn
     attestr: AttestrStandIn
     http: httpx.Client
@@ -102,7 +103,7 @@ def running_flow(
     **env: str,
 ) -> Iterator[Flow]:
     with (
-        run_service(tmp_path, {**service_env(db_url, airtable, attestr), **env}) as service,
+        service_in_thread(tmp_path, {**service_env(db_url, airtable, attestr), **env}) as service,
         httpx.Client(base_url=service.url, timeout=60) as http,
     ):
         if env.get("RECONCILE_INTERVAL_S", "900") != "0":

@@ -74,21 +74,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             file=sys.stderr,
         )
         sys.exit(2)
-    secrets = (
-        *settings.webhook_secrets,
-        *settings.api_keys,
-        *(value for values in settings.short_secrets.values() for value in values),
-        settings.attestr_api_key,
-        settings.airtable_api_key,
-    )
     from service.logs import configure_logging  # structlog: not for `--help`
 
     if args.command in ("serve", "worker"):
-        configure_logging(settings.log_format, settings.log_level, cache=True, secrets=secrets)
+        configure_logging(settings.log_format, settings.log_level, cache=True, secrets=settings.secrets)
     elif args.command == "demo":  # the demo narrates; the service's own lines only when something is wrong
-        configure_logging("console", "error", secrets=secrets)
+        configure_logging("console", "error", secrets=settings.secrets)
     else:  # an operator at a terminal: their command's output, and only warnings besides
-        configure_logging("console", "warning", secrets=secrets)
+        configure_logging("console", "warning", secrets=settings.secrets)
     sys.exit(_run(args, settings))
 
 

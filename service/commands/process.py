@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import importlib
 import os
 import signal
 import socket
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -28,6 +30,9 @@ from service.commands.context import (
 from service.config import Settings
 from service.database import DATABASE_ERRORS
 
+if TYPE_CHECKING:
+    import uvicorn
+
 log = structlog.get_logger(__name__)
 
 
@@ -39,15 +44,13 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     port = args.port if args.port is not None else settings.port
     settings = Settings(**{**settings.__dict__, "port": port})
     # The port first, then the database: `service.started` is logged only once both are had.
-    listening = _listen(args.host, port)
+    listening = listening_socket(args.host, port)
     try:
         # pgserver mostly waits for PostgreSQL's processes: the modules load meanwhile.
         with ThreadPoolExecutor(1) as starting:
             database = starting.submit(resolved_database_url, settings)
-            import uvicorn
-
-            from service.web.app import create_app
-
+            for module in ("uvicorn", "service.web.app"):
+                importlib.import_module(module)
             url = database.result()
         asyncio.run(migrated(settings, url))
     except BaseException:
@@ -57,6 +60,18 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     # normally at that point (instead of being killed by it) lets the embedded database stop.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     signal.signal(signal.SIGINT, _exit_cleanly)
+    server = http_server(settings, url)
+    server.run(sockets=[listening])
+    return 0 if server.started else 1
+
+
+def http_server(settings: Settings, url: str) -> uvicorn.Server:
+    """The service's web server (the app, with its worker unless WORKER_IN_WEB=false) for the
+    migrated database at `url`; `run(sockets=[…])` serves until `should_exit` is set."""
+    import uvicorn
+
+    from service.web.app import create_app
+
     app = create_app(settings, url)
     server = uvicorn.Server(
         uvicorn.Config(
@@ -73,11 +88,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         )
     )
     app.state.stopping = lambda: server.should_exit
-    server.run(sockets=[listening])
-    return 0 if server.started else 1
+    return server
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def listening_socket(host: str, port: int) -> socket.socket:
     """The service's listening socket, or CommandError saying why the port cannot be had."""
     # IPPROTO_TCP said explicitly: asyncio turns Nagle off (TCP_NODELAY) only on sockets that say
     # they are TCP, and with Nagle on a response can wait ~40 ms for a delayed ACK.

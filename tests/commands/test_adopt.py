@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from typing import Any
 
+from tests.command_line import contact_sync
 from tests.flow import Flow
 
 SPELLINGS = ["+91 {a} {b}", "0{a}{b}", "{a}{b}", "91{a}{b}", "+91-{a}-{b}"]
@@ -26,13 +26,7 @@ def adopt(flow: Flow, db_url: str, *args: str) -> subprocess.CompletedProcess[st
         "AIRTABLE_API_URL": flow.service_env["AIRTABLE_API_URL"],
         "AIRTABLE_RATE_LIMIT_RPS": "50",
     }
-    return subprocess.run(
-        [sys.executable, "-m", "service", "airtable", "adopt", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    return contact_sync("airtable", "adopt", *args, env=env)
 
 
 def test_adopting_300_older_rows_then_syncing(flow: Flow, db_url: str) -> None:

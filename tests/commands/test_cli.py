@@ -20,9 +20,8 @@ from service.attestr.gate import AttestrGate, AttestrPaused
 from service.commands.cli import _run
 from service.config import SettingsError, load_settings
 from service.engine import jobs
+from tests.command_line import contact_sync, in_child
 from tests.flow import enqueued
-
-pytestmark = pytest.mark.process  # starts contact-sync (or the tests) in a child process
 
 COMMANDS = [
     "demo",
@@ -41,13 +40,8 @@ COMMANDS = [
 
 
 def cli(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "service", *args],
-        env={**os.environ, "DATABASE_URL": db_url},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    env = {**os.environ, "DATABASE_URL": db_url}
+    return in_child(*args, env=env) if args[0] in ("serve", "worker") else contact_sync(*args, env=env)
 
 
 @pytest.mark.parametrize(
@@ -67,9 +61,7 @@ def cli(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
 )
 def test_help(command: str | None) -> None:
     args = ["--help"] if command is None else [*command.split(), "--help"]
-    done = subprocess.run(
-        [sys.executable, "-m", "service", *args], capture_output=True, text=True, timeout=30
-    )
+    done = contact_sync(*args)
     assert done.returncode == 0
     assert "usage: contact-sync" in done.stdout
     if command is None:
@@ -103,6 +95,7 @@ def _loaded(db_url: str, *args: str) -> set[str]:
     return set(line.split()[1:])
 
 
+@pytest.mark.process  # a fresh interpreter, or serve
 def test_commands_load_only_what_they_use(db_url: str) -> None:
     """`--help` loads neither the database driver nor logging; `status` and `jobs list` not
     pyairtable (a second on its own), nor the web server or HTTP clients."""
@@ -114,6 +107,7 @@ def test_commands_load_only_what_they_use(db_url: str) -> None:
         assert not loaded & set(_HEAVY), (command, loaded & set(_HEAVY))
 
 
+@pytest.mark.process  # a fresh interpreter, or serve
 def test_serve_loads_pyairtable_after_it_answers() -> None:
     """What `serve` imports before it answers leaves pyairtable out: the pusher loads it in a
     thread once the service is up (a quarter of a second of a start-up otherwise)."""
@@ -182,13 +176,7 @@ async def test_jobs_list_fits_the_width_and_names_the_company(db_url: str, pool:
     )
     unnamed, _ = await enqueued(pool, "recDDDDDDDDDDDDDD", "L17110MH1973PLC019786")
     for width in (80, 100, 200):
-        done = subprocess.run(
-            [sys.executable, "-m", "service", "jobs", "list"],
-            env={**os.environ, "DATABASE_URL": db_url, "COLUMNS": str(width)},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = contact_sync("jobs", "list", env={**os.environ, "DATABASE_URL": db_url, "COLUMNS": str(width)})
         assert done.returncode == 0, done.stderr
         lines = done.stdout.splitlines()
         assert all(len(line) <= width for line in lines), (width, done.stdout)
@@ -282,17 +270,13 @@ async def test_airtable_status_pause_and_resume(db_url: str, pool: asyncpg.Pool)
     ],
 )
 @pytest.mark.parametrize("command", ["status", "serve", "worker", "doctor"])
+@pytest.mark.process  # serve and worker only ever run as children
 def test_a_setting_it_cannot_use_is_named_in_one_line(
     tmp_path: Path, command: str, variable: str, value: str, accepts: str
 ) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "service", command],
-        env={**os.environ, variable: value, "DATA_DIR": str(tmp_path)},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    env = {**os.environ, variable: value, "DATA_DIR": str(tmp_path)}
+    run = in_child if command in ("serve", "worker") else contact_sync
+    done = run(command, env=env, cwd=tmp_path)
     assert done.returncode == 2
     (line,) = done.stderr.splitlines()
     assert accepts in line and line.startswith("contact-sync: settings it cannot use")
@@ -327,6 +311,7 @@ UNREACHABLE = "postgresql://someone:hunter2@127.0.0.1:9/contact_sync"
         ("import",),
     ],
 )
+@pytest.mark.process  # serve and worker only ever run as children
 def test_an_unreachable_database_is_one_sentence(args: tuple[str, ...]) -> None:
     done = cli(UNREACHABLE, *args)
     assert done.returncode == 1, done.stderr
@@ -337,6 +322,7 @@ def test_an_unreachable_database_is_one_sentence(args: tuple[str, ...]) -> None:
     )
 
 
+@pytest.mark.process  # a child process
 def test_a_port_in_use_is_said_before_anything_starts(db_url: str) -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
@@ -366,6 +352,7 @@ def test_a_bug_is_a_traceback_with_where_to_report_it(capsys: pytest.CaptureFixt
     assert err.strip().splitlines()[-1].endswith("as docs/how-to/report-a-problem.md says.")
 
 
+@pytest.mark.process  # a child process
 def test_a_stand_in_on_a_port_in_use_says_so_in_one_line() -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
@@ -392,18 +379,14 @@ def test_a_stand_in_on_a_port_in_use_says_so_in_one_line() -> None:
 )
 def test_airtable_not_configured_is_a_setting_problem(db_url: str, command: list[str]) -> None:
     """Every command that needs Airtable says what to set, in one line, and exits 2 (a setting)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "service", *command],
-        env={**os.environ, "DATABASE_URL": db_url, "AIRTABLE_API_KEY": "", "AIRTABLE_BASE_ID": ""},
-        capture_output=True,
-        text=True,
-        timeout=60,
+    done = contact_sync(
+        *command, env={**os.environ, "DATABASE_URL": db_url, "AIRTABLE_API_KEY": "", "AIRTABLE_BASE_ID": ""}
     )
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip() == "Airtable is not configured: set AIRTABLE_API_KEY and AIRTABLE_BASE_ID"
 
 
 def test_no_command_lists_the_commands() -> None:
-    done = subprocess.run([sys.executable, "-m", "service"], capture_output=True, text=True, timeout=30)
+    done = contact_sync()
     assert done.returncode == 2
     assert all(name in done.stderr for name in COMMANDS)

@@ -16,20 +16,13 @@ from service.standins.airtable import AirtableStandIn, Field
 from service.standins.airtable_errors import AirtableError
 from service.standins.attestr import PATH_V3, SERVICE_CODE, STANDIN_CONSENT_ID, AttestrStandIn
 from service.standins.attestr_consents import standin_consent_body
+from tests.command_line import contact_sync
 from tests.conftest import Running, ctrl_c_as_at_a_terminal
 from tests.flow import service_env
 
-pytestmark = pytest.mark.process  # starts contact-sync (or the tests) in a child process
-
 
 def doctor(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "service", "doctor", *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return contact_sync("doctor", *args, env={**os.environ, **env})
 
 
 @pytest.fixture
@@ -141,13 +134,7 @@ def test_missing_select_options_are_named_then_added(
 
 
 def webhook(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "service", "airtable", "webhook", *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return contact_sync("airtable", "webhook", *args, env={**os.environ, **env})
 
 
 def test_what_the_automation_script_needs(env: dict[str, str], airtable: Running[AirtableStandIn]) -> None:
@@ -323,6 +310,7 @@ def test_adding_options_leaves_no_throw_away_row_or_says_where_it_is(
     assert row["id"] in left.stdout  # named, so that a person can delete it
 
 
+@pytest.mark.process  # Ctrl-C to a child
 def test_an_interrupted_write_check_leaves_no_row_and_the_next_one_sweeps_older_ones(
     env: dict[str, str], airtable: Running[AirtableStandIn]
 ) -> None:

@@ -15,6 +15,7 @@ from service.airtable.client import Airtable
 from service.commands.forget import AmbiguousPerson, forget, keys_of
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
+from tests.command_line import contact_sync
 from tests.conftest import Running
 from tests.flow import API_KEY, Flow, settings_for
 from tests.people.test_dedup import ACME, people, person, sync
@@ -27,16 +28,10 @@ def contacts_cli(
 ) -> subprocess.CompletedProcess[str]:
     """`contacts forget --yes ARGS`; with `answer`, without --yes, at a terminal (a pty) where the
     question is answered with it."""
-    command = [sys.executable, "-m", "service", "contacts", action, *args]
     if answer is None:
         extra = ["--yes"] if action == "forget" else []
-        return subprocess.run(
-            command + extra,
-            env={**os.environ, **flow.service_env},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        return contact_sync("contacts", action, *args, *extra, env={**os.environ, **flow.service_env})
+    command = [sys.executable, "-m", "service", "contacts", action, *args]
     controller, terminal = pty.openpty()
     try:
         os.write(controller, answer.encode())
@@ -87,6 +82,7 @@ def test_a_forgotten_person_is_gone_and_a_new_sync_does_not_bring_them_back(flow
     assert contacts_cli(flow).returncode == 2  # whom?
 
 
+@pytest.mark.process  # a question answered at a terminal: a child on a pty
 def test_forget_says_whom_it_found_asks_first_and_can_be_lifted(flow: Flow) -> None:
     company = flow.company("Nilgiri", NILGIRI)
     first = fetch(flow, company)

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import asyncpg
-import pytest
 
-pytestmark = pytest.mark.process  # starts contact-sync (or the tests) in a child process
+from tests.command_line import contact_sync
 
 A, B = "recAAAAAAAAAAAAAA", "recBBBBBBBBBBBBBB"
 
@@ -42,13 +39,7 @@ async def test_import_an_older_contacts_table(db_url: str, pool: asyncpg.Pool) -
         "addresses, airtable_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         rows,
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "service", "import"],
-        env={**os.environ, "DATABASE_URL": db_url},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = contact_sync("import", env={**os.environ, "DATABASE_URL": db_url})
     assert done.returncode == 0, done.stderr
     assert "Read 7 row(s) of contacts" in done.stdout
     assert "3 new people" in done.stdout and "2 row(s) skipped" in done.stdout
@@ -63,11 +54,5 @@ async def test_import_an_older_contacts_table(db_url: str, pool: asyncpg.Pool) -
         (None, "Secretary", "+919845099999", "cs@x.example", None, [A]),
         ("08000001", "Director One", "+919845099999", None, None, [B]),
     ]
-    missing = subprocess.run(
-        [sys.executable, "-m", "service", "import", "--table", "no_such_table"],
-        env={**os.environ, "DATABASE_URL": db_url},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    missing = contact_sync("import", "--table", "no_such_table", env={**os.environ, "DATABASE_URL": db_url})
     assert missing.returncode == 1 and "There is no table" in missing.stderr

@@ -19,7 +19,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -39,6 +38,7 @@ from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
 from service.triggers import reconcile
 from service.triggers.payloads import PayloadReader, errors_in, syncs_for
+from tests.command_line import contact_sync
 from tests.conftest import Running
 from tests.flow import Flow, settings_for
 
@@ -236,13 +236,7 @@ def test_any_page_of_payloads_is_read_without_error_and_queues_exactly_what_chan
 
 
 def cli(flow: Flow, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "service", "airtable", "webhook", *args],
-        env={**os.environ, **flow.service_env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return contact_sync("airtable", "webhook", *args, env={**os.environ, **flow.service_env})
 
 
 def test_a_cin_typed_and_a_company_created_with_a_cin_end_as_contacts(flow: Flow) -> None:

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -21,6 +20,7 @@ from service.people.normalize import normalize_contact
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
 from service.triggers import backfill
+from tests.command_line import contact_sync
 from tests.conftest import Running
 from tests.flow import Flow, service_env, settings_for
 
@@ -28,16 +28,9 @@ NAMES = ["O'Brien & Sons", 'Şahin "Quoted" Ltd', "Ünïcode Pvt", "Back\\slash 
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "service", *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    return contact_sync(*args, env={**os.environ, **env})
 
 
-@pytest.mark.process
 async def test_backfill_dry_run_then_queue(
     db_url: str, pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
 ) -> None:

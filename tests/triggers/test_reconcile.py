@@ -294,7 +294,6 @@ async def test_a_sweep_that_fails_half_way_moves_nothing_on_and_the_next_one_que
     assert found is not None and found.to_queue == [(company, CIN_A, False)]
 
 
-@pytest.mark.process
 def test_the_command_says_what_it_would_queue_and_then_queues_it(
     db_url: str, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
 ) -> None:

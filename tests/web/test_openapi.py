@@ -28,8 +28,6 @@ from service.web.openapi import document
 from tests.conftest import Running
 from tests.flow import API_KEY, SECRET, Flow, running_flow
 
-pytestmark = pytest.mark.process  # starts contact-sync (or the tests) in a child process
-
 schema = schemathesis.openapi.from_dict(document())
 # CI runs a few minutes of fuzzing; FUZZ_EXAMPLES raises it for a longer run.
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100"))

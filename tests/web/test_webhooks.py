@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.command_line import contact_sync
 from tests.conftest import ServiceProcess, run_service
 from tests.flow import SECRET
 
@@ -146,13 +145,7 @@ def test_a_short_secret_counts_as_not_configured(tmp_path: Path, db_url: str) ->
         missing = httpx.get(f"{svc.url}/ready").json()["missing_settings"]
         assert "WEBHOOK_SECRETS (every value is shorter than 16 characters)" in missing
         assert "API_KEYS (every value is shorter than 16 characters)" in missing
-    doctor = subprocess.run(
-        [sys.executable, "-m", "service", "doctor"],
-        env={**os.environ, **env, "WEBHOOK_SECRETS": f"guessable,{SECRET}"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    doctor = contact_sync("doctor", env={**os.environ, **env, "WEBHOOK_SECRETS": f"guessable,{SECRET}"})
     assert "1 value(s) shorter than 16 characters are ignored" in doctor.stdout
     assert "API_KEYS" in doctor.stdout and "every value is shorter than 16 characters" in doctor.stdout
     with run_service(tmp_path, {**env, "WEBHOOK_SECRETS": f"guessable,{SECRET}"}) as svc:
