@@ -550,6 +550,9 @@ FROM (SELECT updated_at FROM people
 # One kind a request, that of the row waiting longest: rows Airtable has (an update by id, after a
 # read of what people changed) or rows it lacks (an upsert on Contact Key: "Airtable reserves the
 # right to throttle upsert requests differently", "Update multiple records", so only these).
+# The row's own conditions are stated again on `p`: a row another process claimed and committed
+# while this statement waited for its lock is re-checked on its new version (PostgreSQL re-reads
+# only the locked table, not the CTE), so the two never send the same row.
 PEOPLE_CLAIM_PUSH = """
 WITH pushable AS (
     SELECT id, updated_at, airtable_id IS NULL AS new FROM people
@@ -558,6 +561,8 @@ WITH pushable AS (
 ), next AS (
     SELECT p.id FROM people p JOIN pushable USING (id)
     WHERE pushable.new = (SELECT new FROM pushable ORDER BY updated_at, id LIMIT 1)
+      AND p.push_version > p.pushed_version AND NOT p.deleted_in_airtable
+      AND (p.push_lease_until IS NULL OR p.push_lease_until < now())
     ORDER BY pushable.updated_at, p.id
     LIMIT $1
     FOR UPDATE OF p SKIP LOCKED
@@ -726,7 +731,13 @@ WHERE NOT c.deleted_in_airtable AND c.sync_status IS NOT NULL
 # Companies with a CIN, whether a person without DIN or PAN is linked to them, and the latest
 # answer stored for their CIN (`backfill --recheck-identities`).
 RECHECK_CANDIDATES = """
-SELECT c.airtable_id, c.cin,
+WITH separated AS (  -- linked to a person whose PAN migration 022 let go (not synced since)
+    SELECT DISTINCT cp.company_id FROM company_people cp
+    JOIN identities_separated s ON s.person_id = cp.person_id
+    JOIN companies c ON c.id = cp.company_id
+    WHERE c.synced_at IS NULL OR c.synced_at < s.separated_at
+)
+SELECT c.airtable_id, c.cin, c.id IN (SELECT company_id FROM separated) AS separated,
        EXISTS (SELECT 1 FROM company_people cp JOIN people p ON p.id = cp.person_id
                WHERE cp.company_id = c.id AND p.din IS NULL AND p.pan IS NULL) AS identityless,
        (SELECT a.answer FROM attestr_answers a
@@ -734,7 +745,8 @@ SELECT c.airtable_id, c.cin,
 FROM companies c
 WHERE c.cin IS NOT NULL AND NOT c.deleted_in_airtable
   -- a sync since PANs were read matched its people by the rules of today
-  AND c.synced_at < (SELECT applied_at FROM schema_migrations WHERE version = '008_identities.sql')
+  AND (c.synced_at < (SELECT applied_at FROM schema_migrations WHERE version = '008_identities.sql')
+       OR c.id IN (SELECT company_id FROM separated))
 ORDER BY c.id"""
 
 # Airtable rows of people merged into another (migrations/009): deleted ten at a time.
