@@ -330,6 +330,12 @@ CREATE VIEW public.contacts_pending_sync AS
    FROM public.people p
   WHERE ((push_version > pushed_version) AND (NOT deleted_in_airtable));
 
+CREATE TABLE public.identities_separated (
+    person_id bigint NOT NULL,
+    pan text NOT NULL,
+    separated_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
 CREATE TABLE public.job_rows (
     job_id bigint NOT NULL,
     person_id bigint NOT NULL,
@@ -458,6 +464,9 @@ ALTER TABLE ONLY public.companies
 ALTER TABLE ONLY public.company_people
     ADD CONSTRAINT company_people_pkey PRIMARY KEY (company_id, person_id);
 
+ALTER TABLE ONLY public.identities_separated
+    ADD CONSTRAINT identities_separated_pkey PRIMARY KEY (person_id, pan);
+
 ALTER TABLE ONLY public.job_rows
     ADD CONSTRAINT job_rows_pkey PRIMARY KEY (job_id, person_id);
 
@@ -558,6 +567,9 @@ ALTER TABLE ONLY public.company_people
 
 ALTER TABLE ONLY public.company_people
     ADD CONSTRAINT company_people_person_id_fkey FOREIGN KEY (person_id) REFERENCES public.people(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.identities_separated
+    ADD CONSTRAINT identities_separated_person_id_fkey FOREIGN KEY (person_id) REFERENCES public.people(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.job_rows
     ADD CONSTRAINT job_rows_job_id_fkey FOREIGN KEY (job_id) REFERENCES public.jobs(id) ON DELETE CASCADE;

@@ -1,12 +1,12 @@
 """Names stored by earlier versions were shown as the filing wrote them ("VIKRAM SETHI"): each is
-shown now as people write it (`service.people.names.display_name`, from the newest raw spelling), and
+shown now as people write it (`service.people.names_shown.display_name`, from the newest raw spelling), and
 the rows that change are pushed to Airtable again. Runs in the migration's transaction."""
 
 from __future__ import annotations
 
 import asyncpg
 
-from service.people.names import display_name
+from service.people.names_shown import display_name
 
 
 async def migrate(conn: asyncpg.Connection) -> None:

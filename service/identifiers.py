@@ -5,7 +5,7 @@ Every entry point goes through here: the webhook and the manual API (a CIN), the
 typed by a person, a lookup's list). Whatever arrives is read the same way before any check:
 
 * one value: from a list, the first usable element; a number as its digits (a spreadsheet's
-  `9876543210.0` too);
+  `9845067321.0` too);
 * markup and HTML entities removed; invisible characters (zero-width spaces and joiners, the
   byte-order mark, soft hyphens, direction marks: Unicode's format characters) and control
   characters removed; every kind of space (the no-break space too) one plain space;
@@ -139,6 +139,25 @@ def cin(value: Any) -> str | None:
     return _first(value, _cin)
 
 
+# Written where nothing was known (MCA filings and older tables): "NA", "N/A", "nil", "Not
+# Available"… compared with case, spaces and punctuation left out.
+_PLACEHOLDER_WORDS = frozenset(
+    {
+        "na", "nil", "none", "null", "nan", "notavailable", "notapplicable", "notgiven",
+        "notprovided", "notknown", "unknown", "nodata", "tbd", "tba",
+    }
+)  # fmt: skip
+
+
+def placeholder(text: str | None) -> bool:
+    """Whether a value only stands where nothing was known: a word like "NA", "nil", "Not
+    Available", only punctuation ("-", "--"), or only masking letters ("XXXX")."""
+    if not text:
+        return False
+    letters = re.sub(r"[\W_]", "", text).casefold()
+    return not letters or letters in _PLACEHOLDER_WORDS or set(letters) == {"x"}
+
+
 class Phone(NamedTuple):
     raw: str | None
     e164: str | None = None
@@ -156,17 +175,56 @@ def _valid(text: str) -> tuple[phonenumbers.PhoneNumber, PhoneNumberType] | None
     return (number, kind) if kind != PhoneNumberType.UNKNOWN else None
 
 
-def _parsed_phone(text: str) -> tuple[phonenumbers.PhoneNumber, PhoneNumberType] | None:
-    if found := _valid(text):
-        return found
-    # "091 98200 12345": the country code written after a trunk zero.
-    written = _WRITTEN_COUNTRY_CODE.match(re.sub(r"[^\d+]", "", text, flags=re.ASCII))
-    if written and (found := _valid(f"+91{written.group(1)}")):
-        return found
-    # Two numbers in one field ("98765 43210 / 91234 56789"): the first valid one.
-    for match in phonenumbers.PhoneNumberMatcher(text, "IN", leniency=phonenumbers.Leniency.VALID):
-        return match.number, phonenumbers.number_type(match.number)
-    return None
+# Words written beside a number (labels), not part of it.
+_LABEL = re.compile(
+    r"\b(?:tel(?:ephone)?|ph(?:one)?|mob(?:ile)?|cell|landline|off(?:ice)?|res(?:idence)?|"
+    r"contact|no|number|ext|extn|or|and|[mtor])\b\.?:?",
+    re.IGNORECASE,
+)
+# A number labelled as a fax ("Fax: 022 2345 6789", "F. 022…"): not a contact's phone.
+_FAX = re.compile(r"\b(?:fax|facsimile|f)\b\.?\s*(?:no\.?)?\s*[:.-]?\s*\+?[\d\s().-]*\d", re.IGNORECASE)
+# What is left after labels are taken out: a letter, or a digit masked by a filing ("98XXXXXX45",
+# "98450 *****"), means a number cannot be read (phonenumbers would read letters as keypad digits).
+_NOT_DIGITS = re.compile(r"[^\W\d_]|[*•●#]")
+_DIGIT_GROUP = re.compile(r"\+?\d+", re.ASCII)
+_ASCENDING, _DESCENDING = "0123456789" * 2, "9876543210" * 2
+
+
+def placeholder_number(national: str) -> bool:
+    """A number written where none was known: one digit repeated ("9999999999") or a run of
+    digits ("1234567890", "9876543210")."""
+    return len(set(national)) == 1 or national in _ASCENDING or national in _DESCENDING
+
+
+def _parsed_phone(text: str) -> tuple[phonenumbers.PhoneNumber, PhoneNumberType] | bool | None:
+    """The first real number of a field: the field as a whole, else digit groups read from the
+    left, as many together as make a valid number (so any separator between two numbers, even a
+    hyphen, ends the first). False: only placeholders; None: none."""
+    text = _LABEL.sub(" ", _FAX.sub(" ", text))
+    if _NOT_DIGITS.search(text):
+        return None
+    groups = _DIGIT_GROUP.findall(text)
+    candidates = [text] + [
+        "".join(groups[start:end])
+        for start in range(len(groups))
+        for end in range(start + 1, len(groups) + 1)
+    ]
+    placeholders = False
+    for candidate in candidates:
+        if len(candidate) > 20:
+            continue
+        found = _valid(candidate)
+        # "091 98200 12345": the country code written after a trunk zero.
+        written = (
+            None if found else _WRITTEN_COUNTRY_CODE.match(re.sub(r"[^\d+]", "", candidate, flags=re.ASCII))
+        )
+        if written:
+            found = _valid(f"+91{written.group(1)}")
+        if found and placeholder_number(phonenumbers.national_significant_number(found[0])):
+            placeholders, found = True, None
+        if found:
+            return found
+    return False if placeholders else None
 
 
 # ITU-T E.164 §6.1: at most 15 digits, the country code included.
@@ -182,7 +240,11 @@ def _phone(value: Any) -> Phone:
         text = folded(raw, 100)
     if raw is None or text is None:
         return Phone(None)
-    found = _parsed_phone(_INTEGRAL_FLOAT.sub(r"\1", text))  # 9876543210.0 from a spreadsheet
+    if placeholder(raw):
+        return Phone(None)
+    found = _parsed_phone(_INTEGRAL_FLOAT.sub(r"\1", text))  # 9845067321.0 from a spreadsheet
+    if found is False:  # a placeholder: nothing was known
+        return Phone(None)
     if found is None:
         return Phone(raw)
     number, kind = found

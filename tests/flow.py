@@ -63,7 +63,9 @@ class Flow:
         deadline = time.monotonic() + timeout
         while not predicate():
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}")
+                raise AssertionError(
+                    f"timed out waiting for {what}: {[c.get('Name') for c in self.contacts()]}"
+                )
             time.sleep(0.1)
 
     def contacts(self) -> list[dict[str, Any]]:

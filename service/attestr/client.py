@@ -44,6 +44,7 @@ class AttestrAnswer:
     message: str | None
     raw: dict[str, Any]
     request_id: str | None = None  # Attestr's `xattestrid` for this call (not for a stored answer)
+    left_out: int = 0  # contacts listed beyond ATTESTR_MAX_CONTACTS, not read
 
     @property
     def outcome(self) -> str:
@@ -52,11 +53,12 @@ class AttestrAnswer:
 
 def parse_answer(cin: str, raw: Any, max_contacts: int) -> AttestrAnswer:
     """Read a 200 answer (fresh, or from the stored cache), trusting none of its fields: no more
-    than the `max_contacts` asked for are read, however many came."""
+    than the `max_contacts` asked for are read, however many came; how many were not is
+    `left_out`."""
     raw = raw if isinstance(raw, dict) else {}
     valid = raw.get("valid") is True or str(raw.get("valid")).lower() == "true"
-    items = raw.get("contacts")[:max_contacts] if isinstance(raw.get("contacts"), list) else []
-    contacts = [c for c in map(normalize_contact, items) if c] if valid else []
+    listed = raw.get("contacts") if isinstance(raw.get("contacts"), list) else []
+    contacts = [c for c in map(normalize_contact, listed[:max_contacts]) if c] if valid else []
     return AttestrAnswer(
         cin=cin,
         valid=valid,
@@ -64,6 +66,7 @@ def parse_answer(cin: str, raw: Any, max_contacts: int) -> AttestrAnswer:
         contacts=contacts,
         message=mask_text(plain(raw.get("message"), 300) or "") or None,
         raw=raw,
+        left_out=max(len(listed) - max_contacts, 0) if valid else 0,
     )
 
 

@@ -160,6 +160,16 @@ async def set_company_status(
     await conn.execute(queries.COMPANY_SET_STATUS, record_id, status, error, synced_at, contacts_found)
 
 
+def left_out_note(left_out: int) -> str | None:
+    """What a synced company's status says when Attestr listed more contacts than were read."""
+    if not left_out:
+        return None
+    return (
+        f"{left_out} more contact(s) listed by Attestr were left out: at most ATTESTR_MAX_CONTACTS "
+        "(or the request's max_contacts) are read; docs/reference/settings.md says how to raise it"
+    )
+
+
 async def complete_pushed_jobs(pool: asyncpg.Pool) -> list[Job]:
     """Finish every job whose rows are all in Airtable, and say so on its company."""
     async with pool.acquire() as conn, conn.transaction():
@@ -168,7 +178,12 @@ async def complete_pushed_jobs(pool: asyncpg.Pool) -> list[Job]:
             if job.status == "succeeded":
                 found = await conn.fetchval(queries.COMPANY_CONTACTS_IN_AIRTABLE, job.record_id)
                 await set_company_status(
-                    conn, job.record_id, "Synced", synced_at=job.updated_at, contacts_found=found
+                    conn,
+                    job.record_id,
+                    "Synced",
+                    left_out_note((job.result or {}).get("contacts_left_out", 0)),
+                    synced_at=job.updated_at,
+                    contacts_found=found,
                 )
             else:
                 await set_company_status(conn, job.record_id, "Failed", job.last_error)

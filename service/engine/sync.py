@@ -83,6 +83,8 @@ class Syncer:
                 await conn.execute(queries.JOB_ROWS_RECORD, job.id, outcome.person_ids + outcome.unlinked_ids)
                 await conn.execute(queries.NOTIFY_PUSH)
                 result = _result("synced", answer, called, len(contacts), outcome)
+                # Beyond ATTESTR_MAX_CONTACTS, or the request's own max_contacts: said, not hidden.
+                result["contacts_left_out"] = answer.left_out + len(answer.contacts) - len(contacts)
                 stored = await conn.execute(
                     *queries.JOB_STORED.bind(
                         job_id=job.id,
@@ -104,6 +106,7 @@ class Syncer:
                 new=outcome.contacts_new,
                 updated=outcome.contacts_updated,
                 unlinked=outcome.unlinked,
+                left_out=answer.left_out + len(answer.contacts) - len(contacts),
             )
         self.on_stored()
         await jobs.complete_pushed_jobs(self.pool)  # a job with nothing to send ends here

@@ -7,16 +7,22 @@ two rows apart:
   signatory who is not one). Two different DINs, or two different PANs, are never merged, even
   when they share a phone or email (filings often give the company secretary's number for
   several people).
-* A contact with a DIN (or PAN) that matches nobody by it takes over a person who has no DIN
-  (no PAN) and has the same phone, email, or (same company, same name), when the names agree
-  (one may be a shorter form of the other): that person seen before, now with the DIN (PAN). A
-  person seen once with a DIN and once with a PAN keeps both; a secretary's record never
-  becomes a director's.
+* A contact with a DIN (or PAN) that matches nobody by it takes over a person who has neither
+  and has the same phone, email, or (same company, same name), when the names agree (one may be
+  a shorter form of the other): that person seen before, now with the DIN (PAN). A DIN and a
+  PAN are two identities: a phone, an email or a name never joins a DIN holder to a PAN holder,
+  and a secretary's record never becomes a director's.
 * A contact without a DIN matches by phone, then email, then (same company, same name), over all
   people; the oldest person wins when a key points at several. When phone and email point at
   different people the phone wins, the email stays where it is, and the conflict is logged.
+* A shared role mailbox (`info@`, `accounts@`, `cs@`…) is shown but is no key: it is the
+  company's, not a person's.
+* In one company, a name matches the person of the same name, or else the one person of an
+  earlier answer whose name agrees with it ("Ravi Kumar Sharma" after "R K Sharma"); two
+  agreeing people match neither, and within one answer only the same name matches.
 * A DIN match updates every field with the newer non-empty values; any other match only fills
-  empty fields. Nothing is ever blanked.
+  empty fields, and shows a fuller spelling of the same name. Nothing is ever blanked; a
+  placeholder ("NA", "9999999999", "na@na.com") is no value.
 * Duplicates inside one answer collapse by the same rules, in the answer's order, because the
   contacts are matched one by one against an index that already holds the earlier ones.
 
@@ -33,8 +39,9 @@ from typing import Any
 
 import structlog
 
-from service.people.names import display_name, name_key, names_agree
-from service.people.normalize import Contact, Email, Phone
+from service.people.names import fullness, name_key, names_agree
+from service.people.names_shown import shown_name
+from service.people.normalize import Contact, Email, Phone, role_mailbox
 
 log = structlog.get_logger(__name__)
 
@@ -89,7 +96,7 @@ class PeopleIndex:
         self.by_identity: dict[tuple[str, str], Person] = {}  # ("din" or "pan", value)
         self.by_phone: dict[str, list[Person]] = defaultdict(list)
         self.by_email: dict[str, list[Person]] = defaultdict(list)
-        self.by_name: dict[tuple[int, str], list[Person]] = defaultdict(list)
+        self.by_company: dict[int, list[Person]] = defaultdict(list)
         self.people: list[Person] = []
         for person in people:
             self.add(person)
@@ -107,9 +114,8 @@ class PeopleIndex:
             if key and person not in table[key]:
                 table[key].append(person)
                 table[key].sort(key=lambda p: p.age)
-        nk = name_key(person.name)
-        for company_id in person.company_ids if nk else ():
-            entries = self.by_name[(company_id, nk)]
+        for company_id in person.company_ids:
+            entries = self.by_company[company_id]
             if person not in entries:
                 entries.append(person)
                 entries.sort(key=lambda p: p.age)
@@ -127,9 +133,12 @@ class PeopleIndex:
         with `name`; with `lacking` ("din", "pan"), only a person without those identities; never
         one of `besides` (ids of people)."""
         table = self.by_phone if attr == "phone_e164" else self.by_email
+        shared = attr == "email" and role_mailbox(key)
         for person in table.get(key, ()) if key else ():
             if getattr(person, attr) != key or id(person) in besides:
                 continue  # the person's key changed since it was indexed, or is ruled out
+            if shared and not _mailbox_only(person):
+                continue
             if any(getattr(person, kind) for kind in lacking) or not names_agree(person.name, name):
                 continue
             return person
@@ -143,29 +152,30 @@ class PeopleIndex:
         lacking: tuple[str, ...] = (),
         besides: frozenset[int] = frozenset(),
     ) -> Person | None:
-        """A person of this company with this name (and, with `lacking`, without those
-        identities)."""
+        """The oldest person of this company with this name, or else the one person stored before
+        this answer whose name agrees (two words at least on both sides: a later filing writing
+        out what an earlier one gave as initials); with `lacking`, only people without those
+        identities."""
         nk = name_key(name)
         if not nk:
             return None
-        for person in self.by_name.get((company_id, nk), ()):
-            if (
-                name_key(person.name) == nk
-                and company_id in person.company_ids
-                and not any(getattr(person, kind) for kind in lacking)
-                and id(person) not in besides
-            ):
-                return person
-        return None
-
-
-def _shown_name(current: str | None, newer: str | None) -> str | None:
-    """The name Airtable shows: the newer spelling in the case people write it, except that a
-    shown name stays when the newer one differs only in case, spacing, dots or honorifics (one
-    person no longer flips between "Vikram Sethi" and "VIKRAM SETHI")."""
-    if current and name_key(current) == name_key(newer) and current == display_name(current):
-        return current
-    return display_name(newer)
+        people = [
+            person
+            for person in self.by_company.get(company_id, ())
+            if company_id in person.company_ids
+            and not any(getattr(person, kind) for kind in lacking)
+            and id(person) not in besides
+        ]
+        if same := next((p for p in people if name_key(p.name) == nk), None):
+            return same
+        if " " not in nk:
+            return None
+        agreeing = [
+            p
+            for p in people
+            if p.id is not None and " " in (name_key(p.name) or "") and names_agree(p.name, name)
+        ]
+        return agreeing[0] if len(agreeing) == 1 else None
 
 
 def _fill(person: Person, contact: Contact, *, replace: bool, skip_email: bool = False) -> None:
@@ -177,7 +187,16 @@ def _fill(person: Person, contact: Contact, *, replace: bool, skip_email: bool =
         return bool(new) and (replace or not current)
 
     if take(person.name, contact.name):
-        person.set("name", _shown_name(person.name, contact.name))
+        person.set("name", shown_name(person.name, contact.name))
+        person.set("name_raw", contact.name_raw)
+    elif (
+        contact.name
+        and fullness(contact.name) > fullness(person.name)
+        and names_agree(person.name, contact.name)
+    ):
+        # A fuller spelling of the same name (initials written out) is shown, whatever matched:
+        # a later name that only agrees with the initials is then judged against the full one.
+        person.set("name", shown_name(person.name, contact.name))
         person.set("name_raw", contact.name_raw)
     if contact.phone.e164 and take(person.phone_e164, contact.phone.e164):
         person.set("phone_e164", contact.phone.e164)
@@ -195,6 +214,13 @@ def _fill(person: Person, contact: Contact, *, replace: bool, skip_email: bool =
         person.set("addresses", contact.addresses)
 
 
+def _mailbox_only(who: Contact | Person) -> bool:
+    """Whether a contact or person holds an email and nothing to tell who they are (no name,
+    phone, DIN or PAN)."""
+    phone = who.phone.e164 if isinstance(who, Contact) else who.phone_e164
+    return not (who.din or who.pan or phone or name_key(who.name))
+
+
 def identity_of(contact: Contact) -> tuple[str, str] | None:
     """("din", DIN) or ("pan", PAN): the contact's identity, if it has one."""
     if contact.din:
@@ -207,19 +233,22 @@ def _match(
     contact: Contact,
     company_id: int,
     *,
-    one_answer: bool = False,
     besides: frozenset[int] = frozenset(),
 ) -> tuple[Person | None, str]:
     """The person this contact is, and how it matched: din, pan, claim, weak, conflict or new.
-    Within `one_answer`, a contact with an identity claims only a person with none: a filing
-    names each person once, so a director and a signatory in it are two people. `besides`: the
-    people other contacts of the same answer already are (the answer named them apart)."""
+    `besides`: the people other contacts of the same answer already are (the answer named them
+    apart)."""
     phone, email = contact.phone.e164, contact.email.address
+    if role_mailbox(email) and not _mailbox_only(contact):
+        # A company's mailbox joins no one: only an entry that holds nothing else is the same
+        # entry again.
+        email = None
     if identity := identity_of(contact):
         kind, _value = identity
         if person := index.by_identity.get(identity):
             return person, kind
-        lacking = IDENTITIES if one_answer else (kind,)
+        # Weak keys never join two identities: only a person with neither is claimed.
+        lacking = IDENTITIES
         person = (
             index.oldest("phone_e164", phone, contact.name, lacking=lacking, besides=besides)
             or index.oldest("email", email, contact.name, lacking=lacking, besides=besides)
@@ -247,9 +276,8 @@ class Plan:
 class _Matcher:
     """Contacts matched one by one against an index, each becoming or updating a person."""
 
-    def __init__(self, index: PeopleIndex, *, one_answer: bool = False) -> None:
+    def __init__(self, index: PeopleIndex) -> None:
         self.index = index
-        self.one_answer = one_answer
         self._new = 0
 
     def take(
@@ -257,7 +285,7 @@ class _Matcher:
     ) -> tuple[Person, str]:
         """The person the contact is (made or updated) and how it matched; never one of
         `besides` but by its own identity."""
-        person, how = _match(self.index, contact, company_id, one_answer=self.one_answer, besides=besides)
+        person, how = _match(self.index, contact, company_id, besides=besides)
         if person is None:
             self._new += 1
             person = Person(id=None, age=2**62 + self._new, changed=True, visible=True)
@@ -308,7 +336,7 @@ def _collapse(batch: CompanyContacts) -> tuple[list[tuple[Contact, list[int]]], 
     """The answer's contacts with its own duplicates merged first, by the same rules: each
     merged contact and the positions in the answer it stands for, in matching order; and the
     conflicts found inside the answer (a phone and an email pointing at two of its people)."""
-    matcher = _Matcher(PeopleIndex([]), one_answer=True)
+    matcher = _Matcher(PeopleIndex([]))
     merged: list[Person] = []
     positions: dict[int, list[int]] = defaultdict(list)
     conflicts: list[dict[str, Any]] = []

@@ -1,40 +1,98 @@
-"""People's names: how two are compared, and how one is shown.
+"""How two people's names are compared: the merge rule (`name_key`, `names_agree`).
 
-MCA filings write names in capitals, with or without honorifics and dots ("MR. SURESH PILLAI",
-"K.V. RAO"). Two spellings are one name when they differ only in case, spacing, punctuation or
-leading honorifics; a name agrees with a shorter form of itself ("Ravi Kumar" / "RAVI KUMAR
-SHARMA", "R. Kumar" / "Ravi Kumar"). Airtable shows a name as people write it: nameparser, a
-well-kept library, puts a name written in one case into the case people use ("ANANYA RAO" →
-"Ananya Rao", "D'SOUZA" → "D'Souza", "MOHAMMED BIN RASHID" → "Mohammed bin Rashid") and leaves a
-name already in mixed case as it is.
+How a name is shown is another rule, `names_shown`'s. This one was written for names as MCA
+filings and Attestr's answers write them, and for the real cases where a looser rule merged two
+people or split one:
+
+* Case, spacing, dots, apostrophes and the Unicode normalisation form do not count: "K.V. RAO",
+  "K V Rao", "D'SOUZA" / "DSouza", and a name sent in NFD or NFC are one name (NFKC, casefold).
+* A word is a run of letters, digits and combining marks. In Devanagari, Tamil and the other
+  Indic scripts a vowel sign or a virama belongs to its word: "सुरेश" is one word, not three
+  consonants that would pass for the initials of almost any name.
+* Two letters joined before the last word ("KM RAO", "MS DHONI", "DR REDDY") are initials:
+  MCA's forms keep prefixes out of a director's name, so in a filing such letters are the
+  person's. A leading honorific counts for nothing only when it is written as one: a word that
+  is never initials ("Shri", "Smt", "Mrs", "Prof"…), or a two-letter title with its dot ("Dr.",
+  "Ms.", "Mr."). As the last word two letters are a name ("AMIT DE").
+* A name agrees with a shorter form of itself, in any order: each word of the shorter matches
+  its own word of the longer, the same word or its initial ("R. Kumar" / "Ravi Kumar",
+  "RAO ANANYA" / "Ananya Rao").
 """
 
 from __future__ import annotations
 
+import functools
 import re
+import unicodedata
 
-from nameparser import HumanName
-
-# Titles written before Indian names (and the common English ones); leading ones do not count.
+# Titles that are never a person's initials: a leading one does not count.
 HONORIFICS = frozenset(
     {
-        "mr", "mrs", "ms", "miss", "mx", "dr", "prof", "shri", "sri", "shree", "sh", "smt",
-        "shrimati", "srimati", "kumari", "kum", "km", "thiru", "tmt", "thirumathi", "selvi",
-        "late", "er", "adv", "capt", "col", "maj", "lt",
+        "mrs", "miss", "prof", "shri", "sri", "shree", "smt", "shrimati", "srimati", "kumari",
+        "kum", "thiru", "tmt", "thirumathi", "selvi", "late", "adv", "capt", "col", "maj",
     }
 )  # fmt: skip
-_WORD = re.compile(r"[^\W_]+")
+# Two-letter titles that are also initials: a title only with its dot ("Dr.", "Ms.").
+SHORT_HONORIFICS = frozenset({"mr", "ms", "mx", "dr", "sh", "km", "er", "lt"})
+# Two-letter given names ("OM PRAKASH"): not initials.
+TWO_LETTER_NAMES = frozenset({"om"})
+
+_APOSTROPHES = re.compile(r"['’‘`´]")
+# ASCII names (most of them) are split by a regex; others character by character.
+_ASCII_WORD = re.compile(r"([A-Za-z0-9]+)(\.?)")
 
 
+def _in_word(char: str) -> bool:
+    return unicodedata.category(char)[0] in "LMN"  # letters, combining marks, digits
+
+
+def words(name: str) -> list[tuple[str, bool]]:
+    """The words of a name as written (NFKC, apostrophes dropped), each with whether a dot
+    follows it: `"Dr. K.V. RAO"` → `[("Dr", True), ("K", True), ("V", True), ("RAO", False)]`."""
+    text = _APOSTROPHES.sub("", unicodedata.normalize("NFKC", name))
+    if text.isascii():
+        return [(m.group(1), bool(m.group(2))) for m in _ASCII_WORD.finditer(text)]
+    found: list[tuple[str, bool]] = []
+    start = None
+    for i, char in enumerate(text):
+        if _in_word(char):
+            start = i if start is None else start
+        elif start is not None:
+            found.append((text[start:i], char == "."))
+            start = None
+    if start is not None:
+        found.append((text[start:], False))
+    return found
+
+
+def is_title(word: str, dotted: bool) -> bool:
+    """Whether a leading word is an honorific as written (not someone's initials)."""
+    folded = word.casefold()
+    return folded in HONORIFICS or (dotted and folded in SHORT_HONORIFICS)
+
+
+def joined_initials(word: str) -> bool:
+    """Two Latin letters written together before the last word ("KM", "YV"): two initials."""
+    return len(word) == 2 and word.isascii() and word.isalpha() and word.casefold() not in TWO_LETTER_NAMES
+
+
+@functools.lru_cache(maxsize=65536)
 def name_key(name: str | None) -> str | None:
-    """How two names are compared: case, punctuation, spacing and leading honorifics do not
-    count ("Mr. Suresh  PILLAI" → "suresh pillai")."""
+    """How two names are compared: words in NFKC and casefolded, a leading honorific written as
+    one left out, joined initials apart ("Mr. Suresh  PILLAI" → "suresh pillai", "KM RAO" →
+    "k m rao"); None for a name with no word."""
     if not name:
         return None
-    words = _WORD.findall(name.casefold())
-    while len(words) > 1 and words[0] in HONORIFICS:
-        words.pop(0)
-    return " ".join(words) or None
+    found = words(name)
+    while len(found) > 1 and is_title(*found[0]):
+        found.pop(0)
+    parts: list[str] = []
+    for i, (word, _dotted) in enumerate(found):
+        if i < len(found) - 1 and joined_initials(word):
+            parts.extend(word)
+        else:
+            parts.append(word)
+    return " ".join(p.casefold() for p in parts) or None
 
 
 def _same_or_initial(a: str, b: str) -> bool:
@@ -47,6 +105,8 @@ def names_agree(a: str | None, b: str | None) -> bool:
     Symmetric; a missing name agrees."""
     ka, kb = name_key(a), name_key(b)
     if not ka or not kb:
+        return True
+    if ka == kb:
         return True
     short, long = sorted((ka.split(), kb.split()), key=len)
     taken: dict[int, int] = {}  # word of the longer -> word of the shorter (a bipartite matching)
@@ -63,19 +123,7 @@ def names_agree(a: str | None, b: str | None) -> bool:
     return all(place(i, set()) for i in range(len(short)))
 
 
-def display_name(raw: str | None) -> str | None:
-    """A name as Airtable shows it: leading honorifics dropped, spacing collapsed, and a name
-    written in one case put in the case people write it; a mixed-case name is kept as written."""
-    if not raw:
-        return None
-    words = raw.split()
-    while len(words) > 1 and name_key(words[0]) in HONORIFICS | {None}:
-        words.pop(0)
-    text = " ".join(words)
-    if not any(c.isalpha() for c in text) or (text != text.upper() and text != text.lower()):
-        return text or None
-    person = HumanName(text)
-    person.capitalize(force=True)
-    shown = str(person).strip()
-    # The library rebuilds the name from its parts: take its casing only when no word was lost.
-    return shown if name_key(shown) == name_key(text) else text.title()
+def fullness(name: str | None) -> int:
+    """How much of a name is written out: the letters of its words, initials included."""
+    key = name_key(name)
+    return len(key.replace(" ", "")) if key else 0

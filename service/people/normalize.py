@@ -15,9 +15,13 @@ from typing import Any, NamedTuple
 from email_validator import EmailNotValidError, validate_email
 
 from service import identifiers
-from service.identifiers import MAX_TEXT, Phone, plain
+from service.identifiers import MAX_TEXT, Phone, placeholder, plain
 
 _EMAIL_SPLIT = re.compile(r"[\s,;/|]+")
+# A DIN written inside a name: "(DIN: 07123456)", "DIN No. 07123456", "[DIN-07123456]".
+_DIN_IN_NAME = re.compile(
+    r"[(\[]?\s*\bDIN\b\s*(?:No\.?|Number)?\s*[:.#-]?\s*(\d{8})\b\s*[)\]]?", re.IGNORECASE
+)
 ADDRESS_PARTS = (
     "line1",
     "line2",
@@ -48,21 +52,80 @@ def _address(token: str) -> str | None:
     return found.normalized.lower()
 
 
+# RFC 2142's mailboxes for a service, role or function, and those Indian companies file for
+# theirs (the company secretary's `cs@`, `accounts@`, `investors@`…): a company's, not a
+# person's, so never a key that could join two people.
+ROLE_MAILBOXES = frozenset(
+    {
+        "info", "marketing", "sales", "support", "abuse", "noc", "security", "postmaster",
+        "hostmaster", "usenet", "news", "webmaster", "www", "uucp", "ftp", "accounts", "account",
+        "admin", "office", "contact", "contactus", "enquiry", "enquiries", "inquiry", "mail",
+        "cs", "secretarial", "compliance", "investor", "investors", "investorrelations", "ir",
+        "hr", "finance", "legal", "care", "help", "helpdesk", "hello", "billing", "corporate",
+        "grievance", "grievances", "tax", "gst", "team", "query", "queries", "feedback", "ca",
+    }
+)  # fmt: skip
+# Written where no address was known ("na@na.com", "nil@gmail.com", "test@test.com").
+_PLACEHOLDER_MAILBOXES = frozenset(
+    {
+        "na",
+        "nil",
+        "none",
+        "null",
+        "noemail",
+        "nomail",
+        "notavailable",
+        "test",
+        "abc",
+        "xyz",
+        "dummy",
+        "example",
+    }
+)
+
+
+def _local_part(address: str) -> str:
+    """The mailbox name compared: before any `+tag`, without dots, hyphens, underscores or
+    trailing digits (`info.1@`, `investor-relations@`)."""
+    local = address.partition("@")[0].partition("+")[0]
+    return re.sub(r"[._-]", "", local).rstrip("0123456789")
+
+
+def role_mailbox(address: str | None) -> bool:
+    """Whether an address is a shared role mailbox (`info@`, `accounts@`, `cs@`…), RFC 2142's
+    and those companies file."""
+    return bool(address) and _local_part(address) in ROLE_MAILBOXES  # type: ignore[arg-type]
+
+
+# Domains only written where no address was known ("x@na.com"); "abc.in" may be a company's.
+_PLACEHOLDER_DOMAINS = frozenset({"na", "nil", "none", "null", "noemail", "test", "dummy"})
+
+
+def _placeholder_address(address: str) -> bool:
+    local, domain = _local_part(address), address.partition("@")[2]
+    return local in _PLACEHOLDER_MAILBOXES or domain.split(".")[0] in _PLACEHOLDER_DOMAINS
+
+
 def normalize_email(value: Any) -> Email:
     """Trimmed and lower-cased; the first valid address of the field (or of a list), or no
-    address. The raw value is always kept."""
+    address; a placeholder ("NA", "na@na.com") is no address and no raw value either. The raw
+    value is otherwise always kept."""
     if isinstance(value, list | tuple):
         readings = [normalize_email(v) for v in value if not isinstance(v, list | tuple)]
         return next((e for e in readings if e.address), next((e for e in readings if e.raw), Email(None)))
     raw = plain(value, 320)
-    if raw is None:
+    if raw is None or placeholder(raw):
         return Email(None)
+    placeholders = False
     for token in _EMAIL_SPLIT.split(raw.removeprefix("mailto:")):
-        # What encloses an address in a sentence or a header, not part of it.
-        token = token.strip("<>()[]\"',;").removeprefix("mailto:")
+        # What encloses an address in a sentence or a header, not part of it; a full stop
+        # after it ends the sentence.
+        token = token.strip("<>()[]\"',;").removeprefix("mailto:").rstrip(".")
         if token and len(token) <= 254 and (address := _address(token)):
-            return Email(raw, address)
-    return Email(raw)
+            if not _placeholder_address(address):
+                return Email(raw, address)
+            placeholders = True
+    return Email(None) if placeholders else Email(raw)
 
 
 def _clean_address(value: Any) -> dict[str, str] | None:
@@ -107,6 +170,12 @@ def normalize_contact(item: Any) -> Contact | None:
     full_name = item.get("fullName")
     name = plain(full_name)
     din, pan = identifiers.identity(item.get("indexId"))
+    if name and (written := _DIN_IN_NAME.search(name)):
+        # "ANANYA RAO (DIN: 07123456)": the DIN is read (unless indexId gave one) and left out.
+        din = din or (None if pan else identifiers.din(written.group(1)))
+        name = plain(_DIN_IN_NAME.sub(" ", name))
+    if placeholder(name):
+        name = None
     contact = Contact(
         din=din,
         pan=pan,

@@ -67,8 +67,10 @@ async def plan_recheck(pool: asyncpg.Pool, settings: Settings) -> BackfillPlan:
     PANs were read (`backfill --recheck-identities`). Of the companies last synced before the
     migration `008_identities.sql` was applied (`with_cin` counts them), those whose latest stored
     Attestr answer names a signatory by PAN or by nothing, and those linked to a person with
-    neither a DIN nor a PAN. From PostgreSQL only; syncing them again reuses a recent stored
-    answer for free. A company whose answers have been pruned is found only by the second test."""
+    neither a DIN nor a PAN; and every company linked to a person whose PAN was let go because a
+    shared phone or name had joined it to a DIN (migration 022), until it is synced again. From
+    PostgreSQL only; syncing them again reuses a recent stored answer for free. A company whose
+    answers have been pruned is found only by the second test."""
     found = BackfillPlan()
     for row in await pool.fetch(queries.RECHECK_CANDIDATES):
         found.with_cin += 1
@@ -76,7 +78,7 @@ async def plan_recheck(pool: asyncpg.Pool, settings: Settings) -> BackfillPlan:
         unidentified = answer is not None and any(
             not c.din for c in parse_answer(row["cin"], answer, settings.attestr_max_contacts).contacts
         )
-        if row["identityless"] or unidentified:
+        if row["separated"] or row["identityless"] or unidentified:
             found.to_sync.append((row["airtable_id"], row["cin"]))
         else:
             found.already_synced += 1

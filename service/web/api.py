@@ -141,6 +141,8 @@ def _fetch_message(job: Job, people: list[asyncpg.Record]) -> str:
     said = [f"Fetched {fetched} contact(s) from Attestr"]
     if suppressed:
         said.append(f"{suppressed} left out (forgotten with `contact-sync contacts forget`)")
+    if note := jobs.left_out_note(result.get("contacts_left_out", 0)):
+        said.append(note)
     if len(people) != fetched - suppressed:
         said.append(f"{len(people)} people once the same person listed twice is counted once")
     said.append(

@@ -46,7 +46,7 @@ async def test_request_shape_and_contacts(client: AttestrClient, httpx_mock: HTT
                 {
                     "indexId": "07864946",
                     "fullName": "GITANJALI RAHEJA",
-                    "mobileNumber": "9876543210",
+                    "mobileNumber": "9845067321",
                     "emailAddress": "G.Raheja@Example.com",
                     "addresses": [{"fullAddress": "1 MG Road, Pune"}],
                 },
@@ -63,7 +63,7 @@ async def test_request_shape_and_contacts(client: AttestrClient, httpx_mock: HTT
     (contact,) = answer.contacts
     assert (contact.din, contact.phone.e164, contact.email.address) == (
         "07864946",
-        "+919876543210",
+        "+919845067321",
         "g.raheja@example.com",
     )
 

@@ -27,6 +27,7 @@ def test_a_webhook_ends_with_the_people_in_airtable(flow: Flow) -> None:
         "contacts_new": 3,
         "contacts_updated": 0,
         "contacts_suppressed": 0,
+        "contacts_left_out": 0,
         "airtable_created": 3,
         "airtable_updated": 0,
         "airtable_failed": 0,

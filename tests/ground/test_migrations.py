@@ -11,6 +11,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from service import queries
 from service.airtable.client import Airtable
 from service.database import create_pool
 from service.engine.pusher import Pusher
@@ -186,8 +187,103 @@ async def test_names_stored_in_capitals_are_shown_as_people_write_them(
         assert [tuple(r) for r in rows] == [
             ("Farah Khan", "FARAH KHAN", True),
             ("Vikram sethi", "Vikram sethi", False),  # mixed case: as written, not sent again
-            ("Suresh Pillai", "MR. SURESH PILLAI", True),
+            ("Mr. Suresh Pillai", "MR. SURESH PILLAI", True),  # the title as written (022)
         ]
+    finally:
+        await conn.close()
+
+
+async def test_people_stored_by_older_rules_are_read_again_as_filings_write_them(
+    empty_db_url: str, tmp_path: Path
+) -> None:
+    """A masked number or a placeholder read as a phone, a placeholder email, an address behind
+    a full stop, a title dropped, a DIN left in the name, a DIN holder joined to a PAN: put right,
+    and the people pushed again; the joined person's companies listed for a recheck."""
+    conn = await asyncpg.connect(empty_db_url)
+    try:
+        await _at(tmp_path, conn, "021_webhook_payload_gaps.sql")
+        await conn.executemany(
+            "INSERT INTO people (din, pan, name, name_raw, phone_e164, phone_raw, email, email_raw,"
+            " pushed_version, push_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, 1)",
+            [
+                ("01000001", None, "Asha Rao", "ASHA RAO", "+919899999945", "98XXXXXX45", None, None),
+                (
+                    "01000002",
+                    None,
+                    "Ravi Kumar",
+                    "Ravi Kumar",
+                    "+919999999999",
+                    "9999999999",
+                    "na@na.com",
+                    "na@na.com",
+                ),
+                ("01000003", None, "Nita Shah", "Nita Shah", None, None, None, "nita@acme.in."),
+                (
+                    "01000004",
+                    None,
+                    "Suresh Pillai",
+                    "MR. SURESH PILLAI",
+                    "+919845012345",
+                    "98450 12345",
+                    None,
+                    None,
+                ),
+                (
+                    "01000005",
+                    None,
+                    "Ananya Rao (Din: 01000005)",
+                    "ANANYA RAO (DIN: 01000005)",
+                    None,
+                    None,
+                    None,
+                    None,
+                ),
+                (
+                    "01000006",
+                    "ABCPK1234F",
+                    "Vikram Sethi",
+                    "VIKRAM SETHI",
+                    "+912223451111",
+                    "022 2345 1111",
+                    None,
+                    None,
+                ),
+                ("01000007", None, "Meera Iyer", "Meera Iyer", "+919845067321", "9845067321", None, None),
+            ],
+        )
+        await conn.execute(
+            "INSERT INTO companies (airtable_id, cin, synced_at) VALUES"
+            " ('recAAAAAAAAAAAAAA', 'U72200KA2015PTC081234', now()), ('recBBBBBBBBBBBBBB', NULL, now())"
+        )
+        await conn.execute("INSERT INTO company_people VALUES (1, 6), (1, 7), (2, 6)")
+        await conn.execute("UPDATE people SET phone_type = 'Landline' WHERE id = 6")
+        await conn.execute("UPDATE people SET phone_type = 'Mobile' WHERE id = 7")
+        await migrate(conn)
+        rows = await conn.fetch(
+            "SELECT din, pan, name, phone_e164, phone_raw, email, email_raw,"
+            " push_version > pushed_version AS marked FROM people ORDER BY id"
+        )
+        assert [tuple(r) for r in rows] == [
+            ("01000001", None, "Asha Rao", None, "98XXXXXX45", None, None, True),
+            ("01000002", None, "Ravi Kumar", None, None, None, None, True),
+            ("01000003", None, "Nita Shah", None, None, "nita@acme.in", "nita@acme.in.", True),
+            ("01000004", None, "Mr. Suresh Pillai", "+919845012345", "98450 12345", None, None, True),
+            ("01000005", None, "Ananya Rao", None, None, None, None, True),
+            (
+                "01000006",
+                None,
+                "Vikram Sethi",
+                "+912223451111",
+                "022 2345 1111",
+                None,
+                None,
+                False,
+            ),  # its type read
+            ("01000007", None, "Meera Iyer", "+919845067321", "9845067321", None, None, False),
+        ]
+        assert await conn.fetchval("SELECT pan FROM identities_separated WHERE person_id = 6") == "ABCPK1234F"
+        listed = await conn.fetch(queries.RECHECK_CANDIDATES)
+        assert [(r["airtable_id"], r["separated"]) for r in listed] == [("recAAAAAAAAAAAAAA", True)]
     finally:
         await conn.close()
 

@@ -1,36 +1,43 @@
+"""Normalising what Attestr sends: phones, emails, DINs, names, addresses; values as real filings
+write them, as tables and as properties."""
+
+from __future__ import annotations
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from service.identifiers import din as normalize_din
 from service.identifiers import phone as normalize_phone
 from service.identifiers import plain as clean_text
 from service.people.names import name_key
-from service.people.normalize import address_text, normalize_contact, normalize_email
+from service.people.normalize import address_text, normalize_contact, normalize_email, role_mailbox
 
 
 @pytest.mark.parametrize(
     "raw",
     [
-        "+91 98765 43210",
-        "09876543210",
-        "9876543210",
-        "919876543210",
-        "+91-98765-43210",
-        "(+91) 98765 43210",
-        "0091 9876543210",
-        "091-98765 43210",
-        "91 98765-43210",
-        9876543210,
-        9876543210.0,
-        "9876543210.0",
-        " 98765\u00a043210 ",
-        "<b>98765 43210</b>",
-        "98765 43210 / 91234 56789",
-        "+91 98765 43210, +91 91234 56789",
+        "+91 98450 67321",
+        "09845067321",
+        "9845067321",
+        "919845067321",
+        "+91-98450-67321",
+        "(+91) 98450 67321",
+        "0091 9845067321",
+        "091-98450 67321",
+        "91 98450-67321",
+        9845067321,
+        9845067321.0,
+        "9845067321.0",
+        " 98450\u00a067321 ",
+        "<b>98450 67321</b>",
+        "98450 67321 / 91234 56789",
+        "+91 98450 67321, +91 91234 56789",
     ],
 )
 def test_indian_mobile_in_every_format_is_one_e164(raw: object) -> None:
     phone = normalize_phone(raw)
-    assert phone.e164 == "+919876543210"
+    assert phone.e164 == "+919845067321"
     assert phone.type == "Mobile"
     assert phone.raw  # the raw value is kept
 
@@ -42,7 +49,7 @@ def test_landline_and_foreign_numbers() -> None:
     assert us.e164 == "+16502530000" and us.type is None  # neither mobile nor fixed line
 
 
-@pytest.mark.parametrize("raw", ["12345", "0000000000", "not a phone", "+91 98765 4321", "N/A"])
+@pytest.mark.parametrize("raw", ["12345", "0000000000", "not a phone", "+91 98765 4321", "98XXXXXX45"])
 def test_invalid_phone_keeps_raw_but_has_no_key(raw: str) -> None:
     phone = normalize_phone(raw)
     assert phone.e164 is None and phone.type is None
@@ -50,7 +57,7 @@ def test_invalid_phone_keeps_raw_but_has_no_key(raw: str) -> None:
 
 
 def test_a_phone_as_a_list_is_its_first_valid_number() -> None:
-    assert normalize_phone(["", "not a phone", "98765 43210", "91234 56789"]).e164 == "+919876543210"
+    assert normalize_phone(["", "not a phone", "98450 67321", "91234 56789"]).e164 == "+919845067321"
     assert normalize_phone([1, 2]) == ("1", None, None)  # none valid: the first, raw, is kept
 
 
@@ -76,7 +83,9 @@ def test_email_normalised(raw: str, expected: str) -> None:
     assert email.raw is not None
 
 
-@pytest.mark.parametrize("raw", ["ravi@", "@example.com", "ravi at example dot com", "ravi@example", "NA"])
+@pytest.mark.parametrize(
+    "raw", ["ravi@", "@example.com", "ravi at example dot com", "ravi@example", "ravi..k@x.in"]
+)
 def test_email_without_valid_shape_has_no_key(raw: str) -> None:
     email = normalize_email(raw)
     assert email.address is None and email.raw == raw
@@ -145,3 +154,143 @@ def test_address_prefers_full_address() -> None:
         == "1 A St, Mumbai"
     )
     assert address_text([]) is None
+
+
+# --- values as real filings write them: placeholders, masks, faxes, several numbers ---------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "e164"),
+    [
+        # Placeholders: nothing was known.
+        ("NA", None),
+        ("N/A", None),
+        ("nil", None),
+        ("-", None),
+        ("9999999999", None),
+        ("0000000000", None),
+        ("1234567890", None),
+        ("9876543210", None),
+        ("+91 99999 99999", None),
+        # Masked by a published filing: no number, and never a stranger's by keypad letters.
+        ("98XXXXXX45", None),
+        ("98450 XXXXX", None),
+        ("98450*****", None),
+        ("1800-FLOWERS", None),
+        # A number labelled as a fax is not a contact's phone.
+        ("Fax: 022-23456789", None),
+        ("Fax 022 2345 6789, Mob 98450 12345", "+919845012345"),
+        ("Tel: 022-23456789 Fax: 022-23456790", "+912223456789"),
+        # Several numbers in one field, however joined: the first usable one.
+        ("9845012345/9123456789", "+919845012345"),
+        ("9845012345, 9123456789", "+919845012345"),
+        ("9845012345-9123456789", "+919845012345"),
+        ("9845012345 9123456789", "+919845012345"),
+        ("98450-12345 - 91234-56789", "+919845012345"),
+        ("9845012345 or 9123456789", "+919845012345"),
+        ("9999999999 / 9845012345", "+919845012345"),
+        ("Mob: 98450 12345", "+919845012345"),
+    ],
+)
+def test_phones_as_filings_write_them(raw: str, e164: str | None) -> None:
+    assert normalize_phone(raw).e164 == e164
+
+
+@pytest.mark.parametrize(
+    ("raw", "address"),
+    [
+        ("ananya@x.in.", "ananya@x.in"),  # a full stop after it ends the sentence
+        ("Write to ananya@x.in.", "ananya@x.in"),
+        ("na@na.com", None),
+        ("nil@gmail.com", None),
+        ("test@test.com", None),
+        ("NA", None),
+        ("na@na.com, ravi@x.in", "ravi@x.in"),  # a placeholder before a real one
+    ],
+)
+def test_emails_as_filings_write_them(raw: str, address: str | None) -> None:
+    assert normalize_email(raw).address == address
+
+
+@pytest.mark.parametrize(
+    "raw", ["NA", "N/A", "nil", "-", "none", "Not Available", "9999999999", "1234567890"]
+)
+def test_a_placeholder_phone_is_no_value_at_all(raw: str) -> None:
+    """Not a key, not shown, and not even a raw value that could replace a real one."""
+    assert normalize_phone(raw) == (None, None, None)
+
+
+@pytest.mark.parametrize("raw", ["NA", "N/A", "nil", "-", "Not Available", "na@na.com", "noemail@gmail.com"])
+def test_a_placeholder_email_is_no_value_at_all(raw: str) -> None:
+    assert normalize_email(raw) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("address", "shared"),
+    [
+        ("info@acme.in", True),
+        ("accounts@acme.in", True),
+        ("cs@acme.in", True),
+        ("investor.relations@acme.in", True),
+        ("investors@acme.in", True),
+        ("info1@acme.in", True),
+        ("ananya.rao@acme.in", False),
+        ("csrao@acme.in", False),
+    ],
+)
+def test_role_mailboxes(address: str, shared: bool) -> None:
+    assert role_mailbox(address) is shared
+
+
+@pytest.mark.parametrize(
+    ("name", "din", "shown"),
+    [
+        ("ANANYA RAO (DIN: 07123456)", "07123456", "ANANYA RAO"),
+        ("Ananya Rao DIN No. 07123456", "07123456", "Ananya Rao"),
+        ("K M RAO [DIN-01234567]", "01234567", "K M RAO"),
+        ("NA", None, None),
+        ("-", None, None),
+    ],
+)
+def test_a_din_written_in_the_name_is_read(name: str, din: str | None, shown: str | None) -> None:
+    contact = normalize_contact({"fullName": name, "mobileNumber": "98450 12345"})
+    assert contact is not None and (contact.din, contact.name) == (din, shown)
+
+
+_digit_runs = st.sampled_from(["0123456789", "9876543210"]).flatmap(
+    lambda run: st.integers(0, 9).map(lambda start: (run * 2)[start : start + 10])
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.one_of(st.integers(0, 9).map(lambda d: str(d) * 10), _digit_runs),
+    st.sampled_from(["{}", "+91 {}", "0{}", "{} ", "+91-{}"]),
+)
+def test_no_placeholder_number_is_a_phone(digits: str, written: str) -> None:
+    assert normalize_phone(written.format(digits)).e164 is None
+
+
+_MOBILES = (
+    st.tuples(st.sampled_from("6789"), st.text("0123456789", min_size=9, max_size=9))
+    .map("".join)
+    .filter(lambda n: normalize_phone(n).e164 is not None)
+)
+_SPELLINGS = ["{a}{b}", "+91 {a} {b}", "0{a}-{b}", "+91-{a}{b}", "(+91) {a} {b}", "91 {a} {b}"]
+_JOINS = [" ", "/", ",", ", ", " / ", "-", " - ", ";", " or ", " & ", "  "]
+
+
+@settings(max_examples=300, deadline=None)
+@given(_MOBILES, _MOBILES, st.sampled_from(_SPELLINGS), st.sampled_from(_SPELLINGS), st.sampled_from(_JOINS))
+def test_several_numbers_in_one_field_give_the_first(
+    first: str, second: str, spelled: str, spelled_too: str, join: str
+) -> None:
+    field = spelled.format(a=first[:5], b=first[5:]) + join + spelled_too.format(a=second[:5], b=second[5:])
+    assert normalize_phone(field).e164 == "+91" + first
+
+
+@settings(max_examples=300, deadline=None)
+@given(_MOBILES, st.integers(1, 8), st.sampled_from("Xx*•"))
+def test_a_masked_number_is_never_a_phone(number: str, masked: int, mask: str) -> None:
+    written = number[:2] + mask * masked + number[2 + masked :]
+    assert normalize_phone(written).e164 is None
