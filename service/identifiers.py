@@ -22,9 +22,10 @@ with India as the default region.
 from __future__ import annotations
 
 import html
+import itertools
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple, TypeVar
 
 import phonenumbers
@@ -187,6 +188,7 @@ _FAX = re.compile(r"\b(?:fax|facsimile|f)\b\.?\s*(?:no\.?)?\s*[:.-]?\s*\+?[\d\s(
 # "98450 *****"), means a number cannot be read (phonenumbers would read letters as keypad digits).
 _NOT_DIGITS = re.compile(r"[^\W\d_]|[*•●#]")
 _DIGIT_GROUP = re.compile(r"\+?\d+", re.ASCII)
+_DIGIT = re.compile(r"\d")
 _ASCENDING, _DESCENDING = "0123456789" * 2, "9876543210" * 2
 
 
@@ -196,19 +198,24 @@ def placeholder_number(national: str) -> bool:
     return len(set(national)) == 1 or national in _ASCENDING or national in _DESCENDING
 
 
-def _parsed_phone(text: str) -> tuple[phonenumbers.PhoneNumber, PhoneNumberType] | bool | None:
+def _digit_groups(text: str) -> Iterator[str]:
+    """Runs of the field's digit groups, from the left, shortest first."""
+    groups = _DIGIT_GROUP.findall(text)
+    for start in range(len(groups)):
+        for end in range(start + 1, len(groups) + 1):
+            yield "".join(groups[start:end])
+
+
+def _parsed_phone(text: str, plain: bool) -> tuple[phonenumbers.PhoneNumber, PhoneNumberType] | bool | None:
     """The first real number of a field: the field as a whole, else digit groups read from the
     left, as many together as make a valid number (so any separator between two numbers, even a
-    hyphen, ends the first). False: only placeholders; None: none."""
-    text = _LABEL.sub(" ", _FAX.sub(" ", text))
-    if _NOT_DIGITS.search(text):
-        return None
-    groups = _DIGIT_GROUP.findall(text)
-    candidates = [text] + [
-        "".join(groups[start:end])
-        for start in range(len(groups))
-        for end in range(start + 1, len(groups) + 1)
-    ]
+    hyphen, ends the first). `plain`: the field holds only digits and separators (no label to
+    read past). False: only placeholders; None: none."""
+    if not plain:
+        text = _LABEL.sub(" ", _FAX.sub(" ", text))
+        if _NOT_DIGITS.search(text):
+            return None
+    candidates = itertools.chain([text], _digit_groups(text))
     placeholders = False
     for candidate in candidates:
         if len(candidate) > 20:
@@ -232,17 +239,16 @@ E164_MAX_DIGITS = 15
 
 
 def _phone(value: Any) -> Phone:
-    if isinstance(value, str) and _PLAIN_PHONE.match(value):
+    simple = isinstance(value, str) and bool(_PLAIN_PHONE.match(value))
+    if simple:
         raw = " ".join(value.split())[:100] or None  # the common case needs no cleaning
         text = raw
     else:
         raw = plain(value, 100)
         text = folded(raw, 100)
-    if raw is None or text is None:
+    if raw is None or text is None or (placeholder(raw) if not simple else not _DIGIT.search(raw)):
         return Phone(None)
-    if placeholder(raw):
-        return Phone(None)
-    found = _parsed_phone(_INTEGRAL_FLOAT.sub(r"\1", text))  # 9845067321.0 from a spreadsheet
+    found = _parsed_phone(_INTEGRAL_FLOAT.sub(r"\1", text), simple)  # 9845067321.0 from a spreadsheet
     if found is False:  # a placeholder: nothing was known
         return Phone(None)
     if found is None:
