@@ -17,8 +17,11 @@ filings write them and for what the team saw go wrong:
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
+
+from nameparser import HumanName
 
 from service.people.names import (
     HONORIFICS,
@@ -67,6 +70,20 @@ def _cased(token: str, *, first: bool, last: bool) -> str:
         return token.upper()
     if not first and folded in PARTICLES:
         return token.lower()
+    return _word_cased(token)
+
+
+@functools.lru_cache(maxsize=65536)
+def _word_cased(token: str) -> str:
+    """A word in the case people write it, by nameparser ("MCDONALD" → "McDonald", "D'SOUZA" →
+    "D'Souza"); where the library would change more than the case, each letter run capitalised."""
+    if len(token.strip(".")) == 1:
+        return token.upper()  # an initial (nameparser reads a lone "y" as a conjunction)
+    person = HumanName(token)
+    person.capitalize(force=True)
+    cased = str(person)
+    if cased.casefold() == token.casefold():
+        return cased
     return "".join(
         part.upper() if len(part) == 1 else part.capitalize() if part[0].isalpha() else part
         for part in _LETTERS.findall(token)
