@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from tests.flow import Flow
+from service.standins.airtable import AirtableStandIn
+from service.standins.attestr import AttestrStandIn
+from tests.conftest import Running
+from tests.flow import Flow, running_flow
 
 
 @dataclass(frozen=True)
@@ -120,3 +124,26 @@ def test_people_in_airtable_are_who_the_filings_name(flow: Flow) -> None:
         if rows != case.rows or count != len(case.rows):
             failed.append((case.kind, sorted(rows, key=str), count))
     assert not failed, failed
+
+
+def test_contacts_beyond_the_cap_are_counted_where_people_look(
+    tmp_path: Path, db_url: str, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    """A board larger than ATTESTR_MAX_CONTACTS: the first are read, and the company's status,
+    the job's result and the log line say how many were not."""
+    cin = "U72200KA2015PTC100000"
+    attestr.standin.companies[cin] = {
+        "valid": True,
+        "businessName": "LARGE BOARD LIMITED",
+        "contacts": [person(f"DIRECTOR {chr(65 + i)} SHAH", f"0{1000000 + i}") for i in range(5)],
+    }
+    with running_flow(tmp_path, db_url, airtable, attestr, ATTESTR_MAX_CONTACTS="3") as flow:
+        company = flow.company("Large Board", cin)
+        job = flow.wait_for_job(flow.webhook(company, cin).json()["job_id"])
+        assert job["result"]["contacts_fetched"] == 3 and job["result"]["contacts_left_out"] == 2
+        assert len(flow.contacts()) == 3
+        fields = flow.company_fields(company)
+        assert fields["Contacts Sync Status"] == "Synced"
+        assert fields["Contacts Sync Error"].startswith("2 more contact(s) listed by Attestr were left out")
+        upserted = [line for line in flow.service.logs() if line["event"] == "contacts.upserted"]
+        assert [line["left_out"] for line in upserted] == [2]
