@@ -4,7 +4,8 @@ Airtable, and what the source (PostgreSQL) says now.
 Airtable is where people work: a value a person changed (or cleared) since the service last wrote
 it wins over the source. Per field:
 
-* unchanged by a person (the row holds what the service wrote last): the source's value;
+* unchanged by a person (the row holds what the service wrote last): the source's value, or
+  none once the source has withdrawn what it wrote;
 * changed by a person, the source still saying what it said then: the person's value stays;
 * changed by both: the person's value stays, and the source's newer value is shown beside it
   (`notes`, for the optional Contacts Sync Note field, and the log).
@@ -84,8 +85,10 @@ def merge_row(
     pending: dict[str, Any] | None = None,
 ) -> Merged:
     """The merge of one existing row. `source`: the values the service would write, by logical key
-    (a value of None: the source has none, so nothing is written for it, except Phone Type, which
-    follows the phone); `last`: what the service wrote last (None: nothing known, as for a row
+    (a value of None: the source has none, so nothing is written for it, except where the row
+    still holds a value the service wrote, now withdrawn: a masked number read as a phone by an
+    earlier version, a phone erased with a forgotten person; that is cleared. Phone Type follows
+    the phone); `last`: what the service wrote last (None: nothing known, as for a row
     adopted from an older table, so a value the row holds that the source does not say, even
     spelt another way (`equivalent`), is taken as a person's, and a link it holds that the
     source lists as the service's; a key it lacks: that
@@ -122,7 +125,7 @@ def merge_row(
         if key == "PHONE_TYPE" and phone_kept:
             merged.written[key] = was  # a phone a person chose: its type is theirs too
             continue
-        if new is None and key != "PHONE_TYPE":
+        if new is None and key != "PHONE_TYPE" and (empty(was) or not same(now, was)):
             merged.written[key] = was  # the source has nothing to say
             continue
         if same(now, was):  # as the service left it

@@ -344,3 +344,30 @@ async def test_a_write_airtable_applied_whose_answer_was_lost_stays_the_services
     assert vikram["Company"] == [base.nilgiri]  # the service's own Konkan link went
     assert vikram["Address"] == "Registered office, Bengaluru, India"  # the latest filing's
     assert "Contacts Sync Note" not in vikram
+
+
+async def test_a_phone_the_service_withdrew_is_cleared_and_a_persons_stays(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    """An earlier version wrote a masked number read as keypad digits; today's rules (migration
+    022) find no phone there. The cell the service wrote is cleared; a cell a person changed
+    since is theirs and stays."""
+    base = Base(airtable)
+    ananya, meera = "07123456", "08345678"
+    async with running_engine(pool, airtable, attestr, **FAST):
+        await synced(pool, base.nilgiri, NILGIRI)
+        base.edit(meera, **{"Phone Number": "+91 99000 22222"})
+        # What 022 does to a phone read again from its raw value: none, pushed again.
+        await pool.execute(
+            "UPDATE people SET phone_e164 = NULL, phone_type = NULL, push_version = push_version + 1"
+            " WHERE din = ANY($1::text[])",
+            [ananya, meera],
+        )
+
+        async def pushed() -> bool:
+            return not await pool.fetchval("SELECT count(*) FROM people WHERE push_version > pushed_version")
+
+        await until(pushed)
+    assert "Phone Number" not in base.row(ananya)["fields"] and "Phone Type" not in base.row(ananya)["fields"]
+    assert base.row(meera)["fields"]["Phone Number"] == "+91 99000 22222"
+    assert base.row(VIKRAM)["fields"]["Phone Number"] == "+919845012346"  # untouched
