@@ -67,7 +67,7 @@ def _ran(
         _ONE_AT_A_TIME,
         _environment(env),
         _directory(cwd),
-        _logging_restored(),
+        logging_restored(),
         contextlib.redirect_stdout(out),
         contextlib.redirect_stderr(err),
         _stdin(stdin),
@@ -140,7 +140,7 @@ def _stdin(text: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _logging_restored() -> Iterator[None]:
+def logging_restored() -> Iterator[None]:
     """The command configures structlog and the root logger for a terminal; the test's set-up
     (and `capture_logs`) comes back afterwards."""
     config = structlog.get_config()

@@ -48,9 +48,11 @@ class Flow:
 
     def job(self, job_id: str) -> dict[str, Any]:
         """The job, as a well-behaved client reads it: after a 429, once its Retry-After passed."""
-        while (response := self.http.get(f"/jobs/{job_id}", headers={"X-API-Key": API_KEY})).status_code == 429:
+        while True:
+            response = self.http.get(f"/jobs/{job_id}", headers={"X-API-Key": API_KEY})
+            if response.status_code != 429:
+                return response.json()
             time.sleep(float(response.headers["Retry-After"]))
-        return response.json()
 
     def wait_for_job(self, job_id: str, timeout: float = 30) -> dict[str, Any]:
         deadline = time.monotonic() + timeout

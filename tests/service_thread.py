@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import contextvars
 import io
-import logging
 import os
 import sys
 import threading
@@ -21,12 +20,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-import structlog
-
 from service import logs
 from service.commands.context import migrated
 from service.commands.process import http_server, listening_socket
 from service.config import Settings, load_settings
+from tests.command_line import logging_restored
 from tests.conftest import Service
 
 # The log file of the service whose thread (or task, or worker thread: each copies the context)
@@ -91,19 +89,11 @@ def service_in_thread(tmp_path: Path, env: dict[str, str]) -> Iterator[Service]:
 def _logging_to_files(settings: Settings) -> Iterator[None]:
     """structlog and the standard library set up as `serve` sets them up, each line going to
     its service's file; the test's set-up again afterwards."""
-    config = structlog.get_config()
-    root = logging.getLogger()
-    handlers, level, secrets = root.handlers[:], root.level, logs._known_secrets
-    logs.configure_logging(
-        settings.log_format,
-        settings.log_level,
-        secrets=settings.secrets,
-        stream=_EachServiceItsFile(),
-    )
-    try:
+    with logging_restored():
+        logs.configure_logging(
+            settings.log_format,
+            settings.log_level,
+            secrets=settings.secrets,
+            stream=_EachServiceItsFile(),
+        )
         yield
-    finally:
-        structlog.configure(**config)
-        root.handlers[:] = handlers
-        root.setLevel(level)
-        logs._known_secrets = secrets
