@@ -183,7 +183,8 @@ _LABEL = re.compile(
     re.IGNORECASE,
 )
 # A number labelled as a fax ("Fax: 022 2345 6789", "F. 022…"): not a contact's phone.
-_FAX = re.compile(r"\b(?:fax|facsimile|f)\b\.?\s*(?:no\.?)?\s*[:.-]?\s*\+?[\d\s().-]*\d", re.IGNORECASE)
+_FAX_LABEL = re.compile(r"\b(?:fax|facsimile|f)\b\.?\s*(?:no\.?)?\s*[:.-]?\s*", re.IGNORECASE)
+_NEXT_GROUP = re.compile(r"[\s().-]*(\+?\d+)", re.ASCII)
 # What is left after labels are taken out: a letter, or a digit masked by a filing ("98XXXXXX45",
 # "98450 *****"), means a number cannot be read (phonenumbers would read letters as keypad digits).
 _NOT_DIGITS = re.compile(r"[^\W\d_]|[*•●#]")
@@ -196,6 +197,20 @@ def placeholder_number(national: str) -> bool:
     """A number written where none was known: one digit repeated ("9999999999") or a run of
     digits ("1234567890", "9876543210")."""
     return len(set(national)) == 1 or national in _ASCENDING or national in _DESCENDING
+
+
+def _without_faxes(text: str) -> str:
+    """The field with each number labelled as a fax taken out: the digit groups after the label,
+    up to the first that completes a valid number (a number written after it with only a space
+    between is another)."""
+    while label := _FAX_LABEL.search(text):
+        end, digits = label.end(), ""
+        while group := _NEXT_GROUP.match(text, end):
+            digits, end = digits + group.group(1), group.end()
+            if _valid(digits):
+                break
+        text = f"{text[: label.start()]} {text[end:]}"
+    return text
 
 
 def _digit_groups(text: str) -> Iterator[str]:
@@ -212,7 +227,7 @@ def _parsed_phone(text: str, plain: bool) -> tuple[phonenumbers.PhoneNumber, Pho
     hyphen, ends the first). `plain`: the field holds only digits and separators (no label to
     read past). False: only placeholders; None: none."""
     if not plain:
-        text = _LABEL.sub(" ", _FAX.sub(" ", text))
+        text = _LABEL.sub(" ", _without_faxes(text))
         if _NOT_DIGITS.search(text):
             return None
     candidates = itertools.chain([text], _digit_groups(text))

@@ -17,9 +17,11 @@ two rows apart:
   different people the phone wins, the email stays where it is, and the conflict is logged.
 * A shared role mailbox (`info@`, `accounts@`, `cs@`…) is shown but is no key: it is the
   company's, not a person's.
-* In one company, a name matches the person of the same name, or else the one person of an
-  earlier answer whose name agrees with it ("Ravi Kumar Sharma" after "R K Sharma"); two
-  agreeing people match neither, and within one answer only the same name matches.
+* In one company, a name matches the person of the same name. A contact without a DIN or PAN
+  matches else the one person without either, of an earlier answer, whose name agrees with it
+  ("Ravi Kumar Sharma" after "R K Sharma"); two agreeing people match neither, and within one
+  answer only the same name matches. A DIN or PAN claims by the same name only: "Rajesh Sharma"
+  with a DIN is not the "R Sharma" who signs as secretary.
 * A DIN match updates every field with the newer non-empty values; any other match only fills
   empty fields, and shows a fuller spelling of the same name. Nothing is ever blanked; a
   placeholder ("NA", "9999999999", "na@na.com") is no value.
@@ -151,11 +153,12 @@ class PeopleIndex:
         *,
         lacking: tuple[str, ...] = (),
         besides: frozenset[int] = frozenset(),
+        other_forms: bool = False,
     ) -> Person | None:
-        """The oldest person of this company with this name, or else the one person stored before
-        this answer whose name agrees (two words at least on both sides: a later filing writing
-        out what an earlier one gave as initials); with `lacking`, only people without those
-        identities."""
+        """The oldest person of this company with this name; with `other_forms`, else the one
+        person without a DIN or PAN stored before this answer whose name agrees (two words at
+        least on both sides: a later filing writing out what an earlier one gave as initials).
+        With `lacking`, only people without those identities."""
         nk = name_key(name)
         if not nk:
             return None
@@ -168,12 +171,15 @@ class PeopleIndex:
         ]
         if same := next((p for p in people if name_key(p.name) == nk), None):
             return same
-        if " " not in nk:
+        if not other_forms or " " not in nk:
             return None
         agreeing = [
             p
             for p in people
-            if p.id is not None and " " in (name_key(p.name) or "") and names_agree(p.name, name)
+            if p.id is not None
+            and not (p.din or p.pan)
+            and " " in (name_key(p.name) or "")
+            and names_agree(p.name, name)
         ]
         return agreeing[0] if len(agreeing) == 1 else None
 
@@ -261,7 +267,11 @@ def _match(
     by_email = index.oldest("email", email, contact.name, besides=besides)
     if by_phone and by_email and by_phone is not by_email:
         return by_phone, "conflict"
-    person = by_phone or by_email or index.by_company_name(company_id, contact.name, besides=besides)
+    person = (
+        by_phone
+        or by_email
+        or index.by_company_name(company_id, contact.name, besides=besides, other_forms=True)
+    )
     return (person, "weak") if person else (None, "new")
 
 

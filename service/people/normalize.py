@@ -103,7 +103,9 @@ _PLACEHOLDER_DOMAINS = frozenset({"na", "nil", "none", "null", "noemail", "test"
 
 def _placeholder_address(address: str) -> bool:
     local, domain = _local_part(address), address.partition("@")[2]
-    return local in _PLACEHOLDER_MAILBOXES or domain.split(".")[0] in _PLACEHOLDER_DOMAINS
+    return (
+        local in _PLACEHOLDER_MAILBOXES or placeholder(local) or domain.split(".")[0] in _PLACEHOLDER_DOMAINS
+    )
 
 
 def normalize_email(value: Any) -> Email:

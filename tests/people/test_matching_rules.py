@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from service.people.matching import CompanyContacts, Person, Plan, resolve
 from service.people.names import name_key
-from service.people.normalize import Contact, normalize_contact
+from service.people.normalize import ROLE_MAILBOXES, Contact, normalize_contact
 
 ACME, BETA = 1, 2
 SECRETARY = {"phone": "98200 11111", "email": "cs@acme.example"}
@@ -842,3 +842,47 @@ def test_the_same_messy_answer_again_makes_and_changes_no_one(answer: list[Any],
     memory.store(company_id, *answer)
     plan = memory.store(company_id, *answer)
     assert [p for p in plan.index.people if p.changed or p.id is None] == []
+
+
+_given_names = st.sampled_from(["Rajesh", "Ravi", "Rohan", "Radha", "Sunita", "Kiran"])
+_surnames = st.sampled_from(["Sharma", "Iyer", "Nair", "Reddy"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    _given_names,
+    _surnames,
+    st.sampled_from(sorted(ROLE_MAILBOXES)),
+    st.booleans(),
+    st.sampled_from([ACME, BETA]),
+)
+def test_a_role_mailbox_never_makes_a_secretary_a_director(
+    given_name: str, surname: str, mailbox: str, secretary_first: bool, director_company: int
+) -> None:
+    """The secretary's initial fits the director's name and they share the company's mailbox,
+    in either order, in one company or two: two people."""
+    email = f"{mailbox}@{surname.lower()}exports.example"
+    secretary = (ACME, person(name=f"{given_name[0]} {surname}", email=email))
+    director = (director_company, person("03456789", f"{given_name} {surname}", email=email))
+    memory = Memory()
+    for company_id, item in [secretary, director] if secretary_first else [director, secretary]:
+        memory.store(company_id, item, replace_links=False)
+    assert len(memory.people) == 2
+    assert sorted(bool(p.din) for p in memory.people) == [False, True]
+
+
+@settings(max_examples=200, deadline=None)
+@given(_given_names, _given_names, _surnames, st.booleans(), st.booleans())
+def test_the_fuller_name_is_shown_whichever_filing_came_first(
+    first: str, middle: str, surname: str, full_first: bool, by_din: bool
+) -> None:
+    """Initials in one filing, the name written out in another: one person, shown in full. With
+    a DIN, across two companies; without one, in the same company (an earlier answer's person)."""
+    full = f"{first} {middle} {surname}".upper()
+    short = f"{first[0]} {middle[0]} {surname}".upper()
+    din, later = ("04567891", BETA) if by_din else (None, ACME)
+    memory = Memory()
+    for company_id, name in [(ACME, full), (later, short)] if full_first else [(ACME, short), (later, full)]:
+        memory.store(company_id, person(din, name), replace_links=False)
+    (one,) = memory.people
+    assert one.name == full.title() and one.company_ids == {ACME, later}

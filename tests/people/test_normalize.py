@@ -4,7 +4,7 @@ write them, as tables and as properties."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from service.identifiers import din as normalize_din
@@ -294,3 +294,47 @@ def test_several_numbers_in_one_field_give_the_first(
 def test_a_masked_number_is_never_a_phone(number: str, masked: int, mask: str) -> None:
     written = number[:2] + mask * masked + number[2 + masked :]
     assert normalize_phone(written).e164 is None
+
+
+_local = st.text(st.sampled_from(list("abcdefghijklmnopqrstuvwxyz")), min_size=3, max_size=10)
+_domain = st.sampled_from(["acme.in", "nilgiri.example", "gmail.com", "sharma-exports.co.in"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(_local, _domain, st.sampled_from(["", ".", " .", ". ", "  "]), st.sampled_from([str.lower, str.upper]))
+def test_an_email_reads_the_same_whatever_ends_its_sentence(local: str, domain: str, end: str, case) -> None:  # type: ignore[no-untyped-def]
+    address = f"{local}@{domain}"
+    assume(normalize_email(address).address == address)  # not a placeholder ("test@gmail.com")
+    assert normalize_email(case(address) + end).address == address
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(["na", "nil", "none", "null", "noemail", "test", "dummy", "xxx"]),
+    st.sampled_from(["na.com", "nil.com", "gmail.com", "none.in", "test.com"]),
+    st.sampled_from([str.lower, str.upper, str.title]),
+)
+def test_a_placeholder_mailbox_is_no_email(local: str, domain: str, case) -> None:  # type: ignore[no-untyped-def]
+    assert normalize_email(case(f"{local}@{domain}")) == (None, None)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(_local, min_size=2, max_size=3).map(" ".join),
+    st.from_regex(r"0[1-9][0-9]{6}", fullmatch=True),
+    st.sampled_from(["{} (DIN: {})", "{} DIN {}", "{} [DIN-{}]", "{} DIN No. {}", "{} (DIN:{})"]),
+    st.sampled_from([str.upper, str.title]),
+)
+def test_a_din_written_in_any_name_is_read_and_taken_out(name: str, din: str, written: str, case) -> None:  # type: ignore[no-untyped-def]
+    contact = normalize_contact({"fullName": written.format(case(name), din)})
+    assert contact is not None and contact.din == din and name_key(contact.name) == name_key(name)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    _MOBILES, _MOBILES, st.sampled_from(["Fax: {}", "FAX {}", "Fax No. {}", "F: {}"]), st.sampled_from(_JOINS)
+)
+def test_a_number_labelled_as_a_fax_is_never_the_phone(fax: str, mobile: str, label: str, join: str) -> None:
+    assert normalize_phone(label.format(fax)).e164 is None
+    assert normalize_phone(label.format(fax) + join + mobile).e164 == "+91" + mobile
+    assert normalize_phone(mobile + join + label.format(fax)).e164 == "+91" + mobile
