@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -179,9 +181,20 @@ def test_sigterm_hands_back_a_job_that_cannot_finish_in_time(
 
 
 def _pg_ctl(pgdata: Path, *args: str) -> None:
-    from pgserver._commands import pg_ctl
+    """pg_ctl on the test's own server; its own words in the failure when it fails. Its output
+    goes to files: a pipe would be held open by the server it starts."""
+    from pgserver._commands import POSTGRES_BIN_PATH
 
-    pg_ctl(list(args), pgdata=pgdata, user="pgserver" if os.geteuid() == 0 else None, timeout=30)
+    with tempfile.TemporaryFile("w+") as out:
+        done = subprocess.run(
+            [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            user="pgserver" if os.geteuid() == 0 else None,
+            timeout=30,
+        )
+        out.seek(0)
+        assert done.returncode == 0, f"pg_ctl {' '.join(args)} exited {done.returncode}: {out.read()}"
 
 
 def test_postgres_stopped_and_started_under_a_running_service(
