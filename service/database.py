@@ -124,8 +124,31 @@ def _stop_if_running(pgdata: Path) -> None:
     pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user, timeout=60)
 
 
-def database_url(settings: Settings) -> str:
-    return settings.database_url or start_embedded(settings.data_dir)
+class NoDatabase(Exception):
+    """DATABASE_URL is unset and no embedded database was ever created in DATA_DIR."""
+
+    def __init__(self, data_dir: Path) -> None:
+        super().__init__(
+            f"No database in {data_dir.resolve()}: DATABASE_URL is unset and no embedded database was "
+            "created there (serve, worker, migrate and demo create one). Run the command from the folder "
+            "the service runs in, or set DATA_DIR or DATABASE_URL as the service has them"
+        )
+
+
+def embedded_exists(data_dir: Path) -> bool:
+    """Whether an embedded database was created under `data_dir`."""
+    return (data_dir.resolve() / "postgres" / "PG_VERSION").is_file()
+
+
+def database_url(settings: Settings, *, create: bool = False) -> str:
+    """DATABASE_URL, or the embedded PostgreSQL's, started if need be. The embedded database is
+    created only with `create` (serve, worker, migrate): an operator command run from another
+    folder would otherwise answer from a new, empty one. NoDatabase when there is none."""
+    if settings.database_url:
+        return settings.database_url
+    if not create and not embedded_exists(settings.data_dir):
+        raise NoDatabase(settings.data_dir)
+    return start_embedded(settings.data_dir)
 
 
 async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10, **kwargs: Any) -> asyncpg.Pool:

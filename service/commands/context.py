@@ -18,7 +18,7 @@ from rich.console import Console
 
 from service.airtable.errors import AirtableNotConfigured
 from service.config import Settings
-from service.database import DATABASE_ERRORS, create_pool, database_url
+from service.database import DATABASE_ERRORS, NoDatabase, create_pool, database_url
 from service.migrations import migrate
 from service.web import validation
 
@@ -49,22 +49,29 @@ def reason_of(exc: BaseException) -> str:
     return first[0] if first else type(exc).__name__
 
 
-def unreachable(settings: Settings, exc: BaseException) -> CommandError:
+def database_named(settings: Settings) -> str:
+    """Which database a command reads, without credentials: "embedded in /srv/cs/.data" or
+    "at db.internal:5432/contacts"."""
     if settings.database_url is None:
-        where = f"embedded in {settings.data_dir.resolve()}"
-    else:
-        parts = urlsplit(settings.database_url)
-        where = f"at {parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or ''}"
+        return f"embedded in {settings.data_dir.resolve()}"
+    parts = urlsplit(settings.database_url)
+    return f"at {parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or ''}"
+
+
+def unreachable(settings: Settings, exc: BaseException) -> CommandError:
     return CommandError(
-        f"The database {where} cannot be reached ({reason_of(exc)}): check DATABASE_URL, or unset it "
-        "to use the embedded database"
+        f"The database {database_named(settings)} cannot be reached ({reason_of(exc)}): check "
+        "DATABASE_URL, or unset it to use the embedded database"
     )
 
 
-def resolved_database_url(settings: Settings) -> str:
-    """DATABASE_URL, or the embedded PostgreSQL's, started if need be."""
+def resolved_database_url(settings: Settings, *, create: bool = False) -> str:
+    """DATABASE_URL, or the embedded PostgreSQL's, started if need be; created only with
+    `create` (`database_url`). CommandError (exit 2) when there is none to read."""
     try:
-        return database_url(settings)
+        return database_url(settings, create=create)
+    except NoDatabase as exc:
+        raise CommandError(str(exc), code=2) from exc
     except Exception as exc:  # pgserver fails in many ways (folder, port, binary): one thing to a user
         raise CommandError(
             f"The embedded PostgreSQL could not start in {settings.data_dir.resolve()} ({reason_of(exc)}): "

@@ -22,7 +22,7 @@ from service.commands.checks import FAIL, OK, WARN, Check
 from service.commands.doctor_airtable import airtable_checks
 from service.commands.doctor_attestr import attestr_checks
 from service.config import MIN_SECRET_LENGTH, Settings
-from service.database import DATABASE_ERRORS, database_url
+from service.database import DATABASE_ERRORS, NoDatabase, database_url
 from service.migrations import migrate, pending_migrations
 from service.web.webhooks import SCRIPT_VERSION, is_outdated
 
@@ -31,6 +31,9 @@ async def _database(settings: Settings, fix: bool) -> tuple[list[Check], list[as
     """The database's checks, and the native webhooks stored there (None: not known)."""
     try:
         conn = await asyncpg.connect(database_url(settings), timeout=10)
+    except NoDatabase as exc:
+        message, _, fix = str(exc).partition(". ")
+        return [Check("database", FAIL, message, fix)], None
     except (*DATABASE_ERRORS, ValueError) as exc:
         return [
             Check(

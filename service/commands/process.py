@@ -48,7 +48,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     try:
         # pgserver mostly waits for PostgreSQL's processes: the modules load meanwhile.
         with ThreadPoolExecutor(1) as starting:
-            database = starting.submit(resolved_database_url, settings)
+            database = starting.submit(resolved_database_url, settings, create=True)
             for module in ("uvicorn", "service.web.app"):
                 importlib.import_module(module)
             url = database.result()
@@ -118,7 +118,7 @@ def listening_socket(host: str, port: int) -> socket.socket:
 def _worker(settings: Settings, _args: argparse.Namespace) -> int:
     from service.triggers.runtime import Runtime
 
-    url = resolved_database_url(settings)
+    url = resolved_database_url(settings, create=True)
 
     async def run() -> None:
         try:
@@ -142,7 +142,7 @@ def _worker(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
-    applied = asyncio.run(migrated(settings, resolved_database_url(settings)))
+    applied = asyncio.run(migrated(settings, resolved_database_url(settings, create=True)))
     print(f"applied {len(applied)} migration(s){': ' + ', '.join(applied) if applied else ''}")
     return 0
 

@@ -14,6 +14,7 @@ from rich.table import Table
 from service import queries
 from service.attestr.gate import AttestrGate
 from service.commands.context import (
+    database_named,
     job_id_argument,
     new_console,
     positive_count,
@@ -30,9 +31,10 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
     async def work(pool: asyncpg.Pool) -> int:
         found = await stats.collect(pool, settings)
         if args.json:
-            print_json(found)
+            print_json({"database": database_named(settings), **found})
             return 0
         console = new_console()
+        console.print(f"Database: {database_named(settings)}")
         table = Table(title="Jobs", show_header=True)
         for state in found["jobs"]:
             table.add_column(state, justify="right")

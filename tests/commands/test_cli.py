@@ -322,6 +322,41 @@ def test_an_unreachable_database_is_one_sentence(args: tuple[str, ...]) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("status",),
+        ("jobs", "list"),
+        ("jobs", "retry", "--failed"),
+        ("attestr", "pause"),
+        ("reconcile", "--dry-run"),
+        ("backfill", "--dry-run"),
+        ("contacts", "forget", "--din", "01234567", "--yes"),
+        ("airtable", "status"),
+    ],
+)
+def test_a_command_run_where_there_is_no_database_says_where_it_looked(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    """An operator in their home folder: no new, empty database answering "No jobs", but where
+    the command looked and how to point it, and nothing created there."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DATA_DIR")}
+    done = contact_sync(*args, env=env, cwd=tmp_path)
+    assert done.returncode == 2, done.stdout
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"contact-sync {args[0]}: No database in {tmp_path.resolve() / '.data'}: ")
+    assert line.endswith("or set DATA_DIR or DATABASE_URL as the service has them")
+    assert not (tmp_path / ".data").exists()
+
+
+def test_doctor_names_the_missing_database_and_creates_none(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DATA_DIR")}
+    done = contact_sync("doctor", env=env, cwd=tmp_path)
+    assert done.returncode == 1
+    assert f"No database in {tmp_path.resolve() / '.data'}" in " ".join(done.stdout.split())
+    assert not (tmp_path / ".data").exists()
+
+
 @pytest.mark.process  # a child process
 def test_a_port_in_use_is_said_before_anything_starts(db_url: str) -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:

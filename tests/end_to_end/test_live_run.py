@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,14 +30,21 @@ CONTRACT_TESTS = [
 
 def live_run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LIVE_")}
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-m", "live", "-q", "-rs", "-p", "no:cacheprovider", *args],
-        env={**clean, **env},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    # Its own base folder: a pytest session given none sets /tmp/pytest-of-<user> to mode 0700,
+    # which, run as root, shuts the embedded PostgreSQL's own user out of every other running
+    # test's folder (a server another test stops and starts there then cannot be reached).
+    with tempfile.TemporaryDirectory(prefix="contact-sync-live-run-") as folder:
+        return subprocess.run(
+            [
+                sys.executable, "-m", "pytest", "-m", "live", "-q", "-rs", "-p", "no:cacheprovider",
+                f"--basetemp={folder}/pytest", *args,
+            ],
+            env={**clean, **env},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )  # fmt: skip
 
 
 def test_without_credentials_every_live_test_is_skipped_with_its_reason() -> None:
