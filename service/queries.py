@@ -410,6 +410,26 @@ SELECT count(*) FROM attestr_answers
 WHERE called_at >= ((now() AT TIME ZONE 'Asia/Kolkata')::date::timestamp AT TIME ZONE 'Asia/Kolkata')
   AND (outcome <> 'error' OR http_status IS NULL OR http_status NOT BETWEEN 400 AND 499)"""
 
+# Spend over India's calendar days (Attestr's daily limit counts them): today, today and the 6
+# days before, and the 29 before. Paid: as ATTESTR_CALLS_TODAY; refused: Attestr's 4xx, apart;
+# from stored answers: jobs that ended without a call, an answer stored earlier serving them.
+ATTESTR_SPEND = """
+WITH today AS (
+    SELECT ((now() AT TIME ZONE 'Asia/Kolkata')::date::timestamp AT TIME ZONE 'Asia/Kolkata') AS at
+), windows AS (
+    SELECT name, today.at - days * interval '1 day' AS since
+    FROM today, (VALUES ('today', 0), ('last_7_days', 6), ('last_30_days', 29)) AS w(name, days)
+)
+SELECT w.name,
+    (SELECT count(*) FROM attestr_answers a WHERE a.called_at >= w.since
+        AND (a.outcome <> 'error' OR a.http_status IS NULL OR a.http_status NOT BETWEEN 400 AND 499))
+        AS paid,
+    (SELECT count(*) FROM attestr_answers a WHERE a.called_at >= w.since
+        AND a.outcome = 'error' AND a.http_status BETWEEN 400 AND 499) AS refused,
+    (SELECT count(*) FROM jobs j WHERE j.updated_at >= w.since AND j.status = 'succeeded'
+        AND j.result ->> 'attestr_called' = 'false') AS from_stored
+FROM windows w ORDER BY w.since DESC"""
+
 ATTESTR_UNCOUNT = """
 UPDATE attestr_state SET calls_today = GREATEST(calls_today - 1, 0)
 WHERE calls_day = (now() AT TIME ZONE 'Asia/Kolkata')::date"""

@@ -124,6 +124,10 @@ class AttestrGate:
     async def state(self) -> dict[str, Any]:
         row = await self.pool.fetchrow(queries.ATTESTR_STATE)
         calls_today = await self.pool.fetchval(queries.ATTESTR_CALLS_TODAY)
+        spend = {
+            row["name"]: {"paid": row["paid"], "refused": row["refused"], "from_stored": row["from_stored"]}
+            for row in await self.pool.fetch(queries.ATTESTR_SPEND)
+        }
         return {
             "paused": row["paused_reason"] is not None,
             "reason": row["paused_reason"],
@@ -137,6 +141,9 @@ class AttestrGate:
                 else None
             ),
             "calls_today": calls_today,
+            # Paid calls, Attestr's refusals apart, and jobs served by a stored answer: today, the
+            # last 7 and 30 days (India's calendar days).
+            "spend": spend,
             "daily_call_limit": self.settings.attestr_daily_call_limit,
             "api_version": self.settings.attestr_api_version,
             # V3: the reusable consent's id, or "registered per lookup"; no consent on V2.

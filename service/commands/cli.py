@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("process", "run the web service (and the worker, unless WORKER_IN_WEB=false)"),
     "worker": ("process", "run the worker and the Airtable pusher without HTTP"),
     "migrate": ("process", "apply database migrations and exit"),
+    "psql": ("process", "psql on the database the service uses (the embedded one too)"),
     "status": ("status", "jobs by state, queue age, Attestr paused or not, rows waiting for Airtable"),
     "jobs": ("status", "list, show and retry jobs"),
     "attestr": ("status", "whether Attestr calls are paused; pause and resume them"),

@@ -13,6 +13,7 @@ import importlib
 import os
 import signal
 import socket
+import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
@@ -147,6 +148,15 @@ def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _psql(settings: Settings, args: argparse.Namespace) -> int:
+    # pgserver's own psql: there on every machine the embedded database runs on.
+    from pgserver._commands import POSTGRES_BIN_PATH
+
+    url = resolved_database_url(settings)
+    command = ["-c", args.sql] if args.sql else []
+    return subprocess.run([str(POSTGRES_BIN_PATH / "psql"), url, *command]).returncode
+
+
 def _demo(_settings: Settings, args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -166,7 +176,19 @@ def arguments(command: str, parser: argparse.ArgumentParser) -> None:
         "serve": _serve_arguments,
         "worker": _worker_arguments,
         "migrate": _migrate_arguments,
+        "psql": _psql_arguments,
     }[command](parser)
+
+
+def _psql_arguments(psql: argparse.ArgumentParser) -> None:
+    psql.description = (
+        "Open psql on the database the service uses: DATABASE_URL, or the embedded one in "
+        "DATA_DIR (never a new one).\n\nexamples:\n"
+        "  contact-sync psql\n"
+        "  contact-sync psql -c 'SELECT status, count(*) FROM jobs GROUP BY status'"
+    )
+    psql.add_argument("-c", "--command", dest="sql", metavar="SQL", help="run this SQL and exit, as psql -c")
+    psql.set_defaults(run=_psql)
 
 
 def _demo_arguments(dem: argparse.ArgumentParser) -> None:

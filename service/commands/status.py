@@ -86,6 +86,15 @@ def _print_attestr(console: Console, state: dict[str, Any]) -> None:
         console.print(f"  until {until}, or `contact-sync attestr resume`; {calls}")
     else:
         console.print(f"Attestr: [green]calling[/]; {calls}")
+    spend = state["spend"]
+    console.print(
+        "  paid calls: "
+        + "; ".join(
+            f"{label} {spend[key]['paid']} ({spend[key]['refused']} refused apart, "
+            f"{spend[key]['from_stored']} served from stored answers)"
+            for key, label in (("today", "today"), ("last_7_days", "7 days"), ("last_30_days", "30 days"))
+        )
+    )
 
 
 def _attestr(settings: Settings, args: argparse.Namespace) -> int:

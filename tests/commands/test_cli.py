@@ -21,6 +21,7 @@ from service.commands.cli import _run
 from service.config import SettingsError, load_settings
 from service.engine import jobs
 from tests.command_line import contact_sync, in_child
+from tests.conftest import postgres_under
 from tests.flow import enqueued
 
 COMMANDS = [
@@ -160,6 +161,53 @@ async def test_status_jobs_and_attestr(db_url: str, pool: asyncpg.Pool) -> None:
     assert "1 waiting job(s) woken" in resumed.stdout
     assert await pool.fetchval("SELECT paused_reason FROM attestr_state") is None
     assert await pool.fetchval("SELECT run_after <= now() FROM jobs WHERE id = $1", queued.id)
+
+
+async def test_status_gives_spend_by_day_week_and_month_with_refusals_apart(
+    db_url: str, pool: asyncpg.Pool
+) -> None:
+    """Calls stored as Attestr answered them, at times around India's day boundary: paid calls
+    (answers, and errors Attestr may bill) per window, its 4xx refusals apart, and the jobs a
+    stored answer served."""
+    today = "((now() AT TIME ZONE 'Asia/Kolkata')::date::timestamp AT TIME ZONE 'Asia/Kolkata')"
+    calls = [  # (days before today's start in India, outcome, HTTP status)
+        (-0.01, "synced", 200),  # a minute or so into today
+        (-0.01, "no_data", 200),
+        (-0.02, "error", 402),  # refused: no credits
+        (-0.02, "error", 503),  # an error that may have been billed
+        (0.01, "synced", 200),  # just before today began: yesterday
+        (5.5, "synced", 200),
+        (5.9, "error", 429),  # the 7th day of the week: today and the 6 before
+        (6.1, "synced", 200),  # before the week began: the last 30 days only
+        (20, "synced", 200),
+        (40, "synced", 200),  # outside every window
+    ]
+    for days, outcome, status in calls:
+        await pool.execute(
+            f"INSERT INTO attestr_answers (cin, outcome, http_status, called_at)"
+            f" VALUES ('U72200KA2015PTC081234', $1, $2, {today} - $3 * interval '1 day')",
+            outcome,
+            status,
+            days,
+        )
+    for n, days in enumerate((-0.01, 3.0, 45.0)):  # jobs a stored answer served
+        job, _ = await enqueued(pool, f"recSTORED{n:08d}", "U72200KA2015PTC081234")
+        await pool.execute(
+            f"UPDATE jobs SET status = 'succeeded', result = '{{\"attestr_called\": false}}',"
+            f" updated_at = {today} - $2 * interval '1 day' WHERE id = $1",
+            job.id,
+            days,
+        )
+    spend = json.loads(cli(db_url, "status", "--json").stdout)["attestr"]["spend"]
+    assert spend == {
+        "today": {"paid": 3, "refused": 1, "from_stored": 1},
+        "last_7_days": {"paid": 5, "refused": 2, "from_stored": 2},
+        "last_30_days": {"paid": 7, "refused": 2, "from_stored": 2},
+    }
+    shown = cli(db_url, "status").stdout
+    assert "paid calls: today 3 (1 refused apart, 1 served from stored answers); 7 days 5" in " ".join(
+        shown.split()
+    )
 
 
 async def test_jobs_list_fits_the_width_and_names_the_company(db_url: str, pool: asyncpg.Pool) -> None:
@@ -333,6 +381,7 @@ def test_an_unreachable_database_is_one_sentence(args: tuple[str, ...]) -> None:
         ("backfill", "--dry-run"),
         ("contacts", "forget", "--din", "01234567", "--yes"),
         ("airtable", "status"),
+        ("psql", "-c", "SELECT 1"),
     ],
 )
 def test_a_command_run_where_there_is_no_database_says_where_it_looked(
@@ -347,6 +396,15 @@ def test_a_command_run_where_there_is_no_database_says_where_it_looked(
     assert line.startswith(f"contact-sync {args[0]}: No database in {tmp_path.resolve() / '.data'}: ")
     assert line.endswith("or set DATA_DIR or DATABASE_URL as the service has them")
     assert not (tmp_path / ".data").exists()
+
+
+@pytest.mark.process  # migrate and psql as an operator runs them, each its own process
+def test_psql_opens_the_embedded_database_the_service_made(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {"DATA_DIR": str(tmp_path / "data")}
+    assert in_child("migrate", env=env).returncode == 0
+    done = in_child("psql", "-c", "SELECT count(*) AS jobs FROM jobs", env=env)
+    assert done.returncode == 0 and done.stdout.split()[:3] == ["jobs", "------", "0"], done.stderr
+    assert postgres_under(tmp_path) == []  # the command's server stopped with it
 
 
 def test_doctor_names_the_missing_database_and_creates_none(tmp_path: Path) -> None:
