@@ -1009,6 +1009,30 @@ RETURNING s.key_kind"""
 
 PEOPLE_DELETE = "DELETE FROM people WHERE id = ANY($1::bigint[])"
 
+# A forgotten phone ($1) or email ($2) goes from everyone else's row too (an office line the
+# forgotten person shared), raw spelling included; their rows are pushed again without it.
+PEOPLE_FORGOTTEN_KEYS_REMOVED = """
+UPDATE people SET
+    phone_e164 = CASE WHEN phone_e164 = ANY($1::text[]) THEN NULL ELSE phone_e164 END,
+    phone_raw = CASE WHEN phone_e164 = ANY($1::text[]) THEN NULL ELSE phone_raw END,
+    phone_type = CASE WHEN phone_e164 = ANY($1::text[]) THEN NULL ELSE phone_type END,
+    email = CASE WHEN email = ANY($2::text[]) THEN NULL ELSE email END,
+    email_raw = CASE WHEN email = ANY($2::text[]) THEN NULL ELSE email_raw END,
+    push_version = push_version + 1, updated_at = now()
+WHERE (phone_e164 = ANY($1::text[]) OR email = ANY($2::text[])) AND NOT id = ANY($3::bigint[])"""
+
+# A PAN let go by 022 and kept only to list its people's companies: forgotten with its holder.
+IDENTITIES_SEPARATED_FORGOTTEN = "DELETE FROM identities_separated WHERE pan = ANY($1::text[])"
+
+# Every stored answer that names people, read one by one to take the forgotten out of it.
+ANSWERS_WITH_CONTACTS = """
+SELECT id, answer FROM attestr_answers
+WHERE answer IS NOT NULL AND jsonb_typeof(answer -> 'contacts') = 'array'"""
+
+ANSWERS_REWRITTEN = """
+UPDATE attestr_answers a SET answer = u.answer::jsonb
+FROM unnest($1::bigint[], $2::text[]) AS u(id, answer) WHERE a.id = u.id"""
+
 # --- merges made by hand in Airtable (engine/hand_merges.py) ----------------------------------
 
 # Who could be the same person as $1: in Airtable, and a last name, phone or email in common.

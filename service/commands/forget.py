@@ -1,7 +1,9 @@
 """`contact-sync contacts forget`: a person removed from PostgreSQL and from Airtable, for good.
 
 1. In one transaction: the person's keys (DIN, PAN, phone, email) go into `suppressions` as hashes,
-   and the person is marked so that the pusher never sends them again.
+   and the person is marked so that the pusher never sends them again; the keys go from every
+   other place that holds them: other people's rows (a shared office phone, pushed again without
+   it), the stored Attestr answers (kept without the person), the PANs migration 022 set aside.
 2. Their Airtable row is deleted: by its id, and by Contact Key for a row whose id the service
    never learnt (a push cut short).
 3. The person is deleted from PostgreSQL (their links and job rows with them).
@@ -13,6 +15,7 @@ contact carrying a suppressed key (dedup.py), so the person does not come back.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -20,7 +23,7 @@ import structlog
 
 from service import identifiers, queries
 from service.airtable.client import Airtable
-from service.people.dedup import suppression_hash
+from service.people.dedup import answer_kept, suppression_hash
 from service.people.normalize import normalize_email
 
 log = structlog.get_logger(__name__)
@@ -102,6 +105,7 @@ async def forget(
         # companies' Contacts Found counts them no more.
         await conn.execute(queries.PEOPLE_DELETED_IN_AIRTABLE, [p["id"] for p in people])
         await conn.execute(queries.COMPANIES_RECOUNT, [p["id"] for p in people])
+        await _erase_elsewhere(conn, suppress, [p["id"] for p in people])
     done.suppressed = sorted({kind for kind, _ in suppress})
     row_ids = {p["airtable_id"] for p in people if p["airtable_id"]}
     row_ids |= set(await airtable.contact_ids_by_key([p["contact_key"] for p in people]))
@@ -110,6 +114,26 @@ async def forget(
     done.people = len(people)
     log.info("contacts.forgotten", people=done.people, airtable_rows=done.airtable_rows, keys=done.suppressed)
     return done
+
+
+async def _erase_elsewhere(conn: asyncpg.Connection, suppress: list[tuple[str, str]], ids: list[int]) -> None:
+    """The forgotten keys out of every other place that holds them: other people's rows (their
+    phone or email alone goes, and Airtable's cell with it at the next push), the PANs 022 kept
+    aside, and the stored Attestr answers (kept without the person, so that the cache still
+    serves the company's other people; `answer_kept`)."""
+    by_kind: dict[str, list[str]] = {kind: [] for kind in _COLUMNS}
+    for kind, value in suppress:
+        by_kind[kind].append(value)
+    await conn.execute(queries.PEOPLE_FORGOTTEN_KEYS_REMOVED, by_kind["phone"], by_kind["email"], ids)
+    await conn.execute(queries.IDENTITIES_SEPARATED_FORGOTTEN, by_kind["pan"])
+    hashed = {(kind, suppression_hash(kind, value)) for kind, value in suppress}
+    rewritten: list[tuple[int, str]] = []
+    async for row in conn.cursor(queries.ANSWERS_WITH_CONTACTS):
+        if (kept := answer_kept(json.loads(row["answer"]), hashed)) is not None:
+            rewritten.append((row["id"], json.dumps(kept)))
+    if rewritten:
+        ids_, answers = zip(*rewritten, strict=True)
+        await conn.execute(queries.ANSWERS_REWRITTEN, list(ids_), list(answers))
 
 
 async def lift(pool: asyncpg.Pool, keys: dict[str, str]) -> list[str]:

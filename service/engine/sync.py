@@ -28,7 +28,7 @@ from service.database import DATABASE_ERRORS, in_transaction
 from service.engine import jobs
 from service.engine.jobs import Job
 from service.people.companies import ensure_company
-from service.people.dedup import CompanyContacts, UpsertOutcome, upsert_people
+from service.people.dedup import CompanyContacts, UpsertOutcome, answer_to_store, upsert_people
 
 log = structlog.get_logger(__name__)
 
@@ -221,7 +221,8 @@ class Syncer:
         if isinstance(came, AttestrError):
             outcome, http_status, code, answer = "error", came.http_status, came.code, None
         else:
-            outcome, http_status, code, answer = came.outcome, 200, None, json.dumps(came.raw)
+            raw = await answer_to_store(conn, came.raw)  # without anyone forgotten
+            outcome, http_status, code, answer = came.outcome, 200, None, json.dumps(raw)
         await conn.execute(
             *queries.LOOKUP_RECORD.bind(
                 job_id=job_id,

@@ -30,7 +30,7 @@ import structlog
 from service import queries
 from service.people.matching import CompanyContacts, Person, Plan, identity_of, resolve
 from service.people.names import name_key
-from service.people.normalize import Contact, Email, Phone
+from service.people.normalize import Contact, Email, Phone, normalize_contact
 
 log = structlog.get_logger(__name__)
 
@@ -152,7 +152,7 @@ async def _drop_suppressed(conn: asyncpg.Connection, batches: list[CompanyContac
     if not suppressed:
         return
     for b in batches:
-        kept = [c for c in (_unforgotten(c, suppressed) for c in b.contacts) if c is not None]
+        kept = [c for c in (unforgotten(c, suppressed) for c in b.contacts) if c is not None]
         b.suppressed += len(b.contacts) - len(kept)
         b.contacts = kept
 
@@ -174,7 +174,7 @@ async def _suppressed(conn: asyncpg.Connection, batches: list[CompanyContacts]) 
     return {(r["key_kind"], r["key_hash"]) for r in rows}
 
 
-def _unforgotten(c: Contact, suppressed: set[tuple[str, str]]) -> Contact | None:
+def unforgotten(c: Contact, suppressed: set[tuple[str, str]]) -> Contact | None:
     """The contact as it may be stored: None when its DIN or PAN was forgotten, or, without
     either, its phone or email; otherwise without a forgotten phone or email."""
 
@@ -189,6 +189,39 @@ def _unforgotten(c: Contact, suppressed: set[tuple[str, str]]) -> Contact | None
     if email_gone:
         c = replace(c, email=Email(None))
     return c
+
+
+def answer_kept(raw: Any, suppressed: set[tuple[str, str]]) -> Any | None:
+    """A stored Attestr answer as it may be kept once `suppressed` keys were forgotten, by
+    `unforgotten`'s rule: a contact it drops is left out; one that only loses a phone or email
+    keeps the rest (the field as Attestr wrote it goes whole). None when nothing in it changes."""
+    listed = raw.get("contacts") if isinstance(raw, dict) else None
+    if not suppressed or not isinstance(listed, list):
+        return None
+    kept: list[Any] = []
+    for item in listed:
+        contact = normalize_contact(item)
+        left = unforgotten(contact, suppressed) if contact else contact
+        if contact is not None and left is None:
+            continue
+        if contact is not None and left is not None:
+            if left.phone.e164 != contact.phone.e164:
+                item = {**item, "mobileNumber": None}
+            if left.email.address != contact.email.address:
+                item = {**item, "emailAddress": None}
+        kept.append(item)
+    return None if kept == listed else {**raw, "contacts": kept}
+
+
+async def answer_to_store(conn: asyncpg.Connection, raw: Any) -> Any:
+    """An answer Attestr just gave, as it may be stored: the people forgotten before it came left
+    out (`answer_kept`), so that no stored answer brings back what `contacts forget` erased."""
+    listed = raw.get("contacts") if isinstance(raw, dict) else None
+    if not isinstance(listed, list):
+        return raw
+    contacts = [c for c in map(normalize_contact, listed) if c is not None]
+    suppressed = await _suppressed(conn, [CompanyContacts(0, contacts)])
+    return answer_kept(raw, suppressed) or raw
 
 
 def _keys(c: Contact) -> tuple[tuple[str, str | None], ...]:

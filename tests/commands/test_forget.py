@@ -3,6 +3,7 @@ the forgotten person shared a secretary's phone with other directors."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pty
 import subprocess
@@ -166,11 +167,14 @@ async def test_a_director_who_shared_a_phone_keeps_their_record_without_it(
     assert [r["din"] for r in await people(pool)] == ["01000001", "01000002", None]
     done = await forget(pool, airtable_client, keys_of(din="01000001"))
     assert done.people == 1 and done.suppressed == ["din", "email", "phone"]
+    # At once, not at the next sync: the shared phone is gone from the others' rows.
+    assert [(r["din"], r["phone_e164"]) for r in await people(pool)] == [("01000002", None), (None, None)]
     await _board(pool)  # the next sync brings the same answer
     # Asha stays out, and so does the DIN-less secretary's contact, known only by the forgotten
-    # phone (she is no longer linked); Ravi keeps his record as it was (nothing is ever blanked).
+    # phone (she is no longer linked); Ravi keeps his record, without the forgotten phone: it
+    # went from every row when she was forgotten, not at the next sync.
     linked = [(r["din"], r["phone_e164"]) for r in await people(pool) if r["companies"]]
-    assert linked == [("01000002", "+919845055555")]
+    assert linked == [("01000002", None)]
     # A director seen for the first time with the forgotten phone is stored without it.
     await sync(pool, ACME, person("01000003", "Nita Shah", SECRETARY_PHONE, "nita@acme.example"))
     assert [
@@ -236,3 +240,67 @@ def test_a_signatory_known_by_pan_is_a_person_whose_pan_goes_nowhere_but_postgre
     assert contacts_cli(flow, "--pan", "ABCP1234").returncode == 2  # not a PAN: one clear line
     log = flow.service.log_path.read_text()
     assert "ABCPK1234F" not in log and "BCDPG2345K" not in log
+
+
+OFFICE_BOARD = "U74120KA2016PTC095123"
+
+
+def test_forget_leaves_the_person_in_no_table_nor_airtable_row_nor_stored_answer(
+    flow: Flow, db_url: str
+) -> None:
+    """Asha shares the office line with the secretary. After `forget --din`, every table of the
+    database (stored Attestr answers included) is read whole as text: none holds her name, DIN,
+    phone or email; the secretary's Airtable row loses the shared line; and an answer Attestr gives
+    again later is stored without her."""
+    asha = {"indexId": "01000001", "fullName": "ASHA MENON", "mobileNumber": "080 4123 7788",
+            "emailAddress": "asha.menon@officeboard.example"}  # fmt: skip
+    flow.attestr.companies[OFFICE_BOARD] = {
+        "valid": True,
+        "businessName": "OFFICE BOARD PRIVATE LIMITED",
+        "contacts": [
+            asha,
+            {"indexId": "01000002", "fullName": "RAVI IYER", "mobileNumber": "98450 66677"},
+            {"indexId": None, "fullName": "K SECRETARY", "mobileNumber": "+91 80 4123 7788"},
+        ],
+    }
+    company = flow.company("Office Board", OFFICE_BOARD)
+    assert flow.wait_for_job(flow.webhook(company, OFFICE_BOARD).json()["job_id"])["status"] == "succeeded"
+    assert len(flow.contacts()) == 3
+    traces = ["asha", "menon", "01000001", "41237788", "4123 7788"]
+
+    def tables_holding_her() -> list[str]:
+        async def scan() -> list[str]:
+            conn = await asyncpg.connect(db_url)
+            try:
+                names = await conn.fetch(
+                    "SELECT table_name FROM information_schema.tables"
+                    " WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
+                )
+                found = []
+                for (name,) in names:
+                    text = " ".join(r[0] for r in await conn.fetch(f'SELECT t::text FROM "{name}" t')).lower()
+                    found += [f"{name}: {trace}" for trace in traces if trace in text]
+                return found
+            finally:
+                await conn.close()
+
+        return asyncio.run(scan())
+
+    assert tables_holding_her()  # she is there before: the scan can see her
+    done = contacts_cli(flow, "--din", "01000001")
+    assert done.returncode == 0, done.stderr
+    assert tables_holding_her() == []
+    flow.wait_until(
+        lambda: (
+            sorted((c["Name"], c.get("Phone Number") or "") for c in flow.contacts())
+            == [("K Secretary", ""), ("Ravi Iyer", "+919845066677")]
+        ),
+        what="the secretary's row without the shared line",
+    )
+    # Paid again: the new answer names her, and is stored without her.
+    again = flow.http.post(
+        f"/companies/{company}/sync?wait=30", headers={"X-API-Key": API_KEY}, json={"force": True}
+    ).json()
+    assert again["status"] == "succeeded", again
+    assert tables_holding_her() == []
+    assert not any("Asha" in str(c) for c in flow.contacts())
