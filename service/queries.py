@@ -873,7 +873,7 @@ INSERT INTO automation_scripts (version, last_seen_at) VALUES ($1, now())
 ON CONFLICT (version) DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at"""
 AUTOMATION_SCRIPTS_RECENT = """
 SELECT version, last_seen_at FROM automation_scripts
-WHERE last_seen_at > now() - interval '14 days' ORDER BY version"""
+WHERE last_seen_at > now() - make_interval(days => $1) ORDER BY version"""
 
 WEBHOOK_REQUEST_JOB = "SELECT job_id FROM webhook_requests WHERE key = $1"
 WEBHOOK_REQUEST_RECORD = "INSERT INTO webhook_requests (key, job_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"

@@ -46,14 +46,25 @@ def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Configuration comes from the environment and .env (see .env.example).",
     )
+    parser.add_argument("--version", action="version", version=f"contact-sync {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    # The top-level parser takes no option but --help: the first other word is the command.
+    # The top-level parser takes no option but --help and --version: the first other word is the
+    # command.
     chosen = next((word for word in argv if not word.startswith("-")), None)
     for name, (module, summary) in COMMANDS.items():
         sub = commands.add_parser(name, help=summary, formatter_class=argparse.RawDescriptionHelpFormatter)
         if name == chosen:
             importlib.import_module(f"service.commands.{module}").arguments(name, sub)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("contact-sync")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> None:

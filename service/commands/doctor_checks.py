@@ -13,6 +13,7 @@ missing options.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import asyncpg
 
@@ -99,9 +100,13 @@ async def _pauses(conn: asyncpg.Connection) -> list[Check]:
     return checks
 
 
+# How long doctor speaks of a script's calls after the last one.
+_SCRIPTS_REMEMBERED = timedelta(days=14)
+
+
 async def _automation_scripts(conn: asyncpg.Connection) -> list[Check]:
     """Which automation script versions called in the last two weeks (none: no check)."""
-    seen = await conn.fetch(queries.AUTOMATION_SCRIPTS_RECENT)
+    seen = await conn.fetch(queries.AUTOMATION_SCRIPTS_RECENT, _SCRIPTS_REMEMBERED.days)
     older = [row for row in seen if is_outdated(row["version"])]
     if not seen:
         return []
@@ -111,6 +116,7 @@ async def _automation_scripts(conn: asyncpg.Connection) -> list[Check]:
     said = "; ".join(
         (f"version {row['version']}" if row["version"] else unversioned)
         + f" last called {row['last_seen_at']:%Y-%m-%d %H:%M} UTC"
+        + f" (said until {row['last_seen_at'] + _SCRIPTS_REMEMBERED:%Y-%m-%d}, unless it calls again)"
         for row in older
     )
     return [

@@ -331,6 +331,13 @@ def test_a_setting_it_cannot_use_is_named_in_one_line(
     assert "hunter2" not in line
 
 
+def test_version_names_the_installed_release() -> None:
+    from importlib.metadata import version
+
+    done = contact_sync("--version")
+    assert (done.returncode, done.stdout) == (0, f"contact-sync {version('contact-sync')}\n")
+
+
 def test_booleans_read_as_people_write_them() -> None:
     for value, meant in (("yes", True), ("No", False), ("TRUE", True), ("0", False), (" 1 ", True)):
         assert load_settings({"WORKER_IN_WEB": value}, env_file=None).worker_in_web is meant
