@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import itertools
 import re
 from collections.abc import Iterator
 from functools import cache
@@ -162,7 +163,8 @@ def command_tree() -> dict[str, list[set[str]]]:
         for action in parser._actions:
             if isinstance(action, argparse._SubParsersAction):
                 below = [levels(sub) for sub in action.choices.values()]
-                deeper = [set().union(*words) for words in zip(*below, strict=False)] if below else []
+                # Actions of different depths (`airtable resume`, `airtable webhook create`).
+                deeper = [set().union(*words) for words in itertools.zip_longest(*below, fillvalue=set())]
                 return [set(action.choices), *deeper]
         return [set(a.choices) for a in parser._actions if not a.option_strings and a.choices]  # type: ignore[arg-type]
 

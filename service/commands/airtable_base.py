@@ -374,51 +374,89 @@ def _reconcile_arguments(rec: argparse.ArgumentParser) -> None:
 
 def _airtable_arguments(air: argparse.ArgumentParser) -> None:
     air.description = (
-        "adopt: rows of the Contacts table without a Contact Key (filled by an older "
-        "tool) are matched to people by DIN, phone, email, then company and name, or become people, "
-        "and get their Contact Key, so the first sync duplicates nothing; rows that are one person "
-        "are reported. Run it with --dry-run first.\n"
-        "webhook create|status|refresh|recreate|delete: Airtable's native webhook on the Companies "
-        "table, an alternative to the automation script (the token needs webhook:manage and "
-        "data.records:read, and its user must be a creator on the base). Airtable keeps at most 10 "
-        "webhooks a base and never changes one: `recreate` replaces one that is outdated or that "
-        "Airtable disabled (the running service does that by itself for a disabled one).\n"
-        "resync: mark every contact and company status to be written to Airtable again (after a "
-        "field was renamed, say); values people changed in Airtable stay, unless --overwrite; "
-        "--restore-deleted also re-creates rows people deleted by hand.\n"
-        "status|pause|resume: writes to Airtable pause by themselves, for every process, on a "
-        "refusal only the operator can fix (a revoked token, a table or field locked, a table "
-        "moved, a field missing), and resume when a probe gets through (every "
-        "AIRTABLE_PROBE_INTERVAL_S) or with `resume`; `pause` stops them at once (no probe either) "
-        "until `resume`: jobs and rows wait, nothing fails."
-        "\n\nexamples:\n  contact-sync airtable adopt --dry-run\n  contact-sync airtable adopt\n"
+        "Airtable's side: adopt an older Contacts table, write everything again, the native "
+        "webhook, and pausing writes. `contact-sync airtable ACTION --help` says more of each."
+        "\n\nexamples:\n  contact-sync airtable adopt --dry-run\n  contact-sync airtable resync\n"
+        "  contact-sync airtable webhook status\n  contact-sync airtable status"
+    )
+    # Each action's own options; the others' read as not given.
+    air.set_defaults(
+        run=_airtable,
+        verb=None,
+        webhook_id=None,
+        url=None,
+        json=False,
+        reason=None,
+        dry_run=False,
+        restore_deleted=False,
+        overwrite=False,
+    )
+    actions = air.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def action(name: str, summary: str, description: str) -> argparse.ArgumentParser:
+        return actions.add_parser(
+            name, help=summary, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
+
+    adopt = action(
+        "adopt",
+        "give an older Contacts table's rows their Contact Key",
+        "Rows of the Contacts table without a Contact Key (filled by an older tool) are matched to "
+        "people by DIN, phone, email, then company and name, or become people, and get their "
+        "Contact Key, so the first sync duplicates nothing; rows that are one person are reported. "
+        "Run it with --dry-run first.\n\nexamples:\n  contact-sync airtable adopt --dry-run\n"
+        "  contact-sync airtable adopt",
+    )
+    adopt.add_argument("--dry-run", action="store_true", help="report what it would do, write nothing")
+    resync = action(
+        "resync",
+        "write every contact and company status to Airtable again",
+        "Marks every contact and company status to be written to Airtable again (after a field was "
+        "renamed, say); values people changed in Airtable stay, unless --overwrite.\n\nexamples:\n"
         "  contact-sync airtable resync\n  contact-sync airtable resync --restore-deleted\n"
-        "  contact-sync airtable resync --overwrite\n"
-        "  contact-sync airtable webhook create --url https://sync.example.com/webhooks/airtable/notifications\n"
-        "  contact-sync airtable webhook status\n  contact-sync airtable webhook recreate\n"
-        "  contact-sync airtable status\n  contact-sync airtable pause --reason 'base being restructured'\n"
-        "  contact-sync airtable resume"
+        "  contact-sync airtable resync --overwrite",
     )
-    air.add_argument("action", choices=["adopt", "resync", "webhook", "status", "pause", "resume"])
-    air.add_argument(
-        "verb",
-        nargs="?",
-        choices=["create", "status", "refresh", "recreate", "delete"],
-        help="webhook: what to do",
-    )
-    air.add_argument(
-        "webhook_id", nargs="?", help="webhook refresh/recreate/delete: which (default: every stored one)"
-    )
-    air.add_argument(
-        "--url", type=http_url, help="webhook create: the service's /webhooks/airtable/notifications URL"
-    )
-    air.add_argument("--json", action="store_true", help="webhook status, status: print JSON")
-    air.add_argument("--reason", help="pause: why, shown with the pause")
-    air.add_argument("--dry-run", action="store_true", help="adopt: report what it would do, write nothing")
-    air.add_argument("--restore-deleted", action="store_true", help="resync: bring back rows deleted by hand")
-    air.add_argument(
+    resync.add_argument("--restore-deleted", action="store_true", help="bring back rows deleted by hand")
+    resync.add_argument(
         "--overwrite",
         action="store_true",
-        help="resync: write the source's values over what people changed, and drop links made by hand",
+        help="write the source's values over what people changed, and drop links made by hand",
     )
-    air.set_defaults(run=_airtable)
+    webhook = action(
+        "webhook",
+        "Airtable's native webhook on the Companies table",
+        "Airtable's native webhook on the Companies table, an alternative to the automation script "
+        "(the token needs webhook:manage and data.records:read, and its user must be a creator on "
+        "the base). Airtable keeps at most 10 webhooks a base and never changes one: `recreate` "
+        "replaces one that is outdated or that Airtable disabled (the running service does that by "
+        "itself for a disabled one).\n\nexamples:\n"
+        "  contact-sync airtable webhook create --url https://sync.example.com/webhooks/airtable/notifications\n"
+        "  contact-sync airtable webhook status\n  contact-sync airtable webhook recreate",
+    )
+    webhook.add_argument(
+        "verb", nargs="?", choices=["create", "status", "refresh", "recreate", "delete"], help="what to do"
+    )
+    webhook.add_argument(
+        "webhook_id", nargs="?", help="refresh/recreate/delete: which (default: every stored one)"
+    )
+    webhook.add_argument(
+        "--url", type=http_url, help="create: the service's /webhooks/airtable/notifications URL"
+    )
+    webhook.add_argument("--json", action="store_true", help="status: print JSON")
+    pauses = (
+        "Writes to Airtable pause by themselves, for every process, on a refusal only the operator "
+        "can fix (a revoked token, a table or field locked, a table moved, a field missing), and "
+        "resume when a probe gets through (every AIRTABLE_PROBE_INTERVAL_S) or with `resume`; "
+        "`pause` stops them at once (no probe either) until `resume`: jobs and rows wait, nothing fails."
+    )
+    status = action("status", "whether writes to Airtable are paused, and why", pauses)
+    status.add_argument("--json", action="store_true", help="print JSON")
+    pause = action(
+        "pause",
+        "stop every write to Airtable until resumed",
+        pauses + "\n\nexample:\n  contact-sync airtable pause --reason 'base being restructured'",
+    )
+    pause.add_argument("--reason", help="why, shown with the pause")
+    action(
+        "resume", "let writes to Airtable go again", pauses + "\n\nexample:\n  contact-sync airtable resume"
+    )

@@ -331,6 +331,12 @@ def test_a_setting_it_cannot_use_is_named_in_one_line(
     assert "hunter2" not in line
 
 
+@pytest.mark.parametrize("action", ["adopt", "resync", "webhook", "status", "pause", "resume"])
+def test_each_airtable_action_has_its_own_help(action: str) -> None:
+    done = contact_sync("airtable", action, "--help")
+    assert done.returncode == 0 and done.stdout.startswith(f"usage: contact-sync airtable {action} ")
+
+
 def test_version_names_the_installed_release() -> None:
     from importlib.metadata import version
 
