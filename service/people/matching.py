@@ -183,6 +183,32 @@ class PeopleIndex:
         ]
         return agreeing[0] if len(agreeing) == 1 else None
 
+    def keyless_again(self, company_id: int, contact: Contact, besides: frozenset[int]) -> Person | None:
+        """For a contact with nothing to be known by, the person of this company stored from the
+        same raw phone and email: the same filing again, rather than one more row each sync."""
+        if not _keyless(contact):
+            return None
+        return next(
+            (
+                p
+                for p in self.by_company.get(company_id, ())
+                if company_id in p.company_ids
+                and id(p) not in besides
+                and _keyless(p)
+                and (p.phone_raw, p.email_raw) == (contact.phone.raw, contact.email.raw)
+            ),
+            None,
+        )
+
+
+def _keyless(who: Contact | Person) -> bool:
+    """Whether a contact or person has nothing to be known by: no DIN, PAN, name, valid phone or
+    valid email (only raw values no rule can read)."""
+    phone, email = (
+        (who.phone.e164, who.email.address) if isinstance(who, Contact) else (who.phone_e164, who.email)
+    )
+    return not (who.din or who.pan or phone or email or name_key(who.name))
+
 
 def _fill(person: Person, contact: Contact, *, replace: bool, skip_email: bool = False) -> None:
     """Copy the contact's values onto the person: all non-empty ones when `replace` (a DIN
@@ -271,6 +297,7 @@ def _match(
         by_phone
         or by_email
         or index.by_company_name(company_id, contact.name, besides=besides, other_forms=True)
+        or index.keyless_again(company_id, contact, besides)
     )
     return (person, "weak") if person else (None, "new")
 

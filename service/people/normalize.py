@@ -68,20 +68,10 @@ ROLE_MAILBOXES = frozenset(
 # Written where no address was known ("na@na.com", "nil@gmail.com", "test@test.com").
 _PLACEHOLDER_MAILBOXES = frozenset(
     {
-        "na",
-        "nil",
-        "none",
-        "null",
-        "noemail",
-        "nomail",
-        "notavailable",
-        "test",
-        "abc",
-        "xyz",
-        "dummy",
-        "example",
+        "na", "nil", "none", "null", "noemail", "nomail", "notavailable", "test", "abc", "xyz",
+        "dummy", "example",
     }
-)
+)  # fmt: skip
 
 
 def _local_part(address: str) -> str:

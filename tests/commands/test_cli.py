@@ -355,20 +355,26 @@ def test_booleans_read_as_people_write_them() -> None:
 UNREACHABLE = "postgresql://someone:hunter2@127.0.0.1:9/contact_sync"
 
 
+# Commands an operator runs against the service's database.
+OPERATOR_COMMANDS = [
+    ("status",),
+    ("jobs", "list"),
+    ("jobs", "retry", "--failed"),
+    ("attestr", "pause"),
+    ("reconcile", "--dry-run"),
+    ("backfill", "--dry-run"),
+    ("contacts", "forget", "--din", "01234567", "--yes"),
+    ("airtable", "resync"),
+]
+
+
 @pytest.mark.parametrize(
     "args",
     [
-        ("status",),
-        ("jobs", "list"),
-        ("jobs", "retry", "--failed"),
-        ("attestr", "pause"),
-        ("reconcile", "--dry-run"),
-        ("backfill", "--dry-run"),
+        *OPERATOR_COMMANDS,
         ("migrate",),
         ("worker",),
         ("serve", "--host", "127.0.0.1", "--port", "18765"),
-        ("contacts", "forget", "--din", "01234567", "--yes"),
-        ("airtable", "resync"),
         ("import",),
     ],
 )
@@ -383,20 +389,7 @@ def test_an_unreachable_database_is_one_sentence(args: tuple[str, ...]) -> None:
     )
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        ("status",),
-        ("jobs", "list"),
-        ("jobs", "retry", "--failed"),
-        ("attestr", "pause"),
-        ("reconcile", "--dry-run"),
-        ("backfill", "--dry-run"),
-        ("contacts", "forget", "--din", "01234567", "--yes"),
-        ("airtable", "status"),
-        ("psql", "-c", "SELECT 1"),
-    ],
-)
+@pytest.mark.parametrize("args", [*OPERATOR_COMMANDS, ("airtable", "status"), ("psql", "-c", "SELECT 1")])
 def test_a_command_run_where_there_is_no_database_says_where_it_looked(
     tmp_path: Path, args: tuple[str, ...]
 ) -> None:

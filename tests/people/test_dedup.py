@@ -531,3 +531,14 @@ async def test_a_pan_stored_for_another_company_is_linked_not_stored_twice(pool:
     )
     rows = {(r["din"], r["pan"]): r["companies"] for r in await people(pool)}
     assert rows == {(None, "ABCPK1234F"): [ACME, BETA], ("01234567", None): [ACME]}
+
+
+async def test_a_contact_with_nothing_to_be_known_by_is_one_row_however_often_it_is_synced(
+    pool: asyncpg.Pool,
+) -> None:
+    """No identity, no name, a phone and an email no rule can read: the same filing again is the
+    same person, not one more row (and one more Airtable row) at every sync."""
+    for _ in range(3):
+        await sync(pool, ACME, person(None, None, "12345", "not-an-email"), person("01000001", "Asha Rao"))
+    rows = sorted((r["din"] or "", r["phone_raw"] or "", r["email_raw"] or "") for r in await people(pool))
+    assert rows == [("", "12345", "not-an-email"), ("01000001", "", "")]
