@@ -118,6 +118,14 @@ CREATE FUNCTION public.worker_alive(p_worker text) RETURNS boolean
           AND l.objid = (key.k & 4294967295)::oid)
 $$;
 
+CREATE TABLE public.airtable_base (
+    id boolean DEFAULT true NOT NULL,
+    base_id text NOT NULL,
+    since timestamp with time zone DEFAULT now() NOT NULL,
+    previous text,
+    CONSTRAINT airtable_base_id_check CHECK (id)
+);
+
 CREATE TABLE public.airtable_missing_options (
     field_key text NOT NULL,
     option text NOT NULL,
@@ -421,6 +429,9 @@ CREATE TABLE public.workers (
 );
 
 ALTER TABLE ONLY public.airtable_requests ALTER COLUMN id SET DEFAULT nextval('public.airtable_requests_id_seq'::regclass);
+
+ALTER TABLE ONLY public.airtable_base
+    ADD CONSTRAINT airtable_base_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY public.airtable_missing_options
     ADD CONSTRAINT airtable_missing_options_pkey PRIMARY KEY (field_key, option);

@@ -555,6 +555,35 @@ UPDATE companies c SET sync_status = 'Waiting', sync_error = $1, push_version = 
     updated_at = now()
 FROM locked WHERE c.id = locked.id"""
 
+# --- the base the rows were written to (airtable/bases.py) -----------------------------------
+
+# The first base recorded is the one configured then (an older deployment's rows were written to it).
+AIRTABLE_BASE_FIRST = "INSERT INTO airtable_base (base_id) VALUES ($1) ON CONFLICT (id) DO NOTHING"
+
+AIRTABLE_BASE_LOCKED = "SELECT base_id, since, previous FROM airtable_base FOR UPDATE"
+
+AIRTABLE_BASE_RECORDED = "SELECT base_id, since, previous FROM airtable_base"
+
+AIRTABLE_BASE_SWITCHED = "UPDATE airtable_base SET base_id = $1, since = now(), previous = base_id"
+
+# A new base: the rows the service wrote are the old base's. No person is in the new base yet,
+# nor taken as deleted by hand there; nothing is pushed until a company of the new base is synced
+# (a link to an old base's company is then found missing, as one deleted by hand, and dropped);
+# the old base's rows to delete, pauses, missing options and webhooks are not this base's, nor
+# is reconciliation's baseline: its first sweep there sets one, so that the base's existing CINs
+# are backfill's to sync (at a cost it states), not a sweep's. (Statements without parameters,
+# run as one.)
+AIRTABLE_BASE_LEFT_BEHIND = """
+UPDATE people SET airtable_id = NULL, airtable_written = NULL, airtable_pending = NULL,
+    deleted_in_airtable = false, push_lease_until = NULL, push_error = NULL, push_withheld = false,
+    pushed_version = push_version;
+UPDATE companies SET push_lease_until = NULL, pushed_version = push_version;
+DELETE FROM airtable_rows_to_delete;
+DELETE FROM airtable_pauses;
+DELETE FROM airtable_missing_options;
+DELETE FROM airtable_webhooks;
+DELETE FROM reconcile_state"""
+
 # --- the outbox: rows Airtable must receive (pusher.py) ---------------------------------------
 
 # With whether a job is still running: its rows may join the request if it waits a moment.

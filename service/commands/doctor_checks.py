@@ -63,12 +63,43 @@ async def _database(settings: Settings, fix: bool) -> tuple[list[Check], list[as
         checks = [
             check,
             *await _pauses(conn),
+            *await _base(conn, settings),
             *await _automation_scripts(conn),
             await _reconciliation(conn, settings),
         ]
         return checks, list(await conn.fetch(queries.WEBHOOKS_ALL))
     finally:
         await conn.close()
+
+
+async def _base(conn: asyncpg.Connection, settings: Settings) -> list[Check]:
+    """The Airtable base the rows were written to, against the one configured (airtable/bases.py)."""
+    recorded = await conn.fetchrow(queries.AIRTABLE_BASE_RECORDED)
+    if recorded is None or not settings.airtable_base_id:
+        return []
+    if recorded["base_id"] != settings.airtable_base_id:
+        return [
+            Check(
+                "Airtable base",
+                WARN,
+                f"AIRTABLE_BASE_ID is {settings.airtable_base_id}; "
+                f"rows were written to {recorded['base_id']}",
+                "a new base: the service writes its rows fresh from its next start, and leaves the "
+                "old base as it is; then `contact-sync backfill --dry-run` says what filling it costs",
+            )
+        ]
+    moved = (
+        f" (moved from {recorded['previous']}, whose rows were left as they were)"
+        if recorded["previous"]
+        else ""
+    )
+    return [
+        Check(
+            "Airtable base",
+            OK,
+            f"{recorded['base_id']}, written to since {recorded['since']:%Y-%m-%d}{moved}",
+        )
+    ]
 
 
 async def _pauses(conn: asyncpg.Connection) -> list[Check]:

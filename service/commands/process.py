@@ -149,10 +149,10 @@ def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _psql(settings: Settings, args: argparse.Namespace) -> int:
+    url = resolved_database_url(settings)
     # pgserver's own psql: there on every machine the embedded database runs on.
     from pgserver._commands import POSTGRES_BIN_PATH
 
-    url = resolved_database_url(settings)
     command = ["-c", args.sql] if args.sql else []
     return subprocess.run([str(POSTGRES_BIN_PATH / "psql"), url, *command]).returncode
 

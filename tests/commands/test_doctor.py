@@ -10,8 +10,10 @@ import sys
 from datetime import datetime, timezone
 from typing import Any
 
+import asyncpg
 import pytest
 
+from service.airtable import bases
 from service.standins.airtable import AirtableStandIn, Field
 from service.standins.airtable_errors import AirtableError
 from service.standins.attestr import PATH_V3, SERVICE_CODE, STANDIN_CONSENT_ID, AttestrStandIn
@@ -384,3 +386,16 @@ def test_doctor_says_v2_is_deprecated(env: dict[str, str]) -> None:
     assert "Moving to Attestr V3" in done.stdout
     unused = doctor({**env, "ATTESTR_CONSENT_ID": STANDIN_CONSENT_ID})
     assert "! Attestr consent: a V3 consent is configured, but not used on V2" in unused.stdout
+
+
+async def test_doctor_names_the_base_rows_were_written_to_and_a_new_one(
+    env: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    await bases.settle(pool, "appTrialBase00001")
+    moved = doctor(env)
+    said = " ".join(moved.stdout.split())
+    assert f"AIRTABLE_BASE_ID is {env['AIRTABLE_BASE_ID']}; rows were written to appTrialBase00001" in said
+    assert await bases.settle(pool, env["AIRTABLE_BASE_ID"]) == "appTrialBase00001"  # the next start
+    said = " ".join(doctor(env).stdout.split())
+    assert f"✓ Airtable base: {env['AIRTABLE_BASE_ID']}, written to since" in said
+    assert "(moved from appTrialBase00001, whose rows were left as they were)" in said
