@@ -28,6 +28,7 @@ import asyncpg
 import structlog
 
 from service import queries
+from service.airtable import bases
 from service.airtable.client import Airtable
 from service.airtable.errors import AirtableError, AirtablePaused, operator_fix
 from service.airtable.pauses import Admission, AirtablePauses
@@ -67,6 +68,7 @@ class Pusher:
         self.linger_s = linger_s
         self.settle_s = settle_s
         self.lease_s = lease_s
+        self._base_settled = False  # bases.settle, once before the first push
         self.poll_s = poll_s
         self.options_recheck_s = options_recheck_s
         self.contacts = ContactsTable(pool, airtable, settings)
@@ -160,6 +162,9 @@ class Pusher:
         """Send one request's worth of marked rows, if any. True when there was work. A table
         whose writes are paused (pauses.py) is skipped, but for its probe."""
         self.airtable.require_configured()
+        if not self._base_settled:  # a new base: nothing of the old one is read or written there
+            await bases.settle(self.pool, self.settings.airtable_base_id)
+            self._base_settled = True
         contacts = await self.pauses.admit("contacts")
         companies = await self.pauses.admit("companies")
         if contacts.waits:

@@ -8,7 +8,6 @@ import asyncio
 import asyncpg
 import structlog
 
-from service.airtable import bases
 from service.airtable import client as airtable_client
 from service.airtable.client import Airtable
 from service.attestr.client import AttestrClient
@@ -83,7 +82,6 @@ class Runtime:
         reader and the reconciliation sweep, once pyairtable has loaded off the event loop: the
         service answers meanwhile. Each is a task of its own that `close` waits for."""
         await airtable_client.load()
-        await bases.settle(self.pool, self.settings.airtable_base_id)  # before anything is pushed
         work = [
             asyncio.create_task(self.worker.run(self._stop), name="worker"),
             asyncio.create_task(self.pusher.run(self._stop), name="pusher"),

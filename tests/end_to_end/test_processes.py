@@ -40,7 +40,16 @@ def webhook(web: ServiceProcess, record_id: str, cin: str | None = NILGIRI) -> h
 
 
 def job(web: ServiceProcess, job_id: str) -> dict[str, Any]:
-    return httpx.get(f"{web.url}/jobs/{job_id}", headers={"X-API-Key": API_KEY}, timeout=30).json()
+    """The job, read as a well-behaved client reads it: after a 429, once its Retry-After passed
+    (a test polling a slow job spends the API key's rate limit); a 503 (a connection the
+    database dropped when it restarted, found dead by this request) as a status not known yet."""
+    while True:
+        answer = httpx.get(f"{web.url}/jobs/{job_id}", headers={"X-API-Key": API_KEY}, timeout=30)
+        if answer.status_code == 503:
+            return {"status": "unavailable", **answer.json()}
+        if answer.status_code != 429:
+            return answer.json()
+        time.sleep(float(answer.headers["Retry-After"]))
 
 
 def wait_for(predicate: Any, timeout: float = 60, what: str = "condition") -> None:
