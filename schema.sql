@@ -344,6 +344,15 @@ CREATE TABLE public.identities_separated (
     separated_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
+CREATE TABLE public.job_attempts (
+    job_id bigint NOT NULL,
+    attempt integer NOT NULL,
+    started_at timestamp with time zone NOT NULL,
+    ended_at timestamp with time zone DEFAULT now() NOT NULL,
+    outcome text NOT NULL,
+    error text
+);
+
 CREATE TABLE public.job_rows (
     job_id bigint NOT NULL,
     person_id bigint NOT NULL,
@@ -478,6 +487,9 @@ ALTER TABLE ONLY public.company_people
 ALTER TABLE ONLY public.identities_separated
     ADD CONSTRAINT identities_separated_pkey PRIMARY KEY (person_id, pan);
 
+ALTER TABLE ONLY public.job_attempts
+    ADD CONSTRAINT job_attempts_pkey PRIMARY KEY (job_id, attempt, started_at);
+
 ALTER TABLE ONLY public.job_rows
     ADD CONSTRAINT job_rows_pkey PRIMARY KEY (job_id, person_id);
 
@@ -581,6 +593,9 @@ ALTER TABLE ONLY public.company_people
 
 ALTER TABLE ONLY public.identities_separated
     ADD CONSTRAINT identities_separated_person_id_fkey FOREIGN KEY (person_id) REFERENCES public.people(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.job_attempts
+    ADD CONSTRAINT job_attempts_job_id_fkey FOREIGN KEY (job_id) REFERENCES public.jobs(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.job_rows
     ADD CONSTRAINT job_rows_job_id_fkey FOREIGN KEY (job_id) REFERENCES public.jobs(id) ON DELETE CASCADE;

@@ -555,6 +555,16 @@ UPDATE companies c SET sync_status = 'Waiting', sync_error = $1, push_version = 
     updated_at = now()
 FROM locked WHERE c.id = locked.id"""
 
+# --- each attempt of a job (engine/worker.py, `jobs show`) ---------------------------------------
+
+JOB_ATTEMPT_ENDED = """
+INSERT INTO job_attempts (job_id, attempt, started_at, outcome, error) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT DO NOTHING"""
+
+JOB_ATTEMPTS = """
+SELECT attempt, started_at, ended_at, outcome, error FROM job_attempts WHERE job_id = $1
+ORDER BY started_at, attempt"""
+
 # --- the base the rows were written to (airtable/bases.py) -----------------------------------
 
 # The first base recorded is the one configured then (an older deployment's rows were written to it).

@@ -131,7 +131,15 @@ def _jobs(settings: Settings, args: argparse.Namespace) -> int:
             if job is None:
                 print(f"No job {args.id}: `contact-sync jobs list` shows the latest ones", file=sys.stderr)
                 return 1
-            print_json(job.document())
+            attempts = [
+                {
+                    **dict(row),
+                    "started_at": row["started_at"].isoformat(),
+                    "ended_at": row["ended_at"].isoformat(),
+                }
+                for row in await pool.fetch(queries.JOB_ATTEMPTS, job.id)
+            ]
+            print_json({**job.document(), "attempt_history": attempts})
             return 0
         ids = [int(r["id"]) for r in await pool.fetch(queries.JOBS_FAILED_IDS)] if args.failed else [args.id]
         if not ids:
@@ -231,7 +239,7 @@ def _jobs_arguments(jobs_cmd: argparse.ArgumentParser) -> None:
     listing.add_argument("--json", action="store_true", help="print JSON")
     jobs_actions.add_parser(
         "show",
-        help="one job, whole, as JSON",
+        help="one job, whole, as JSON, with each attempt and how it ended",
         epilog="example:\n  contact-sync jobs show 42",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     ).add_argument("id", type=job_id_argument, help="the job's id")

@@ -207,6 +207,7 @@ class Worker:
         log.warning("job.left_to_lease", reason="the database stayed unreachable")
 
     async def _run(self, job: Job) -> None:
+        started = datetime.now(timezone.utc)
         try:
             await self.syncer.run(job, self.worker_id)
         except Exception as exc:
@@ -215,6 +216,12 @@ class Worker:
             if outcome.unexpected:
                 log.exception("job.error")
             await self._carry_out(job, outcome)
+            ended, error = outcome.then.value, outcome.error  # fail, retry, retry soon, wait, nothing
+        else:
+            ended, error = "synced", None
+        # Kept for `jobs show`; an attempt whose end could not be stored is only in the log.
+        with contextlib.suppress(*DATABASE_ERRORS):
+            await self.pool.execute(queries.JOB_ATTEMPT_ENDED, job.id, job.attempts, started, ended, error)
 
     async def _carry_out(self, job: Job, outcome: Outcome) -> None:
         """What `decide` said: fail, try again, or wait (starting Attestr's pause if it says so)."""

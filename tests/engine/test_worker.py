@@ -4,6 +4,8 @@ stand-ins: retry with backoff, fail at once, or wait without using an attempt.""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import time
 from collections.abc import Callable
 
@@ -13,6 +15,7 @@ from structlog.testing import capture_logs
 from service.engine import jobs
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
+from tests.command_line import contact_sync
 from tests.conftest import Running
 from tests.flow import enqueued, running_engine
 
@@ -40,7 +43,7 @@ async def company_status(pool: asyncpg.Pool, record_id: str) -> tuple[str, str |
 
 
 async def test_transient_errors_are_retried_until_the_answer_comes(
-    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+    db_url: str, pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
 ) -> None:
     record = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri"})
     attestr.standin.fail_next(CIN, 5030, 5000)
@@ -52,6 +55,14 @@ async def test_transient_errors_are_retried_until_the_answer_comes(
     assert [e["event"] for e in logs].count("job.retrying") == 2
     outcomes = [r["outcome"] for r in await pool.fetch("SELECT outcome FROM attestr_answers ORDER BY id")]
     assert outcomes == ["error", "error", "synced"]  # every paid call is on record
+    # What an operator reads: each attempt and how it ended, not only the last error.
+    shown = json.loads(
+        contact_sync("jobs", "show", str(job.id), env={**os.environ, "DATABASE_URL": db_url}).stdout
+    )
+    history = shown["attempt_history"]
+    assert [(a["attempt"], a["outcome"]) for a in history] == [(1, "retry"), (2, "retry"), (3, "synced")]
+    assert all(a["error"] for a in history[:2]) and history[2]["error"] is None
+    assert all(a["started_at"] <= a["ended_at"] for a in history)
 
 
 async def test_a_malformed_request_fails_at_once(
