@@ -10,7 +10,8 @@ COPY migrations ./migrations
 RUN pip install --no-cache-dir . && rm -rf /app/service /app/migrations
 
 USER contact-sync
-ENV PORT=8000 LOG_FORMAT=json
+# Without DATABASE_URL, the embedded database goes in the user's own folder.
+ENV PORT=8000 LOG_FORMAT=json DATA_DIR=/home/contact-sync/.data
 EXPOSE 8000
 # SIGTERM stops a process within 25 s (docs/how-to/deploy.md): compose's 30 s grace is enough.
 CMD ["contact-sync", "serve"]

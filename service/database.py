@@ -130,7 +130,7 @@ class NoDatabase(Exception):
     def __init__(self, data_dir: Path) -> None:
         super().__init__(
             f"No database in {data_dir.resolve()}: DATABASE_URL is unset and no embedded database was "
-            "created there (serve, worker, migrate and demo create one). Run the command from the folder "
+            "created there (serve, worker, migrate and demo create one); run the command from the folder "
             "the service runs in, or set DATA_DIR or DATABASE_URL as the service has them"
         )
 

@@ -268,7 +268,11 @@ def test_forget_leaves_the_person_in_no_table_nor_airtable_row_nor_stored_answer
     assert len(flow.contacts()) == 3
     traces = ["asha", "menon", "01000001", "41237788", "4123 7788"]
 
-    def tables_holding_her() -> list[str]:
+    def tables_holding_her(*, but_written_records: bool = False) -> list[str]:
+        """Where her values are; `but_written_records`: leaving out the record of what the service
+        last wrote to each Airtable row, which goes when the row is written again."""
+        left_out = " - 'airtable_written' - 'airtable_pending'" if but_written_records else ""
+
         async def scan() -> list[str]:
             conn = await asyncpg.connect(db_url)
             try:
@@ -278,7 +282,8 @@ def test_forget_leaves_the_person_in_no_table_nor_airtable_row_nor_stored_answer
                 )
                 found = []
                 for (name,) in names:
-                    text = " ".join(r[0] for r in await conn.fetch(f'SELECT t::text FROM "{name}" t')).lower()
+                    rows = await conn.fetch(f'SELECT (to_jsonb(t){left_out})::text FROM "{name}" t')
+                    text = " ".join(r[0] for r in rows).lower()
                     found += [f"{name}: {trace}" for trace in traces if trace in text]
                 return found
             finally:
@@ -289,7 +294,7 @@ def test_forget_leaves_the_person_in_no_table_nor_airtable_row_nor_stored_answer
     assert tables_holding_her()  # she is there before: the scan can see her
     done = contacts_cli(flow, "--din", "01000001")
     assert done.returncode == 0, done.stderr
-    assert tables_holding_her() == []
+    assert tables_holding_her(but_written_records=True) == []  # at once
     flow.wait_until(
         lambda: (
             sorted((c["Name"], c.get("Phone Number") or "") for c in flow.contacts())
@@ -297,6 +302,7 @@ def test_forget_leaves_the_person_in_no_table_nor_airtable_row_nor_stored_answer
         ),
         what="the secretary's row without the shared line",
     )
+    flow.wait_until(lambda: tables_holding_her() == [], what="the record of her line written over")
     # Paid again: the new answer names her, and is stored without her.
     again = flow.http.post(
         f"/companies/{company}/sync?wait=30", headers={"X-API-Key": API_KEY}, json={"force": True}
