@@ -125,14 +125,19 @@ def _stop_if_running(pgdata: Path) -> None:
 
 
 class NoDatabase(Exception):
-    """DATABASE_URL is unset and no embedded database was ever created in DATA_DIR."""
+    """DATABASE_URL is unset and no embedded database was ever created in DATA_DIR: `problem`
+    and `fix`, one sentence together."""
 
     def __init__(self, data_dir: Path) -> None:
-        super().__init__(
+        self.problem = (
             f"No database in {data_dir.resolve()}: DATABASE_URL is unset and no embedded database was "
-            "created there (serve, worker, migrate and demo create one); run the command from the folder "
-            "the service runs in, or set DATA_DIR or DATABASE_URL as the service has them"
+            "created there (serve, worker, migrate and demo create one)"
         )
+        self.fix = (
+            "run the command from the folder the service runs in, or set DATA_DIR or DATABASE_URL as "
+            "the service has them"
+        )
+        super().__init__(f"{self.problem}; {self.fix}")
 
 
 def embedded_exists(data_dir: Path) -> bool:

@@ -33,8 +33,7 @@ async def _database(settings: Settings, fix: bool) -> tuple[list[Check], list[as
     try:
         conn = await asyncpg.connect(database_url(settings), timeout=10)
     except NoDatabase as exc:
-        message, _, fix = str(exc).partition("; ")
-        return [Check("database", FAIL, message, fix)], None
+        return [Check("database", FAIL, exc.problem, exc.fix)], None
     except (*DATABASE_ERRORS, ValueError) as exc:
         return [
             Check(

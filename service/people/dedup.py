@@ -200,11 +200,9 @@ def answer_kept(raw: Any, suppressed: set[tuple[str, str]]) -> Any | None:
         return None
     kept: list[Any] = []
     for item in listed:
-        contact = normalize_contact(item)
-        left = unforgotten(contact, suppressed) if contact else contact
-        if contact is not None and left is None:
-            continue
-        if contact is not None and left is not None:
+        if (contact := normalize_contact(item)) is not None:
+            if (left := unforgotten(contact, suppressed)) is None:
+                continue
             if left.phone.e164 != contact.phone.e164:
                 item = {**item, "mobileNumber": None}
             if left.email.address != contact.email.address:

@@ -139,7 +139,7 @@ class PeopleIndex:
         for person in table.get(key, ()) if key else ():
             if getattr(person, attr) != key or id(person) in besides:
                 continue  # the person's key changed since it was indexed, or is ruled out
-            if shared and not _mailbox_only(person):
+            if shared and _known_by(person, email=False):
                 continue
             if any(getattr(person, kind) for kind in lacking) or not names_agree(person.name, name):
                 continue
@@ -186,7 +186,7 @@ class PeopleIndex:
     def keyless_again(self, company_id: int, contact: Contact, besides: frozenset[int]) -> Person | None:
         """For a contact with nothing to be known by, the person of this company stored from the
         same raw phone and email: the same filing again, rather than one more row each sync."""
-        if not _keyless(contact):
+        if _known_by(contact):
             return None
         return next(
             (
@@ -194,20 +194,20 @@ class PeopleIndex:
                 for p in self.by_company.get(company_id, ())
                 if company_id in p.company_ids
                 and id(p) not in besides
-                and _keyless(p)
+                and not _known_by(p)
                 and (p.phone_raw, p.email_raw) == (contact.phone.raw, contact.email.raw)
             ),
             None,
         )
 
 
-def _keyless(who: Contact | Person) -> bool:
-    """Whether a contact or person has nothing to be known by: no DIN, PAN, name, valid phone or
-    valid email (only raw values no rule can read)."""
-    phone, email = (
+def _known_by(who: Contact | Person, *, email: bool = True) -> bool:
+    """Whether a contact or person has something to be known by: a DIN, PAN, name or valid phone,
+    and (with `email`) a valid email; else only raw values no rule can read."""
+    phone, address = (
         (who.phone.e164, who.email.address) if isinstance(who, Contact) else (who.phone_e164, who.email)
     )
-    return not (who.din or who.pan or phone or email or name_key(who.name))
+    return bool(who.din or who.pan or phone or (email and address) or name_key(who.name))
 
 
 def _fill(person: Person, contact: Contact, *, replace: bool, skip_email: bool = False) -> None:
@@ -246,13 +246,6 @@ def _fill(person: Person, contact: Contact, *, replace: bool, skip_email: bool =
         person.set("addresses", contact.addresses)
 
 
-def _mailbox_only(who: Contact | Person) -> bool:
-    """Whether a contact or person holds an email and nothing to tell who they are (no name,
-    phone, DIN or PAN)."""
-    phone = who.phone.e164 if isinstance(who, Contact) else who.phone_e164
-    return not (who.din or who.pan or phone or name_key(who.name))
-
-
 def identity_of(contact: Contact) -> tuple[str, str] | None:
     """("din", DIN) or ("pan", PAN): the contact's identity, if it has one."""
     if contact.din:
@@ -271,7 +264,7 @@ def _match(
     `besides`: the people other contacts of the same answer already are (the answer named them
     apart)."""
     phone, email = contact.phone.e164, contact.email.address
-    if role_mailbox(email) and not _mailbox_only(contact):
+    if role_mailbox(email) and _known_by(contact, email=False):
         # A company's mailbox joins no one: only an entry that holds nothing else is the same
         # entry again.
         email = None
