@@ -160,18 +160,23 @@ def _next(steps: list[Step]) -> str:
 
 async def _clean_up(airtable: Airtable, key: str) -> Step:
     """Delete the row however far the steps went: by its Contact Key, which finds it even when
-    the write's answer was lost."""
-    try:
-        rows = await airtable.contact_ids_by_key([key])
-        await airtable.delete_contacts(rows)
-        if await airtable.contact_ids_by_key([key]):
-            raise AirtableError("the row is still there")
-    except AirtableError as exc:
-        return Step(
-            "clean up",
-            False,
-            f"the row with Contact Key {key} could not be deleted ({exc.message}): delete it in Airtable",
-        )
+    the write's answer was lost. After a 429 it is tried once more, when the base's cool-down has
+    passed (the rate limit waits for it): a rate limit must not leave the row behind."""
+    for last in (False, True):
+        try:
+            rows = await airtable.contact_ids_by_key([key])
+            await airtable.delete_contacts(rows)
+            if await airtable.contact_ids_by_key([key]):
+                raise AirtableError("the row is still there")
+            break
+        except AirtableError as exc:
+            if exc.status == 429 and not last:
+                continue
+            return Step(
+                "clean up",
+                False,
+                f"the row with Contact Key {key} could not be deleted ({exc.message}): delete it in Airtable",
+            )
     return Step(
         "clean up",
         True,

@@ -251,6 +251,20 @@ def test_a_write_check_failing_midway_leaves_both_tables_as_they_were(
     assert _tables(airtable) == before
 
 
+def test_a_429_while_cleaning_up_waits_out_the_cool_down_and_still_deletes_the_row(
+    env: dict[str, str], airtable: Running[AirtableStandIn]
+) -> None:
+    before = _tables(airtable)
+    airtable.standin.faults += [
+        {"method": "DELETE", "path": "/Contacts", "status": 503},  # the delete step fails
+        {"method": "DELETE", "path": "/Contacts", "status": 429, "kind": "RATE_LIMIT_REACHED"},  # clean up
+    ]
+    done = doctor(env, "--write-check")
+    assert "✗ delete:" in done.stdout and "✓ clean up:" in done.stdout, done.stdout
+    assert not airtable.standin.faults  # both refusals did come
+    assert _tables(airtable) == before
+
+
 def test_a_write_check_on_an_empty_companies_table_skips_the_link(
     db_url: str, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
 ) -> None:
