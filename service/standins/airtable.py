@@ -29,6 +29,7 @@ import random
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -36,7 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import airtable_records, airtable_schema
+from . import airtable_records, airtable_schema, airtable_state
 from . import airtable_webhook_api as webhook_api
 from .airtable_errors import AirtableError, json_body
 from .airtable_listing import list_page
@@ -86,6 +87,8 @@ class AirtableStandIn:
     locked_fields: set[str] = field(default_factory=set)
     # Field id -> how many more writes naming it are told it is unknown (`flap_unknown_field`).
     unknown_for_a_while: dict[str, int] = field(default_factory=dict)
+    # Run on its own, the stand-in keeps its tables in this file across restarts (`airtable_state.py`).
+    state_file: Path | None = None
     _window: deque[float] = field(default_factory=deque)
     _user_window: deque[float] = field(default_factory=deque)
     _blocked_until: float = 0.0
@@ -93,6 +96,8 @@ class AirtableStandIn:
 
     def __post_init__(self) -> None:
         self.hub = WebhookHub(self)
+        if self.state_file is not None:
+            self.tables = airtable_state.load(self.state_file) or self.tables
 
     # --- looking inside ---
 
@@ -282,7 +287,13 @@ class AirtableStandIn:
             response = error.response()
         entry["status"] = response.status_code
         entry["answered"] = time.monotonic()
+        self._keep(request)
         return response
+
+    def _keep(self, request: Request) -> None:
+        """After a request that may have changed the tables, save them (when run on its own)."""
+        if self.state_file is not None and request.method != "GET":
+            airtable_state.save(self.state_file, self.tables)
 
     async def _route(self, request: Request, entry: dict[str, Any]) -> Response:
         path, method = request.url.path, request.method
@@ -349,6 +360,8 @@ class AirtableStandIn:
             return JSONResponse({"id": record_id, "deleted": True})
         except AirtableError as error:
             return error.response()
+        finally:
+            self._keep(request)
 
     async def _requests(self, _request: Request) -> JSONResponse:
         return JSONResponse({"requests": self.requests})

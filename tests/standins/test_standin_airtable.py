@@ -5,8 +5,14 @@ as the rate limits, a reader's or an editor's permission, and list offsets that 
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 from pyairtable import Api
@@ -96,23 +102,42 @@ def test_five_requests_spread_over_a_second_pass(airtable: Running[AirtableStand
 
 
 @pytest.mark.process
-def test_a_stand_in_runs_on_its_own() -> None:
-    import subprocess
-    import sys
+def test_a_stand_in_runs_on_its_own_and_is_the_same_base_after_a_restart(tmp_path: Path) -> None:
+    """Run on its own, the stand-in keeps its tables in the data folder: a second trial with the
+    service's database kept does not meet an empty base under the same id (rows "deleted")."""
+    standin = AirtableStandIn()
+    with _standin_process(tmp_path) as url:
+        contacts = Api(standin.token, endpoint_url=url, retry_strategy=None, timeout=(5, 10)).table(
+            standin.base_id, "Contacts"
+        )
+        assert contacts.all() == []
+        created = contacts.create({"Name": "Ananya Rao", "DIN": "01234567"})
+        contacts.update(created["id"], {"Email": "ananya@nilgiri.example"})
+        table_id = contacts.id
+    with _standin_process(tmp_path) as url:
+        api = Api(standin.token, endpoint_url=url, retry_strategy=None, timeout=(5, 10))
+        again = api.table(standin.base_id, "Contacts").all()
+        assert [(r["id"], r["fields"]) for r in again] == [
+            (created["id"], {**created["fields"], "Email": "ananya@nilgiri.example"})
+        ]
+        # The same table and field ids: the service's stored schema still holds.
+        assert api.base(standin.base_id).schema().table("Contacts").id == table_id
 
+
+@contextmanager
+def _standin_process(data_dir: Path) -> Iterator[str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "service.standins", "airtable"], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "service.standins", "airtable", "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert process.stdout is not None
-        process.stdout.readline()
-        url = process.stdout.readline().strip().removeprefix("url: ")
-        standin = AirtableStandIn()
-        api = Api(standin.token, endpoint_url=url, retry_strategy=None, timeout=(5, 10))
-        assert api.table(standin.base_id, "Contacts").all() == []
+        assert str(data_dir) in process.stdout.readline()
+        yield process.stdout.readline().strip().removeprefix("url: ")
     finally:
-        process.terminate()
-        process.wait(10)
+        process.send_signal(signal.SIGINT)
+        process.wait(30)
 
 
 def test_a_429_carries_a_list_of_errors(airtable: Running[AirtableStandIn]) -> None:
