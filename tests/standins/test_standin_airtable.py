@@ -25,7 +25,7 @@ from service.airtable.errors import AirtableError
 from service.airtable.transport import MAX_ANSWER_BYTES
 from service.config import load_settings
 from service.standins.airtable import AirtableStandIn
-from tests.conftest import Running
+from tests.conftest import Running, ctrl_c_as_at_a_terminal
 
 
 def _api(airtable: Running[AirtableStandIn], token: str | None = None) -> Api:
@@ -130,6 +130,7 @@ def _standin_process(data_dir: Path) -> Iterator[str]:
         [sys.executable, "-m", "service.standins", "airtable", "--data-dir", str(data_dir)],
         stdout=subprocess.PIPE,
         text=True,
+        preexec_fn=ctrl_c_as_at_a_terminal,
     )
     try:
         assert process.stdout is not None
