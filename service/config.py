@@ -268,7 +268,11 @@ class _Reader:
         value = value or self.optional(name)
         if value is None:
             return default
-        parts = urlsplit(value)
+        try:
+            parts = urlsplit(value)  # raises ValueError for a bracketed host left open
+        except ValueError:
+            self._refuse(name, value, "a URL whose host is written whole (a bracket left open)")
+            return default
         try:
             parts.port  # noqa: B018 (read for its check: a port out of 0–65535 raises ValueError)
         except ValueError:
