@@ -97,7 +97,10 @@ class Settings:
     attestr_timeout_s: float = 30.0
     attestr_cache_ttl_days: float = 30.0
     attestr_no_data_ttl_days: float = 7.0
-    attestr_daily_call_limit: int | None = None
+    # Sized for a backfill of a few hundred companies a day with room to spare (the spend
+    # benchmark's 400); an operator raises it on purpose.
+    attestr_daily_call_limit: int = 500
+    refresh_min_interval_s: float = 3600.0
     attestr_probe_interval_s: float = 300.0
     airtable_api_key: str | None = None
     airtable_base_id: str | None = None
@@ -435,7 +438,8 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         attestr_timeout_s=read.number("ATTESTR_TIMEOUT_S", 30.0, 0, 600),
         attestr_cache_ttl_days=cache_days,
         attestr_no_data_ttl_days=no_data_days,
-        attestr_daily_call_limit=read.whole("ATTESTR_DAILY_CALL_LIMIT", None, 1, _MANY),
+        attestr_daily_call_limit=read.whole("ATTESTR_DAILY_CALL_LIMIT", 500, 1, _MANY) or 500,
+        refresh_min_interval_s=read.number("REFRESH_MIN_INTERVAL_S", 3600.0, 0, 604_800, zero=True),
         attestr_probe_interval_s=read.number("ATTESTR_PROBE_INTERVAL_S", 300.0, 0, 86_400),
         airtable_api_key=read.secret("AIRTABLE_API_KEY"),
         airtable_base_id=base_id,

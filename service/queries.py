@@ -397,8 +397,9 @@ WITH cleared AS (
     UPDATE jobs SET run_after = now(), updated_at = now()
     WHERE status = 'queued' AND (
         (waiting_on = 'attestr' AND ($1::text IS NULL OR EXISTS (SELECT 1 FROM cleared)))
-        -- waiting for a setting: every resume, and every process's start, looks again
-        OR waiting_on = 'settings')
+        -- waiting for a setting (or Airtable's token): every resume, and every process's
+        -- start, looks again
+        OR waiting_on IN ('settings', 'airtable'))
     RETURNING id
 )
 SELECT (SELECT count(*) FROM woken) AS woken, (SELECT count(*) FROM cleared) AS cleared
@@ -440,6 +441,13 @@ WHERE cin = $1
   AND ((outcome = 'synced' AND called_at > now() - $2 * interval '1 day')
        OR (outcome = 'no_data' AND called_at > now() - $3 * interval '1 day'))
 ORDER BY called_at DESC
+LIMIT 1"""
+
+# A refresh of this CIN paid for within the last $2 seconds: a later refresh joins its answer.
+ANSWER_REFRESHED = """
+SELECT a.answer, a.outcome, a.called_at FROM attestr_answers a JOIN jobs j ON j.id = a.job_id
+WHERE a.cin = $1 AND j.force AND a.outcome <> 'error' AND a.called_at > now() - $2 * interval '1 second'
+ORDER BY a.called_at DESC
 LIMIT 1"""
 
 # What this job already paid for: a retried job never pays twice.
@@ -524,22 +532,51 @@ FROM (SELECT 1) AS one LEFT JOIN (airtable_pauses p JOIN pause USING (scope)) ON
 AIRTABLE_STOPPED = """
 SELECT EXISTS (SELECT 1 FROM airtable_pauses WHERE scope IN ('base', $1) AND resumed_at IS NULL)"""
 
+# The database's clock: when a request went out, to compare with a pause's resume.
+DATABASE_NOW = "SELECT now()"
+
+# A refusal that stops reading the company records too (the worker's reads wait with the
+# writes: the pusher's probe finds out when it ends). An operator's pause stops writes only.
+AIRTABLE_COMPANIES_PAUSED = """
+SELECT scope, reason, kind FROM airtable_pauses
+WHERE scope IN ('base', 'companies') AND resumed_at IS NULL AND kind IS DISTINCT FROM 'operator'
+ORDER BY scope = 'base' DESC
+LIMIT 1"""
+
 # A process starting (after the operator changed a setting, say): the next batch is the probe.
 AIRTABLE_PROBE_NOW = """
 UPDATE airtable_pauses SET probe_after = now()
 WHERE resumed_at IS NULL AND kind IS DISTINCT FROM 'operator' AND probe_after > now()"""
 
 # A probe got through: the pause of $1 it was let through for (begun by $2), never an operator's.
-AIRTABLE_PROBE_RESUME = """
-UPDATE airtable_pauses SET resumed_at = now()
-WHERE scope = $1 AND resumed_at IS NULL AND kind IS DISTINCT FROM 'operator' AND paused_at <= $2
-RETURNING scope, reason"""
+# Jobs that waited for Airtable to answer (reading their company was refused) are due again
+# once a pause ends: appended to the two statements that end one.
+_AIRTABLE_JOBS_WOKEN = """, woken AS (
+    UPDATE jobs SET run_after = now(), updated_at = now()
+    WHERE status = 'queued' AND waiting_on = 'airtable' AND EXISTS (SELECT 1 FROM resumed)
+)
+SELECT scope, reason FROM resumed, (SELECT pg_notify('contact_sync', 'jobs')) AS notified"""
+
+AIRTABLE_PROBE_RESUME = (
+    """
+WITH resumed AS (
+    UPDATE airtable_pauses SET resumed_at = now()
+    WHERE scope = $1 AND resumed_at IS NULL AND kind IS DISTINCT FROM 'operator' AND paused_at <= $2
+    RETURNING scope, reason
+)"""
+    + _AIRTABLE_JOBS_WOKEN
+)
 
 # `airtable resume` ($1 NULL: every pause). What was paused.
-AIRTABLE_RESUME = """
-UPDATE airtable_pauses SET resumed_at = now()
-WHERE ($1::text[] IS NULL OR scope = ANY($1::text[])) AND resumed_at IS NULL
-RETURNING scope, reason"""
+AIRTABLE_RESUME = (
+    """
+WITH resumed AS (
+    UPDATE airtable_pauses SET resumed_at = now()
+    WHERE ($1::text[] IS NULL OR scope = ANY($1::text[])) AND resumed_at IS NULL
+    RETURNING scope, reason
+)"""
+    + _AIRTABLE_JOBS_WOKEN
+)
 
 # Companies whose job waits for Airtable show Waiting with the reason (where the Companies table
 # can still be written); their final status replaces it once their contacts are in.

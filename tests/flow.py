@@ -41,10 +41,19 @@ class Flow:
         return self.airtable.add_record("Companies", fields)
 
     def webhook(self, record_id: str, cin: str | None = None, **extra: Any) -> httpx.Response:
+        """The automation's webhook for `record_id`. A CIN sent for a record whose CIN cell is
+        empty is typed into it first, as the person whose typing fired the automation did: the
+        worker reads the record before paying for its CIN."""
         body: dict[str, Any] = {"record_id": record_id, **extra}
         if cin is not None:
             body["cin"] = cin
+            self._typed(record_id, cin)
         return self.http.post("/webhooks/airtable", json=body, headers={"X-Webhook-Secret": SECRET})
+
+    def _typed(self, record_id: str, cin: str) -> None:
+        record = next((r for r in self.airtable.records("Companies") if r["id"] == record_id), None)
+        if record is not None and not record["fields"].get("CIN"):
+            self.airtable.edit("Companies", {record_id: {"CIN": cin}})
 
     def job(self, job_id: str) -> dict[str, Any]:
         """The job, as a well-behaved client reads it: after a 429, once its Retry-After passed."""

@@ -7,6 +7,7 @@ endpoints are called from here too. Every Attestr error becomes a typed exceptio
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from service.attestr.consent import Consent
 from service.attestr.errors import (
     AttestrAccessDenied,
     AttestrAnswerTooLarge,
+    AttestrAnswerUnreadable,
     AttestrConsentRefused,
     AttestrNotConfigured,
     AttestrUnavailable,
@@ -136,9 +138,7 @@ class AttestrClient:
             "POST", self.url, body, consent_named=consent_named, consent_fix=consent_fix
         )
         if not isinstance(answer, dict):
-            raise AttestrUnavailable(
-                "Attestr answered 200 with a body that is not a JSON object", request_id=request_id
-            )
+            raise _unreadable("with a body that is not a JSON object", request_id)
         parsed = parse_answer(cin, answer, self.max_contacts)
         return AttestrAnswer(**{**parsed.__dict__, "request_id": request_id})
 
@@ -202,19 +202,33 @@ class AttestrClient:
         error for a refusal, a timeout, or an error carried in a 200."""
         if not self.api_key:
             raise AttestrNotConfigured("ATTESTR_API_KEY is not set: add the Attestr auth token")
+        response: httpx.Response | None = None
+        request_id: str | None = None
         try:
-            async with self._http.stream(
-                method,
-                url,
-                json=body,
-                # The token is sent as Attestr issues it (already encoded), never re-encoded.
-                headers={"Authorization": f"Basic {self.api_key}", "Accept": "application/json"},
-            ) as response:
+            # One deadline for the whole call: httpx's timeout bounds each read, and an answer
+            # trickling a byte at a time would hold the job for ever.
+            async with (
+                asyncio.timeout(self._timeout_s),
+                self._http.stream(
+                    method,
+                    url,
+                    json=body,
+                    # The token is sent as Attestr issues it (already encoded), never re-encoded.
+                    headers={"Authorization": f"Basic {self.api_key}", "Accept": "application/json"},
+                ) as response,
+            ):
                 request_id = plain(response.headers.get("xattestrid"), 100)
                 content = await _read_bounded(response)
-        except httpx.TimeoutException as exc:
-            raise AttestrUnavailable(f"Attestr did not answer within {self._timeout_s:g} s") from exc
-        except httpx.HTTPError as exc:
+        except (TimeoutError, httpx.HTTPError) as exc:
+            if response is not None and response.status_code == 200:  # answered, so billed
+                how = (
+                    "past the call's deadline"
+                    if isinstance(exc, TimeoutError | httpx.TimeoutException)
+                    else (f"cut off ({type(exc).__name__})")
+                )
+                raise _unreadable(how, request_id) from exc
+            if isinstance(exc, TimeoutError | httpx.TimeoutException):
+                raise AttestrUnavailable(f"Attestr did not answer within {self._timeout_s:g} s") from exc
             raise AttestrUnavailable(f"Attestr could not be reached ({type(exc).__name__})") from exc
         try:
             answer = storable(json.loads(content))
@@ -250,6 +264,14 @@ async def _read_bounded(response: httpx.Response) -> bytes:
             raise _too_large(f"more than {MAX_ANSWER_BYTES:,} bytes sent")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _unreadable(how: str, request_id: str | None) -> AttestrAnswerUnreadable:
+    return AttestrAnswerUnreadable(
+        f"Attestr answered 200 but its answer could not be read ({how}). It was paid for, so it is "
+        "not asked for again: `contact-sync jobs retry` asks (and pays) once more",
+        request_id=request_id,
+    )
 
 
 def _too_large(how: str) -> AttestrAnswerTooLarge:

@@ -134,6 +134,15 @@ class AttestrAnswerTooLarge(AttestrError):
     paid = True
 
 
+class AttestrAnswerUnreadable(AttestrError):
+    """A 200 whose body could not be read whole (cut off, the connection reset inside it, past the
+    call's deadline) or is not a JSON object. Attestr bills a lookup it answered; nothing it
+    documents says a broken answer is not billed, so asking again could pay again."""
+
+    action = Action.FAIL
+    paid = True
+
+
 class AttestrUnavailable(AttestrError):
     """5xx, timeouts, connection errors, garbled answers: worth trying again later."""
 

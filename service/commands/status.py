@@ -71,7 +71,7 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
 
 def _print_attestr(console: Console, state: dict[str, Any]) -> None:
     limit = state["daily_call_limit"]
-    calls = f"{state['calls_today']} call(s) today" + (f" of {limit} allowed" if limit else "")
+    calls = f"{state['calls_today']} call(s) today of {limit} allowed (ATTESTR_DAILY_CALL_LIMIT)"
     if state["api_version"] == "v3":
         calls += f"; V3, consent {state['consent']}"
     else:

@@ -51,9 +51,10 @@ class AttestrPause:
 @dataclass(frozen=True)
 class Outcome:
     """`error`: the sentence the job and its company show. `until`: when a waiting job is due
-    again. `waiting_on`: what else wakes it ("attestr": a resume; "settings": a resume, or a
-    process starting). `mended_by_settings`: the sentence says the settings must change.
-    `unexpected`: a bug, to be logged with its traceback."""
+    again. `waiting_on`: what else wakes it ("attestr": a resume; "airtable": the end of an
+    Airtable pause, or a process starting; "settings": a resume, or a process starting).
+    `mended_by_settings`: the sentence says the settings must change. `unexpected`: a bug, to be
+    logged with its traceback."""
 
     then: Then
     error: str
@@ -62,6 +63,7 @@ class Outcome:
     mended_by_settings: bool = False
     pause: AttestrPause | None = None
     unexpected: bool = False
+    named: str | None = None  # a failure's name, kept as the job result's `outcome`
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ def _by_error(exc: BaseException, attempts: int, intervals: Intervals, now: date
     if isinstance(exc, LeaseLost):
         return Outcome(Then.NOTHING, "the job's lease was lost")
     if isinstance(exc, JobFailed):
-        return Outcome(Then.FAIL, str(exc))
+        return Outcome(Then.FAIL, str(exc), named=exc.outcome)
     if isinstance(exc, AttestrPaused):
         return Outcome(Then.WAIT, exc.reason, exc.until, "attestr")
     if isinstance(exc, AttestrNotConfigured | AirtableNotConfigured):
@@ -99,7 +101,7 @@ def _by_error(exc: BaseException, attempts: int, intervals: Intervals, now: date
     if isinstance(exc, AttestrError):
         return _attestr(exc, attempts, intervals, now)
     if isinstance(exc, AirtablePaused):  # reading the company refused: the operator's to mend
-        return Outcome(Then.WAIT, exc.message, after(intervals.airtable_probe_s), "settings")
+        return Outcome(Then.WAIT, exc.message, after(intervals.airtable_probe_s), "airtable")
     if isinstance(exc, REFUSED_BY_DATABASE):  # the same data would be refused at every attempt
         return Outcome(Then.FAIL, refused_by_database(exc))
     if isinstance(exc, AirtableError):

@@ -18,6 +18,7 @@ import structlog
 from service import identifiers, metrics, queries
 from service.airtable.client import Airtable
 from service.airtable.errors import AirtableError, AirtablePaused, operator_fix
+from service.airtable.pauses import AirtablePauses
 from service.attestr import consent
 from service.attestr.client import AttestrAnswer, AttestrClient, parse_answer
 from service.attestr.consent import Consent
@@ -34,7 +35,12 @@ log = structlog.get_logger(__name__)
 
 
 class JobFailed(Exception):
-    """A failure no retry can mend; the message is for the person who reads the company status."""
+    """A failure no retry can mend; the message is for the person who reads the company status.
+    `outcome`: kept in the job's result (`company_deleted`), when the failure has a name."""
+
+    def __init__(self, message: str, outcome: str | None = None) -> None:
+        super().__init__(message)
+        self.outcome = outcome
 
 
 class LeaseLost(Exception):
@@ -42,6 +48,10 @@ class LeaseLost(Exception):
 
 
 UNSTORED_KEPT_S = 3600.0
+# Triggers that read nothing in Airtable: the automation's webhook (its secret is readable by
+# anyone who can open the base's automations) and the API. The native webhook's payloads come
+# from Airtable, and reconciliation and backfill read the records themselves.
+_RECORD_UNREAD = frozenset({"webhook", "manual", "contacts_fetch"})
 
 
 class Syncer:
@@ -59,6 +69,7 @@ class Syncer:
         self.airtable = airtable
         self.on_stored = on_stored or (lambda: None)
         self.gate = AttestrGate(pool, settings)
+        self.pauses = AirtablePauses(pool, settings)
         # Answers paid for whose storing failed (the database went away right after the call),
         # by job id, with when and the consent they carried: the job's next try in this process
         # uses them instead of paying.
@@ -67,8 +78,10 @@ class Syncer:
     async def run(self, job: Job, worker_id: str) -> None:
         await jobs.set_company_status(self.pool, job.record_id, "Running")
         cin = job.cin or await self._cin_from_airtable(job.record_id)
+        if job.cin and job.source in _RECORD_UNREAD and await self._would_pay(cin, job):
+            cin = await self._record_confirmed(job.record_id, cin)
         with structlog.contextvars.bound_contextvars(cin=cin):
-            answer, called = await self._answer(cin, job)
+            answer, called, joined = await self._answer(cin, job)
             if answer.outcome == "no_data":
                 await self._no_data(job, cin, answer, called, worker_id)
                 return
@@ -83,6 +96,8 @@ class Syncer:
                 await conn.execute(queries.JOB_ROWS_RECORD, job.id, outcome.person_ids + outcome.unlinked_ids)
                 await conn.execute(queries.NOTIFY_PUSH)
                 result = _result("synced", answer, called, len(contacts), outcome)
+                if joined is not None:
+                    result["refresh_joined"] = joined
                 # Beyond ATTESTR_MAX_CONTACTS, or the request's own max_contacts: said, not hidden.
                 result["contacts_left_out"] = answer.left_out + len(answer.contacts) - len(contacts)
                 stored = await conn.execute(
@@ -112,14 +127,29 @@ class Syncer:
         await jobs.complete_pushed_jobs(self.pool)  # a job with nothing to send ends here
 
     async def _cin_from_airtable(self, record_id: str) -> str:
-        """A webhook without a CIN: read it from the company record."""
+        """The company record's CIN (a webhook without one, or one confirmed before paying).
+        While writes to the companies wait for the operator (pauses.py), so does this read."""
+        if paused := await self.pool.fetchrow(queries.AIRTABLE_COMPANIES_PAUSED):
+            raise AirtablePaused(paused["scope"], paused["reason"], kind=paused["kind"])
+        sent_at = await self.pool.fetchval(queries.DATABASE_NOW)
         try:
             value = await self.airtable.company_cin(record_id)
         except AirtableError as exc:
             if exc.status == 404 and exc.kind == "NOT_FOUND":  # "Get record": not there
-                raise JobFailed(f"The company record {record_id} does not exist in Airtable") from exc
+                # Nothing is written for it any more (its status would create nothing either).
+                await self.pool.execute(queries.COMPANIES_DELETED_IN_AIRTABLE, [record_id])
+                log.warning("airtable.company_deleted", record_ids=[record_id])
+                raise JobFailed(
+                    f"The company record {record_id} was deleted in Airtable, or never existed: "
+                    "nothing was fetched or paid for it",
+                    outcome="company_deleted",
+                ) from exc
             if fix := operator_fix(exc, "companies"):  # the job waits for the operator's mend
-                raise AirtablePaused(*fix, kind=exc.kind) from exc
+                # One pause for every process, probed by the pushers; a resume since the read
+                # went out stands (the mend came meanwhile), and the job is then tried again.
+                await self.pauses.pause(*fix, exc.kind, sent_at)
+                if paused := await self.pool.fetchrow(queries.AIRTABLE_COMPANIES_PAUSED):
+                    raise AirtablePaused(paused["scope"], paused["reason"], kind=paused["kind"]) from exc
             raise
         field = self.settings.field("CIN")
         written = identifiers.plain(value)
@@ -130,20 +160,57 @@ class Syncer:
             raise JobFailed(f'The company\'s "{field}" is not a valid CIN or LLPIN: "{written[:40]}"')
         return cin
 
-    async def _answer(self, cin: str, job: Job) -> tuple[AttestrAnswer, bool]:
-        """The answer this job already paid for, else a fresh enough stored one (unless forced),
-        else a paid call. True when this call was paid for now."""
+    async def _would_pay(self, cin: str, job: Job) -> bool:
+        """Whether this job's answer would be a paid call, as far as the stored answers tell now
+        (`_answer` asks again under the CIN's lock)."""
+        if job.id in self._unstored or await self.pool.fetchrow(queries.ANSWER_OF_JOB, job.id):
+            return False
+        return await self._stored(self.pool, cin, job) is None
+
+    async def _record_confirmed(self, record_id: str, cin: str) -> str:
+        """Before paying for a trigger that read nothing in Airtable (the automation's webhook,
+        the API), the company record's CIN as it is now: a record that does not exist ends the
+        job without a call (JobFailed), and a CIN changed since is the one paid for."""
+        now = await self._cin_from_airtable(record_id)
+        if now != cin:
+            log.info("job.cin_changed", cin=cin, cin_now=now)
+        return now
+
+    async def _stored(
+        self, conn: asyncpg.Connection | asyncpg.Pool, cin: str, job: Job
+    ) -> tuple[asyncpg.Record, bool | None] | None:
+        """A stored answer this job takes instead of paying, with whether it joins a refresh
+        (None: not a refresh). Unforced: one fresh within the cache TTLs. Forced: the first
+        refresh of a CIN always pays (a person asked to fetch again); another within
+        REFRESH_MIN_INTERVAL_S of a paid refresh joins that refresh's answer."""
+        if job.force:
+            row = await conn.fetchrow(queries.ANSWER_REFRESHED, cin, self.settings.refresh_min_interval_s)
+            return (row, True) if row is not None else None
+        row = await conn.fetchrow(
+            queries.ANSWER_CACHED,
+            cin,
+            self.settings.attestr_cache_ttl_days,
+            self.settings.attestr_no_data_ttl_days,
+        )
+        return (row, None) if row is not None else None
+
+    async def _answer(self, cin: str, job: Job) -> tuple[AttestrAnswer, bool, bool | None]:
+        """The answer this job already paid for, else a stored one it may take (`_stored`), else
+        a paid call. Then: True when this call was paid for now; for a refresh, whether it joined
+        an earlier refresh's answer (else None)."""
+        refresh = False if job.force else None
         row = await self.pool.fetchrow(queries.ANSWER_OF_JOB, job.id)
         if row is not None:
             log.info("attestr.cached", outcome=row["outcome"], called_at=row["called_at"].isoformat())
-            return parse_answer(cin, json.loads(row["answer"]), self.settings.attestr_max_contacts), False
+            answer = parse_answer(cin, json.loads(row["answer"]), self.settings.attestr_max_contacts)
+            return answer, False, refresh
         if job.id in self._unstored:  # paid for at the last try, not stored: stored now, not paid again
             _at, answer, used = self._unstored[job.id]
             async with self.pool.acquire() as conn, conn.transaction():
                 await self._record_call(conn, job.id, cin, used, answer)
             del self._unstored[job.id]
             log.info("attestr.fetched", outcome=answer.outcome, contacts=len(answer.contacts), probe=False)
-            return answer, True
+            return answer, True, refresh
         if not self.attestr.api_key:
             raise AttestrNotConfigured("ATTESTR_API_KEY is not set: add the Attestr auth token")
         if missing := consent.missing(self.settings):
@@ -152,18 +219,20 @@ class Syncer:
                 "(docs/how-to/move-to-attestr-v3.md)"
             )
         async with self.gate.cin_lock(cin) as conn:
-            if not job.force:
-                row = await conn.fetchrow(
-                    queries.ANSWER_CACHED,
-                    cin,
-                    self.settings.attestr_cache_ttl_days,
-                    self.settings.attestr_no_data_ttl_days,
-                )
-                if row is not None:
-                    log.info("attestr.cached", outcome=row["outcome"], called_at=row["called_at"].isoformat())
-                    return parse_answer(
-                        cin, json.loads(row["answer"]), self.settings.attestr_max_contacts
-                    ), False
+            if stored := await self._stored(conn, cin, job):
+                row, joined = stored
+                called_at = row["called_at"].isoformat()
+                if joined:
+                    log.info(
+                        "attestr.refresh_joined",
+                        called_at=called_at,
+                        interval_s=self.settings.refresh_min_interval_s,
+                        hint="this CIN was refreshed within REFRESH_MIN_INTERVAL_S: that answer is used",
+                    )
+                else:
+                    log.info("attestr.cached", outcome=row["outcome"], called_at=called_at)
+                answer = parse_answer(cin, json.loads(row["answer"]), self.settings.attestr_max_contacts)
+                return answer, False, joined
             probe = await self.gate.take_call(conn)
             used, sent = None, False
             try:
@@ -192,7 +261,7 @@ class Syncer:
         metrics.ATTESTR_CALLS.labels(answer.outcome).inc()
         if probe:
             await self.gate.resume("the probe call succeeded")
-        return answer, True
+        return answer, True, refresh
 
     async def _consent(self, cin: str, job_id: int) -> Consent | None:
         """The consent this lookup carries: none on V2, the reusable one configured, or one

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import random
 import socket
@@ -228,7 +229,7 @@ class Worker:
         if outcome.then is Then.NOTHING:
             log.warning("job.lease_lost")
         elif outcome.then is Then.FAIL:
-            await self._fail(job, outcome.error)
+            await self._fail(job, outcome.error, outcome.named)
         elif outcome.then is Then.WAIT:
             assert outcome.until is not None
             if pause := outcome.pause:
@@ -309,9 +310,10 @@ class Worker:
         elif status == "failed":  # a newer job for the company carries on
             log.info("job.superseded")
 
-    async def _fail(self, job: Job, error: str) -> None:
+    async def _fail(self, job: Job, error: str, named: str | None = None) -> None:
+        result = json.dumps({"outcome": named}) if named else None
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(queries.JOB_FAIL, job.id, error, None)
+            await conn.execute(queries.JOB_FAIL, job.id, error, result)
             await jobs.set_company_status(conn, job.record_id, "Failed", error)
         log.error("job.failed", error=error, attempts=job.attempts)
         metrics.job_ended("failed", job.created_at)

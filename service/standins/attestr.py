@@ -29,6 +29,7 @@ import json
 import random
 import secrets
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +37,7 @@ from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -72,6 +73,9 @@ PATH = "/api/v2/public/leadx/mca-cin-contact"
 # "v3"" in the same place of the path (https://docs.attestr.com/attestr-docs/delete-media-apin80).
 PATH_V3 = "/api/v3/public/leadx/mca-cin-contact"
 TIMEOUT = 0  # a "failure code" that makes the stand-in hang instead of answering
+# A "failure code": a 200 whose body stops partway, the connection closed inside it (a lookup
+# answered, so billed, whose answer never arrived whole).
+CUT_OFF = -1
 # An injected failure: an Attestr code, or (code, message) for a code the table documents with a
 # second message (40399's NOT_ALLOWED; …/delete-media-apin80), or TIMEOUT.
 Failure = int | tuple[int, str]
@@ -269,6 +273,8 @@ class AttestrStandIn:
         if (failure := self._next_failure(cin)) is not None:
             if failure == TIMEOUT:
                 await asyncio.sleep(self.hang_s)
+            elif failure == CUT_OFF:
+                return StreamingResponse(_cut_off(), media_type="application/json")
             else:
                 return _error(*failure) if isinstance(failure, tuple) else _error(failure)
         data = copy.deepcopy(
@@ -421,3 +427,8 @@ def _error(code: int, message: str | None = None, details: str | None = None) ->
     if details:
         body["details"] = details
     return JSONResponse(body, status_code=status)
+
+
+async def _cut_off() -> AsyncIterator[bytes]:
+    yield b'{"valid": true, "businessName": "'
+    raise ConnectionResetError("the stand-in cuts the answer off")  # uvicorn closes the connection

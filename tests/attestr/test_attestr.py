@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -13,6 +14,7 @@ from service.attestr.errors import (
     Action,
     AttestrAccessDenied,
     AttestrAnswerTooLarge,
+    AttestrAnswerUnreadable,
     AttestrCreditsExhausted,
     AttestrDailyLimit,
     AttestrError,
@@ -182,11 +184,52 @@ async def test_connection_error_is_transient(client: AttestrClient, httpx_mock: 
         await client.fetch(CIN)
 
 
-@pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b"\xff\xfe"])
-async def test_garbled_200_is_transient(client: AttestrClient, httpx_mock: HTTPXMock, body: bytes) -> None:
+@pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b"\xff\xfe", b'{"valid": true, "contacts": ['])
+async def test_a_garbled_200_was_paid_for_and_fails_without_asking_again(
+    client: AttestrClient, httpx_mock: HTTPXMock, body: bytes
+) -> None:
     httpx_mock.add_response(content=body)
-    with pytest.raises(AttestrUnavailable):
+    with pytest.raises(AttestrAnswerUnreadable) as unreadable:
         await client.fetch(CIN)
+    assert unreadable.value.action is Action.FAIL and unreadable.value.paid
+    assert "not asked for again" in unreadable.value.message
+
+
+class _CutOff(httpx.AsyncByteStream):
+    """A 200 whose body stops partway: the connection reset inside it, or bytes trickling past
+    the call's deadline (`pause_s` between chunks)."""
+
+    def __init__(self, pause_s: float = 0.0) -> None:
+        self.pause_s = pause_s
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for _ in range(50):
+            yield b'{"valid": true, '
+            if not self.pause_s:
+                raise httpx.RemoteProtocolError(
+                    "peer closed connection without sending complete message body"
+                )
+            await asyncio.sleep(self.pause_s)
+
+
+async def test_a_200_cut_off_inside_its_body_was_paid_for_and_fails(
+    client: AttestrClient, httpx_mock: HTTPXMock
+) -> None:
+    httpx_mock.add_response(url=URL, stream=_CutOff())
+    with pytest.raises(AttestrAnswerUnreadable, match=r"cut off \(RemoteProtocolError\)") as cut:
+        await client.fetch(CIN)
+    assert cut.value.action is Action.FAIL and cut.value.paid
+
+
+async def test_one_deadline_bounds_the_whole_call_not_each_read(httpx_mock: HTTPXMock) -> None:
+    """Each chunk arrives well within the read timeout; the call as a whole does not."""
+    client = AttestrClient(URL, "dG9rZW4tZnJvbS1hdHRlc3Ry", timeout_s=0.5)
+    httpx_mock.add_response(url=URL, stream=_CutOff(pause_s=0.1))
+    try:
+        with pytest.raises(AttestrAnswerUnreadable, match="past the call's deadline"):
+            await client.fetch(CIN)
+    finally:
+        await client.aclose()
 
 
 async def test_missing_token_is_a_pause_naming_the_variable() -> None:
@@ -221,5 +264,5 @@ async def test_an_answer_nested_too_deeply_is_garbled_not_a_crash(
     client: AttestrClient, httpx_mock: HTTPXMock
 ) -> None:
     httpx_mock.add_response(url=URL, content=b"[" * 100_000 + b"]" * 100_000)
-    with pytest.raises(AttestrUnavailable, match="not a JSON object"):
+    with pytest.raises(AttestrAnswerUnreadable, match="not a JSON object"):
         await client.fetch(CIN)

@@ -157,7 +157,7 @@ def test_the_shipped_script_brings_the_contacts_into_airtable(flow: Flow) -> Non
 
 
 def test_a_cin_from_a_lookup_or_a_number_is_read_as_its_single_value(flow: Flow) -> None:
-    company = flow.company("Konkan Traders")
+    company = flow.company("Konkan Traders", CIN)  # the value the lookup shows
     outcome = script(flow, flow.service.url, {"recordId": company, "cin": [f" {CIN} ", CIN, None]})
     assert outcome["ok"] is True, outcome
     assert flow.job(outcome["outputs"]["jobId"])["cin"] == CIN
@@ -376,7 +376,7 @@ def test_retry_after_zero_still_waits_between_attempts(flow: Flow) -> None:
 
 
 def test_one_cin_written_differently_in_a_lookup_is_one_cin(flow: Flow) -> None:
-    company = flow.company("Konkan Traders")
+    company = flow.company("Konkan Traders", CIN)
     variants = [CIN.lower(), f"\u200b{CIN}\ufeff", f" {CIN} "]
     outcome = script(flow, flow.service.url, {"recordId": company, "cin": variants})
     assert outcome["ok"] is True, outcome

@@ -81,7 +81,7 @@ def test_kill_9_mid_job_another_worker_finishes_it(
     tmp_path: Path, env: dict[str, str], airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
 ) -> None:
     attestr.standin.delay_s = 2.0
-    company = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri"})
+    company = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri", "CIN": NILGIRI})
     with run_service(tmp_path, env) as web:
         first = start_worker(tmp_path, env, "first")
         job_id = webhook(web, company).json()["job_id"]
@@ -101,7 +101,7 @@ def test_kill_9_mid_push_never_duplicates_a_row(
     tmp_path: Path, env: dict[str, str], airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
 ) -> None:
     airtable.standin.delay_s = 1.0  # Airtable is slow to answer
-    company = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri"})
+    company = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri", "CIN": NILGIRI})
     with run_service(tmp_path, env) as web:
         first = start_worker(tmp_path, env, "first")
         job_id = webhook(web, company).json()["job_id"]
@@ -127,7 +127,7 @@ def test_sigterm_answers_a_request_waiting_for_its_job_at_once_in_json(
 ) -> None:
     """`?wait=60` while the service stops: the request is answered as a job still running (202,
     JSON), not held for its whole wait and then cut off with a 500."""
-    company = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri"})
+    company = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri", "CIN": NILGIRI})
     with run_service(tmp_path, env) as web, ThreadPoolExecutor(1) as waiting:  # no worker: it stays queued
         answer = waiting.submit(
             httpx.post,
@@ -149,7 +149,7 @@ def test_sigterm_lets_the_job_finish_and_exits_0(
 ) -> None:
     attestr.standin.delay_s = 1.0
     env = {**env, "JOB_LEASE_S": "10"}  # a grace period of 5 s
-    company = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri"})
+    company = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri", "CIN": NILGIRI})
     with run_service(tmp_path, env) as web:
         worker = start_worker(tmp_path, env)
         job_id = webhook(web, company).json()["job_id"]
@@ -172,7 +172,7 @@ def test_sigterm_hands_back_a_job_that_cannot_finish_in_time(
     attestr.standin.delay_s = 6.0
     env = {**env, "JOB_LEASE_S": "30", "ATTESTR_TIMEOUT_S": "10"}  # a grace period of 15 s is too long...
     env_short = {**env, "JOB_LEASE_S": "3"}  # ...but 1.5 s is not
-    company = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri"})
+    company = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri", "CIN": NILGIRI})
     with run_service(tmp_path, env) as web:
         worker = start_worker(tmp_path, env_short)
         job_id = webhook(web, company).json()["job_id"]
@@ -214,7 +214,10 @@ def test_postgres_stopped_and_started_under_a_running_service(
     # (`embedded` stops the server restarted below too, which pgserver alone would not).
     with embedded(tmp_path / "db") as url:
         socket_dir = parse_qs(urlsplit(url).query)["host"][0]
-        companies = [airtable.standin.add_record("Companies", {"Company Name": f"C{i}"}) for i in range(6)]
+        companies = [
+            airtable.standin.add_record("Companies", {"Company Name": f"C{i}", "CIN": NILGIRI})
+            for i in range(6)
+        ]
         with run_service(tmp_path, {**service_env(url, airtable, attestr), "JOB_LEASE_S": "5"}) as web:
             accepted = [webhook(web, companies[0]).json()["job_id"]]
             _pg_ctl(pgdata, "-w", "-m", "fast", "stop")
@@ -256,7 +259,9 @@ def test_three_workers_share_the_queue_and_the_airtable_rate_limit(
                 for k in range(3)
             ],
         }
-        companies.append((airtable.standin.add_record("Companies", {"Company Name": f"C{i}"}), cin))
+        companies.append(
+            (airtable.standin.add_record("Companies", {"Company Name": f"C{i}", "CIN": cin}), cin)
+        )
     env = {**env, "JOB_LEASE_S": "30"}
     with run_service(tmp_path, env) as web:
         workers = [start_worker(tmp_path, env, f"w{i}") for i in range(3)]
@@ -310,7 +315,7 @@ def _a_worker_holding_a_job(
     tmp_path: Path, db_url: str, env: dict[str, str], web: ServiceProcess, airtable: Running[AirtableStandIn]
 ) -> tuple[ServiceProcess, str, str | None]:
     """A worker started, a company's job queued and claimed by it: (worker, job id, its id)."""
-    company = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri"})
+    company = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri", "CIN": NILGIRI})
     first = start_worker(tmp_path, env, "first")
     job_id = webhook(web, company).json()["job_id"]
     wait_for(lambda: _holder(db_url, job_id) is not None, what="the first worker to hold the job")
@@ -374,7 +379,7 @@ def test_an_answer_paid_for_just_before_the_database_went_away_is_not_paid_again
     pgdata = tmp_path / "db" / "postgres"
     with embedded(tmp_path / "db") as url:  # its own server, stopped at the end (restarted or not)
         socket_dir = parse_qs(urlsplit(url).query)["host"][0]
-        company = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri"})
+        company = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri", "CIN": NILGIRI})
         attestr.standin.delay_s = 2.0
         with run_service(tmp_path, {**service_env(url, airtable, attestr), "JOB_LEASE_S": "30"}) as web:
             job_id = webhook(web, company).json()["job_id"]

@@ -244,6 +244,7 @@ async def test_a_probe_ends_only_the_pause_it_was_let_through_for(
     pauses = AirtablePauses(pool, settings_for(airtable, attestr, AIRTABLE_PROBE_INTERVAL_S="0.001"))
     refused = await pauses.admit("contacts")
     await pauses.pause("base", "token revoked", "AUTHENTICATION_REQUIRED", refused.at)
+    await pauses.probe_now()  # the interval passed
     probe = await pauses.admit("contacts")
     assert probe.probe and probe.scope == "base"
     await pauses.pause_by_operator("restructuring the base")  # while the probe is under way

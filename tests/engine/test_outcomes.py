@@ -46,7 +46,7 @@ TABLE: list[tuple[str, BaseException, int, Then, str, datetime | None, str | Non
         Then.WAIT,
         "refused the token",
         NOW + timedelta(seconds=30),
-        "settings",
+        "airtable",
     ),
     ("Airtable unavailable", _airtable(503, "SERVICE_UNAVAILABLE"), 1, Then.RETRY, "503", None, None),
     (

@@ -45,7 +45,7 @@ async def company_status(pool: asyncpg.Pool, record_id: str) -> tuple[str, str |
 async def test_transient_errors_are_retried_until_the_answer_comes(
     db_url: str, pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
 ) -> None:
-    record = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri"})
+    record = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri", "CIN": CIN})
     attestr.standin.fail_next(CIN, 5030, 5000)
     with capture_logs() as logs:
         async with running_engine(pool, airtable, attestr):
@@ -68,7 +68,7 @@ async def test_transient_errors_are_retried_until_the_answer_comes(
 async def test_a_malformed_request_fails_at_once(
     pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
 ) -> None:
-    record = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri"})
+    record = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri", "CIN": CIN})
     attestr.standin.fail_next(CIN, 4001)
     async with running_engine(pool, airtable, attestr):
         job, _ = await enqueued(pool, record, CIN)
@@ -81,7 +81,7 @@ async def test_a_malformed_request_fails_at_once(
 async def test_could_not_be_processed_fails_after_one_retry(
     pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
 ) -> None:
-    record = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri"})
+    record = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri", "CIN": CIN})
     attestr.standin.fail_next(CIN, 5001, 5001, 5001)
     async with running_engine(pool, airtable, attestr):
         job, _ = await enqueued(pool, record, CIN)
@@ -93,7 +93,7 @@ async def test_could_not_be_processed_fails_after_one_retry(
 async def test_attempts_run_out(
     pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
 ) -> None:
-    record = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri"})
+    record = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri", "CIN": CIN})
     attestr.standin.fail_next(CIN, *[5030] * 10)
     async with running_engine(pool, airtable, attestr, JOB_MAX_ATTEMPTS="3"):
         job, _ = await enqueued(pool, record, CIN)
@@ -105,7 +105,7 @@ async def test_attempts_run_out(
 async def test_exhausted_credits_make_jobs_wait_not_fail(
     pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
 ) -> None:
-    record = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri"})
+    record = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri", "CIN": CIN})
     attestr.standin.fail_next(CIN, 4005)
     with capture_logs() as logs:
         async with running_engine(pool, airtable, attestr):
@@ -121,7 +121,7 @@ async def test_exhausted_credits_make_jobs_wait_not_fail(
 async def test_a_missing_attestr_token_waits_naming_the_variable(
     pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
 ) -> None:
-    record = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri"})
+    record = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri", "CIN": CIN})
     async with running_engine(pool, airtable, attestr, ATTESTR_API_KEY=""):
         job, _ = await enqueued(pool, record, CIN)
         job = await until(pool, job.id, lambda j: j.wait_reason is not None)
@@ -132,7 +132,7 @@ async def test_a_missing_attestr_token_waits_naming_the_variable(
 async def test_per_second_limits_retry_soon(
     pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
 ) -> None:
-    record = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri"})
+    record = airtable.standin.add_record("Companies", {"Company Name": "Nilgiri", "CIN": CIN})
     attestr.standin.fail_next(CIN, 4291)
     async with running_engine(pool, airtable, attestr):
         job, _ = await enqueued(pool, record, CIN)
