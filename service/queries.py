@@ -153,7 +153,8 @@ WITH company AS (
     INSERT INTO companies (airtable_id, sync_status, push_version)
     VALUES ($1, 'Queued', 1)
     ON CONFLICT (airtable_id) DO UPDATE
-        SET sync_status = 'Queued', sync_error = NULL,
+        -- a trigger for the record: it is in the base (the worker reads it before paying)
+        SET sync_status = 'Queued', sync_error = NULL, deleted_in_airtable = false,
             push_version = companies.push_version
                 + (companies.sync_status IS DISTINCT FROM 'Queued' OR companies.sync_error IS NOT NULL)::int,
             updated_at = now()
@@ -615,7 +616,8 @@ AIRTABLE_BASE_SWITCHED = "UPDATE airtable_base SET base_id = $1, since = now(), 
 
 # A new base: the rows the service wrote are the old base's. No person is in the new base yet,
 # nor taken as deleted by hand there; nothing is pushed until a company of the new base is synced
-# (a link to an old base's company is then found missing, as one deleted by hand, and dropped);
+# (a link to an old base's company is then found missing, as one deleted by hand, and dropped;
+# a trigger for it, back in that base, brings it back);
 # the old base's rows to delete, pauses, missing options and webhooks are not this base's, nor
 # is reconciliation's baseline: its first sweep there sets one, so that the base's existing CINs
 # are backfill's to sync (at a cost it states), not a sweep's. (Statements without parameters,

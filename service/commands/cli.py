@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -114,6 +115,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     name = f"contact-sync {args.command}"
     try:
         return args.run(settings, args)
+    except BrokenPipeError:
+        # The reader went away (`| head`): not the database's doing, and nothing to say. Output
+        # still buffered goes nowhere, so that the interpreter's last flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as a shell reports a command stopped by SIGPIPE
     except CommandError as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return exc.code

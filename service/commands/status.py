@@ -90,7 +90,7 @@ def _print_attestr(console: Console, state: dict[str, Any]) -> None:
     console.print(
         "  paid calls: "
         + "; ".join(
-            f"{label} {spend[key]['paid']} ({spend[key]['refused']} refused apart, "
+            f"{label} {spend[key]['paid']} ({spend[key]['refused']} refused, not counted; "
             f"{spend[key]['from_stored']} served from stored answers)"
             for key, label in (("today", "today"), ("last_7_days", "7 days"), ("last_30_days", "30 days"))
         )

@@ -205,7 +205,7 @@ async def test_status_gives_spend_by_day_week_and_month_with_refusals_apart(
         "last_30_days": {"paid": 7, "refused": 2, "from_stored": 2},
     }
     shown = cli(db_url, "status").stdout
-    assert "paid calls: today 3 (1 refused apart, 1 served from stored answers); 7 days 5" in " ".join(
+    assert "paid calls: today 3 (1 refused, not counted; 1 served from stored answers); 7 days 5" in " ".join(
         shown.split()
     )
 
@@ -438,6 +438,30 @@ def test_a_port_in_use_is_said_before_anything_starts(db_url: str) -> None:
         "choose another port with --port or PORT"
     ]
     assert "service.started" not in done.stdout
+
+
+@pytest.mark.process  # a child whose reader goes away
+def test_output_piped_into_a_reader_that_stops_early_is_no_database_failure(tmp_path: Path) -> None:
+    """`contact-sync jobs list --json | head -c 1`: once `head` has its byte, the pipe is closed;
+    the command stops without a word (a shell's 141), not "the database stopped answering"."""
+    code = (
+        "import sys\n"
+        "from service.commands.cli import _run\n"
+        "from service.config import load_settings\n"
+        "import argparse\n"
+        "def flood(_settings, _args):\n"
+        "    while True:\n"
+        "        print('x' * 1000)\n"
+        "sys.exit(_run(argparse.Namespace(command='jobs', run=flood), load_settings({}, env_file=None)))\n"
+    )
+    reader = subprocess.Popen(["head", "-c", "1"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    done = subprocess.run(
+        [sys.executable, "-c", code], stdout=reader.stdin, stderr=subprocess.PIPE, timeout=60
+    )
+    assert reader.stdin is not None
+    reader.stdin.close()
+    reader.wait(30)
+    assert (done.returncode, done.stderr) == (141, b"")
 
 
 def test_a_bug_is_a_traceback_with_where_to_report_it(capsys: pytest.CaptureFixture[str]) -> None:
