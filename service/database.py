@@ -168,6 +168,45 @@ async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10, **kwar
     return pool
 
 
+class BoundedPool:
+    """A pool on which no wait is unbounded: taking a connection gives up after `wait_s`, and
+    each statement after the same (asyncpg's `command_timeout`, set when the pool is made by
+    `bounded_pool`). Either raises TimeoutError, one of DATABASE_ERRORS: the web answers 503
+    rather than hold a request (and its connection) while the database is stalled or a failover
+    black-holes it. The request path's pool; the worker's waits (a CIN's lock) are its own."""
+
+    def __init__(self, pool: asyncpg.Pool, wait_s: float) -> None:
+        self._pool = pool
+        self.wait_s = wait_s
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        return self._pool.acquire(timeout=self.wait_s if timeout is None else timeout)
+
+    async def execute(self, query: str, *args: Any) -> str:
+        async with self.acquire() as conn:
+            return await conn.execute(query, *args)
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        async with self.acquire() as conn:
+            return await conn.fetch(query, *args)
+
+    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+        async with self.acquire() as conn:
+            return await conn.fetchrow(query, *args)
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        async with self.acquire() as conn:
+            return await conn.fetchval(query, *args)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+
+async def bounded_pool(url: str, *, max_size: int, wait_s: float) -> BoundedPool:
+    """A pool for the request path: every wait bounded by `wait_s` seconds (`BoundedPool`)."""
+    return BoundedPool(await create_pool(url, max_size=max_size, command_timeout=wait_s), wait_s)
+
+
 async def _no_session_state(_conn: asyncpg.Connection) -> None:
     """What a connection needs before it goes back to the pool, beyond asyncpg's own rollback of
     an open transaction: nothing. asyncpg's default (unlock all advisory locks, close cursors,

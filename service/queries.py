@@ -533,6 +533,9 @@ FROM (SELECT 1) AS one LEFT JOIN (airtable_pauses p JOIN pause USING (scope)) ON
 AIRTABLE_STOPPED = """
 SELECT EXISTS (SELECT 1 FROM airtable_pauses WHERE scope IN ('base', $1) AND resumed_at IS NULL)"""
 
+# Whether this database refuses writes: a standby in recovery, or read-only by default (`/ready`).
+DATABASE_READ_ONLY = "SELECT pg_is_in_recovery() OR current_setting('transaction_read_only')::bool"
+
 # The database's clock: when a request went out, to compare with a pause's resume.
 DATABASE_NOW = "SELECT now()"
 

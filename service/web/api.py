@@ -18,7 +18,7 @@ from service.engine import jobs, stats
 from service.engine.jobs import Job
 from service.web import limits, validation
 from service.web.auth import require_api_key
-from service.web.errors import ApiError
+from service.web.errors import ApiError, database_away
 
 FETCH_WAIT_S = 25  # under the 30 s after which proxies commonly cut a request
 
@@ -43,7 +43,7 @@ async def _enqueue(request: Request, record_id: str, cin: str | None, **options:
         job_id, deduplicated = await jobs.enqueue(pool, record_id, cin, **options)
         job = await jobs.get(pool, job_id)
     except DATABASE_ERRORS:
-        raise ApiError(503, "unavailable", "The job could not be stored; try again shortly") from None
+        raise database_away("The job could not be stored; try again shortly") from None
     request.app.state.wake_worker()
     assert job is not None  # stored just now; jobs are only deleted long after they end
     return job, deduplicated

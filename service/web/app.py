@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import asyncpg
 import structlog
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -14,9 +13,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from service import queries
 from service.attestr import consent
 from service.config import MIN_SECRET_LENGTH, Settings
-from service.database import DATABASE_ERRORS
+from service.database import DATABASE_ERRORS, BoundedPool, bounded_pool
 from service.engine.jobs import QueueCap
 from service.migrations import pending_migrations
 from service.triggers.runtime import Runtime
@@ -25,6 +25,11 @@ from service.web.errors import EXCEPTION_HANDLERS, CatchAll, error_response
 from service.web.webhooks import ScriptVersions
 
 log = structlog.get_logger(__name__)
+
+# Requests hold a connection only for a few statements; beyond this wait for one, or for a
+# statement, the database is taken to be away and the answer is 503 with Retry-After.
+REQUEST_CONNECTIONS = 10
+REQUEST_DATABASE_WAIT_S = 5.0
 
 
 def missing_settings(settings: Settings) -> list[str]:
@@ -50,12 +55,17 @@ async def health(_request: Request) -> JSONResponse:
 
 
 async def ready(request: Request) -> JSONResponse:
-    pool: asyncpg.Pool = request.app.state.pool
+    pool: BoundedPool = request.app.state.pool
     try:
         async with pool.acquire(timeout=2) as conn:
             pending = await pending_migrations(conn)
+            read_only = await conn.fetchval(queries.DATABASE_READ_ONLY)
     except DATABASE_ERRORS as exc:
         return error_response(503, "unavailable", f"The database is not reachable ({type(exc).__name__})")
+    if read_only:  # a failover to a replica: every webhook would be refused
+        return error_response(
+            503, "unavailable", "The database accepts no writes (a read-only replica?): check DATABASE_URL"
+        )
     if pending:
         return error_response(503, "unavailable", f"Migrations not applied: {', '.join(pending)}")
     missing = missing_settings(request.app.state.settings)
@@ -83,11 +93,14 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         runtime = await Runtime.open(settings, database_url)
+        requests = await bounded_pool(
+            database_url, max_size=REQUEST_CONNECTIONS, wait_s=REQUEST_DATABASE_WAIT_S
+        )
         app.state.settings = settings
-        app.state.pool = runtime.pool
+        app.state.pool = requests
         app.state.wake_worker = runtime.jobs_stored
-        app.state.queue_cap = QueueCap(runtime.pool, settings.queue_max_jobs)
-        app.state.script_versions = ScriptVersions(runtime.pool)
+        app.state.queue_cap = QueueCap(requests, settings.queue_max_jobs)
+        app.state.script_versions = ScriptVersions(requests)
         app.state.wake_reader = runtime.reader.wake if settings.worker_in_web else (lambda: None)
         runtime.start_notifier()
         if settings.worker_in_web:
@@ -99,6 +112,7 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
         try:
             yield
         finally:
+            await requests.close()
             await runtime.close()
 
     app = Starlette(

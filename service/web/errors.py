@@ -23,6 +23,9 @@ log = structlog.get_logger(__name__)
 _CODES_BY_STATUS = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
 
+DATABASE_RETRY_AFTER_S = 5  # a restart or a failover: the automation script waits and tries again
+
+
 class ApiError(Exception):
     """Raised by a handler to answer with the design's error shape."""
 
@@ -58,10 +61,14 @@ async def _http_exception(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
 
-async def _database_away(_request: Request, exc: Exception) -> JSONResponse:
-    return error_response(
-        503, "unavailable", f"The service cannot reach its database ({type(exc).__name__}); try again shortly"
-    )
+def database_away(message: str) -> ApiError:
+    """The 503 for a database that did not answer in time: `unavailable`, with Retry-After."""
+    return ApiError(503, "unavailable", message, headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)})
+
+
+async def _database_away(request: Request, exc: Exception) -> JSONResponse:
+    away = database_away(f"The service cannot reach its database ({type(exc).__name__}); try again shortly")
+    return await _api_error(request, away)
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {

@@ -21,7 +21,7 @@ from service.database import DATABASE_ERRORS
 from service.engine import jobs
 from service.web import limits, validation
 from service.web.auth import require_webhook_secret
-from service.web.errors import ApiError
+from service.web.errors import ApiError, database_away
 
 log = structlog.get_logger(__name__)
 
@@ -98,7 +98,7 @@ async def airtable_webhook(request: Request) -> JSONResponse:
         )
         metrics.WEBHOOKS.labels("unavailable").inc()
 
-        raise ApiError(503, "unavailable", "The job could not be stored; try again shortly") from None
+        raise database_away("The job could not be stored; try again shortly") from None
     log.info("webhook.accepted", job_id=str(job_id), record_id=record_id, cin=cin, deduplicated=deduplicated)
     await request.app.state.script_versions.seen(request.headers.get(_SCRIPT_HEADER))
     (metrics.WEBHOOKS_DEDUPLICATED if deduplicated else metrics.WEBHOOKS_ACCEPTED).inc()
@@ -133,9 +133,7 @@ async def airtable_notification(request: Request) -> Response:
         try:
             hooks = await pool.fetch(queries.WEBHOOKS_ALL)
         except DATABASE_ERRORS:
-            raise ApiError(
-                503, "unavailable", "The service cannot reach its database; Airtable will ping again"
-            ) from None
+            raise database_away("The service cannot reach its database; Airtable will ping again") from None
         if not hooks:
             raise ApiError(
                 503,
