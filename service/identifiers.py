@@ -57,6 +57,14 @@ def _visible(char: str) -> str:
     return " " if category in ("Zs", "Zl", "Zp") or char in "\t\n\r" else char
 
 
+def inert(text: str) -> str:
+    """`text` safe to print at a terminal, on one line: control and format characters removed
+    (an escape sequence cannot clear the screen or recolour what follows, a bidi override cannot
+    reorder it), line breaks and tabs a space (a message cannot forge a line of its own). Every
+    message from Airtable, Attestr or the database passes it before it is shown."""
+    return text if _PRINTABLE_ASCII.fullmatch(text) else "".join(map(_visible, text))
+
+
 def plain(value: Any, max_len: int = MAX_TEXT) -> str | None:
     """A printable, single-spaced string from anything a caller or a service might send, or
     None: the first element of a list, a number as text, markup, invisible and control

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from service.database import storable
+from service.identifiers import plain
 from service.logs import mask_text
 
 if TYPE_CHECKING:
@@ -125,6 +126,9 @@ def error_from(exc: requests.HTTPError) -> AirtableError:
         kind, message = (
             (first.get("error"), first.get("message")) if isinstance(first, dict) else (None, None)
         )
+    # Airtable's words, as any outside text, are inert before they go anywhere (a log, a company's
+    # status, a terminal).
+    kind, message = plain(kind, 80), plain(message, 500)
     text = storable(
         mask_text(
             f"Airtable answered {status}" + (f" {kind}" if kind else "") + (f": {message}" if message else "")

@@ -24,6 +24,7 @@ from service.commands.context import (
     http_url,
     new_console,
     print_json,
+    shown,
     with_pool,
 )
 from service.config import Settings
@@ -295,7 +296,9 @@ async def _pauses(pauses: AirtablePauses, args: argparse.Namespace) -> int:
         console.print("Airtable: [green]writing[/]")
     for pause in state:
         what = "every write" if pause["scope"] == "base" else f"writes to the {pause['scope']} table"
-        console.print(f"Airtable: [bold red]{what} paused[/] since {pause['paused_at']}: {pause['reason']}")
+        console.print(
+            f"Airtable: [bold red]{what} paused[/] since {pause['paused_at']}: {shown(pause['reason'])}"
+        )
         if pause["next_probe_at"]:
             console.print(
                 f"  until a probe (next at {pause['next_probe_at']}) gets through, "

@@ -105,6 +105,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
     from service.airtable.errors import AirtableError
     from service.commands.context import CommandError, reason_of
+    from service.identifiers import inert
 
     database_lost = (
         asyncpg.PostgresError,
@@ -120,18 +121,19 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         # still buffered goes nowhere, so that the interpreter's last flush does not fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # as a shell reports a command stopped by SIGPIPE
+    # What is said may carry Airtable's, Attestr's or the database's words: inert, on one line.
     except CommandError as exc:
-        print(f"{name}: {exc}", file=sys.stderr)
+        print(f"{name}: {inert(str(exc))}", file=sys.stderr)
         return exc.code
     except database_lost as exc:
         print(
-            f"{name}: the database stopped answering ({reason_of(exc)}); what was done before is kept: "
-            "run the command again once the database is back",
+            f"{name}: the database stopped answering ({inert(reason_of(exc))}); what was done before is "
+            "kept: run the command again once the database is back",
             file=sys.stderr,
         )
         return 1
     except AirtableError as exc:
-        print(f"{name}: Airtable refused: {exc.message}", file=sys.stderr)
+        print(f"{name}: Airtable refused: {inert(exc.message)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)

@@ -15,10 +15,12 @@ from urllib.parse import urlsplit
 import asyncpg
 import structlog
 from rich.console import Console
+from rich.markup import escape
 
 from service.airtable.errors import AirtableNotConfigured
 from service.config import Settings
 from service.database import DATABASE_ERRORS, NoDatabase, create_pool, database_url
+from service.identifiers import inert
 from service.migrations import migrate
 from service.web import validation
 
@@ -112,6 +114,12 @@ def with_pool(settings: Settings, work: Callable[[asyncpg.Pool], Awaitable[int]]
             await pool.close()
 
     return asyncio.run(run())
+
+
+def shown(text: str) -> str:
+    """Text from outside (Airtable's, Attestr's or the database's words, a company's name) for a
+    rich console: inert (`identifiers.inert`), and its brackets printed, not read as markup."""
+    return escape(inert(text))
 
 
 def new_console() -> Console:

@@ -18,6 +18,7 @@ from service.commands.context import (
     CommandError,
     new_console,
     resolved_database_url,
+    shown,
 )
 from service.config import Settings
 from service.database import DATABASE_ERRORS, create_pool
@@ -60,9 +61,9 @@ async def _doctor_checks(settings: Settings, args: argparse.Namespace, airtable:
     console = new_console()
     marks = {OK: "[green]✓[/]", WARN: "[yellow]![/]", FAIL: "[red]✗[/]"}
     for check in checks:
-        console.print(f"{marks[check.status]} {check.name}: {check.detail}", highlight=False)
+        console.print(f"{marks[check.status]} {check.name}: {shown(check.detail)}", highlight=False)
         if check.fix and check.status != OK:
-            console.print(f"    → {check.fix}", highlight=False)
+            console.print(f"    → {shown(check.fix)}", highlight=False)
     failed = sum(1 for c in checks if c.status == FAIL)
     if args.write_check:
         failed += await _write_check(airtable, console)
@@ -78,7 +79,8 @@ async def _write_check(airtable: Airtable, console: Console) -> int:
     console.print(f"\nWrite check. {write_check.WARNING}", highlight=False)
     marks = {True: "[green]✓[/]", False: "[red]✗[/]", None: "[yellow]-[/]"}
     steps = await write_check.run(
-        airtable, lambda step: console.print(f"{marks[step.ok]} {step.name}: {step.detail}", highlight=False)
+        airtable,
+        lambda step: console.print(f"{marks[step.ok]} {step.name}: {shown(step.detail)}", highlight=False),
     )
     return sum(1 for step in steps if step.ok is False)
 

@@ -10,6 +10,7 @@ import asyncpg
 import structlog
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from service import queries
 from service.attestr.gate import AttestrGate
@@ -19,10 +20,12 @@ from service.commands.context import (
     new_console,
     positive_count,
     print_json,
+    shown,
     with_pool,
 )
 from service.config import Settings
 from service.engine import jobs, stats
+from service.identifiers import inert
 
 log = structlog.get_logger(__name__)
 
@@ -51,7 +54,9 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
         )
         for pause in airtable["pauses"]:
             what = "every write" if pause["scope"] == "base" else f"writes to the {pause['scope']} table"
-            console.print(f"  [bold red]{what} paused[/] since {pause['paused_at']}: {pause['reason']}")
+            console.print(
+                f"  [bold red]{what} paused[/] since {pause['paused_at']}: {shown(pause['reason'])}"
+            )
             console.print("  (`contact-sync airtable status`; `contact-sync airtable resume` ends it)")
         sweep = found["reconcile"]
         if sweep["interval_s"] <= 0:
@@ -82,7 +87,7 @@ def _print_attestr(console: Console, state: dict[str, Any]) -> None:
             if state["code"] == "operator"
             else state["resume_at"] or f"a probe at {state['next_probe_at']} succeeds"
         )
-        console.print(f"Attestr: [bold red]paused[/] since {state['paused_at']}: {state['reason']}")
+        console.print(f"Attestr: [bold red]paused[/] since {state['paused_at']}: {shown(state['reason'])}")
         console.print(f"  until {until}, or `contact-sync attestr resume`; {calls}")
     else:
         console.print(f"Attestr: [green]calling[/]; {calls}")
@@ -198,8 +203,8 @@ async def _jobs_list(pool: asyncpg.Pool, args: argparse.Namespace) -> int:
     table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0), header_style="bold")
     for header, width in zip(headers, widths, strict=True):
         table.add_column(header, no_wrap=True, overflow="ellipsis", max_width=width)
-    for row in rows:
-        table.add_row(*row)
+    for row in rows:  # text, not markup: a reason may carry Airtable's or Attestr's words
+        table.add_row(*(Text(inert(cell)) for cell in row))
     console.print(table)
     console.print("`contact-sync jobs show ID` shows the whole of a job.")
     return 0

@@ -12,10 +12,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+import structlog
 from email_validator import EmailNotValidError, validate_email
 
 from service import identifiers
 from service.identifiers import MAX_TEXT, Phone, placeholder, plain
+
+log = structlog.get_logger(__name__)
 
 _EMAIL_SPLIT = re.compile(r"[\s,;/|]+")
 # A DIN written inside a name: "(DIN: 07123456)", "DIN No. 07123456", "[DIN-07123456]".
@@ -149,6 +152,28 @@ class Contact:
     addresses: list[dict[str, str]] = field(default_factory=list)
 
 
+# What a spreadsheet reads as the start of a formula (OWASP, "CSV Injection"): no real name
+# begins with one, and a Contacts table exported to CSV would run it.
+_FORMULA_START = "=+-@"
+
+
+def _a_name(name: str | None) -> str | None:
+    """`name` as a name: without leading formula characters (dropped, logged), and None when
+    nothing in it is a letter (a number such as `1.5e300`, a bare symbol): that is no name."""
+    if not name:
+        return None
+    kept = name.lstrip(_FORMULA_START + " ")
+    if kept != name:
+        log.warning(
+            "contacts.name_cleaned", dropped=name[: len(name) - len(kept)].strip(), reason="formula start"
+        )
+    if not any(char.isalpha() for char in kept):
+        if kept:
+            log.warning("contacts.name_cleaned", length=len(kept), reason="no letter: not a name")
+        return None
+    return kept
+
+
 def normalize_contact(item: Any) -> Contact | None:
     """A Contact from one element of Attestr's `contacts`, or None when it holds nothing usable."""
     if not isinstance(item, dict):
@@ -168,6 +193,7 @@ def normalize_contact(item: Any) -> Contact | None:
         name = plain(_DIN_IN_NAME.sub(" ", name))
     if placeholder(name):
         name = None
+    name = _a_name(name)
     contact = Contact(
         din=din,
         pan=pan,

@@ -210,6 +210,26 @@ async def test_status_gives_spend_by_day_week_and_month_with_refusals_apart(
     )
 
 
+async def test_outside_words_reach_the_terminal_inert(db_url: str, pool: asyncpg.Pool) -> None:
+    """A reason carrying Airtable's or Attestr's words, a company name from a filing: escape
+    sequences, line breaks and rich markup in them are printed as nothing, a space and brackets."""
+    job, _ = await enqueued(pool, "recCCCCCCCCCCCCCC", "U72200KA2015PTC081234")
+    await pool.execute(
+        "UPDATE companies SET name = $2 WHERE airtable_id = $1", job.record_id, "ACME\x1b[2J [red]LTD[/red]"
+    )
+    await pool.execute(
+        "UPDATE jobs SET status = 'failed', last_error = $2 WHERE id = $1",
+        job.id,
+        "Airtable answered 422: bad\r\n1   succeeded  forged line\x1b]0;title\x07 \u202eevil",
+    )
+    done = contact_sync("jobs", "list", env={**os.environ, "DATABASE_URL": db_url, "COLUMNS": "250"})
+    assert done.returncode == 0, done.stderr
+    assert "\x1b" not in done.stdout and "\x07" not in done.stdout and "\u202e" not in done.stdout
+    (row,) = [line for line in done.stdout.splitlines() if line.startswith(f"{job.id} ")]
+    assert "[red]LTD[/red]" in row and "bad  1   succeeded  forged line" in row
+    assert not any(line.startswith("1   succeeded") for line in done.stdout.splitlines())
+
+
 async def test_jobs_list_fits_the_width_and_names_the_company(db_url: str, pool: asyncpg.Pool) -> None:
     await pool.execute("SELECT setval(pg_get_serial_sequence('jobs', 'id'), 999999)")  # long ids
     named, _ = await enqueued(pool, "recCCCCCCCCCCCCCC", "U72200KA2015PTC081234")

@@ -3,11 +3,14 @@ write them, as tables and as properties."""
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from service.identifiers import din as normalize_din
+from service.identifiers import inert
 from service.identifiers import phone as normalize_phone
 from service.identifiers import plain as clean_text
 from service.people.names import name_key
@@ -338,3 +341,42 @@ def test_a_number_labelled_as_a_fax_is_never_the_phone(fax: str, mobile: str, la
     assert normalize_phone(label.format(fax)).e164 is None
     assert normalize_phone(label.format(fax) + join + mobile).e164 == "+91" + mobile
     assert normalize_phone(mobile + join + label.format(fax)).e164 == "+91" + mobile
+
+
+@pytest.mark.parametrize(
+    ("full_name", "stored"),
+    [
+        ('=HYPERLINK("http://x","Ananya Rao")', 'HYPERLINK("http://x","Ananya Rao")'),
+        ("+Ananya Rao", "Ananya Rao"),
+        ("- Ananya Rao", "Ananya Rao"),
+        ("@SUM(A1)", "SUM(A1)"),
+        ("=-+@ Meera", "Meera"),
+        (1.5e300, None),  # a number given as a name: not 300 digits of name
+        ("12345", None),
+        ("+=", None),
+        ("#$%", None),
+        ("Ananya Rao-Sethi", "Ananya Rao-Sethi"),  # a hyphen inside a name stays
+    ],
+)
+def test_a_name_never_starts_a_formula_and_a_number_is_no_name(full_name: object, stored: str | None) -> None:
+    contact = normalize_contact({"indexId": "07123456", "fullName": full_name})
+    assert contact is not None and contact.name == stored
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet=st.sampled_from("=+-@ \t\u200b") | st.characters(), max_size=40))
+def test_no_name_stored_starts_a_formula_or_lacks_a_letter(full_name: str) -> None:
+    contact = normalize_contact({"indexId": "07123456", "fullName": full_name})
+    assert contact is not None
+    if contact.name is not None:
+        assert contact.name[0] not in "=+-@" and any(c.isalpha() for c in contact.name)
+
+
+@settings(max_examples=300)
+@given(st.text(max_size=80))
+def test_outside_text_shown_at_a_terminal_is_inert(text: str) -> None:
+    """No control or format character (an escape sequence, a bidi override, a line break) gets
+    through to a terminal: what is printed is one line that cannot rewrite what is around it."""
+    shown = inert(text)
+    assert all(unicodedata.category(c)[0] != "C" for c in shown)
+    assert "\n" not in shown and "\r" not in shown and "\x1b" not in shown
