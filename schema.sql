@@ -429,7 +429,8 @@ CREATE TABLE public.suppressions (
 CREATE TABLE public.webhook_requests (
     key text NOT NULL,
     job_id bigint NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    asked text
 );
 
 CREATE TABLE public.workers (

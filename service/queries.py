@@ -235,10 +235,19 @@ WITH newer AS (
     UPDATE jobs SET run_after = GREATEST(run_after, :run_after), updated_at = now()
     WHERE record_id = :record_id AND status = 'queued' AND id <> :job_id
     RETURNING id
+), airtable_paused AS (
+    -- A job waiting for Airtable waits only while the pause it met lasts: one ended meanwhile
+    -- has woken the queued jobs, not this one, still running then. Locked, so that an ending
+    -- pause waits for this job to be queued (and so wakes it).
+    SELECT 1 FROM airtable_pauses
+    WHERE :waiting_on = 'airtable' AND scope IN ('base', 'companies') AND resumed_at IS NULL
+    FOR SHARE
 )
 UPDATE jobs SET
     status = CASE WHEN EXISTS (SELECT 1 FROM newer) THEN 'failed' ELSE 'queued' END,
-    run_after = :run_after, wait_reason = :reason, last_error = :error, waiting_on = :waiting_on,
+    run_after = CASE WHEN :waiting_on = 'airtable' AND NOT EXISTS (SELECT 1 FROM airtable_paused)
+                     THEN now() + interval '1 second' ELSE :run_after END,
+    wait_reason = :reason, last_error = :error, waiting_on = :waiting_on,
     attempts = attempts - :attempts_back::int, lease_until = NULL, updated_at = now()
 WHERE id = :job_id AND status = 'running' AND worker_id = :worker_id
 RETURNING status""")
@@ -956,8 +965,9 @@ AUTOMATION_SCRIPTS_RECENT = """
 SELECT version, last_seen_at FROM automation_scripts
 WHERE last_seen_at > now() - make_interval(days => $1) ORDER BY version"""
 
-WEBHOOK_REQUEST_JOB = "SELECT job_id FROM webhook_requests WHERE key = $1"
-WEBHOOK_REQUEST_RECORD = "INSERT INTO webhook_requests (key, job_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+WEBHOOK_REQUEST_JOB = "SELECT job_id, asked FROM webhook_requests WHERE key = $1"
+WEBHOOK_REQUEST_RECORD = """
+INSERT INTO webhook_requests (key, job_id, asked) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"""
 WEBHOOK_REQUESTS_PRUNE = "DELETE FROM webhook_requests WHERE created_at < now() - interval '1 day'"
 
 # Every row again (a field renamed, a base restored): the pusher sends them all.

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import structlog
 
 from service.attestr.consent import Consent
 from service.attestr.errors import (
@@ -28,7 +29,9 @@ from service.config import Settings
 from service.database import storable
 from service.identifiers import plain
 from service.logs import mask_text
-from service.people.normalize import Contact, normalize_contact
+from service.people.normalize import Contact, merged_by_identity, normalize_contact
+
+log = structlog.get_logger(__name__)
 
 # A hundred contacts, each with a few addresses, are well under 200 KB: an answer larger than
 # this is not a contact list, and is refused as it arrives rather than held in memory.
@@ -61,6 +64,9 @@ def parse_answer(cin: str, raw: Any, max_contacts: int) -> AttestrAnswer:
     valid = raw.get("valid") is True or str(raw.get("valid")).lower() == "true"
     listed = raw.get("contacts") if isinstance(raw.get("contacts"), list) else []
     contacts = [c for c in map(normalize_contact, listed[:max_contacts]) if c] if valid else []
+    contacts, merged = merged_by_identity(contacts)
+    if merged:
+        log.warning("attestr.duplicate_identity", merged=merged, hint="contacts sharing a DIN or PAN, merged")
     return AttestrAnswer(
         cin=cin,
         valid=valid,

@@ -174,6 +174,37 @@ def _a_name(name: str | None) -> str | None:
     return kept
 
 
+MAX_ADDRESSES = 10  # a contact's addresses kept: the first is the one Airtable shows
+
+
+def merged_by_identity(contacts: list[Contact]) -> tuple[list[Contact], int]:
+    """`contacts` with those that share a DIN (or a PAN) merged into the first, field by field,
+    and how many were merged. One filing can list a person twice (a director who also signs);
+    without this the last one listed overwrote the first's name and phone. The fuller name wins;
+    the first phone and email that can be used, else the first written; the addresses of both."""
+    kept: dict[str, Contact] = {}
+    out: list[Contact] = []
+    merged = 0
+    for contact in contacts:
+        identity = f"din:{contact.din}" if contact.din else f"pan:{contact.pan}" if contact.pan else None
+        first = kept.get(identity) if identity else None
+        if first is None:
+            if identity:
+                kept[identity] = contact
+            out.append(contact)
+            continue
+        merged += 1
+        if len(contact.name or "") > len(first.name or ""):
+            first.name, first.name_raw = contact.name, contact.name_raw
+        if not first.phone.e164 and (contact.phone.e164 or not first.phone.raw):
+            first.phone = contact.phone
+        if not first.email.address and (contact.email.address or not first.email.raw):
+            first.email = contact.email
+        more = [a for a in contact.addresses if a not in first.addresses]
+        first.addresses = (first.addresses + more)[:MAX_ADDRESSES]
+    return out, merged
+
+
 def normalize_contact(item: Any) -> Contact | None:
     """A Contact from one element of Attestr's `contacts`, or None when it holds nothing usable."""
     if not isinstance(item, dict):
@@ -181,9 +212,15 @@ def normalize_contact(item: Any) -> Contact | None:
     raw_addresses = item.get("addresses")
     if isinstance(raw_addresses, dict):
         raw_addresses = [raw_addresses]
-    addresses = (
-        [a for a in map(_clean_address, raw_addresses or []) if a] if isinstance(raw_addresses, list) else []
-    )
+    if not isinstance(raw_addresses, list):
+        raw_addresses = []
+    addresses: list[dict[str, str]] = []
+    for raw in raw_addresses:  # no more read than are kept, however many came
+        if len(addresses) == MAX_ADDRESSES:
+            log.warning("contacts.addresses_cut", listed=len(raw_addresses), kept=MAX_ADDRESSES)
+            break
+        if address := _clean_address(raw):
+            addresses.append(address)
     full_name = item.get("fullName")
     name = plain(full_name)
     din, pan = identifiers.identity(item.get("indexId"))
@@ -201,7 +238,7 @@ def normalize_contact(item: Any) -> Contact | None:
         name_raw=full_name[:MAX_TEXT] if name and isinstance(full_name, str) else name,
         phone=identifiers.phone(item.get("mobileNumber")),
         email=normalize_email(item.get("emailAddress")),
-        addresses=addresses[:10],
+        addresses=addresses,
     )
     if not (contact.din or contact.pan or contact.name or contact.phone.raw or contact.email.raw):
         return None

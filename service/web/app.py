@@ -121,6 +121,9 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[Middleware(CatchAll)],
     )
+    # No redirect from `/webhooks/airtable/` to `/webhooks/airtable`: Starlette builds its Location
+    # from the Host header the caller sent, and the automation script would not follow it anyway.
+    app.router.redirect_slashes = False
     # Whether the server is stopping (`contact-sync serve` sets it): a request waiting for its job
     # answers at once, as a job still running, rather than hold the stop for its whole wait.
     app.state.stopping = lambda: False

@@ -8,6 +8,8 @@ could not be stored is a 503, never a 202.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import time
 
 import asyncpg
@@ -112,13 +114,23 @@ async def _enqueue_once(
     pool: asyncpg.Pool, key: str, record_id: str, cin: str | None, refresh: bool
 ) -> tuple[int, bool]:
     """Enqueue, unless a request with this X-Request-Id (a retry of the same automation run)
-    stored a job already: then that job, as deduplicated."""
+    stored a job already: then that job, as deduplicated. The id is bound to what was asked: the
+    same id with another record, CIN or refresh is refused (422), not given the first one's job."""
+    asked = hashlib.sha256(json.dumps([record_id, cin, refresh]).encode()).hexdigest()
     async with pool.acquire() as conn, conn.transaction():
-        stored = await conn.fetchval(queries.WEBHOOK_REQUEST_JOB, key)
+        stored = await conn.fetchrow(queries.WEBHOOK_REQUEST_JOB, key)
         if stored is not None:
-            return stored, True
+            if stored["asked"] not in (None, asked):
+                raise ApiError(
+                    422,
+                    "invalid_field",
+                    "X-Request-Id was already used for another request (another record, CIN or refresh): "
+                    "send a new id for a new request",
+                    "X-Request-Id",
+                )
+            return stored["job_id"], True
         job_id, deduplicated = await jobs.enqueue(conn, record_id, cin, force=refresh)
-        await conn.execute(queries.WEBHOOK_REQUEST_RECORD, key, job_id)
+        await conn.execute(queries.WEBHOOK_REQUEST_RECORD, key, job_id, asked)
         return job_id, deduplicated
 
 

@@ -113,7 +113,8 @@ async def test_junk_fields_are_survived(client: AttestrClient, httpx_mock: HTTPX
     )
     answer = await client.fetch(CIN)
     assert answer.business_name is None
-    assert [c.name for c in answer.contacts] == ["alert(1) Neha Gupta", "42"]
+    # A number given as the name is no name, and that contact has nothing else to be known by.
+    assert [c.name for c in answer.contacts] == ["alert(1) Neha Gupta"]
     assert answer.contacts[0].phone.e164 == "+919812345678"
     assert answer.contacts[0].addresses == []
 

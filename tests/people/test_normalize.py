@@ -380,3 +380,49 @@ def test_outside_text_shown_at_a_terminal_is_inert(text: str) -> None:
     shown = inert(text)
     assert all(unicodedata.category(c)[0] != "C" for c in shown)
     assert "\n" not in shown and "\r" not in shown and "\x1b" not in shown
+
+
+def test_one_din_listed_twice_in_an_answer_is_merged_field_by_field() -> None:
+    from structlog.testing import capture_logs
+
+    from service.attestr.client import parse_answer
+
+    raw = {
+        "valid": True,
+        "contacts": [
+            {"indexId": "07123456", "fullName": "A RAO", "mobileNumber": "98XXXXXX45"},
+            {"indexId": "01234567", "fullName": "Vikram Sethi"},
+            {
+                "indexId": "07123456",
+                "fullName": "ANANYA RAO",
+                "mobileNumber": "98450 12345",
+                "emailAddress": "ananya@nilgiri.example",
+                "addresses": [{"fullAddress": "12 MG Road, Bengaluru"}],
+            },
+        ],
+    }
+    with capture_logs() as logs:
+        answer = parse_answer("U72200KA2015PTC081234", raw, 100)
+    ananya, vikram = answer.contacts
+    assert (ananya.din, ananya.name, ananya.phone.e164, ananya.email.address) == (
+        "07123456",
+        "ANANYA RAO",
+        "+919845012345",
+        "ananya@nilgiri.example",
+    )
+    assert ananya.addresses == [{"fullAddress": "12 MG Road, Bengaluru"}] and vikram.din == "01234567"
+    assert [(e["event"], e["merged"]) for e in logs if e["event"] == "attestr.duplicate_identity"] == [
+        ("attestr.duplicate_identity", 1)
+    ]
+
+
+def test_a_contact_with_forty_thousand_addresses_keeps_ten_and_says_so() -> None:
+    from structlog.testing import capture_logs
+
+    addresses = [{"fullAddress": f"{n} MG Road, Bengaluru"} for n in range(40_000)]
+    with capture_logs() as logs:
+        contact = normalize_contact({"indexId": "07123456", "fullName": "Ananya Rao", "addresses": addresses})
+    assert contact is not None and contact.addresses == addresses[:10]
+    assert [(e["listed"], e["kept"]) for e in logs if e["event"] == "contacts.addresses_cut"] == [
+        (40_000, 10)
+    ]

@@ -156,3 +156,33 @@ def test_a_short_secret_counts_as_not_configured(tmp_path: Path, db_url: str) ->
             headers={"X-Webhook-Secret": "guessable"},
         )
         assert short.status_code == 401
+
+
+def test_a_request_id_is_bound_to_what_its_request_asked(service: ServiceProcess) -> None:
+    """A retry with the same X-Request-Id and the same body gets the first job; the same id with
+    another record, CIN or refresh is refused (the trigger is not dropped into another's job)."""
+    first = {"record_id": "recAAAAAAAAAAAAA1", "cin": "U72200KA2015PTC081234"}
+    key = {"X-Request-Id": "run-7f3a-0001"}
+    stored = post(service, first, key)
+    assert stored.status_code == 202
+    again = post(service, first, key)
+    assert again.status_code == 202 and again.json() == {**stored.json(), "deduplicated": True}
+    for other in (
+        {**first, "record_id": "recBBBBBBBBBBBBB2"},
+        {**first, "cin": "U51909MH2018PTC309876"},
+        {**first, "refresh": True},
+    ):
+        refused = post(service, other, key)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"]["code"] == "invalid_field"
+        assert refused.json()["error"]["field"] == "X-Request-Id"
+
+
+def test_a_trailing_slash_is_not_found_not_a_redirect(service: ServiceProcess) -> None:
+    answer = httpx.post(
+        f"{service.url}/webhooks/airtable/",
+        json={"record_id": "recAAAAAAAAAAAAA1"},
+        headers={"X-Webhook-Secret": SECRET, "Host": "attacker.example"},
+    )
+    assert answer.status_code == 404 and "location" not in answer.headers
+    assert answer.json()["error"]["code"] == "not_found"
