@@ -156,10 +156,15 @@ class Airtable:
 
         try:
             result = await asyncio.to_thread(send)
+            _check_shape(result)
             metrics.AIRTABLE_REQUESTS.labels("ok").inc()
             return result
         except requests.HTTPError as exc:
             error = error_from(exc)
+        except _UNEXPECTED_SHAPE as exc:  # a 200 pyairtable or `_check_shape` could not read
+            error = AirtableUnavailable(
+                f"Airtable answered in a shape it does not document ({type(exc).__name__})"
+            )
         except AnswerTooLarge as exc:
             error = AirtableError(
                 f"Airtable's answer was too large ({exc}; the limit is {MAX_ANSWER_BYTES:,})"
@@ -426,3 +431,30 @@ class Airtable:
         self, records: list[dict[str, Any]], slot: int | None = None
     ) -> list[dict[str, Any]]:
         return await self.call(self.companies.batch_update, records, slot=slot)  # no typecast: as above
+
+
+class _UnexpectedShape(ValueError):
+    pass
+
+
+# What reading a 200 of another shape than Airtable documents raises, in pyairtable or here:
+# classified as Airtable unavailable (tried again later), never a crash of the pusher.
+_UNEXPECTED_SHAPE = (_UnexpectedShape, KeyError, TypeError, AttributeError, IndexError)
+
+
+def _check_shape(result: Any) -> None:
+    """The records in an answer as "List records", "Update multiple records" and the others
+    document them (https://airtable.com/developers/web/api/): each an object with a string `id`,
+    its `fields` an object. Raises _UnexpectedShape."""
+    records = result.get("records") if isinstance(result, dict) and "records" in result else result
+    if isinstance(result, dict) and "fields" in result:
+        records = [result]
+    if not isinstance(records, list):
+        if isinstance(result, dict) and "records" in result:
+            raise _UnexpectedShape("records")
+        return
+    for record in records:
+        if not isinstance(record, dict) or not isinstance(record.get("id"), str):
+            raise _UnexpectedShape("record")
+        if not isinstance(record.get("fields", {}), dict):
+            raise _UnexpectedShape("fields")

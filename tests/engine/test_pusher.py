@@ -414,3 +414,52 @@ async def test_a_deadlock_while_marking_rows_written_runs_the_mark_again(
         await marking
     marked = await pool.fetch("SELECT pushed_version, push_lease_until FROM companies")
     assert [(row["pushed_version"], row["push_lease_until"]) for row in marked] == [(1, None), (1, None)]
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        {"records": "not a list"},
+        {"records": [{"fields": {}}]},
+        {"records": [{"id": "rec1", "fields": []}]},
+        [],
+    ],
+    ids=["records not a list", "a record without id", "fields not an object", "a list, not an object"],
+)
+async def test_a_200_of_an_unexpected_shape_is_an_airtable_error_not_a_crash(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn], shape: object
+) -> None:
+    """Airtable answered 200 with something its documentation does not describe: the write is
+    tried again as after an outage; the pusher never stops on it."""
+    from starlette.responses import JSONResponse
+
+    from tests.engine.test_people_edits import NILGIRI, Base, synced
+    from tests.flow import running_engine
+
+    base = Base(airtable)
+    standin = base.standin
+    answer = standin._route
+    odd = {"once": True}
+
+    async def odd_once(request, entry):  # type: ignore[no-untyped-def]
+        if odd["once"] and request.method == "PATCH" and "/Contacts" in request.url.path:
+            odd["once"] = False
+            await answer(request, entry)  # applied, then answered strangely
+            return JSONResponse(shape)
+        return await answer(request, entry)
+
+    standin._route = odd_once  # type: ignore[method-assign]
+    with capture_logs() as logs:
+        async with running_engine(
+            pool, airtable, attestr, **{"ATTESTR_TIMEOUT_S": "0.3", "AIRTABLE_RATE_LIMIT_RPS": "50"}
+        ):
+            await synced(pool, base.nilgiri, NILGIRI)
+    assert not odd["once"]
+    assert not [
+        line for line in logs if line["event"] in ("pusher.crashed", "job.crashed", "http.unhandled_error")
+    ]
+    assert sorted(r["fields"]["Name"] for r in standin.records("Contacts")) == [
+        "Ananya Rao",
+        "Meera Krishnan",
+        "Vikram Sethi",
+    ]
