@@ -179,6 +179,33 @@ CREATE TABLE public.airtable_webhooks (
     last_payload_at timestamp with time zone
 );
 
+CREATE TABLE public.alert_cursors (
+    kind text NOT NULL,
+    target text NOT NULL,
+    sent_up_to bigint DEFAULT 0 NOT NULL,
+    last_sent_at timestamp with time zone,
+    attempts integer DEFAULT 0 NOT NULL,
+    retry_at timestamp with time zone DEFAULT '-infinity'::timestamp with time zone NOT NULL
+);
+
+CREATE TABLE public.alerts (
+    id bigint NOT NULL,
+    kind text NOT NULL,
+    ended boolean DEFAULT false NOT NULL,
+    subject text NOT NULL,
+    detail text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+CREATE SEQUENCE public.alerts_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+ALTER SEQUENCE public.alerts_id_seq OWNED BY public.alerts.id;
+
 CREATE TABLE public.api_rate (
     key_hash text NOT NULL,
     window_start timestamp with time zone NOT NULL,
@@ -440,6 +467,8 @@ CREATE TABLE public.workers (
 
 ALTER TABLE ONLY public.airtable_requests ALTER COLUMN id SET DEFAULT nextval('public.airtable_requests_id_seq'::regclass);
 
+ALTER TABLE ONLY public.alerts ALTER COLUMN id SET DEFAULT nextval('public.alerts_id_seq'::regclass);
+
 ALTER TABLE ONLY public.airtable_base
     ADD CONSTRAINT airtable_base_pkey PRIMARY KEY (id);
 
@@ -460,6 +489,12 @@ ALTER TABLE ONLY public.airtable_rows_to_delete
 
 ALTER TABLE ONLY public.airtable_webhooks
     ADD CONSTRAINT airtable_webhooks_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.alert_cursors
+    ADD CONSTRAINT alert_cursors_pkey PRIMARY KEY (kind, target);
+
+ALTER TABLE ONLY public.alerts
+    ADD CONSTRAINT alerts_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY public.api_rate
     ADD CONSTRAINT api_rate_pkey PRIMARY KEY (key_hash);
@@ -525,6 +560,10 @@ ALTER TABLE ONLY public.workers
     ADD CONSTRAINT workers_pkey PRIMARY KEY (id);
 
 CREATE INDEX airtable_requests_base ON public.airtable_requests USING btree (base_id);
+
+CREATE INDEX alerts_created ON public.alerts USING btree (created_at);
+
+CREATE INDEX alerts_kind ON public.alerts USING btree (kind, id);
 
 CREATE INDEX attestr_answers_by_cin ON public.attestr_answers USING btree (cin, called_at DESC);
 

@@ -117,6 +117,13 @@ class Settings:
     job_retention_days: float = 30.0
     attestr_answer_retention_days: float = 90.0
     reconcile_interval_s: float = 900.0  # 0: no sweeps
+    # Alerts (engine/alerts.py): incoming-webhook URLs (Slack, Teams, Google Chat), e-mail.
+    alert_webhook_urls: tuple[str, ...] = ()
+    alert_email_to: tuple[str, ...] = ()
+    alert_email_from: str | None = None
+    smtp_url: str | None = None
+    alert_min_interval_s: float = 600.0
+    alert_missed_triggers: int = 10
     # Values of WEBHOOK_SECRETS / API_KEYS ignored for being shorter than MIN_SECRET_LENGTH, by
     # variable: `/ready` and doctor name them; logs still redact them.
     short_secrets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -134,6 +141,8 @@ class Settings:
             *(value for values in self.short_secrets.values() for value in values),
             self.attestr_api_key,
             self.airtable_api_key,
+            *self.alert_webhook_urls,  # a chat's incoming-webhook URL is its password
+            self.smtp_url,
         )
 
     @property
@@ -194,8 +203,8 @@ class _Reader:
         return (self._config(name, default=None) or "").strip() or None
 
     def _refuse(self, name: str, value: str, accepts: str) -> None:
-        if name == "DATABASE_URL":  # it may hold a password
-            self.problems.append(f"DATABASE_URL (value not shown): {accepts}")
+        if name in ("DATABASE_URL", "SMTP_URL", "ALERT_WEBHOOK_URL"):  # they may hold a password
+            self.problems.append(f"{name} (value not shown): {accepts}")
             return
         shown = value if len(value) <= 40 else value[:40] + "…"
         self.problems.append(f"{name}={shown!r}: {accepts}")
@@ -285,6 +294,42 @@ class _Reader:
             self._refuse(name, value, "a URL starting with " + " or ".join(f"{s}://" for s in schemes))
             return default
         return value
+
+
+SMTP_SCHEMES = ("smtp", "smtp+starttls", "smtps")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def _alerts(read: _Reader) -> dict[str, object]:
+    """ALERT_WEBHOOK_URL (one or more, comma-separated), ALERT_EMAIL_TO with SMTP_URL and
+    ALERT_EMAIL_FROM (all three, or none), ALERT_MIN_INTERVAL_S, ALERT_MISSED_TRIGGERS."""
+    urls = tuple(
+        url
+        for given in _secrets(read.optional("ALERT_WEBHOOK_URL"))
+        if (url := read.url("ALERT_WEBHOOK_URL", None, ("https", "http"), given))
+    )
+    to = _secrets(read.optional("ALERT_EMAIL_TO"))
+    for address in to:
+        if not _EMAIL.fullmatch(address):
+            read._refuse("ALERT_EMAIL_TO", address, "e-mail addresses, comma-separated")
+    sender = read.optional("ALERT_EMAIL_FROM")
+    if sender is not None and not _EMAIL.fullmatch(sender):
+        read._refuse("ALERT_EMAIL_FROM", sender, "an e-mail address")
+    smtp = read.url("SMTP_URL", None, SMTP_SCHEMES)
+    given = {"ALERT_EMAIL_TO": bool(to), "SMTP_URL": bool(smtp), "ALERT_EMAIL_FROM": bool(sender)}
+    if any(given.values()) and not all(given.values()):
+        missing = " and ".join(name for name, there in given.items() if not there)
+        read.problems.append(
+            f"e-mail alerts need ALERT_EMAIL_TO, SMTP_URL and ALERT_EMAIL_FROM: set {missing}"
+        )
+    return {
+        "alert_webhook_urls": urls,
+        "alert_email_to": to,
+        "alert_email_from": sender,
+        "smtp_url": smtp,
+        "alert_min_interval_s": read.number("ALERT_MIN_INTERVAL_S", 600.0, 0, 86_400, zero=True),
+        "alert_missed_triggers": read.whole("ALERT_MISSED_TRIGGERS", 10, 1, _MANY) or 10,
+    }
 
 
 _CONSENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -462,6 +507,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
             read.number("ATTESTR_ANSWER_RETENTION_DAYS", 90.0, 0, _DAYS), cache_days, no_data_days
         ),
         reconcile_interval_s=read.number("RECONCILE_INTERVAL_S", 900.0, 0, 604_800, zero=True),
+        **_alerts(read),  # type: ignore[arg-type]
     )
     if read.problems:
         raise SettingsError(read.problems)

@@ -568,14 +568,14 @@ _AIRTABLE_JOBS_WOKEN = """, woken AS (
     UPDATE jobs SET run_after = now(), updated_at = now()
     WHERE status = 'queued' AND waiting_on = 'airtable' AND EXISTS (SELECT 1 FROM resumed)
 )
-SELECT scope, reason FROM resumed, (SELECT pg_notify('contact_sync', 'jobs')) AS notified"""
+SELECT scope, reason, kind FROM resumed, (SELECT pg_notify('contact_sync', 'jobs')) AS notified"""
 
 AIRTABLE_PROBE_RESUME = (
     """
 WITH resumed AS (
     UPDATE airtable_pauses SET resumed_at = now()
     WHERE scope = $1 AND resumed_at IS NULL AND kind IS DISTINCT FROM 'operator' AND paused_at <= $2
-    RETURNING scope, reason
+    RETURNING scope, reason, kind
 )"""
     + _AIRTABLE_JOBS_WOKEN
 )
@@ -586,7 +586,7 @@ AIRTABLE_RESUME = (
 WITH resumed AS (
     UPDATE airtable_pauses SET resumed_at = now()
     WHERE ($1::text[] IS NULL OR scope = ANY($1::text[])) AND resumed_at IS NULL
-    RETURNING scope, reason
+    RETURNING scope, reason, kind
 )"""
     + _AIRTABLE_JOBS_WOKEN
 )
@@ -1186,3 +1186,43 @@ DELETE FROM attestr_lookups WHERE id IN (
 ANSWERS_PRUNE = """
 DELETE FROM attestr_answers WHERE id IN (
     SELECT id FROM attestr_answers WHERE called_at < now() - make_interval(secs => $1 * 86400) LIMIT $2)"""
+
+# --- alerts (engine/alerts.py) ------------------------------------------------------------------
+
+ALERT_RAISE = "INSERT INTO alerts (kind, ended, subject, detail) VALUES ($1, $2, $3, $4)"
+
+# A target's cursors: one per kind ($1 kinds, $2 target), starting after the alerts already there
+# (a target added later is not sent the past).
+ALERT_CURSORS_ENSURE = """
+INSERT INTO alert_cursors (kind, target, sent_up_to)
+SELECT kind, $2, (SELECT COALESCE(max(id), 0) FROM alerts)
+FROM unnest($1::text[]) AS kind
+ON CONFLICT DO NOTHING"""
+
+# The next kind and target with alerts to send, not sent within $2 seconds (a digest at most
+# that often) and not waiting to retry; locked for the send, so that one process sends it. $1:
+# this process's targets.
+ALERT_CLAIM = """
+SELECT c.kind, c.target, c.sent_up_to, c.attempts FROM alert_cursors c
+WHERE c.target = ANY($1::text[])
+  AND c.retry_at <= now()
+  AND (c.last_sent_at IS NULL OR c.last_sent_at <= now() - $2 * interval '1 second')
+  AND EXISTS (SELECT 1 FROM alerts a WHERE a.kind = c.kind AND a.id > c.sent_up_to)
+ORDER BY c.retry_at, c.kind
+LIMIT 1
+FOR UPDATE SKIP LOCKED"""
+
+ALERTS_AFTER = """
+SELECT id, ended, subject, detail, created_at FROM alerts WHERE kind = $1 AND id > $2 ORDER BY id LIMIT 200"""
+
+ALERT_SENT = """
+UPDATE alert_cursors SET sent_up_to = $3, last_sent_at = now(), attempts = 0, retry_at = '-infinity'
+WHERE kind = $1 AND target = $2"""
+
+# A send failed: tried again after $3 seconds, or given up ($4: the alerts are left behind).
+ALERT_FAILED = """
+UPDATE alert_cursors SET attempts = attempts + 1, retry_at = now() + $3 * interval '1 second',
+    sent_up_to = CASE WHEN $4 THEN $5 ELSE sent_up_to END
+WHERE kind = $1 AND target = $2"""
+
+ALERTS_PRUNE = "DELETE FROM alerts WHERE created_at < now() - interval '30 days'"

@@ -11,6 +11,7 @@ pause` stops every write, probes included, until `airtable resume`.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,8 @@ import structlog
 
 from service import queries
 from service.config import Settings
+from service.database import DATABASE_ERRORS
+from service.logs import mask_text
 
 log = structlog.get_logger(__name__)
 
@@ -77,6 +80,7 @@ class AirtablePauses:
                 kind=kind,
                 sent_at=sent_at.isoformat() if sent_at else None,
             )
+            await self._alert(scope, reason)
 
     async def pause_by_operator(self, reason: str | None = None) -> None:
         """`contact-sync airtable pause`: every write waits, probes included, until `resume`. A
@@ -90,13 +94,23 @@ class AirtablePauses:
         row = await self.pool.fetchrow(queries.AIRTABLE_PROBE_RESUME, admission.scope, admission.paused_at)
         if row is not None:
             log.info("airtable.resumed", scope=row["scope"], reason=why, was=row["reason"])
+            await self._alert(row["scope"], f"{why}: writes go on", ended=True)
 
     async def resume(self, why: str, scopes: list[str] | None = None) -> list[str]:
         """End the pauses of `scopes` (None: every one); returns the scopes that were paused."""
         rows = await self.pool.fetch(queries.AIRTABLE_RESUME, scopes)
         for row in rows:
             log.info("airtable.resumed", scope=row["scope"], reason=why, was=row["reason"])
+            if row["kind"] != "operator":
+                await self._alert(row["scope"], f"{why}: writes go on", ended=True)
         return [row["scope"] for row in rows]
+
+    async def _alert(self, scope: str, detail: str, *, ended: bool = False) -> None:
+        """An alert of the pause or its end (engine/alerts.py sends it); lost, not raised, with
+        the database away."""
+        subject = "the whole base" if scope == "base" else f"the {scope} table"
+        with contextlib.suppress(*DATABASE_ERRORS):
+            await self.pool.execute(queries.ALERT_RAISE, "airtable_paused", ended, subject, mask_text(detail))
 
     async def state(self) -> list[dict[str, Any]]:
         """Each pause: scope, reason, kind, since, and when the next probe goes (None for an

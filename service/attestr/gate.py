@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -25,7 +26,8 @@ import structlog
 from service import queries
 from service.attestr import consent
 from service.config import Settings
-from service.database import release_session_lock
+from service.database import DATABASE_ERRORS, release_session_lock
+from service.logs import mask_text
 
 log = structlog.get_logger(__name__)
 
@@ -69,8 +71,10 @@ class AttestrGate:
         )
         if row["resumed"]:
             log.info("attestr.resumed", reason="the daily limit has reset")
+            await self._alert("the daily limit has reset: calls go on", ended=True)
         if row["newly_paused"]:
             log.warning("attestr.paused", reason=row["reason"], until=row["wait_until"].isoformat())
+            await self._alert(f"{row['reason']}; until {row['wait_until']:%Y-%m-%d %H:%M} UTC")
         if not row["allowed"]:
             raise AttestrPaused(row["reason"], row["wait_until"])
         return row["probe"]
@@ -100,6 +104,7 @@ class AttestrGate:
             log.warning(
                 "attestr.paused", reason=reason, code=code, until=resume_at.isoformat() if resume_at else None
             )
+            await self._alert(reason)
 
     async def pause_by_operator(self) -> None:
         """`contact-sync attestr pause`: stop every Attestr call, probes included, until `resume`.
@@ -111,6 +116,8 @@ class AttestrGate:
         """End the pause and wake the jobs that waited for it; returns how many."""
         row = await self.pool.fetchrow(queries.ATTESTR_RESUME, None)
         log.info("attestr.resumed", reason=why, jobs_woken=row["woken"])
+        if row["cleared"]:
+            await self._alert(f"{why}: calls go on", ended=True)
         return row["woken"]
 
     async def resume_if_reconfigured(self) -> bool:
@@ -119,7 +126,16 @@ class AttestrGate:
         row = await self.pool.fetchrow(queries.ATTESTR_RESUME, consent.fingerprint(self.settings))
         if row["cleared"]:
             log.info("attestr.resumed", reason="the settings changed", jobs_woken=row["woken"])
+            await self._alert("the settings changed: calls go on", ended=True)
         return bool(row["cleared"])
+
+    async def _alert(self, detail: str, *, ended: bool = False) -> None:
+        """An alert of Attestr's pause or its end (engine/alerts.py sends it); an operator's own
+        pause is not alerted. Lost, not raised, with the database away."""
+        with contextlib.suppress(*DATABASE_ERRORS):
+            await self.pool.execute(
+                queries.ALERT_RAISE, "attestr_paused", ended, "Attestr", mask_text(detail)
+            )
 
     async def state(self) -> dict[str, Any]:
         row = await self.pool.fetchrow(queries.ATTESTR_STATE)

@@ -41,6 +41,7 @@ async def prune(pool: asyncpg.Pool, settings: Settings) -> tuple[int, int, int]:
         counts.append(total)
     await pool.execute(queries.WORKERS_PRUNE)  # workers gone for good, their jobs taken over
     await pool.execute(queries.WEBHOOK_REQUESTS_PRUNE)  # a script's retries end within its run
+    await pool.execute(queries.ALERTS_PRUNE)  # sent long ago; the log keeps them too
     jobs, answers, lookups = counts
     if jobs or answers or lookups:
         log.info("retention.pruned", jobs=jobs, attestr_answers=answers, attestr_lookups=lookups)

@@ -22,6 +22,7 @@ from service import metrics, queries
 from service.config import Settings
 from service.database import DATABASE_ERRORS
 from service.engine import jobs
+from service.engine.alerts import raise_alert
 from service.engine.jobs import Job
 from service.engine.outcomes import Intervals, Outcome, Then, decide
 from service.engine.sync import Syncer
@@ -317,3 +318,10 @@ class Worker:
             await jobs.set_company_status(conn, job.record_id, "Failed", error)
         log.error("job.failed", error=error, attempts=job.attempts)
         metrics.job_ended("failed", job.created_at)
+        named = await jobs.company_names(self.pool, [job.record_id])
+        await raise_alert(
+            self.pool,
+            "job_failed",
+            f"{named.get(job.record_id, job.record_id)} ({job.cin or 'no CIN'})",
+            f"{error}. To replay it: `contact-sync jobs retry {job.id}`",
+        )

@@ -28,6 +28,7 @@ from service.airtable.client import Airtable
 from service.airtable.errors import AirtableError
 from service.database import DATABASE_ERRORS, release_session_lock
 from service.engine import jobs
+from service.engine.alerts import raise_alert
 from service.engine.jobs import QueueCap
 from service.triggers import reconcile
 from service.wakeup import Wakeup
@@ -296,7 +297,15 @@ class PayloadReader:
                     f"`{airtable_webhooks.RECREATE}`"
                 )
                 log.error("webhook.recreate_failed", webhook_id=row["id"], error=problem)
+                await raise_alert(self.pool, "webhook_down", "the native Airtable webhook", problem)
                 return problem
+            await raise_alert(
+                self.pool,
+                "webhook_down",
+                "the native Airtable webhook",
+                f"{reason}; recreated. Changes made meanwhile were not seen: "
+                "`contact-sync backfill --dry-run` finds companies with a CIN and no contacts",
+            )
             return None
         if not hook.get("areNotificationsEnabled", True):
             await self.airtable.enable_webhook_notifications(row["id"])

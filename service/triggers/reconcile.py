@@ -38,6 +38,7 @@ from service.airtable.errors import AirtableError
 from service.config import Settings
 from service.database import DATABASE_ERRORS, release_session_lock
 from service.engine import jobs
+from service.engine.alerts import raise_alert
 from service.triggers import backfill
 
 log = structlog.get_logger(__name__)
@@ -97,6 +98,14 @@ async def sweep(
             # A company deferred (a webhook came while the sweep read) is read again next time.
             await pool.execute(queries.RECONCILE_FINISH, OVERLAP_S, json.dumps(counts), found.deferred == 0)
     metrics.RECONCILE_QUEUED.inc(found.queued)
+    if found.queued >= settings.alert_missed_triggers:
+        await raise_alert(
+            pool,
+            "triggers_missed",
+            "reconciliation",
+            f"the sweep queued {found.queued} companies whose CIN no trigger brought (ALERT_MISSED_TRIGGERS "
+            f"is {settings.alert_missed_triggers}): the Airtable automation is failing or out of runs",
+        )
     log.info(
         "reconcile.finished",
         since=found.since.isoformat() if found.since else None,

@@ -14,6 +14,7 @@ from service.attestr.client import AttestrClient
 from service.config import Settings
 from service.database import create_pool
 from service.engine import retention
+from service.engine.alerts import AlertSender
 from service.engine.listener import Listener, Notifier
 from service.engine.pusher import Pusher
 from service.engine.sync import Syncer
@@ -73,6 +74,8 @@ class Runtime:
         self._tasks += [
             asyncio.create_task(retention.run(self.pool, self.settings, self._stop), name="retention"),
             asyncio.create_task(self._after_pyairtable(), name="loading"),
+            # Every process sends alerts; the database decides which one sends each.
+            asyncio.create_task(AlertSender(self.pool, self.settings).run(self._stop), name="alerts"),
         ]
         if self.listener:
             self._tasks.append(asyncio.create_task(self.listener.run(self._stop), name="listener"))

@@ -1,0 +1,294 @@
+"""Alerts, against a real SMTP server (aiosmtpd) and a local HTTP receiver in the shape Slack's
+incoming webhooks take: each kind, a digest of many, one alert however many processes send, a
+target that fails (tried again) or is away for the whole run (the alert given up, logged, the
+work untouched)."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import pytest
+from aiosmtpd.controller import Controller
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from structlog.testing import capture_logs
+
+from service.attestr.gate import AttestrGate
+from service.config import Settings
+from service.database import create_pool
+from service.engine.alerts import AlertSender, raise_alert
+from service.standins.airtable import AirtableStandIn
+from service.standins.attestr import AttestrStandIn
+from service.standins.server import serve_in_thread
+from tests.conftest import Running, free_port
+from tests.engine.test_engine import FAST, until
+from tests.engine.test_people_edits import NILGIRI, Base
+from tests.flow import enqueued, running_engine, settings_for
+
+
+@dataclass
+class Receiver:
+    """An incoming-webhook endpoint: what it was sent, and the answers it gives first."""
+
+    url: str = ""
+    texts: list[str] = field(default_factory=list)
+    fail_first: int = 0  # this many requests answered 500
+    delay_s: float = 0.0
+
+    async def endpoint(self, request: Request) -> JSONResponse:
+        body = await request.json()
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        if self.fail_first:
+            self.fail_first -= 1
+            return JSONResponse({"ok": False}, status_code=500)
+        self.texts.append(body["text"])
+        return JSONResponse({"ok": True})
+
+
+class _Mailbox:
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+
+    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
+        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+        return "250 OK"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    found = Receiver()
+    app = Starlette(routes=[Route("/hook", found.endpoint, methods=["POST"])])
+    with serve_in_thread(app) as url:
+        found.url = url + "/hook"
+        yield found
+
+
+@pytest.fixture
+def mailbox() -> Iterator[tuple[_Mailbox, int]]:
+    box, port = _Mailbox(), free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield box, port
+    finally:
+        controller.stop()
+
+
+def _alerting(receiver: Receiver, port: int | None = None, **env: str) -> dict[str, str]:
+    settings = {"ALERT_WEBHOOK_URL": receiver.url, "ALERT_MIN_INTERVAL_S": "0", **env}
+    if port is not None:
+        settings |= {
+            "SMTP_URL": f"smtp://127.0.0.1:{port}",
+            "ALERT_EMAIL_TO": "ops@nilgiri.example",
+            "ALERT_EMAIL_FROM": "contact-sync@nilgiri.example",
+        }
+    return settings
+
+
+def _sender(pool: asyncpg.Pool, settings: Settings) -> AlertSender:
+    sender = AlertSender(pool, settings)
+    sender.timeout_s, sender.retry_base_s = 0.5, 0.05
+    return sender
+
+
+async def _ensure(sender: AlertSender) -> None:
+    from service import queries
+    from service.engine.alerts import KINDS
+
+    for target in sender.targets:
+        await sender.pool.execute(queries.ALERT_CURSORS_ENSURE, list(KINDS), target.name)
+
+
+async def test_a_job_failed_for_good_reaches_the_chat_and_the_mailbox_with_what_to_do(
+    pool: asyncpg.Pool,
+    airtable: Running[AirtableStandIn],
+    attestr: Running[AttestrStandIn],
+    receiver: Receiver,
+    mailbox: tuple[_Mailbox, int],
+) -> None:
+    box, port = mailbox
+    base = Base(airtable)
+    attestr.standin.fail_next(NILGIRI, 4001)  # malformed: fails at once
+    async with running_engine(pool, airtable, attestr, **FAST, **_alerting(receiver, port)):
+        job, _ = await enqueued(pool, base.nilgiri, NILGIRI)
+
+        async def told() -> bool:
+            return bool(receiver.texts) and bool(box.messages)
+
+        await until(told)
+    (text,) = receiver.texts
+    assert text.startswith("[contact-sync] A job failed for good: ")
+    assert NILGIRI in text and f"contact-sync jobs retry {job.id}" in text
+    (mail,) = box.messages
+    assert mail["Subject"].startswith("[contact-sync] A job failed for good")
+    assert mail["To"] == "ops@nilgiri.example" and f"jobs retry {job.id}" in mail.get_content()
+
+
+async def test_many_failures_make_one_digest_naming_the_replay_command(
+    pool: asyncpg.Pool,
+    airtable: Running[AirtableStandIn],
+    attestr: Running[AttestrStandIn],
+    receiver: Receiver,
+) -> None:
+    settings = settings_for(airtable, attestr, **_alerting(receiver))
+    sender = _sender(pool, settings)
+    await _ensure(sender)
+    for n in range(12):
+        await raise_alert(
+            pool, "job_failed", f"Company {n} (U72200KA2015PTC0{n:05d})", "Attestr refused the CIN"
+        )
+    assert await sender.send_next() and not await sender.send_next()
+    (digest,) = receiver.texts
+    assert digest.startswith("[contact-sync] 12 jobs failed in the last 1m:")
+    assert digest.count("\n- Company") == 10 and "… and 2 more" in digest
+    assert digest.rstrip().endswith("`contact-sync jobs retry --failed --since 1m`")
+
+
+async def test_a_phone_email_or_pan_never_reaches_an_alert(
+    pool: asyncpg.Pool,
+    airtable: Running[AirtableStandIn],
+    attestr: Running[AttestrStandIn],
+    receiver: Receiver,
+) -> None:
+    sender = _sender(pool, settings_for(airtable, attestr, **_alerting(receiver)))
+    await _ensure(sender)
+    await raise_alert(
+        pool,
+        "job_failed",
+        "Nilgiri (U72200KA2015PTC081234)",
+        "refused +91 98450 12345, ananya@nilgiri.example, ABCPR1234K",
+    )
+    await sender.send_next()
+    (text,) = receiver.texts
+    assert "98450" not in text and "ananya@" not in text and "ABCPR1234K" not in text
+
+
+async def test_three_processes_send_each_alert_once(
+    db_url: str, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn], receiver: Receiver
+) -> None:
+    settings = settings_for(airtable, attestr, **_alerting(receiver))
+    pools = [await create_pool(db_url, max_size=3) for _ in range(3)]
+    try:
+        senders = [_sender(p, settings) for p in pools]
+        await _ensure(senders[0])
+        receiver.delay_s = 0.3  # all three are at it while the first sends
+        await raise_alert(pools[0], "attestr_paused", "Attestr", "credits exhausted (code 4005)")
+        await asyncio.gather(*(s.send_next() for s in senders))
+        await asyncio.gather(*(s.send_next() for s in senders))
+    finally:
+        for p in pools:
+            await p.close()
+    assert len(receiver.texts) == 1 and "credits exhausted" in receiver.texts[0]
+
+
+async def test_a_target_that_answers_500_or_too_late_is_tried_again(
+    pool: asyncpg.Pool,
+    airtable: Running[AirtableStandIn],
+    attestr: Running[AttestrStandIn],
+    receiver: Receiver,
+) -> None:
+    sender = _sender(pool, settings_for(airtable, attestr, **_alerting(receiver)))
+    await _ensure(sender)
+    receiver.fail_first = 2
+    await raise_alert(pool, "airtable_paused", "the whole base", "Airtable refused the token (401)")
+    with capture_logs() as logs:
+
+        async def delivered() -> bool:
+            await sender.send_next()
+            return bool(receiver.texts)
+
+        await until(delivered)
+        receiver.delay_s = 1.0  # past the sender's 0.5 s
+        await raise_alert(pool, "airtable_paused", "the whole base", "writes go on", ended=True)
+        await sender.send_next()
+        receiver.delay_s = 0.0
+        await until(_count_at_least(sender, receiver, 2))
+    failed = [line for line in logs if line["event"] == "alert.send_failed"]
+    assert [line["error"] for line in failed] == ["HTTPStatusError", "HTTPStatusError", "ReadTimeout"]
+    assert receiver.texts[1].startswith("[contact-sync] Ended: the whole base")
+
+
+def _count_at_least(sender: AlertSender, receiver: Receiver, n: int) -> Any:
+    async def reached() -> bool:
+        await sender.send_next()
+        return len(receiver.texts) >= n
+
+    return reached
+
+
+async def test_a_target_away_for_the_whole_run_loses_only_the_alert(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    """Nothing listens at the URL: each attempt fails, the last gives the alerts up (logged); the
+    job that failed meanwhile is stored as failed, and the next job runs as always."""
+    away = Receiver(url=f"http://127.0.0.1:{free_port()}/hook")
+    base = Base(airtable)
+    attestr.standin.fail_next(NILGIRI, 4001)
+    with capture_logs() as logs:
+        async with running_engine(pool, airtable, attestr, **FAST, **_alerting(away)) as runtime:
+            failed, _ = await enqueued(pool, base.nilgiri, NILGIRI)
+            sender = _sender(pool, runtime.settings)
+            await _ensure(sender)
+
+            async def given_up() -> bool:
+                await sender.send_next()
+                return any(line.get("gave_up") for line in logs if line["event"] == "alert.send_failed")
+
+            await until(given_up)
+            ok, _ = await enqueued(pool, base.konkan, "U51909MH2018PTC309876")
+
+            async def done() -> bool:
+                return await pool.fetchval("SELECT status FROM jobs WHERE id = $1", ok.id) == "succeeded"
+
+            await until(done)
+    attempts = [
+        line["attempt"]
+        for line in logs
+        if line["event"] == "alert.send_failed" and line["kind"] == "job_failed"
+    ]
+    assert max(attempts) == 6
+    assert await pool.fetchval("SELECT status FROM jobs WHERE id = $1", failed.id) == "failed"
+
+
+async def test_attestr_paused_and_resumed_are_each_alerted_once(
+    pool: asyncpg.Pool,
+    airtable: Running[AirtableStandIn],
+    attestr: Running[AttestrStandIn],
+    receiver: Receiver,
+) -> None:
+    settings = settings_for(airtable, attestr, **_alerting(receiver))
+    gate, sender = AttestrGate(pool, settings), _sender(pool, settings)
+    await _ensure(sender)
+    for _ in range(3):  # every job meeting the refusal pauses again: one alert
+        await gate.pause("Attestr's credits are exhausted (code 4005): top up the account", "4005")
+    await sender.send_next()
+    await gate.resume("resumed by an operator")
+    await sender.send_next()
+    assert [t.split(":")[0] for t in receiver.texts] == [
+        "[contact-sync] Attestr calls are paused",
+        "[contact-sync] Ended",
+    ]
+    assert "top up the account" in receiver.texts[0]
+
+
+def test_e_mail_settings_come_together_and_hide_their_secrets() -> None:
+    from service.config import SettingsError, load_settings
+
+    with pytest.raises(SettingsError, match="set SMTP_URL and ALERT_EMAIL_FROM"):
+        load_settings({"ALERT_EMAIL_TO": "ops@nilgiri.example"}, env_file=None)
+    with pytest.raises(SettingsError) as refused:
+        load_settings({"SMTP_URL": "ftp://user:hunter2@mail.example"}, env_file=None)
+    assert "hunter2" not in str(refused.value)
+    settings = load_settings(
+        {"ALERT_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/s3cr3t"}, env_file=None
+    )
+    assert "https://hooks.slack.com/services/T0/B0/s3cr3t" in settings.secrets  # redacted from logs
