@@ -271,7 +271,11 @@ WITH retried AS (
 SELECT retried.* FROM retried CROSS JOIN (SELECT pg_notify('contact_sync', 'jobs')) AS notified"""
 
 JOB_QUEUED_FOR_COMPANY = f"SELECT {JOB_COLUMNS} FROM jobs WHERE record_id = $1 AND status = 'queued'"
-JOBS_FAILED_IDS = "SELECT id FROM jobs WHERE status = 'failed' ORDER BY id"
+# Failed jobs, those that ended within the last $1 seconds only unless $1 is NULL.
+JOBS_FAILED_IDS = """
+SELECT id FROM jobs
+WHERE status = 'failed' AND ($1::float8 IS NULL OR updated_at > now() - $1 * interval '1 second')
+ORDER BY id"""
 
 NOTIFY_PUSH = "SELECT pg_notify('contact_sync', 'push')"
 NOTIFY_JOBS = "SELECT pg_notify('contact_sync', 'jobs')"

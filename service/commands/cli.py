@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "queue the companies whose CIN no trigger brought (the service does it every 15 minutes)",
     ),
     "airtable": ("airtable_base", "Airtable: adopt an older Contacts table, resync, native webhooks"),
+    "alerts": ("alerts", "send a test alert to every configured chat and mailbox"),
 }
 
 

@@ -24,6 +24,7 @@ from service.commands.doctor_airtable import airtable_checks
 from service.commands.doctor_attestr import attestr_checks
 from service.config import MIN_SECRET_LENGTH, Settings
 from service.database import DATABASE_ERRORS, NoDatabase, database_url
+from service.engine import alerts
 from service.migrations import migrate, pending_migrations
 from service.web.webhooks import SCRIPT_VERSION, is_outdated
 
@@ -216,7 +217,26 @@ def _settings(settings: Settings) -> list[Check]:
                     f"remove them, or use random strings of {MIN_SECRET_LENGTH} characters or more",
                 )
             )
-    return checks
+    return [*checks, _alerts(settings)]
+
+
+def _alerts(settings: Settings) -> Check:
+    """Where alerts go (the settings are checked when read; `alerts test` sends one)."""
+    targets = alerts.targets(settings)
+    if not targets:
+        return Check(
+            "alerts",
+            WARN,
+            "none configured: failures are only in the log and the metrics",
+            "set ALERT_WEBHOOK_URL (Slack, Teams, Google Chat) or ALERT_EMAIL_TO with SMTP_URL and "
+            "ALERT_EMAIL_FROM (docs/how-to/monitor.md); `contact-sync alerts test` tries them",
+        )
+    return Check(
+        "alerts",
+        OK,
+        f"to {', '.join(t.shown() for t in targets)}, each kind at most every "
+        f"{settings.alert_min_interval_s:g} s; `contact-sync alerts test` sends one",
+    )
 
 
 async def run(settings: Settings, *, fix: bool = False, airtable: Airtable | None = None) -> list[Check]:

@@ -15,6 +15,7 @@ from rich.text import Text
 from service import queries
 from service.attestr.gate import AttestrGate
 from service.commands.context import (
+    CommandError,
     database_named,
     job_id_argument,
     new_console,
@@ -146,9 +147,18 @@ def _jobs(settings: Settings, args: argparse.Namespace) -> int:
             ]
             print_json({**job.document(), "attempt_history": attempts})
             return 0
-        ids = [int(r["id"]) for r in await pool.fetch(queries.JOBS_FAILED_IDS)] if args.failed else [args.id]
+        since = getattr(args, "since", None)
+        if since and not args.failed:
+            raise CommandError(
+                "--since goes with --failed: `contact-sync jobs retry --failed --since 10m`", code=2
+            )
+        ids = (
+            [int(r["id"]) for r in await pool.fetch(queries.JOBS_FAILED_IDS, since)]
+            if args.failed
+            else [args.id]
+        )
         if not ids:
-            print("No failed jobs")
+            print("No failed jobs" + (" in that time" if since else ""))
             return 0
         status = 0
         for job_id in ids:
@@ -251,13 +261,31 @@ def _jobs_arguments(jobs_cmd: argparse.ArgumentParser) -> None:
     retrying = jobs_actions.add_parser(
         "retry",
         help="replay a failed job, or every failed one",
-        epilog="examples:\n  contact-sync jobs retry 42\n  contact-sync jobs retry --failed",
+        epilog="examples:\n  contact-sync jobs retry 42\n  contact-sync jobs retry --failed\n"
+        "  contact-sync jobs retry --failed --since 10m",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     which_jobs = retrying.add_mutually_exclusive_group(required=True)
     which_jobs.add_argument("id", type=job_id_argument, nargs="?", help="the job's id")
     which_jobs.add_argument("--failed", action="store_true", help="every failed job")
+    retrying.add_argument(
+        "--since",
+        type=duration_argument,
+        metavar="DURATION",
+        help="with --failed: only those that failed within this long (30s, 10m, 2h, 1d)",
+    )
     jobs_cmd.set_defaults(run=_jobs)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def duration_argument(text: str) -> float:
+    """`10m` → 600.0 seconds: a whole number and one of s, m, h, d."""
+    number, unit = text.strip()[:-1], text.strip()[-1:].lower()
+    if not number.isdigit() or unit not in _UNITS or int(number) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 30s, 10m, 2h or 1d")
+    return float(int(number) * _UNITS[unit])
 
 
 def _attestr_arguments(attestr: argparse.ArgumentParser) -> None:

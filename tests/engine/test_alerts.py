@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,7 @@ from service.engine.alerts import AlertSender, raise_alert
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
 from service.standins.server import serve_in_thread
+from tests.command_line import contact_sync
 from tests.conftest import Running, free_port
 from tests.engine.test_engine import FAST, until
 from tests.engine.test_people_edits import NILGIRI, Base
@@ -292,3 +294,45 @@ def test_e_mail_settings_come_together_and_hide_their_secrets() -> None:
         {"ALERT_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/s3cr3t"}, env_file=None
     )
     assert "https://hooks.slack.com/services/T0/B0/s3cr3t" in settings.secrets  # redacted from logs
+
+
+def test_alerts_test_says_what_each_target_answered(
+    receiver: Receiver, mailbox: tuple[_Mailbox, int]
+) -> None:
+    box, port = mailbox
+    away = f"http://127.0.0.1:{free_port()}/hook"
+    env = {**os.environ, **_alerting(receiver, port), "ALERT_WEBHOOK_URL": f"{receiver.url},{away}"}
+    done = contact_sync("alerts", "test", env=env)
+    assert done.returncode == 1  # one target did not take it
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"✓ webhook http://127.0.0.1:{receiver.url.split(':')[2].split('/')[0]}: answered 200"
+    assert lines[1].startswith("✗ webhook http://127.0.0.1:") and "(ConnectError)" in lines[1]
+    assert lines[2] == f"✓ email smtp://127.0.0.1:{port}: answered 250 accepted"
+    assert receiver.texts == [
+        "[contact-sync] Test alert from `contact-sync alerts test`: alerts reach this channel."
+    ]
+    assert box.messages[0]["Subject"] == "[contact-sync] Test alert"
+    unset = contact_sync("alerts", "test", env={**os.environ, "ALERT_WEBHOOK_URL": ""})
+    assert unset.returncode == 2 and unset.stderr.startswith(
+        "contact-sync alerts: No alert target is configured"
+    )
+
+
+async def test_jobs_retry_failed_since_replays_only_that_window(db_url: str, pool: asyncpg.Pool) -> None:
+    old, _ = await enqueued(pool, "recAAAAAAAAAAAAA1", NILGIRI)
+    new, _ = await enqueued(pool, "recBBBBBBBBBBBBB2", "U51909MH2018PTC309876")
+    await pool.execute(
+        "UPDATE jobs SET status = 'failed', updated_at = now() - interval '2 hours' WHERE id = $1", old.id
+    )
+    await pool.execute(
+        "UPDATE jobs SET status = 'failed', updated_at = now() - interval '5 minutes' WHERE id = $1", new.id
+    )
+    done = contact_sync(
+        "jobs", "retry", "--failed", "--since", "10m", env={**os.environ, "DATABASE_URL": db_url}
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [f"job {new.id}: queued again"]
+    bad = contact_sync(
+        "jobs", "retry", "--failed", "--since", "ten", env={**os.environ, "DATABASE_URL": db_url}
+    )
+    assert bad.returncode == 2 and "is not a duration such as 30s, 10m, 2h or 1d" in bad.stderr
