@@ -45,7 +45,10 @@ async def airtable_backlog(server: str, companies: int) -> list[Row]:
     for i, (cin, (_, items)) in enumerate(zip(cins, data, strict=True)):
         attestr.companies[cin] = {"valid": True, "businessName": f"B{i}", "contacts": items}
     with serve_in_thread(attestr.app()) as attestr_url, serve_in_thread(airtable.app()) as airtable_url:
-        records = [airtable.add_record("Companies", {"Company Name": f"B{i}"}) for i in range(len(data))]
+        records = [
+            airtable.add_record("Companies", {"Company Name": f"B{i}", "CIN": cins[i]})
+            for i in range(len(data))
+        ]
         env = service_env(dsn, attestr, attestr_url, airtable, airtable_url, "warning")
         worker = [sys.executable, "-m", "service", "worker"]
         with serving(env) as (port, _process), tempfile.TemporaryFile() as log:

@@ -47,7 +47,10 @@ async def time_to_airtable(server: str, companies: int) -> list[Row]:
     delays: list[float] = []
     reads = 0
     with serve_in_thread(attestr.app()) as attestr_url, serve_in_thread(airtable.app()) as airtable_url:
-        records = [airtable.add_record("Companies", {"Company Name": f"L{i}"}) for i in range(companies)]
+        records = [
+            airtable.add_record("Companies", {"Company Name": f"L{i}", "CIN": cins[i]})
+            for i in range(companies)
+        ]
         env = service_env(dsn, attestr, attestr_url, airtable, airtable_url, "warning")
         with serving(env) as (port, _process):
             await asyncio.sleep(2)  # the pusher reads the schema once: not part of a company's wait

@@ -29,7 +29,9 @@ async def large_answers(server: str, jobs: int, answer_mb: int) -> Row:
             "contacts": [contact] * (answer_mb * 3_500),
         }
     with serve_in_thread(attestr.app()) as attestr_url, serve_in_thread(airtable.app()) as airtable_url:
-        records = [airtable.add_record("Companies", {"Company Name": f"H{i}"}) for i in range(jobs)]
+        records = [
+            airtable.add_record("Companies", {"Company Name": f"H{i}", "CIN": cins[i]}) for i in range(jobs)
+        ]
         env = service_env(dsn, attestr, attestr_url, airtable, airtable_url, "error")
         with serving(env) as (port, process):
             before = peak_rss_mb(process.pid)

@@ -33,7 +33,10 @@ async def spend(server: str, companies: int) -> Row:
             "contacts": [{"indexId": f"{60000000 + i}", "fullName": f"D {i}", "mobileNumber": f"95{i:08d}"}],
         }
     with serve_in_thread(attestr.app()) as attestr_url, serve_in_thread(airtable.app()) as airtable_url:
-        records = [airtable.add_record("Companies", {"Company Name": f"C{i}"}) for i in range(companies)]
+        records = [
+            airtable.add_record("Companies", {"Company Name": f"C{i}", "CIN": cins[i % len(cins)]})
+            for i in range(companies)
+        ]
         settings = load_settings(
             {
                 "DATABASE_URL": dsn,
