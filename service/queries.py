@@ -464,6 +464,15 @@ WHERE a.cin = $1 AND j.force AND a.outcome <> 'error' AND a.called_at > now() - 
 ORDER BY a.called_at DESC
 LIMIT 1"""
 
+# A paid answer of this CIN that could not be read ($2 seconds back at most), by another job than
+# $3: a replayed trigger does not pay again for what came broken (a `jobs retry` of that job does).
+ANSWER_UNREADABLE_RECENTLY = """
+SELECT called_at FROM attestr_answers
+WHERE cin = $1 AND outcome = 'error' AND http_status = 200 AND job_id <> $3
+  AND called_at > now() - $2 * interval '1 second'
+ORDER BY called_at DESC
+LIMIT 1"""
+
 # What this job already paid for: a retried job never pays twice.
 ANSWER_OF_JOB = """
 SELECT answer, outcome, called_at FROM attestr_answers

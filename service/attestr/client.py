@@ -276,6 +276,7 @@ def _unreadable(how: str, request_id: str | None) -> AttestrAnswerUnreadable:
     return AttestrAnswerUnreadable(
         f"Attestr answered 200 but its answer could not be read ({how}). It was paid for, so it is "
         "not asked for again: `contact-sync jobs retry` asks (and pays) once more",
+        http_status=200,
         request_id=request_id,
     )
 
@@ -283,5 +284,6 @@ def _unreadable(how: str, request_id: str | None) -> AttestrAnswerUnreadable:
 def _too_large(how: str) -> AttestrAnswerTooLarge:
     return AttestrAnswerTooLarge(
         f"Attestr's answer was too large to be a contact list ({how}; the limit is "
-        f"{MAX_ANSWER_BYTES:,}). It was paid for, so it is not asked for again: report it to Attestr"
+        f"{MAX_ANSWER_BYTES:,}). It was paid for, so it is not asked for again: report it to Attestr",
+        http_status=200,
     )

@@ -78,7 +78,7 @@ class Syncer:
     async def run(self, job: Job, worker_id: str) -> None:
         await jobs.set_company_status(self.pool, job.record_id, "Running")
         cin = job.cin or await self._cin_from_airtable(job.record_id)
-        if job.cin and job.source in _RECORD_UNREAD and await self._would_pay(cin, job):
+        if job.cin and job.source in _RECORD_UNREAD and not await self._answered(job):
             cin = await self._record_confirmed(job.record_id, cin)
         with structlog.contextvars.bound_contextvars(cin=cin):
             answer, called, joined = await self._answer(cin, job)
@@ -160,17 +160,16 @@ class Syncer:
             raise JobFailed(f'The company\'s "{field}" is not a valid CIN or LLPIN: "{written[:40]}"')
         return cin
 
-    async def _would_pay(self, cin: str, job: Job) -> bool:
-        """Whether this job's answer would be a paid call, as far as the stored answers tell now
-        (`_answer` asks again under the CIN's lock)."""
-        if job.id in self._unstored or await self.pool.fetchrow(queries.ANSWER_OF_JOB, job.id):
-            return False
-        return await self._stored(self.pool, cin, job) is None
+    async def _answered(self, job: Job) -> bool:
+        """Whether this job has its answer already (a try before this one confirmed the record)."""
+        return job.id in self._unstored or await self.pool.fetchrow(queries.ANSWER_OF_JOB, job.id) is not None
 
     async def _record_confirmed(self, record_id: str, cin: str) -> str:
-        """Before paying for a trigger that read nothing in Airtable (the automation's webhook,
-        the API), the company record's CIN as it is now: a record that does not exist ends the
-        job without a call (JobFailed), and a CIN changed since is the one paid for."""
+        """For a trigger that read nothing in Airtable (the automation's webhook, the API), the
+        company record's CIN as it is now, before any answer is used or paid for: a record that
+        does not exist ends the job without a call (JobFailed), and a CIN changed since is the
+        one synced (a stored answer of the CIN the webhook named would link another company's
+        directors to this record)."""
         now = await self._cin_from_airtable(record_id)
         if now != cin:
             log.info("job.cin_changed", cin=cin, cin_now=now)
@@ -182,9 +181,17 @@ class Syncer:
         """A stored answer this job takes instead of paying, with whether it joins a refresh
         (None: not a refresh). Unforced: one fresh within the cache TTLs. Forced: the first
         refresh of a CIN always pays (a person asked to fetch again); another within
-        REFRESH_MIN_INTERVAL_S of a paid refresh joins that refresh's answer."""
+        REFRESH_MIN_INTERVAL_S of a paid refresh joins that refresh's answer. JobFailed when
+        another job's paid answer for the CIN came unreadable within that interval."""
+        interval = self.settings.refresh_min_interval_s
+        if broken := await conn.fetchval(queries.ANSWER_UNREADABLE_RECENTLY, cin, interval, job.id):
+            raise JobFailed(
+                f"Attestr's answer for {cin} at {broken:%Y-%m-%d %H:%M} UTC could not be read, and it was "
+                "paid for: asked again within REFRESH_MIN_INTERVAL_S it would be paid again. "
+                "`contact-sync jobs retry ID` of that company's failed job asks once more"
+            )
         if job.force:
-            row = await conn.fetchrow(queries.ANSWER_REFRESHED, cin, self.settings.refresh_min_interval_s)
+            row = await conn.fetchrow(queries.ANSWER_REFRESHED, cin, interval)
             return (row, True) if row is not None else None
         row = await conn.fetchrow(
             queries.ANSWER_CACHED,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from service.config import load_settings
 from service.standins.attestr import CUT_OFF
 from tests.engine.test_people_edits import KONKAN, NILGIRI
-from tests.flow import Flow
+from tests.flow import API_KEY, Flow
 
 
 def _ended(flow: Flow, response_json: dict) -> dict:
@@ -61,3 +61,33 @@ def test_a_200_cut_off_inside_its_body_is_paid_once_and_the_job_fails(flow: Flow
     assert job["status"] == "failed" and "not asked for again" in job["last_error"]
     assert job["attempts"] == 1 and flow.attestr.calls_for(NILGIRI) == 1
     flow.wait_until(lambda: flow.company_fields(company).get("Contacts Sync Status") == "Failed")
+
+
+def test_a_stored_answer_of_another_cin_is_never_linked_to_the_record(flow: Flow) -> None:
+    """The webhook names a CIN with a fresh stored answer (another company's), for a record that
+    holds another CIN: the record's own CIN is synced, not the stored answer's directors."""
+    nilgiri = flow.company("Nilgiri", NILGIRI)
+    assert _ended(flow, flow.webhook(nilgiri, NILGIRI).json())["status"] == "succeeded"
+    konkan = flow.company("Konkan", KONKAN)
+    for refresh in (False, True):
+        job = _ended(flow, flow.webhook(konkan, NILGIRI, refresh=refresh).json())
+        assert job["status"] == "succeeded" and job["cin"] == KONKAN
+    linked = {c["Name"] for c in flow.contacts() if konkan in c.get("Company", [])}
+    assert linked == {"Vikram Sethi", "Farah Khan"}
+
+
+def test_an_unreadable_paid_answer_is_not_paid_again_by_a_replay_but_by_a_retry(flow: Flow) -> None:
+    flow.attestr.fail_next(NILGIRI, CUT_OFF, CUT_OFF)
+    company = flow.company("Nilgiri", NILGIRI)
+    first = _ended(flow, flow.webhook(company, NILGIRI).json())
+    assert first["status"] == "failed" and flow.attestr.calls_for(NILGIRI) == 1
+    for refresh in (False, True):  # the automation replayed, a person ticking Refresh Contacts
+        replay = _ended(flow, flow.webhook(company, NILGIRI, refresh=refresh).json())
+        assert (
+            replay["status"] == "failed" and "could not be read, and it was paid for" in replay["last_error"]
+        )
+    assert flow.attestr.calls_for(NILGIRI) == 1
+    retried = flow.http.post(f"/jobs/{first['id']}/retry", headers={"X-API-Key": API_KEY})
+    assert retried.status_code == 202, retried.text
+    assert flow.wait_for_job(first["id"])["status"] == "failed"  # the second CUT_OFF: asked once more
+    assert flow.attestr.calls_for(NILGIRI) == 2
