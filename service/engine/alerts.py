@@ -197,6 +197,7 @@ class AlertSender:
         self.poll_s = 2.0
         self.timeout_s = SEND_TIMEOUT_S
         self.retry_base_s = RETRY_BASE_S
+        self.clock = time.monotonic
         self._away_since: float | None = None
         self._away_said = False
 
@@ -260,7 +261,7 @@ class AlertSender:
 
     async def _database_away(self, exc: BaseException) -> None:
         """The database unreachable: after DATABASE_AWAY_S, said once to every target directly."""
-        now = time.monotonic()
+        now = self.clock()
         self._away_since = self._away_since or now
         if self._away_said or now - self._away_since < DATABASE_AWAY_S:
             return

@@ -336,3 +336,61 @@ async def test_jobs_retry_failed_since_replays_only_that_window(db_url: str, poo
         "jobs", "retry", "--failed", "--since", "ten", env={**os.environ, "DATABASE_URL": db_url}
     )
     assert bad.returncode == 2 and "is not a duration such as 30s, 10m, 2h or 1d" in bad.stderr
+
+
+async def test_airtable_paused_and_resumed_are_alerted_and_an_operators_own_pause_is_not(
+    pool: asyncpg.Pool,
+    airtable: Running[AirtableStandIn],
+    attestr: Running[AttestrStandIn],
+    receiver: Receiver,
+) -> None:
+    from service.airtable.pauses import AirtablePauses
+
+    settings = settings_for(airtable, attestr, **_alerting(receiver))
+    pauses, sender = AirtablePauses(pool, settings), _sender(pool, settings)
+    await _ensure(sender)
+    await pauses.pause("contacts", "the Contacts table is locked: unlock it for the token's user", "x", None)
+    await sender.send_next()
+    await pauses.resume("resumed by an operator")
+    await sender.send_next()
+    await pauses.pause_by_operator("restructuring")
+    await pauses.resume("resumed by an operator")
+    assert not await sender.send_next()
+    assert receiver.texts == [
+        "[contact-sync] Airtable cannot be written: the contacts table\n"
+        "the Contacts table is locked: unlock it for the token's user",
+        "[contact-sync] Ended: the contacts table\nresumed by an operator: writes go on",
+    ]
+
+
+async def test_a_full_queue_is_alerted_once_a_minute_not_per_refusal(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    from service.engine.jobs import QueueCap
+    from service.web import limits
+    from service.web.errors import ApiError
+
+    cap = QueueCap(pool, 1)
+    await enqueued(pool, "recAAAAAAAAAAAAA1", NILGIRI)
+    for _ in range(5):
+        with pytest.raises(ApiError):
+            await limits.check_queue(cap)
+    rows = await pool.fetch("SELECT subject, detail FROM alerts WHERE kind = 'queue_full'")
+    assert len(rows) == 1 and "QUEUE_MAX_JOBS" in rows[0]["detail"]
+
+
+async def test_the_database_away_for_a_minute_is_said_by_the_process_that_sees_it(
+    airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn], receiver: Receiver
+) -> None:
+    """No database to store or claim through: the sender tells its targets itself, once, and
+    once again when the database answers."""
+    settings = settings_for(airtable, attestr, **_alerting(receiver))
+    sender = _sender(None, settings)  # type: ignore[arg-type]
+    moments = iter([1.0, 30.0, 62.0, 90.0])  # the sender's clock, in seconds
+    sender.clock = lambda: next(moments)
+    for _ in range(4):
+        await sender._database_away(ConnectionRefusedError())
+    await sender._database_back()
+    assert len(receiver.texts) == 2
+    assert receiver.texts[0].startswith("[contact-sync] The service cannot reach its database for 61 s")
+    assert receiver.texts[1].startswith("[contact-sync] The service reaches its database again")

@@ -415,6 +415,8 @@ async def test_an_expired_webhook_is_recreated_and_works(
     assert new != old and await pool.fetchval("SELECT id FROM airtable_webhooks") == new
     (line,) = [entry for entry in logs if entry["event"] == "webhook.recreated"]
     assert line["replaced"] == old and "backfill" in line["hint"]
+    (alert,) = await pool.fetch("SELECT detail FROM alerts WHERE kind = 'webhook_down'")
+    assert "; recreated. Changes made meanwhile were not seen" in alert["detail"]
     airtable.standin.edit("Companies", {record: {"CIN": KONKAN}})
     assert await reader.read_all() == 1
 
@@ -446,6 +448,7 @@ async def test_a_webhook_that_cannot_be_recreated_says_why_and_what_to_run(
     (failed,) = [entry for entry in logs if entry["event"] == "webhook.recreate_failed"]
     problem = await pool.fetchval("SELECT problem FROM airtable_webhooks")
     assert failed["error"] == problem
+    assert await pool.fetchval("SELECT detail FROM alerts WHERE kind = 'webhook_down'") == problem
     assert 'no "CIN" field' in problem and "contact-sync airtable webhook recreate" in problem
     (hook,) = await airtable_webhooks.status(pool, reader.airtable, reader.airtable.settings)
     assert not hook["enabled"] and problem in hook["problems"]

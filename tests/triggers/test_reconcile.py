@@ -116,7 +116,11 @@ async def test_a_sweep_queues_each_lost_trigger_once(
     pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
 ) -> None:
     at = airtable.standin
-    client, settings = _client(pool, airtable, attestr), settings_for(airtable, attestr)
+    # Three lost triggers in one sweep are alerted (triggers are being lost).
+    client, settings = (
+        _client(pool, airtable, attestr),
+        settings_for(airtable, attestr, ALERT_MISSED_TRIGGERS="3"),
+    )
     typed_later = at.add_record("Companies", {"Company Name": "Typed later"})
     synced = at.add_record("Companies", {"Company Name": "Synced", "CIN": CIN_B})
     changed = at.add_record("Companies", {"Company Name": "Changed", "CIN": CIN_B})
@@ -159,6 +163,8 @@ async def test_a_sweep_queues_each_lost_trigger_once(
     )
     finished = [e for e in logs if e["event"] == "reconcile.finished"]
     assert finished and finished[0]["queued"] == 3 and finished[0]["skipped"]["invalid_cin"] == 1
+    (alert,) = await pool.fetch("SELECT detail FROM alerts WHERE kind = 'triggers_missed'")
+    assert alert["detail"].startswith("the sweep queued 3 companies whose CIN no trigger brought")
     assert junk
 
     again = await reconcile.sweep(pool, client, settings)  # the window overlaps: same companies read
