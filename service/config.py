@@ -14,7 +14,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from starlette.config import Config
-from starlette.datastructures import CommaSeparatedStrings
 
 # Airtable field names, keyed by the suffix of their AIRTABLE_FIELD_* variable.
 DEFAULT_FIELDS: dict[str, str] = {
@@ -156,7 +155,9 @@ MIN_SECRET_LENGTH = 16
 
 
 def _secrets(value: str | None) -> tuple[str, ...]:
-    return tuple(s for s in CommaSeparatedStrings(value or "") if s)
+    """Comma-separated values. Split on commas alone: Starlette's CommaSeparatedStrings reads
+    quotes as shell quoting (a secret holding a quote came out changed, or raised)."""
+    return tuple(part.strip() for part in (value or "").split(",") if part.strip())
 
 
 def _long(values: tuple[str, ...]) -> tuple[str, ...]:

@@ -575,34 +575,27 @@ UPDATE airtable_pauses SET probe_after = now()
 WHERE resumed_at IS NULL AND kind IS DISTINCT FROM 'operator' AND probe_after > now()"""
 
 # A probe got through: the pause of $1 it was let through for (begun by $2), never an operator's.
-# Jobs that waited for Airtable to answer (reading their company was refused) are due again
-# once a pause ends: appended to the two statements that end one.
-_AIRTABLE_JOBS_WOKEN = """, woken AS (
-    UPDATE jobs SET run_after = now(), updated_at = now()
-    WHERE status = 'queued' AND waiting_on = 'airtable' AND EXISTS (SELECT 1 FROM resumed)
-)
-SELECT scope, reason, kind FROM resumed, (SELECT pg_notify('contact_sync', 'jobs')) AS notified"""
-
-AIRTABLE_PROBE_RESUME = (
-    """
-WITH resumed AS (
-    UPDATE airtable_pauses SET resumed_at = now()
-    WHERE scope = $1 AND resumed_at IS NULL AND kind IS DISTINCT FROM 'operator' AND paused_at <= $2
-    RETURNING scope, reason, kind
-)"""
-    + _AIRTABLE_JOBS_WOKEN
-)
+AIRTABLE_PROBE_RESUME = """
+UPDATE airtable_pauses SET resumed_at = now()
+WHERE scope = $1 AND resumed_at IS NULL AND kind IS DISTINCT FROM 'operator' AND paused_at <= $2
+RETURNING scope, reason, kind"""
 
 # `airtable resume` ($1 NULL: every pause). What was paused.
-AIRTABLE_RESUME = (
-    """
-WITH resumed AS (
-    UPDATE airtable_pauses SET resumed_at = now()
-    WHERE ($1::text[] IS NULL OR scope = ANY($1::text[])) AND resumed_at IS NULL
-    RETURNING scope, reason, kind
-)"""
-    + _AIRTABLE_JOBS_WOKEN
+AIRTABLE_RESUME = """
+UPDATE airtable_pauses SET resumed_at = now()
+WHERE ($1::text[] IS NULL OR scope = ANY($1::text[])) AND resumed_at IS NULL
+RETURNING scope, reason, kind"""
+
+# Once a pause ended: the jobs that waited for Airtable to answer (reading their company was
+# refused) are due again. A statement of its own after the pause's end, in the same transaction:
+# its snapshot sees a job queued while the end waited for JOB_REQUEUE's lock on the pause.
+AIRTABLE_JOBS_WOKEN = """
+WITH woken AS (
+    UPDATE jobs SET run_after = now(), updated_at = now()
+    WHERE status = 'queued' AND waiting_on = 'airtable'
+    RETURNING id
 )
+SELECT count(*) FROM woken, (SELECT pg_notify('contact_sync', 'jobs')) AS notified"""
 
 # Companies whose job waits for Airtable show Waiting with the reason (where the Companies table
 # can still be written); their final status replaces it once their contacts are in.

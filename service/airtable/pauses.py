@@ -91,14 +91,20 @@ class AirtablePauses:
 
     async def probe_got_through(self, admission: Admission, why: str) -> None:
         """End the pause `admission` was a probe of; never an operator's, nor one begun since."""
-        row = await self.pool.fetchrow(queries.AIRTABLE_PROBE_RESUME, admission.scope, admission.paused_at)
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(queries.AIRTABLE_PROBE_RESUME, admission.scope, admission.paused_at)
+            if row is not None:
+                await conn.fetchval(queries.AIRTABLE_JOBS_WOKEN)
         if row is not None:
             log.info("airtable.resumed", scope=row["scope"], reason=why, was=row["reason"])
             await self._alert(row["scope"], f"{why}: writes go on", ended=True)
 
     async def resume(self, why: str, scopes: list[str] | None = None) -> list[str]:
         """End the pauses of `scopes` (None: every one); returns the scopes that were paused."""
-        rows = await self.pool.fetch(queries.AIRTABLE_RESUME, scopes)
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(queries.AIRTABLE_RESUME, scopes)
+            if rows:
+                await conn.fetchval(queries.AIRTABLE_JOBS_WOKEN)
         for row in rows:
             log.info("airtable.resumed", scope=row["scope"], reason=why, was=row["reason"])
             if row["kind"] != "operator":

@@ -52,3 +52,13 @@ def test_any_value_of_any_variable_is_taken_or_named(environ: dict[str, str]) ->
         assert isinstance(load_settings(environ, env_file=None), Settings)
     except SettingsError as refused:
         assert refused.problems and all(isinstance(p, str) for p in refused.problems)
+
+
+def test_a_secret_holding_a_quote_is_kept_as_written() -> None:
+    """Secrets are split on commas alone: a quote is a character of the secret, not shell quoting."""
+    settings = load_settings(
+        {"WEBHOOK_SECRETS": 'a"quoted-secret-0001,second-secret-0002', "API_KEYS": "it's-an-api-key-0003"},
+        env_file=None,
+    )
+    assert settings.webhook_secrets == ('a"quoted-secret-0001', "second-secret-0002")
+    assert settings.api_keys == ("it's-an-api-key-0003",)
