@@ -102,6 +102,18 @@ def _sender(pool: asyncpg.Pool, settings: Settings) -> AlertSender:
     return sender
 
 
+async def _sender_to(
+    pool: asyncpg.Pool,
+    airtable: Running[AirtableStandIn],
+    attestr: Running[AttestrStandIn],
+    receiver: Receiver,
+) -> AlertSender:
+    """A sender to `receiver`, its cursors in place: what is raised from now on is its to send."""
+    sender = _sender(pool, settings_for(airtable, attestr, **_alerting(receiver)))
+    await _ensure(sender)
+    return sender
+
+
 async def _ensure(sender: AlertSender) -> None:
     from service import queries
     from service.engine.alerts import KINDS
@@ -141,9 +153,7 @@ async def test_many_failures_make_one_digest_naming_the_replay_command(
     attestr: Running[AttestrStandIn],
     receiver: Receiver,
 ) -> None:
-    settings = settings_for(airtable, attestr, **_alerting(receiver))
-    sender = _sender(pool, settings)
-    await _ensure(sender)
+    sender = await _sender_to(pool, airtable, attestr, receiver)
     for n in range(12):
         await raise_alert(
             pool, "job_failed", f"Company {n} (U72200KA2015PTC0{n:05d})", "Attestr refused the CIN"
@@ -161,8 +171,7 @@ async def test_a_phone_email_or_pan_never_reaches_an_alert(
     attestr: Running[AttestrStandIn],
     receiver: Receiver,
 ) -> None:
-    sender = _sender(pool, settings_for(airtable, attestr, **_alerting(receiver)))
-    await _ensure(sender)
+    sender = await _sender_to(pool, airtable, attestr, receiver)
     await raise_alert(
         pool,
         "job_failed",
@@ -198,8 +207,7 @@ async def test_a_target_that_answers_500_or_too_late_is_tried_again(
     attestr: Running[AttestrStandIn],
     receiver: Receiver,
 ) -> None:
-    sender = _sender(pool, settings_for(airtable, attestr, **_alerting(receiver)))
-    await _ensure(sender)
+    sender = await _sender_to(pool, airtable, attestr, receiver)
     receiver.fail_first = 2
     await raise_alert(pool, "airtable_paused", "the whole base", "Airtable refused the token (401)")
     with capture_logs() as logs:
@@ -267,9 +275,8 @@ async def test_attestr_paused_and_resumed_are_each_alerted_once(
     attestr: Running[AttestrStandIn],
     receiver: Receiver,
 ) -> None:
-    settings = settings_for(airtable, attestr, **_alerting(receiver))
-    gate, sender = AttestrGate(pool, settings), _sender(pool, settings)
-    await _ensure(sender)
+    sender = await _sender_to(pool, airtable, attestr, receiver)
+    gate = AttestrGate(pool, sender.settings)
     for _ in range(3):  # every job meeting the refusal pauses again: one alert
         await gate.pause("Attestr's credits are exhausted (code 4005): top up the account", "4005")
     await sender.send_next()
@@ -346,9 +353,8 @@ async def test_airtable_paused_and_resumed_are_alerted_and_an_operators_own_paus
 ) -> None:
     from service.airtable.pauses import AirtablePauses
 
-    settings = settings_for(airtable, attestr, **_alerting(receiver))
-    pauses, sender = AirtablePauses(pool, settings), _sender(pool, settings)
-    await _ensure(sender)
+    sender = await _sender_to(pool, airtable, attestr, receiver)
+    pauses = AirtablePauses(pool, sender.settings)
     await pauses.pause("contacts", "the Contacts table is locked: unlock it for the token's user", "x", None)
     await sender.send_next()
     await pauses.resume("resumed by an operator")
