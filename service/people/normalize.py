@@ -130,12 +130,19 @@ def _clean_address(value: Any) -> dict[str, str] | None:
     return address or None
 
 
+# What a spreadsheet reads as the start of a formula (OWASP, "CSV Injection"): no real name
+# begins with one, and a Contacts table exported to CSV would run it.
+_FORMULA_START = "=+-@"
+
+
 def address_text(addresses: list[dict[str, str]]) -> str | None:
-    """What Airtable's `Address` shows: the first address's fullAddress, or one from its parts."""
+    """What Airtable's `Address` shows: the first address's fullAddress, or one from its parts;
+    never starting with a formula character, as a name never does (`_a_name`)."""
     if not addresses:
         return None
     first = addresses[0]
-    return first.get("fullAddress") or ", ".join(first[k] for k in ADDRESS_PARTS if k in first) or None
+    text = first.get("fullAddress") or ", ".join(first[k] for k in ADDRESS_PARTS if k in first)
+    return text.lstrip(_FORMULA_START + " ") or None
 
 
 @dataclass
@@ -150,11 +157,6 @@ class Contact:
     phone: Phone = field(default_factory=lambda: Phone(None))
     email: Email = field(default_factory=lambda: Email(None))
     addresses: list[dict[str, str]] = field(default_factory=list)
-
-
-# What a spreadsheet reads as the start of a formula (OWASP, "CSV Injection"): no real name
-# begins with one, and a Contacts table exported to CSV would run it.
-_FORMULA_START = "=+-@"
 
 
 def _a_name(name: str | None) -> str | None:

@@ -426,3 +426,16 @@ def test_a_contact_with_forty_thousand_addresses_keeps_ten_and_says_so() -> None
     assert [(e["listed"], e["kept"]) for e in logs if e["event"] == "contacts.addresses_cut"] == [
         (40_000, 10)
     ]
+
+
+@pytest.mark.parametrize(
+    ("written", "shown"),
+    [
+        ('=HYPERLINK("x")', 'HYPERLINK("x")'),
+        ("- 12 MG Road", "12 MG Road"),
+        ("12-A MG Road", "12-A MG Road"),
+        ("+", None),
+    ],
+)
+def test_an_address_shown_never_starts_a_formula(written: str, shown: str | None) -> None:
+    assert address_text([{"fullAddress": written}]) == shown
