@@ -113,6 +113,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         asyncpg.InterfaceError,
         asyncpg.InternalClientError,
         ConnectionError,
+        TimeoutError,  # a statement past DATABASE_WAIT_S: the database stalled or locked
     )
     name = f"contact-sync {args.command}"
     try:

@@ -30,6 +30,11 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 
+# An operator command waits this long for one statement (a stalled or locked database is said,
+# not waited on for ever); its longest statement takes a few seconds.
+DATABASE_WAIT_S = 30.0
+
+
 class CommandError(Exception):
     """A problem the person at the command line can fix, said in one sentence; `code` is the
     exit status (2: the command was used wrongly, 1: it could not do its work)."""
@@ -44,7 +49,7 @@ def reason_of(exc: BaseException) -> str:
     if isinstance(exc, socket.gaierror):
         return "no such host"
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
-        return "no answer within 10 s"
+        return "no answer in time"
     if isinstance(exc, OSError) and exc.errno:
         return os.strerror(exc.errno).lower()
     first = str(exc).strip().splitlines()
@@ -97,7 +102,7 @@ async def migrated(settings: Settings, url: str) -> list[str]:
 async def open_pool(settings: Settings, url: str, **sizes: int) -> asyncpg.Pool:
     """A pool on the database at `url`, migrated; CommandError when it cannot be reached."""
     await migrated(settings, url)
-    return await create_pool(url, timeout=10, **sizes)
+    return await create_pool(url, timeout=10, command_timeout=DATABASE_WAIT_S, **sizes)
 
 
 def with_pool(settings: Settings, work: Callable[[asyncpg.Pool], Awaitable[int]]) -> int:

@@ -533,3 +533,21 @@ def test_no_command_lists_the_commands() -> None:
     done = contact_sync()
     assert done.returncode == 2
     assert all(name in done.stderr for name in COMMANDS)
+
+
+def test_a_command_on_a_stalled_database_says_so_instead_of_waiting(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The jobs table locked by another session (a stalled database, a long migration): `status`
+    gives up after DATABASE_WAIT_S with one sentence, not a wait for as long as the lock lasts."""
+    from service.commands import context
+    from tests.web.test_bounded_waits import _jobs_locked
+
+    monkeypatch.setattr(context, "DATABASE_WAIT_S", 0.5)
+    with _jobs_locked(db_url):
+        done = contact_sync("status", env={**os.environ, "DATABASE_URL": db_url})
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "contact-sync status: the database stopped answering (no answer in time); what was done "
+        "before is kept: run the command again once the database is back"
+    )
