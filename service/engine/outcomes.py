@@ -14,7 +14,7 @@ from enum import Enum
 
 import asyncpg
 
-from service.airtable.errors import AirtableError, AirtableNotConfigured, AirtablePaused
+from service.airtable.errors import AirtableError, AirtableNotConfigured, AirtablePaused, AirtableRateLimited
 from service.attestr.errors import Action, AttestrError, AttestrNotConfigured
 from service.attestr.gate import AttestrPaused
 from service.database import DATABASE_ERRORS
@@ -73,6 +73,7 @@ class Intervals:
     attestr_probe_s: float
     airtable_probe_s: float
     settings_retry_s: float = SETTINGS_RETRY_S
+    airtable_cooldown_s: float = 30.0
 
 
 def decide(
@@ -100,6 +101,13 @@ def _by_error(exc: BaseException, attempts: int, intervals: Intervals, now: date
         return Outcome(Then.WAIT, exc.message, after(intervals.settings_retry_s), "settings")
     if isinstance(exc, AttestrError):
         return _attestr(exc, attempts, intervals, now)
+    if isinstance(exc, AirtableRateLimited):  # reading the company: the base cools down, for all
+        return Outcome(
+            Then.WAIT,
+            f"Airtable asked to slow down (429): reading the company waits for the base's "
+            f"{intervals.airtable_cooldown_s:g} s cool-down",
+            after(intervals.airtable_cooldown_s),
+        )
     if isinstance(exc, AirtablePaused):  # reading the company refused: the operator's to mend
         return Outcome(Then.WAIT, exc.message, after(intervals.airtable_probe_s), "airtable")
     if isinstance(exc, REFUSED_BY_DATABASE):  # the same data would be refused at every attempt

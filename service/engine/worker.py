@@ -47,7 +47,11 @@ class Worker:
         self.syncer = syncer
         self.poll_s = poll_s
         self.retry_base_s = settings.job_retry_base_s
-        self._intervals = Intervals(settings.attestr_probe_interval_s, settings.airtable_probe_interval_s)
+        self._intervals = Intervals(
+            settings.attestr_probe_interval_s,
+            settings.airtable_probe_interval_s,
+            airtable_cooldown_s=settings.airtable_cooldown_s,
+        )
         # Well inside the ~30 s a platform waits between SIGTERM and SIGKILL.
         self.grace_s = min(25.0, settings.job_lease_s / 2)
         self.worker_id = self._new_id()

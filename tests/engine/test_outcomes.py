@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.airtable.errors import AirtableError, AirtableNotConfigured, AirtablePaused
+from service.airtable.errors import AirtableError, AirtableNotConfigured, AirtablePaused, AirtableRateLimited
 from service.attestr.errors import REFUSALS, Decision, Refusal
 from service.attestr.gate import AttestrPaused
 from service.engine.outcomes import Intervals, Then, decide, next_ist_midnight
@@ -47,6 +47,15 @@ TABLE: list[tuple[str, BaseException, int, Then, str, datetime | None, str | Non
         "refused the token",
         NOW + timedelta(seconds=30),
         "airtable",
+    ),
+    (
+        "reading the company rate-limited by Airtable: no attempt used",
+        AirtableRateLimited("Airtable answered 429", status=429, kind="RATE_LIMIT_REACHED"),
+        5,
+        Then.WAIT,
+        "cool-down",
+        NOW + timedelta(seconds=30),
+        None,
     ),
     ("Airtable unavailable", _airtable(503, "SERVICE_UNAVAILABLE"), 1, Then.RETRY, "503", None, None),
     (
