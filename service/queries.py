@@ -1225,9 +1225,12 @@ ALERT_SENT = """
 UPDATE alert_cursors SET sent_up_to = $3, last_sent_at = now(), attempts = 0, retry_at = '-infinity'
 WHERE kind = $1 AND target = $2"""
 
-# A send failed: tried again after $3 seconds, or given up ($4: the alerts are left behind).
+# A send failed: tried again after $3 seconds, or given up ($4: the alerts are left behind, and
+# the next alert of the kind starts its own attempts).
 ALERT_FAILED = """
-UPDATE alert_cursors SET attempts = attempts + 1, retry_at = now() + $3 * interval '1 second',
+UPDATE alert_cursors SET
+    attempts = CASE WHEN $4 THEN 0 ELSE attempts + 1 END,
+    retry_at = CASE WHEN $4 THEN '-infinity' ELSE now() + $3 * interval '1 second' END,
     sent_up_to = CASE WHEN $4 THEN $5 ELSE sent_up_to END
 WHERE kind = $1 AND target = $2"""
 

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import hashlib
+import math
 import smtplib
 import ssl
 import time
@@ -36,36 +38,49 @@ from service.logs import mask_text
 
 log = structlog.get_logger(__name__)
 
-# kind: (what one alert says it is, what a digest counts, what to do; {n} alerts, {since} window)
-KINDS: dict[str, tuple[str, str, str]] = {
+# kind: (what one alert says it is, what its end says, what a digest counts, what to do; {since}
+# is a window covering every alert of the digest)
+KINDS: dict[str, tuple[str, str, str, str]] = {
     "job_failed": (
         "A job failed for good",
+        "",
         "jobs failed",
         "replay them: `contact-sync jobs retry --failed --since {since}`",
     ),
-    "attestr_paused": ("Attestr calls are paused", "Attestr pauses", "see `contact-sync attestr status`"),
+    "attestr_paused": (
+        "Attestr calls are paused",
+        "Attestr calls go on again",
+        "Attestr pauses",
+        "`contact-sync attestr status` says why and when the next probe goes; "
+        "`contact-sync attestr resume` once it is mended",
+    ),
     "airtable_paused": (
         "Airtable cannot be written",
+        "Airtable can be written again",
         "Airtable pauses",
-        "see `contact-sync airtable status`",
+        "`contact-sync airtable status` says why; writes resume by themselves once it is mended",
     ),
     "webhook_down": (
         "The native Airtable webhook is not working",
+        "",
         "webhook problems",
-        "see `contact-sync airtable webhook status`",
+        "`contact-sync airtable webhook status`",
     ),
     "queue_full": (
         "The queue is full: webhooks are refused",
+        "",
         "webhooks refused",
-        "see `contact-sync status`: is the worker running?",
+        "`contact-sync status`: is the worker running?",
     ),
     "triggers_missed": (
-        "Reconciliation found CINs no trigger brought: triggers are being lost",
+        "Triggers are being lost: reconciliation found CINs no trigger brought",
+        "",
         "sweeps",
         "check the Airtable automation's run history (docs/how-to/monitor.md)",
     ),
     "database_unreachable": (
         "The service cannot reach its database",
+        "The service reaches its database again",
         "database outages",
         "check PostgreSQL and DATABASE_URL",
     ),
@@ -118,28 +133,33 @@ def _hash(text: str) -> str:
 
 def message(kind: str, alerts: list[asyncpg.Record], now: datetime) -> tuple[str, str]:
     """(subject line, text) for the alerts of one kind gathered since the last send: one alert
-    as it is, several as a digest naming up to ten."""
-    what, counted, to_do = KINDS[kind]
-    started = [a for a in alerts if not a["ended"]]
-    ended = [a for a in alerts if a["ended"]]
+    as it is, several as a digest naming up to ten; with what to do."""
+    what, over, counted, to_do = KINDS[kind]
+    since = _window(now - min(a["created_at"] for a in alerts))
     if len(alerts) == 1:
         (alert,) = alerts
-        title = f"{what}: {alert['subject']}" if not alert["ended"] else f"Ended: {alert['subject']}"
-        return title, f"{title}\n{alert['detail']}"
-    since = _window(now - min(a["created_at"] for a in alerts))
-    lines = [
-        f"{len(started)} {counted} in the last {since}" + (f", {len(ended)} ended" if ended else "") + ":"
-    ]
-    lines += [f"- {a['subject']}: {a['detail']}" for a in (started or ended)[:10]]
-    if len(started or ended) > 10:
-        lines.append(f"… and {len(started or ended) - 10} more")
+        title = over if alert["ended"] else what
+        title += f": {alert['subject']}" if alert["subject"] not in title else ""
+        lines = [title, alert["detail"]]
+        if kind != "job_failed" and not alert["ended"]:  # a failed job's detail says how to replay it
+            lines.append("To do: " + to_do.format(since=since))
+        return title, "\n".join(lines)
+    started = [a for a in alerts if not a["ended"]]
+    ended = [a for a in alerts if a["ended"]]
+    and_ended = f", {len(ended)} ended since" if ended else ""
+    lines = [f"{len(started)} {counted} in the last {since}{and_ended}:"]
+    shown = started or ended
+    lines += [f"- {a['subject']}: {a['detail']}" for a in shown[:10]]
+    if len(shown) > 10:
+        lines.append(f"… and {len(shown) - 10} more")
     lines.append("To do: " + to_do.format(since=since))
-    return f"{what} ({len(started)} in the last {since})", "\n".join(lines)
+    return f"{what} ({len(started)} in the last {since}{and_ended})", "\n".join(lines)
 
 
 def _window(elapsed: Any) -> str:
-    minutes = max(1, round(elapsed.total_seconds() / 60 + 0.5))
-    return f"{minutes}m" if minutes < 120 else f"{round(minutes / 60)}h"
+    """A window that covers alerts this old when the message is read a while later: whole hours,
+    one at least ("1h", "3h"), so that `jobs retry --failed --since` run on reading it misses none."""
+    return f"{max(1, math.ceil(elapsed.total_seconds() / 3600 + 0.5))}h"
 
 
 async def send(
@@ -168,6 +188,10 @@ def _send_email(settings: Settings, title: str, text: str, timeout_s: float) -> 
     mail["Subject"] = f"[contact-sync] {title}"
     mail["From"] = settings.alert_email_from or ""
     mail["To"] = ", ".join(settings.alert_email_to)
+    mail["Date"] = email.utils.formatdate()
+    mail["Message-ID"] = email.utils.make_msgid(
+        domain=(settings.alert_email_from or "@localhost").split("@")[-1]
+    )
     mail.set_content(text)
     host, context = parts.hostname or "localhost", ssl.create_default_context()
     if parts.scheme == "smtps":

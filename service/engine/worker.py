@@ -322,10 +322,12 @@ class Worker:
             await jobs.set_company_status(conn, job.record_id, "Failed", error)
         log.error("job.failed", error=error, attempts=job.attempts)
         metrics.job_ended("failed", job.created_at)
-        named = await jobs.company_names(self.pool, [job.record_id])
+        if named == "company_deleted":  # a person deleted the company: nothing to mend or replay
+            return
+        names = await jobs.company_names(self.pool, [job.record_id])
         await raise_alert(
             self.pool,
             "job_failed",
-            f"{named.get(job.record_id, job.record_id)} ({job.cin or 'no CIN'})",
+            f"{names.get(job.record_id) or 'company ' + job.record_id} ({job.cin or 'no CIN'})",
             f"{error}. To replay it: `contact-sync jobs retry {job.id}`",
         )
