@@ -11,6 +11,7 @@ import email.policy
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -30,10 +31,11 @@ from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
 from service.standins.server import serve_in_thread
 from tests.command_line import contact_sync
-from tests.conftest import Running, free_port
+from tests.conftest import Running, free_port, start_worker
+from tests.end_to_end.test_processes import wait_for
 from tests.engine.test_engine import FAST, until
 from tests.engine.test_people_edits import NILGIRI, Base
-from tests.flow import enqueued, running_engine, settings_for
+from tests.flow import enqueued, running_engine, service_env, settings_for
 
 
 @dataclass
@@ -415,3 +417,46 @@ async def test_the_database_away_for_a_minute_is_said_by_the_process_that_sees_i
     assert len(receiver.texts) == 2
     assert receiver.texts[0].startswith("[contact-sync] The service cannot reach its database for 61 s")
     assert receiver.texts[1].startswith("[contact-sync] The service reaches its database again")
+
+
+@pytest.mark.process  # three `contact-sync worker` processes
+def test_three_worker_processes_send_each_alert_once(
+    tmp_path: Path,
+    db_url: str,
+    airtable: Running[AirtableStandIn],
+    attestr: Running[AttestrStandIn],
+    receiver: Receiver,
+) -> None:
+    env = {**service_env(db_url, airtable, attestr), **_alerting(receiver), "WORKER_IN_WEB": "false"}
+    base = Base(airtable)
+    attestr.standin.fail_next(NILGIRI, 4001)
+    workers = [start_worker(tmp_path, env, f"w{n}") for n in range(3)]
+    try:
+        asyncio.run(_enqueue(db_url, base.nilgiri, NILGIRI))
+        wait_for(lambda: len(receiver.texts) == 1, what="the failed job's alert")
+        asyncio.run(_raise(db_url))  # a second alert: every sender has had its turn meanwhile
+        wait_for(lambda: len(receiver.texts) == 2, what="the second alert")
+        wait_for(
+            lambda: sum(1 for w in workers for line in w.logs() if line["event"] == "alert.sent") == 2,
+            what="the senders' log lines",
+        )
+    finally:
+        assert [worker.stop() for worker in workers] == [0, 0, 0]
+    assert "A job failed for good" in receiver.texts[0] and "Attestr calls are paused" in receiver.texts[1]
+
+
+async def _enqueue(db_url: str, record_id: str, cin: str) -> None:
+    conn = await asyncpg.connect(db_url)
+    try:
+        await enqueued(conn, record_id, cin)  # type: ignore[arg-type]
+        await conn.execute("SELECT pg_notify('contact_sync', 'jobs')")
+    finally:
+        await conn.close()
+
+
+async def _raise(db_url: str) -> None:
+    conn = await asyncpg.connect(db_url)
+    try:
+        await raise_alert(conn, "attestr_paused", "Attestr", "credits exhausted (code 4005)")
+    finally:
+        await conn.close()
