@@ -171,7 +171,8 @@ class AttestrStandIn:
     hang_s: float = 5.0
     seed: int = 7
     # Every lookup that passed authentication, body and consent checks (what is paid for):
-    # {"cin", "at", "version": "v2"|"v3", "consent_id" (None for v2)}.
+    # {"cin", "at", "version": "v2"|"v3", "consent_id" (None for v2), "arrived" and "answered"
+    # (monotonic; "answered" only for an answer with data)}.
     calls: list[dict[str, Any]] = field(default_factory=list)
     # Rule 19: every `/api/v2/…` request is refused with 40051, as once V2 is switched off.
     v2_switched_off: bool = False
@@ -267,7 +268,15 @@ class AttestrStandIn:
     async def _paid(self, cin: str, version: str, consent_id: str | None) -> Response:
         """A lookup past every check: counted, then slowed, failed as told with any code of
         …/delete-media-apin80 (rule 20), or answered."""
-        self.calls.append({"cin": cin, "at": time.time(), "version": version, "consent_id": consent_id})
+        # `arrived`, `answered`: this process's monotonic clock, for the benchmarks' gaps.
+        call = {
+            "cin": cin,
+            "at": time.time(),
+            "arrived": time.monotonic(),
+            "version": version,
+            "consent_id": consent_id,
+        }
+        self.calls.append(call)
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         if (failure := self._next_failure(cin)) is not None:
@@ -281,7 +290,9 @@ class AttestrStandIn:
             self.companies.get(cin) or {"valid": False, "message": "No data found for the given CIN."}
         )
         # Escaped as JSON may escape anything (RFC 8259): a lone surrogate arrives as \ud800.
-        return Response(json.dumps(data), media_type="application/json")
+        body = json.dumps(data)
+        call["answered"] = time.monotonic()
+        return Response(body, media_type="application/json")
 
     # --- control, for tests, the demo and benchmarks in other processes ---
 
