@@ -118,8 +118,11 @@ def test_kill_9_mid_push_never_duplicates_a_row(
     contacts = airtable.standin.records("Contacts")
     assert len(contacts) == 3  # the second push matched the rows on Contact Key
     assert len({c["fields"]["Contact Key"] for c in contacts}) == 3
+    # The killed worker's push and the second worker's. On a loaded machine the second may be
+    # held past its 2-s lease (JOB_LEASE_S here) and sent once more: matched on Contact Key as
+    # well, so no row is duplicated (above), which is what this test guards.
     pushes = [r for r in airtable.standin.write_requests() if r["path"].endswith("/Contacts")]
-    assert len(pushes) == 2
+    assert len(pushes) >= 2 and all(r["method"] == "PATCH" for r in pushes)
 
 
 def test_sigterm_answers_a_request_waiting_for_its_job_at_once_in_json(
