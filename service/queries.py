@@ -563,11 +563,15 @@ DATABASE_NOW = "SELECT now()"
 
 # A refusal that stops reading the company records too (the worker's reads wait with the
 # writes: the pusher's probe finds out when it ends). An operator's pause stops writes only.
+# With the database's clock (`at`: when a read that follows went out; scope NULL: no pause).
 AIRTABLE_COMPANIES_PAUSED = """
-SELECT scope, reason, kind FROM airtable_pauses
-WHERE scope IN ('base', 'companies') AND resumed_at IS NULL AND kind IS DISTINCT FROM 'operator'
-ORDER BY scope = 'base' DESC
-LIMIT 1"""
+SELECT now() AS at, p.scope, p.reason, p.kind FROM (SELECT 1) AS one
+LEFT JOIN LATERAL (
+    SELECT scope, reason, kind FROM airtable_pauses
+    WHERE scope IN ('base', 'companies') AND resumed_at IS NULL AND kind IS DISTINCT FROM 'operator'
+    ORDER BY scope = 'base' DESC
+    LIMIT 1
+) AS p ON true"""
 
 # A process starting (after the operator changed a setting, say): the next batch is the probe.
 AIRTABLE_PROBE_NOW = """

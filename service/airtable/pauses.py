@@ -11,7 +11,6 @@ pause` stops every write, probes included, until `airtable resume`.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,9 +19,8 @@ import asyncpg
 import structlog
 
 from service import queries
+from service.alert_outbox import raise_alert
 from service.config import Settings
-from service.database import DATABASE_ERRORS
-from service.logs import mask_text
 
 log = structlog.get_logger(__name__)
 
@@ -115,8 +113,7 @@ class AirtablePauses:
         """An alert of the pause or its end (engine/alerts.py sends it); lost, not raised, with
         the database away."""
         subject = "the whole base" if scope == "base" else f"the {scope} table"
-        with contextlib.suppress(*DATABASE_ERRORS):
-            await self.pool.execute(queries.ALERT_RAISE, "airtable_paused", ended, subject, mask_text(detail))
+        await raise_alert(self.pool, "airtable_paused", subject, detail, ended=ended)
 
     async def state(self) -> list[dict[str, Any]]:
         """Each pause: scope, reason, kind, since, and when the next probe goes (None for an

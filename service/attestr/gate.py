@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -24,10 +23,10 @@ import asyncpg
 import structlog
 
 from service import queries
+from service.alert_outbox import raise_alert
 from service.attestr import consent
 from service.config import Settings
-from service.database import DATABASE_ERRORS, release_session_lock
-from service.logs import mask_text
+from service.database import release_session_lock
 
 log = structlog.get_logger(__name__)
 
@@ -132,10 +131,7 @@ class AttestrGate:
     async def _alert(self, detail: str, *, ended: bool = False) -> None:
         """An alert of Attestr's pause or its end (engine/alerts.py sends it); an operator's own
         pause is not alerted. Lost, not raised, with the database away."""
-        with contextlib.suppress(*DATABASE_ERRORS):
-            await self.pool.execute(
-                queries.ALERT_RAISE, "attestr_paused", ended, "Attestr", mask_text(detail)
-            )
+        await raise_alert(self.pool, "attestr_paused", "Attestr", detail, ended=ended)
 
     async def state(self) -> dict[str, Any]:
         row = await self.pool.fetchrow(queries.ATTESTR_STATE)

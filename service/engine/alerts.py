@@ -2,7 +2,7 @@
 failure: to incoming-webhook URLs (the `{"text": …}` body Slack, Microsoft Teams and Google Chat
 accept) and by e-mail over SMTP.
 
-What happened is stored first (`raise_alert`, an outbox row, in the same moment as the event),
+What happened is stored first (`alert_outbox.raise_alert`, an outbox row, in the same moment as the event),
 then every process's sender (`AlertSender`) takes the next kind and target due, locked so that
 one process sends it, and sends what gathered as one message: one alert, or a digest ("12 jobs
 failed in the last 10 minutes: …"), at most once every ALERT_MIN_INTERVAL_S per kind. A target
@@ -31,10 +31,9 @@ import asyncpg
 import httpx
 import structlog
 
-from service import queries
+from service import alert_outbox, queries
 from service.config import Settings
 from service.database import DATABASE_ERRORS
-from service.logs import mask_text
 
 log = structlog.get_logger(__name__)
 
@@ -85,24 +84,12 @@ KINDS: dict[str, tuple[str, str, str, str]] = {
         "check PostgreSQL and DATABASE_URL",
     ),
 }
+assert set(KINDS) == alert_outbox.KINDS  # each kind raised is one this module can say
+
 MAX_ATTEMPTS = 6  # 5 s, 10 s, 20 s, 40 s, 80 s apart: a target away for three minutes misses nothing
 DATABASE_AWAY_S = 60.0
 SEND_TIMEOUT_S = 10.0
 RETRY_BASE_S = 5.0
-
-
-async def raise_alert(
-    conn: asyncpg.Connection | asyncpg.Pool, kind: str, subject: str, detail: str, *, ended: bool = False
-) -> None:
-    """Store an alert of `kind` (one of KINDS) about `subject` (a company and its CIN, a table:
-    never a person), saying `detail` (what happened and what to do); `ended`: the end of what an
-    earlier one began (Attestr resumed). Sent by the next sender due; never raises for a
-    database that is away (the alert is lost, the work goes on)."""
-    assert kind in KINDS, kind
-    with contextlib.suppress(*DATABASE_ERRORS):
-        await conn.execute(
-            queries.ALERT_RAISE, kind, ended, mask_text(subject)[:200], mask_text(detail)[:1000]
-        )
 
 
 @dataclass(frozen=True)

@@ -210,6 +210,7 @@ class QueueCap:
         self.max_jobs = max_jobs
         self._queued = 0
         self._counted_at = -math.inf
+        self.alerted_at = -math.inf  # when its being full was last alerted (web/limits.py)
 
     async def full(self) -> bool:
         if time.monotonic() - self._counted_at > QUEUE_RECOUNT_S:

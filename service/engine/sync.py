@@ -78,10 +78,11 @@ class Syncer:
     async def run(self, job: Job, worker_id: str) -> None:
         await jobs.set_company_status(self.pool, job.record_id, "Running")
         cin = job.cin or await self._cin_from_airtable(job.record_id)
-        if job.cin and job.source in _RECORD_UNREAD and not await self._answered(job):
+        paid = await self.pool.fetchrow(queries.ANSWER_OF_JOB, job.id)  # by an earlier try
+        if job.cin and job.source in _RECORD_UNREAD and paid is None and job.id not in self._unstored:
             cin = await self._record_confirmed(job.record_id, cin)
         with structlog.contextvars.bound_contextvars(cin=cin):
-            answer, called, joined = await self._answer(cin, job)
+            answer, called, joined = await self._answer(cin, job, paid)
             if answer.outcome == "no_data":
                 await self._no_data(job, cin, answer, called, worker_id)
                 return
@@ -129,9 +130,9 @@ class Syncer:
     async def _cin_from_airtable(self, record_id: str) -> str:
         """The company record's CIN (a webhook without one, or one confirmed before paying).
         While writes to the companies wait for the operator (pauses.py), so does this read."""
-        if paused := await self.pool.fetchrow(queries.AIRTABLE_COMPANIES_PAUSED):
+        paused = await self.pool.fetchrow(queries.AIRTABLE_COMPANIES_PAUSED)
+        if paused["scope"] is not None:
             raise AirtablePaused(paused["scope"], paused["reason"], kind=paused["kind"])
-        sent_at = await self.pool.fetchval(queries.DATABASE_NOW)
         try:
             value = await self.airtable.company_cin(record_id)
         except AirtableError as exc:
@@ -147,8 +148,9 @@ class Syncer:
             if fix := operator_fix(exc, "companies"):  # the job waits for the operator's mend
                 # One pause for every process, probed by the pushers; a resume since the read
                 # went out stands (the mend came meanwhile), and the job is then tried again.
-                await self.pauses.pause(*fix, exc.kind, sent_at)
-                if paused := await self.pool.fetchrow(queries.AIRTABLE_COMPANIES_PAUSED):
+                await self.pauses.pause(*fix, exc.kind, paused["at"])
+                paused = await self.pool.fetchrow(queries.AIRTABLE_COMPANIES_PAUSED)
+                if paused["scope"] is not None:
                     raise AirtablePaused(paused["scope"], paused["reason"], kind=paused["kind"]) from exc
             raise
         field = self.settings.field("CIN")
@@ -159,10 +161,6 @@ class Syncer:
         if cin is None:
             raise JobFailed(f'The company\'s "{field}" is not a valid CIN or LLPIN: "{written[:40]}"')
         return cin
-
-    async def _answered(self, job: Job) -> bool:
-        """Whether this job has its answer already (a try before this one confirmed the record)."""
-        return job.id in self._unstored or await self.pool.fetchrow(queries.ANSWER_OF_JOB, job.id) is not None
 
     async def _record_confirmed(self, record_id: str, cin: str) -> str:
         """For a trigger that read nothing in Airtable (the automation's webhook, the API), the
@@ -201,12 +199,13 @@ class Syncer:
         )
         return (row, None) if row is not None else None
 
-    async def _answer(self, cin: str, job: Job) -> tuple[AttestrAnswer, bool, bool | None]:
-        """The answer this job already paid for, else a stored one it may take (`_stored`), else
-        a paid call. Then: True when this call was paid for now; for a refresh, whether it joined
-        an earlier refresh's answer (else None)."""
+    async def _answer(
+        self, cin: str, job: Job, row: asyncpg.Record | None
+    ) -> tuple[AttestrAnswer, bool, bool | None]:
+        """The answer this job already paid for (`row`, ANSWER_OF_JOB), else a stored one it may
+        take (`_stored`), else a paid call. Then: True when this call was paid for now; for a
+        refresh, whether it joined an earlier refresh's answer (else None)."""
         refresh = False if job.force else None
-        row = await self.pool.fetchrow(queries.ANSWER_OF_JOB, job.id)
         if row is not None:
             log.info("attestr.cached", outcome=row["outcome"], called_at=row["called_at"].isoformat())
             answer = parse_answer(cin, json.loads(row["answer"]), self.settings.attestr_max_contacts)

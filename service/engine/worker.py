@@ -19,10 +19,10 @@ import asyncpg
 import structlog
 
 from service import metrics, queries
+from service.alert_outbox import raise_alert
 from service.config import Settings
 from service.database import DATABASE_ERRORS
 from service.engine import jobs
-from service.engine.alerts import raise_alert
 from service.engine.jobs import Job
 from service.engine.outcomes import Intervals, Outcome, Then, decide
 from service.engine.sync import Syncer

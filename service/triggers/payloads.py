@@ -26,9 +26,9 @@ from service import identifiers, queries
 from service.airtable import webhooks as airtable_webhooks
 from service.airtable.client import Airtable
 from service.airtable.errors import AirtableError
+from service.alert_outbox import raise_alert
 from service.database import DATABASE_ERRORS, release_session_lock
 from service.engine import jobs
-from service.engine.alerts import raise_alert
 from service.engine.jobs import QueueCap
 from service.triggers import reconcile
 from service.wakeup import Wakeup

@@ -35,10 +35,10 @@ import structlog
 from service import identifiers, metrics, queries
 from service.airtable.client import Airtable
 from service.airtable.errors import AirtableError
+from service.alert_outbox import raise_alert
 from service.config import Settings
 from service.database import DATABASE_ERRORS, release_session_lock
 from service.engine import jobs
-from service.engine.alerts import raise_alert
 from service.triggers import backfill
 
 log = structlog.get_logger(__name__)

@@ -17,8 +17,8 @@ import time
 import asyncpg
 
 from service import queries
+from service.alert_outbox import raise_alert
 from service.config import Settings
-from service.engine.alerts import raise_alert
 from service.engine.jobs import QueueCap
 from service.web.errors import ApiError
 
@@ -42,15 +42,13 @@ async def take_api_request(pool: asyncpg.Pool, key: str, settings: Settings) -> 
 
 
 QUEUE_FULL_ALERT_S = 60.0
-_full_alerted_at = -math.inf
 
 
 async def check_queue(cap: QueueCap) -> None:
     """Refuse with 429 `rate_limited` while the queue holds QUEUE_MAX_JOBS jobs."""
-    global _full_alerted_at
     if await cap.full():
-        if time.monotonic() - _full_alerted_at > QUEUE_FULL_ALERT_S:  # not one row per refusal
-            _full_alerted_at = time.monotonic()
+        if time.monotonic() - cap.alerted_at > QUEUE_FULL_ALERT_S:  # not one row per refusal
+            cap.alerted_at = time.monotonic()
             await raise_alert(
                 cap.pool,
                 "queue_full",

@@ -23,10 +23,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from structlog.testing import capture_logs
 
+from service.alert_outbox import raise_alert
 from service.attestr.gate import AttestrGate
 from service.config import Settings
 from service.database import create_pool
-from service.engine.alerts import AlertSender, raise_alert
+from service.engine.alerts import AlertSender
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
 from service.standins.server import serve_in_thread
