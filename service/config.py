@@ -112,6 +112,7 @@ class Settings:
     airtable_probe_interval_s: float = 60.0
     api_rate_limit: int = 60
     api_rate_window_s: float = 60.0
+    ops_session_max_age_s: float = 28_800.0  # the operator's page signs out after 8 hours
     queue_max_jobs: int = 50_000
     job_retention_days: float = 30.0
     attestr_answer_retention_days: float = 90.0
@@ -501,6 +502,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         airtable_probe_interval_s=read.number("AIRTABLE_PROBE_INTERVAL_S", 60.0, 0, 86_400),
         api_rate_limit=read.whole("API_RATE_LIMIT", 60, 1, _MANY) or 60,
         api_rate_window_s=read.number("API_RATE_WINDOW_S", 60.0, 0, 86_400),
+        ops_session_max_age_s=read.number("OPS_SESSION_MAX_AGE_S", 28_800.0, 0, 2_592_000),
         queue_max_jobs=read.whole("QUEUE_MAX_JOBS", 50_000, 1, _MANY) or 50_000,
         job_retention_days=read.number("JOB_RETENTION_DAYS", 30.0, 0, _DAYS),
         # Never shorter than the cache: an answer still fresh would be paid for again.

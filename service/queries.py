@@ -1239,3 +1239,79 @@ UPDATE alert_cursors SET
 WHERE kind = $1 AND target = $2"""
 
 ALERTS_PRUNE = "DELETE FROM alerts WHERE created_at < now() - interval '30 days'"
+
+# --- the operator's page (engine/history.py, web/ops) ------------------------------------------
+
+# A page of jobs, newest first, after the filters given (each NULL for none): state $1; company
+# $2, its record id or a part of its name (a LIKE pattern, wildcards escaped); CIN $3; created
+# since $4; ids below $5 (the next page). Rows are read backwards along the primary key, so a
+# page costs about its own rows whatever the table holds. `paid`: a call of this job that Attestr
+# may bill (its refusals, 4xx, are not billed: ATTESTR_CALLS_TODAY).
+OPS_JOBS = """
+SELECT j.id, j.record_id, j.cin, j.status, j.wait_reason, j.source, j.attempts, j.last_error,
+       j.result, j.created_at, j.updated_at, c.name AS company_name,
+       EXISTS (SELECT 1 FROM attestr_answers a WHERE a.job_id = j.id
+               AND (a.outcome <> 'error' OR a.http_status IS NULL OR a.http_status NOT BETWEEN 400 AND 499))
+           AS paid
+FROM jobs j LEFT JOIN companies c ON c.airtable_id = j.record_id
+WHERE ($1::text IS NULL OR j.status = $1)
+  AND ($2::text IS NULL OR j.record_id = $2 OR c.name ILIKE $3)
+  AND ($4::text IS NULL OR j.cin = $4)
+  AND ($5::timestamptz IS NULL OR j.created_at >= $5)
+  AND ($6::bigint IS NULL OR j.id < $6)
+ORDER BY j.id DESC
+LIMIT $7"""
+
+OPS_COMPANY = """
+SELECT airtable_id, cin, name, sync_status, sync_error, synced_at, contacts_found,
+       deleted_in_airtable, push_version > pushed_version AS waiting_for_airtable, push_error
+FROM companies WHERE airtable_id = $1"""
+
+OPS_COMPANY_JOBS = """
+SELECT id, status, cin, source, attempts, last_error, result, created_at, updated_at
+FROM jobs WHERE record_id = $1 ORDER BY id DESC LIMIT $2"""
+
+OPS_COMPANY_CONTACTS = """
+SELECT p.id, p.contact_key, p.din, p.name, p.phone_e164, p.email, p.airtable_id, p.deleted_in_airtable,
+       p.push_version > p.pushed_version AS waiting_for_airtable, p.push_error
+FROM company_people cp JOIN companies c ON c.id = cp.company_id JOIN people p ON p.id = cp.person_id
+WHERE c.airtable_id = $1 ORDER BY p.name, p.id"""
+
+# Each Attestr call a job made, paid or refused.
+OPS_JOB_CALLS = """
+SELECT called_at, outcome, http_status, error_code,
+       (outcome <> 'error' OR http_status IS NULL OR http_status NOT BETWEEN 400 AND 499) AS paid
+FROM attestr_answers WHERE job_id = $1 ORDER BY called_at"""
+
+# The rows a job handed to the pusher, and what Airtable made of each (NULL: not written yet).
+OPS_JOB_ROWS = """
+SELECT jr.person_id, jr.outcome, p.contact_key, p.name, p.airtable_id, p.push_error
+FROM job_rows jr JOIN people p ON p.id = jr.person_id
+WHERE jr.job_id = $1 ORDER BY p.name, p.id"""
+
+# Paid calls per day of India's calendar (Attestr's daily limit counts them), the last 30 days
+# with today last, and jobs served by an answer stored earlier, on the day they ended.
+OPS_SPEND_BY_DAY = """
+WITH first AS (SELECT (now() AT TIME ZONE 'Asia/Kolkata')::date - 29 AS day),
+paid AS (
+    SELECT (a.called_at AT TIME ZONE 'Asia/Kolkata')::date AS day, count(*) AS n
+    FROM attestr_answers a, first
+    WHERE a.called_at >= (first.day::timestamp AT TIME ZONE 'Asia/Kolkata')
+      AND (a.outcome <> 'error' OR a.http_status IS NULL OR a.http_status NOT BETWEEN 400 AND 499)
+    GROUP BY 1
+), stored AS (
+    SELECT (j.updated_at AT TIME ZONE 'Asia/Kolkata')::date AS day, count(*) AS n
+    FROM jobs j, first
+    WHERE j.status = 'succeeded' AND j.result ->> 'attestr_called' = 'false'
+      AND j.updated_at >= (first.day::timestamp AT TIME ZONE 'Asia/Kolkata')
+    GROUP BY 1
+)
+SELECT d::date AS day, COALESCE(paid.n, 0) AS paid, COALESCE(stored.n, 0) AS from_stored
+FROM first, generate_series(first.day, first.day + 29, interval '1 day') AS d
+LEFT JOIN paid ON paid.day = d::date
+LEFT JOIN stored ON stored.day = d::date
+ORDER BY d"""
+
+OPS_NATIVE_WEBHOOKS = """
+SELECT id, expires_at, problem, problem_at, checked_at, last_payload_at FROM airtable_webhooks
+ORDER BY created_at"""

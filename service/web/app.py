@@ -20,7 +20,7 @@ from service.database import DATABASE_ERRORS, BoundedPool, bounded_pool
 from service.engine.jobs import QueueCap
 from service.migrations import pending_migrations
 from service.triggers.runtime import Runtime
-from service.web import api, metrics, openapi, webhooks
+from service.web import api, metrics, openapi, ops, webhooks
 from service.web.errors import EXCEPTION_HANDLERS, CatchAll, error_response
 from service.web.webhooks import ScriptVersions
 
@@ -86,6 +86,7 @@ ROUTES = [
     Route("/stats", api.stats_endpoint),
     Route("/metrics", metrics.endpoint),
     Route("/openapi.json", openapi.endpoint),
+    *ops.ROUTES,  # the operator's page, behind its own sign-in
 ]
 
 

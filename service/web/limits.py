@@ -29,14 +29,27 @@ def key_hash(key: str) -> str:
 
 async def take_api_request(pool: asyncpg.Pool, key: str, settings: Settings) -> None:
     """Count one request against the key's window, or refuse it with 429 `rate_limited`."""
-    row = await pool.fetchrow(queries.API_RATE_TAKE, key_hash(key), settings.api_rate_window_s)
-    if row["requests"] > settings.api_rate_limit:
+    await _take(pool, key, settings.api_rate_limit, settings.api_rate_window_s, "This API key made")
+
+
+# Sign-ins to the operator's page from one address, per API_RATE_WINDOW_S: API keys are long
+# (MIN_SECRET_LENGTH), so this only keeps a guesser from filling the log.
+SIGN_IN_ATTEMPTS = 10
+
+
+async def take_sign_in(pool: asyncpg.Pool, address: str, settings: Settings) -> None:
+    """Count one sign-in attempt from `address`, or refuse it with 429 `rate_limited`."""
+    await _take(pool, f"sign-in:{address}", SIGN_IN_ATTEMPTS, settings.api_rate_window_s, "This address made")
+
+
+async def _take(pool: asyncpg.Pool, name: str, limit: int, window_s: float, who: str) -> None:
+    row = await pool.fetchrow(queries.API_RATE_TAKE, key_hash(name), window_s)
+    if row["requests"] > limit:
         retry_after = max(1, math.ceil(row["resets_in_s"]))
         raise ApiError(
             429,
             "rate_limited",
-            f"This API key made more than {settings.api_rate_limit} requests in "
-            f"{settings.api_rate_window_s:g} s; try again in {retry_after} s",
+            f"{who} more than {limit} requests in {window_s:g} s; try again in {retry_after} s",
             headers={"Retry-After": str(retry_after)},
         )
 

@@ -1,0 +1,196 @@
+"""How the operator's page answers: Jinja2 templates (every value escaped), the headers that
+keep it from being framed or cached, the sign-in guard, and errors as pages, not JSON."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+import structlog
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.database import DATABASE_ERRORS
+from service.web import validation
+from service.web.errors import ApiError
+from service.web.ops import session as sessions
+from service.web.ops.session import Session
+
+log = structlog.get_logger(__name__)
+
+HERE = Path(__file__).parent
+# Nothing from elsewhere: the page's own stylesheet, no script at all, forms posted only here,
+# and no framing by any site (clickjacking). MDN, "Content-Security-Policy"; OWASP "Clickjacking
+# Defense Cheat Sheet" (frame-ancestors, with X-Frame-Options for older browsers).
+HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def _ago(moment: datetime | None) -> str:
+    if moment is None:
+        return ""
+    seconds = max(0.0, (datetime.now(timezone.utc) - moment).total_seconds())
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size:.0f}{unit} ago"
+    return f"{seconds:.0f}s ago"
+
+
+def _when(moment: datetime | None) -> str:
+    return "" if moment is None else moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.filters.update(ago=_ago, when=_when)
+
+
+class SecurityHeaders:
+    """ASGI middleware: HEADERS on every answer under /ops, errors and redirects included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [
+                    *message.get("headers", []),
+                    *((k.lower().encode(), v.encode()) for k, v in HEADERS.items()),
+                ]
+            await send(message)
+
+        await self.app(scope, receive, sending)
+
+
+def page(
+    request: Request, name: str, context: dict[str, Any], session: Session | None, status: int = 200
+) -> Response:
+    """The template `name` filled with `context`, the session's CSRF token and the flash."""
+    return templates.TemplateResponse(
+        request,
+        name,
+        {"session": session, "csrf": session.csrf if session else "", **context},
+        status_code=status,
+    )
+
+
+def error_page(request: Request, status: int, message: str, session: Session | None) -> Response:
+    return page(request, "error.html", {"status": status, "message": message}, session, status)
+
+
+def _settings(request: Request) -> Any:
+    return request.app.state.settings
+
+
+def current_session(request: Request) -> Session | None:
+    settings = _settings(request)
+    return sessions.signed_in(request, settings.api_keys, settings.ops_session_max_age_s)
+
+
+def _errors_as_pages(request: Request, session: Session | None) -> Callable[[Exception], Response]:
+    def answer(exc: Exception) -> Response:
+        if isinstance(exc, ApiError):
+            response = error_page(request, exc.status, exc.message, session)
+            response.headers.update(exc.headers or {})
+            return response
+        return error_page(
+            request, 503, f"The database is not answering ({type(exc).__name__}); try again shortly", session
+        )
+
+    return answer
+
+
+View = Callable[[Request, Session], Awaitable[Response]]
+Action = Callable[[Request, Session, dict[str, str]], Awaitable[Response]]
+
+
+def view(handler: View) -> Callable[[Request], Awaitable[Response]]:
+    """A page for signed-in operators; anyone else is sent to the sign-in form (303)."""
+
+    @functools.wraps(handler)
+    async def guarded(request: Request) -> Response:
+        session = current_session(request)
+        if session is None:
+            where = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"{sessions.PATH}/signin?next={quote(where)}", status_code=303)
+        try:
+            return await handler(request, session)
+        except (ApiError, *DATABASE_ERRORS) as exc:
+            return _errors_as_pages(request, session)(exc)
+
+    return guarded
+
+
+async def form(request: Request) -> dict[str, str]:
+    """The posted form (application/x-www-form-urlencoded), first value of each field."""
+    body = await validation.read_body(request)
+    try:
+        fields = parse_qs(body.decode(), keep_blank_values=True, max_num_fields=20, strict_parsing=False)
+    except (UnicodeDecodeError, ValueError):
+        raise ApiError(400, "invalid_form", "The form could not be read") from None
+    return {name: values[0] for name, values in fields.items()}
+
+
+def action(name: str) -> Callable[[Action], Callable[[Request], Awaitable[Response]]]:
+    """A POST of a signed-in operator: refused when signed out (401), from another site or
+    without the session's CSRF token (403); `name` names it in the refusal's log line."""
+
+    def wrap(handler: Action) -> Callable[[Request], Awaitable[Response]]:
+        @functools.wraps(handler)
+        async def guarded(request: Request) -> Response:
+            session = current_session(request)
+            if session is None:
+                return error_page(
+                    request, 401, "Sign in first: this page is for the service's operators", None
+                )
+            errors = _errors_as_pages(request, session)
+            try:
+                if sessions.cross_site(request):
+                    log.warning("ops.refused", action=name, reason="cross-site", key_id=session.key_id)
+                    return error_page(request, 403, "Refused: this request came from another site", session)
+                fields = await form(request)
+                if not sessions.token_matches(session, fields.get("csrf")):
+                    log.warning("ops.refused", action=name, reason="csrf token", key_id=session.key_id)
+                    return error_page(
+                        request,
+                        403,
+                        "Refused: the form is out of date; reload the page and try again",
+                        session,
+                    )
+                return await handler(request, session, fields)
+            except (ApiError, *DATABASE_ERRORS) as exc:
+                return errors(exc)
+
+        return guarded
+
+    return wrap
+
+
+def back_to(path: str, **flash: str | int) -> RedirectResponse:
+    """303 to `path` with a flash code the page turns into a sentence (never free text: a link
+    must not be able to make the page say anything)."""
+    query = "&".join(f"{k}={quote(str(v))}" for k, v in flash.items())
+    return RedirectResponse(path + (f"?{query}" if query else ""), status_code=303)
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after signing in: a path under /ops only (no open redirect)."""
+    if not target or not target.isprintable() or "\\" in target:
+        return f"{sessions.PATH}/"
+    if target == sessions.PATH or target.startswith(f"{sessions.PATH}/"):
+        return target
+    return f"{sessions.PATH}/"
