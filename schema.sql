@@ -567,6 +567,8 @@ CREATE INDEX alerts_kind ON public.alerts USING btree (kind, id);
 
 CREATE INDEX attestr_answers_by_cin ON public.attestr_answers USING btree (cin, called_at DESC);
 
+CREATE INDEX attestr_answers_by_job ON public.attestr_answers USING btree (job_id) WHERE (job_id IS NOT NULL);
+
 CREATE INDEX attestr_answers_called_at ON public.attestr_answers USING btree (called_at);
 
 CREATE INDEX attestr_lookups_called_at ON public.attestr_lookups USING btree (called_at);

@@ -178,6 +178,9 @@ WHERE ($1::text IS NULL OR status = $1)
 ORDER BY id DESC
 LIMIT $2"""
 
+# The name typed in Airtable, for a company Attestr has not named yet (its business name wins).
+COMPANY_NAMED_IN_AIRTABLE = "UPDATE companies SET name = $2 WHERE airtable_id = $1 AND name IS NULL"
+
 COMPANY_NAMES = """
 SELECT airtable_id, name FROM companies WHERE airtable_id = ANY($1::text[]) AND name IS NOT NULL"""
 

@@ -17,6 +17,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from starlette.routing import Mount
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICE = ROOT / "service"
@@ -321,11 +322,16 @@ def routes() -> frozenset[tuple[str, str]]:
     from service.web.app import create_app
 
     app = create_app(Settings(), "postgresql://localhost/unused")
-    return frozenset(
-        (method, _path(route.path))
-        for route in app.routes
-        for method in (getattr(route, "methods", None) or {"GET"}) - {"HEAD"}
-    )
+
+    def each(routes: list, prefix: str = "") -> Iterator[tuple[str, str]]:
+        for route in routes:
+            if isinstance(route, Mount):  # the operator's page: its own routes, each listed
+                yield from each(route.routes, prefix + route.path)
+                continue
+            for method in (getattr(route, "methods", None) or {"GET"}) - {"HEAD"}:
+                yield method, _path(prefix + route.path)
+
+    return frozenset(each(app.routes))
 
 
 def endpoints(text: str) -> set[tuple[str, str]]:

@@ -313,11 +313,11 @@ class Airtable:
                 f"({', '.join(ids) or f'named {THROWAWAY!r}'}; {exc.message}): delete them"
             ) from exc
 
-    async def company_cin(self, record_id: str) -> Any:
-        """What the company record's CIN cell holds, as Airtable gives it (text, or from a lookup
-        or formula a list or a number): `identifiers.cin` reads it."""
-        record = await self.call(self.companies.get, record_id)
-        return record.get("fields", {}).get(self.settings.field("CIN"))
+    async def company_cin(self, record_id: str) -> tuple[Any, Any]:
+        """What the company record's CIN and name cells hold, as Airtable gives them (text, or
+        from a lookup or formula a list or a number): `identifiers.cin` and `plain` read them."""
+        fields = (await self.call(self.companies.get, record_id)).get("fields", {})
+        return fields.get(self.settings.field("CIN")), fields.get(self.settings.field("COMPANY_NAME"))
 
     async def upsert_contacts(self, records: list[dict[str, Any]], slot: int | None = None) -> dict[str, Any]:
         """Up to ten contacts in one request: by id when known, else matched on Contact Key.

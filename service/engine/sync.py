@@ -134,7 +134,7 @@ class Syncer:
         if paused["scope"] is not None:
             raise AirtablePaused(paused["scope"], paused["reason"], kind=paused["kind"])
         try:
-            value = await self.airtable.company_cin(record_id)
+            value, name = await self.airtable.company_cin(record_id)
         except AirtableError as exc:
             if exc.status == 404 and exc.kind == "NOT_FOUND":  # "Get record": not there
                 # Nothing is written for it any more (its status would create nothing either).
@@ -153,6 +153,8 @@ class Syncer:
                 if paused["scope"] is not None:
                     raise AirtablePaused(paused["scope"], paused["reason"], kind=paused["kind"]) from exc
             raise
+        if name := identifiers.plain(name, 300):  # shown until Attestr names the company
+            await self.pool.execute(queries.COMPANY_NAMED_IN_AIRTABLE, record_id, name)
         field = self.settings.field("CIN")
         written = identifiers.plain(value)
         if written is None:

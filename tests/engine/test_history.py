@@ -35,7 +35,9 @@ async def _job(pool: asyncpg.Pool, n: int, cin: str, name: str | None, status: s
 async def test_the_jobs_page_filters_and_pages(pool: asyncpg.Pool) -> None:
     paid = await _job(pool, 1, CIN_A, "NILGIRI SOFTWARE 100% PVT_LTD", "succeeded", attestr_called=True)
     await pool.execute(
-        "INSERT INTO attestr_answers (cin, job_id, outcome, http_status) VALUES ($1, $2, 'synced', 200)", CIN_A, paid
+        "INSERT INTO attestr_answers (cin, job_id, outcome, http_status) VALUES ($1, $2, 'synced', 200)",
+        CIN_A,
+        paid,
     )
     stored = await _job(
         pool, 2, CIN_B, "KONKAN TRADERS", "succeeded", attestr_called=False, contacts_fetched=2,

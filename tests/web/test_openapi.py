@@ -62,7 +62,8 @@ def test_the_document_is_served_and_names_every_route(api: Flow) -> None:
 
     served = api.http.get("/openapi.json").json()
     assert served == document()
-    assert {route.path for route in ROUTES} == set(served["paths"])
+    # The operator's page is HTML for a browser, not the JSON API: docs/reference/http.md lists it.
+    assert {route.path for route in ROUTES if not route.path.startswith("/ops")} == set(served["paths"])
 
 
 @schema.parametrize()
