@@ -591,6 +591,8 @@ CREATE INDEX jobs_failed ON public.jobs USING btree (id) WHERE (status = 'failed
 
 CREATE UNIQUE INDEX jobs_one_queued_per_company ON public.jobs USING btree (record_id) WHERE (status = 'queued'::text);
 
+CREATE INDEX jobs_served_from_stored ON public.jobs USING btree (updated_at) WHERE ((status = 'succeeded'::text) AND ((result ->> 'attestr_called'::text) = 'false'::text));
+
 CREATE INDEX jobs_waiting_on ON public.jobs USING btree (waiting_on) WHERE ((status = 'queued'::text) AND (waiting_on IS NOT NULL));
 
 CREATE INDEX people_deleted_in_airtable ON public.people USING btree (id) WHERE deleted_in_airtable;

@@ -30,6 +30,7 @@ from rows_commands import command_latency
 from rows_intake import intake
 from rows_latency import time_to_airtable
 from rows_memory import large_answers
+from rows_ops import ops_page
 from rows_people import generate, normalisation, upsert_vs_copy
 from rows_spend import spend
 from rows_startup import startup
@@ -38,7 +39,18 @@ from service.database import embedded
 from service.logs import configure_logging
 
 # The groups of rows, in bench/README.md's order (`--only` picks some).
-GROUPS = ("normalisation", "upsert", "intake", "backlog", "latency", "spend", "memory", "commands", "startup")
+GROUPS = (
+    "normalisation",
+    "upsert",
+    "intake",
+    "backlog",
+    "latency",
+    "spend",
+    "memory",
+    "ops",
+    "commands",
+    "startup",
+)
 
 
 async def _one(row: Awaitable[Row]) -> list[Row]:
@@ -78,6 +90,9 @@ async def main(smoke: bool, write_readme: bool, only: list[str]) -> int:
             "latency": lambda: time_to_airtable(server, 3 if smoke else 30),
             "spend": lambda: _one(spend(server, 40 if smoke else 400)),
             "memory": lambda: _one(large_answers(server, 8, 4 if smoke else 26)),
+            "ops": lambda: ops_page(
+                server, 5_000 if smoke else 100_000, 5 if smoke else 21, 2 if smoke else 10
+            ),
             "commands": lambda: command_latency(server),
             "startup": lambda: _listed(startup(Path(tmp))),
         }

@@ -95,19 +95,13 @@ class Event:
     tone: str = ""
 
 
-def _like(text: str) -> str:
+def contains_pattern(text: str) -> str:
     """`text` as a LIKE pattern that matches it anywhere, its own wildcards taken literally."""
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def _result(value: Any) -> dict[str, Any]:
     return (json.loads(value) if isinstance(value, str) else value) or {}
-
-
-def _written(result: dict[str, Any]) -> int | None:
-    if "airtable_created" not in result:
-        return None
-    return int(result["airtable_created"]) + int(result["airtable_updated"])
 
 
 async def jobs_page(pool: asyncpg.Pool, wanted: JobFilter, limit: int = 50) -> list[JobRow]:
@@ -119,34 +113,30 @@ async def jobs_page(pool: asyncpg.Pool, wanted: JobFilter, limit: int = 50) -> l
         queries.OPS_JOBS,
         wanted.status,
         wanted.company,
-        _like(wanted.company) if wanted.company else None,
+        contains_pattern(wanted.company) if wanted.company else None,
         wanted.cin,
         since,
         wanted.before,
         limit,
     )
-    found: list[JobRow] = []
-    for row in rows:
-        result = _result(row["result"])
-        called = result.get("attestr_called")
-        found.append(
-            JobRow(
-                id=row["id"],
-                record_id=row["record_id"],
-                company=row["company_name"] or result.get("business_name"),
-                cin=row["cin"],
-                status=row["status"],
-                wait_reason=_masked(row["wait_reason"]),
-                attempts=row["attempts"],
-                answer="paid" if row["paid"] else "stored" if called is False else "",
-                found=result.get("contacts_fetched"),
-                written=_written(result),
-                last_error=_masked(row["last_error"]),
-                created_at=row["created_at"],
-                updated_at=row["updated_at"],
-            )
+    return [
+        JobRow(
+            id=row["id"],
+            record_id=row["record_id"],
+            company=row["company_name"] or row["business_name"],
+            cin=row["cin"],
+            status=row["status"],
+            wait_reason=_masked(row["wait_reason"]),
+            attempts=row["attempts"],
+            answer="paid" if row["paid"] else "stored" if row["attestr_called"] is False else "",
+            found=row["found"],
+            written=row["written"],
+            last_error=_masked(row["last_error"]),
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
         )
-    return found
+        for row in rows
+    ]
 
 
 def _masked(text: str | None) -> str | None:

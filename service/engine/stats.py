@@ -16,14 +16,14 @@ from service.engine import jobs
 GAUGE_CAP = 1_000_000  # /metrics counts no further: a gauge that high says enough
 
 
-async def collect(pool: asyncpg.Pool, settings: Settings, *, for_metrics: bool = False) -> dict[str, Any]:
-    """Everything `status` and `/stats` show. `for_metrics`: jobs counted only in the states
-    that need watching, each no further than GAUGE_CAP, so that an anonymous scrape reads
-    indexes only (migrations/013_cheap_counts.sql)."""
+async def collect(pool: asyncpg.Pool, settings: Settings, *, open_only: bool = False) -> dict[str, Any]:
+    """Everything `status` and `/stats` show. `open_only` (/metrics, the operator's page): jobs
+    counted only in the states that need watching, each no further than GAUGE_CAP, so that an
+    anonymous scrape or an open page reads indexes only (migrations/013_cheap_counts.sql)."""
     by_state = {state: 0 for state in jobs.STATES}
     counted = (
         await pool.fetch(queries.STATS_JOBS_OPEN, GAUGE_CAP)
-        if for_metrics
+        if open_only
         else await pool.fetch(queries.STATS_JOBS)
     )
     by_state.update({r["status"]: r["n"] for r in counted})

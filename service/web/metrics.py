@@ -49,7 +49,7 @@ async def endpoint(request: Request) -> Response:
     state.gauge_reads = reads
     if time.monotonic() - reads.read_at >= GAUGES_MAX_AGE_S and not reads.lock.locked():
         async with reads.lock:
-            _set_gauges(await stats.collect(state.pool, state.settings, for_metrics=True))
+            _set_gauges(await stats.collect(state.pool, state.settings, open_only=True))
             reads.read_at = time.monotonic()
             reads.rendered_at = float("-inf")  # the gauges just read are shown at once
     if time.monotonic() - reads.rendered_at >= RENDERED_MAX_AGE_S:

@@ -28,13 +28,16 @@ REFRESH_S = 3
 
 
 async def stylesheet(_request: Request) -> Response:
-    return FileResponse(HERE / "static" / "ops.css", media_type="text/css")
+    # Cached for an hour: a page reloading itself fetches only its HTML again.
+    return FileResponse(
+        HERE / "static" / "ops.css", media_type="text/css", headers={"Cache-Control": "max-age=3600"}
+    )
 
 
 @view
 async def overview(request: Request, session: Session) -> Response:
     pool, settings = request.app.state.pool, request.app.state.settings
-    found = await stats.collect(pool, settings)
+    found = await stats.collect(pool, settings, open_only=True)  # an open page costs little
     days = await history.spend_by_day(pool)
     failed = await history.jobs_page(pool, JobFilter(status="failed"), limit=10)
     return page(

@@ -59,7 +59,8 @@ templates.env.filters.update(ago=_ago, when=_when)
 
 
 class SecurityHeaders:
-    """ASGI middleware: HEADERS on every answer under /ops, errors and redirects included."""
+    """ASGI middleware: HEADERS on every answer under /ops, errors and redirects included (a
+    header the answer sets itself stands: the stylesheet may be cached)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -67,9 +68,12 @@ class SecurityHeaders:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [
-                    *message.get("headers", []),
-                    *((k.lower().encode(), v.encode()) for k, v in HEADERS.items()),
+                given = list(message.get("headers", []))
+                named = {name.lower() for name, _ in given}
+                message["headers"] = given + [
+                    (k.lower().encode(), v.encode())
+                    for k, v in HEADERS.items()
+                    if k.lower().encode() not in named
                 ]
             await send(message)
 
