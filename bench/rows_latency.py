@@ -30,6 +30,15 @@ from rows_people import generate
 _CONTACTS = 7
 
 
+def _answers(attestr: Any, companies: int, *, seed: int, first: int) -> list[str]:
+    """`companies` new CINs, each answered by the Attestr stand-in with _CONTACTS generated people."""
+    data = [items[:_CONTACTS] for _, items in generate(companies * 20, seed=seed) if len(items) >= _CONTACTS]
+    cins = [f"U{first + i:05d}KA2017PTC{i:06d}" for i in range(companies)]
+    for i, cin in enumerate(cins):
+        attestr.companies[cin] = {"valid": True, "businessName": f"L{i}", "contacts": data[i]}
+    return cins
+
+
 async def time_to_airtable(server: str, companies: int) -> list[Row]:
     """`companies` webhooks one after another, each once the one before it is done; p50s."""
     from service.standins.airtable import AirtableStandIn
@@ -39,10 +48,7 @@ async def time_to_airtable(server: str, companies: int) -> list[Row]:
     dsn = await create_database(server, "bench_latency")
     attestr = AttestrStandIn(delay_s=0.2)
     airtable = AirtableStandIn(rate_limit=5, cooldown_s=30, delay_s=0.15, delay_max_s=0.3)
-    data = [items[:_CONTACTS] for _, items in generate(companies * 20, seed=9) if len(items) >= _CONTACTS]
-    cins = [f"U{71000 + i:05d}KA2017PTC{i:06d}" for i in range(companies)]
-    for i, cin in enumerate(cins):
-        attestr.companies[cin] = {"valid": True, "businessName": f"L{i}", "contacts": data[i]}
+    cins = _answers(attestr, companies, seed=9, first=71000)
     to_contacts: list[float] = []
     floors: list[float] = []
     gaps: list[Gaps] = []
@@ -128,14 +134,11 @@ async def service_share(server: str, companies: int) -> list[Row]:
     dsn = await create_database(server, "bench_share")
     attestr = AttestrStandIn(delay_s=0.2)
     airtable = AirtableStandIn(rate_limit=5, cooldown_s=30)
-    data = [items[:_CONTACTS] for _, items in generate(companies * 20, seed=11) if len(items) >= _CONTACTS]
-    cins = [f"U{72000 + i:05d}KA2017PTC{i:06d}" for i in range(companies)]
-    for i, cin in enumerate(cins):
-        attestr.companies[cin] = {"valid": True, "businessName": f"S{i}", "contacts": data[i]}
+    cins = _answers(attestr, companies, seed=11, first=72000)
     gaps: list[Gaps] = []
     with serve_in_thread(attestr.app()) as attestr_url, serve_in_thread(airtable.app()) as airtable_url:
         records = [
-            airtable.add_record("Companies", {"Company Name": f"S{i}", "CIN": cins[i]})
+            airtable.add_record("Companies", {"Company Name": f"L{i}", "CIN": cins[i]})
             for i in range(companies)
         ]
         env = service_env(dsn, attestr, attestr_url, airtable, airtable_url, "warning")

@@ -16,7 +16,7 @@ from service.web import limits, validation
 from service.web.errors import ApiError
 from service.web.ops import session as sessions
 from service.web.ops.pages import SINCE
-from service.web.ops.rendering import action, back_to, page
+from service.web.ops.rendering import action, back_to, page, path_job_id
 from service.web.ops.session import Session
 
 log = structlog.get_logger(__name__)
@@ -44,16 +44,9 @@ async def _confirm(
     )
 
 
-def _job_id(request: Request) -> int:
-    job_id = validation.whole_number(request.path_params["job_id"])
-    if job_id is None:
-        raise ApiError(404, "not_found", "No such job")
-    return job_id
-
-
 @action("retry_job")
 async def retry_job(request: Request, session: Session, fields: dict[str, str]) -> Response:
-    job_id = _job_id(request)
+    job_id = path_job_id(request)
     asked = await _confirm(request, session, fields, f"Retry job {job_id}", 1)
     if asked is not None:
         return asked

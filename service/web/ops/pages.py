@@ -15,7 +15,7 @@ from service.engine.history import JobFilter
 from service.web import limits, validation
 from service.web.errors import ApiError
 from service.web.ops import session as sessions
-from service.web.ops.rendering import HERE, back_to, current_session, form, page, safe_next, view
+from service.web.ops.rendering import HERE, back_to, current_session, form, page, path_job_id, safe_next, view
 from service.web.ops.session import Session
 
 log = structlog.get_logger(__name__)
@@ -127,16 +127,9 @@ async def jobs_list(request: Request, session: Session) -> Response:
     )
 
 
-def _job_id(request: Request) -> int:
-    job_id = validation.whole_number(request.path_params["job_id"])
-    if job_id is None:
-        raise ApiError(404, "not_found", "No such job")
-    return job_id
-
-
 @view
 async def job(request: Request, session: Session) -> Response:
-    job_id = _job_id(request)
+    job_id = path_job_id(request)
     story = await history.job_story(request.app.state.pool, job_id)
     if story is None:
         raise ApiError(

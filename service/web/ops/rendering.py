@@ -184,6 +184,14 @@ def action(name: str) -> Callable[[Action], Callable[[Request], Awaitable[Respon
     return wrap
 
 
+def path_job_id(request: Request) -> int:
+    """The `{job_id}` of the path, or a 404."""
+    found = validation.whole_number(request.path_params["job_id"])
+    if found is None:
+        raise ApiError(404, "not_found", "No such job")
+    return found
+
+
 def back_to(path: str, **flash: str | int) -> RedirectResponse:
     """303 to `path` with a flash code the page turns into a sentence (never free text: a link
     must not be able to make the page say anything)."""
