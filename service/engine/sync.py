@@ -76,7 +76,7 @@ class Syncer:
         self._unstored: dict[int, tuple[float, AttestrAnswer, Consent | None]] = {}
 
     async def run(self, job: Job, worker_id: str) -> None:
-        await jobs.set_company_status(self.pool, job.record_id, "Running")
+        """Sync the claimed `job` (its company already says Running: JOB_CLAIM)."""
         cin = job.cin or await self._cin_from_airtable(job.record_id)
         paid = await self.pool.fetchrow(queries.ANSWER_OF_JOB, job.id)  # by an earlier try
         if job.cin and job.source in _RECORD_UNREAD and paid is None and job.id not in self._unstored:
@@ -214,7 +214,7 @@ class Syncer:
             return answer, False, refresh
         if job.id in self._unstored:  # paid for at the last try, not stored: stored now, not paid again
             _at, answer, used = self._unstored[job.id]
-            async with self.pool.acquire() as conn, conn.transaction():
+            async with self.pool.acquire() as conn:
                 await self._record_call(conn, job.id, cin, used, answer)
             del self._unstored[job.id]
             log.info("attestr.fetched", outcome=answer.outcome, contacts=len(answer.contacts), probe=False)
@@ -260,8 +260,7 @@ class Syncer:
                     await self._record_call(conn, job.id, cin, used, exc)
                 raise
             try:
-                async with conn.transaction():
-                    await self._record_call(conn, job.id, cin, used, answer)
+                await self._record_call(conn, job.id, cin, used, answer)
             except DATABASE_ERRORS:
                 self._keep_unstored(job.id, answer, used)
                 raise
@@ -293,7 +292,7 @@ class Syncer:
         used: Consent | None,
         came: AttestrAnswer | AttestrError,
     ) -> None:
-        """Keep one Attestr call: the lookup as sent, with the consent it carried
+        """Keep one Attestr call in one statement: the lookup as sent, with the consent it carried
         (attestr_lookups), and what came back (attestr_answers: the cache and the audit)."""
         if isinstance(came, AttestrError):
             outcome, http_status, code, answer = "error", came.http_status, came.code, None
@@ -301,7 +300,7 @@ class Syncer:
             raw = await answer_to_store(conn, came.raw)  # without anyone forgotten
             outcome, http_status, code, answer = came.outcome, 200, None, json.dumps(raw)
         await conn.execute(
-            *queries.LOOKUP_RECORD.bind(
+            *queries.CALL_RECORD.bind(
                 job_id=job_id,
                 cin=cin,
                 api_version=self.settings.attestr_api_version,
@@ -312,15 +311,6 @@ class Syncer:
                 http_status=http_status,
                 error_code=code,
                 attestr_request_id=came.request_id,
-            )
-        )
-        await conn.execute(
-            *queries.ANSWER_RECORD.bind(
-                cin=cin,
-                job_id=job_id,
-                outcome=outcome,
-                http_status=http_status,
-                error_code=code,
                 answer=answer,
             )
         )
