@@ -419,6 +419,13 @@ ALTER TABLE public.jobs ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     CACHE 1
 );
 
+CREATE TABLE public.ops_sessions (
+    token_hash text NOT NULL,
+    key_hash text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone NOT NULL
+);
+
 ALTER TABLE public.people ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME public.people_id_seq
     START WITH 1
@@ -532,6 +539,9 @@ ALTER TABLE ONLY public.job_rows
 ALTER TABLE ONLY public.jobs
     ADD CONSTRAINT jobs_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.ops_sessions
+    ADD CONSTRAINT ops_sessions_pkey PRIMARY KEY (token_hash);
+
 ALTER TABLE ONLY public.people
     ADD CONSTRAINT people_airtable_id_key UNIQUE (airtable_id);
 
@@ -594,6 +604,8 @@ CREATE UNIQUE INDEX jobs_one_queued_per_company ON public.jobs USING btree (reco
 CREATE INDEX jobs_served_from_stored ON public.jobs USING btree (updated_at) WHERE ((status = 'succeeded'::text) AND ((result ->> 'attestr_called'::text) = 'false'::text));
 
 CREATE INDEX jobs_waiting_on ON public.jobs USING btree (waiting_on) WHERE ((status = 'queued'::text) AND (waiting_on IS NOT NULL));
+
+CREATE INDEX ops_sessions_expiry ON public.ops_sessions USING btree (expires_at);
 
 CREATE INDEX people_deleted_in_airtable ON public.people USING btree (id) WHERE deleted_in_airtable;
 

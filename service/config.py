@@ -502,7 +502,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         airtable_probe_interval_s=read.number("AIRTABLE_PROBE_INTERVAL_S", 60.0, 0, 86_400),
         api_rate_limit=read.whole("API_RATE_LIMIT", 60, 1, _MANY) or 60,
         api_rate_window_s=read.number("API_RATE_WINDOW_S", 60.0, 0, 86_400),
-        ops_session_max_age_s=read.number("OPS_SESSION_MAX_AGE_S", 28_800.0, 0, 2_592_000),
+        ops_session_max_age_s=read.number("OPS_SESSION_MAX_AGE_S", 28_800.0, 60, 2_592_000, zero=True),
         queue_max_jobs=read.whole("QUEUE_MAX_JOBS", 50_000, 1, _MANY) or 50_000,
         job_retention_days=read.number("JOB_RETENTION_DAYS", 30.0, 0, _DAYS),
         # Never shorter than the cache: an answer still fresh would be paid for again.

@@ -286,9 +286,12 @@ SELECT retried.* FROM retried CROSS JOIN (SELECT pg_notify('contact_sync', 'jobs
 
 JOB_QUEUED_FOR_COMPANY = f"SELECT {JOB_COLUMNS} FROM jobs WHERE record_id = $1 AND status = 'queued'"
 # Failed jobs, those that ended within the last $1 seconds only unless $1 is NULL.
+# Failed jobs, those of the last $1 seconds only when given, and none that failed after $2 (the
+# moment an operator was shown how many there were) when given.
 JOBS_FAILED_IDS = """
 SELECT id FROM jobs
 WHERE status = 'failed' AND ($1::float8 IS NULL OR updated_at > now() - $1 * interval '1 second')
+  AND ($2::timestamptz IS NULL OR updated_at <= $2)
 ORDER BY id"""
 
 NOTIFY_PUSH = "SELECT pg_notify('contact_sync', 'push')"
@@ -1341,6 +1344,33 @@ LEFT JOIN paid ON paid.day = d::date
 LEFT JOIN stored ON stored.day = d::date
 ORDER BY d"""
 
+# What a resume of Attestr sets going: the jobs queued (those waiting for Attestr among them).
+OPS_QUEUED_FOR_ATTESTR = """
+SELECT count(*) AS queued, count(*) FILTER (WHERE waiting_on = 'attestr') AS waiting
+FROM jobs WHERE status = 'queued'"""
+
 OPS_NATIVE_WEBHOOKS = """
 SELECT id, expires_at, problem, problem_at, checked_at, last_payload_at FROM airtable_webhooks
 ORDER BY created_at"""
+
+# --- the operator's page's sign-ins (web/ops/session.py) ----------------------------------------
+
+OPS_SESSION_START = """
+WITH pruned AS (DELETE FROM ops_sessions WHERE expires_at < now())
+INSERT INTO ops_sessions (token_hash, key_hash, expires_at)
+VALUES ($1, $2, now() + make_interval(secs => $3))"""
+
+# The session of this token, while it lasts and its key is still one of API_KEYS ($2: their hashes).
+OPS_SESSION_FIND = """
+SELECT key_hash FROM ops_sessions
+WHERE token_hash = $1 AND expires_at > now() AND key_hash = ANY($2::text[])"""
+
+OPS_SESSION_END = "DELETE FROM ops_sessions WHERE token_hash = $1"
+
+# Failed sign-ins from one address in the current window ($1: its hash), without counting one.
+API_RATE_PEEK = """
+SELECT requests,
+    extract(epoch FROM window_start + make_interval(secs => $2) - clock_timestamp())::float8 AS resets_in_s
+FROM api_rate
+WHERE key_hash = $1
+  AND window_start = to_timestamp(floor(extract(epoch FROM clock_timestamp()) / $2) * $2)"""

@@ -153,7 +153,7 @@ def _jobs(settings: Settings, args: argparse.Namespace) -> int:
                 "--since goes with --failed: `contact-sync jobs retry --failed --since 10m`", code=2
             )
         ids = (
-            [int(r["id"]) for r in await pool.fetch(queries.JOBS_FAILED_IDS, since)]
+            [int(r["id"]) for r in await pool.fetch(queries.JOBS_FAILED_IDS, since, None)]
             if args.failed
             else [args.id]
         )

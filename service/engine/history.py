@@ -174,19 +174,16 @@ async def job_story(pool: asyncpg.Pool, job_id: int) -> JobStory | None:
             "a refresh: Attestr is asked again even if an answer is stored" if job.force else None,
         )
     ]
-    earlier = None
-    for attempt in await pool.fetch(queries.JOB_ATTEMPTS, job_id):
+    earlier, last_error = None, None
+    # Numbered in order over the job's whole life: a retry starts the job's own count again.
+    for n, attempt in enumerate(await pool.fetch(queries.JOB_ATTEMPTS, job_id), start=1):
         if earlier == "fail":  # it ended for good, and yet ran again: someone retried it
             events.append(Event(attempt["started_at"], "Queued again (a retry)"))
-        earlier = attempt["outcome"]
+        earlier, last_error = attempt["outcome"], _masked(attempt["error"])
         ended = _ATTEMPT_ENDS.get(attempt["outcome"], attempt["outcome"])
         tone = "good" if attempt["outcome"] == "synced" else "bad" if attempt["error"] else ""
-        events.append(Event(attempt["started_at"], f"Attempt {attempt['attempt']} started"))
-        events.append(
-            Event(
-                attempt["ended_at"], f"Attempt {attempt['attempt']} {ended}", _masked(attempt["error"]), tone
-            )
-        )
+        events.append(Event(attempt["started_at"], f"Attempt {n} started"))
+        events.append(Event(attempt["ended_at"], f"Attempt {n} {ended}", last_error, tone))
     calls = await pool.fetch(queries.OPS_JOB_CALLS, job_id)
     for call in calls:
         events.append(Event(call["called_at"], *_call_said(call)))
@@ -197,7 +194,10 @@ async def job_story(pool: asyncpg.Pool, job_id: int) -> JobStory | None:
             Event(
                 job.updated_at,
                 "Succeeded" if job.status == "succeeded" else "Failed",
-                _masked(job.last_error) if job.status == "failed" else _outcome_said(result),
+                # the error once: not again when the last attempt already said it
+                (None if _masked(job.last_error) == last_error else _masked(job.last_error))
+                if job.status == "failed"
+                else _outcome_said(result),
                 "good" if job.status == "succeeded" else "bad",
             )
         )

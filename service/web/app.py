@@ -8,9 +8,10 @@ from typing import Any
 
 import structlog
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from service import queries
@@ -90,6 +91,13 @@ ROUTES = [
 ]
 
 
+async def _not_served(request: Request, exc: Exception) -> Response:
+    """404 and 405: a page under /ops (the operator's page is read in a browser), JSON elsewhere."""
+    if request.url.path == ops.PATH or request.url.path.startswith(f"{ops.PATH}/"):
+        return await ops.http_error(request, exc)
+    return await EXCEPTION_HANDLERS[HTTPException](request, exc)
+
+
 def create_app(settings: Settings, database_url: str) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -119,7 +127,7 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
     app = Starlette(
         routes=ROUTES,
         lifespan=lifespan,
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers={**EXCEPTION_HANDLERS, HTTPException: _not_served},
         middleware=[Middleware(CatchAll)],
     )
     # No redirect from `/webhooks/airtable/` to `/webhooks/airtable`: Starlette builds its Location

@@ -29,29 +29,44 @@ def key_hash(key: str) -> str:
 
 async def take_api_request(pool: asyncpg.Pool, key: str, settings: Settings) -> None:
     """Count one request against the key's window, or refuse it with 429 `rate_limited`."""
-    await _take(pool, key, settings.api_rate_limit, settings.api_rate_window_s, "This API key made")
-
-
-# Sign-ins to the operator's page from one address, per API_RATE_WINDOW_S: API keys are long
-# (MIN_SECRET_LENGTH), so this only keeps a guesser from filling the log.
-SIGN_IN_ATTEMPTS = 10
-
-
-async def take_sign_in(pool: asyncpg.Pool, address: str, settings: Settings) -> None:
-    """Count one sign-in attempt from `address`, or refuse it with 429 `rate_limited`."""
-    await _take(pool, f"sign-in:{address}", SIGN_IN_ATTEMPTS, settings.api_rate_window_s, "This address made")
-
-
-async def _take(pool: asyncpg.Pool, name: str, limit: int, window_s: float, who: str) -> None:
-    row = await pool.fetchrow(queries.API_RATE_TAKE, key_hash(name), window_s)
-    if row["requests"] > limit:
+    row = await pool.fetchrow(queries.API_RATE_TAKE, key_hash(key), settings.api_rate_window_s)
+    if row["requests"] > settings.api_rate_limit:
         retry_after = max(1, math.ceil(row["resets_in_s"]))
         raise ApiError(
             429,
             "rate_limited",
-            f"{who} more than {limit} requests in {window_s:g} s; try again in {retry_after} s",
+            f"This API key made more than {settings.api_rate_limit} requests in "
+            f"{settings.api_rate_window_s:g} s; try again in {retry_after} s",
             headers={"Retry-After": str(retry_after)},
         )
+
+
+# Wrong keys typed on the operator's sign-in form from one address, per API_RATE_WINDOW_S, before
+# every sign-in from there is refused until the window ends. API keys are long (MIN_SECRET_LENGTH):
+# this only keeps a guesser from filling the log. Right keys are not counted.
+SIGN_IN_ATTEMPTS = 10
+
+
+def _sign_in_name(address: str) -> str:
+    return key_hash(f"sign-in:{address}")
+
+
+async def check_sign_in(pool: asyncpg.Pool, address: str, settings: Settings) -> None:
+    """429 `rate_limited` while `address` has typed SIGN_IN_ATTEMPTS wrong keys this window."""
+    row = await pool.fetchrow(queries.API_RATE_PEEK, _sign_in_name(address), settings.api_rate_window_s)
+    if row is not None and row["requests"] >= SIGN_IN_ATTEMPTS:
+        retry_after = max(1, math.ceil(row["resets_in_s"]))
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"{SIGN_IN_ATTEMPTS} wrong keys from this address in {settings.api_rate_window_s:g} s; "
+            f"try again in {retry_after} s",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
+async def count_refused_sign_in(pool: asyncpg.Pool, address: str, settings: Settings) -> None:
+    await pool.fetchrow(queries.API_RATE_TAKE, _sign_in_name(address), settings.api_rate_window_s)
 
 
 QUEUE_FULL_ALERT_S = 60.0

@@ -9,6 +9,7 @@ import asyncpg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from service import queries
 from service.engine import history, jobs
 from service.engine.history import JobFilter
 
@@ -114,3 +115,15 @@ async def test_a_job_story_reads_as_it_happened(pool: asyncpg.Pool) -> None:
     assert story.events[3].detail == "Attestr refused: ••••••••••45"
     assert story.answer == "no call billed"
     assert await history.job_story(pool, 999_999) is None
+
+
+async def test_a_window_retried_is_the_one_the_operator_was_shown(pool: asyncpg.Pool) -> None:
+    shown = await _job(pool, 6, CIN_A, "NILGIRI", "failed")
+    asked_at = await pool.fetchval(queries.DATABASE_NOW)
+    await pool.execute("UPDATE jobs SET updated_at = now() - interval '1 minute' WHERE id = $1", shown)
+    later = await _job(pool, 7, CIN_B, "KONKAN", "failed")  # failed after the question was asked
+    await pool.execute("UPDATE jobs SET updated_at = $2::timestamptz + interval '1 second' WHERE id = $1", later, asked_at)
+    ids = [r["id"] for r in await pool.fetch(queries.JOBS_FAILED_IDS, 3600.0, asked_at)]
+    assert ids == [shown]
+    everything = [r["id"] for r in await pool.fetch(queries.JOBS_FAILED_IDS, 3600.0, None)]
+    assert everything == [shown, later]

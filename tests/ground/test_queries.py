@@ -39,7 +39,7 @@ def test_any_names_bind_to_their_own_values(names: list[str]) -> None:
 
 def test_every_named_statement_numbers_its_placeholders_from_one() -> None:
     statements = [q for q in vars(queries).values() if isinstance(q, Named)]
-    assert len(statements) >= 9
+    assert len(statements) >= 8
     for statement in statements:
         numbers = {int(n) for n in re.findall(r"\$(\d+)", statement.sql)}
         assert numbers == set(range(1, len(statement.names) + 1)), statement.sql

@@ -1,9 +1,12 @@
 """What an operator can do from the page (POST, CSRF-checked by `rendering.action`): retry a
 failed job, retry every failed job of a window, sync a company now, pause and resume Attestr,
-sign out. An action that may pay Attestr asks first: its first POST answers with a confirmation
-saying what it may cost, and only the second, with `confirmed=yes`, does it."""
+sign out. An action that may pay Attestr (a resume with jobs queued among them) asks first: its
+first POST answers with a confirmation saying what it may cost, and only the second, with
+`confirmed=yes`, does it."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 import structlog
 from starlette.requests import Request
@@ -67,9 +70,12 @@ async def retry_failed(request: Request, session: Session, fields: dict[str, str
     if since not in SINCE:
         raise ApiError(422, "invalid_field", f"since must be one of {', '.join(SINCE)}", "since")
     pool = request.app.state.pool
-    ids = [int(r["id"]) for r in await pool.fetch(queries.JOBS_FAILED_IDS, float(SINCE[since]))]
+    # Confirmed: the jobs the operator was shown, none that failed after the question.
+    asked_at = _moment(fields.get("asked_at")) if fields.get("confirmed") == "yes" else None
+    ids = [int(r["id"]) for r in await pool.fetch(queries.JOBS_FAILED_IDS, float(SINCE[since]), asked_at)]
     if not ids:
-        raise ApiError(404, "not_found", f"No job failed in the last {since}")
+        return back_to(f"{sessions.PATH}/", done="nothing_failed")
+    fields = {**fields, "asked_at": (await pool.fetchval(queries.DATABASE_NOW)).isoformat()}
     asked = await _confirm(
         request, session, fields, f"Retry the {len(ids)} job(s) failed in the last {since}", len(ids)
     )
@@ -87,11 +93,19 @@ async def retry_failed(request: Request, session: Session, fields: dict[str, str
     return back_to(f"{sessions.PATH}/jobs", done="retried_window", n=queued)
 
 
+def _moment(text: str | None) -> datetime:
+    try:
+        return datetime.fromisoformat(text or "")
+    except ValueError:
+        raise ApiError(400, "invalid_form", "The confirmation is out of date; ask again") from None
+
+
 @action("sync_company")
 async def sync_company(request: Request, session: Session, fields: dict[str, str]) -> Response:
     record_id = validation.record_id(request.path_params["record_id"])
     force = fields.get("force") == "yes"
-    what = f"Sync company {record_id} now" + (
+    named = (await jobs.company_names(request.app.state.pool, [record_id])).get(record_id)
+    what = f"Sync {named or 'company'} ({record_id}) now" + (
         ", asking Attestr again even if an answer is stored" if force else ""
     )
     asked = await _confirm(request, session, fields, what, 1)
@@ -122,8 +136,17 @@ async def pause_attestr(request: Request, session: Session, _fields: dict[str, s
 
 
 @action("resume_attestr")
-async def resume_attestr(request: Request, session: Session, _fields: dict[str, str]) -> Response:
-    gate = AttestrGate(request.app.state.pool, request.app.state.settings)
+async def resume_attestr(request: Request, session: Session, fields: dict[str, str]) -> Response:
+    pool = request.app.state.pool
+    queued = await pool.fetchrow(queries.OPS_QUEUED_FOR_ATTESTR)
+    if queued["queued"]:  # they call Attestr as soon as it goes on: that may cost
+        what = f"Resume Attestr calls: {queued['queued']} queued job(s) go on"
+        if queued["waiting"]:
+            what += f", {queued['waiting']} of them waiting for Attestr"
+        asked = await _confirm(request, session, fields, what, queued["queued"])
+        if asked is not None:
+            return asked
+    gate = AttestrGate(pool, request.app.state.settings)
     woken = await gate.resume("resumed by an operator on /ops")
     request.app.state.wake_worker()
     log.info("ops.action", action="resume_attestr", jobs_woken=woken, key_id=session.key_id)
@@ -131,8 +154,8 @@ async def resume_attestr(request: Request, session: Session, _fields: dict[str, 
 
 
 @action("sign_out")
-async def sign_out(_request: Request, session: Session, _fields: dict[str, str]) -> Response:
+async def sign_out(request: Request, session: Session, _fields: dict[str, str]) -> Response:
     response = back_to(f"{sessions.PATH}/signin", done="signed_out")
-    sessions.end(response)
+    await sessions.end(response, request.app.state.pool, session)
     log.info("ops.signed_out", key_id=session.key_id)
     return response

@@ -3,6 +3,7 @@ the sign-in form. What they show comes from `engine/history.py` and `engine/stat
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import structlog
@@ -23,7 +24,7 @@ log = structlog.get_logger(__name__)
 PAGE_SIZE = 50
 # The jobs page's time filter: created within the last …
 SINCE = {"1h": 3_600, "24h": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400}
-# A page showing unfinished jobs reloads itself this often (no script: a meta refresh).
+# A page watching unfinished jobs reloads itself this often (no script: a meta refresh).
 REFRESH_S = 3
 
 
@@ -58,14 +59,17 @@ async def overview(request: Request, session: Session) -> Response:
 
 
 def _chart(days: list[dict[str, Any]], limit: int) -> dict[str, Any]:
-    """Bars of paid calls per day, scaled so the daily limit's line is always on the chart."""
+    """Bars of paid calls per day, scaled to the busiest day (a quiet month still shows); the
+    daily limit's line when it falls on that scale, else said beside it."""
     width, height, gap = 1200, 160, 6
-    top = max([limit, *(d["paid"] for d in days)]) or 1
+    busiest = max((d["paid"] for d in days), default=0)
+    top = max(5, math.ceil(busiest * 1.25))
     bar = width / max(len(days), 1)
     return {
         "width": width,
         "height": height,
-        "limit_y": round(height - height * limit / top, 1),
+        "top": top,
+        "limit_y": round(height - height * limit / top, 1) if limit <= top else None,
         "bars": [
             {
                 "x": round(i * bar + gap / 2, 1),
@@ -107,21 +111,33 @@ def _filters(request: Request) -> JobFilter:
 
 @view
 async def jobs_list(request: Request, session: Session) -> Response:
-    wanted = _filters(request)
+    given = request.query_params
+    live = given.get("live") == "1"
+    shown = {
+        "given": given,
+        "live": live,
+        "states": jobs.STATES,
+        "since_choices": SINCE,
+        "query": {k: v for k, v in given.items() if k not in ("before", "done", "n", "live") and v},
+    }
+    try:
+        wanted = _filters(request)
+    except ApiError as exc:  # the page again, with the filters to mend and what is wrong
+        return page(request, "jobs.html", {**shown, "jobs": [], "error": exc.message}, session, exc.status)
     found = await history.jobs_page(request.app.state.pool, wanted, PAGE_SIZE)
-    query = {k: v for k, v in request.query_params.items() if k != "before" and v}
+    unfinished = wanted.before is None and any(not j.finished for j in found)
     return page(
         request,
         "jobs.html",
         {
+            **shown,
             "jobs": found,
             "wanted": wanted,
-            "query": query,
-            "since": request.query_params.get("since") or "",
-            "states": jobs.STATES,
-            "since_choices": SINCE,
+            "unfinished": unfinished,
             "next_before": found[-1].id if len(found) == PAGE_SIZE else None,
-            "refresh_s": REFRESH_S if wanted.before is None and any(not j.finished for j in found) else None,
+            # Only when asked (`live=1`): a page reloading on its own would throw away a filter
+            # being typed.
+            "refresh_s": REFRESH_S if live and unfinished else None,
         },
         session,
     )
@@ -152,10 +168,18 @@ async def company(request: Request, session: Session) -> Response:
     record_id = validation.record_id(request.path_params["record_id"])
     story = await history.company_story(request.app.state.pool, record_id)
     unfinished = any(j["status"] not in jobs.FINISHED for j in story.jobs)
+    live = request.query_params.get("live") == "1"
     return page(
         request,
         "company.html",
-        {"story": story, "refresh_s": REFRESH_S if unfinished else None, "flash": _flash(request)},
+        {
+            "story": story,
+            "triggers": history.TRIGGERS,
+            "unfinished": unfinished,
+            "live": live,
+            "refresh_s": REFRESH_S if live and unfinished else None,
+            "flash": _flash(request),
+        },
         session,
     )
 
@@ -169,6 +193,7 @@ _FLASHES = {
     "paused": "Attestr calls are paused: jobs wait, none fails, until you resume.",
     "resumed": "Attestr calls go on again; {n} waiting job(s) woken.",
     "signed_out": "Signed out.",
+    "nothing_failed": "No job failed in that time: nothing to retry.",
 }
 
 
@@ -181,7 +206,7 @@ def _flash(request: Request) -> str | None:
 
 
 async def sign_in_form(request: Request) -> Response:
-    if current_session(request) is not None:
+    if await current_session(request) is not None:
         return back_to(safe_next(request.query_params.get("next")))
     return page(
         request,
@@ -191,36 +216,36 @@ async def sign_in_form(request: Request) -> Response:
     )
 
 
+def _sign_in_refused(request: Request, status: int, error: str, target: str) -> Response:
+    return page(request, "signin.html", {"error": error, "next": target}, None, status)
+
+
 async def sign_in(request: Request) -> Response:
-    """The sign-in form's POST: one of API_KEYS starts a session; anything else is 401."""
-    settings = request.app.state.settings
+    """The sign-in form's POST: one of API_KEYS starts a session; a wrong key is 401, and more
+    than limits.SIGN_IN_ATTEMPTS wrong ones a window from one address are 429 for every key."""
+    settings, pool = request.app.state.settings, request.app.state.pool
+    address = request.client.host if request.client else ""
     if sessions.cross_site(request):
-        return page(request, "signin.html", {"error": "Refused: this came from another site"}, None, 403)
+        log.warning("ops.refused", action="sign_in", reason="cross-site")
+        return _sign_in_refused(request, 403, "Refused: this came from another site", "/ops/")
     try:
         fields = await form(request)
-        await limits.take_sign_in(
-            request.app.state.pool, request.client.host if request.client else "", settings
-        )
+        target = safe_next(fields.get("next"))
+        await limits.check_sign_in(pool, address, settings)
     except ApiError as exc:
-        response = page(request, "signin.html", {"error": exc.message, "next": "/ops/"}, None, exc.status)
+        response = _sign_in_refused(
+            request, exc.status, exc.message, safe_next(request.query_params.get("next"))
+        )
         response.headers.update(exc.headers or {})
         return response
-    target = safe_next(fields.get("next"))
     if not settings.api_keys:
-        return page(
-            request,
-            "signin.html",
-            {"error": "The operator's page needs API_KEYS to be set", "next": target},
-            None,
-            503,
-        )
+        return _sign_in_refused(request, 503, "The operator's page needs API_KEYS to be set", target)
     key = sessions.find_key(fields.get("api_key", ""), settings.api_keys)
     if key is None:
+        await limits.count_refused_sign_in(pool, address, settings)
         log.warning("ops.sign_in_refused")
-        return page(
-            request, "signin.html", {"error": "That is not one of API_KEYS", "next": target}, None, 401
-        )
+        return _sign_in_refused(request, 401, "That is not one of API_KEYS", target)
     response = back_to(target)
-    sessions.start(response, request, key, settings.ops_session_max_age_s)
+    await sessions.start(response, request, pool, key, settings.ops_session_max_age_s)
     log.info("ops.signed_in", key_id=sessions.key_id(key))
     return response

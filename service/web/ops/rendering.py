@@ -8,9 +8,10 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, unquote, urlencode
 
 import structlog
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
@@ -54,8 +55,16 @@ def _when(moment: datetime | None) -> str:
     return "" if moment is None else moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _when_iso(text: str | None) -> str:
+    """An ISO 8601 time as the page shows times (`stats` gives them as text)."""
+    try:
+        return _when(datetime.fromisoformat(text)) if text else ""
+    except ValueError:
+        return text or ""
+
+
 templates = Jinja2Templates(directory=HERE / "templates")
-templates.env.filters.update(ago=_ago, when=_when)
+templates.env.filters.update(ago=_ago, when=_when, when_iso=_when_iso)
 
 
 class SecurityHeaders:
@@ -83,11 +92,14 @@ class SecurityHeaders:
 def page(
     request: Request, name: str, context: dict[str, Any], session: Session | None, status: int = 200
 ) -> Response:
-    """The template `name` filled with `context`, the session's CSRF token and the flash."""
+    """The template `name` filled with `context` and the session's CSRF token. A page that
+    reloads itself reloads its address without the flash (`done`): said once, not at each reload."""
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k not in ("done", "n")]
+    reload_to = request.url.path + ("?" + urlencode(kept) if kept else "")
     return templates.TemplateResponse(
         request,
         name,
-        {"session": session, "csrf": session.csrf if session else "", **context},
+        {"session": session, "csrf": session.csrf if session else "", "reload_to": reload_to, **context},
         status_code=status,
     )
 
@@ -96,13 +108,22 @@ def error_page(request: Request, status: int, message: str, session: Session | N
     return page(request, "error.html", {"status": status, "message": message}, session, status)
 
 
-def _settings(request: Request) -> Any:
-    return request.app.state.settings
+async def current_session(request: Request) -> Session | None:
+    return await sessions.signed_in(request, request.app.state.pool, request.app.state.settings.api_keys)
 
 
-def current_session(request: Request) -> Session | None:
-    settings = _settings(request)
-    return sessions.signed_in(request, settings.api_keys, settings.ops_session_max_age_s)
+async def http_error(request: Request, exc: Exception) -> Response:
+    """A path or a method /ops does not serve (404, 405), as a page with the page's headers: the
+    answer is made outside the mount's middleware (web/app.py hands these here)."""
+    assert isinstance(exc, HTTPException)
+    try:
+        session = await current_session(request)
+    except DATABASE_ERRORS:
+        session = None
+    said = {404: "No such page", 405: "This address is not for that (a form's address, opened by hand?)"}
+    response = error_page(request, exc.status_code, said.get(exc.status_code, str(exc.detail)), session)
+    response.headers.update({**(exc.headers or {}), **HEADERS})
+    return response
 
 
 def _errors_as_pages(request: Request, session: Session | None) -> Callable[[Exception], Response]:
@@ -127,7 +148,10 @@ def view(handler: View) -> Callable[[Request], Awaitable[Response]]:
 
     @functools.wraps(handler)
     async def guarded(request: Request) -> Response:
-        session = current_session(request)
+        try:
+            session = await current_session(request)
+        except DATABASE_ERRORS as exc:
+            return _errors_as_pages(request, None)(exc)
         if session is None:
             where = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return RedirectResponse(f"{sessions.PATH}/signin?next={quote(where)}", status_code=303)
@@ -141,6 +165,9 @@ def view(handler: View) -> Callable[[Request], Awaitable[Response]]:
 
 async def form(request: Request) -> dict[str, str]:
     """The posted form (application/x-www-form-urlencoded), first value of each field."""
+    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if kind != "application/x-www-form-urlencoded":
+        raise ApiError(400, "invalid_form", "Send the page's own form (application/x-www-form-urlencoded)")
     body = await validation.read_body(request)
     try:
         fields = parse_qs(body.decode(), keep_blank_values=True, max_num_fields=20, strict_parsing=False)
@@ -156,7 +183,10 @@ def action(name: str) -> Callable[[Action], Callable[[Request], Awaitable[Respon
     def wrap(handler: Action) -> Callable[[Request], Awaitable[Response]]:
         @functools.wraps(handler)
         async def guarded(request: Request) -> Response:
-            session = current_session(request)
+            try:
+                session = await current_session(request)
+            except DATABASE_ERRORS as exc:
+                return _errors_as_pages(request, None)(exc)
             if session is None:
                 return error_page(
                     request, 401, "Sign in first: this page is for the service's operators", None
@@ -200,9 +230,15 @@ def back_to(path: str, **flash: str | int) -> RedirectResponse:
 
 
 def safe_next(target: str | None) -> str:
-    """Where to go after signing in: a path under /ops only (no open redirect)."""
-    if not target or not target.isprintable() or "\\" in target:
-        return f"{sessions.PATH}/"
-    if target == sessions.PATH or target.startswith(f"{sessions.PATH}/"):
+    """Where to go after signing in: a path under /ops only (no open redirect, and no way out of
+    /ops by `..`, however it is written); anything else goes to the overview."""
+    home = f"{sessions.PATH}/"
+    if not target or not target.isprintable() or len(target) > 2000:
+        return home
+    path = target.partition("?")[0]
+    shown = unquote(path)
+    if "\\" in shown or "//" in shown or any(part in (".", "..") for part in shown.split("/")):
+        return home
+    if path == sessions.PATH or path.startswith(home):
         return target
-    return f"{sessions.PATH}/"
+    return home
