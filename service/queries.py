@@ -1360,10 +1360,16 @@ WITH pruned AS (DELETE FROM ops_sessions WHERE expires_at < now())
 INSERT INTO ops_sessions (token_hash, key_hash, expires_at)
 VALUES ($1, $2, now() + make_interval(secs => $3))"""
 
-# The session of this token, while it lasts and its key is still one of API_KEYS ($2: their hashes).
+# The session of this token, while it lasts (no longer than $3 seconds from its start, should
+# OPS_SESSION_MAX_AGE_S be lowered) and its key is still one of API_KEYS ($2: their hashes).
 OPS_SESSION_FIND = """
 SELECT key_hash FROM ops_sessions
-WHERE token_hash = $1 AND expires_at > now() AND key_hash = ANY($2::text[])"""
+WHERE token_hash = $1 AND expires_at > now() AND created_at > now() - make_interval(secs => $3)
+  AND key_hash = ANY($2::text[])"""
+
+# At start: the sessions of keys no longer in API_KEYS ($1: the hashes of those that are) end for
+# good, so that a key put back does not bring them back.
+OPS_SESSIONS_OF_REMOVED_KEYS = "DELETE FROM ops_sessions WHERE NOT key_hash = ANY($1::text[])"
 
 OPS_SESSION_END = "DELETE FROM ops_sessions WHERE token_hash = $1"
 

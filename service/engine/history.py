@@ -38,6 +38,9 @@ _ATTEMPT_ENDS = {
     "nothing": "handed over to another worker",
 }
 
+# Ends of a run that used no attempt (engine/outcomes.Then): a wait, a job handed over.
+_NO_ATTEMPT = frozenset({"wait", "nothing"})
+
 # What Airtable made of a row the job handed to the pusher (job_rows.outcome).
 ROW_OUTCOMES = {
     "created": "created",
@@ -174,16 +177,20 @@ async def job_story(pool: asyncpg.Pool, job_id: int) -> JobStory | None:
             "a refresh: Attestr is asked again even if an answer is stored" if job.force else None,
         )
     ]
-    earlier, last_error = None, None
-    # Numbered in order over the job's whole life: a retry starts the job's own count again.
-    for n, attempt in enumerate(await pool.fetch(queries.JOB_ATTEMPTS, job_id), start=1):
+    earlier, last_error, n = None, None, 0
+    # Numbered in order over the job's whole life (a retry starts the job's own count again); a
+    # run that waited, or was handed over, used no attempt and has no number.
+    for attempt in await pool.fetch(queries.JOB_ATTEMPTS, job_id):
         if earlier == "fail":  # it ended for good, and yet ran again: someone retried it
             events.append(Event(attempt["started_at"], "Queued again (a retry)"))
         earlier, last_error = attempt["outcome"], _masked(attempt["error"])
+        counted = attempt["outcome"] not in _NO_ATTEMPT
+        n += counted
+        run = f"Attempt {n}" if counted else "A run"
         ended = _ATTEMPT_ENDS.get(attempt["outcome"], attempt["outcome"])
-        tone = "good" if attempt["outcome"] == "synced" else "bad" if attempt["error"] else ""
-        events.append(Event(attempt["started_at"], f"Attempt {n} started"))
-        events.append(Event(attempt["ended_at"], f"Attempt {n} {ended}", last_error, tone))
+        tone = "good" if attempt["outcome"] == "synced" else "bad" if attempt["error"] and counted else ""
+        events.append(Event(attempt["started_at"], f"{run} started"))
+        events.append(Event(attempt["ended_at"], f"{run} {ended}", last_error, tone))
     calls = await pool.fetch(queries.OPS_JOB_CALLS, job_id)
     for call in calls:
         events.append(Event(call["called_at"], *_call_said(call)))

@@ -111,6 +111,7 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
         app.state.queue_cap = QueueCap(requests, settings.queue_max_jobs)
         app.state.script_versions = ScriptVersions(requests)
         app.state.wake_reader = runtime.reader.wake if settings.worker_in_web else (lambda: None)
+        await ops.end_removed_keys(requests, settings.api_keys)
         runtime.start_notifier()
         if settings.worker_in_web:
             runtime.start_background()

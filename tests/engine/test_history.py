@@ -93,7 +93,7 @@ async def test_a_job_story_reads_as_it_happened(pool: asyncpg.Pool) -> None:
     await pool.execute("UPDATE jobs SET created_at = now() - interval '3 s' WHERE id = $1", job_id)
     await pool.execute(
         "INSERT INTO job_attempts (job_id, attempt, started_at, outcome, error) "
-        "VALUES ($1, 1, now() - interval '2 s', 'fail', 'Attestr refused: +91 98450 12345')",
+        "VALUES ($1, 1, now() - interval '2 s', 'fail', (SELECT last_error FROM jobs WHERE id = $1))",
         job_id,
     )
     await pool.execute(
@@ -102,17 +102,25 @@ async def test_a_job_story_reads_as_it_happened(pool: asyncpg.Pool) -> None:
         CIN_A,
         job_id,
     )
+    await pool.execute(
+        "INSERT INTO job_attempts (job_id, attempt, started_at, ended_at, outcome, error) "
+        "VALUES ($1, 1, now() - interval '2.9 s', now() - interval '2.8 s', 'wait', 'Attestr is paused')",
+        job_id,
+    )
     story = await history.job_story(pool, job_id)
     assert story is not None
     said = [event.what for event in story.events]
     assert said == [
         "Queued by the Airtable automation's webhook",
+        "A run started",
+        "A run waited (no attempt used)",
         "Attempt 1 started",
         "Attestr refused the call (not billed)",
         "Attempt 1 failed for good",
         "Failed",
     ]
-    assert story.events[3].detail == "Attestr refused: ••••••••••45"
+    assert story.events[5].detail == "Airtable refused: ask r•••@example.com or call ••••••••••45"
+    assert story.events[-1].detail is None  # said once, by the attempt
     assert story.answer == "no call billed"
     assert await history.job_story(pool, 999_999) is None
 
@@ -122,7 +130,9 @@ async def test_a_window_retried_is_the_one_the_operator_was_shown(pool: asyncpg.
     asked_at = await pool.fetchval(queries.DATABASE_NOW)
     await pool.execute("UPDATE jobs SET updated_at = now() - interval '1 minute' WHERE id = $1", shown)
     later = await _job(pool, 7, CIN_B, "KONKAN", "failed")  # failed after the question was asked
-    await pool.execute("UPDATE jobs SET updated_at = $2::timestamptz + interval '1 second' WHERE id = $1", later, asked_at)
+    await pool.execute(
+        "UPDATE jobs SET updated_at = $2::timestamptz + interval '1 second' WHERE id = $1", later, asked_at
+    )
     ids = [r["id"] for r in await pool.fetch(queries.JOBS_FAILED_IDS, 3600.0, asked_at)]
     assert ids == [shown]
     everything = [r["id"] for r in await pool.fetch(queries.JOBS_FAILED_IDS, 3600.0, None)]

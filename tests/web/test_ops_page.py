@@ -155,6 +155,9 @@ def test_filters_that_cannot_be_read_are_named(signed_in: tuple[httpx.Client, st
         answer = client.get("/ops/jobs", params={"company": company})
         assert answer.status_code == 200, company
     assert client.get("/ops/companies/not-a-record").status_code == 422
+    said = client.get("/ops/jobs?done=retried_window&n=3")  # where a window's retry lands
+    assert "3 failed job(s) queued again." in said.text
+    assert "<script" not in client.get("/ops/jobs?done=<script>&n=<b>").text
 
 
 @given(st.one_of(st.text(max_size=40), st.text(alphabet="/.%2e\\ops?=", max_size=40).map("/ops/".__add__)))
@@ -186,18 +189,27 @@ async def test_a_session_ends_when_signed_out_expired_or_its_key_removed(pool: a
         return token
 
     token = await started()
-    session = await sessions.signed_in(_request(token), pool, (other, key))
+    session = await sessions.signed_in(_request(token), pool, (other, key), 60)
     assert session is not None and session.key_id == sessions.key_id(key)
-    assert await sessions.signed_in(_request(token), pool, (other,)) is None  # the key was removed
-    assert await sessions.signed_in(_request(None), pool, (key,)) is None
-    second = await sessions.signed_in(_request(await started()), pool, (key,))
+    assert await sessions.signed_in(_request(token), pool, (other,), 60) is None  # the key was removed
+    assert await sessions.signed_in(_request(None), pool, (key,), 60) is None
+    second = await sessions.signed_in(_request(await started()), pool, (key,), 60)
     assert second is not None and second.csrf != session.csrf  # each session its own token
     await sessions.end(Response(), pool, session)
-    assert await sessions.signed_in(_request(token), pool, (key,)) is None  # signed out: a copy is refused
+    assert (
+        await sessions.signed_in(_request(token), pool, (key,), 60) is None
+    )  # signed out: a copy is refused
     fresh = await started()
-    assert await sessions.signed_in(_request(fresh), pool, (key,)) is not None
+    assert await sessions.signed_in(_request(fresh), pool, (key,), 60) is not None
     await pool.execute("UPDATE ops_sessions SET expires_at = now() - interval '1 second'")
-    assert await sessions.signed_in(_request(fresh), pool, (key,)) is None  # expired
+    assert await sessions.signed_in(_request(fresh), pool, (key,), 60) is None  # expired
+    lowered = await started()  # OPS_SESSION_MAX_AGE_S lowered since it began: it ends sooner
+    await pool.execute("UPDATE ops_sessions SET created_at = now() - interval '30 seconds'")
+    assert await sessions.signed_in(_request(lowered), pool, (key,), 60) is not None
+    assert await sessions.signed_in(_request(lowered), pool, (key,), 20) is None
+    # A key removed from API_KEYS: its sessions end at the next start, for good.
+    await sessions.end_removed_keys(pool, (other,))
+    assert await sessions.signed_in(_request(lowered), pool, (other, key), 60) is None
 
 
 def test_signing_out_ends_the_session_for_every_copy_of_its_cookie(
@@ -238,9 +250,11 @@ def test_only_wrong_keys_count_towards_the_sign_in_limit(quiet_service: ServiceP
         assert sign_in(API_KEY).status_code == 303
     for _ in range(limits.SIGN_IN_ATTEMPTS):
         assert sign_in("wrong-key-guess").status_code == 401
-    refused = sign_in(API_KEY, "?next=/ops/jobs")
+    refused = httpx.post(
+        f"{quiet_service.url}/ops/signin", data={"api_key": API_KEY, "next": "/ops/jobs/7"}, headers=office
+    )  # as the form sends it: `next` in the body
     assert refused.status_code == 429 and "Retry-After" in refused.headers
-    assert 'name="next" value="/ops/jobs"' in refused.text
+    assert 'name="next" value="/ops/jobs/7"' in refused.text
     elsewhere = httpx.post(quiet_service.url + "/ops/signin", data={"api_key": API_KEY})
     assert elsewhere.status_code == 303  # another address is not held up
 

@@ -10,9 +10,9 @@ from starlette.routing import Mount, Route, Router
 
 from service.web.ops import actions, pages
 from service.web.ops.rendering import SecurityHeaders, http_error
-from service.web.ops.session import PATH
+from service.web.ops.session import PATH, end_removed_keys
 
-__all__ = ["PATH", "ROUTES", "http_error"]
+__all__ = ["PATH", "ROUTES", "end_removed_keys", "http_error"]
 
 ROUTES = [
     Route(PATH, lambda _request: RedirectResponse(f"{PATH}/", status_code=307)),

@@ -6,7 +6,7 @@ first POST answers with a confirmation saying what it may cost, and only the sec
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 import structlog
 from starlette.requests import Request
@@ -94,10 +94,17 @@ async def retry_failed(request: Request, session: Session, fields: dict[str, str
 
 
 def _moment(text: str | None) -> datetime:
+    """When the question was asked: a time of the last day (a confirmation older, or not a time,
+    is asked again)."""
     try:
-        return datetime.fromisoformat(text or "")
+        moment = datetime.fromisoformat(text or "")
+        if moment.tzinfo is not None and timedelta(0) <= datetime.now(timezone.utc) - moment <= timedelta(
+            days=1
+        ):
+            return moment
     except ValueError:
-        raise ApiError(400, "invalid_form", "The confirmation is out of date; ask again") from None
+        pass
+    raise ApiError(400, "invalid_form", "The confirmation is out of date; ask again")
 
 
 @action("sync_company")

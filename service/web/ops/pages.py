@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
 from service import identifiers
+from service.database import DATABASE_ERRORS
 from service.engine import history, jobs, stats
 from service.engine.history import JobFilter
 from service.web import limits, validation
@@ -116,6 +117,7 @@ async def jobs_list(request: Request, session: Session) -> Response:
     shown = {
         "given": given,
         "live": live,
+        "flash": _flash(request),
         "states": jobs.STATES,
         "since_choices": SINCE,
         "query": {k: v for k, v in given.items() if k not in ("before", "done", "n", "live") and v},
@@ -206,14 +208,13 @@ def _flash(request: Request) -> str | None:
 
 
 async def sign_in_form(request: Request) -> Response:
-    if await current_session(request) is not None:
-        return back_to(safe_next(request.query_params.get("next")))
-    return page(
-        request,
-        "signin.html",
-        {"next": safe_next(request.query_params.get("next")), "flash": _flash(request)},
-        None,
-    )
+    target = safe_next(request.query_params.get("next"))
+    try:
+        if await current_session(request) is not None:
+            return back_to(target)
+    except DATABASE_ERRORS as exc:  # the form all the same: signing in will say what is wrong
+        log.warning("ops.session_unread", error=type(exc).__name__)
+    return page(request, "signin.html", {"next": target, "flash": _flash(request)}, None)
 
 
 def _sign_in_refused(request: Request, status: int, error: str, target: str) -> Response:
@@ -221,31 +222,33 @@ def _sign_in_refused(request: Request, status: int, error: str, target: str) -> 
 
 
 async def sign_in(request: Request) -> Response:
-    """The sign-in form's POST: one of API_KEYS starts a session; a wrong key is 401, and more
-    than limits.SIGN_IN_ATTEMPTS wrong ones a window from one address are 429 for every key."""
+    """The sign-in form's POST: one of API_KEYS starts a session; a wrong key is 401, and after
+    limits.SIGN_IN_ATTEMPTS wrong ones a window from one address every sign-in from there is 429."""
     settings, pool = request.app.state.settings, request.app.state.pool
     address = request.client.host if request.client else ""
+    target = safe_next(request.query_params.get("next"))
     if sessions.cross_site(request):
         log.warning("ops.refused", action="sign_in", reason="cross-site")
-        return _sign_in_refused(request, 403, "Refused: this came from another site", "/ops/")
+        return _sign_in_refused(request, 403, "Refused: this came from another site", target)
     try:
         fields = await form(request)
-        target = safe_next(fields.get("next"))
+        target = safe_next(fields.get("next") or request.query_params.get("next"))
         await limits.check_sign_in(pool, address, settings)
+        if not settings.api_keys:
+            return _sign_in_refused(request, 503, "The operator's page needs API_KEYS to be set", target)
+        key = sessions.find_key(fields.get("api_key", ""), settings.api_keys)
+        if key is None:
+            await limits.count_refused_sign_in(pool, address, settings)
+            log.warning("ops.sign_in_refused")
+            return _sign_in_refused(request, 401, "That is not one of API_KEYS", target)
+        response = back_to(target)
+        await sessions.start(response, request, pool, key, settings.ops_session_max_age_s)
     except ApiError as exc:
-        response = _sign_in_refused(
-            request, exc.status, exc.message, safe_next(request.query_params.get("next"))
-        )
+        response = _sign_in_refused(request, exc.status, exc.message, target)
         response.headers.update(exc.headers or {})
         return response
-    if not settings.api_keys:
-        return _sign_in_refused(request, 503, "The operator's page needs API_KEYS to be set", target)
-    key = sessions.find_key(fields.get("api_key", ""), settings.api_keys)
-    if key is None:
-        await limits.count_refused_sign_in(pool, address, settings)
-        log.warning("ops.sign_in_refused")
-        return _sign_in_refused(request, 401, "That is not one of API_KEYS", target)
-    response = back_to(target)
-    await sessions.start(response, request, pool, key, settings.ops_session_max_age_s)
+    except DATABASE_ERRORS as exc:
+        away = f"The database is not answering ({type(exc).__name__}); try again shortly"
+        return _sign_in_refused(request, 503, away, target)
     log.info("ops.signed_in", key_id=sessions.key_id(key))
     return response

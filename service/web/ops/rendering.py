@@ -109,7 +109,10 @@ def error_page(request: Request, status: int, message: str, session: Session | N
 
 
 async def current_session(request: Request) -> Session | None:
-    return await sessions.signed_in(request, request.app.state.pool, request.app.state.settings.api_keys)
+    settings = request.app.state.settings
+    return await sessions.signed_in(
+        request, request.app.state.pool, settings.api_keys, settings.ops_session_max_age_s
+    )
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

@@ -59,14 +59,18 @@ def find_key(given: str, keys: tuple[str, ...]) -> str | None:
     return found
 
 
-async def signed_in(request: Request, pool: asyncpg.Pool, keys: tuple[str, ...]) -> Session | None:
-    """The request's session, or None: no cookie, an unknown, ended or expired one, or its key
-    no longer one of `keys`."""
+async def signed_in(
+    request: Request, pool: asyncpg.Pool, keys: tuple[str, ...], max_age_s: float
+) -> Session | None:
+    """The request's session, or None: no cookie, an unknown, ended or expired one (older than
+    `max_age_s` included), or its key no longer one of `keys`."""
     token = request.cookies.get(COOKIE)
     if not token or not keys or len(token) > 100:
         return None
     token_hash = _sha256(token)
-    key_hash = await pool.fetchval(queries.OPS_SESSION_FIND, token_hash, [_sha256(k) for k in keys])
+    key_hash = await pool.fetchval(
+        queries.OPS_SESSION_FIND, token_hash, [_sha256(k) for k in keys], max_age_s
+    )
     if key_hash is None:
         return None
     return Session(token_hash, key_hash[:12], _sha256(f"csrf:{token}"))
@@ -91,6 +95,11 @@ async def end(response: Response, pool: asyncpg.Pool, session: Session) -> None:
     """Delete the session (a copy of its cookie is refused from now on) and its cookie."""
     await pool.execute(queries.OPS_SESSION_END, session.token_hash)
     response.delete_cookie(COOKIE, path=PATH, httponly=True, samesite="strict")
+
+
+async def end_removed_keys(pool: asyncpg.Pool, keys: tuple[str, ...]) -> None:
+    """At start: end for good the sessions of keys no longer in `keys` (API_KEYS)."""
+    await pool.execute(queries.OPS_SESSIONS_OF_REMOVED_KEYS, [_sha256(k) for k in keys])
 
 
 def _origin(scheme: str, host: str | None, port: int | None) -> tuple[str, str, int | None]:
