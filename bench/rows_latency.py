@@ -16,10 +16,12 @@ the next free request slot, which one company alone always has.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,29 +32,39 @@ from rows_people import generate
 _CONTACTS = 7
 
 
-def _answers(attestr: Any, companies: int, *, seed: int, first: int) -> list[str]:
-    """`companies` new CINs, each answered by the Attestr stand-in with _CONTACTS generated people."""
+@dataclass
+class _Run:
+    """A `serve` wired to both stand-ins, with `companies` new companies in Airtable (records,
+    cins), each answered by the Attestr stand-in with _CONTACTS generated people."""
+
+    attestr: Any
+    airtable: Any
+    attestr_url: str
+    airtable_url: str
+    port: int
+    client: httpx.AsyncClient
+    records: list[str]
+    cins: list[str]
+
+    async def company(self, i: int) -> tuple[float, Gaps, bool]:
+        return await _one_company(
+            self.client, self.airtable, self.attestr, self.port, self.records[i], self.cins[i]
+        )
+
+
+@contextlib.asynccontextmanager
+async def _running(
+    server: str, name: str, airtable: Any, companies: int, *, seed: int, first: int
+) -> AsyncIterator[_Run]:
+    from service.standins.attestr import AttestrStandIn
+    from service.standins.server import serve_in_thread
+
+    dsn = await create_database(server, name)
+    attestr = AttestrStandIn(delay_s=0.2)
     data = [items[:_CONTACTS] for _, items in generate(companies * 20, seed=seed) if len(items) >= _CONTACTS]
     cins = [f"U{first + i:05d}KA2017PTC{i:06d}" for i in range(companies)]
     for i, cin in enumerate(cins):
         attestr.companies[cin] = {"valid": True, "businessName": f"L{i}", "contacts": data[i]}
-    return cins
-
-
-async def time_to_airtable(server: str, companies: int) -> list[Row]:
-    """`companies` webhooks one after another, each once the one before it is done; p50s."""
-    from service.standins.airtable import AirtableStandIn
-    from service.standins.attestr import PATH, AttestrStandIn
-    from service.standins.server import serve_in_thread
-
-    dsn = await create_database(server, "bench_latency")
-    attestr = AttestrStandIn(delay_s=0.2)
-    airtable = AirtableStandIn(rate_limit=5, cooldown_s=30, delay_s=0.15, delay_max_s=0.3)
-    cins = _answers(attestr, companies, seed=9, first=71000)
-    to_contacts: list[float] = []
-    floors: list[float] = []
-    gaps: list[Gaps] = []
-    reads = 0
     with serve_in_thread(attestr.app()) as attestr_url, serve_in_thread(airtable.app()) as airtable_url:
         records = [
             airtable.add_record("Companies", {"Company Name": f"L{i}", "CIN": cins[i]})
@@ -62,18 +74,32 @@ async def time_to_airtable(server: str, companies: int) -> list[Row]:
         with serving(env) as (port, _process):
             await asyncio.sleep(2)  # the pusher reads the schema once: not part of a company's wait
             async with httpx.AsyncClient(timeout=30) as client:
-                for record, cin in zip(records, cins, strict=True):
-                    contacts, gap, read = await _one_company(client, airtable, attestr, port, record, cin)
-                    to_contacts.append(contacts)
-                    gaps.append(gap)
-                    reads += read
-                    await asyncio.sleep(1.1)  # a second with no request: the next one starts afresh
-                    floors.append(
-                        await asyncio.to_thread(
-                            _floor, attestr, attestr_url + PATH, airtable, airtable_url, record, cin, read
-                        )
-                    )
-                    await asyncio.sleep(1.1)
+                yield _Run(attestr, airtable, attestr_url, airtable_url, port, client, records, cins)
+
+
+async def time_to_airtable(server: str, companies: int) -> list[Row]:
+    """`companies` webhooks one after another, each once the one before it is done; p50s."""
+    from service.standins.airtable import AirtableStandIn
+    from service.standins.attestr import PATH
+
+    airtable = AirtableStandIn(rate_limit=5, cooldown_s=30, delay_s=0.15, delay_max_s=0.3)
+    to_contacts: list[float] = []
+    floors: list[float] = []
+    gaps: list[Gaps] = []
+    reads = 0
+    async with _running(server, "bench_latency", airtable, companies, seed=9, first=71000) as run:
+        for i, (record, cin) in enumerate(zip(run.records, run.cins, strict=True)):
+            contacts, gap, read = await run.company(i)
+            to_contacts.append(contacts)
+            gaps.append(gap)
+            reads += read
+            await asyncio.sleep(1.1)  # a second with no request: the next one starts afresh
+            floors.append(
+                await asyncio.to_thread(
+                    _floor, run.attestr, run.attestr_url + PATH, airtable, run.airtable_url, record, cin, read
+                )
+            )
+            await asyncio.sleep(1.1)
     figure, floor = statistics.median(to_contacts), statistics.median(floors)
     delay = statistics.median(g.to_status for g in gaps)
     to_attestr = statistics.median(g.to_attestr for g in gaps)
@@ -128,26 +154,13 @@ async def service_share(server: str, companies: int) -> list[Row]:
     200 ms and Airtable at once (within its 5 requests a second), `companies` new companies one at
     a time; p50 and p90 of each gap, beside the stand-ins' own answer times."""
     from service.standins.airtable import AirtableStandIn
-    from service.standins.attestr import AttestrStandIn
-    from service.standins.server import serve_in_thread
 
-    dsn = await create_database(server, "bench_share")
-    attestr = AttestrStandIn(delay_s=0.2)
-    airtable = AirtableStandIn(rate_limit=5, cooldown_s=30)
-    cins = _answers(attestr, companies, seed=11, first=72000)
     gaps: list[Gaps] = []
-    with serve_in_thread(attestr.app()) as attestr_url, serve_in_thread(airtable.app()) as airtable_url:
-        records = [
-            airtable.add_record("Companies", {"Company Name": f"L{i}", "CIN": cins[i]})
-            for i in range(companies)
-        ]
-        env = service_env(dsn, attestr, attestr_url, airtable, airtable_url, "warning")
-        with serving(env) as (port, _process):
-            await asyncio.sleep(2)  # the pusher reads the schema once: not part of a company's wait
-            async with httpx.AsyncClient(timeout=30) as client:
-                for record, cin in zip(records, cins, strict=True):
-                    gaps.append((await _one_company(client, airtable, attestr, port, record, cin))[1])
-                    await asyncio.sleep(1.1)  # a second with no request: the next one starts afresh
+    airtable = AirtableStandIn(rate_limit=5, cooldown_s=30)
+    async with _running(server, "bench_share", airtable, companies, seed=11, first=72000) as run:
+        for i in range(companies):
+            gaps.append((await run.company(i))[1])
+            await asyncio.sleep(1.1)  # a second with no request: the next one starts afresh
     how = f"{companies} new companies one at a time, {_CONTACTS} contacts each, Attestr answering in 200 ms"
     how += " and Airtable at once; by the stand-ins' clocks"
 

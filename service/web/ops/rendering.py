@@ -142,6 +142,14 @@ def _errors_as_pages(request: Request, session: Session | None) -> Callable[[Exc
     return answer
 
 
+async def _looked_up(request: Request) -> tuple[Session | None, Response | None]:
+    """The request's session (None: signed out), or the page saying the database is away."""
+    try:
+        return await current_session(request), None
+    except DATABASE_ERRORS as exc:
+        return None, _errors_as_pages(request, None)(exc)
+
+
 View = Callable[[Request, Session], Awaitable[Response]]
 Action = Callable[[Request, Session, dict[str, str]], Awaitable[Response]]
 
@@ -151,10 +159,9 @@ def view(handler: View) -> Callable[[Request], Awaitable[Response]]:
 
     @functools.wraps(handler)
     async def guarded(request: Request) -> Response:
-        try:
-            session = await current_session(request)
-        except DATABASE_ERRORS as exc:
-            return _errors_as_pages(request, None)(exc)
+        session, away = await _looked_up(request)
+        if away is not None:
+            return away
         if session is None:
             where = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return RedirectResponse(f"{sessions.PATH}/signin?next={quote(where)}", status_code=303)
@@ -186,10 +193,9 @@ def action(name: str) -> Callable[[Action], Callable[[Request], Awaitable[Respon
     def wrap(handler: Action) -> Callable[[Request], Awaitable[Response]]:
         @functools.wraps(handler)
         async def guarded(request: Request) -> Response:
-            try:
-                session = await current_session(request)
-            except DATABASE_ERRORS as exc:
-                return _errors_as_pages(request, None)(exc)
+            session, away = await _looked_up(request)
+            if away is not None:
+                return away
             if session is None:
                 return error_page(
                     request, 401, "Sign in first: this page is for the service's operators", None
