@@ -305,10 +305,11 @@ async def company_story(pool: asyncpg.Pool, record_id: str, limit: int = 50) -> 
         }
         for row in await pool.fetch(queries.OPS_COMPANY_CONTACTS, record_id)
     ]
-    shown = None
-    if company is not None:
-        shown = {**dict(company), "sync_error": _masked(company["sync_error"])}
-        shown["push_error"] = _masked(company["push_error"])
+    shown = company and {
+        **dict(company),
+        "sync_error": _masked(company["sync_error"]),
+        "push_error": _masked(company["push_error"]),
+    }
     return CompanyStory(record_id, shown, found, contacts)
 
 

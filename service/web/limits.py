@@ -31,14 +31,22 @@ async def take_api_request(pool: asyncpg.Pool, key: str, settings: Settings) -> 
     """Count one request against the key's window, or refuse it with 429 `rate_limited`."""
     row = await pool.fetchrow(queries.API_RATE_TAKE, key_hash(key), settings.api_rate_window_s)
     if row["requests"] > settings.api_rate_limit:
-        retry_after = max(1, math.ceil(row["resets_in_s"]))
-        raise ApiError(
-            429,
-            "rate_limited",
+        raise _rate_limited(
             f"This API key made more than {settings.api_rate_limit} requests in "
-            f"{settings.api_rate_window_s:g} s; try again in {retry_after} s",
-            headers={"Retry-After": str(retry_after)},
+            f"{settings.api_rate_window_s:g} s",
+            row["resets_in_s"],
         )
+
+
+def _rate_limited(what: str, resets_in_s: float) -> ApiError:
+    """429 `rate_limited`: `what` happened, and when to try again (also as Retry-After)."""
+    retry_after = max(1, math.ceil(resets_in_s))
+    return ApiError(
+        429,
+        "rate_limited",
+        f"{what}; try again in {retry_after} s",
+        headers={"Retry-After": str(retry_after)},
+    )
 
 
 # Wrong keys typed on the operator's sign-in form from one address, per API_RATE_WINDOW_S, before
@@ -55,13 +63,9 @@ async def check_sign_in(pool: asyncpg.Pool, address: str, settings: Settings) ->
     """429 `rate_limited` while `address` has typed SIGN_IN_ATTEMPTS wrong keys this window."""
     row = await pool.fetchrow(queries.API_RATE_PEEK, _sign_in_name(address), settings.api_rate_window_s)
     if row is not None and row["requests"] >= SIGN_IN_ATTEMPTS:
-        retry_after = max(1, math.ceil(row["resets_in_s"]))
-        raise ApiError(
-            429,
-            "rate_limited",
-            f"{SIGN_IN_ATTEMPTS} wrong keys from this address in {settings.api_rate_window_s:g} s; "
-            f"try again in {retry_after} s",
-            headers={"Retry-After": str(retry_after)},
+        raise _rate_limited(
+            f"{SIGN_IN_ATTEMPTS} wrong keys from this address in {settings.api_rate_window_s:g} s",
+            row["resets_in_s"],
         )
 
 

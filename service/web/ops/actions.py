@@ -31,15 +31,15 @@ async def _confirm(
     """The confirmation page, unless this POST confirms; None when it does."""
     if fields.get("confirmed") == "yes":
         return None
-    state = await AttestrGate(request.app.state.pool, request.app.state.settings).state()
+    calls_today = await request.app.state.pool.fetchval(queries.ATTESTR_CALLS_TODAY)
     return page(
         request,
         "confirm.html",
         {
             "what": what,
             "calls": calls,
-            "calls_today": state["calls_today"],
-            "limit": state["daily_call_limit"],
+            "calls_today": calls_today,
+            "limit": request.app.state.settings.attestr_daily_call_limit,
             "action": request.url.path,
             "fields": {k: v for k, v in fields.items() if k not in ("csrf", "confirmed")},
         },

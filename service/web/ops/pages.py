@@ -53,7 +53,6 @@ async def overview(request: Request, session: Session) -> Response:
             "webhooks": await history.native_webhooks(pool),
             "failed": failed,
             "since_choices": SINCE,
-            "flash": _flash(request),
         },
         session,
     )
@@ -117,7 +116,6 @@ async def jobs_list(request: Request, session: Session) -> Response:
     shown = {
         "given": given,
         "live": live,
-        "flash": _flash(request),
         "states": jobs.STATES,
         "since_choices": SINCE,
         "query": {k: v for k, v in given.items() if k not in ("before", "done", "n", "live") and v},
@@ -159,7 +157,6 @@ async def job(request: Request, session: Session) -> Response:
         {
             "story": story,
             "refresh_s": None if story.job.finished else REFRESH_S,
-            "flash": _flash(request),
         },
         session,
     )
@@ -180,31 +177,9 @@ async def company(request: Request, session: Session) -> Response:
             "unfinished": unfinished,
             "live": live,
             "refresh_s": REFRESH_S if live and unfinished else None,
-            "flash": _flash(request),
         },
         session,
     )
-
-
-# What an action's redirect says (`back_to`); `n` is the only value carried, a whole number.
-_FLASHES = {
-    "retried": "The job is queued again.",
-    "already_queued": "The company already had a job queued: that one is shown.",
-    "queued": "The company's sync is queued.",
-    "retried_window": "{n} failed job(s) queued again.",
-    "paused": "Attestr calls are paused: jobs wait, none fails, until you resume.",
-    "resumed": "Attestr calls go on again; {n} waiting job(s) woken.",
-    "signed_out": "Signed out.",
-    "nothing_failed": "No job failed in that time: nothing to retry.",
-}
-
-
-def _flash(request: Request) -> str | None:
-    said = _FLASHES.get(request.query_params.get("done", ""))
-    if said is None:
-        return None
-    n = validation.whole_number(request.query_params.get("n", "0")) or 0
-    return said.format(n=n)
 
 
 async def sign_in_form(request: Request) -> Response:
@@ -214,7 +189,7 @@ async def sign_in_form(request: Request) -> Response:
             return back_to(target)
     except DATABASE_ERRORS as exc:  # the form all the same: signing in will say what is wrong
         log.warning("ops.session_unread", error=type(exc).__name__)
-    return page(request, "signin.html", {"next": target, "flash": _flash(request)}, None)
+    return page(request, "signin.html", {"next": target}, None)
 
 
 def _sign_in_refused(request: Request, status: int, error: str, target: str) -> Response:

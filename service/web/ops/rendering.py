@@ -89,17 +89,45 @@ class SecurityHeaders:
         await self.app(scope, receive, sending)
 
 
+# What an action's redirect says (`back_to`): the page turns its code into one of these sentences;
+# `n` is the only value carried, a whole number.
+_FLASHES = {
+    "retried": "The job is queued again.",
+    "already_queued": "The company already had a job queued: that one is shown.",
+    "queued": "The company's sync is queued.",
+    "retried_window": "{n} failed job(s) queued again.",
+    "paused": "Attestr calls are paused: jobs wait, none fails, until you resume.",
+    "resumed": "Attestr calls go on again; {n} waiting job(s) woken.",
+    "signed_out": "Signed out.",
+    "nothing_failed": "No job failed in that time: nothing to retry.",
+}
+
+
+def _flash(request: Request) -> str | None:
+    said = _FLASHES.get(request.query_params.get("done", ""))
+    if said is None:
+        return None
+    return said.format(n=validation.whole_number(request.query_params.get("n", "0")) or 0)
+
+
 def page(
     request: Request, name: str, context: dict[str, Any], session: Session | None, status: int = 200
 ) -> Response:
-    """The template `name` filled with `context` and the session's CSRF token. A page that
-    reloads itself reloads its address without the flash (`done`): said once, not at each reload."""
+    """The template `name` filled with `context`, the session's CSRF token and the flash (what
+    the action that led here did). A page that reloads itself reloads its address without the
+    flash (`done`): said once, not at each reload."""
     kept = [(k, v) for k, v in request.query_params.multi_items() if k not in ("done", "n")]
     reload_to = request.url.path + ("?" + urlencode(kept) if kept else "")
     return templates.TemplateResponse(
         request,
         name,
-        {"session": session, "csrf": session.csrf if session else "", "reload_to": reload_to, **context},
+        {
+            "session": session,
+            "csrf": session.csrf if session else "",
+            "reload_to": reload_to,
+            "flash": _flash(request),
+            **context,
+        },
         status_code=status,
     )
 
