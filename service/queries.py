@@ -205,7 +205,9 @@ WITH next AS (
         lease_until = now() + make_interval(secs => $2), wait_reason = NULL, waiting_on = NULL,
         updated_at = now()
     FROM next WHERE jobs.id = next.id
-    RETURNING {", ".join("jobs." + c.strip() for c in JOB_COLUMNS.split(","))}
+    RETURNING {", ".join("jobs." + c.strip() for c in JOB_COLUMNS.split(","))},
+        -- An answer an earlier try paid for (ANSWER_OF_JOB): read only when there is one.
+        EXISTS (SELECT 1 FROM attestr_answers a WHERE a.job_id = jobs.id AND a.outcome <> 'error') AS paid
 ), running AS (
     UPDATE companies c SET sync_status = 'Running', sync_error = NULL,
         push_version = c.push_version
@@ -295,6 +297,8 @@ WHERE status = 'failed' AND ($1::float8 IS NULL OR updated_at > now() - $1 * int
 ORDER BY id"""
 
 NOTIFY_PUSH = "SELECT pg_notify('contact_sync', 'push')"
+# A payload of listener.notified_as: the sending process's own listener skips it.
+NOTIFY = "SELECT pg_notify('contact_sync', $1)"
 NOTIFY_JOBS = "SELECT pg_notify('contact_sync', 'jobs')"
 
 JOB_FAIL = """
@@ -557,19 +561,30 @@ AIRTABLE_PAUSES = """
 SELECT scope, reason, kind, paused_at, probe_after FROM airtable_pauses WHERE resumed_at IS NULL
 ORDER BY scope"""
 
-# What stops writes to table $1 now: the base's pause first, else the table's; and whether this
-# process takes the probe (one a probe interval, $2 seconds, for every process).
-AIRTABLE_ADMIT = """
-WITH pause AS (
-    SELECT scope FROM airtable_pauses WHERE scope IN ('base', $1) AND resumed_at IS NULL
-    ORDER BY scope = 'base' DESC LIMIT 1
+# What stops writes to each table of `tables` (name, ord) now: the base's pause first, else the
+# table's; and whether this process takes the probe (one a probe interval, $1 seconds, for every
+# process; a pause stopping several of the tables is probed by the first, by `ord`).
+_ADMIT = """
+stops AS (
+    SELECT DISTINCT ON (t.name) t.name, t.ord, p.scope, p.reason, p.kind, p.paused_at, p.probe_after
+    FROM tables t JOIN airtable_pauses p ON p.scope IN ('base', t.name) AND p.resumed_at IS NULL
+    ORDER BY t.name, p.scope = 'base' DESC
+), probing AS (
+    SELECT DISTINCT ON (scope) name, scope FROM stops WHERE probe_after <= now() ORDER BY scope, ord
 ), probe AS (
-    UPDATE airtable_pauses p SET probe_after = now() + make_interval(secs => $2)
-    FROM pause WHERE p.scope = pause.scope AND p.probe_after <= now() AND p.resumed_at IS NULL
+    UPDATE airtable_pauses p SET probe_after = now() + make_interval(secs => $1)
+    FROM probing WHERE p.scope = probing.scope AND p.probe_after <= now() AND p.resumed_at IS NULL
     RETURNING p.scope
-)
-SELECT now() AS at, p.scope, p.reason, p.kind, p.paused_at, EXISTS (SELECT 1 FROM probe) AS probe
-FROM (SELECT 1) AS one LEFT JOIN (airtable_pauses p JOIN pause USING (scope)) ON true"""
+), admitted AS (
+    SELECT t.name, t.ord, now() AS at, s.scope, s.reason, s.kind, s.paused_at,
+        EXISTS (SELECT 1 FROM probing JOIN probe USING (scope) WHERE probing.name = t.name) AS probe
+    FROM tables t LEFT JOIN stops s USING (name)
+)"""
+
+# Whether writes to table $2 may go now (`_ADMIT`).
+AIRTABLE_ADMIT = f"""
+WITH tables (name, ord) AS (VALUES ($2::text, 1)), {_ADMIT}
+SELECT at, scope, reason, kind, paused_at, probe FROM admitted"""
 
 AIRTABLE_STOPPED = """
 SELECT EXISTS (SELECT 1 FROM airtable_pauses WHERE scope IN ('base', $1) AND resumed_at IS NULL)"""
@@ -676,18 +691,10 @@ DELETE FROM reconcile_state"""
 
 # --- the outbox: rows Airtable must receive (pusher.py) ---------------------------------------
 
-# With whether a job is still running: its rows may join the request if it waits a moment.
-PEOPLE_PENDING = """
-SELECT count(*) AS ready, EXTRACT(epoch FROM now() - min(updated_at))::float8 AS oldest_s,
-    EXISTS (SELECT 1 FROM jobs WHERE status = 'running') AS more_coming
-FROM (SELECT updated_at FROM people
-      WHERE push_version > pushed_version AND NOT deleted_in_airtable
-        AND (push_lease_until IS NULL OR push_lease_until < now())
-      ORDER BY updated_at LIMIT $1) AS ready"""
-
 # Claim up to $1 rows for one request, leased for $2 seconds, with what Airtable must show now.
-# One kind a request, that of the row waiting longest: rows Airtable has (an update by id, after a
-# read of what people changed) or rows it lacks (an upsert on Contact Key: "Airtable reserves the
+# One kind a request, that of the row waiting longest (of rows marked at once, those Airtable
+# lacks, which need no read first): rows Airtable has (an update by id, after a read of what
+# people changed) or rows it lacks (an upsert on Contact Key: "Airtable reserves the
 # right to throttle upsert requests differently", "Update multiple records", so only these).
 # The row's own conditions are stated again on `p`: a row another process claimed and committed
 # while this statement waited for its lock is re-checked on its new version (PostgreSQL re-reads
@@ -699,7 +706,7 @@ WITH pushable AS (
       AND (push_lease_until IS NULL OR push_lease_until < now())
 ), next AS (
     SELECT p.id FROM people p JOIN pushable USING (id)
-    WHERE pushable.new = (SELECT new FROM pushable ORDER BY updated_at, id LIMIT 1)
+    WHERE pushable.new = (SELECT new FROM pushable ORDER BY updated_at, new DESC, id LIMIT 1)
       AND p.push_version > p.pushed_version AND NOT p.deleted_in_airtable
       AND (p.push_lease_until IS NULL OR p.push_lease_until < now())
     ORDER BY pushable.updated_at, p.id
@@ -782,13 +789,32 @@ _COMPANY_PUSHABLE = """push_version > pushed_version AND NOT deleted_in_airtable
         AND (sync_status NOT IN ('Queued', 'Running', 'Waiting')
              OR (NOT {final_only} AND updated_at < now() - make_interval(secs => $2)))"""
 
-# A company's status never waits for others: once its contacts are in, it is due.
-COMPANIES_PENDING = f"""
-SELECT count(*) AS ready, EXTRACT(epoch FROM now() - min(updated_at))::float8 AS oldest_s,
-    false AS more_coming
-FROM (SELECT updated_at FROM companies
-      WHERE {_COMPANY_PUSHABLE.format(final_only="$3")}
-      ORDER BY updated_at LIMIT $1) AS ready"""
+# A company's status never waits for others: once its contacts are in, it is due. What one round
+# of a pusher's sender may send, in one statement: for the contacts, then the companies, whether
+# their writes may go (`_ADMIT`, a probe interval of $1 seconds) and how many rows are ready, up
+# to $3 (a request's worth); for the contacts with the age of the oldest, in seconds, and whether
+# a job is still running (its rows may join the request if it waits a moment); for the companies
+# with how many of them are final statuses (a status on the way holds for $2 seconds first).
+PUSH_DUE = f"""
+WITH tables (name, ord) AS (VALUES ('contacts', 1), ('companies', 2)), {_ADMIT},
+people_ready AS (
+    SELECT count(*) AS ready, EXTRACT(epoch FROM now() - min(updated_at))::float8 AS oldest_s
+    FROM (SELECT updated_at FROM people
+          WHERE push_version > pushed_version AND NOT deleted_in_airtable
+            AND (push_lease_until IS NULL OR push_lease_until < now())
+          ORDER BY updated_at LIMIT $3) AS ready
+)
+SELECT a.name, a.at, a.scope, a.reason, a.kind, a.paused_at, a.probe,
+    CASE a.name WHEN 'contacts' THEN (SELECT ready FROM people_ready)
+        ELSE (SELECT count(*) FROM (SELECT 1 FROM companies
+                                    WHERE {_COMPANY_PUSHABLE.format(final_only="false")} LIMIT $3) AS r)
+    END AS ready,
+    CASE a.name WHEN 'companies' THEN (SELECT count(*) FROM (SELECT 1 FROM companies
+                                       WHERE {_COMPANY_PUSHABLE.format(final_only="true")} LIMIT $3) AS r)
+    END AS final_ready,
+    CASE a.name WHEN 'contacts' THEN (SELECT oldest_s FROM people_ready) END AS oldest_s,
+    a.name = 'contacts' AND EXISTS (SELECT 1 FROM jobs WHERE status = 'running') AS more_coming
+FROM admitted a ORDER BY a.ord"""
 
 # Claim up to $1 companies, leased for $3 seconds; none unless $5 at least can be had (a full
 # request's worth, when statuses go ahead of people: another process may have taken some since

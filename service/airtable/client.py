@@ -313,10 +313,11 @@ class Airtable:
                 f"({', '.join(ids) or f'named {THROWAWAY!r}'}; {exc.message}): delete them"
             ) from exc
 
-    async def company_cin(self, record_id: str) -> tuple[Any, Any]:
+    async def company_cin(self, record_id: str, slot: int | None = None) -> tuple[Any, Any]:
         """What the company record's CIN and name cells hold, as Airtable gives them (text, or
-        from a lookup or formula a list or a number): `identifiers.cin` and `plain` read them."""
-        fields = (await self.call(self.companies.get, record_id)).get("fields", {})
+        from a lookup or formula a list or a number): `identifiers.cin` and `plain` read them.
+        `slot`: a rate-limit slot the caller took."""
+        fields = (await self.call(self.companies.get, record_id, slot=slot)).get("fields", {})
         return fields.get(self.settings.field("CIN")), fields.get(self.settings.field("COMPANY_NAME"))
 
     async def upsert_contacts(self, records: list[dict[str, Any]], slot: int | None = None) -> dict[str, Any]:

@@ -43,6 +43,11 @@ class Admission:
     def waits(self) -> bool:
         return self.reason is not None and not self.probe
 
+    @classmethod
+    def of(cls, row: asyncpg.Record) -> Admission:
+        """From a row of `AIRTABLE_ADMIT` or `PUSH_DUE`."""
+        return cls(row["at"], row["scope"], row["reason"], row["probe"], row["paused_at"])
+
 
 class AirtablePauses:
     def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
@@ -51,8 +56,8 @@ class AirtablePauses:
 
     async def admit(self, table: str) -> Admission:
         """Whether writes to `table` ("contacts" or "companies") may go now."""
-        row = await self.pool.fetchrow(queries.AIRTABLE_ADMIT, table, self.settings.airtable_probe_interval_s)
-        return Admission(row["at"], row["scope"], row["reason"], row["probe"], row["paused_at"])
+        row = await self.pool.fetchrow(queries.AIRTABLE_ADMIT, self.settings.airtable_probe_interval_s, table)
+        return Admission.of(row)
 
     async def probe_now(self) -> None:
         """At a process's start: a pause (not an operator's) is probed at once, not after the rest

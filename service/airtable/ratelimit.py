@@ -54,6 +54,12 @@ class AirtableRateLimit:
         """Wait until this process may send one request to the base; the slot's id. A background
         request (the reconciliation sweep's reads) never takes the window's last free slot: the
         pusher's writes come first."""
+        return (await self.take(background=background))[0]
+
+    async def take(self, *, background: bool = False) -> tuple[int, bool]:
+        """As `acquire`, with whether it had to wait for the slot (what was known before the wait
+        may have changed since)."""
+        waited = False
         while True:
             wait, request_id = await self.pool.fetchrow(
                 *queries.RATE_TAKE.bind(
@@ -66,9 +72,10 @@ class AirtableRateLimit:
                 )
             )
             if request_id is not None:
-                return request_id
+                return request_id, waited
             # Several waiting senders wake at once; the first takes the slot, the others ask again.
             await asyncio.sleep(wait + random.uniform(0, 0.002))
+            waited = True
 
     async def answered(self, slot: int | None, sent_ago_s: float | None = None) -> None:
         """The request's answer is back (or it failed). `sent_ago_s`: how many seconds ago it left
@@ -102,6 +109,11 @@ class LocalPacing:
         if wait > 0:
             await asyncio.sleep(wait)
         self._next = max(self._next, loop.time()) + self.interval_s
+
+    async def take(self, *, background: bool = False) -> tuple[None, bool]:
+        waited = self._next > asyncio.get_running_loop().time()
+        await self.acquire(background=background)
+        return None, waited
 
     async def answered(self, slot: int | None, sent_ago_s: float | None = None) -> None:
         # One request at a time from one process: spacing the sends apart is enough.

@@ -34,9 +34,6 @@ class CompanyStatuses:
 
     # Ahead of people (`full_only`), only final statuses, and only a full request's worth: a
     # passing status is not worth a request that ten people could have had.
-    def waiting(self, full_only: bool) -> tuple[str, tuple[Any, ...]]:
-        return queries.COMPANIES_PENDING, (BATCH, self.settle_s, full_only)
-
     def claim(self, full_only: bool, lease_s: float) -> tuple[str, tuple[Any, ...]]:
         least = BATCH if full_only else 1
         return queries.COMPANIES_CLAIM_PUSH, (BATCH, self.settle_s, lease_s, full_only, least)

@@ -50,9 +50,6 @@ class ContactsTable:
         self.airtable = airtable
         self.settings = settings
 
-    def waiting(self, full_only: bool) -> tuple[str, tuple[Any, ...]]:
-        return queries.PEOPLE_PENDING, (BATCH,)
-
     def claim(self, full_only: bool, lease_s: float) -> tuple[str, tuple[Any, ...]]:
         return queries.PEOPLE_CLAIM_PUSH, (BATCH, lease_s)
 

@@ -41,6 +41,7 @@ class Job:
     person_ids: list[int]
     created_at: datetime
     updated_at: datetime
+    paid: bool = False  # claimed with an answer an earlier try paid for (JOB_CLAIM)
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Job:
@@ -60,6 +61,7 @@ class Job:
             person_ids=list(row["person_ids"] or []),
             created_at=row["created_at"],
             updated_at=row["updated_at"],
+            paid=bool(row.get("paid")),
         )
 
     @property

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import asyncpg
 import structlog
 
+from service import queries
 from service.database import DATABASE_ERRORS
 
 log = structlog.get_logger(__name__)
@@ -23,12 +24,19 @@ _CHECK_S = 15.0  # how often an idle connection is checked for being alive
 
 
 class Listener:
-    def __init__(self, database_url: str, handlers: dict[str, Callable[[], None]]) -> None:
+    def __init__(
+        self, database_url: str, handlers: dict[str, Callable[[], None]], *, own: str | None = None
+    ) -> None:
         self.database_url = database_url
         self.handlers = handlers  # payload ("jobs", "push") -> what to wake
+        # This process's token (`notified_as`): what it said itself it has woken already.
+        self.own = own
 
     def _notified(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        handler = self.handlers.get(payload)
+        kind, _, sender = payload.partition(" ")
+        if sender and sender == self.own:
+            return
+        handler = self.handlers.get(kind)
         if handler:
             handler()
 
@@ -75,13 +83,22 @@ async def _sleep_unless(stop: asyncio.Event, seconds: float, other: asyncio.Even
             waiter.cancel()
 
 
+def notified_as(kind: str, token: str) -> str:
+    """The payload of a NOTIFY of `kind` ("jobs", "push") sent by the process holding `token`:
+    its own listener skips it (the process wakes its own tasks directly, at once), the others'
+    wake theirs."""
+    return f"{kind} {token}"
+
+
 class Notifier:
     """Sends `NOTIFY contact_sync, 'jobs'` for the jobs this process stores, at most once per
     `interval_s`: NOTIFY serialises committing transactions, so one per webhook would halve the
-    intake; one per short batch wakes other processes just as well."""
+    intake; one per short batch wakes other processes just as well. `token`: this process's
+    (`notified_as`)."""
 
-    def __init__(self, pool: asyncpg.Pool, interval_s: float = 0.05) -> None:
+    def __init__(self, pool: asyncpg.Pool, token: str = "", interval_s: float = 0.05) -> None:
         self.pool = pool
+        self.payload = notified_as("jobs", token) if token else "jobs"
         self.interval_s = interval_s
         self._pending = asyncio.Event()
 
@@ -95,5 +112,5 @@ class Notifier:
                 continue
             self._pending.clear()
             with contextlib.suppress(*DATABASE_ERRORS):  # the workers' polling covers a lost one
-                await self.pool.execute("SELECT pg_notify('contact_sync', 'jobs')")
+                await self.pool.execute(queries.NOTIFY, self.payload)
             await asyncio.sleep(self.interval_s)

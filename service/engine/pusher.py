@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import asyncpg
 import structlog
@@ -39,7 +38,7 @@ from service.engine.batches import BatchSender, Table
 from service.engine.company_statuses import CompanyStatuses
 from service.engine.contacts_table import ContactsTable
 from service.engine.outbox import BATCH, RETRY_AFTER_S, option_note
-from service.wakeup import Wakeup
+from service.wakeup import WakeOne
 
 log = structlog.get_logger(__name__)
 
@@ -77,7 +76,7 @@ class Pusher:
         self.pauses = AirtablePauses(pool, settings)
         self._jobs_told_at = float("-inf")
         self._recorded_by_id = False  # what was recorded by field name, by id (once a process)
-        self._wakeup = Wakeup()
+        self._wakeup = WakeOne()
         self._missing: frozenset[tuple[str, str]] | None = None  # as last stored in PostgreSQL
         self._delete_failures = 0  # merged people's rows: refusals in a row, and when to try again
         self._deletes_after = 0.0
@@ -95,14 +94,18 @@ class Pusher:
         leased, and are sent after their lease by whichever process runs next."""
         with contextlib.suppress(*DATABASE_ERRORS):  # else the pause's own interval holds
             await self.pauses.probe_now()
-        senders = [asyncio.create_task(self._sender(stop)) for _ in range(self.senders)]
+        senders = [asyncio.create_task(self._sender(stop, polls=i == 0)) for i in range(self.senders)]
         await stop.wait()
         _, waiting = await asyncio.wait(senders, timeout=STOP_GRACE_S)
         for sender in waiting:
             sender.cancel()
         await asyncio.gather(*senders, return_exceptions=True)
 
-    async def _sender(self, stop: asyncio.Event) -> None:
+    async def _sender(self, stop: asyncio.Event, *, polls: bool) -> None:
+        """Send while there is work; when there is none, wait for a nudge (`wake`), or look again
+        after `poll_s` if this is the sender that `polls` (the others sleep ten times as long):
+        rows whose time came (a status that held, a lease that ran out) are found by one sender
+        a second, which nudges the others if it finds more than a request's worth."""
         failures = 0
         while not stop.is_set():
             try:
@@ -124,9 +127,8 @@ class Pusher:
                 log.exception("pusher.crashed")
                 busy = False
             if not busy:
-                await self._wakeup.wait(
-                    stop, self.poll_s if not failures else min(60.0, RETRY_AFTER_S * failures)
-                )
+                idle_s = self.poll_s if polls else 10 * self.poll_s
+                await self._wakeup.wait(stop, idle_s if not failures else min(60.0, RETRY_AFTER_S * failures))
 
     async def _say_why_jobs_wait(self, exc: Exception) -> None:
         reason = (
@@ -165,8 +167,8 @@ class Pusher:
         if not self._base_settled:  # a new base: nothing of the old one is read or written there
             await bases.settle(self.pool, self.settings.airtable_base_id)
             self._base_settled = True
-        contacts = await self.pauses.admit("contacts")
-        companies = await self.pauses.admit("companies")
+        people, statuses = await self._due()
+        contacts, companies = Admission.of(people), Admission.of(statuses)
         if contacts.waits:
             await self._jobs_wait(contacts.reason or "")
         if contacts.waits and companies.waits:
@@ -174,7 +176,8 @@ class Pusher:
         probing = {a.scope for a in (contacts, companies) if a.probe}
         try:
             fields = await self.airtable.fields(force=bool(probing))
-            await self._watch_options()
+            if await self._watch_options():  # rows were marked again: counted anew
+                people, statuses = await self._due()
         except AirtableError as exc:
             if fix := operator_fix(exc, None):
                 paused = AirtablePaused(*fix, kind=exc.kind)
@@ -191,14 +194,34 @@ class Pusher:
         # People first, but never a full request's worth of companies' statuses behind them:
         # under a backlog the first companies show "Synced" soon, not when the last one is done.
         busy = (
-            (not companies.waits and await self._push(self.companies, fields["companies"], companies, True))
-            or (not contacts.waits and await self._push(self.contacts, fields["contacts"], contacts))
-            or (not companies.waits and await self._push(self.companies, fields["companies"], companies))
+            (
+                not companies.waits
+                and statuses["final_ready"] >= BATCH
+                and await self._push(self.companies, fields["companies"], companies, BATCH, full_only=True)
+            )
+            or (
+                not contacts.waits
+                and people["ready"]
+                and await self._push(
+                    self.contacts, fields["contacts"], contacts, await self._lingered(people)
+                )
+            )
+            or (
+                not companies.waits
+                and statuses["ready"]
+                and await self._push(self.companies, fields["companies"], companies, statuses["ready"])
+            )
             or (not contacts.waits and await self._delete_merged_rows())
         )
         if busy:
             await jobs.complete_pushed_jobs(self.pool)
         return busy
+
+    async def _due(self) -> list[asyncpg.Record]:
+        """PUSH_DUE's rows: the contacts' then the companies' (a pause's probe, if due, is taken)."""
+        return await self.pool.fetch(
+            queries.PUSH_DUE, self.settings.airtable_probe_interval_s, self.settle_s, BATCH
+        )
 
     async def _delete_merged_rows(self) -> bool:
         """The Airtable rows of people merged into another (one person, one row). The rows stay
@@ -225,16 +248,17 @@ class Pusher:
 
     # --- select options the base lacks ---
 
-    async def _watch_options(self, *, reread: bool = False) -> None:
+    async def _watch_options(self, *, reread: bool = False) -> bool:
         """Follow the single select options the service writes that the base lacks. While one
         is missing, the schema is read again every `options_recheck_s`. When what this process
         finds missing changes, rows held back (by any process) for an option that exists now are
-        marked to be sent again, and companies using an option that went are sent without it."""
+        marked to be sent again, and companies using an option that went are sent without it.
+        True when that happened (rows may have been marked)."""
         if reread or (self.airtable.missing_options and self.airtable.schema_age_s > self.options_recheck_s):
             await self.airtable.fields(refresh=True)
         missing = self.airtable.missing_options
         if missing == self._missing:
-            return
+            return False
         went = missing - (self._missing or frozenset())
         async with self.pool.acquire() as conn, conn.transaction():
             keys = sorted(missing)
@@ -257,21 +281,22 @@ class Pusher:
             else:
                 log.info("airtable.option_added", field=field, option=change["option"])
         self.wake()
+        return True
 
     # --- one table's rows ---
 
     async def _push(
-        self, table: Table, fields: set[str], admission: Admission, full_only: bool = False
+        self, table: Table, fields: set[str], admission: Admission, ready: int, *, full_only: bool = False
     ) -> bool:
-        """Send one batch of `table`'s marked rows, if any are ready. True when there was work.
-        A batch let through as a pause's probe ends the pause when a write gets through."""
-        if not await self._ready(table, full_only):
-            return False
-        query, args = table.claim(full_only, self.lease_s)
+        """Send one batch of `table`'s marked rows, `ready` of which were counted (PUSH_DUE). True
+        when there was work. A batch let through as a pause's probe ends the pause when a write
+        gets through. `full_only`: only a full request's worth."""
         probe, admission.probe = admission.probe, False  # one batch is the probe, no more
-        async with self._claimed(query, *args, recheck=None if probe else table.name) as (slot, rows):
+        async with self._claimed(table, full_only, recheck=None if probe else table.name) as (slot, rows):
             if not rows:
                 return False
+            if len(rows) < ready or len(rows) == BATCH:  # more than this request takes: a sender helps
+                self.wake()
             try:
                 wrote = await self.sender.send(table, rows, fields, slot=slot)
             except AirtablePaused as paused:
@@ -284,40 +309,55 @@ class Pusher:
             self.wake()
         return True
 
-    async def _ready(self, table: Table, full_only: bool) -> bool:
-        """Whether rows are waiting. While fewer than a full batch are and a job that may add
-        more is still running, it lingers briefly: the rows of many jobs then share a request.
-        Otherwise they go at once (no job is running; a company's status never lingers); when
-        requests must wait for a slot, what waited with them goes too (`_claimed`). `full_only`:
-        only when a full request's worth is ready."""
-        query, args = table.waiting(full_only)
-        row = await self.pool.fetchrow(query, *args)
-        if not row["ready"] or (full_only and row["ready"] < BATCH):
-            return False
-        if row["ready"] < BATCH and row["oldest_s"] < self.linger_s and row["more_coming"]:
-            await asyncio.sleep(self.linger_s - row["oldest_s"])
-        return True
+    async def _lingered(self, people: asyncpg.Record) -> int:
+        """The contacts ready (`people`: PUSH_DUE's row), once they may go. While fewer than a full
+        batch are and a job that may add more is still running, it lingers briefly: the rows of
+        many jobs then share a request. Otherwise they go at once (no job is running; a company's
+        status never lingers); when requests must wait for a slot, what waited with them goes too
+        (`_claimed`)."""
+        if people["ready"] < BATCH and people["oldest_s"] < self.linger_s and people["more_coming"]:
+            await asyncio.sleep(self.linger_s - people["oldest_s"])
+        return int(people["ready"])
 
     @contextlib.asynccontextmanager
     async def _claimed(
-        self, claim_query: str, *args: Any, recheck: str | None = None
+        self, table: Table, full_only: bool, *, recheck: str | None = None
     ) -> AsyncIterator[tuple[int | None, list[asyncpg.Record]]]:
-        """A rate-limit slot first, then the rows: their lease runs while the request does, not
-        while it waits for a slot, and what waited for a slot goes in the same request. A slot
-        for which no rows were left is freed at once; else it is given back once the body is
-        done, in any case (after the request's own report, or `unused`, harmless). `recheck`: a
-        table whose pause, begun while this waited for the slot, means no rows are claimed."""
-        slot = await self.airtable.limit.acquire()
-        rows: list[asyncpg.Record] = []
+        """A rate-limit slot and the rows of one request, asked for at once. A slot that had to
+        wait has the rows given back and claimed again once it is had: their lease runs while
+        the request does, not while it waits, and what came meanwhile goes in the same request;
+        `recheck`: a table whose pause, begun during the wait, means none are claimed then. A
+        slot for which no rows were left is freed at once; else it is given back once the body
+        is done, in any case (after the request's own report, or `unused`, harmless)."""
+        query, args = table.claim(full_only, self.lease_s)
+        took, claimed = await asyncio.gather(
+            self.airtable.limit.take(), self.pool.fetch(query, *args), return_exceptions=True
+        )
+        if isinstance(took, BaseException) or isinstance(claimed, BaseException):
+            if not isinstance(took, BaseException):
+                await self.airtable.limit.unused(took[0])
+            if not isinstance(claimed, BaseException):
+                await self._give_back(table, claimed)
+            raise took if isinstance(took, BaseException) else claimed  # type: ignore[misc]
+        slot, waited = took
+        rows = list(claimed)
         try:
-            if recheck is None or not await self.pauses.stopped(recheck):
-                rows = list(await self.pool.fetch(claim_query, *args))
+            if waited:
+                await self._give_back(table, rows)
+                rows = []
+                if recheck is None or not await self.pauses.stopped(recheck):
+                    rows = list(await self.pool.fetch(query, *args))
             yield slot, rows
         finally:
             if rows:
                 await self.airtable.limit.answered(slot)
             else:
                 await self.airtable.limit.unused(slot)
+
+    async def _give_back(self, table: Table, rows: list[asyncpg.Record]) -> None:
+        """Rows claimed but not sent: due again at once."""
+        if rows:
+            await self.pool.execute(table.release_query, [row["id"] for row in rows], 0.0)
 
 
 def _by_field(options: frozenset[tuple[str, str]]) -> tuple[list[str], list[str]]:

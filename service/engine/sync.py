@@ -7,6 +7,8 @@ takes it from there.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 from datetime import datetime, timezone
@@ -28,6 +30,7 @@ from service.config import Settings
 from service.database import DATABASE_ERRORS, in_transaction
 from service.engine import jobs
 from service.engine.jobs import Job
+from service.engine.listener import notified_as
 from service.people.companies import ensure_company
 from service.people.dedup import CompanyContacts, UpsertOutcome, answer_to_store, upsert_people
 
@@ -62,40 +65,75 @@ class Syncer:
         attestr: AttestrClient,
         airtable: Airtable,
         on_stored: Any = None,
+        token: str = "",
     ) -> None:
         self.pool = pool
         self.settings = settings
         self.attestr = attestr
         self.airtable = airtable
-        self.on_stored = on_stored or (lambda: None)
+        self.on_stored = on_stored or (lambda: None)  # this process's pusher, woken at once
+        # Other processes' pushers are told by NOTIFY, this one's listener skipping it (`token`).
+        self._push_payload = notified_as("push", token) if token else "push"
         self.gate = AttestrGate(pool, settings)
         self.pauses = AirtablePauses(pool, settings)
         # Answers paid for whose storing failed (the database went away right after the call),
         # by job id, with when and the consent they carried: the job's next try in this process
         # uses them instead of paying.
         self._unstored: dict[int, tuple[float, AttestrAnswer, Consent | None]] = {}
+        self._naming: set[asyncio.Task[str]] = set()  # `_keep_name`
 
     async def run(self, job: Job, worker_id: str) -> None:
         """Sync the claimed `job` (its company already says Running: JOB_CLAIM)."""
+        paid = await self.pool.fetchrow(queries.ANSWER_OF_JOB, job.id) if job.paid else None
+        # A trigger that read nothing in Airtable has the record confirmed before any answer is
+        # used or paid for (`_record_confirmed`); an answer an earlier try paid for is used as is.
+        confirm = (
+            bool(job.cin) and job.source in _RECORD_UNREAD and paid is None and job.id not in self._unstored
+        )
         cin = job.cin or await self._cin_from_airtable(job.record_id)
-        paid = await self.pool.fetchrow(queries.ANSWER_OF_JOB, job.id)  # by an earlier try
-        if job.cin and job.source in _RECORD_UNREAD and paid is None and job.id not in self._unstored:
-            cin = await self._record_confirmed(job.record_id, cin)
+        # A call just paid for is kept while the people are stored; the CIN's lock is held until
+        # both are done (`_stored_or_paid`).
+        async with contextlib.AsyncExitStack() as held:
+            with structlog.contextvars.bound_contextvars(cin=cin):
+                answer, called, joined, kept = await self._answer(cin, job, paid, confirm=confirm, held=held)
+            await self._store(job, worker_id, answer, called, joined, kept)
+        self.on_stored()
+
+    async def _store(
+        self,
+        job: Job,
+        worker_id: str,
+        answer: AttestrAnswer,
+        called: bool,
+        joined: bool | None,
+        kept: asyncio.Task[None] | None,
+    ) -> None:
+        """The answer's people and links stored, their rows marked for Airtable and the job moved
+        to `pushing`, in one transaction committed only once the call it paid for is kept (`kept`)."""
+        cin = answer.cin  # the record's own, if it changed since the webhook
         with structlog.contextvars.bound_contextvars(cin=cin):
-            answer, called, joined = await self._answer(cin, job, paid)
             if answer.outcome == "no_data":
+                if kept is not None:
+                    await kept
                 await self._no_data(job, cin, answer, called, worker_id)
                 return
             contacts = answer.contacts[: job.max_contacts] if job.max_contacts else answer.contacts
             batch = CompanyContacts(0, contacts, replace_links=job.max_contacts is None, push_all=job.force)
+
+            pending = [False]
 
             async def store(conn: asyncpg.Connection) -> UpsertOutcome:
                 batch.company_id = await ensure_company(conn, job.record_id, cin, answer.business_name)
                 (outcome,) = await upsert_people(conn, [batch])
                 # Rows Airtable refused before are sent again with this sync.
                 await conn.execute(queries.PEOPLE_MARK_FAILED_FOR_PUSH, outcome.person_ids)
-                await conn.execute(queries.JOB_ROWS_RECORD, job.id, outcome.person_ids + outcome.unlinked_ids)
-                await conn.execute(queries.NOTIFY_PUSH)
+                recorded = await conn.execute(
+                    queries.JOB_ROWS_RECORD, job.id, outcome.person_ids + outcome.unlinked_ids
+                )
+                # Rows still to send: a pusher ends the job once they are in (the people stay
+                # locked until this commits, so none of them can be recorded as sent before).
+                pending[0] = recorded != "INSERT 0 0"
+                await conn.execute(queries.NOTIFY, self._push_payload)
                 result = _result("synced", answer, called, len(contacts), outcome)
                 if joined is not None:
                     result["refresh_joined"] = joined
@@ -113,6 +151,8 @@ class Syncer:
                 )
                 if stored == "UPDATE 0":
                     raise LeaseLost
+                if kept is not None:  # committed only once the call is kept
+                    await kept
                 return outcome
 
             outcome = await in_transaction(self.pool, store)
@@ -124,17 +164,32 @@ class Syncer:
                 unlinked=outcome.unlinked,
                 left_out=answer.left_out + len(answer.contacts) - len(contacts),
             )
-        self.on_stored()
-        await jobs.complete_pushed_jobs(self.pool)  # a job with nothing to send ends here
+            if not pending[0]:  # a job with nothing to send ends here
+                await jobs.complete_pushed_jobs(self.pool)
 
     async def _cin_from_airtable(self, record_id: str) -> str:
         """The company record's CIN (a webhook without one, or one confirmed before paying).
         While writes to the companies wait for the operator (pauses.py), so does this read."""
-        paused = await self.pool.fetchrow(queries.AIRTABLE_COMPANIES_PAUSED)
-        if paused["scope"] is not None:
+        self.airtable.require_configured()
+        # The pause is asked while the rate-limit slot is taken: one round trip less before the read.
+        paused, slot = await asyncio.gather(
+            self.pool.fetchrow(queries.AIRTABLE_COMPANIES_PAUSED),
+            self.airtable.limit.acquire(),
+            return_exceptions=True,
+        )
+        if (
+            isinstance(paused, BaseException)
+            or isinstance(slot, BaseException)
+            or paused["scope"] is not None
+        ):
+            if not isinstance(slot, BaseException):
+                await self.airtable.limit.unused(slot)
+            for failed in (paused, slot):
+                if isinstance(failed, BaseException):
+                    raise failed
             raise AirtablePaused(paused["scope"], paused["reason"], kind=paused["kind"])
         try:
-            value, name = await self.airtable.company_cin(record_id)
+            value, name = await self.airtable.company_cin(record_id, slot=slot)
         except AirtableError as exc:
             if exc.status == 404 and exc.kind == "NOT_FOUND":  # "Get record": not there
                 # Nothing is written for it any more (its status would create nothing either).
@@ -154,7 +209,7 @@ class Syncer:
                     raise AirtablePaused(paused["scope"], paused["reason"], kind=paused["kind"]) from exc
             raise
         if name := identifiers.plain(name, 300):  # shown until Attestr names the company
-            await self.pool.execute(queries.COMPANY_NAMED_IN_AIRTABLE, record_id, name)
+            self._keep_name(record_id, name)
         field = self.settings.field("CIN")
         written = identifiers.plain(value)
         if written is None:
@@ -163,6 +218,19 @@ class Syncer:
         if cin is None:
             raise JobFailed(f'The company\'s "{field}" is not a valid CIN or LLPIN: "{written[:40]}"')
         return cin
+
+    def _keep_name(self, record_id: str, name: str) -> None:
+        """Store the name typed in the company record, beside the job rather than before its next
+        step (the operator's page and alerts show it while Attestr has not named the company)."""
+
+        def done(task: asyncio.Task[str]) -> None:
+            self._naming.discard(task)
+            if not task.cancelled() and (exc := task.exception()) is not None:
+                log.warning("company.name_not_kept", error=type(exc).__name__)
+
+        task = asyncio.create_task(self.pool.execute(queries.COMPANY_NAMED_IN_AIRTABLE, record_id, name))
+        self._naming.add(task)  # held until done: the loop keeps only weak references to tasks
+        task.add_done_callback(done)
 
     async def _record_confirmed(self, record_id: str, cin: str) -> str:
         """For a trigger that read nothing in Airtable (the automation's webhook, the API), the
@@ -202,32 +270,82 @@ class Syncer:
         return (row, None) if row is not None else None
 
     async def _answer(
-        self, cin: str, job: Job, row: asyncpg.Record | None
-    ) -> tuple[AttestrAnswer, bool, bool | None]:
+        self,
+        cin: str,
+        job: Job,
+        row: asyncpg.Record | None,
+        *,
+        confirm: bool,
+        held: contextlib.AsyncExitStack,
+    ) -> tuple[AttestrAnswer, bool, bool | None, asyncio.Task[None] | None]:
         """The answer this job already paid for (`row`, ANSWER_OF_JOB), else a stored one it may
         take (`_stored`), else a paid call. Then: True when this call was paid for now; for a
-        refresh, whether it joined an earlier refresh's answer (else None)."""
+        refresh, whether it joined an earlier refresh's answer (else None); the keeping of a call
+        paid for now, under way (`_stored_or_paid`). `confirm`: the company record is read first
+        (`_record_confirmed`); the answer is for the CIN it holds."""
         refresh = False if job.force else None
         if row is not None:
             log.info("attestr.cached", outcome=row["outcome"], called_at=row["called_at"].isoformat())
             answer = parse_answer(cin, json.loads(row["answer"]), self.settings.attestr_max_contacts)
-            return answer, False, refresh
+            return answer, False, refresh, None
         if job.id in self._unstored:  # paid for at the last try, not stored: stored now, not paid again
             _at, answer, used = self._unstored[job.id]
             async with self.pool.acquire() as conn:
-                await self._record_call(conn, job.id, cin, used, answer)
+                await self._record_call(conn, job.id, answer.cin, used, answer)
             del self._unstored[job.id]
             log.info("attestr.fetched", outcome=answer.outcome, contacts=len(answer.contacts), probe=False)
-            return answer, True, refresh
-        if not self.attestr.api_key:
-            raise AttestrNotConfigured("ATTESTR_API_KEY is not set: add the Attestr auth token")
-        if missing := consent.missing(self.settings):
+            return answer, True, refresh, None
+        # The record is read while the CIN's lock is taken and its stored answers are checked:
+        # nothing is used or sent before the read confirms the CIN.
+        reading = asyncio.create_task(self._record_confirmed(job.record_id, cin)) if confirm else None
+        try:
+            return await self._stored_or_paid(cin, job, reading, held)
+        finally:
+            if reading is not None:
+                reading.cancel()  # ended already, but on a failure of the checks' own
+                await asyncio.gather(reading, return_exceptions=True)
+
+    async def _stored_or_paid(
+        self, cin: str, job: Job, reading: asyncio.Task[str] | None, held: contextlib.AsyncExitStack
+    ) -> tuple[AttestrAnswer, bool, bool | None, asyncio.Task[None] | None]:
+        """`_answer` past an answer of the job's own: under the CIN's lock, a stored answer it may
+        take, else one call counted against the day and paid for. `reading`: the record's read,
+        awaited before either is used, its refusal first among failures (a CIN changed since
+        starts again with that CIN, the call counted given back). A paid call is kept (its lookup
+        and answer stored) while the job goes on; the lock moves to `held`, released once that
+        is done: another job for the CIN then finds the answer stored."""
+        refresh = False if job.force else None
+        if not self.attestr.api_key or (missing := consent.missing(self.settings)):
+            if reading is not None:
+                await reading  # the record's own failure comes first
+            if not self.attestr.api_key:
+                raise AttestrNotConfigured("ATTESTR_API_KEY is not set: add the Attestr auth token")
             raise AttestrNotConfigured(
                 f"{' and '.join(missing)} not set: Attestr V3 needs a consent for every lookup "
                 "(docs/how-to/move-to-attestr-v3.md)"
             )
-        async with self.gate.cin_lock(cin) as conn:
-            if stored := await self._stored(conn, cin, job):
+        async with contextlib.AsyncExitStack() as locked:
+            conn = await locked.enter_async_context(self.gate.cin_lock(cin))
+            probe: bool | None = None
+            checked: Exception | None = None
+            try:
+                stored = await self._stored(conn, cin, job)
+                if stored is None:
+                    probe = await self.gate.take_call(conn)
+            except Exception as exc:  # raised once the read is in: the record's failure comes first
+                checked = exc
+            try:
+                now = cin if reading is None else await reading
+            except BaseException:
+                if probe is not None:  # counted, never sent
+                    await self.gate.uncount(conn)
+                raise
+            if now != cin:
+                if probe is not None:
+                    await self.gate.uncount(conn)
+            elif checked is not None:
+                raise checked
+            elif stored:
                 row, joined = stored
                 called_at = row["called_at"].isoformat()
                 if joined:
@@ -240,35 +358,56 @@ class Syncer:
                 else:
                     log.info("attestr.cached", outcome=row["outcome"], called_at=called_at)
                 answer = parse_answer(cin, json.loads(row["answer"]), self.settings.attestr_max_contacts)
-                return answer, False, joined
-            probe = await self.gate.take_call(conn)
-            used, sent = None, False
-            try:
-                used = await self._consent(cin, job.id)
-                sent = True
-                answer = await self.attestr.fetch(
-                    cin,
-                    used,
-                    consent_named=consent.described(used),
-                    consent_fix=consent.what_to_do(self.settings),
+                return answer, False, joined, None
+            else:
+                answer, used = await self._paid(conn, cin, job)
+                kept = asyncio.create_task(self._keep(conn, job.id, cin, used, answer))
+                await held.enter_async_context(locked.pop_all())
+                held.push_async_callback(asyncio.gather, kept, return_exceptions=True)  # before the release
+                log.info(
+                    "attestr.fetched", outcome=answer.outcome, contacts=len(answer.contacts), probe=probe
                 )
-            except AttestrError as exc:
-                _count_error(exc)
-                if not exc.paid:  # refused, so not billed: the day's cap does not count it
-                    await self.gate.uncount(conn)
-                if sent:  # a refused registration sent no lookup
-                    await self._record_call(conn, job.id, cin, used, exc)
-                raise
-            try:
-                await self._record_call(conn, job.id, cin, used, answer)
-            except DATABASE_ERRORS:
-                self._keep_unstored(job.id, answer, used)
-                raise
-        log.info("attestr.fetched", outcome=answer.outcome, contacts=len(answer.contacts), probe=probe)
-        metrics.ATTESTR_CALLS.labels(answer.outcome).inc()
-        if probe:
-            await self.gate.resume("the probe call succeeded")
-        return answer, True, refresh
+                metrics.ATTESTR_CALLS.labels(answer.outcome).inc()
+                if probe:
+                    await self.gate.resume("the probe call succeeded")
+                return answer, True, refresh, kept
+        with structlog.contextvars.bound_contextvars(cin=now):
+            return await self._stored_or_paid(now, job, None, held)
+
+    async def _paid(
+        self, conn: asyncpg.Connection, cin: str, job: Job
+    ) -> tuple[AttestrAnswer, Consent | None]:
+        """One call to Attestr (counted already), with the consent it carried; a refusal is kept
+        here (`_record_call`), an answer by the caller (`_keep`)."""
+        used, sent = None, False
+        try:
+            used = await self._consent(cin, job.id)
+            sent = True
+            answer = await self.attestr.fetch(
+                cin,
+                used,
+                consent_named=consent.described(used),
+                consent_fix=consent.what_to_do(self.settings),
+            )
+        except AttestrError as exc:
+            _count_error(exc)
+            if not exc.paid:  # refused, so not billed: the day's cap does not count it
+                await self.gate.uncount(conn)
+            if sent:  # a refused registration sent no lookup
+                await self._record_call(conn, job.id, cin, used, exc)
+            raise
+        return answer, used
+
+    async def _keep(
+        self, conn: asyncpg.Connection, job_id: int, cin: str, used: Consent | None, answer: AttestrAnswer
+    ) -> None:
+        """Keep an answer just paid for (`_record_call`); if the database cannot take it, it is
+        held for the job's next try here (`_keep_unstored`), which must not pay again."""
+        try:
+            await self._record_call(conn, job_id, cin, used, answer)
+        except DATABASE_ERRORS:
+            self._keep_unstored(job_id, answer, used)
+            raise
 
     async def _consent(self, cin: str, job_id: int) -> Consent | None:
         """The consent this lookup carries: none on V2, the reusable one configured, or one

@@ -75,12 +75,12 @@ class Worker:
         try:
             while not stop.is_set():
                 try:
-                    claimed = await self._claim() if self._alive.is_set() else 0
+                    more = await self._claim() if self._alive.is_set() else False
                 except Exception:  # a bug must not stop the worker: log it and carry on
                     log.exception("worker.loop_error")
-                    claimed = 0
-                if claimed and len(self._running) < self.settings.worker_concurrency:
-                    continue  # more may be due
+                    more = False
+                if more and len(self._running) < self.settings.worker_concurrency:
+                    continue  # more may be due, and places are free again
                 await self._wakeup.wait(stop, self.poll_s)
         finally:
             renewer.cancel()
@@ -152,21 +152,23 @@ class Worker:
             # Their leases run out by themselves instead.
             log.warning("worker.release_failed", jobs=[str(i) for i in ids], error=type(exc).__name__)
 
-    async def _claim(self) -> int:
+    async def _claim(self) -> bool:
+        """Claim as many due jobs as there are free places, each run in a task of its own. True
+        when every place asked for was filled: more may be due (fewer came: none are due now)."""
         free = self.settings.worker_concurrency - len(self._running)
         if free <= 0:
-            return 0
+            return False
         try:
             rows = await self.pool.fetch(queries.JOB_CLAIM, free, self.settings.job_lease_s, self.worker_id)
         except DATABASE_ERRORS as exc:
             log.warning("worker.claim_failed", error=type(exc).__name__)
-            return 0
+            return False
         for row in rows:
             job = Job.from_row(row)
             task = asyncio.create_task(self._process(job))
             self._running[job.id] = task
             task.add_done_callback(lambda _t, job_id=job.id: self._finished(job_id))
-        return len(rows)
+        return len(rows) == free
 
     def _finished(self, job_id: int) -> None:
         self._running.pop(job_id, None)

@@ -4,6 +4,7 @@ and the pusher. `serve` and `worker` both start one."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 
 import asyncpg
 import structlog
@@ -33,13 +34,18 @@ class Runtime:
         self.attestr = AttestrClient.from_settings(settings)
         self.airtable = Airtable(settings, pool)
         self.pusher = Pusher(pool, self.airtable, settings, lease_s=settings.job_lease_s)
-        self.syncer = Syncer(pool, settings, self.attestr, self.airtable, on_stored=self.pusher.wake)
+        # Names this process in its NOTIFYs: its own listener skips them (it wakes its tasks itself).
+        token = secrets.token_hex(8)
+        self.syncer = Syncer(
+            pool, settings, self.attestr, self.airtable, on_stored=self.pusher.wake, token=token
+        )
         self.worker = Worker(pool, settings, self.syncer)
         self.reader = PayloadReader(pool, self.airtable, on_queued=self.worker.wake)
         self.listener = (
             Listener(
                 database_url,
                 {"jobs": self.worker.wake, "push": self.pusher.wake, "payloads": self.reader.wake},
+                own=token,
             )
             if database_url
             else None
@@ -47,7 +53,7 @@ class Runtime:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._running_worker = False
-        self.notifier = Notifier(pool)
+        self.notifier = Notifier(pool, token)
 
     @classmethod
     async def open(cls, settings: Settings, database_url: str) -> Runtime:
