@@ -23,6 +23,7 @@ unanswered its slot stays taken. After a 429 the whole base is blocked for AIRTA
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import random
 
@@ -49,6 +50,9 @@ class AirtableRateLimit:
         self.window_s = self.max_requests / requests_per_second + WINDOW_MARGIN_S
         self.sent_window_s = self.max_requests / requests_per_second + SENT_MARGIN_S
         self.cooldown_s = cooldown_s
+        # Slots this process reported answered lately: a second report (the pusher's, after the
+        # request's own) costs no round trip.
+        self._answered: collections.deque[int] = collections.deque(maxlen=64)
 
     async def acquire(self, *, background: bool = False) -> int:
         """Wait until this process may send one request to the base; the slot's id. A background
@@ -80,12 +84,18 @@ class AirtableRateLimit:
     async def answered(self, slot: int | None, sent_ago_s: float | None = None) -> None:
         """The request's answer is back (or it failed). `sent_ago_s`: how many seconds ago it left
         on a kept-alive connection (None: it opened one, or got no answer)."""
+        if slot in self._answered:
+            return
         # If the database is away the slot frees after REQUEST_TIMEOUT_S instead.
         with contextlib.suppress(*DATABASE_ERRORS):
             await self.pool.execute(queries.RATE_ANSWERED, slot, sent_ago_s)
+            if slot is not None:
+                self._answered.append(slot)
 
     async def unused(self, slot: int | None) -> None:
         """The slot was taken but no request went (nothing was left to send): free it now."""
+        if slot in self._answered:  # a request went after all: it frees when its window ends
+            return
         with contextlib.suppress(*DATABASE_ERRORS):
             await self.pool.execute(queries.RATE_UNUSED, slot)
 

@@ -94,12 +94,17 @@ class Notifier:
     """Sends `NOTIFY contact_sync, 'jobs'` for the jobs this process stores, at most once per
     `interval_s`: NOTIFY serialises committing transactions, so one per webhook would halve the
     intake; one per short batch wakes other processes just as well. `token`: this process's
-    (`notified_as`)."""
+    (`notified_as`). `head_start_s`: how long this process's own worker, woken at once, has to
+    claim the job before the others are told: their claims and this NOTIFY's commit would
+    otherwise contend with its claim."""
 
-    def __init__(self, pool: asyncpg.Pool, token: str = "", interval_s: float = 0.05) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, token: str = "", interval_s: float = 0.05, head_start_s: float = 0.0
+    ) -> None:
         self.pool = pool
         self.payload = notified_as("jobs", token) if token else "jobs"
         self.interval_s = interval_s
+        self.head_start_s = head_start_s
         self._pending = asyncio.Event()
 
     def nudge(self) -> None:
@@ -110,6 +115,8 @@ class Notifier:
             await _sleep_unless(stop, 3600, self._pending)
             if not self._pending.is_set():
                 continue
+            if self.head_start_s:
+                await _sleep_unless(stop, self.head_start_s)
             self._pending.clear()
             with contextlib.suppress(*DATABASE_ERRORS):  # the workers' polling covers a lost one
                 await self.pool.execute(queries.NOTIFY, self.payload)

@@ -213,8 +213,9 @@ class Pusher:
             )
             or (not contacts.waits and await self._delete_merged_rows())
         )
-        if busy:
-            await jobs.complete_pushed_jobs(self.pool)
+        if busy and await jobs.complete_pushed_jobs(self.pool) and not companies.waits:
+            # Their companies' statuses go at once, not after another round's questions.
+            await self._push(self.companies, fields["companies"], companies, 1)
         return busy
 
     async def _due(self) -> list[asyncpg.Record]:

@@ -301,9 +301,13 @@ class Syncer:
         try:
             return await self._stored_or_paid(cin, job, reading, held)
         finally:
-            if reading is not None:
-                reading.cancel()  # ended already, but on a failure of the checks' own
+            if reading is None:
+                pass
+            elif not reading.done():  # the checks' own failure came first
+                reading.cancel()
                 await asyncio.gather(reading, return_exceptions=True)
+            elif not reading.cancelled():
+                reading.exception()  # retrieved, whether or not it was raised here
 
     async def _stored_or_paid(
         self, cin: str, job: Job, reading: asyncio.Task[str] | None, held: contextlib.AsyncExitStack
@@ -436,7 +440,9 @@ class Syncer:
         if isinstance(came, AttestrError):
             outcome, http_status, code, answer = "error", came.http_status, came.code, None
         else:
-            raw = await answer_to_store(conn, came.raw)  # without anyone forgotten
+            # Without anyone forgotten; the contacts as read already, when none was left out.
+            read = came.contacts if not came.left_out else None
+            raw = await answer_to_store(conn, came.raw, read)
             outcome, http_status, code, answer = came.outcome, 200, None, json.dumps(raw)
         await conn.execute(
             *queries.CALL_RECORD.bind(

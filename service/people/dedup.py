@@ -211,13 +211,17 @@ def answer_kept(raw: Any, suppressed: set[tuple[str, str]]) -> Any | None:
     return None if kept == listed else {**raw, "contacts": kept}
 
 
-async def answer_to_store(conn: asyncpg.Connection, raw: Any) -> Any:
+async def answer_to_store(conn: asyncpg.Connection, raw: Any, read: list[Contact] | None = None) -> Any:
     """An answer Attestr just gave, as it may be stored: the people forgotten before it came left
-    out (`answer_kept`), so that no stored answer brings back what `contacts forget` erased."""
+    out (`answer_kept`), so that no stored answer brings back what `contacts forget` erased.
+    `read`: its contacts as already normalised, when each listed one is there, in order."""
     listed = raw.get("contacts") if isinstance(raw, dict) else None
     if not isinstance(listed, list):
         return raw
-    contacts = [c for c in map(normalize_contact, listed) if c is not None]
+    if read is not None and len(read) == len(listed):
+        contacts = read
+    else:
+        contacts = [c for c in map(normalize_contact, listed) if c is not None]
     suppressed = await _suppressed(conn, [CompanyContacts(0, contacts)])
     return answer_kept(raw, suppressed) or raw
 

@@ -77,6 +77,7 @@ class Runtime:
     def start_background(self) -> None:
         """Run the worker and the pusher until `close`."""
         self._running_worker = True
+        self.notifier.head_start_s = self.notifier.interval_s  # this worker first (`Notifier`)
         self._tasks += [
             asyncio.create_task(retention.run(self.pool, self.settings, self._stop), name="retention"),
             asyncio.create_task(self._after_pyairtable(), name="loading"),
