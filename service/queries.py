@@ -691,6 +691,17 @@ DELETE FROM reconcile_state"""
 
 # --- the outbox: rows Airtable must receive (pusher.py) ---------------------------------------
 
+# Whether rows a job of this process hands to its pusher may go now (pusher.py, `_handed`): the
+# writes to each table stopped (by the base's pause or the table's), and how many jobs are running
+# (others' rows may share the request). No probe is taken: a paused table is left to the senders.
+PUSH_HANDED = """
+SELECT now() AS at,
+    EXISTS (SELECT 1 FROM airtable_pauses WHERE scope IN ('base', 'contacts') AND resumed_at IS NULL)
+        AS contacts_paused,
+    EXISTS (SELECT 1 FROM airtable_pauses WHERE scope IN ('base', 'companies') AND resumed_at IS NULL)
+        AS companies_paused,
+    (SELECT count(*) FROM jobs WHERE status = 'running') AS running"""
+
 # Claim up to $1 rows for one request, leased for $2 seconds, with what Airtable must show now.
 # One kind a request, that of the row waiting longest (of rows marked at once, those Airtable
 # lacks, which need no read first): rows Airtable has (an update by id, after a read of what

@@ -65,21 +65,30 @@ class AirtableRateLimit:
         may have changed since)."""
         waited = False
         while True:
-            wait, request_id = await self.pool.fetchrow(
-                *queries.RATE_TAKE.bind(
-                    base_id=self.base_id,
-                    max_requests=self.max_requests,
-                    window_s=self.window_s,
-                    timeout_s=REQUEST_TIMEOUT_S,
-                    reserve=int(background),
-                    sent_window_s=self.sent_window_s,
-                )
-            )
+            wait, request_id = await self._ask(background)
             if request_id is not None:
                 return request_id, waited
             # Several waiting senders wake at once; the first takes the slot, the others ask again.
             await asyncio.sleep(wait + random.uniform(0, 0.002))
             waited = True
+
+    async def free_now(self) -> int | None:
+        """A slot if one is free now (its id), else None: nothing is waited for."""
+        return (await self._ask(False))[1]
+
+    async def _ask(self, background: bool) -> tuple[float, int | None]:
+        """One try at a slot: (seconds to wait before the next try, None) or (0, its id)."""
+        wait, request_id = await self.pool.fetchrow(
+            *queries.RATE_TAKE.bind(
+                base_id=self.base_id,
+                max_requests=self.max_requests,
+                window_s=self.window_s,
+                timeout_s=REQUEST_TIMEOUT_S,
+                reserve=int(background),
+                sent_window_s=self.sent_window_s,
+            )
+        )
+        return wait, request_id
 
     async def answered(self, slot: int | None, sent_ago_s: float | None = None) -> None:
         """The request's answer is back (or it failed). `sent_ago_s`: how many seconds ago it left
@@ -119,6 +128,10 @@ class LocalPacing:
         if wait > 0:
             await asyncio.sleep(wait)
         self._next = max(self._next, loop.time()) + self.interval_s
+
+    async def free_now(self) -> int | None:
+        """None (a one-off command's requests are spaced out, not counted by slot): never free."""
+        return None
 
     async def take(self, *, background: bool = False) -> tuple[None, bool]:
         waited = self._next > asyncio.get_running_loop().time()

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 import asyncpg
 import structlog
@@ -37,6 +37,7 @@ from service.engine import jobs
 from service.engine.batches import BatchSender, Table
 from service.engine.company_statuses import CompanyStatuses
 from service.engine.contacts_table import ContactsTable
+from service.engine.handoff import Handoff
 from service.engine.outbox import BATCH, RETRY_AFTER_S, option_note
 from service.wakeup import WakeOne
 
@@ -81,6 +82,8 @@ class Pusher:
         self._delete_failures = 0  # merged people's rows: refusals in a row, and when to try again
         self._deletes_after = 0.0
         self._waiting: tuple[str, float] | None = None  # the reason last logged, and when
+        self._handoffs: set[asyncio.Task[None]] = set()  # `prepare`
+        self._handing_off = False  # once a round got through its first steps (`push_once`)
         # Enough requests in flight to use the whole rate limit when Airtable answers slowly, but
         # not a task per request of a generous limit: each one polls the outbox.
         self.senders = min(10, max(1, round(settings.airtable_rate_limit_rps)))
@@ -96,10 +99,11 @@ class Pusher:
             await self.pauses.probe_now()
         senders = [asyncio.create_task(self._sender(stop, polls=i == 0)) for i in range(self.senders)]
         await stop.wait()
-        _, waiting = await asyncio.wait(senders, timeout=STOP_GRACE_S)
-        for sender in waiting:
-            sender.cancel()
-        await asyncio.gather(*senders, return_exceptions=True)
+        tasks = [*senders, *self._handoffs]
+        _, waiting = await asyncio.wait(tasks, timeout=STOP_GRACE_S)
+        for task in waiting:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _sender(self, stop: asyncio.Event, *, polls: bool) -> None:
         """Send while there is work; when there is none, wait for a nudge (`wake`), or look again
@@ -108,27 +112,32 @@ class Pusher:
         a second, which nudges the others if it finds more than a request's worth."""
         failures = 0
         while not stop.is_set():
-            try:
-                busy = await self.push_once()
-                failures = 0
-                if busy and self._waiting is not None:
-                    self._waiting = None
-                    log.info("airtable.push_resumed")
-            except AirtablePaused as paused:  # the base's schema refused: every write waits
-                await self.pauses.pause(paused.scope, paused.message, paused.kind, paused.sent_at)
-                await self._jobs_wait(paused.message)
-                busy = False
-            except (AirtableError, *DATABASE_ERRORS) as exc:
-                failures += 1
-                await self._say_why_jobs_wait(exc)
-                busy = False
-            except Exception:  # a bug must not stop every later push: log it and carry on
-                failures += 1
-                log.exception("pusher.crashed")
-                busy = False
+            busy = await self._guarded(self.push_once())
+            failures = failures + 1 if busy is None else 0
             if not busy:
                 idle_s = self.poll_s if polls else 10 * self.poll_s
                 await self._wakeup.wait(stop, idle_s if not failures else min(60.0, RETRY_AFTER_S * failures))
+
+    async def _guarded(self, sends: Awaitable[bool]) -> bool | None:
+        """Await `sends` (a round of requests), carrying out what a refusal of it means. True when
+        there was work, False when there was none or writes wait, None when it failed (the caller
+        waits the longer the more it fails)."""
+        try:
+            busy = await sends
+        except AirtablePaused as paused:  # the base's schema refused: every write waits
+            await self.pauses.pause(paused.scope, paused.message, paused.kind, paused.sent_at)
+            await self._jobs_wait(paused.message)
+            return False
+        except (AirtableError, *DATABASE_ERRORS) as exc:
+            await self._say_why_jobs_wait(exc)
+            return None
+        except Exception:  # a bug must not stop every later push: log it and carry on
+            log.exception("pusher.crashed")
+            return None
+        if busy and self._waiting is not None:
+            self._waiting = None
+            log.info("airtable.push_resumed")
+        return busy
 
     async def _say_why_jobs_wait(self, exc: Exception) -> None:
         reason = (
@@ -187,6 +196,7 @@ class Pusher:
         if not self._recorded_by_id:
             await self.contacts.record_by_field_id()
             self._recorded_by_id = True
+        self._handing_off = True
         for admission in (contacts, companies):  # the schema could be read: the token, the base are back
             if admission.probe and admission.scope == "base":
                 await self.pauses.probe_got_through(admission, "Airtable answered again")
@@ -213,10 +223,88 @@ class Pusher:
             )
             or (not contacts.waits and await self._delete_merged_rows())
         )
-        if busy and await jobs.complete_pushed_jobs(self.pool) and not companies.waits:
-            # Their companies' statuses go at once, not after another round's questions.
-            await self._push(self.companies, fields["companies"], companies, 1)
+        if busy:
+            await self._jobs_ended(fields, companies)
         return busy
+
+    async def _jobs_ended(self, fields: dict[str, set[str]], companies: Admission) -> None:
+        """End the jobs whose rows are all in; their companies' statuses go at once, not after
+        another round's questions."""
+        if await jobs.complete_pushed_jobs(self.pool) and not companies.waits:
+            await self._push(self.companies, fields["companies"], companies, 1)
+
+    # --- rows handed over by a job of this process ---
+
+    def prepare(self) -> Handoff:
+        """A job of this process is about to store its people: what their first request needs
+        (whether writes may go, a rate-limit slot) is had while it does, and the request goes as
+        soon as they are committed (`Handoff.stored`)."""
+        handoff = Handoff(self.contacts.claim(False, self.lease_s))
+        task = asyncio.create_task(self._handed(handoff))
+        self._handoffs.add(task)  # held until done: the loop keeps only weak references to tasks
+        task.add_done_callback(self._handoffs.discard)
+        return handoff
+
+    async def _handed(self, handoff: Handoff) -> None:
+        """Send a job's rows (or, with none waiting, its company's status) once committed. When
+        other jobs are running (their rows may share the request: `_lingered`), writes are paused,
+        or no round got through its first steps yet, a sender is woken instead, as for rows
+        stored by another process."""
+        if not self._handing_off:
+            if await handoff.outcome() is not None:
+                self.wake()
+            return
+        # A slot free now, and writes not paused: else the rows are left to the senders (a slot
+        # waited for would hold the rows back from them meanwhile).
+        due, slot = await asyncio.gather(
+            self.pool.fetchrow(queries.PUSH_HANDED), self.airtable.limit.free_now(), return_exceptions=True
+        )
+        sending = (
+            not isinstance(due, BaseException)
+            and isinstance(slot, int)
+            and not due["contacts_paused"]
+            and due["running"] <= 1
+        )
+        if sending:
+            handoff.allow()
+        pending = await handoff.outcome()
+        if pending is None or not sending:
+            # Nothing was claimed for the pusher (a transaction rolled back took its claim along).
+            if isinstance(slot, int):
+                await self.airtable.limit.unused(slot)
+            if pending is not None:
+                self.wake()
+            return
+        assert not isinstance(due, BaseException) and isinstance(slot, int)
+        contacts = Admission(due["at"])
+        companies = Admission(due["at"], reason="paused" if due["companies_paused"] else None)
+        await self._guarded(self._send_handed(pending, handoff.claimed, contacts, companies, (slot, False)))
+
+    async def _send_handed(
+        self,
+        pending: int,
+        claimed: list[asyncpg.Record],
+        contacts: Admission,
+        companies: Admission,
+        taken: tuple[int | None, bool],
+    ) -> bool:
+        try:
+            fields = await self.airtable.fields()  # read by the first round already
+        except BaseException:
+            await self.airtable.limit.unused(taken[0])
+            await self._give_back(self.contacts, claimed)
+            raise
+        if pending:
+            busy = await self._push(
+                self.contacts, fields["contacts"], contacts, pending, taken=taken, claimed=claimed
+            )
+            if busy:
+                await self._jobs_ended(fields, companies)
+            return busy
+        if companies.waits:
+            await self.airtable.limit.unused(taken[0])
+            return False
+        return await self._push(self.companies, fields["companies"], companies, 1, taken=taken)
 
     async def _due(self) -> list[asyncpg.Record]:
         """PUSH_DUE's rows: the contacts' then the companies' (a pause's probe, if due, is taken)."""
@@ -287,13 +375,26 @@ class Pusher:
     # --- one table's rows ---
 
     async def _push(
-        self, table: Table, fields: set[str], admission: Admission, ready: int, *, full_only: bool = False
+        self,
+        table: Table,
+        fields: set[str],
+        admission: Admission,
+        ready: int,
+        *,
+        full_only: bool = False,
+        taken: tuple[int | None, bool] | None = None,
+        claimed: list[asyncpg.Record] | None = None,
     ) -> bool:
         """Send one batch of `table`'s marked rows, `ready` of which were counted (PUSH_DUE). True
         when there was work. A batch let through as a pause's probe ends the pause when a write
-        gets through. `full_only`: only a full request's worth."""
+        gets through. `full_only`: only a full request's worth; `taken`: a rate-limit slot had
+        already, and `claimed` rows (`_claimed`)."""
         probe, admission.probe = admission.probe, False  # one batch is the probe, no more
-        async with self._claimed(table, full_only, recheck=None if probe else table.name) as (slot, rows):
+        recheck = None if probe else table.name
+        async with self._claimed(table, full_only, recheck=recheck, taken=taken, claimed=claimed) as (
+            slot,
+            rows,
+        ):
             if not rows:
                 return False
             if len(rows) < ready or len(rows) == BATCH:  # more than this request takes: a sender helps
@@ -322,31 +423,43 @@ class Pusher:
 
     @contextlib.asynccontextmanager
     async def _claimed(
-        self, table: Table, full_only: bool, *, recheck: str | None = None
+        self,
+        table: Table,
+        full_only: bool,
+        *,
+        recheck: str | None = None,
+        taken: tuple[int | None, bool] | None = None,
+        claimed: list[asyncpg.Record] | None = None,
     ) -> AsyncIterator[tuple[int | None, list[asyncpg.Record]]]:
-        """A rate-limit slot and the rows of one request, asked for at once. A slot that had to
-        wait has the rows given back and claimed again once it is had: their lease runs while
-        the request does, not while it waits, and what came meanwhile goes in the same request;
+        """A rate-limit slot (unless `taken`: the slot, and whether it had to wait) and the rows
+        of one request (unless `claimed` with it), asked for at once. A slot that had to wait has
+        the rows (given back, if claimed) claimed once it is had: their lease runs while the
+        request does, not while it waits, and what came meanwhile goes in the same request;
         `recheck`: a table whose pause, begun during the wait, means none are claimed then. A
         slot for which no rows were left is freed at once; else it is given back once the body
         is done, in any case (after the request's own report, or `unused`, harmless)."""
         query, args = table.claim(full_only, self.lease_s)
-        took, claimed = await asyncio.gather(
-            self.airtable.limit.take(), self.pool.fetch(query, *args), return_exceptions=True
-        )
-        if isinstance(took, BaseException) or isinstance(claimed, BaseException):
-            if not isinstance(took, BaseException):
-                await self.airtable.limit.unused(took[0])
-            if not isinstance(claimed, BaseException):
-                await self._give_back(table, claimed)
-            raise took if isinstance(took, BaseException) else claimed  # type: ignore[misc]
-        slot, waited = took
-        rows = list(claimed)
+        rows: list[asyncpg.Record] = []
+        if taken is None:
+            took, claimed = await asyncio.gather(
+                self.airtable.limit.take(), self.pool.fetch(query, *args), return_exceptions=True
+            )
+            if isinstance(took, BaseException) or isinstance(claimed, BaseException):
+                if not isinstance(took, BaseException):
+                    await self.airtable.limit.unused(took[0])
+                if not isinstance(claimed, BaseException):
+                    await self._give_back(table, claimed)
+                raise took if isinstance(took, BaseException) else claimed  # type: ignore[misc]
+            (slot, waited), rows = took, list(claimed)
+            claim_now = waited
+        else:
+            (slot, waited), rows = taken, list(claimed or [])
+            claim_now = waited or not rows
         try:
-            if waited:
+            if claim_now:
                 await self._give_back(table, rows)
                 rows = []
-                if recheck is None or not await self.pauses.stopped(recheck):
+                if recheck is None or not waited or not await self.pauses.stopped(recheck):
                     rows = list(await self.pool.fetch(query, *args))
             yield slot, rows
         finally:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -29,6 +30,7 @@ from service.attestr.gate import AttestrGate
 from service.config import Settings
 from service.database import DATABASE_ERRORS, in_transaction
 from service.engine import jobs
+from service.engine.handoff import Handoff
 from service.engine.jobs import Job
 from service.engine.listener import notified_as
 from service.people.companies import ensure_company
@@ -64,14 +66,14 @@ class Syncer:
         settings: Settings,
         attestr: AttestrClient,
         airtable: Airtable,
-        on_stored: Any = None,
+        hand_off: Callable[[], Handoff] = Handoff,
         token: str = "",
     ) -> None:
         self.pool = pool
         self.settings = settings
         self.attestr = attestr
         self.airtable = airtable
-        self.on_stored = on_stored or (lambda: None)  # this process's pusher, woken at once
+        self.hand_off = hand_off  # to this process's pusher: the stored rows go at once
         # Other processes' pushers are told by NOTIFY, this one's listener skipping it (`token`).
         self._push_payload = notified_as("push", token) if token else "push"
         self.gate = AttestrGate(pool, settings)
@@ -96,8 +98,11 @@ class Syncer:
         async with contextlib.AsyncExitStack() as held:
             with structlog.contextvars.bound_contextvars(cin=cin):
                 answer, called, joined, kept = await self._answer(cin, job, paid, confirm=confirm, held=held)
-            await self._store(job, worker_id, answer, called, joined, kept)
-        self.on_stored()
+            handoff = self.hand_off()
+            try:
+                await self._store(job, worker_id, answer, called, joined, kept, handoff)
+            finally:
+                handoff.dropped()  # unless stored
 
     async def _store(
         self,
@@ -107,20 +112,23 @@ class Syncer:
         called: bool,
         joined: bool | None,
         kept: asyncio.Task[None] | None,
+        handoff: Handoff,
     ) -> None:
         """The answer's people and links stored, their rows marked for Airtable and the job moved
-        to `pushing`, in one transaction committed only once the call it paid for is kept (`kept`)."""
+        to `pushing`, in one transaction committed only once the call it paid for is kept (`kept`);
+        then handed to this process's pusher (`handoff`)."""
         cin = answer.cin  # the record's own, if it changed since the webhook
         with structlog.contextvars.bound_contextvars(cin=cin):
             if answer.outcome == "no_data":
                 if kept is not None:
                     await kept
                 await self._no_data(job, cin, answer, called, worker_id)
+                handoff.stored(0)  # the company's status
                 return
             contacts = answer.contacts[: job.max_contacts] if job.max_contacts else answer.contacts
             batch = CompanyContacts(0, contacts, replace_links=job.max_contacts is None, push_all=job.force)
 
-            pending = [False]
+            pending = [0]
 
             async def store(conn: asyncpg.Connection) -> UpsertOutcome:
                 batch.company_id = await ensure_company(conn, job.record_id, cin, answer.business_name)
@@ -132,7 +140,9 @@ class Syncer:
                 )
                 # Rows still to send: a pusher ends the job once they are in (the people stay
                 # locked until this commits, so none of them can be recorded as sent before).
-                pending[0] = recorded != "INSERT 0 0"
+                pending[0] = int(recorded.split()[-1])
+                if pending[0]:  # the first request's rows, claimed here for the pusher
+                    await handoff.claim(conn)
                 await conn.execute(queries.NOTIFY, self._push_payload)
                 result = _result("synced", answer, called, len(contacts), outcome)
                 if joined is not None:
@@ -156,6 +166,8 @@ class Syncer:
                 return outcome
 
             outcome = await in_transaction(self.pool, store)
+            if pending[0]:
+                handoff.stored(pending[0])
             log.info(
                 "contacts.upserted",
                 contacts=len(contacts),
@@ -164,8 +176,9 @@ class Syncer:
                 unlinked=outcome.unlinked,
                 left_out=answer.left_out + len(answer.contacts) - len(contacts),
             )
-            if not pending[0]:  # a job with nothing to send ends here
+            if not pending[0]:  # a job with nothing to send ends here; its status is handed over
                 await jobs.complete_pushed_jobs(self.pool)
+                handoff.stored(0)
 
     async def _cin_from_airtable(self, record_id: str) -> str:
         """The company record's CIN (a webhook without one, or one confirmed before paying).

@@ -37,7 +37,7 @@ class Runtime:
         # Names this process in its NOTIFYs: its own listener skips them (it wakes its tasks itself).
         token = secrets.token_hex(8)
         self.syncer = Syncer(
-            pool, settings, self.attestr, self.airtable, on_stored=self.pusher.wake, token=token
+            pool, settings, self.attestr, self.airtable, hand_off=self.pusher.prepare, token=token
         )
         self.worker = Worker(pool, settings, self.syncer)
         self.reader = PayloadReader(pool, self.airtable, on_queued=self.worker.wake)
