@@ -174,6 +174,15 @@ def left_out_note(left_out: int) -> str | None:
 
 async def complete_pushed_jobs(pool: asyncpg.Pool) -> list[Job]:
     """Finish every job whose rows are all in Airtable, and say so on its company."""
+    return (await complete_and_claim(pool, None))[0]
+
+
+async def complete_and_claim(
+    pool: asyncpg.Pool, claim: tuple[str, tuple[Any, ...]] | None
+) -> tuple[list[Job], list[asyncpg.Record]]:
+    """`complete_pushed_jobs`, with the companies' statuses then claimed in the same transaction
+    when some job ended (`claim`: the pusher's query and arguments): the jobs ended, and the rows."""
+    claimed: list[asyncpg.Record] = []
     async with pool.acquire() as conn, conn.transaction():
         finished = [Job.from_row(r) for r in await conn.fetch(queries.JOBS_COMPLETE)]
         for job in finished:
@@ -189,6 +198,8 @@ async def complete_pushed_jobs(pool: asyncpg.Pool) -> list[Job]:
                 )
             else:
                 await set_company_status(conn, job.record_id, "Failed", job.last_error)
+        if finished and claim is not None:
+            claimed = list(await conn.fetch(claim[0], *claim[1]))
     for job in finished:
         metrics.job_ended(job.status, job.created_at)
         context = {"job_id": str(job.id), "record_id": job.record_id, "cin": job.cin}
@@ -196,7 +207,7 @@ async def complete_pushed_jobs(pool: asyncpg.Pool) -> list[Job]:
             log.info("job.succeeded", **context, **(job.result or {}))
         else:
             log.error("job.failed", **context, error=job.last_error)
-    return finished
+    return finished, claimed
 
 
 # How stale this process's view of the queue's length may be.

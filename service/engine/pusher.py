@@ -228,10 +228,17 @@ class Pusher:
         return busy
 
     async def _jobs_ended(self, fields: dict[str, set[str]], companies: Admission) -> None:
-        """End the jobs whose rows are all in; their companies' statuses go at once, not after
-        another round's questions."""
-        if await jobs.complete_pushed_jobs(self.pool) and not companies.waits:
-            await self._push(self.companies, fields["companies"], companies, 1)
+        """End the jobs whose rows are all in; their companies' statuses, claimed as they end, go
+        at once, not after another round's questions."""
+        claim = None if companies.waits else self.companies.claim(False, self.lease_s)
+        _, claimed = await jobs.complete_and_claim(self.pool, claim)
+        if claimed:
+            try:
+                taken = await self.airtable.limit.take()
+            except BaseException:
+                await self._give_back(self.companies, claimed)
+                raise
+            await self._push(self.companies, fields["companies"], companies, 1, taken=taken, claimed=claimed)
 
     # --- rows handed over by a job of this process ---
 
