@@ -691,16 +691,23 @@ DELETE FROM reconcile_state"""
 
 # --- the outbox: rows Airtable must receive (pusher.py) ---------------------------------------
 
+# Whether contacts wait to be sent (not leased, not deleted by hand).
+PEOPLE_WAITING = """
+SELECT EXISTS (SELECT 1 FROM people WHERE push_version > pushed_version AND NOT deleted_in_airtable
+               AND (push_lease_until IS NULL OR push_lease_until < now()))"""
+
 # Whether rows a job of this process hands to its pusher may go now (pusher.py, `_handed`): the
-# writes to each table stopped (by the base's pause or the table's), and how many jobs are running
-# (others' rows may share the request). No probe is taken: a paused table is left to the senders.
-PUSH_HANDED = """
+# writes to each table stopped (by the base's pause or the table's), how many jobs are running,
+# and whether other contacts wait (their rows may share the request). No probe is taken: a
+# paused table is left to the senders.
+PUSH_HANDED = f"""
 SELECT now() AS at,
     EXISTS (SELECT 1 FROM airtable_pauses WHERE scope IN ('base', 'contacts') AND resumed_at IS NULL)
         AS contacts_paused,
     EXISTS (SELECT 1 FROM airtable_pauses WHERE scope IN ('base', 'companies') AND resumed_at IS NULL)
         AS companies_paused,
-    (SELECT count(*) FROM jobs WHERE status = 'running') AS running"""
+    (SELECT count(*) FROM jobs WHERE status = 'running') AS running,
+    ({PEOPLE_WAITING.strip()}) AS contacts_waiting"""
 
 # Claim up to $1 rows for one request, leased for $2 seconds, with what Airtable must show now.
 # One kind a request, that of the row waiting longest (of rows marked at once, those Airtable

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -178,10 +179,10 @@ async def complete_pushed_jobs(pool: asyncpg.Pool) -> list[Job]:
 
 
 async def complete_and_claim(
-    pool: asyncpg.Pool, claim: tuple[str, tuple[Any, ...]] | None
+    pool: asyncpg.Pool, claim: Callable[[asyncpg.Connection], Awaitable[list[asyncpg.Record]]] | None
 ) -> tuple[list[Job], list[asyncpg.Record]]:
     """`complete_pushed_jobs`, with the companies' statuses then claimed in the same transaction
-    when some job ended (`claim`: the pusher's query and arguments): the jobs ended, and the rows."""
+    when some job ended (`claim`, the pusher's): the jobs ended, and the rows claimed."""
     claimed: list[asyncpg.Record] = []
     async with pool.acquire() as conn, conn.transaction():
         finished = [Job.from_row(r) for r in await conn.fetch(queries.JOBS_COMPLETE)]
@@ -199,7 +200,7 @@ async def complete_and_claim(
             else:
                 await set_company_status(conn, job.record_id, "Failed", job.last_error)
         if finished and claim is not None:
-            claimed = list(await conn.fetch(claim[0], *claim[1]))
+            claimed = await claim(conn)
     for job in finished:
         metrics.job_ended(job.status, job.created_at)
         context = {"job_id": str(job.id), "record_id": job.record_id, "cin": job.cin}

@@ -230,8 +230,7 @@ class Pusher:
     async def _jobs_ended(self, fields: dict[str, set[str]], companies: Admission) -> None:
         """End the jobs whose rows are all in; their companies' statuses, claimed as they end, go
         at once, not after another round's questions."""
-        claim = None if companies.waits else self.companies.claim(False, self.lease_s)
-        _, claimed = await jobs.complete_and_claim(self.pool, claim)
+        _, claimed = await jobs.complete_and_claim(self.pool, None if companies.waits else self._statuses_now)
         if claimed:
             try:
                 taken = await self.airtable.limit.take()
@@ -239,6 +238,13 @@ class Pusher:
                 await self._give_back(self.companies, claimed)
                 raise
             await self._push(self.companies, fields["companies"], companies, 1, taken=taken, claimed=claimed)
+
+    async def _statuses_now(self, conn: asyncpg.Connection) -> list[asyncpg.Record]:
+        """The companies' statuses to send now, claimed (in the transaction that ended their jobs):
+        as in a round, only a full request's worth while contacts are waiting (people first)."""
+        full_only = bool(await conn.fetchval(queries.PEOPLE_WAITING))
+        query, args = self.companies.claim(full_only, self.lease_s)
+        return list(await conn.fetch(query, *args))
 
     # --- rows handed over by a job of this process ---
 
@@ -254,9 +260,9 @@ class Pusher:
 
     async def _handed(self, handoff: Handoff) -> None:
         """Send a job's rows (or, with none waiting, its company's status) once committed. When
-        other jobs are running (their rows may share the request: `_lingered`), writes are paused,
-        or no round got through its first steps yet, a sender is woken instead, as for rows
-        stored by another process."""
+        other jobs are running or other rows wait (they may share the request: `_lingered`),
+        writes are paused, or no round got through its first steps yet, a sender is woken
+        instead, as for rows stored by another process."""
         if not self._handing_off:
             if await handoff.outcome() is not None:
                 self.wake()
@@ -271,6 +277,7 @@ class Pusher:
             and isinstance(slot, int)
             and not due["contacts_paused"]
             and due["running"] <= 1
+            and not due["contacts_waiting"]
         )
         if sending:
             handoff.allow()
