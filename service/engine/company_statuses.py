@@ -38,6 +38,10 @@ class CompanyStatuses:
         least = BATCH if full_only else 1
         return queries.COMPANIES_CLAIM_PUSH, (BATCH, self.settle_s, lease_s, full_only, least)
 
+    def claim_final(self, least: int, lease_s: float) -> tuple[str, tuple[Any, ...]]:
+        """Only final statuses (those of jobs just ended), `least` of them at least."""
+        return queries.COMPANIES_CLAIM_PUSH, (BATCH, self.settle_s, lease_s, True, least)
+
     async def prepare(
         self, rows: list[asyncpg.Record], fields: set[str], slot: int | None
     ) -> tuple[list[Outgoing], int | None]:

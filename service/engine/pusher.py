@@ -240,10 +240,11 @@ class Pusher:
             await self._push(self.companies, fields["companies"], companies, 1, taken=taken, claimed=claimed)
 
     async def _statuses_now(self, conn: asyncpg.Connection) -> list[asyncpg.Record]:
-        """The companies' statuses to send now, claimed (in the transaction that ended their jobs):
-        as in a round, only a full request's worth while contacts are waiting (people first)."""
-        full_only = bool(await conn.fetchval(queries.PEOPLE_WAITING))
-        query, args = self.companies.claim(full_only, self.lease_s)
+        """The final statuses to send now, claimed in the transaction that ended their jobs: as
+        in a round, only a full request's worth while contacts wait (people first). A status on
+        the way (Queued, Running) is left to the rounds."""
+        least = BATCH if await conn.fetchval(queries.PEOPLE_WAITING) else 1
+        query, args = self.companies.claim_final(least, self.lease_s)
         return list(await conn.fetch(query, *args))
 
     # --- rows handed over by a job of this process ---
