@@ -691,6 +691,10 @@ DELETE FROM reconcile_state"""
 
 # --- the outbox: rows Airtable must receive (pusher.py) ---------------------------------------
 
+# Whether contacts are still to be sent, those in a request under way (leased) included.
+PEOPLE_UNSENT = """
+SELECT EXISTS (SELECT 1 FROM people WHERE push_version > pushed_version AND NOT deleted_in_airtable)"""
+
 # Whether contacts wait to be sent (not leased, not deleted by hand).
 PEOPLE_WAITING = """
 SELECT EXISTS (SELECT 1 FROM people WHERE push_version > pushed_version AND NOT deleted_in_airtable

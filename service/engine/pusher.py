@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable
+from typing import Any
 
 import asyncpg
 import structlog
@@ -229,23 +230,32 @@ class Pusher:
 
     async def _jobs_ended(self, fields: dict[str, set[str]], companies: Admission) -> None:
         """End the jobs whose rows are all in; their companies' statuses, claimed as they end, go
-        at once, not after another round's questions."""
-        _, claimed = await jobs.complete_and_claim(self.pool, None if companies.waits else self._statuses_now)
+        at once, not after another round's questions. Only final statuses are claimed so, and
+        only a full request's worth while contacts are still to be sent (people first: under a
+        backlog, statuses share requests)."""
+        claim: list[tuple[str, tuple[Any, ...]]] = []
+
+        async def final_statuses(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+            unsent = await conn.fetchval(queries.PEOPLE_UNSENT)
+            claim.append(self.companies.claim_final(BATCH if unsent else 1, self.lease_s))
+            return list(await conn.fetch(claim[0][0], *claim[0][1]))
+
+        _, claimed = await jobs.complete_and_claim(self.pool, None if companies.waits else final_statuses)
         if claimed:
             try:
                 taken = await self.airtable.limit.take()
             except BaseException:
                 await self._give_back(self.companies, claimed)
                 raise
-            await self._push(self.companies, fields["companies"], companies, 1, taken=taken, claimed=claimed)
-
-    async def _statuses_now(self, conn: asyncpg.Connection) -> list[asyncpg.Record]:
-        """The final statuses to send now, claimed in the transaction that ended their jobs: as
-        in a round, only a full request's worth while contacts wait (people first). A status on
-        the way (Queued, Running) is left to the rounds."""
-        least = BATCH if await conn.fetchval(queries.PEOPLE_WAITING) else 1
-        query, args = self.companies.claim_final(least, self.lease_s)
-        return list(await conn.fetch(query, *args))
+            await self._push(
+                self.companies,
+                fields["companies"],
+                companies,
+                1,
+                taken=taken,
+                claimed=claimed,
+                claim=claim[0],
+            )
 
     # --- rows handed over by a job of this process ---
 
@@ -319,7 +329,8 @@ class Pusher:
         if companies.waits:
             await self.airtable.limit.unused(taken[0])
             return False
-        return await self._push(self.companies, fields["companies"], companies, 1, taken=taken)
+        final = self.companies.claim_final(1, self.lease_s)  # its company's, ended
+        return await self._push(self.companies, fields["companies"], companies, 1, taken=taken, claim=final)
 
     async def _due(self) -> list[asyncpg.Record]:
         """PUSH_DUE's rows: the contacts' then the companies' (a pause's probe, if due, is taken)."""
@@ -399,17 +410,16 @@ class Pusher:
         full_only: bool = False,
         taken: tuple[int | None, bool] | None = None,
         claimed: list[asyncpg.Record] | None = None,
+        claim: tuple[str, tuple[Any, ...]] | None = None,
     ) -> bool:
         """Send one batch of `table`'s marked rows, `ready` of which were counted (PUSH_DUE). True
         when there was work. A batch let through as a pause's probe ends the pause when a write
         gets through. `full_only`: only a full request's worth; `taken`: a rate-limit slot had
-        already, and `claimed` rows (`_claimed`)."""
+        already, and `claimed` rows, claimed by `claim` (`_claimed`)."""
         probe, admission.probe = admission.probe, False  # one batch is the probe, no more
+        claim = claim or table.claim(full_only, self.lease_s)
         recheck = None if probe else table.name
-        async with self._claimed(table, full_only, recheck=recheck, taken=taken, claimed=claimed) as (
-            slot,
-            rows,
-        ):
+        async with self._claimed(table, claim, recheck=recheck, taken=taken, claimed=claimed) as (slot, rows):
             if not rows:
                 return False
             if len(rows) < ready or len(rows) == BATCH:  # more than this request takes: a sender helps
@@ -440,20 +450,20 @@ class Pusher:
     async def _claimed(
         self,
         table: Table,
-        full_only: bool,
+        claim: tuple[str, tuple[Any, ...]],
         *,
         recheck: str | None = None,
         taken: tuple[int | None, bool] | None = None,
         claimed: list[asyncpg.Record] | None = None,
     ) -> AsyncIterator[tuple[int | None, list[asyncpg.Record]]]:
         """A rate-limit slot (unless `taken`: the slot, and whether it had to wait) and the rows
-        of one request (unless `claimed` with it), asked for at once. A slot that had to wait has
-        the rows (given back, if claimed) claimed once it is had: their lease runs while the
-        request does, not while it waits, and what came meanwhile goes in the same request;
-        `recheck`: a table whose pause, begun during the wait, means none are claimed then. A
-        slot for which no rows were left is freed at once; else it is given back once the body
-        is done, in any case (after the request's own report, or `unused`, harmless)."""
-        query, args = table.claim(full_only, self.lease_s)
+        of one request (`claim`: the query and its arguments; unless `claimed` by it), at once. A
+        slot that had to wait has the rows (given back, if claimed) claimed once it is had: their
+        lease runs while the request does, not while it waits, and what came meanwhile goes in
+        the same request; `recheck`: a table whose pause, begun during the wait, means none are
+        claimed then. A slot for which no rows were left is freed at once; else it is given back
+        once the body is done, in any case (after the request's own report, or `unused`)."""
+        query, args = claim
         rows: list[asyncpg.Record] = []
         if taken is None:
             took, claimed = await asyncio.gather(
