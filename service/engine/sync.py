@@ -143,7 +143,8 @@ class Syncer:
                 pending[0] = int(recorded.split()[-1])
                 if pending[0]:  # the first request's rows, claimed here for the pusher
                     await handoff.claim(conn)
-                await conn.execute(queries.NOTIFY, self._push_payload)
+                if not handoff.claimed:  # claimed, this process sends them: no other is woken
+                    await conn.execute(queries.NOTIFY, self._push_payload)
                 result = _result("synced", answer, called, len(contacts), outcome)
                 if joined is not None:
                     result["refresh_joined"] = joined
