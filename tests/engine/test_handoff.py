@@ -103,3 +103,35 @@ async def test_rows_are_left_to_the_senders_claimed_by_no_one(
         while await engine.pusher.push_once():  # the senders' rounds send them
             pass
     assert len(base.standin.records("Contacts")) == len(attestr.standin.companies[NILGIRI]["contacts"])
+
+
+@pytest.mark.parametrize(("status", "kind"), [(503, "SERVICE_UNAVAILABLE"), (403, "INVALID_PERMISSIONS")])
+async def test_a_refused_handed_write_loses_nothing(
+    pool: asyncpg.Pool,
+    airtable: Running[AirtableStandIn],
+    attestr: Running[AttestrStandIn],
+    status: int,
+    kind: str,
+) -> None:
+    """Airtable down for a moment, or a table the token may no longer write (the operator's to
+    mend: writes pause): what a sender's refused write means, the hand-off's means too. The rows
+    are given back; the senders' rounds send them once Airtable takes them."""
+    base = Base(airtable)
+    async with _engine(pool, airtable, attestr) as engine:
+        base.standin.faults.append({"method": "PATCH", "path": "Contacts", "status": status, "kind": kind})
+        job = await engine.run(base.nilgiri, NILGIRI)
+        assert base.standin.records("Contacts") == []
+        held_s = await pool.fetchval("SELECT max(extract(epoch FROM push_lease_until - now())) FROM people")
+        if status == 503:  # given back until a retry's delay, not held for the claim's 60 s
+            assert held_s is not None and 0 < held_s < 30
+            await pool.execute("UPDATE people SET push_lease_until = NULL")  # that delay, over
+        else:
+            assert held_s is None or held_s <= 0
+        if status == 403:
+            assert (await engine.pusher.pauses.admit("contacts")).waits  # paused, the jobs told
+            await engine.pusher.pauses.resume("mended")
+        while await engine.pusher.push_once():
+            pass
+    assert len(base.standin.records("Contacts")) == 3
+    ended = await jobs.get(pool, job.id)
+    assert ended is not None and ended.finished
