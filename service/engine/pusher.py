@@ -225,14 +225,15 @@ class Pusher:
             or (not contacts.waits and await self._delete_merged_rows())
         )
         if busy:
-            await self._jobs_ended(fields, companies)
+            await self._jobs_ended(fields, companies, alone=not people["more_coming"])
         return busy
 
-    async def _jobs_ended(self, fields: dict[str, set[str]], companies: Admission) -> None:
+    async def _jobs_ended(self, fields: dict[str, set[str]], companies: Admission, *, alone: bool) -> None:
         """End the jobs whose rows are all in; their companies' statuses, claimed as they end, go
         at once, not after another round's questions. Only final statuses are claimed so, and
         only a full request's worth while contacts are still to be sent (people first: under a
-        backlog, statuses share requests)."""
+        backlog, statuses share requests). `alone`: no job is running, so a free slot is taken
+        meanwhile (under a backlog it would keep other senders waiting for nothing)."""
         claim: list[tuple[str, tuple[Any, ...]]] = []
 
         async def final_statuses(conn: asyncpg.Connection) -> list[asyncpg.Record]:
@@ -240,22 +241,34 @@ class Pusher:
             claim.append(self.companies.claim_final(BATCH if unsent else 1, self.lease_s))
             return list(await conn.fetch(claim[0][0], *claim[0][1]))
 
-        _, claimed = await jobs.complete_and_claim(self.pool, None if companies.waits else final_statuses)
-        if claimed:
-            try:
-                taken = await self.airtable.limit.take()
-            except BaseException:
-                await self._give_back(self.companies, claimed)
-                raise
-            await self._push(
-                self.companies,
-                fields["companies"],
-                companies,
-                1,
-                taken=taken,
-                claimed=claimed,
-                claim=claim[0],
-            )
+        if companies.waits:
+            await jobs.complete_pushed_jobs(self.pool)
+            return
+        # A slot free now is taken meanwhile: a status due goes as the transaction commits.
+        free = asyncio.ensure_future(self.airtable.limit.free_now() if alone else asyncio.sleep(0))
+        try:
+            _, claimed = await jobs.complete_and_claim(self.pool, final_statuses)
+        finally:
+            slot = (await asyncio.gather(free, return_exceptions=True))[0]
+            if not isinstance(slot, int):
+                slot = None
+        if not claimed:
+            await self.airtable.limit.unused(slot)
+            return
+        try:
+            taken = (slot, False) if slot is not None else await self.airtable.limit.take()
+        except BaseException:
+            await self._give_back(self.companies, claimed)
+            raise
+        await self._push(
+            self.companies,
+            fields["companies"],
+            companies,
+            1,
+            taken=taken,
+            claimed=claimed,
+            claim=claim[0],
+        )
 
     # --- rows handed over by a job of this process ---
 
@@ -324,7 +337,7 @@ class Pusher:
                 self.contacts, fields["contacts"], contacts, pending, taken=taken, claimed=claimed
             )
             if busy:
-                await self._jobs_ended(fields, companies)
+                await self._jobs_ended(fields, companies, alone=True)
             return busy
         if companies.waits:
             await self.airtable.limit.unused(taken[0])
