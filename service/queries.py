@@ -65,9 +65,11 @@ RETURNING id, airtable_id"""
 
 # Keys arrive sorted; a function scan takes them in array order, so every transaction locks
 # shared keys in the same order and two upserts cannot deadlock on them.
-LOCK_KEYS = "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k"
-# Taken before the key locks: shared by every ordinary upsert, exclusive by a bulk load.
-LOCK_KEYS_SHARED_BULK = "SELECT pg_advisory_xact_lock_shared(724312)"
+# The bulk lock, shared by every ordinary upsert (exclusive by a bulk load: LOCK_BULK), then each
+# key's lock in the order given: the one-time filter runs before the first row is scanned.
+LOCK_KEYS = """
+SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k
+WHERE (SELECT pg_advisory_xact_lock_shared(724312)) IS NOT NULL"""
 LOCK_BULK = "SELECT pg_advisory_xact_lock(724312)"
 
 SUPPRESSED_KEYS = """
@@ -122,24 +124,26 @@ WHERE p.id = u.id""")
 PEOPLE_MARK_FOR_PUSH = """
 UPDATE people SET push_version = push_version + 1, updated_at = now() WHERE id = ANY($1::bigint[])"""
 
-PEOPLE_MARK_FAILED_FOR_PUSH = """
-UPDATE people SET push_version = push_version + 1, updated_at = now()
-WHERE id = ANY($1::bigint[]) AND push_error IS NOT NULL AND push_version = pushed_version"""
-
-LINKS_INSERT = """
-INSERT INTO company_people (company_id, person_id)
-SELECT * FROM unnest($1::bigint[], $2::bigint[])
-ON CONFLICT DO NOTHING
-RETURNING company_id, person_id"""
-
-# A company's links become exactly the people of its latest answer.
-LINKS_REMOVE_OTHERS = """
-DELETE FROM company_people cp
-WHERE cp.company_id = ANY($1::bigint[])
-  AND NOT EXISTS (
-      SELECT 1 FROM unnest($2::bigint[], $3::bigint[]) AS k(company_id, person_id)
-      WHERE k.company_id = cp.company_id AND k.person_id = cp.person_id)
-RETURNING company_id, person_id"""
+# Link each (company, person) pair ($2, $3) and, for the companies in $1 (their links replaced by
+# these), unlink everyone else: what changed, added or not. The delete does not see the links this
+# statement adds; it would keep them anyway.
+LINKS_SET = """
+WITH added AS (
+    INSERT INTO company_people (company_id, person_id)
+    SELECT * FROM unnest($2::bigint[], $3::bigint[])
+    ON CONFLICT DO NOTHING
+    RETURNING company_id, person_id
+), removed AS (
+    DELETE FROM company_people cp
+    WHERE cp.company_id = ANY($1::bigint[])
+      AND NOT EXISTS (
+          SELECT 1 FROM unnest($2::bigint[], $3::bigint[]) AS k(company_id, person_id)
+          WHERE k.company_id = cp.company_id AND k.person_id = cp.person_id)
+    RETURNING company_id, person_id
+)
+SELECT true AS added, company_id, person_id FROM added
+UNION ALL
+SELECT false AS added, company_id, person_id FROM removed"""
 
 # --- jobs (jobs.py) ---------------------------------------------------------------------------
 
@@ -237,10 +241,21 @@ UPDATE jobs SET status = :status, result = :result, person_ids = :person_ids, ci
     lease_until = NULL, wait_reason = NULL, last_error = NULL, updated_at = now()
 WHERE id = :job_id AND status = 'running' AND worker_id = :worker_id""")
 
+# The rows Airtable refused before among a sync's people ($2) marked to be sent again with it, then
+# the job's ($1) rows recorded: those of $3 (its people, and those it unlinked) still to be sent, at
+# the version to be sent. The insert reads the people as they were before the update, so a refused
+# row's version is the one the update gave it.
 JOB_ROWS_RECORD = """
+WITH refused AS (
+    UPDATE people SET push_version = push_version + 1, updated_at = now()
+    WHERE id = ANY($2::bigint[]) AND push_error IS NOT NULL AND push_version = pushed_version
+    RETURNING id, push_version
+)
 INSERT INTO job_rows (job_id, person_id, version)
-SELECT $1, id, push_version FROM people
-WHERE id = ANY($2::bigint[]) AND push_version > pushed_version AND NOT deleted_in_airtable
+SELECT $1, p.id, COALESCE(r.push_version, p.push_version)
+FROM people p LEFT JOIN refused r USING (id)
+WHERE p.id = ANY($3::bigint[]) AND (r.id IS NOT NULL OR p.push_version > p.pushed_version)
+  AND NOT p.deleted_in_airtable
 ON CONFLICT (job_id, person_id) DO UPDATE SET version = EXCLUDED.version, outcome = NULL"""
 
 # Back to the queue until `run_after`. When a newer job for the same company was queued

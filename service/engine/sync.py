@@ -134,9 +134,11 @@ class Syncer:
                 batch.company_id = await ensure_company(conn, job.record_id, cin, answer.business_name)
                 (outcome,) = await upsert_people(conn, [batch])
                 # Rows Airtable refused before are sent again with this sync.
-                await conn.execute(queries.PEOPLE_MARK_FAILED_FOR_PUSH, outcome.person_ids)
                 recorded = await conn.execute(
-                    queries.JOB_ROWS_RECORD, job.id, outcome.person_ids + outcome.unlinked_ids
+                    queries.JOB_ROWS_RECORD,
+                    job.id,
+                    outcome.person_ids,
+                    outcome.person_ids + outcome.unlinked_ids,
                 )
                 # Rows still to send: a pusher ends the job once they are in (the people stay
                 # locked until this commits, so none of them can be recorded as sent before).

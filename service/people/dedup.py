@@ -99,8 +99,7 @@ async def _lock(conn: asyncpg.Connection, batches: list[CompanyContacts]) -> Non
     exclusively. Blocks until had; may raise `asyncpg.DeadlockDetectedError`."""
     keys = _lock_keys(batches)
     if len(keys) <= MAX_KEY_LOCKS:
-        await conn.execute(queries.LOCK_KEYS_SHARED_BULK)
-        await conn.execute(queries.LOCK_KEYS, keys)
+        await conn.execute(queries.LOCK_KEYS, keys)  # the bulk lock shared, then the keys
     else:
         # A bulk load would need more locks than PostgreSQL's lock table holds: it takes the
         # one bulk lock exclusively instead, which every smaller upsert holds shared.
@@ -351,12 +350,11 @@ async def _store_links(
     company whose batch replaces its links everyone not among them (a sync limited by
     `max_contacts` unlinks no one)."""
     companies, people = _link_arrays(links)
-    added = await conn.fetch(queries.LINKS_INSERT, companies, people)
     replacing = [b.company_id for b in batches if b.replace_links]
-    removed = await conn.fetch(queries.LINKS_REMOVE_OTHERS, replacing, companies, people) if replacing else []
+    changed = await conn.fetch(queries.LINKS_SET, replacing, companies, people)
     return _LinkChanges(
-        added=[(r["company_id"], r["person_id"]) for r in added],
-        removed=[(r["company_id"], r["person_id"]) for r in removed],
+        added=[(r["company_id"], r["person_id"]) for r in changed if r["added"]],
+        removed=[(r["company_id"], r["person_id"]) for r in changed if not r["added"]],
     )
 
 

@@ -176,6 +176,12 @@ def test_a_422_on_one_row_does_not_block_the_others(flow: Flow) -> None:
         lambda: flow.company_fields(company).get("Contacts Sync Status") == "Failed", what="Failed"
     )
     assert "could not be written to Airtable" in flow.company_fields(company)["Contacts Sync Error"]
+    # Once Airtable takes the value, the next sync sends the refused row again, and counts it.
+    flow.airtable.refused_values.clear()
+    again = flow.wait_for_job(flow.webhook(company, NILGIRI).json()["job_id"])
+    assert again["status"] == "succeeded", again
+    assert again["result"]["airtable_created"] == 1 and again["result"]["airtable_failed"] == 0
+    assert sorted(c["DIN"] for c in flow.contacts()) == ["07123456", "08234567", "08345678"]
 
 
 def test_job_lines_carry_their_context_and_no_personal_data(flow: Flow) -> None:
