@@ -12,20 +12,9 @@ from service.engine import jobs
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
 from tests.conftest import Running
-from tests.engine.test_engine import FAST, until
+from tests.engine.test_engine import FAST, finished_job, until
 from tests.engine.test_people_edits import KONKAN, NILGIRI, VIKRAM, Base, synced
 from tests.flow import enqueued, running_engine
-
-
-async def _ended(pool: asyncpg.Pool, job_id: int) -> jobs.Job:
-    async def ended() -> bool:
-        job = await jobs.get(pool, job_id)
-        return job is not None and job.finished
-
-    await until(ended)
-    job = await jobs.get(pool, job_id)
-    assert job is not None
-    return job
 
 
 def _assert_ended_as_deleted(job: jobs.Job, logs: list[dict]) -> None:
@@ -47,7 +36,7 @@ async def test_a_company_deleted_before_its_contacts_are_written(
             job, _ = await enqueued(pool, base.nilgiri, NILGIRI)
             base.standin.delete_record("Companies", base.nilgiri)
             async with running_engine(pool, airtable, attestr, **FAST):
-                ended = await _ended(pool, job.id)
+                ended = await finished_job(pool, job.id)
         else:
             attestr.standin.delay_s = 1.0
             async with running_engine(pool, airtable, attestr, **{**FAST, "ATTESTR_TIMEOUT_S": "10"}):
@@ -58,7 +47,7 @@ async def test_a_company_deleted_before_its_contacts_are_written(
 
                 await until(asked)  # Attestr has the request; its answer takes a second
                 base.standin.delete_record("Companies", base.nilgiri)
-                ended = await _ended(pool, job.id)
+                ended = await finished_job(pool, job.id)
     _assert_ended_as_deleted(ended, logs)
     assert {r["id"] for r in base.standin.records("Contacts")} == konkan_rows  # none created for it
     assert base.row(VIKRAM)["fields"]["Company"] == [base.konkan]
@@ -85,7 +74,7 @@ async def test_a_company_deleted_after_its_first_contacts_were_written(
 
             await until(first_batch_in)
             base.standin.delete_record("Companies", record_id)
-            ended = await _ended(pool, job.id)
+            ended = await finished_job(pool, job.id)
     _assert_ended_as_deleted(ended, logs)
     rows = base.standin.records("Contacts")
     assert len(rows) == 10  # the first batch, written while the company existed; no more
@@ -106,7 +95,7 @@ async def test_a_company_deleted_once_its_contacts_are_in_then_refreshed(
         base.standin.delete_record("Companies", base.nilgiri)
         with capture_logs() as logs:
             job, _ = await enqueued(pool, base.nilgiri, NILGIRI, force=True)  # Refresh Contacts
-            ended = await _ended(pool, job.id)
+            ended = await finished_job(pool, job.id)
     _assert_ended_as_deleted(ended, logs)
     assert any(line["event"] == "airtable.company_deleted" for line in logs)
     rows = {r["id"]: r["fields"] for r in base.standin.records("Contacts")}

@@ -57,6 +57,19 @@ async def until(condition: object, timeout: float = 60) -> None:
         await asyncio.sleep(0.05)
 
 
+async def finished_job(pool: asyncpg.Pool, job_id: int) -> jobs.Job:
+    """The job once it has ended (succeeded or failed)."""
+
+    async def ended() -> bool:
+        job = await jobs.get(pool, job_id)
+        return job is not None and job.finished
+
+    await until(ended)
+    job = await jobs.get(pool, job_id)
+    assert job is not None
+    return job
+
+
 async def test_attestr_failing_at_random_every_job_ends_and_none_is_stuck(
     pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
 ) -> None:

@@ -15,24 +15,12 @@ import asyncpg
 import pytest
 
 from service import queries
-from service.engine import jobs
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
 from tests.conftest import Running
-from tests.engine.test_engine import FAST, until
+from tests.engine.test_engine import FAST, finished_job, until
 from tests.engine.test_people_edits import KONKAN, NILGIRI, Base
 from tests.flow import enqueued, running_engine
-
-
-async def _ended(pool: asyncpg.Pool, job_id: int) -> jobs.Job:
-    async def ended() -> bool:
-        job = await jobs.get(pool, job_id)
-        return job is not None and job.finished
-
-    await until(ended)
-    job = await jobs.get(pool, job_id)
-    assert job is not None
-    return job
 
 
 async def _calls_today(pool: asyncpg.Pool) -> int:
@@ -52,7 +40,7 @@ async def test_a_record_that_does_not_exist_ends_the_job_and_uses_none_of_the_da
         if attestr_state == "paused by the operator":
             await runtime.syncer.gate.pause_by_operator()
         job, _ = await enqueued(pool, "recNoSuchRecord01", NILGIRI)
-        ended = await _ended(pool, job.id)
+        ended = await finished_job(pool, job.id)
     outcome = (ended.result or {}).get("outcome")
     assert ended.status == "failed" and outcome == "company_deleted", ended.last_error
     assert attestr.standin.calls == []
@@ -65,7 +53,7 @@ async def test_a_cin_changed_since_the_webhook_is_the_only_one_counted(
     base = Base(airtable)
     async with running_engine(pool, airtable, attestr, **FAST):
         job, _ = await enqueued(pool, base.konkan, NILGIRI)  # the record holds Konkan's CIN
-        ended = await _ended(pool, job.id)
+        ended = await finished_job(pool, job.id)
     assert ended.status == "succeeded" and ended.cin == KONKAN
     assert attestr.standin.calls_for(NILGIRI) == 0 and attestr.standin.calls_for(KONKAN) == 1
     assert await _calls_today(pool) == 1
@@ -89,7 +77,7 @@ async def test_the_database_lost_right_after_the_call_costs_no_second_call(
             queries.ATTESTR_TAKE_CALL,
         )
         assert closed == 1
-        ended = await _ended(pool, job.id)
+        ended = await finished_job(pool, job.id)
     assert ended.status == "succeeded", ended.last_error
     assert attestr.standin.calls_for(NILGIRI) == 1
     kept = await pool.fetch("SELECT outcome FROM attestr_answers WHERE job_id = $1", job.id)
