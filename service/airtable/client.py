@@ -172,7 +172,7 @@ class Airtable:
         except requests.RequestException as exc:
             error = AirtableUnavailable(f"Airtable could not be reached ({type(exc).__name__})")
         finally:
-            await self.limit.answered(slot, None if sent[0] is None else time.monotonic() - sent[0])
+            self.limit.report(slot, None if sent[0] is None else time.monotonic() - sent[0])
         metrics.AIRTABLE_REQUESTS.labels(
             "rate_limited"
             if isinstance(error, AirtableRateLimited)

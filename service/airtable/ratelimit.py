@@ -53,6 +53,7 @@ class AirtableRateLimit:
         # Slots this process reported answered lately: a second report (the pusher's, after the
         # request's own) costs no round trip.
         self._answered: collections.deque[int] = collections.deque(maxlen=64)
+        self._reports: set[asyncio.Task[None]] = set()  # `report`, until stored
 
     async def acquire(self, *, background: bool = False) -> int:
         """Wait until this process may send one request to the base; the slot's id. A background
@@ -101,6 +102,25 @@ class AirtableRateLimit:
             if slot is not None:
                 self._answered.append(slot)
 
+    def report(self, slot: int | None, sent_ago_s: float | None = None) -> None:
+        """`answered`, stored while the caller goes on with the answer: the round trip is off the
+        request's path. Until stored the slot stays taken (the stricter side of the window), and
+        a second report of it costs nothing."""
+        if slot is None or slot in self._answered:
+            return
+        self._answered.append(slot)  # before it is stored: `answered` and `unused` then skip it
+
+        async def store() -> None:
+            try:
+                await self.pool.execute(queries.RATE_ANSWERED, slot, sent_ago_s)
+            except DATABASE_ERRORS:  # not stored: the pusher's own report tries again
+                with contextlib.suppress(ValueError):
+                    self._answered.remove(slot)
+
+        task = asyncio.create_task(store(), name=_REPORT)
+        self._reports.add(task)  # held until done: the loop keeps only weak references to tasks
+        task.add_done_callback(self._reports.discard)
+
     async def unused(self, slot: int | None) -> None:
         """The slot was taken but no request went (nothing was left to send): free it now."""
         if slot in self._answered:  # a request went after all: it frees when its window ends
@@ -111,6 +131,16 @@ class AirtableRateLimit:
     async def block(self) -> None:
         """Airtable answered 429: no process sends to this base until the cool-down has passed."""
         await self.pool.execute(queries.RATE_BLOCK, self.base_id, self.cooldown_s)
+
+
+_REPORT = "airtable-slot-report"
+
+
+async def reports_settled() -> None:
+    """Every slot `report` of this event loop stored (or given up on): before a pool closes, so
+    that no slot stays taken for REQUEST_TIMEOUT_S after a command or the service ends."""
+    while pending := [t for t in asyncio.all_tasks() if t.get_name() == _REPORT and not t.done()]:
+        await asyncio.gather(*pending, return_exceptions=True)
 
 
 class LocalPacing:
@@ -140,6 +170,9 @@ class LocalPacing:
 
     async def answered(self, slot: int | None, sent_ago_s: float | None = None) -> None:
         # One request at a time from one process: spacing the sends apart is enough.
+        pass
+
+    def report(self, slot: int | None, sent_ago_s: float | None = None) -> None:
         pass
 
     async def unused(self, slot: int | None) -> None:

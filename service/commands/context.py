@@ -17,6 +17,7 @@ import structlog
 from rich.console import Console
 from rich.markup import escape
 
+from service.airtable import ratelimit
 from service.airtable.errors import AirtableNotConfigured
 from service.config import Settings
 from service.database import DATABASE_ERRORS, NoDatabase, create_pool, database_url
@@ -116,6 +117,7 @@ def with_pool(settings: Settings, work: Callable[[asyncpg.Pool], Awaitable[int]]
         try:
             return await work(pool)
         finally:
+            await ratelimit.reports_settled()
             await pool.close()
 
     return asyncio.run(run())

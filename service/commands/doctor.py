@@ -10,7 +10,7 @@ import asyncpg
 import structlog
 from rich.console import Console
 
-from service.airtable import write_check
+from service.airtable import ratelimit, write_check
 from service.airtable.client import Airtable
 from service.commands import doctor_checks
 from service.commands.checks import FAIL, OK, WARN
@@ -39,6 +39,7 @@ async def _doctor_run(settings: Settings, args: argparse.Namespace) -> int:
         return await _doctor_checks(settings, args, Airtable(settings, pool))
     finally:
         if pool is not None:
+            await ratelimit.reports_settled()
             await pool.close()
 
 

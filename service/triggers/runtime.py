@@ -10,6 +10,7 @@ import asyncpg
 import structlog
 
 from service.airtable import client as airtable_client
+from service.airtable import ratelimit
 from service.airtable.client import Airtable
 from service.attestr.client import AttestrClient
 from service.config import Settings
@@ -114,4 +115,5 @@ class Runtime:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.attestr.aclose()
+        await ratelimit.reports_settled()
         await self.pool.close()

@@ -8,10 +8,11 @@ import random
 import time
 
 import asyncpg
+import pytest
 
 from service import queries
 from service.airtable.client import Airtable
-from service.airtable.ratelimit import SENT_MARGIN_S, AirtableRateLimit
+from service.airtable.ratelimit import SENT_MARGIN_S, AirtableRateLimit, reports_settled
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
 from service.standins.server import serve_in_thread
@@ -120,6 +121,34 @@ async def test_a_slot_taken_for_nothing_is_free_at_once(pool: asyncpg.Pool) -> N
     assert await pool.fetchval("SELECT count(*) FROM airtable_requests WHERE base_id = 'appUNUSED'") == 5
 
 
+async def test_a_slot_reported_while_the_caller_goes_on_is_stored_once(db_url: str, pool: asyncpg.Pool) -> None:
+    """A request's answer is reported off its path (`report`): the slot stays taken until the
+    report is stored, and counts from when the request left; a second report or an `unused` of
+    it costs nothing and frees nothing. A report the database refused is made by the next one."""
+    limiter = AirtableRateLimit(pool, "appREPORT", 5, cooldown_s=1)
+    slots = [await limiter.acquire() for _ in range(5)]
+    limiter.report(slots[0], 0.4)
+    limiter.report(slots[0], 0.1)  # the same slot again: nothing more is stored
+    await reports_settled()
+    answered = "SELECT answered_at - sent_at FROM airtable_requests WHERE id = $1"
+    assert (await pool.fetchval(answered, slots[0])).total_seconds() == pytest.approx(0.4, abs=0.05)
+    await limiter.unused(slots[0])  # a request went: never taken back
+    await limiter.answered(slots[0])  # nor stored again without the time it left
+    assert (await pool.fetchval(answered, slots[0])).total_seconds() == pytest.approx(0.4, abs=0.05)
+    wait, slot = await pool.fetchrow(*_take("appREPORT"))
+    assert slot is None and wait > 0  # all five still count
+
+    away = await asyncpg.create_pool(db_url, min_size=1, max_size=1)
+    await away.close()
+    limiter.pool = away  # the database went away meanwhile
+    limiter.report(slots[1], 0.2)
+    await reports_settled()
+    limiter.pool = pool
+    assert await pool.fetchval("SELECT answered_at FROM airtable_requests WHERE id = $1", slots[1]) is None
+    await limiter.answered(slots[1])  # the pusher's own report, after the request's
+    assert await pool.fetchval("SELECT answered_at FROM airtable_requests WHERE id = $1", slots[1]) is not None
+
+
 async def test_a_slot_never_given_back_frees_after_the_timeout(pool: asyncpg.Pool) -> None:
     """A process that died mid-request holds its slot only until the request would have timed out."""
     for _ in range(5):
@@ -177,6 +206,7 @@ async def test_requests_on_a_kept_alive_connection_are_counted_from_when_they_le
     client = Airtable(settings_for(airtable, attestr), pool)
     for _ in range(3):
         await client.whoami()
+    await reports_settled()  # each answer's report is stored while the caller goes on
     rows = await pool.fetch("SELECT taken_at, sent_at, answered_at FROM airtable_requests ORDER BY id")
     assert [row["sent_at"] is None for row in rows] == [True, False, False]
     for row in rows[1:]:
@@ -196,6 +226,7 @@ async def test_a_request_on_a_connection_the_server_closed_counts_from_its_answe
         sent = []
         for _ in range(3):
             await client.whoami()
+            await reports_settled()
             sent.append(await pool.fetchval("SELECT sent_at FROM airtable_requests ORDER BY id DESC LIMIT 1"))
             await asyncio.sleep(1.5)  # idle longer than the server keeps a connection
     assert sent == [None, None, None]
