@@ -370,41 +370,42 @@ RETURNING {", ".join("j." + c.strip() for c in JOB_COLUMNS.split(","))}"""
 
 # --- companies' status fields -----------------------------------------------------------------
 
+# A person is in Airtable in their own row, or in another's (`shown_in`: a row a person merged two
+# identities into by hand); a row showing two of the company's people counts once. `{company}`:
+# the company's id.
+_CONTACTS_IN_AIRTABLE = """(
+    SELECT count(DISTINCT COALESCE(p.shown_in, p.airtable_id))
+    FROM company_people cp JOIN people p ON p.id = cp.person_id
+    WHERE cp.company_id = {company}
+      AND ((p.airtable_id IS NOT NULL AND NOT p.deleted_in_airtable) OR p.shown_in IS NOT NULL))"""
+
 # Airtable must receive the company again only when something it shows changed.
-COMPANY_SET_STATUS = """
+_COMPANY_SET_STATUS = """
 UPDATE companies SET
     sync_status = $2, sync_error = $3,
     synced_at = COALESCE($4, synced_at),
-    contacts_found = COALESCE($5, contacts_found),
+    contacts_found = COALESCE({found}, contacts_found),
     push_version = push_version + ((sync_status, sync_error, synced_at, contacts_found)
-        IS DISTINCT FROM ($2, $3, COALESCE($4, synced_at), COALESCE($5, contacts_found)))::int,
+        IS DISTINCT FROM ($2, $3, COALESCE($4, synced_at), COALESCE({found}, contacts_found)))::int,
     updated_at = now()
 WHERE airtable_id = $1"""
+COMPANY_SET_STATUS = _COMPANY_SET_STATUS.format(found="$5")
+# A sync's end: its status, with its contacts in Airtable counted now.
+COMPANY_SET_STATUS_COUNTED = _COMPANY_SET_STATUS.format(
+    found=_CONTACTS_IN_AIRTABLE.format(company="companies.id")
+)
 
 # Contacts Found follows the people behind it: recounted for the synced companies of these
 # people ($1) when some of them leave Airtable (forgotten, or deleted there by hand).
-COMPANIES_RECOUNT = """
+COMPANIES_RECOUNT = f"""
 WITH counted AS (
-    SELECT c.id,
-           (SELECT count(DISTINCT COALESCE(p.shown_in, p.airtable_id))
-            FROM company_people cp JOIN people p ON p.id = cp.person_id
-            WHERE cp.company_id = c.id AND ((p.airtable_id IS NOT NULL AND NOT p.deleted_in_airtable)
-                                            OR p.shown_in IS NOT NULL)) AS n
+    SELECT c.id, {_CONTACTS_IN_AIRTABLE.format(company="c.id")} AS n
     FROM companies c
     WHERE c.sync_status = 'Synced'
       AND c.id IN (SELECT company_id FROM company_people WHERE person_id = ANY($1::bigint[]))
 )
 UPDATE companies c SET contacts_found = counted.n, push_version = c.push_version + 1, updated_at = now()
 FROM counted WHERE c.id = counted.id AND c.contacts_found IS DISTINCT FROM counted.n"""
-
-# A person is in Airtable in their own row, or in another's (`shown_in`: a row a person merged two
-# identities into by hand); a row showing two of the company's people counts once.
-COMPANY_CONTACTS_IN_AIRTABLE = """
-SELECT count(DISTINCT COALESCE(p.shown_in, p.airtable_id)) FROM company_people cp
-JOIN companies c ON c.id = cp.company_id
-JOIN people p ON p.id = cp.person_id
-WHERE c.airtable_id = $1
-  AND ((p.airtable_id IS NOT NULL AND NOT p.deleted_in_airtable) OR p.shown_in IS NOT NULL)"""
 
 # --- Attestr answers: the cache and the audit of every call -----------------------------------
 
@@ -707,8 +708,9 @@ DELETE FROM reconcile_state"""
 # --- the outbox: rows Airtable must receive (pusher.py) ---------------------------------------
 
 # Whether contacts are still to be sent, those in a request under way (leased) included.
-PEOPLE_UNSENT = """
-SELECT EXISTS (SELECT 1 FROM people WHERE push_version > pushed_version AND NOT deleted_in_airtable)"""
+_PEOPLE_UNSENT = (
+    "EXISTS (SELECT 1 FROM people WHERE push_version > pushed_version AND NOT deleted_in_airtable)"
+)
 
 # Whether contacts wait to be sent (not leased, not deleted by hand).
 PEOPLE_WAITING = """
@@ -760,8 +762,7 @@ RETURNING p.id, p.contact_key, p.din, p.name, p.phone_e164, p.phone_type, p.emai
 
 # The mark is cleared only up to the version that was sent: a row changed meanwhile stays marked.
 # With what the service has now written to each row, by field (engine/merge.py).
-PEOPLE_PUSHED = """
-WITH locked AS (SELECT id FROM people WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE)
+_PEOPLE_PUSHED = """
 UPDATE people p SET airtable_id = u.airtable_id, pushed_version = GREATEST(p.pushed_version, u.version),
     push_error = NULL, push_lease_until = NULL, push_withheld = u.withheld,
     -- `resync --overwrite` meanwhile (an empty record, a newer version due) stands for that push
@@ -771,6 +772,7 @@ UPDATE people p SET airtable_id = u.airtable_id, pushed_version = GREATEST(p.pus
 FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::boolean[], $5::text[])
     AS u(id, airtable_id, version, withheld, written)
 WHERE p.id = u.id AND p.id IN (SELECT id FROM locked)"""
+_PEOPLE_LOCKED = "locked AS (SELECT id FROM people WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE)"
 
 # What the service wrote, kept by field name before field ids were (migration 019): by id ($2)
 # for the names ($1) the schema gives now, so that a field renamed later keeps people's values.
@@ -803,12 +805,12 @@ UPDATE people SET deleted_in_airtable = true, push_lease_until = NULL WHERE id =
 # What each job's rows became. A row created once for several jobs (two companies sharing a
 # director, synced at once) counts as created for the first of them and updated for the others:
 # the jobs' `airtable_created` add up to the rows Airtable created.
-JOB_ROWS_OUTCOME = """
-WITH written AS (
+_JOB_ROWS_OUTCOME = """
+{with_} written AS (
     SELECT jr.job_id, jr.person_id, u.outcome,
            row_number() OVER (PARTITION BY jr.person_id ORDER BY jr.job_id) AS nth
     FROM job_rows jr
-    JOIN unnest($1::bigint[], $2::bigint[], $3::text[]) AS u(person_id, version, outcome)
+    JOIN unnest($1::bigint[], {versions}::bigint[], {outcomes}::text[]) AS u(person_id, version, outcome)
         ON jr.person_id = u.person_id AND jr.version <= u.version
     WHERE jr.outcome IS NULL
 )
@@ -816,6 +818,19 @@ UPDATE job_rows jr
 SET outcome = CASE WHEN w.outcome = 'created' AND w.nth > 1 THEN 'updated' ELSE w.outcome END
 FROM written w
 WHERE jr.job_id = w.job_id AND jr.person_id = w.person_id"""
+JOB_ROWS_OUTCOME = _JOB_ROWS_OUTCOME.format(with_="WITH", versions="$2", outcomes="$3")
+
+# A write's answer, in one statement: the people pushed ($1 ids, $2 Airtable ids, $3 versions sent,
+# $4 whether a value was withheld, $5 what was written; locked first), then the outcome ($6) of
+# their jobs' rows (as JOB_ROWS_OUTCOME).
+PEOPLE_WRITTEN = (
+    _JOB_ROWS_OUTCOME.format(
+        with_=f"WITH {_PEOPLE_LOCKED}, pushed AS ({_PEOPLE_PUSHED.strip()} RETURNING p.id),",
+        versions="$3",
+        outcomes="$6",
+    )
+    + "\n  AND (SELECT count(*) FROM pushed) >= 0"  # the people first, as in every update of both
+)
 
 # A final status goes at once. A status on the way (Queued, Running, Waiting) goes out only once
 # it has held for $2 seconds (most are replaced within a second, and each write spends part of
@@ -855,7 +870,7 @@ FROM admitted a ORDER BY a.ord"""
 
 # Claim up to $1 companies, leased for $3 seconds; none unless $5 at least can be had (a full
 # request's worth, when statuses go ahead of people: another process may have taken some since
-# they were counted).
+# they were counted), or $6 while contacts are still to be sent.
 COMPANIES_CLAIM_PUSH = f"""
 WITH next AS (
     SELECT id FROM companies
@@ -865,7 +880,9 @@ WITH next AS (
     FOR UPDATE SKIP LOCKED
 )
 UPDATE companies c SET push_lease_until = now() + make_interval(secs => $3)
-FROM next WHERE c.id = next.id AND (SELECT count(*) FROM next) >= $5
+FROM next WHERE c.id = next.id
+    AND (SELECT count(*) FROM next)
+        >= CASE WHEN $6::int = $5::int OR NOT {_PEOPLE_UNSENT} THEN $5::int ELSE $6::int END
 RETURNING c.id, c.airtable_id, c.sync_status, c.sync_error, c.synced_at, c.contacts_found, c.push_version,
     ARRAY(SELECT DISTINCT p.phone_type FROM company_people cp JOIN people p ON p.id = cp.person_id
           WHERE cp.company_id = c.id AND p.phone_type IS NOT NULL) AS phone_types"""

@@ -36,11 +36,14 @@ class CompanyStatuses:
     # passing status is not worth a request that ten people could have had.
     def claim(self, full_only: bool, lease_s: float) -> tuple[str, tuple[Any, ...]]:
         least = BATCH if full_only else 1
-        return queries.COMPANIES_CLAIM_PUSH, (BATCH, self.settle_s, lease_s, full_only, least)
+        return queries.COMPANIES_CLAIM_PUSH, (BATCH, self.settle_s, lease_s, full_only, least, least)
 
-    def claim_final(self, least: int, lease_s: float) -> tuple[str, tuple[Any, ...]]:
-        """Only final statuses (those of jobs just ended), `least` of them at least."""
-        return queries.COMPANIES_CLAIM_PUSH, (BATCH, self.settle_s, lease_s, True, least)
+    def claim_final(self, lease_s: float, *, behind_contacts: bool = False) -> tuple[str, tuple[Any, ...]]:
+        """Only final statuses (those of jobs just ended); `behind_contacts`: only a full
+        request's worth of them while contacts are still to be sent (people first: under a
+        backlog, statuses share requests)."""
+        behind = BATCH if behind_contacts else 1
+        return queries.COMPANIES_CLAIM_PUSH, (BATCH, self.settle_s, lease_s, True, 1, behind)
 
     async def prepare(
         self, rows: list[asyncpg.Record], fields: set[str], slot: int | None

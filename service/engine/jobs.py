@@ -163,6 +163,14 @@ async def set_company_status(
     await conn.execute(queries.COMPANY_SET_STATUS, record_id, status, error, synced_at, contacts_found)
 
 
+async def set_company_synced(
+    conn: asyncpg.Connection, record_id: str, status: str, note: str | None, synced_at: datetime
+) -> None:
+    """A sync's end on its company ("Synced", "No Data"), with its contacts in Airtable counted
+    in the same statement (Contacts Found)."""
+    await conn.execute(queries.COMPANY_SET_STATUS_COUNTED, record_id, status, note, synced_at)
+
+
 def left_out_note(left_out: int) -> str | None:
     """What a synced company's status says when Attestr listed more contacts than were read."""
     if not left_out:
@@ -188,15 +196,8 @@ async def complete_and_claim(
         finished = [Job.from_row(r) for r in await conn.fetch(queries.JOBS_COMPLETE)]
         for job in finished:
             if job.status == "succeeded":
-                found = await conn.fetchval(queries.COMPANY_CONTACTS_IN_AIRTABLE, job.record_id)
-                await set_company_status(
-                    conn,
-                    job.record_id,
-                    "Synced",
-                    left_out_note((job.result or {}).get("contacts_left_out", 0)),
-                    synced_at=job.updated_at,
-                    contacts_found=found,
-                )
+                note = left_out_note((job.result or {}).get("contacts_left_out", 0))
+                await set_company_synced(conn, job.record_id, "Synced", note, job.updated_at)
             else:
                 await set_company_status(conn, job.record_id, "Failed", job.last_error)
         if finished and claim is not None:

@@ -234,12 +234,10 @@ class Pusher:
         only a full request's worth while contacts are still to be sent (people first: under a
         backlog, statuses share requests). `alone`: no job is running, so a free slot is taken
         meanwhile (under a backlog it would keep other senders waiting for nothing)."""
-        claim: list[tuple[str, tuple[Any, ...]]] = []
+        claim = self.companies.claim_final(self.lease_s, behind_contacts=True)
 
         async def final_statuses(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-            unsent = await conn.fetchval(queries.PEOPLE_UNSENT)
-            claim.append(self.companies.claim_final(BATCH if unsent else 1, self.lease_s))
-            return list(await conn.fetch(claim[0][0], *claim[0][1]))
+            return list(await conn.fetch(claim[0], *claim[1]))
 
         if companies.waits:
             await jobs.complete_pushed_jobs(self.pool)
@@ -267,7 +265,7 @@ class Pusher:
             1,
             taken=taken,
             claimed=claimed,
-            claim=claim[0],
+            claim=claim,
         )
 
     # --- rows handed over by a job of this process ---
@@ -342,7 +340,7 @@ class Pusher:
         if companies.waits:
             await self.airtable.limit.unused(taken[0])
             return False
-        final = self.companies.claim_final(1, self.lease_s)  # its company's, ended
+        final = self.companies.claim_final(self.lease_s)  # its company's, ended
         return await self._push(self.companies, fields["companies"], companies, 1, taken=taken, claim=final)
 
     async def _due(self) -> list[asyncpg.Record]:

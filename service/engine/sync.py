@@ -499,10 +499,7 @@ class Syncer:
             )
             if stored == "UPDATE 0":
                 raise LeaseLost
-            found = await conn.fetchval(queries.COMPANY_CONTACTS_IN_AIRTABLE, job.record_id)
-            await jobs.set_company_status(
-                conn, job.record_id, "No Data", synced_at=datetime.now(timezone.utc), contacts_found=found
-            )
+            await jobs.set_company_synced(conn, job.record_id, "No Data", None, datetime.now(timezone.utc))
         log.info("job.succeeded", **result)
         metrics.job_ended("succeeded", job.created_at)
 

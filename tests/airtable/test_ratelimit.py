@@ -121,7 +121,9 @@ async def test_a_slot_taken_for_nothing_is_free_at_once(pool: asyncpg.Pool) -> N
     assert await pool.fetchval("SELECT count(*) FROM airtable_requests WHERE base_id = 'appUNUSED'") == 5
 
 
-async def test_a_slot_reported_while_the_caller_goes_on_is_stored_once(db_url: str, pool: asyncpg.Pool) -> None:
+async def test_a_slot_reported_while_the_caller_goes_on_is_stored_once(
+    db_url: str, pool: asyncpg.Pool
+) -> None:
     """A request's answer is reported off its path (`report`): the slot stays taken until the
     report is stored, and counts from when the request left; a second report or an `unused` of
     it costs nothing and frees nothing. A report the database refused is made by the next one."""
@@ -146,7 +148,9 @@ async def test_a_slot_reported_while_the_caller_goes_on_is_stored_once(db_url: s
     limiter.pool = pool
     assert await pool.fetchval("SELECT answered_at FROM airtable_requests WHERE id = $1", slots[1]) is None
     await limiter.answered(slots[1])  # the pusher's own report, after the request's
-    assert await pool.fetchval("SELECT answered_at FROM airtable_requests WHERE id = $1", slots[1]) is not None
+    assert (
+        await pool.fetchval("SELECT answered_at FROM airtable_requests WHERE id = $1", slots[1]) is not None
+    )
 
 
 async def test_a_slot_never_given_back_frees_after_the_timeout(pool: asyncpg.Pool) -> None:

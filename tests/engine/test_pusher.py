@@ -135,7 +135,13 @@ async def test_a_row_changed_during_its_push_stays_marked(pool: asyncpg.Pool) ->
     (row,) = await pool.fetch(queries.PEOPLE_CLAIM_PUSH, 10, 60.0)
     await pool.execute("UPDATE people SET push_version = push_version + 1")  # a job changed it meanwhile
     await pool.execute(
-        queries.PEOPLE_PUSHED, [row["id"]], ["recCCCCCCCCCCCCCC"], [row["push_version"]], [False], ["{}"]
+        queries.PEOPLE_WRITTEN,
+        [row["id"]],
+        ["recCCCCCCCCCCCCCC"],
+        [row["push_version"]],
+        [False],
+        ["{}"],
+        ["created"],
     )
     assert await pool.fetchval("SELECT count(*) FROM contacts_pending_sync") == 1
     assert await pool.fetchval("SELECT airtable_id FROM people") == "recCCCCCCCCCCCCCC"
