@@ -96,16 +96,19 @@ ORDER BY p.id
 FOR UPDATE OF p"""
 
 # Ids are taken first so that the Python side knows which new person got which id.
-PEOPLE_NEW_IDS = "SELECT nextval(pg_get_serial_sequence('people', 'id')) FROM generate_series(1, $1)"
-
-# One array per column (`:addresses` as JSON text).
+# One array per column (`:addresses` as JSON text). Each row is given its id in one statement: the
+# ids taken, ascending, are zipped with the arrays by position, and returned.
 PEOPLE_INSERT = Named("""
 INSERT INTO people (id, din, pan, name, name_raw, phone_e164, phone_raw, phone_type, email, email_raw,
                     addresses)
 OVERRIDING SYSTEM VALUE
-SELECT * FROM unnest(:id::bigint[], :din::text[], :pan::text[], :name::text[], :name_raw::text[],
+SELECT * FROM unnest((SELECT array_agg(id ORDER BY id)
+                      FROM (SELECT nextval(pg_get_serial_sequence('people', 'id')) AS id
+                            FROM generate_series(1, cardinality(:din::text[]))) AS taken),
+                     :din::text[], :pan::text[], :name::text[], :name_raw::text[],
                      :phone_e164::text[], :phone_raw::text[], :phone_type::text[], :email::text[],
-                     :email_raw::text[], :addresses::jsonb[])""")
+                     :email_raw::text[], :addresses::jsonb[])
+RETURNING id""")
 
 PEOPLE_UPDATE = Named("""
 UPDATE people p
@@ -211,7 +214,8 @@ WITH next AS (
     FROM next WHERE jobs.id = next.id
     RETURNING {", ".join("jobs." + c.strip() for c in JOB_COLUMNS.split(","))},
         -- An answer an earlier try paid for (ANSWER_OF_JOB): read only when there is one.
-        EXISTS (SELECT 1 FROM attestr_answers a WHERE a.job_id = jobs.id AND a.outcome <> 'error') AS paid
+        EXISTS (SELECT 1 FROM attestr_answers a WHERE a.job_id = jobs.id AND a.outcome <> 'error') AS paid,
+        (SELECT c.id FROM companies c WHERE c.airtable_id = jobs.record_id) AS company_id
 ), running AS (
     UPDATE companies c SET sync_status = 'Running', sync_error = NULL,
         push_version = c.push_version
@@ -236,7 +240,13 @@ UPDATE jobs SET lease_until = now() + make_interval(secs => $2)
 WHERE id = ANY($1::bigint[]) AND status = 'running' AND worker_id = $3"""
 
 # The database work of a job is done; its rows wait for the pusher (or there are none).
+# Its company takes the CIN synced and the name Attestr gave (none: the name it had stays).
 JOB_STORED = Named("""
+WITH company AS (
+    UPDATE companies SET cin = COALESCE(:cin, cin), name = COALESCE(:company_name, name), updated_at = now()
+    WHERE airtable_id = (SELECT record_id FROM jobs
+                         WHERE id = :job_id AND status = 'running' AND worker_id = :worker_id)
+)
 UPDATE jobs SET status = :status, result = :result, person_ids = :person_ids, cin = :cin,
     lease_until = NULL, wait_reason = NULL, last_error = NULL, updated_at = now()
 WHERE id = :job_id AND status = 'running' AND worker_id = :worker_id""")

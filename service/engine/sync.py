@@ -131,7 +131,8 @@ class Syncer:
             pending = [0]
 
             async def store(conn: asyncpg.Connection) -> UpsertOutcome:
-                batch.company_id = await ensure_company(conn, job.record_id, cin, answer.business_name)
+                # The company's row (made with the job): its CIN and name are written with the job.
+                batch.company_id = job.company_id or await ensure_company(conn, job.record_id, cin)
                 (outcome,) = await upsert_people(conn, [batch])
                 # Rows Airtable refused before are sent again with this sync.
                 recorded = await conn.execute(
@@ -159,6 +160,7 @@ class Syncer:
                         result=json.dumps(result),
                         person_ids=outcome.person_ids,
                         cin=cin,
+                        company_name=answer.business_name,
                         worker_id=worker_id,
                     )
                 )
@@ -494,6 +496,7 @@ class Syncer:
                     result=json.dumps(result),
                     person_ids=[],
                     cin=cin,
+                    company_name=answer.business_name,
                     worker_id=worker_id,
                 )
             )

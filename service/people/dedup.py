@@ -306,12 +306,10 @@ async def _store_people(
 
 
 async def _insert_people(conn: asyncpg.Connection, new: list[Person]) -> None:
-    """Give each new person an id, in ascending order, then insert them all."""
-    # Ids are taken first, so that each new person knows its own.
-    ids = sorted(r[0] for r in await conn.fetch(queries.PEOPLE_NEW_IDS, len(new)))
+    """Insert the new people, each given its id (ascending in the order of `new`)."""
+    ids = sorted(r[0] for r in await conn.fetch(*queries.PEOPLE_INSERT.bind(**_column_arrays(new))))
     for person, person_id in zip(new, ids, strict=True):
         person.id = person_id
-    await conn.execute(*queries.PEOPLE_INSERT.bind(id=ids, **_column_arrays(new)))
 
 
 async def _update_people(conn: asyncpg.Connection, changed: list[Person]) -> None:
