@@ -95,7 +95,6 @@ WHERE p.id IN (SELECT id FROM ids)
 ORDER BY p.id
 FOR UPDATE OF p"""
 
-# Ids are taken first so that the Python side knows which new person got which id.
 # One array per column (`:addresses` as JSON text). Each row is given its id in one statement: the
 # ids taken, ascending, are zipped with the arrays by position, and returned.
 PEOPLE_INSERT = Named("""
