@@ -18,7 +18,7 @@ from service.airtable.errors import AirtableError, AirtableNotConfigured, Airtab
 from service.attestr.errors import Action, AttestrError, AttestrNotConfigured
 from service.attestr.gate import AttestrPaused
 from service.database import DATABASE_ERRORS
-from service.engine.sync import JobFailed, LeaseLost
+from service.engine.job_errors import JobFailed, LeaseLost
 
 SETTINGS_RETRY_S = 300.0  # a job waiting for missing credentials looks again after this
 

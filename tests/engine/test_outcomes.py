@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from service.airtable.errors import AirtableError, AirtableNotConfigured, AirtablePaused, AirtableRateLimited
 from service.attestr.errors import REFUSALS, Decision, Refusal
 from service.attestr.gate import AttestrPaused
+from service.engine.job_errors import JobFailed, LeaseLost
 from service.engine.outcomes import Intervals, Then, decide, next_ist_midnight
-from service.engine.sync import JobFailed, LeaseLost
 
 NOW = datetime(2026, 12, 7, 10, 0, tzinfo=timezone.utc)  # 15:30 in India
 INTERVALS = Intervals(attestr_probe_s=60, airtable_probe_s=30, settings_retry_s=300)
