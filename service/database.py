@@ -252,20 +252,10 @@ async def in_transaction(
     pool: asyncpg.Pool, work: Callable[[asyncpg.Connection], Awaitable[T]], *, attempts: int = 5
 ) -> T:
     """Run `work(conn)` in a transaction, again (after a short random pause) on a deadlock."""
-
-    async def once() -> T:
-        async with pool.acquire() as conn, conn.transaction():
-            return await work(conn)
-
-    return await retried(once, attempts=attempts)
-
-
-async def retried(work: Callable[[], Awaitable[T]], *, attempts: int = 5) -> T:
-    """`work()` (one statement: its own transaction), again after a short random pause when the
-    database refused it for a deadlock or a serialization failure (RETRYABLE)."""
     for attempt in range(1, attempts + 1):
         try:
-            return await work()
+            async with pool.acquire() as conn, conn.transaction():
+                return await work(conn)
         except RETRYABLE:
             if attempt == attempts:
                 raise

@@ -213,8 +213,7 @@ WITH next AS (
     FROM next WHERE jobs.id = next.id
     RETURNING {", ".join("jobs." + c.strip() for c in JOB_COLUMNS.split(","))},
         -- An answer an earlier try paid for (ANSWER_OF_JOB): read only when there is one.
-        EXISTS (SELECT 1 FROM attestr_answers a WHERE a.job_id = jobs.id AND a.outcome <> 'error') AS paid,
-        (SELECT c.id FROM companies c WHERE c.airtable_id = jobs.record_id) AS company_id
+        EXISTS (SELECT 1 FROM attestr_answers a WHERE a.job_id = jobs.id AND a.outcome <> 'error') AS paid
 ), running AS (
     UPDATE companies c SET sync_status = 'Running', sync_error = NULL,
         push_version = c.push_version
@@ -239,13 +238,7 @@ UPDATE jobs SET lease_until = now() + make_interval(secs => $2)
 WHERE id = ANY($1::bigint[]) AND status = 'running' AND worker_id = $3"""
 
 # The database work of a job is done; its rows wait for the pusher (or there are none).
-# Its company takes the CIN synced and the name Attestr gave (none: the name it had stays).
 JOB_STORED = Named("""
-WITH company AS (
-    UPDATE companies SET cin = COALESCE(:cin, cin), name = COALESCE(:company_name, name), updated_at = now()
-    WHERE airtable_id = (SELECT record_id FROM jobs
-                         WHERE id = :job_id AND status = 'running' AND worker_id = :worker_id)
-)
 UPDATE jobs SET status = :status, result = :result, person_ids = :person_ids, cin = :cin,
     lease_until = NULL, wait_reason = NULL, last_error = NULL, updated_at = now()
 WHERE id = :job_id AND status = 'running' AND worker_id = :worker_id""")
@@ -771,7 +764,8 @@ RETURNING p.id, p.contact_key, p.din, p.name, p.phone_e164, p.phone_type, p.emai
 
 # The mark is cleared only up to the version that was sent: a row changed meanwhile stays marked.
 # With what the service has now written to each row, by field (engine/merge.py).
-_PEOPLE_PUSHED = """
+PEOPLE_PUSHED = """
+WITH locked AS (SELECT id FROM people WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE)
 UPDATE people p SET airtable_id = u.airtable_id, pushed_version = GREATEST(p.pushed_version, u.version),
     push_error = NULL, push_lease_until = NULL, push_withheld = u.withheld,
     -- `resync --overwrite` meanwhile (an empty record, a newer version due) stands for that push
@@ -781,7 +775,6 @@ UPDATE people p SET airtable_id = u.airtable_id, pushed_version = GREATEST(p.pus
 FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::boolean[], $5::text[])
     AS u(id, airtable_id, version, withheld, written)
 WHERE p.id = u.id AND p.id IN (SELECT id FROM locked)"""
-_PEOPLE_LOCKED = "locked AS (SELECT id FROM people WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE)"
 
 # What the service wrote, kept by field name before field ids were (migration 019): by id ($2)
 # for the names ($1) the schema gives now, so that a field renamed later keeps people's values.
@@ -814,12 +807,12 @@ UPDATE people SET deleted_in_airtable = true, push_lease_until = NULL WHERE id =
 # What each job's rows became. A row created once for several jobs (two companies sharing a
 # director, synced at once) counts as created for the first of them and updated for the others:
 # the jobs' `airtable_created` add up to the rows Airtable created.
-_JOB_ROWS_OUTCOME = """
-{with_} written AS (
+JOB_ROWS_OUTCOME = """
+WITH written AS (
     SELECT jr.job_id, jr.person_id, u.outcome,
            row_number() OVER (PARTITION BY jr.person_id ORDER BY jr.job_id) AS nth
     FROM job_rows jr
-    JOIN unnest($1::bigint[], {versions}::bigint[], {outcomes}::text[]) AS u(person_id, version, outcome)
+    JOIN unnest($1::bigint[], $2::bigint[], $3::text[]) AS u(person_id, version, outcome)
         ON jr.person_id = u.person_id AND jr.version <= u.version
     WHERE jr.outcome IS NULL
 )
@@ -827,19 +820,6 @@ UPDATE job_rows jr
 SET outcome = CASE WHEN w.outcome = 'created' AND w.nth > 1 THEN 'updated' ELSE w.outcome END
 FROM written w
 WHERE jr.job_id = w.job_id AND jr.person_id = w.person_id"""
-JOB_ROWS_OUTCOME = _JOB_ROWS_OUTCOME.format(with_="WITH", versions="$2", outcomes="$3")
-
-# A write's answer, in one statement: the people pushed ($1 ids, $2 Airtable ids, $3 versions sent,
-# $4 whether a value was withheld, $5 what was written; locked first), then the outcome ($6) of
-# their jobs' rows (as JOB_ROWS_OUTCOME).
-PEOPLE_WRITTEN = (
-    _JOB_ROWS_OUTCOME.format(
-        with_=f"WITH {_PEOPLE_LOCKED}, pushed AS ({_PEOPLE_PUSHED.strip()} RETURNING p.id),",
-        versions="$3",
-        outcomes="$6",
-    )
-    + "\n  AND (SELECT count(*) FROM pushed) >= 0"  # the people first, as in every update of both
-)
 
 # A final status goes at once. A status on the way (Queued, Running, Waiting) goes out only once
 # it has held for $2 seconds (most are replaced within a second, and each write spends part of

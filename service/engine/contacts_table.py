@@ -20,7 +20,7 @@ from service import metrics, queries
 from service.airtable.client import Airtable
 from service.airtable.errors import KEY_FIELD_MISSING, AirtableError
 from service.config import Settings
-from service.database import in_transaction, retried
+from service.database import in_transaction
 from service.engine import hand_merges
 from service.engine.batches import Outgoing
 from service.engine.merge import (
@@ -238,12 +238,14 @@ class ContactsTable:
         held = [withheld(self.airtable, "PHONE_TYPE", row["phone_type"]) for row in rows]
         written = [json.dumps(item.written) for item in batch]
 
+        async def mark(conn: asyncpg.Connection) -> None:
+            await conn.execute(queries.PEOPLE_PUSHED, ids, airtable_ids, versions, held, written)
+            # A statement of its own: its snapshot sees the job rows of a sync that held these
+            # people and committed while PEOPLE_PUSHED waited for their locks.
+            await conn.execute(queries.JOB_ROWS_OUTCOME, ids, versions, outcomes)
+
         # Run again on a deadlock: given up, the rows would wait out their lease before going again.
-        await retried(
-            lambda: self.pool.execute(
-                queries.PEOPLE_WRITTEN, ids, airtable_ids, versions, held, written, outcomes
-            )
-        )
+        await in_transaction(self.pool, mark)
 
     async def deleted(self, rows: list[asyncpg.Record]) -> None:
         ids, versions = [row["id"] for row in rows], [row["push_version"] for row in rows]

@@ -43,7 +43,6 @@ class Job:
     created_at: datetime
     updated_at: datetime
     paid: bool = False  # claimed with an answer an earlier try paid for (JOB_CLAIM)
-    company_id: int | None = None  # its company's row, as claimed (JOB_CLAIM)
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Job:
@@ -64,7 +63,6 @@ class Job:
             created_at=row["created_at"],
             updated_at=row["updated_at"],
             paid=bool(row.get("paid")),
-            company_id=row.get("company_id"),
         )
 
     @property

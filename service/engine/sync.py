@@ -116,8 +116,9 @@ class Syncer:
             pending = [0]
 
             async def store(conn: asyncpg.Connection) -> UpsertOutcome:
-                # The company's row (made with the job): its CIN and name are written with the job.
-                batch.company_id = job.company_id or await ensure_company(conn, job.record_id, cin)
+                # First, as in every transaction that writes a company and its people: the locks
+                # are taken in one order.
+                batch.company_id = await ensure_company(conn, job.record_id, cin, answer.business_name)
                 (outcome,) = await upsert_people(conn, [batch])
                 # Rows Airtable refused before are sent again with this sync.
                 recorded = await conn.execute(
@@ -145,7 +146,6 @@ class Syncer:
                         result=json.dumps(result),
                         person_ids=outcome.person_ids,
                         cin=cin,
-                        company_name=answer.business_name,
                         worker_id=worker_id,
                     )
                 )
@@ -181,7 +181,6 @@ class Syncer:
                     result=json.dumps(result),
                     person_ids=[],
                     cin=cin,
-                    company_name=answer.business_name,
                     worker_id=worker_id,
                 )
             )

@@ -57,17 +57,9 @@ async def test_an_expired_lease_is_claimed_again(pool: asyncpg.Pool) -> None:
     (again,) = await claim(pool, worker="w2")
     assert again.id == job.id and again.attempts == 2
     stored = queries.JOB_STORED.bind(
-        job_id=job.id,
-        status="pushing",
-        result="{}",
-        person_ids=[],
-        cin="U74999KA2020PTC000001",
-        company_name="Stale Ltd",
-        worker_id="w1",
+        job_id=job.id, status="pushing", result="{}", person_ids=[], cin=None, worker_id="w1"
     )
     assert await pool.execute(*stored) == "UPDATE 0"
-    # nor does its company take the CIN or name of the try that lost it
-    assert await pool.fetchval("SELECT name FROM companies WHERE airtable_id = $1", job.record_id) is None
 
 
 async def test_a_retry_behind_a_newer_queued_job_hands_over_to_it(pool: asyncpg.Pool) -> None:

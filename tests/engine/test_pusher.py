@@ -16,6 +16,7 @@ from service.airtable.client import Airtable
 from service.engine import jobs
 from service.engine.batches import Outgoing
 from service.engine.company_statuses import CompanyStatuses
+from service.engine.contacts_table import ContactsTable
 from service.engine.pusher import STOP_GRACE_S, Pusher
 from service.people.companies import ensure_company
 from service.people.dedup import CompanyContacts, upsert_people
@@ -135,16 +136,52 @@ async def test_a_row_changed_during_its_push_stays_marked(pool: asyncpg.Pool) ->
     (row,) = await pool.fetch(queries.PEOPLE_CLAIM_PUSH, 10, 60.0)
     await pool.execute("UPDATE people SET push_version = push_version + 1")  # a job changed it meanwhile
     await pool.execute(
-        queries.PEOPLE_WRITTEN,
-        [row["id"]],
-        ["recCCCCCCCCCCCCCC"],
-        [row["push_version"]],
-        [False],
-        ["{}"],
-        ["created"],
+        queries.PEOPLE_PUSHED, [row["id"]], ["recCCCCCCCCCCCCCC"], [row["push_version"]], [False], ["{}"]
     )
     assert await pool.fetchval("SELECT count(*) FROM contacts_pending_sync") == 1
     assert await pool.fetchval("SELECT airtable_id FROM people") == "recCCCCCCCCCCCCCC"
+
+
+async def test_a_writes_outcome_reaches_a_sync_that_committed_while_it_waited(
+    pool: asyncpg.Pool, airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
+) -> None:
+    """A person's row is written for one job while another job's sync, holding the person,
+    records a row for them: the write's answer waits for the person, and once the sync commits
+    its row gets the outcome too (created for the first job, updated for the next)."""
+    async with pool.acquire() as conn, conn.transaction():
+        company_id = await ensure_company(conn, "recAAAAAAAAAAAAAA")
+        await upsert_people(conn, [CompanyContacts(company_id, [normalize_contact({"indexId": "01234567"})])])
+    person = await pool.fetchval("SELECT id FROM people")
+    job = "INSERT INTO jobs (record_id, status, worker_id) VALUES ('recAAAAAAAAAAAAAA', $1, 'w') RETURNING id"
+    first, second = [await pool.fetchval(job, status) for status in ("pushing", "running")]
+    await pool.execute("INSERT INTO job_rows (job_id, person_id, version) VALUES ($1, $2, 1)", first, person)
+    (row,) = await pool.fetch(queries.PEOPLE_CLAIM_PUSH, 10, 60.0)
+    settings = settings_for(airtable, attestr)
+    table = ContactsTable(pool, Airtable(settings, pool), settings)
+    async with pool.acquire() as sync:
+        async with sync.transaction():
+            await sync.execute("SELECT 1 FROM people WHERE id = $1 FOR UPDATE", person)
+            await sync.execute(
+                "INSERT INTO job_rows (job_id, person_id, version) VALUES ($1, $2, 1)", second, person
+            )
+            answer = {
+                "records": [{"id": "recPPPPPPPPPPPPPP", "fields": {}}],
+                "createdRecords": ["recPPPPPPPPPPPPPP"],
+            }
+            written = asyncio.create_task(table.written([Outgoing(row)], answer))
+
+            async def waiting() -> bool:
+                return bool(
+                    await pool.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> $1",
+                        sync.get_server_pid(),
+                    )
+                )
+
+            await until(waiting)
+        await written
+    outcomes = await pool.fetch("SELECT job_id, outcome FROM job_rows ORDER BY job_id")
+    assert [(r["job_id"], r["outcome"]) for r in outcomes] == [(first, "created"), (second, "updated")]
 
 
 @pytest.mark.parametrize("missing", ["AIRTABLE_API_KEY", "AIRTABLE_BASE_ID"])
