@@ -53,9 +53,6 @@ class Syncer:
         token: str = "",
     ) -> None:
         self.pool = pool
-        self.settings = settings
-        self.attestr = attestr
-        self.airtable = airtable
         self.hand_off = hand_off  # to this process's pusher: the stored rows go at once
         # Other processes' pushers are told by NOTIFY, this one's listener skipping it (`token`).
         self._push_payload = notified_as("push", token) if token else "push"

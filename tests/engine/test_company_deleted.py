@@ -12,7 +12,7 @@ from service.engine import jobs
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
 from tests.conftest import Running
-from tests.engine.test_engine import FAST, finished_job, until
+from tests.engine.test_engine import FAST, attestr_asked, finished_job, until
 from tests.engine.test_people_edits import KONKAN, NILGIRI, VIKRAM, Base, synced
 from tests.flow import enqueued, running_engine
 
@@ -42,10 +42,7 @@ async def test_a_company_deleted_before_its_contacts_are_written(
             async with running_engine(pool, airtable, attestr, **{**FAST, "ATTESTR_TIMEOUT_S": "10"}):
                 job, _ = await enqueued(pool, base.nilgiri, NILGIRI)
 
-                async def asked() -> bool:
-                    return attestr.standin.calls_for(NILGIRI) == 1
-
-                await until(asked)  # Attestr has the request; its answer takes a second
+                await attestr_asked(attestr, NILGIRI)  # its answer takes a second
                 base.standin.delete_record("Companies", base.nilgiri)
                 ended = await finished_job(pool, job.id)
     _assert_ended_as_deleted(ended, logs)

@@ -57,6 +57,15 @@ async def until(condition: object, timeout: float = 60) -> None:
         await asyncio.sleep(0.05)
 
 
+async def attestr_asked(attestr: Running[AttestrStandIn], cin: str) -> None:
+    """Once the Attestr stand-in has the CIN's request (its answer may take a while yet)."""
+
+    async def asked() -> bool:
+        return attestr.standin.calls_for(cin) == 1
+
+    await until(asked)
+
+
 async def finished_job(pool: asyncpg.Pool, job_id: int) -> jobs.Job:
     """The job once it has ended (succeeded or failed)."""
 

@@ -18,7 +18,7 @@ from service import queries
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
 from tests.conftest import Running
-from tests.engine.test_engine import FAST, finished_job, until
+from tests.engine.test_engine import FAST, attestr_asked, finished_job
 from tests.engine.test_people_edits import KONKAN, NILGIRI, Base
 from tests.flow import enqueued, running_engine
 
@@ -67,10 +67,7 @@ async def test_the_database_lost_right_after_the_call_costs_no_second_call(
     async with running_engine(pool, airtable, attestr, **{**FAST, "ATTESTR_TIMEOUT_S": "10"}):
         job, _ = await enqueued(pool, base.nilgiri, NILGIRI)
 
-        async def asked() -> bool:
-            return attestr.standin.calls_for(NILGIRI) == 1
-
-        await until(asked)  # Attestr has the request; its answer takes a second
+        await attestr_asked(attestr, NILGIRI)  # its answer takes a second
         # The connection holding the CIN's lock keeps the call once it is answered: it goes.
         closed = await pool.fetchval(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query = $1",
