@@ -30,6 +30,7 @@ import asyncpg
 import httpx
 import psutil
 import pytest
+from hypothesis import HealthCheck, settings
 from starlette.responses import PlainTextResponse
 
 from service.database import create_pool, embedded
@@ -42,6 +43,17 @@ if TYPE_CHECKING:
     from tests.flow import Flow
 
 pytest_plugins = ["tests.contract"]  # the contract tests' targets: the stand-ins, or live services
+
+# Every property, in any run of any module: no per-example deadline and no "too slow" check (the
+# tests pass on a loaded 2-core machine, and a slow example is not a wrong one); FUZZ_EXAMPLES
+# raises the examples for a longer run. A test's own @settings narrows what it needs.
+settings.register_profile(
+    "contact-sync",
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "300")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile("contact-sync")
 
 S = TypeVar("S")
 # One per pytest-xdist worker: with DATABASE_URL the workers share a server.

@@ -5,13 +5,12 @@ with a value of the promised shape or the design's error, never an exception of 
 from __future__ import annotations
 
 import json
-import os
 import re
 from typing import Any
 
 import phonenumbers
 import pytest
-from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from service import identifiers
@@ -20,12 +19,6 @@ from service.logs import mask_text
 from service.people.normalize import normalize_contact, normalize_email
 from service.web import validation
 from service.web.errors import ApiError
-
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "300"))
-settings.register_profile(
-    "ci", max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
-settings.load_profile("ci")
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=60),
