@@ -106,18 +106,16 @@ class Answers:
         try:
             return await self._stored_or_paid(cin, job, reading, held)
         finally:
-            if reading is None:
-                pass
-            elif not reading.done():  # the checks' own failure came first
+            if reading is not None and not reading.done():  # the checks' own failure came first
                 reading.cancel()
                 await asyncio.gather(reading, return_exceptions=True)
-            elif not reading.cancelled():
+            elif reading is not None and not reading.cancelled():
                 reading.exception()  # retrieved, whether or not it was raised here
 
     async def _stored_or_paid(
         self, cin: str, job: Job, reading: asyncio.Task[str] | None, held: contextlib.AsyncExitStack
     ) -> tuple[AttestrAnswer, bool, bool | None, asyncio.Task[None] | None]:
-        """`_answer` past an answer of the job's own: under the CIN's lock, a stored answer it may
+        """`of_job` past an answer of the job's own: under the CIN's lock, a stored answer it may
         take, else one call counted against the day and paid for. `reading`: the record's read,
         awaited before either is used, its refusal first among failures (a CIN changed since
         starts again with that CIN, the call counted given back). A paid call is kept (its lookup

@@ -234,14 +234,14 @@ class Pusher:
         only a full request's worth while contacts are still to be sent (people first: under a
         backlog, statuses share requests). `alone`: no job is running, so a free slot is taken
         meanwhile (under a backlog it would keep other senders waiting for nothing)."""
+        if companies.waits:
+            await jobs.complete_pushed_jobs(self.pool)
+            return
         claim = self.companies.claim_final(self.lease_s, behind_contacts=True)
 
         async def final_statuses(conn: asyncpg.Connection) -> list[asyncpg.Record]:
             return list(await conn.fetch(claim[0], *claim[1]))
 
-        if companies.waits:
-            await jobs.complete_pushed_jobs(self.pool)
-            return
         # A slot free now is taken meanwhile: a status due goes as the transaction commits.
         free = asyncio.ensure_future(self.airtable.limit.free_now() if alone else asyncio.sleep(0))
         try:
