@@ -6,12 +6,14 @@ base for 30 seconds ("Rate limits"). Every request (reads too) first takes a slo
 counts a request when it arrives; when that was is known only within bounds, so a slot frees:
 
 * a second plus SENT_MARGIN_S after the request left, when it left on a connection kept alive
-  from an earlier request. Requests on such connections travel the same path: each arrives one
-  path-delay after it left, so two sent a second plus the margin apart arrive at least a second
-  apart unless that delay grew by more than the margin between them. The margin covers the
-  delay's jitter on a kept-alive connection (milliseconds; tens on a poor line). A TCP
-  retransmission (200 ms and more) can exceed it: Airtable then answers 429 and the shared
-  cool-down holds every process back, the cost being 30 s of waiting, never a lost row.
+  from an earlier request. It left when it was written whole (transport.py), so the sending
+  process's own delays before the write (a busy interpreter, a loaded machine) are not in the
+  margin. Requests on such connections travel the same path: each arrives one path-delay after it
+  left, so two sent a second plus the margin apart arrive at least a second apart unless that
+  delay grew by more than the margin between them. The margin covers the delay's jitter on a
+  kept-alive connection (milliseconds; tens on a poor line). A TCP retransmission (200 ms and
+  more) can exceed it: Airtable then answers 429 and the shared cool-down holds every process
+  back, the cost being 30 s of waiting, never a lost row.
 * a second (plus WINDOW_MARGIN_S) after its answer otherwise: a request that opened a
   connection (its handshakes came first), one with no answer, one of an older version. Airtable
   saw it before it answered, whatever the delays.

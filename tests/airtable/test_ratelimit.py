@@ -9,10 +9,16 @@ import time
 
 import asyncpg
 import pytest
+import requests
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 
 from service import queries
 from service.airtable.client import Airtable
 from service.airtable.ratelimit import SENT_MARGIN_S, AirtableRateLimit, reports_settled
+from service.airtable.transport import BoundedAdapter, sent_on_kept_alive
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
 from service.standins.server import serve_in_thread
@@ -216,6 +222,31 @@ async def test_requests_on_a_kept_alive_connection_are_counted_from_when_they_le
     for row in rows[1:]:
         assert row["taken_at"] <= row["sent_at"]
         assert (row["answered_at"] - row["sent_at"]).total_seconds() >= 0.1  # the stand-in's delay
+
+
+def test_a_request_held_back_before_it_is_written_counts_from_the_write() -> None:
+    """A request on a kept-alive connection counts from when it was written whole, not from when
+    it was handed to the HTTP library: a thread held back in between (the interpreter busy with
+    the event loop, a loaded machine) sends it later than that, by more than SENT_MARGIN_S."""
+
+    async def read(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(str(len(await request.body())))
+
+    with serve_in_thread(Starlette(routes=[Route("/", read, methods=["POST"])])) as url:
+        session = requests.Session()
+        session.mount("http://", BoundedAdapter())
+        session.post(url, data=b"opens the connection").raise_for_status()
+        assert sent_on_kept_alive() is None  # a new connection: counted from its answer
+
+        def held_back() -> object:
+            time.sleep(0.3)  # the sending thread waits before its request is all written
+            yield b"on the kept-alive connection"
+
+        handed = time.monotonic()
+        session.post(url, data=held_back()).raise_for_status()
+        sent = sent_on_kept_alive()
+        session.close()
+    assert sent is not None and sent - handed >= 0.3
 
 
 async def test_a_request_on_a_connection_the_server_closed_counts_from_its_answer(
