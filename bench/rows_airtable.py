@@ -91,7 +91,7 @@ async def airtable_backlog(server: str, companies: int) -> list[Row]:
         f"{len(records)} companies, {people:,} people, serve + 1 worker, Attestr 200 ms, Airtable "
         "5 requests in any sliding second, each answered in 150–300 ms"
     )
-    busiest = airtable.busiest_second()
+    busiest = airtable.busiest()
     per_write = written / max(1, len(writes))
     return [
         Row(

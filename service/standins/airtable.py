@@ -186,13 +186,13 @@ class AirtableStandIn:
     def write_requests(self) -> list[dict[str, Any]]:
         return [r for r in self.requests if r["method"] in ("POST", "PATCH", "PUT", "DELETE")]
 
-    def busiest_second(self) -> int:
-        """The most API requests that arrived within any one second (a sliding second, as the rate
-        limit counts them), refused ones included."""
+    def busiest(self, window_s: float = 1.0) -> int:
+        """The most API requests that arrived within any `window_s` seconds (a sliding window; one
+        second is how the rate limit counts them), refused ones included."""
         arrivals = sorted(r["arrived"] for r in self.requests)
         most, first = 0, 0
         for last, at in enumerate(arrivals):
-            while arrivals[first] <= at - 1.0:
+            while arrivals[first] <= at - window_s:
                 first += 1
             most = max(most, last - first + 1)
         return most

@@ -5,6 +5,7 @@ stopped service leaving no PostgreSQL running."""
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import signal
 import subprocess
@@ -19,6 +20,7 @@ import asyncpg
 import httpx
 import pytest
 
+from service.airtable.ratelimit import SENT_MARGIN_S
 from service.database import embedded
 from service.standins.airtable import AirtableStandIn
 from service.standins.attestr import AttestrStandIn
@@ -243,6 +245,14 @@ def test_postgres_stopped_and_started_under_a_running_service(
         assert len(airtable.standin.records("Contacts")) == 3
 
 
+# How late the stand-in may stamp a request's arrival when this machine is loaded, and how soon a
+# 429's cool-down holds every process back. Measured with four of these tests at once on two
+# cores, over 56 runs: stamps late by up to about 0.2 s (a starved thread stamps together what came
+# meanwhile), the block shared within 0.12 s. Unshared, either is exceeded many times over.
+STAMPED_LATE_S = 0.3
+BLOCK_SHARED_S = 0.4
+
+
 def test_three_workers_share_the_queue_and_the_airtable_rate_limit(
     tmp_path: Path, env: dict[str, str], airtable: Running[AirtableStandIn], attestr: Running[AttestrStandIn]
 ) -> None:
@@ -280,14 +290,23 @@ def test_three_workers_share_the_queue_and_the_airtable_rate_limit(
     ran = [{line["job_id"] for line in w.logs() if line["event"] == "job.started"} for w in workers]
     assert set().union(*ran) == {str(job_id) for job_id in job_ids} and sum(1 for r in ran if r) >= 2
     assert sorted(c["cin"] for c in attestr.standin.calls) == sorted(cin for _, cin in companies)
-    # Unshared, three workers send 15 requests a second: 429s, a cool-down, more 429s. Shared,
-    # none; or one cool-down, when this loaded machine delays a request's arrival at the stand-in
-    # by more than the path's jitter the limit allows for (service/airtable/ratelimit.py): the
-    # requests already on their way are refused with it, and then the cool-down, shared, holds
-    # every process back, so no later request is refused.
-    refused = [r["arrived"] for r in airtable.standin.requests if r["status"] == 429]
-    assert {r["status"] for r in airtable.standin.requests} <= {200, 429}
-    assert not refused or max(refused) - min(refused) < airtable.standin.cooldown_s, refused
+    # Shared, the three workers' requests are spaced as one process's are, and a 429 holds all of
+    # them back for its cool-down. Unshared, they would send 15 a second and go on sending through
+    # a cool-down only one of them knows of. The stand-in stamps arrivals in this process, late by
+    # up to STAMPED_LATE_S when the machine is loaded: more than the path's jitter the limit allows
+    # for (SENT_MARGIN_S), so a request can be refused then; requests already on their way when
+    # the block was stored are refused with it, and then none comes until the cool-down is over.
+    standin = airtable.standin
+    assert {r["status"] for r in standin.requests} <= {200, 429}
+    assert standin.busiest(1.0 + SENT_MARGIN_S - STAMPED_LATE_S) <= standin.rate_limit
+    arrived = sorted(r["arrived"] for r in standin.requests)
+    began = -math.inf  # the refusal that began the stand-in's latest cool-down
+    for refused in sorted(r["arrived"] for r in standin.requests if r["status"] == 429):
+        if refused < began + standin.cooldown_s:
+            continue  # refused within that cool-down, which it does not prolong
+        began = refused
+        late = [t - began for t in arrived if began + BLOCK_SHARED_S < t < began + standin.cooldown_s]
+        assert not late, f"requests {late} s into the cool-down of a 429"
 
 
 def test_twenty_webhooks_for_one_cin_at_once_make_one_attestr_call(flow: Flow) -> None:
